@@ -1,0 +1,84 @@
+"""unkey-secrets: Unkey API keys, straight into Vault or AWS Secrets Manager.
+
+A key Unkey creates or rerolls is written to the store under its key_id and never reaches disk,
+logs or error text. Start with :func:`provision`, :func:`rotate` and :func:`capture`; stores
+are loaded by name with :func:`load_store` (``"vault"``, ``"aws"``, or a plugin's).
+"""
+
+from __future__ import annotations
+
+from ._errors import (
+    AmbiguousOutcomeError,
+    CompensatedError,
+    CompensationFailedError,
+    ConfigurationError,
+    FlowError,
+    InvalidInputError,
+    NotOwnedError,
+    SecretNotFoundError,
+    StoreAccessError,
+    StoreConflictError,
+    StoredValueError,
+    StoreError,
+    StoreNotFoundError,
+    StoreUnavailableError,
+    UnkeyAmbiguousError,
+    UnkeyAPIError,
+    UnkeyAuthError,
+    UnkeyError,
+    UnkeyNotFoundError,
+    UnkeyRateLimitedError,
+    UnkeyResponseError,
+    UnkeySecretsError,
+    UnkeyServerError,
+    UnkeyTransportError,
+)
+from ._models import IssuedKey, StoredKey, StoredLocation
+from ._secret import Secret
+from .flows import ProvisionResult, RetryPolicy, RotationResult, capture, provision, rotate
+from .stores import SecretStore, available_stores, load_store
+from .unkey import UnkeyClient
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AmbiguousOutcomeError",
+    "CompensatedError",
+    "CompensationFailedError",
+    "ConfigurationError",
+    "FlowError",
+    "InvalidInputError",
+    "IssuedKey",
+    "NotOwnedError",
+    "ProvisionResult",
+    "RetryPolicy",
+    "RotationResult",
+    "Secret",
+    "SecretNotFoundError",
+    "SecretStore",
+    "StoreAccessError",
+    "StoreConflictError",
+    "StoreError",
+    "StoreNotFoundError",
+    "StoreUnavailableError",
+    "StoredKey",
+    "StoredLocation",
+    "StoredValueError",
+    "UnkeyAPIError",
+    "UnkeyAmbiguousError",
+    "UnkeyAuthError",
+    "UnkeyClient",
+    "UnkeyError",
+    "UnkeyNotFoundError",
+    "UnkeyRateLimitedError",
+    "UnkeyResponseError",
+    "UnkeySecretsError",
+    "UnkeyServerError",
+    "UnkeyTransportError",
+    "__version__",
+    "available_stores",
+    "capture",
+    "load_store",
+    "provision",
+    "rotate",
+]

@@ -1,0 +1,266 @@
+"""The one exception tree of unkey-secrets.
+
+Every error we raise derives from :class:`UnkeySecretsError`::
+
+    UnkeySecretsError
+    ├── InvalidInputError            bad key_id, api_id, name, path template, option; nothing was sent
+    ├── ConfigurationError           settings missing or inconsistent, extra not installed
+    │   └── StoreNotFoundError       no store registered under that name
+    ├── UnkeyError                   anything that went wrong talking to Unkey
+    │   ├── UnkeyAPIError            Unkey answered with an error envelope (status, error_type, request_id)
+    │   │   ├── UnkeyAuthError           401 / 403
+    │   │   ├── UnkeyNotFoundError       404
+    │   │   ├── UnkeyRateLimitedError    429 (retry_after)
+    │   │   └── UnkeyServerError         5xx
+    │   ├── UnkeyTransportError      no usable answer; for create/reroll Unkey cannot have acted
+    │   │   └── UnkeyAmbiguousError  the request may have been carried out (timeout after sending)
+    │   └── UnkeyResponseError       the answer was not the documented shape
+    ├── StoreError                   anything that went wrong talking to a secret store
+    │   ├── StoreConflictError       the target exists and holds something else
+    │   ├── NotOwnedError            the target exists and was not created by unkey-secrets
+    │   ├── SecretNotFoundError      nothing is stored at the location read
+    │   ├── StoreAccessError         the store refused our credentials or permissions
+    │   ├── StoreUnavailableError    transient: connection, throttling, 5xx (worth retrying)
+    │   └── StoredValueError         a stored value is not in the documented shape
+    └── FlowError                    a flow could not finish; says what happened to the key in Unkey
+        ├── CompensatedError         the store write failed and Unkey was put back (key deleted,
+        │                            expiry restored); nothing valid is left behind
+        ├── AmbiguousOutcomeError    Unkey may have acted; the flow found out and says what it found
+        └── CompensationFailedError  the store write failed and undoing it failed too; names the
+                                     key_id an operator must revoke
+
+No exception in this tree ever carries a plaintext key: messages are built from key_ids, paths,
+status codes and error types only, and foreign exceptions that could hold a body are chained with
+``from None`` or replaced by a summary (see :mod:`unkey_secrets._redact`).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AmbiguousOutcomeError",
+    "CompensatedError",
+    "CompensationFailedError",
+    "ConfigurationError",
+    "FlowError",
+    "InvalidInputError",
+    "NotOwnedError",
+    "SecretNotFoundError",
+    "StoreAccessError",
+    "StoreConflictError",
+    "StoreError",
+    "StoreNotFoundError",
+    "StoreUnavailableError",
+    "StoredValueError",
+    "UnkeyAPIError",
+    "UnkeyAmbiguousError",
+    "UnkeyAuthError",
+    "UnkeyError",
+    "UnkeyNotFoundError",
+    "UnkeyRateLimitedError",
+    "UnkeyResponseError",
+    "UnkeyServerError",
+    "UnkeySecretsError",
+    "UnkeyTransportError",
+]
+
+
+class UnkeySecretsError(Exception):
+    """Base class of every error raised by unkey-secrets."""
+
+
+class InvalidInputError(UnkeySecretsError, ValueError):
+    """An argument failed validation before any I/O; nothing was sent or written.
+
+    ``field`` names the offending argument (``"key_id"``, ``"path_template"``...).
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"invalid {field}: {problem}")
+
+
+class ConfigurationError(UnkeySecretsError):
+    """Settings are missing or inconsistent, or an optional extra is not installed."""
+
+
+class StoreNotFoundError(ConfigurationError, LookupError):
+    """No secret store is registered under the requested name."""
+
+    def __init__(self, name: str, available: list[str]) -> None:
+        self.name = name
+        self.available = available
+        listed = ", ".join(sorted(available)) or "none"
+        super().__init__(f"no secret store named {name!r}; installed stores: {listed}")
+
+
+class UnkeyError(UnkeySecretsError):
+    """Something went wrong talking to the Unkey API.
+
+    ``operation`` is the API operation (``"keys.createKey"``).
+    """
+
+    def __init__(self, message: str, *, operation: str) -> None:
+        self.operation = operation
+        super().__init__(message)
+
+
+class UnkeyAPIError(UnkeyError):
+    """Unkey answered with its error envelope.
+
+    Carries the HTTP ``status``, Unkey's ``error_type`` URI, ``title``, ``detail`` and the
+    ``request_id`` to quote to Unkey support.
+    """
+
+    def __init__(
+        self,
+        *,
+        operation: str,
+        status: int,
+        error_type: str,
+        title: str,
+        detail: str,
+        request_id: str | None,
+    ) -> None:
+        self.status = status
+        self.error_type = error_type
+        self.title = title
+        self.detail = detail
+        self.request_id = request_id
+        super().__init__(
+            f"{operation} failed with {status} {title}: {detail} "
+            f"(type={error_type}, requestId={request_id})",
+            operation=operation,
+        )
+
+
+class UnkeyAuthError(UnkeyAPIError):
+    """The root key is missing, unknown (401) or lacks a permission (403)."""
+
+
+class UnkeyNotFoundError(UnkeyAPIError):
+    """The key or API does not exist, or (createKey) the root key may not see it."""
+
+
+class UnkeyRateLimitedError(UnkeyAPIError):
+    """Unkey answered 429; ``retry_after`` is the server's hint in seconds, if it sent one."""
+
+    def __init__(
+        self,
+        *,
+        operation: str,
+        status: int,
+        error_type: str,
+        title: str,
+        detail: str,
+        request_id: str | None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(
+            operation=operation,
+            status=status,
+            error_type=error_type,
+            title=title,
+            detail=detail,
+            request_id=request_id,
+        )
+
+
+class UnkeyServerError(UnkeyAPIError):
+    """Unkey answered with a 5xx status."""
+
+
+class UnkeyTransportError(UnkeyError):
+    """No usable answer came back (connection refused, reset before sending, TLS failure).
+
+    For this class, Unkey cannot have carried out the request.
+    """
+
+
+class UnkeyAmbiguousError(UnkeyTransportError):
+    """The request was sent but no answer came back: Unkey may or may not have acted.
+
+    Raised for create and reroll, which are never retried blindly; the flows resolve it.
+    """
+
+
+class UnkeyResponseError(UnkeyError):
+    """Unkey's answer was not the documented shape; the message never quotes the body."""
+
+
+class StoreError(UnkeySecretsError):
+    """Something went wrong talking to a secret store.
+
+    ``store`` is the backend name (``"vault"``, ``"aws"``) and ``location`` the path or secret
+    name involved, when known.
+    """
+
+    def __init__(self, message: str, *, store: str, location: str | None = None) -> None:
+        self.store = store
+        self.location = location
+        super().__init__(message)
+
+
+class StoreConflictError(StoreError):
+    """The target already exists and holds a different key, or changed under us."""
+
+
+class NotOwnedError(StoreError):
+    """The target exists but was not created by unkey-secrets; we never overwrite it."""
+
+
+class SecretNotFoundError(StoreError, LookupError):
+    """Nothing is stored at the location that was read."""
+
+
+class StoreAccessError(StoreError):
+    """The store refused our credentials or the operation is not permitted."""
+
+
+class StoreUnavailableError(StoreError):
+    """A transient failure (connection, throttling, server error); the write may be retried."""
+
+
+class StoredValueError(StoreError):
+    """A stored value is not in the documented shape; the message never quotes the value."""
+
+
+class FlowError(UnkeySecretsError):
+    """A flow could not finish.
+
+    ``key_id`` is the key Unkey issued (or may have issued), ``original_key_id`` the key being
+    rotated, if any, and ``actions`` lists, in order, what was done to leave no orphan.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        key_id: str | None,
+        original_key_id: str | None = None,
+        actions: tuple[str, ...] = (),
+    ) -> None:
+        self.key_id = key_id
+        self.original_key_id = original_key_id
+        self.actions = actions
+        super().__init__(message)
+
+
+class CompensatedError(FlowError):
+    """The store write failed after Unkey acted, and Unkey was put back as it was."""
+
+
+class AmbiguousOutcomeError(FlowError):
+    """Unkey may have acted without answering; the flow looked and ``actions`` says what it found.
+
+    When it is raised, no valid key is left unstored: a key that was found was deleted (or, for a
+    reroll, stored), and ``key_id`` is None when Unkey turned out not to have acted.
+    """
+
+
+class CompensationFailedError(FlowError):
+    """The store write failed and undoing the Unkey side failed too.
+
+    An operator must revoke ``key_id`` (and, after a reroll, check ``original_key_id``'s expiry).
+    """

@@ -1,0 +1,123 @@
+"""The stored value's JSON shape, the same in every store.
+
+A key's value (format ``unkey-secrets/key/v1``)::
+
+    {"format": "unkey-secrets/key/v1", "key_id": "key_...", "api_id": "api_...",
+     "key": "<plaintext>", "issued_at": "2026-11-23T09:30:00+00:00",
+     "name": ..., "external_id": ..., "prefix": ..., "expires": <ms or null>,
+     "rerolled_from": <key_id or null>}
+
+``key_id`` and ``api_id`` are always present so a reader knows what it holds; the optional
+members are present (possibly null) in every value we write. Readers must ignore members they
+do not know: new optional members may be added without a new format string.
+
+An alias (Vault's stable name; format ``unkey-secrets/alias/v1``) holds no plaintext::
+
+    {"format": "unkey-secrets/alias/v1", "key_id": "key_...", "api_id": "api_...",
+     "path": "unkey/api_.../key_..."}
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ._errors import StoredValueError
+from ._models import IssuedKey, StoredKey
+from ._secret import Secret
+from ._validate import validate_api_id, validate_key_id
+
+__all__ = [
+    "ALIAS_FORMAT",
+    "KEY_FORMAT",
+    "MANAGED_BY",
+    "alias_fields",
+    "key_fields",
+    "parse_key_fields",
+    "parse_key_json",
+]
+
+KEY_FORMAT = "unkey-secrets/key/v1"
+ALIAS_FORMAT = "unkey-secrets/alias/v1"
+#: The value of the ownership marker (Vault custom_metadata / Secrets Manager tag "managed-by").
+MANAGED_BY = "unkey-secrets"
+
+
+def key_fields(issued: IssuedKey) -> dict[str, Any]:
+    """Build the stored members for ``issued``; the one place a store gets the plaintext."""
+    return {
+        "format": KEY_FORMAT,
+        "key_id": issued.key_id,
+        "api_id": issued.api_id,
+        "key": issued.secret.reveal(),
+        "issued_at": issued.issued_at.isoformat(),
+        "name": issued.name,
+        "external_id": issued.external_id,
+        "prefix": issued.prefix,
+        "expires": issued.expires,
+        "rerolled_from": issued.rerolled_from,
+    }
+
+
+def alias_fields(*, key_id: str, api_id: str, path: str) -> dict[str, Any]:
+    """Build an alias value pointing at the key stored at ``path``."""
+    return {"format": ALIAS_FORMAT, "key_id": key_id, "api_id": api_id, "path": path}
+
+
+def parse_key_fields(
+    data: object, *, store: str, location: str, version: str | None = None
+) -> StoredKey:
+    """Turn a stored mapping back into a :class:`StoredKey`, never echoing the value on error."""
+
+    def bad(problem: str) -> StoredValueError:
+        return StoredValueError(
+            f"value at {location} is not an unkey-secrets key: {problem}",
+            store=store,
+            location=location,
+        )
+
+    if not isinstance(data, Mapping):
+        raise bad(f"expected a JSON object, got {type(data).__name__}")
+    if data.get("format") != KEY_FORMAT:
+        raise bad(f"format is not {KEY_FORMAT!r}")
+    key = data.get("key")
+    if not isinstance(key, str) or not key:
+        raise bad("member 'key' is missing or not a non-empty string")
+    try:
+        key_id = validate_key_id(data.get("key_id"))
+        api_id = validate_api_id(data.get("api_id"))
+    except ValueError as exc:
+        raise bad(str(exc)) from None
+    known = {"format", "key", "key_id", "api_id", "name", "external_id", "issued_at"}
+    return StoredKey(
+        key_id=key_id,
+        secret=Secret(key),
+        api_id=api_id,
+        location=location,
+        version=version,
+        name=_optional_str(data.get("name")),
+        external_id=_optional_str(data.get("external_id")),
+        issued_at=_optional_str(data.get("issued_at")),
+        extra={k: v for k, v in data.items() if k not in known},
+    )
+
+
+def parse_key_json(
+    text: str, *, store: str, location: str, version: str | None = None
+) -> StoredKey:
+    """Parse a JSON string value; a decode error never carries the document."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        # JSONDecodeError.doc is the whole value, plaintext included: keep only the position.
+        raise StoredValueError(
+            f"value at {location} is not JSON (line {exc.lineno}, column {exc.colno})",
+            store=store,
+            location=location,
+        ) from None
+    return parse_key_fields(data, store=store, location=location, version=version)
+
+
+def _optional_str(value: object) -> str | None:
+    return value if isinstance(value, str) else None

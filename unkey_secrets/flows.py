@@ -1,0 +1,486 @@
+"""The three jobs, each one call: provision (create -> store), rotate (reroll -> store), capture.
+
+Every flow keeps the no-valid-orphan promise: a key Unkey issues through us ends up stored where
+the caller asked, or it is deleted in Unkey (after a reroll, the original key's expiry is put
+back), or it was created disabled and never enabled. When Unkey may have acted without answering,
+the flow looks for the key by a marker it put in the key's ``meta`` and settles the outcome before
+it raises. Errors name key_ids and what was undone, never a plaintext.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import secrets
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from ._errors import (
+    AmbiguousOutcomeError,
+    CompensatedError,
+    CompensationFailedError,
+    FlowError,
+    InvalidInputError,
+    StoreError,
+    StoreUnavailableError,
+    UnkeyAmbiguousError,
+    UnkeyError,
+    UnkeyServerError,
+)
+from ._models import IssuedKey, StoredLocation
+from ._secret import Secret
+from ._validate import validate_api_id, validate_key_id
+from .stores.base import SecretStore
+from .unkey import UnkeyClient
+
+__all__ = [
+    "DEFAULT_GRACE_PERIOD",
+    "MARKER_META_KEY",
+    "MINIMUM_GRACE_PERIOD",
+    "ProvisionResult",
+    "RetryPolicy",
+    "RotationResult",
+    "capture",
+    "provision",
+    "rotate",
+]
+
+logger = logging.getLogger("unkey_secrets.flows")
+
+#: The ``meta`` member that tags a create or reroll so a lost answer can be found again.
+MARKER_META_KEY = "unkey_secrets_op"
+#: How long a rotated-out key stays valid by default: well past any reader's cache (Powertools
+#: caches 5 minutes, the Secrets Manager caching client 1 hour).
+DEFAULT_GRACE_PERIOD = dt.timedelta(hours=24)
+#: Shorter grace periods strand readers that cache; they need ``allow_short_grace=True``.
+MINIMUM_GRACE_PERIOD = dt.timedelta(minutes=5)
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a store write that failed transiently is retried (exponential backoff, full jitter)."""
+
+    attempts: int = 4
+    backoff: float = 0.2
+    max_backoff: float = 5.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def run(self, operation: Callable[[], _T]) -> _T:
+        """Run ``operation``, retrying it on :class:`StoreUnavailableError` only."""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return operation()
+            except StoreUnavailableError:
+                if attempt == self.attempts:
+                    raise
+                delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+                self.sleep(random.uniform(0, delay))  # noqa: S311 (jitter, not crypto)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class ProvisionResult:
+    """What :func:`provision` did: no plaintext, safe to print."""
+
+    key_id: str
+    api_id: str
+    location: StoredLocation
+    current: StoredLocation | None
+    request_id: str | None
+    mode: Literal["safe", "fast"]
+
+
+@dataclass(frozen=True)
+class RotationResult:
+    """What :func:`rotate` did: no plaintext, safe to print.
+
+    ``original_key_id`` keeps working for ``grace_period`` (Unkey rounds its new expiry up to
+    the next full minute), then expires.
+    """
+
+    key_id: str
+    original_key_id: str
+    api_id: str
+    location: StoredLocation
+    current: StoredLocation | None
+    request_id: str | None
+    grace_period: dt.timedelta
+
+
+def provision(
+    unkey: UnkeyClient,
+    store: SecretStore,
+    api_id: str,
+    *,
+    alias: str | None = None,
+    mode: Literal["safe", "fast"] = "safe",
+    retry: RetryPolicy | None = None,
+    **create_options: Any,
+) -> ProvisionResult:
+    """Create a key in Unkey and store it; optionally point the stable ``alias`` at it.
+
+    ``mode="safe"`` (the default) creates the key disabled, stores it, then enables it: a
+    failure at any point leaves at most a disabled key. It costs one more Unkey call than
+    ``mode="fast"``, which creates the key enabled and deletes it if the store write fails.
+    ``create_options`` are :meth:`UnkeyClient.create_key`'s options (prefix, name, meta,
+    external_id, expires, credits, ratelimits, roles, permissions, ...).
+    """
+    retry = retry or RetryPolicy()
+    if mode not in ("safe", "fast"):
+        raise InvalidInputError("mode", "expected 'safe' or 'fast'")
+    if "enabled" in create_options and mode == "safe":
+        raise InvalidInputError("enabled", "safe mode creates the key disabled, then enables it")
+    _check_locations(store, api_id, alias)
+    user_meta = dict(create_options.pop("meta", None) or {})
+    marker = _new_marker()
+    external_id = create_options.get("external_id")
+
+    try:
+        issued = unkey.create_key(
+            api_id,
+            meta={**user_meta, MARKER_META_KEY: marker},
+            **({"enabled": False} if mode == "safe" else {}),
+            **create_options,
+        )
+    except (UnkeyAmbiguousError, UnkeyServerError) as exc:
+        # A 5xx may come from a proxy after Unkey acted: settle it like a lost answer.
+        raise _settle_lost_create(unkey, api_id, marker, external_id) from exc
+
+    location, current = _store_or_compensate(unkey, store, issued, alias, retry, None)
+
+    if mode == "safe":
+        try:
+            unkey.update_key(issued.key_id, enabled=True, meta=user_meta or None)
+        except UnkeyError as exc:
+            raise FlowError(
+                f"key {issued.key_id} is stored at {location.location} but could not be "
+                f"enabled ({type(exc).__name__}); it stays disabled until it is enabled",
+                key_id=issued.key_id,
+                actions=(f"stored at {location.location}", "left disabled"),
+            ) from exc
+    logger.info(
+        "provisioned key_id=%s api_id=%s location=%s version=%s mode=%s",
+        issued.key_id,
+        api_id,
+        location.location,
+        location.version,
+        mode,
+    )
+    return ProvisionResult(
+        key_id=issued.key_id,
+        api_id=api_id,
+        location=location,
+        current=current,
+        request_id=issued.request_id,
+        mode=mode,
+    )
+
+
+def rotate(
+    unkey: UnkeyClient,
+    store: SecretStore,
+    api_id: str,
+    key_id: str,
+    *,
+    alias: str | None = None,
+    grace_period: dt.timedelta = DEFAULT_GRACE_PERIOD,
+    allow_short_grace: bool = False,
+    retry: RetryPolicy | None = None,
+) -> RotationResult:
+    """Reroll ``key_id`` and store the new key; the original stays valid for ``grace_period``.
+
+    With ``alias``, the stable name readers use is moved to the new key. If the store write
+    fails, the new key is deleted and the original's previous expiry is put back, so a failed
+    rotation never strands a service.
+    """
+    retry = retry or RetryPolicy()
+    validate_key_id(key_id)
+    _check_locations(store, api_id, alias)
+    if grace_period < dt.timedelta(0):
+        raise InvalidInputError("grace_period", "may not be negative")
+    if grace_period < MINIMUM_GRACE_PERIOD and not allow_short_grace:
+        raise InvalidInputError(
+            "grace_period",
+            f"{grace_period} is shorter than {MINIMUM_GRACE_PERIOD}, which readers' caches "
+            "may outlive; pass allow_short_grace=True to revoke sooner",
+        )
+    original = unkey.get_key(key_id)
+    marker = _new_marker()
+    unkey.update_key(key_id, meta={**(original.meta or {}), MARKER_META_KEY: marker})
+
+    try:
+        issued = unkey.reroll_key(
+            key_id, expiration_ms=int(grace_period.total_seconds() * 1000), api_id=api_id
+        )
+    except (UnkeyAmbiguousError, UnkeyServerError) as exc:
+        raise _settle_lost_reroll(
+            unkey, api_id, key_id, original.expires, original.external_id, marker
+        ) from exc
+
+    location, current = _store_or_compensate(
+        unkey, store, issued, alias, retry, (key_id, original.expires)
+    )
+    logger.info(
+        "rotated key_id=%s new_key_id=%s api_id=%s location=%s grace_period=%s",
+        key_id,
+        issued.key_id,
+        api_id,
+        location.location,
+        grace_period,
+    )
+    return RotationResult(
+        key_id=issued.key_id,
+        original_key_id=key_id,
+        api_id=api_id,
+        location=location,
+        current=current,
+        request_id=issued.request_id,
+        grace_period=grace_period,
+    )
+
+
+def capture(
+    store: SecretStore,
+    response: object = None,
+    *,
+    api_id: str,
+    key_id: str | None = None,
+    key: Secret | str | None = None,
+    alias: str | None = None,
+    rerolled_from: str | None = None,
+    unkey: UnkeyClient | None = None,
+    retry: RetryPolicy | None = None,
+) -> StoredLocation:
+    """Store a key the caller already holds, and return where it went.
+
+    ``response`` is what the official ``unkey.py`` SDK returned from ``create_key`` or
+    ``reroll_key`` (or its ``.data``), or a plain dict in Unkey's JSON shape; alternatively pass
+    ``key_id`` and ``key``. With an ``unkey`` client, a key that cannot be stored is deleted in
+    Unkey; without one, the error names the key_id to revoke. Drop your own reference to the
+    response afterwards: the SDK's objects print the plaintext in their repr.
+    """
+    retry = retry or RetryPolicy()
+    issued = _issued_from_response(response, api_id, key_id, key, rerolled_from)
+    _check_locations(store, api_id, alias)
+    if unkey is not None:
+        location, _ = _store_or_compensate(unkey, store, issued, alias, retry, None)
+        return location
+    try:
+        location = retry.run(lambda: store.put(issued))
+        if alias is not None:
+            retry.run(lambda: store.set_current(issued, name=alias))
+    except StoreError as exc:
+        raise FlowError(
+            f"key {issued.key_id} could not be stored ({type(exc).__name__}) and no Unkey "
+            "client was given to delete it: revoke it or capture it again",
+            key_id=issued.key_id,
+            actions=("stored nothing",),
+        ) from exc
+    return location
+
+
+def _new_marker() -> str:
+    return "op_" + secrets.token_hex(12)
+
+
+def _check_locations(store: SecretStore, api_id: str, alias: str | None) -> None:
+    # Render once with a stand-in key_id so a bad api_id or alias fails before Unkey is called.
+    validate_api_id(api_id)
+    store.key_location(api_id=api_id, key_id="key_check")
+    if alias is not None:
+        store.alias_location(api_id=api_id, name=alias)
+
+
+def _store_or_compensate(
+    unkey: UnkeyClient,
+    store: SecretStore,
+    issued: IssuedKey,
+    alias: str | None,
+    retry: RetryPolicy,
+    restore: tuple[str, int | None] | None,
+) -> tuple[StoredLocation, StoredLocation | None]:
+    """Store ``issued`` (and move ``alias``); on failure undo the Unkey side and raise."""
+    try:
+        location = retry.run(lambda: store.put(issued))
+        current = None
+        if alias is not None:
+            current = retry.run(lambda: store.set_current(issued, name=alias))
+    except StoreError as exc:
+        actions = _compensate(unkey, issued.key_id, restore, exc)
+        raise CompensatedError(
+            f"storing key {issued.key_id} failed ({type(exc).__name__}: {exc}); "
+            + "; ".join(actions),
+            key_id=issued.key_id,
+            original_key_id=restore[0] if restore else None,
+            actions=actions,
+        ) from exc
+    return location, current
+
+
+def _compensate(
+    unkey: UnkeyClient,
+    key_id: str,
+    restore: tuple[str, int | None] | None,
+    cause: BaseException,
+) -> tuple[str, ...]:
+    actions: list[str] = []
+    try:
+        unkey.delete_key(key_id)
+        actions.append(f"deleted key {key_id} in Unkey")
+        if restore is not None:
+            original_id, previous_expires = restore
+            unkey.update_key(original_id, expires=previous_expires)
+            actions.append(
+                f"restored key {original_id}'s expiry to "
+                + ("never" if previous_expires is None else str(previous_expires))
+            )
+    except UnkeyError as exc:
+        undone = "; ".join(actions) or "nothing was undone"
+        raise CompensationFailedError(
+            f"storing key {key_id} failed ({type(cause).__name__}) and undoing it failed "
+            f"({type(exc).__name__}: {exc}); {undone}. Revoke key {key_id}"
+            + (f" and check key {restore[0]}'s expiry" if restore else ""),
+            key_id=key_id,
+            original_key_id=restore[0] if restore else None,
+            actions=tuple(actions),
+        ) from exc
+    logger.warning("compensated key_id=%s actions=%s", key_id, actions)
+    return tuple(actions)
+
+
+def _find_marked(
+    unkey: UnkeyClient, api_id: str, marker: str, external_id: str | None, exclude: str | None
+) -> list[str]:
+    found = []
+    for info in unkey.list_keys(api_id, external_id=external_id, revalidate_keys_cache=True):
+        if (info.meta or {}).get(MARKER_META_KEY) == marker and info.key_id != exclude:
+            found.append(info.key_id)
+    return found
+
+
+def _settle_lost_create(
+    unkey: UnkeyClient, api_id: str, marker: str, external_id: str | None
+) -> AmbiguousOutcomeError:
+    """A createKey got no answer: find what it made, delete it (we never saw its plaintext)."""
+    try:
+        found = _find_marked(unkey, api_id, marker, external_id, None)
+        for key_id in found:
+            unkey.delete_key(key_id)
+    except UnkeyError as exc:
+        raise CompensationFailedError(
+            f"createKey got no answer and searching for its key failed ({type(exc).__name__}); "
+            f"look for keys of API {api_id} whose meta has {MARKER_META_KEY}={marker} and "
+            "delete them",
+            key_id=None,
+            actions=(),
+        ) from exc
+    return _ambiguity_settled("createKey", found, ())
+
+
+def _settle_lost_reroll(
+    unkey: UnkeyClient,
+    api_id: str,
+    key_id: str,
+    previous_expires: int | None,
+    external_id: str | None,
+    marker: str,
+) -> AmbiguousOutcomeError:
+    """A rerollKey got no answer: delete any new key and put the original's expiry back."""
+    try:
+        found = _find_marked(unkey, api_id, marker, external_id, key_id)
+        for new_id in found:
+            unkey.delete_key(new_id)
+        unkey.update_key(key_id, expires=previous_expires)
+    except UnkeyError as exc:
+        raise CompensationFailedError(
+            f"rerollKey of {key_id} got no answer and settling it failed "
+            f"({type(exc).__name__}); delete keys of API {api_id} whose meta has "
+            f"{MARKER_META_KEY}={marker} and check key {key_id}'s expiry",
+            key_id=None,
+            original_key_id=key_id,
+            actions=(),
+        ) from exc
+    restored = f"restored key {key_id}'s expiry"
+    return _ambiguity_settled("rerollKey", found, (restored,), original_key_id=key_id)
+
+
+def _ambiguity_settled(
+    operation: str,
+    found: Iterable[str],
+    extra_actions: tuple[str, ...],
+    original_key_id: str | None = None,
+) -> AmbiguousOutcomeError:
+    found = list(found)
+    if found:
+        actions = tuple(f"deleted key {k}, made by the unanswered request" for k in found)
+    else:
+        actions = ("Unkey had not acted",)
+    actions += extra_actions
+    return AmbiguousOutcomeError(
+        f"{operation} got no clear answer; " + "; ".join(actions) + ". Nothing was stored; "
+        "it is safe to try again",
+        key_id=found[0] if found else None,
+        original_key_id=original_key_id,
+        actions=actions,
+    )
+
+
+def _issued_from_response(
+    response: object,
+    api_id: str,
+    key_id: str | None,
+    key: Secret | str | None,
+    rerolled_from: str | None,
+) -> IssuedKey:
+    """Pull key_id, key and requestId out of whatever shape the caller holds."""
+    request_id: str | None = None
+    if response is not None:
+        if key_id is not None or key is not None:
+            raise InvalidInputError("response", "pass either a response or key_id and key")
+        data: object = response
+        meta = _member(response, "meta")
+        if meta is not None:
+            request_id = _optional_str(_member(meta, "request_id", "requestId"))
+        inner = _member(response, "data")
+        if inner is not None:
+            data = inner
+        key_id = _optional_str(_member(data, "key_id", "keyId"))
+        raw_key = _member(data, "key")
+        if key_id is None or raw_key is None:
+            raise InvalidInputError(
+                "response", f"a {type(response).__name__} without data.key_id and data.key"
+            )
+        key = raw_key if isinstance(raw_key, (str, Secret)) else None
+        if key is None:
+            raise InvalidInputError("response", f"key is a {type(raw_key).__name__}, not a str")
+    if key_id is None or key is None:
+        raise InvalidInputError("key", "capture needs a response, or key_id and key")
+    secret = key if isinstance(key, Secret) else Secret(key)
+    if not secret:
+        raise InvalidInputError("key", "is empty")
+    return IssuedKey(
+        key_id=validate_key_id(key_id),
+        secret=secret,
+        api_id=api_id,
+        request_id=request_id,
+        rerolled_from=rerolled_from,
+    )
+
+
+def _member(obj: object, *names: str) -> object:
+    for name in names:
+        if isinstance(obj, Mapping):
+            if name in obj:
+                return obj[name]
+        elif hasattr(obj, name):
+            return getattr(obj, name)
+    return None
+
+
+def _optional_str(value: object) -> str | None:
+    return value if isinstance(value, str) else None

@@ -1,0 +1,45 @@
+"""Secret stores, found through the ``unkey_secrets.stores`` entry-point group.
+
+The built-in backends (``vault``, ``aws``) register through the same group as third-party ones,
+and this package never imports a backend's SDK: each backend imports its own lazily.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+from .._errors import StoreNotFoundError
+from .base import DEFAULT_ALIAS_TEMPLATE, DEFAULT_KEY_TEMPLATE, SecretStore
+
+__all__ = [
+    "DEFAULT_ALIAS_TEMPLATE",
+    "DEFAULT_KEY_TEMPLATE",
+    "ENTRY_POINT_GROUP",
+    "SecretStore",
+    "available_stores",
+    "load_store",
+]
+
+ENTRY_POINT_GROUP = "unkey_secrets.stores"
+
+
+def available_stores() -> list[str]:
+    """Return the names of the installed stores, sorted."""
+    return sorted({ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
+
+
+def load_store(name: str) -> type[SecretStore]:
+    """Return the store class registered as ``name``.
+
+    Raises :class:`~unkey_secrets.StoreNotFoundError` listing the installed stores when there is
+    none; an error raised while importing a plugin propagates unchanged, so it can be fixed.
+    """
+    matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+    if not matches:
+        raise StoreNotFoundError(name, available_stores())
+    store_class = matches[0].load()
+    if not (isinstance(store_class, type) and issubclass(store_class, SecretStore)):
+        raise TypeError(
+            f"entry point {name!r} in {ENTRY_POINT_GROUP} is {store_class!r}, not a SecretStore"
+        )
+    return store_class

@@ -1,0 +1,1 @@
+"""Test kit: Unkey emulator, local servers and pytest fixtures."""
