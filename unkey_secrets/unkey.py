@@ -1,0 +1,475 @@
+"""Unkey v2 API client over httpx: create, reroll, verify, get, update, delete and list keys.
+
+Retries. ``keys.createKey``, ``keys.rerollKey`` and ``apis.createApi`` are never retried: each
+call makes something new. The other calls are idempotent and are retried up to ``max_retries``
+times on 429, 5xx and transport errors, with exponential backoff and full jitter; a 429's
+Retry-After is honoured, and one longer than ``max_backoff`` is raised instead of waited out.
+
+Errors. Unkey's error envelope becomes an :class:`~unkey_secrets.UnkeyAPIError` subclass by
+status. A body that is not the documented shape becomes :class:`~unkey_secrets.UnkeyResponseError`
+and is never quoted. When a non-idempotent call may have acted without a readable answer (a
+timeout after sending, a 2xx we cannot read, a 5xx without Unkey's envelope, as a gateway sends),
+it raises :class:`~unkey_secrets.UnkeyAmbiguousError`, so the flows look for what it made.
+No error, log record or repr carries the root key or a plaintext key.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final
+
+import httpx
+
+from ._errors import ConfigurationError, InvalidInputError, UnkeyResponseError
+from ._models import IssuedKey
+from ._retry import Backoff
+from ._secret import Secret
+from ._unkey_http import Answer, Operation, Wire, ambiguous, check_base_url
+from ._unkey_models import (
+    ApiInfo,
+    Credits,
+    KeyInfo,
+    Ratelimit,
+    Reader,
+    VerifyResult,
+    read_key_info,
+    read_verify_result,
+)
+from ._unkey_options import (
+    MAX_TIMESTAMP_MS,
+    check_bool,
+    check_byte_length,
+    check_credits,
+    check_int,
+    check_meta,
+    check_permission_query,
+    check_permissions,
+    check_prefix,
+    check_ratelimits,
+    check_roles,
+    check_tags,
+    check_text,
+    check_timestamp,
+    check_verify_ratelimits,
+)
+from ._validate import _describe, validate_api_id, validate_external_id, validate_key_id
+
+if TYPE_CHECKING:
+    from .settings import UnkeySettings
+
+__all__ = [
+    "UNSET",
+    "ApiInfo",
+    "Credits",
+    "KeyInfo",
+    "Ratelimit",
+    "UnkeyClient",
+    "VerifyResult",
+]
+
+
+class _Unset(enum.Enum):
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+#: The default of :meth:`UnkeyClient.update_key`'s fields: leave the field as it is.
+UNSET: Final = _Unset.UNSET
+
+_CREATE_KEY = Operation("keys.createKey", retried=False, changes_state=True)
+_REROLL_KEY = Operation("keys.rerollKey", retried=False, changes_state=True)
+_CREATE_API = Operation("apis.createApi", retried=False, changes_state=True)
+_UPDATE_KEY = Operation("keys.updateKey", retried=True, changes_state=True)
+_DELETE_KEY = Operation("keys.deleteKey", retried=True, changes_state=True)
+_VERIFY_KEY = Operation("keys.verifyKey", retried=True, changes_state=False)
+_GET_KEY = Operation("keys.getKey", retried=True, changes_state=False)
+_LIST_KEYS = Operation("apis.listKeys", retried=True, changes_state=False)
+_GET_API = Operation("apis.getApi", retried=True, changes_state=False)
+_NULLABLE = frozenset({"name", "external_id", "meta", "expires", "credits"})
+
+_ROOT_KEY = re.compile(r"[!-~]{1,4096}")  # printable ASCII, no spaces: safe in a header
+_KEY_ID = re.compile(r"[A-Za-z0-9_]{3,255}")
+
+
+@functools.lru_cache(maxsize=1)
+def _default_user_agent() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"unkey-secrets/{version('unkey-secrets')}"
+    except PackageNotFoundError:
+        return "unkey-secrets"
+
+
+def _check_float(value: object, field: str, low: float, *, inclusive: bool = True) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+        if number >= low if inclusive else number > low:
+            return number  # NaN fails both comparisons
+    sign = ">=" if inclusive else ">"
+    raise InvalidInputError(field, f"expected a number {sign} {low:g}, got {_describe(value)}")
+
+
+class UnkeyClient:
+    """Unkey v2 client over httpx (sync).
+
+    ``root_key`` is held as a :class:`~unkey_secrets.Secret` and put into an
+    ``Authorization: Bearer`` header per request; the client's repr shows ``base_url`` only.
+    ``base_url`` must be https, or http to a loopback host (the emulator). TLS certificates are
+    always verified. Pass ``transport`` (e.g. ``httpx.MockTransport``) or a ready
+    ``http_client`` (which the caller closes); ``timeout`` applies to every request either way.
+    ``sleep`` is what waits between retries.
+    """
+
+    def __init__(
+        self,
+        root_key: Secret | str,
+        *,
+        base_url: str = "https://api.unkey.com",
+        timeout: float | httpx.Timeout = 10.0,
+        max_retries: int = 3,
+        backoff: float = 0.2,
+        max_backoff: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+        http_client: httpx.Client | None = None,
+        user_agent: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not isinstance(root_key, (str, Secret)):
+            raise InvalidInputError(
+                "root_key", f"expected a str or Secret, got {_describe(root_key)}"
+            )
+        secret = root_key if isinstance(root_key, Secret) else Secret(root_key)
+        if not _ROOT_KEY.fullmatch(secret.reveal()):
+            raise InvalidInputError(
+                "root_key", "expected 1-4096 printable ASCII characters, no spaces"
+            )
+        base_url = check_base_url(base_url)
+        if not isinstance(timeout, httpx.Timeout):
+            timeout = httpx.Timeout(_check_float(timeout, "timeout", 0, inclusive=False))
+        retry_policy = Backoff(
+            max_retries=check_int(max_retries, "max_retries", 0, 10),
+            base=_check_float(backoff, "backoff", 0),
+            cap=_check_float(max_backoff, "max_backoff", 0),
+        )
+        if transport is not None and http_client is not None:
+            raise InvalidInputError("transport", "pass transport or http_client, not both")
+        agent = _default_user_agent() if user_agent is None else user_agent
+        if not isinstance(agent, str) or not re.fullmatch(r"[ -~]{1,256}", agent):
+            raise InvalidInputError("user_agent", "expected 1-256 printable ASCII characters")
+        if not callable(sleep):
+            raise InvalidInputError("sleep", f"expected a callable, got {_describe(sleep)}")
+        self._owns_client = http_client is None
+        self._wire = Wire(
+            http_client or httpx.Client(transport=transport, timeout=timeout),
+            base_url=base_url,
+            root_key=secret,
+            user_agent=agent,
+            timeout=timeout,
+            backoff=retry_policy,
+            sleep=sleep,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: UnkeySettings | None = None, **kwargs: Any) -> UnkeyClient:
+        """Build a client from :class:`~unkey_secrets.settings.UnkeySettings` (the environment).
+
+        ``kwargs`` override the settings and take the constructor's other options.
+        """
+        if settings is None:
+            settings = _load_settings()
+        if settings.root_key is None:
+            raise ConfigurationError("UNKEY_ROOT_KEY is not set; the Unkey client needs a root key")
+        options: dict[str, Any] = {
+            "base_url": settings.base_url,
+            "timeout": settings.timeout,
+            "max_retries": settings.max_retries,
+            **kwargs,
+        }
+        return cls(Secret(settings.root_key.get_secret_value()), **options)
+
+    def __repr__(self) -> str:
+        return f"UnkeyClient(base_url={self._wire.base_url!r})"
+
+    def __enter__(self) -> UnkeyClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP client, unless it was passed in (its owner closes it)."""
+        if self._owns_client:
+            self._wire.http.close()
+
+    # -- keys -----------------------------------------------------------------------------
+
+    def create_key(
+        self,
+        api_id: str,
+        *,
+        prefix: str | None = None,
+        name: str | None = None,
+        byte_length: int | None = None,
+        external_id: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+        expires: int | datetime | None = None,
+        credits: Credits | Mapping[str, Any] | None = None,
+        ratelimits: Sequence[Ratelimit | Mapping[str, Any]] | None = None,
+        enabled: bool | None = None,
+        recoverable: bool | None = None,
+        roles: Sequence[str] | None = None,
+        permissions: Sequence[str] | None = None,
+    ) -> IssuedKey:
+        """Create a key in ``api_id`` (keys.createKey); never retried.
+
+        Options left None are not sent, so the API's defaults apply. ``expires`` is Unix
+        milliseconds or an aware datetime. Raises
+        :class:`~unkey_secrets.UnkeyAmbiguousError` when Unkey may have made a key whose
+        answer we could not read.
+        """
+        body: dict[str, Any] = {"apiId": validate_api_id(api_id)}
+        if prefix is not None:
+            body["prefix"] = check_prefix(prefix)
+        if name is not None:
+            body["name"] = check_text(name, "name", 1, 255)
+        if byte_length is not None:
+            body["byteLength"] = check_byte_length(byte_length)
+        if external_id is not None:
+            body["externalId"] = validate_external_id(external_id)
+        if meta is not None:
+            body["meta"] = check_meta(meta)
+        if roles is not None:
+            body["roles"] = check_roles(roles)
+        if permissions is not None:
+            body["permissions"] = check_permissions(permissions)
+        if expires is not None:
+            body["expires"] = check_timestamp(expires, "expires")
+        if credits is not None:
+            body["credits"] = check_credits(credits, allow_unlimited=False)
+        if ratelimits is not None:
+            body["ratelimits"] = check_ratelimits(ratelimits)
+        if enabled is not None:
+            body["enabled"] = check_bool(enabled, "enabled")
+        if recoverable is not None:
+            body["recoverable"] = check_bool(recoverable, "recoverable")
+        answer = self._wire.call(_CREATE_KEY, body)
+        return _issued(
+            _CREATE_KEY,
+            answer,
+            api_id=api_id,
+            name=name,
+            external_id=external_id,
+            prefix=prefix,
+            expires=body.get("expires"),
+        )
+
+    def reroll_key(self, key_id: str, *, expiration_ms: int, api_id: str) -> IssuedKey:
+        """Issue a new key copying ``key_id`` (keys.rerollKey); never retried.
+
+        The original expires ``expiration_ms`` from now (0: at once). ``api_id`` is the API the
+        key belongs to (Unkey's answer does not say); the result's ``rerolled_from`` is
+        ``key_id`` and its ``key_id`` is the new key's.
+        """
+        body = {
+            "keyId": validate_key_id(key_id),
+            "expiration": check_int(expiration_ms, "expiration_ms", 0, MAX_TIMESTAMP_MS),
+        }
+        validate_api_id(api_id)
+        answer = self._wire.call(_REROLL_KEY, body)
+        return _issued(_REROLL_KEY, answer, api_id=api_id, rerolled_from=key_id)
+
+    def verify_key(
+        self,
+        key: Secret | str,
+        *,
+        permissions: str | None = None,
+        tags: Sequence[str] | None = None,
+        credits_cost: int | None = None,
+        ratelimits: Sequence[Mapping[str, Any]] | None = None,
+    ) -> VerifyResult:
+        """Ask Unkey whether ``key`` is valid (keys.verifyKey); the verdict is in ``code``.
+
+        ``permissions`` is a query such as ``"a.read AND b.write"``; ``ratelimits`` are
+        mappings of ``name`` and optional ``cost``, ``limit``, ``duration``.
+        """
+        if not isinstance(key, (str, Secret)):
+            raise InvalidInputError("key", f"expected a str or Secret, got {_describe(key)}")
+        plaintext = key.reveal() if isinstance(key, Secret) else key
+        if not 1 <= len(plaintext) <= 512:
+            raise InvalidInputError("key", f"expected 1-512 characters, got {len(plaintext)}")
+        body: dict[str, Any] = {"key": plaintext}
+        if permissions is not None:
+            body["permissions"] = check_permission_query(permissions)
+        if tags is not None:
+            body["tags"] = check_tags(tags)
+        if credits_cost is not None:
+            body["credits"] = {"cost": check_int(credits_cost, "credits_cost", 0, 10**12)}
+        if ratelimits is not None:
+            body["ratelimits"] = check_verify_ratelimits(ratelimits)
+        answer = self._wire.call(_VERIFY_KEY, body, (plaintext,))
+        return read_verify_result(Reader(_VERIFY_KEY.name, answer.data))
+
+    def get_key(self, key_id: str, *, decrypt: bool = False) -> KeyInfo:
+        """Describe ``key_id`` (keys.getKey); ``decrypt`` adds a recoverable key's plaintext."""
+        body: dict[str, Any] = {"keyId": validate_key_id(key_id)}
+        if check_bool(decrypt, "decrypt"):
+            body["decrypt"] = True
+        answer = self._wire.call(_GET_KEY, body)
+        return read_key_info(Reader(_GET_KEY.name, answer.data))
+
+    def update_key(
+        self,
+        key_id: str,
+        *,
+        name: str | _Unset | None = UNSET,
+        external_id: str | _Unset | None = UNSET,
+        meta: Mapping[str, Any] | _Unset | None = UNSET,
+        expires: int | datetime | _Unset | None = UNSET,
+        credits: Credits | Mapping[str, Any] | _Unset | None = UNSET,
+        ratelimits: Sequence[Ratelimit | Mapping[str, Any]] | _Unset = UNSET,
+        enabled: bool | _Unset = UNSET,
+        roles: Sequence[str] | _Unset = UNSET,
+        permissions: Sequence[str] | _Unset = UNSET,
+    ) -> str:
+        """Change ``key_id`` (keys.updateKey) and return Unkey's requestId.
+
+        A field left :data:`UNSET` is unchanged, a value sets it, and None clears it (name,
+        external_id, meta, expires; credits=None means unlimited). Roles and permissions
+        replace the key's whole list.
+        """
+        body: dict[str, Any] = {"keyId": validate_key_id(key_id)}
+        changes: dict[str, tuple[str, object, Callable[[Any], Any]]] = {
+            "name": ("name", name, lambda v: check_text(v, "name", 1, 255)),
+            "external_id": ("externalId", external_id, validate_external_id),
+            "meta": ("meta", meta, check_meta),
+            "expires": ("expires", expires, lambda v: check_timestamp(v, "expires")),
+            "credits": ("credits", credits, lambda v: check_credits(v, allow_unlimited=True)),
+            "ratelimits": ("ratelimits", ratelimits, check_ratelimits),
+            "enabled": ("enabled", enabled, lambda v: check_bool(v, "enabled")),
+            "roles": ("roles", roles, check_roles),
+            "permissions": ("permissions", permissions, check_permissions),
+        }
+        for field, (wire, value, check) in changes.items():
+            if value is UNSET:
+                continue
+            if value is None:
+                if field not in _NULLABLE:
+                    raise InvalidInputError(field, "cannot be cleared; leave it UNSET to keep it")
+                body[wire] = None
+            else:
+                body[wire] = check(value)
+        if len(body) == 1:
+            raise InvalidInputError("changes", "nothing to update; pass at least one field")
+        return _required_request_id(_UPDATE_KEY, self._wire.call(_UPDATE_KEY, body))
+
+    def delete_key(self, key_id: str, *, permanent: bool = False) -> str:
+        """Delete ``key_id`` (keys.deleteKey) and return Unkey's requestId.
+
+        ``permanent=True`` also erases the hash and cannot be undone.
+        """
+        body: dict[str, Any] = {"keyId": validate_key_id(key_id)}
+        if check_bool(permanent, "permanent"):
+            body["permanent"] = True
+        return _required_request_id(_DELETE_KEY, self._wire.call(_DELETE_KEY, body))
+
+    def list_keys(
+        self,
+        api_id: str,
+        *,
+        external_id: str | None = None,
+        limit: int = 100,
+        revalidate_keys_cache: bool = False,
+    ) -> Iterator[KeyInfo]:
+        """Yield every key of ``api_id`` (apis.listKeys), following the cursor page by page.
+
+        ``limit`` is the page size (1-100). Unkey caches this list: pass
+        ``revalidate_keys_cache=True`` to see keys created moments ago.
+        """
+        body: dict[str, Any] = {
+            "apiId": validate_api_id(api_id),
+            "limit": check_int(limit, "limit", 1, 100),
+        }
+        if external_id is not None:
+            body["externalId"] = validate_external_id(external_id)
+        if check_bool(revalidate_keys_cache, "revalidate_keys_cache"):
+            body["revalidateKeysCache"] = True
+        # Checked above, before the first next(): a generator would defer the checks.
+        return self._pages(body)
+
+    def _pages(self, body: dict[str, Any]) -> Iterator[KeyInfo]:
+        op = _LIST_KEYS.name
+        cursors: set[str] = set()
+        while True:
+            answer = self._wire.call(_LIST_KEYS, body)
+            if not isinstance(answer.data, list):
+                raise Reader(op, {}).error("data", "an array")
+            for index, item in enumerate(answer.data):
+                yield read_key_info(Reader(op, item, f"data[{index}]"))
+            page = Reader(op, answer.envelope.get("pagination"), "pagination")
+            if not page.required_flag("hasMore"):
+                return
+            cursor = page.required_text("cursor")
+            if cursor in cursors:
+                raise UnkeyResponseError(
+                    f"{op} sent a cursor it had sent before; stopped to avoid a loop",
+                    operation=op,
+                )
+            cursors.add(cursor)
+            body = {**body, "cursor": cursor}
+
+    # -- apis -----------------------------------------------------------------------------
+
+    def create_api(self, name: str) -> str:
+        """Create an API (keyspace) named ``name`` (apis.createApi); return its apiId."""
+        answer = self._wire.call(_CREATE_API, {"name": check_text(name, "name", 3, 256)})
+        return Reader(_CREATE_API.name, answer.data).required_text("apiId")
+
+    def get_api(self, api_id: str) -> ApiInfo:
+        """Describe ``api_id`` (apis.getApi): a cheap check that the root key can see it."""
+        answer = self._wire.call(_GET_API, {"apiId": validate_api_id(api_id)})
+        reader = Reader(_GET_API.name, answer.data)
+        return ApiInfo(api_id=reader.required_text("id"), name=reader.required_text("name"))
+
+
+def _load_settings() -> UnkeySettings:
+    from pydantic import ValidationError
+
+    from .settings import UnkeySettings
+
+    try:
+        return UnkeySettings()
+    except ValidationError as exc:
+        # Field names only: a ValidationError's text quotes the input.
+        fields = sorted({".".join(str(part) for part in err["loc"]) for err in exc.errors()})
+    raise ConfigurationError(
+        f"invalid Unkey settings: {', '.join(fields)} (see the UNKEY_* environment variables)"
+    )
+
+
+def _required_request_id(op: Operation, answer: Answer) -> str:
+    if answer.request_id is None:
+        raise Reader(op.name, {}, "meta").error("meta.requestId", "a string")
+    return answer.request_id
+
+
+def _issued(op: Operation, answer: Answer, **fields: Any) -> IssuedKey:
+    """Build the IssuedKey; an answer without a readable keyId and key is ambiguous."""
+    data = answer.data if isinstance(answer.data, dict) else {}
+    key_id, key = data.get("keyId"), data.get("key")
+    if not (isinstance(key_id, str) and _KEY_ID.fullmatch(key_id) and isinstance(key, str) and key):
+        raise ambiguous(op, "answered without a readable keyId and key")
+    return IssuedKey(key_id=key_id, secret=Secret(key), request_id=answer.request_id, **fields)
