@@ -12,12 +12,13 @@ import datetime as dt
 import sys
 import time
 
-from unkey_secrets import SecretStore, UnkeyClient, provision, rotate
 from unkey_secrets.stores.aws import SecretsManagerStore
 from unkey_secrets.stores.vault import VaultStore
 from unkey_secrets.testing.emulator import EmulatorServer
 from unkey_secrets.testing.moto import MotoServer
 from unkey_secrets.testing.openbao import OpenBaoServer
+
+from unkey_secrets import SecretStore, UnkeyClient, provision, rotate
 
 SERVICE = "billing-service"
 
@@ -51,10 +52,18 @@ def main() -> int:
             vault = VaultStore(bao.client())
             aws = SecretsManagerStore(moto.client("secretsmanager"))
 
-            print("\n1. Create a key and store it in Vault (safe mode: created disabled, stored, "
-                  "then enabled)")
+            print(
+                "\n1. Create a key and store it in Vault (safe mode: created disabled, stored, "
+                "then enabled)"
+            )
             first = provision(
-                unkey, vault, api_id, alias=SERVICE, name=SERVICE, external_id="tenant_42"
+                unkey,
+                vault,
+                api_id,
+                alias=SERVICE,
+                name=SERVICE,
+                prefix="demo",
+                external_id="tenant_42",
             )
             say("key_id", first.key_id)
             say("stored at", f"{first.location.location} (version {first.location.version})")

@@ -3,17 +3,17 @@
 Every error we raise derives from :class:`UnkeySecretsError`::
 
     UnkeySecretsError
-    ├── InvalidInputError            bad key_id, api_id, name, path template, option; nothing was sent
+    ├── InvalidInputError            bad id, name, template or option; nothing was sent
     ├── ConfigurationError           settings missing or inconsistent, extra not installed
     │   └── StoreNotFoundError       no store registered under that name
     ├── UnkeyError                   anything that went wrong talking to Unkey
-    │   ├── UnkeyAPIError            Unkey answered with an error envelope (status, error_type, request_id)
+    │   ├── UnkeyAPIError            Unkey's error envelope (status, error_type, request_id)
     │   │   ├── UnkeyAuthError           401 / 403
     │   │   ├── UnkeyNotFoundError       404
     │   │   ├── UnkeyRateLimitedError    429 (retry_after)
     │   │   └── UnkeyServerError         5xx
-    │   ├── UnkeyTransportError      no usable answer; for create/reroll Unkey cannot have acted
-    │   │   └── UnkeyAmbiguousError  the request may have been carried out (timeout after sending)
+    │   ├── UnkeyTransportError      the request never reached Unkey (or, for a read, no answer)
+    │   │   └── UnkeyAmbiguousError  a write was sent and may have been carried out, unanswered
     │   └── UnkeyResponseError       the answer was not the documented shape
     ├── StoreError                   anything that went wrong talking to a secret store
     │   ├── StoreConflictError       the target exists and holds something else
@@ -58,8 +58,8 @@ __all__ = [
     "UnkeyNotFoundError",
     "UnkeyRateLimitedError",
     "UnkeyResponseError",
-    "UnkeyServerError",
     "UnkeySecretsError",
+    "UnkeyServerError",
     "UnkeyTransportError",
 ]
 
@@ -172,16 +172,17 @@ class UnkeyServerError(UnkeyAPIError):
 
 
 class UnkeyTransportError(UnkeyError):
-    """No usable answer came back (connection refused, reset before sending, TLS failure).
+    """No usable answer came back (connection refused, TLS failure, a read that timed out).
 
-    For this class, Unkey cannot have carried out the request.
+    Raised as this class, a write cannot have been carried out; see :class:`UnkeyAmbiguousError`.
     """
 
 
 class UnkeyAmbiguousError(UnkeyTransportError):
-    """The request was sent but no answer came back: Unkey may or may not have acted.
+    """A write was sent but no readable answer came back: Unkey may or may not have acted.
 
-    Raised for create and reroll, which are never retried blindly; the flows resolve it.
+    create and reroll are never retried blindly, so the flows settle it by looking for what the
+    request made; update and delete raise it only after their retries ran out.
     """
 
 

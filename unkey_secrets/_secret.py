@@ -19,18 +19,19 @@ class Secret:
     searching for that one name.
     """
 
-    __slots__ = ("__value",)
+    __slots__ = ("_plaintext",)
+    _plaintext: str
 
     def __init__(self, value: str) -> None:
         if isinstance(value, Secret):
             value = value.reveal()
         if not isinstance(value, str):
             raise TypeError(f"Secret holds a str, not {type(value).__name__}")
-        object.__setattr__(self, "_Secret__value", value)
+        object.__setattr__(self, "_plaintext", value)
 
     def reveal(self) -> str:
         """Return the plaintext. Call it only where a store's request body is built."""
-        return self.__value
+        return self._plaintext
 
     def __repr__(self) -> str:
         return f"Secret('{_MASK}')"
@@ -44,14 +45,14 @@ class Secret:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Secret):
             return NotImplemented
-        return hmac.compare_digest(self.__value.encode(), other.reveal().encode())
+        return hmac.compare_digest(self._plaintext.encode(), other.reveal().encode())
 
     def __hash__(self) -> int:
         # A hash of the plaintext would be an oracle for it; all secrets share one bucket.
         return hash(Secret)
 
     def __bool__(self) -> bool:
-        return bool(self.__value)
+        return bool(self._plaintext)
 
     def __setattr__(self, name: str, value: Any) -> NoReturn:
         raise AttributeError("Secret is immutable")

@@ -104,8 +104,9 @@ class PathTemplate:
                 continue
             if name not in _FIELDS:
                 raise InvalidInputError(
-                    field, f"{self.template!r} uses unknown field {{{name}}}; "
-                    f"known: {', '.join(sorted(_FIELDS))}"
+                    field,
+                    f"{self.template!r} uses unknown field {{{name}}}; "
+                    f"known: {', '.join(sorted(_FIELDS))}",
                 )
             if spec or conversion:
                 raise InvalidInputError(field, f"{self.template!r}: fields take no format spec")

@@ -140,12 +140,11 @@ def provision(
     marker = _new_marker()
     external_id = create_options.get("external_id")
 
+    if mode == "safe":
+        create_options["enabled"] = False
     try:
         issued = unkey.create_key(
-            api_id,
-            meta={**user_meta, MARKER_META_KEY: marker},
-            **({"enabled": False} if mode == "safe" else {}),
-            **create_options,
+            api_id, meta={**user_meta, MARKER_META_KEY: marker}, **create_options
         )
     except (UnkeyAmbiguousError, UnkeyServerError) as exc:
         # A 5xx may come from a proxy after Unkey acted: settle it like a lost answer.

@@ -52,7 +52,7 @@ def test_copies_are_the_same_immutable_object(secret: Secret) -> None:
     with pytest.raises(AttributeError):
         secret.value = "other"  # type: ignore[attr-defined]
     with pytest.raises(AttributeError):
-        del secret._Secret__value  # type: ignore[attr-defined]
+        del secret._plaintext
 
 
 def test_equality_compares_plaintexts(secret: Secret) -> None:

@@ -1,0 +1,446 @@
+"""provision, rotate and capture against the real OpenBao, moto server and the Unkey emulator."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import hvac
+import pytest
+from unkey_secrets.stores.aws import SecretsManagerStore
+from unkey_secrets.stores.vault import VaultStore
+from unkey_secrets.testing.emulator import Emulator, EmulatorServer
+from unkey_secrets.testing.moto import MotoServer
+
+from unkey_secrets import (
+    AmbiguousOutcomeError,
+    CompensatedError,
+    CompensationFailedError,
+    FlowError,
+    InvalidInputError,
+    IssuedKey,
+    RetryPolicy,
+    SecretStore,
+    StoredKey,
+    StoredLocation,
+    StoreUnavailableError,
+    UnkeyClient,
+    capture,
+    provision,
+    rotate,
+)
+from unkey_secrets.flows import MARKER_META_KEY
+
+
+class Recorder:
+    """A sleep that records the delays it was asked for instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+class FlakyStore(SecretStore):
+    """A real store that answers 'unavailable' to its first ``failures`` writes."""
+
+    def __init__(self, inner: SecretStore, failures: int) -> None:
+        super().__init__()
+        self.inner = inner
+        self.name = inner.name  # type: ignore[misc]
+        self.failures = failures
+
+    def _fail_first(self) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise StoreUnavailableError("injected outage", store=self.name)
+
+    def _put(self, key: IssuedKey, path: str) -> StoredLocation:
+        self._fail_first()
+        return self.inner._put(key, path)
+
+    def _set_current(self, key: IssuedKey, path: str, name: str) -> StoredLocation:
+        self._fail_first()
+        return self.inner._set_current(key, path, name)
+
+    def _get(self, path: str) -> StoredKey:
+        return self.inner._get(path)
+
+    def _get_current(self, path: str) -> StoredKey:
+        return self.inner._get_current(path)
+
+
+@pytest.fixture(params=["vault", "aws"])
+def unreachable_store(request: pytest.FixtureRequest, dead_port: int) -> SecretStore:
+    """A real store pointed at a loopback port where nothing listens."""
+    url = f"http://127.0.0.1:{dead_port}"
+    if request.param == "vault":
+        return VaultStore(hvac.Client(url=url, token="unused", timeout=2))
+    import boto3
+
+    client = boto3.client(
+        "secretsmanager",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=__import__("botocore.config").config.Config(
+            retries={"max_attempts": 1}, connect_timeout=1, read_timeout=1
+        ),
+    )
+    return SecretsManagerStore(client)
+
+
+def fast_retry(recorder: Recorder | None = None) -> RetryPolicy:
+    return RetryPolicy(attempts=3, backoff=0.01, sleep=recorder or Recorder())
+
+
+def verify(unkey: UnkeyClient, stored: StoredKey) -> str:
+    return unkey.verify_key(stored.secret).code
+
+
+# provision -------------------------------------------------------------------------------------
+
+
+def test_provision_safe_mode_stores_then_enables(
+    unkey_client: UnkeyClient, unkey_emulator: Emulator, unkey_api_id: str, store: SecretStore
+) -> None:
+    before = unkey_emulator.calls.copy()
+    result = provision(
+        unkey_client, store, unkey_api_id, alias="svc", name="svc", meta={"team": "billing"}
+    )
+    assert result.mode == "safe"
+    assert result.location.created
+    stored = store.get(api_id=unkey_api_id, key_id=result.key_id)
+    assert verify(unkey_client, stored) == "VALID"
+    assert store.get_current(api_id=unkey_api_id, name="svc").key_id == result.key_id
+    emulated = unkey_emulator.key(result.key_id)
+    assert emulated.enabled
+    assert emulated.meta == {"team": "billing"}, "the marker is removed when the key is enabled"
+    calls = unkey_emulator.calls - before
+    assert calls["keys.createKey"] == 1
+    assert calls["keys.updateKey"] == 1
+
+
+def test_provision_fast_mode_makes_one_unkey_call(
+    unkey_client: UnkeyClient, unkey_emulator: Emulator, unkey_api_id: str, store: SecretStore
+) -> None:
+    before = unkey_emulator.calls.copy()
+    result = provision(unkey_client, store, unkey_api_id, mode="fast", prefix="live")
+    assert (unkey_emulator.calls - before) == {"keys.createKey": 1}
+    stored = store.get(api_id=unkey_api_id, key_id=result.key_id)
+    assert stored.secret.reveal().startswith("live_")
+    assert verify(unkey_client, stored) == "VALID"
+
+
+def test_provision_retries_a_transient_store_failure(
+    unkey_client: UnkeyClient, unkey_api_id: str, vault_store: VaultStore
+) -> None:
+    recorder = Recorder()
+    flaky = FlakyStore(vault_store, failures=2)
+    result = provision(unkey_client, flaky, unkey_api_id, retry=fast_retry(recorder))
+    assert len(recorder.delays) == 2
+    assert vault_store.get(api_id=unkey_api_id, key_id=result.key_id).key_id == result.key_id
+
+
+def test_provision_deletes_the_key_when_the_store_stays_down(
+    unkey_client: UnkeyClient,
+    unkey_emulator: Emulator,
+    unkey_api_id: str,
+    unreachable_store: SecretStore,
+) -> None:
+    recorder = Recorder()
+    with pytest.raises(CompensatedError) as raised:
+        provision(unkey_client, unreachable_store, unkey_api_id, retry=fast_retry(recorder))
+    error = raised.value
+    assert len(recorder.delays) == 2, "the idempotent write was retried before giving up"
+    assert error.key_id is not None
+    assert f"deleted key {error.key_id}" in str(error)
+    assert unkey_emulator.key(error.key_id).deleted
+    assert isinstance(error.__cause__, StoreUnavailableError)
+
+
+def test_failed_compensation_names_the_key_and_leaves_it_disabled(
+    unkey_client: UnkeyClient,
+    unkey_emulator: Emulator,
+    unkey_api_id: str,
+    unreachable_store: SecretStore,
+) -> None:
+    unkey_emulator.faults.fail_next("keys.deleteKey", times=10, status=500)
+    with pytest.raises(CompensationFailedError) as raised:
+        provision(unkey_client, unreachable_store, unkey_api_id, retry=fast_retry())
+    key_id = raised.value.key_id
+    assert key_id is not None
+    assert f"Revoke key {key_id}" in str(raised.value)
+    emulated = unkey_emulator.key(key_id)
+    assert not emulated.deleted
+    assert not emulated.enabled, "safe mode: the unstored key was never enabled"
+
+
+def test_fast_mode_compensation_deletes_the_enabled_key(
+    unkey_client: UnkeyClient,
+    unkey_emulator: Emulator,
+    unkey_api_id: str,
+    unreachable_store: SecretStore,
+) -> None:
+    with pytest.raises(CompensatedError) as raised:
+        provision(unkey_client, unreachable_store, unkey_api_id, mode="fast", retry=fast_retry())
+    assert raised.value.key_id is not None
+    assert unkey_emulator.key(raised.value.key_id).deleted
+
+
+def test_lost_create_answer_is_found_and_deleted(
+    unkey_client: UnkeyClient, unkey_emulator: Emulator, unkey_api_id: str, store: SecretStore
+) -> None:
+    unkey_emulator.faults.drop_after_action("keys.createKey")
+    with pytest.raises(AmbiguousOutcomeError) as raised:
+        provision(unkey_client, store, unkey_api_id, external_id="tenant_lost")
+    key_id = raised.value.key_id
+    assert key_id is not None
+    assert unkey_emulator.key(key_id).deleted
+    live = [k for k in unkey_emulator.keys(unkey_api_id) if not k.deleted]
+    assert live == []
+
+
+def test_create_that_failed_server_side_is_settled_as_not_done(
+    unkey_client: UnkeyClient, unkey_emulator: Emulator, unkey_api_id: str, store: SecretStore
+) -> None:
+    unkey_emulator.faults.fail_next("keys.createKey", status=500)
+    with pytest.raises(AmbiguousOutcomeError) as raised:
+        provision(unkey_client, store, unkey_api_id)
+    assert raised.value.key_id is None
+    assert "Unkey had not acted" in str(raised.value)
+    assert unkey_emulator.keys(unkey_api_id) == []
+
+
+def test_unsettled_lost_create_names_the_marker(
+    unkey_client: UnkeyClient, unkey_emulator: Emulator, unkey_api_id: str, store: SecretStore
+) -> None:
+    unkey_emulator.faults.drop_after_action("keys.createKey")
+    unkey_emulator.faults.fail_next("apis.listKeys", times=10, status=503)
+    with pytest.raises(CompensationFailedError) as raised:
+        provision(unkey_client, store, unkey_api_id)
+    assert MARKER_META_KEY in str(raised.value)
+    (orphan,) = unkey_emulator.keys(unkey_api_id)
+    assert not orphan.enabled, "safe mode: the unfound key is disabled, so not valid"
+
+
+def test_enable_failure_leaves_the_key_stored_and_disabled(
+    unkey_client: UnkeyClient, unkey_emulator: Emulator, unkey_api_id: str, store: SecretStore
+) -> None:
+    unkey_emulator.faults.fail_next("keys.updateKey", times=10, status=500)
+    with pytest.raises(FlowError) as raised:
+        provision(unkey_client, store, unkey_api_id)
+    key_id = raised.value.key_id
+    assert key_id is not None
+    assert store.get(api_id=unkey_api_id, key_id=key_id).key_id == key_id
+    assert not unkey_emulator.key(key_id).enabled
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"api_id": "../etc"}, "api_id"),
+        ({"alias": "../x"}, "name"),
+        ({"mode": "quick"}, "mode"),
+        ({"enabled": True}, "enabled"),
+    ],
+)
+def test_bad_provision_input_calls_nothing(
+    unkey_client: UnkeyClient,
+    unkey_emulator: Emulator,
+    unkey_api_id: str,
+    vault_store: VaultStore,
+    kwargs: dict[str, object],
+    field: str,
+) -> None:
+    before = unkey_emulator.calls.copy()
+    args = {"api_id": unkey_api_id, **kwargs}
+    with pytest.raises(InvalidInputError) as raised:
+        provision(unkey_client, vault_store, **args)  # type: ignore[arg-type]
+    assert raised.value.field == field
+    assert unkey_emulator.calls == before
+
+
+# rotate ----------------------------------------------------------------------------------------
+
+
+def test_rotate_stores_the_new_key_and_keeps_the_old_one_valid(
+    unkey_client: UnkeyClient, unkey_emulator: Emulator, unkey_api_id: str, store: SecretStore
+) -> None:
+    first = provision(unkey_client, store, unkey_api_id, alias="svc", external_id="tenant_r")
+    started_ms = time.time() * 1000
+    result = rotate(
+        unkey_client,
+        store,
+        unkey_api_id,
+        first.key_id,
+        alias="svc",
+        grace_period=dt.timedelta(hours=1),
+    )
+    assert result.original_key_id == first.key_id
+    assert result.key_id != first.key_id
+    current = store.get_current(api_id=unkey_api_id, name="svc")
+    assert current.key_id == result.key_id
+    assert verify(unkey_client, current) == "VALID"
+    old = store.get(api_id=unkey_api_id, key_id=first.key_id)
+    assert verify(unkey_client, old) == "VALID", "the original is valid for its grace period"
+    expires = unkey_emulator.key(first.key_id).expires
+    assert expires is not None
+    assert started_ms + 3_600_000 <= expires <= started_ms + 3_600_000 + 61_000 + 5_000
+    assert store.get(api_id=unkey_api_id, key_id=result.key_id).extra["rerolled_from"] == (
+        first.key_id
+    )
+
+
+def test_rotate_refuses_a_grace_shorter_than_reader_caches(
+    unkey_client: UnkeyClient, unkey_emulator: Emulator, unkey_api_id: str, store: SecretStore
+) -> None:
+    first = provision(unkey_client, store, unkey_api_id)
+    before = unkey_emulator.calls.copy()
+    with pytest.raises(InvalidInputError, match="grace_period"):
+        rotate(unkey_client, store, unkey_api_id, first.key_id, grace_period=dt.timedelta(0))
+    assert unkey_emulator.calls == before
+    revoked = rotate(
+        unkey_client,
+        store,
+        unkey_api_id,
+        first.key_id,
+        grace_period=dt.timedelta(0),
+        allow_short_grace=True,
+    )
+    old = store.get(api_id=unkey_api_id, key_id=first.key_id)
+    assert verify(unkey_client, old) == "EXPIRED"
+    assert revoked.key_id != first.key_id
+
+
+def test_failed_rotation_restores_the_original_and_deletes_the_new_key(
+    unkey_client: UnkeyClient,
+    unkey_emulator: Emulator,
+    unkey_api_id: str,
+    vault_store: VaultStore,
+    unreachable_store: SecretStore,
+) -> None:
+    first = provision(unkey_client, vault_store, unkey_api_id)
+    with pytest.raises(CompensatedError) as raised:
+        rotate(unkey_client, unreachable_store, unkey_api_id, first.key_id, retry=fast_retry())
+    error = raised.value
+    assert error.original_key_id == first.key_id
+    assert error.key_id is not None
+    assert unkey_emulator.key(error.key_id).deleted
+    assert unkey_emulator.key(first.key_id).expires is None, "expiry put back to 'never'"
+    old = vault_store.get(api_id=unkey_api_id, key_id=first.key_id)
+    assert verify(unkey_client, old) == "VALID"
+
+
+def test_lost_reroll_answer_is_undone(
+    unkey_client: UnkeyClient, unkey_emulator: Emulator, unkey_api_id: str, store: SecretStore
+) -> None:
+    first = provision(unkey_client, store, unkey_api_id, external_id="tenant_x")
+    unkey_emulator.faults.drop_after_action("keys.rerollKey")
+    with pytest.raises(AmbiguousOutcomeError) as raised:
+        rotate(unkey_client, store, unkey_api_id, first.key_id)
+    new_id = raised.value.key_id
+    assert new_id is not None
+    assert new_id != first.key_id
+    assert unkey_emulator.key(new_id).deleted
+    assert unkey_emulator.key(first.key_id).expires is None
+    live = [k.key_id for k in unkey_emulator.keys(unkey_api_id) if not k.deleted]
+    assert live == [first.key_id]
+
+
+# capture ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sdk(unkey_emulator_server: EmulatorServer):  # type: ignore[no-untyped-def]
+    from unkey.py import Unkey
+    from unkey.py.utils import RetryConfig
+
+    with Unkey(
+        root_key=unkey_emulator_server.root_key,
+        server_url=unkey_emulator_server.url,
+        retry_config=RetryConfig("none", None, False),
+    ) as client:
+        yield client
+
+
+@pytest.mark.parametrize("shape", ["response", "data", "dict", "kwargs"])
+def test_capture_accepts_what_the_official_sdk_returns(
+    sdk, unkey_client: UnkeyClient, unkey_api_id: str, store: SecretStore, shape: str
+) -> None:
+    res = sdk.keys.create_key(api_id=unkey_api_id, prefix="sdk")
+    if shape == "response":
+        location = capture(store, res, api_id=unkey_api_id)
+    elif shape == "data":
+        location = capture(store, res.data, api_id=unkey_api_id)
+    elif shape == "dict":
+        location = capture(store, res.model_dump(by_alias=True), api_id=unkey_api_id)
+    else:
+        location = capture(store, api_id=unkey_api_id, key_id=res.data.key_id, key=res.data.key)
+    assert location.key_id == res.data.key_id
+    stored = store.get(api_id=unkey_api_id, key_id=res.data.key_id)
+    assert stored.secret.reveal() == res.data.key
+    assert verify(unkey_client, stored) == "VALID"
+
+
+def test_capture_of_an_sdk_reroll_records_the_original(
+    sdk, unkey_api_id: str, vault_store: VaultStore
+) -> None:
+    created = sdk.keys.create_key(api_id=unkey_api_id)
+    rerolled = sdk.keys.reroll_key(key_id=created.data.key_id, expiration=3_600_000)
+    capture(vault_store, rerolled, api_id=unkey_api_id, rerolled_from=created.data.key_id)
+    stored = vault_store.get(api_id=unkey_api_id, key_id=rerolled.data.key_id)
+    assert stored.extra["rerolled_from"] == created.data.key_id
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        {"data": {"keyId": "key_abc123"}},
+        {"data": {"key": "sk_PLAINTEXTcanary"}},
+        {"data": {"keyId": "key_abc123", "key": 1234}},
+        {"data": {"keyId": "../../x", "key": "sk_PLAINTEXTcanary"}},
+        "sk_PLAINTEXTcanary",
+        {"keyId": "key_abc123", "key": ""},
+    ],
+)
+def test_capture_refuses_bad_shapes_without_echo(
+    response: object, unkey_api_id: str, vault_store: VaultStore
+) -> None:
+    with pytest.raises(InvalidInputError) as raised:
+        capture(vault_store, response, api_id=unkey_api_id)
+    assert "PLAINTEXTcanary" not in str(raised.value)
+    assert "PLAINTEXTcanary" not in repr(raised.value.args)
+
+
+def test_capture_with_a_client_deletes_what_it_cannot_store(
+    sdk,
+    unkey_client: UnkeyClient,
+    unkey_emulator: Emulator,
+    unkey_api_id: str,
+    unreachable_store: SecretStore,
+) -> None:
+    res = sdk.keys.create_key(api_id=unkey_api_id)
+    with pytest.raises(CompensatedError):
+        capture(unreachable_store, res, api_id=unkey_api_id, unkey=unkey_client, retry=fast_retry())
+    assert unkey_emulator.key(res.data.key_id).deleted
+
+
+def test_capture_without_a_client_names_the_key_to_revoke(
+    sdk, unkey_emulator: Emulator, unkey_api_id: str, unreachable_store: SecretStore
+) -> None:
+    res = sdk.keys.create_key(api_id=unkey_api_id)
+    with pytest.raises(FlowError) as raised:
+        capture(unreachable_store, res, api_id=unkey_api_id, retry=fast_retry())
+    assert res.data.key_id in str(raised.value)
+    assert res.data.key not in str(raised.value)
+    assert not unkey_emulator.key(res.data.key_id).deleted
+
+
+def test_moto_and_openbao_fixtures_are_loopback(
+    moto_server: MotoServer, unkey_emulator_server: EmulatorServer
+) -> None:
+    assert moto_server.url.startswith("http://127.0.0.1:")
+    assert unkey_emulator_server.url.startswith("http://127.0.0.1:")
