@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import random
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -31,6 +30,7 @@ from ._errors import (
     UnkeyServerError,
 )
 from ._models import IssuedKey, StoredLocation
+from ._retry import Backoff
 from ._secret import Secret
 from ._validate import validate_api_id, validate_key_id
 from .stores.base import SecretStore
@@ -70,17 +70,21 @@ class RetryPolicy:
     max_backoff: float = 5.0
     sleep: Callable[[float], None] = time.sleep
 
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise InvalidInputError("attempts", "must be at least 1")
+        if self.backoff < 0 or self.max_backoff < 0:
+            raise InvalidInputError("backoff", "may not be negative")
+
     def run(self, operation: Callable[[], _T]) -> _T:
         """Run ``operation``, retrying it on :class:`StoreUnavailableError` only."""
-        for attempt in range(1, self.attempts + 1):
+        backoff = Backoff(max_retries=self.attempts - 1, base=self.backoff, cap=self.max_backoff)
+        for retry in range(self.attempts - 1):
             try:
                 return operation()
             except StoreUnavailableError:
-                if attempt == self.attempts:
-                    raise
-                delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
-                self.sleep(random.uniform(0, delay))  # noqa: S311 (jitter, not crypto)
-        raise AssertionError("unreachable")  # pragma: no cover
+                self.sleep(backoff.delay(retry))
+        return operation()
 
 
 @dataclass(frozen=True)
