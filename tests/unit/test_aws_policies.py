@@ -1,0 +1,86 @@
+"""The shipped IAM policies: the writer writes and never reads; resources match our secrets."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _aws_client import make_client
+
+from unkey_secrets.stores.aws import SecretsManagerStore
+
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
+
+
+def load(name: str) -> dict[str, Any]:
+    return json.loads((POLICIES / name).read_text())
+
+
+def actions(policy: dict[str, Any]) -> set[str]:
+    return {a for s in policy["Statement"] for a in s["Action"]}
+
+
+def matches(pattern: str, arn: str) -> bool:
+    return re.fullmatch(".*".join(map(re.escape, pattern.split("*"))), arn) is not None
+
+
+def test_every_statement_allows_and_names_its_actions() -> None:
+    for name in ("aws-writer.json", "aws-reader.json"):
+        policy = load(name)
+        assert policy["Version"] == "2012-10-17"
+        for statement in policy["Statement"]:
+            assert statement["Effect"] == "Allow"
+            assert "*" not in statement["Action"]
+            assert all(not a.endswith("*") for a in statement["Action"])
+            assert statement["Resource"] != "*"
+
+
+def test_the_writer_can_write_but_not_read() -> None:
+    writer = actions(load("aws-writer.json"))
+    assert {
+        "secretsmanager:CreateSecret",
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:DescribeSecret",
+        "secretsmanager:TagResource",
+        "secretsmanager:UpdateSecretVersionStage",
+    } <= writer
+    reads = {"secretsmanager:GetSecretValue", "secretsmanager:BatchGetSecretValue"}
+    assert not writer & reads
+    assert not {a for a in writer if a.startswith("secretsmanager:") and "Delete" in a}
+
+
+def test_the_reader_can_read_but_not_write() -> None:
+    reader = actions(load("aws-reader.json"))
+    assert reader == {
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:DescribeSecret",
+        "kms:Decrypt",
+    }
+
+
+@pytest.mark.parametrize("policy", ["aws-writer.json", "aws-reader.json"])
+def test_secret_resources_cover_exactly_the_default_names(policy: str) -> None:
+    store = SecretsManagerStore(make_client())
+    names = [
+        store.key_location(api_id="api_123", key_id="key_456"),
+        store.alias_location(api_id="api_123", name="svc"),
+    ]
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:{}-AbC123"
+    for statement in load(policy)["Statement"]:
+        if not statement["Action"][0].startswith("secretsmanager:"):
+            continue
+        for name in names:
+            assert matches(statement["Resource"], arn.format(name))
+        assert not matches(statement["Resource"], arn.format("prod/db-password"))
+
+
+def test_kms_use_is_limited_to_secrets_manager_and_our_secrets() -> None:
+    for name in ("aws-writer.json", "aws-reader.json"):
+        for statement in load(name)["Statement"]:
+            if statement["Action"][0].startswith("kms:"):
+                like = statement["Condition"]["StringLike"]
+                assert like["kms:ViaService"] == "secretsmanager.*.amazonaws.com"
+                assert like["kms:EncryptionContext:SecretARN"].endswith(":secret:unkey/*")

@@ -1,0 +1,147 @@
+"""Translate botocore failures into the unkey-secrets exception tree, without their text.
+
+A :class:`botocore.exceptions.ClientError` carries the server's message, and
+:class:`botocore.exceptions.ParamValidationError` can quote request parameters, SecretString
+included. Neither text is copied into our errors and neither exception is chained: messages name
+the operation, the error code and the secret name only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._errors import (
+    InvalidInputError,
+    SecretNotFoundError,
+    StoreAccessError,
+    StoreConflictError,
+    StoreError,
+    StoreUnavailableError,
+    UnkeySecretsError,
+)
+
+__all__ = ["ResourceExistsError", "error_code", "translate"]
+
+STORE = "aws"
+
+_ACCESS_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+        "IncompleteSignature",
+        "MissingAuthenticationToken",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "UnauthorizedOperation",
+        "DecryptionFailure",
+        "EncryptionFailure",
+    }
+)
+_UNAVAILABLE_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "LimitExceededException",
+        "InternalServiceError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+
+
+class ResourceExistsError(StoreConflictError):
+    """Secrets Manager's ResourceExistsException; the store resolves it by describing the secret."""
+
+
+def error_code(exc: BaseException) -> str | None:
+    """Return the error code of a ``ClientError`` (or anything shaped like one), else None."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return None
+    error = response.get("Error")
+    if not isinstance(error, dict):
+        return None
+    code = error.get("Code")
+    return code if isinstance(code, str) and code else None
+
+
+def _status(exc: BaseException) -> int | None:
+    response: Any = getattr(exc, "response", None)
+    try:
+        status = response["ResponseMetadata"]["HTTPStatusCode"]
+    except (TypeError, KeyError):
+        return None
+    return status if isinstance(status, int) else None
+
+
+def translate(exc: BaseException, *, operation: str, location: str) -> UnkeySecretsError:
+    """Return the error to raise for botocore's ``exc`` during ``operation`` on ``location``.
+
+    The result never quotes ``exc``: raise it with ``from None`` (or outside the ``except``).
+    """
+    from botocore import exceptions as bce
+
+    where = f"{operation} on {location}"
+    if isinstance(exc, bce.ClientError):
+        code = error_code(exc) or "Unknown"
+        status = _status(exc)
+        message = f"Secrets Manager refused {where}: {code}"
+        if code == "ResourceNotFoundException":
+            return SecretNotFoundError(
+                f"no secret at {location} ({operation}: {code})", store=STORE, location=location
+            )
+        if code == "ResourceExistsException":
+            return ResourceExistsError(message, store=STORE, location=location)
+        if code == "InvalidRequestException":
+            # E.g. the secret is scheduled for deletion, or a version stage is not where we
+            # expected it: the target is in a state we will not write over.
+            return StoreConflictError(message, store=STORE, location=location)
+        if code in _ACCESS_CODES or status in (401, 403):
+            return StoreAccessError(message, store=STORE, location=location)
+        if code in _UNAVAILABLE_CODES or (status is not None and status >= 500):
+            return StoreUnavailableError(message, store=STORE, location=location)
+        return StoreError(message, store=STORE, location=location)
+    if isinstance(exc, bce.ParamValidationError):
+        # Its text can quote parameter values, the plaintext among them.
+        return InvalidInputError("request", f"botocore refused the parameters of {where}")
+    if isinstance(exc, bce.SSLError):
+        return StoreError(f"TLS failure during {where}", store=STORE, location=location)
+    if isinstance(exc, bce.ReadTimeoutError):
+        return StoreUnavailableError(
+            f"no answer to {where} in time; the request may have been carried out, and "
+            "repeating it is safe (the write is idempotent)",
+            store=STORE,
+            location=location,
+        )
+    if isinstance(exc, (bce.ConnectionError, bce.HTTPClientError)):
+        return StoreUnavailableError(
+            f"could not reach Secrets Manager for {where} ({type(exc).__name__})",
+            store=STORE,
+            location=location,
+        )
+    if isinstance(
+        exc,
+        (
+            bce.NoCredentialsError,
+            bce.PartialCredentialsError,
+            bce.CredentialRetrievalError,
+            bce.TokenRetrievalError,
+        ),
+    ):
+        return StoreAccessError(
+            f"no usable AWS credentials for {where} ({type(exc).__name__})",
+            store=STORE,
+            location=location,
+        )
+    return StoreError(
+        f"botocore failed during {where} ({type(exc).__name__})", store=STORE, location=location
+    )

@@ -1,0 +1,462 @@
+"""AWS Secrets Manager store: one secret per key_id, and stable names whose AWSCURRENT is the key.
+
+Layout (default templates)::
+
+    unkey/{api_id}/{key_id}         one secret per key, never changed after it is created
+    unkey/{api_id}/by-name/{name}   a stable name; its AWSCURRENT version holds the current key's
+                                    full value, AWSPREVIOUS the key before it
+
+Every version we write has ``VersionId = version_id_for(key_id)``, so a write is idempotent
+(Secrets Manager ignores a repeated ClientRequestToken with the same value) and a reader can tell
+which key a version holds without reading it. Secrets we create carry the tag
+``managed-by=unkey-secrets``; we never write to a secret without it.
+
+boto3 is imported only when a default client is built, never when this module is imported.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+from .._errors import (
+    ConfigurationError,
+    InvalidInputError,
+    NotOwnedError,
+    SecretNotFoundError,
+    StoreConflictError,
+    StoredValueError,
+    UnkeySecretsError,
+)
+from .._models import IssuedKey, StoredKey, StoredLocation
+from .._payload import MANAGED_BY, key_fields, parse_key_json
+from .._validate import validate_key_id
+from ._aws_errors import ResourceExistsError, translate
+from .aws_settings import AwsSettings, check_endpoint_url
+from .base import DEFAULT_ALIAS_TEMPLATE, DEFAULT_KEY_TEMPLATE, SecretStore
+
+__all__ = [
+    "MAX_VALUE_BYTES",
+    "TAG_API_ID",
+    "TAG_KEY_ID",
+    "TAG_KIND",
+    "TAG_MANAGED_BY",
+    "VERSION_NAMESPACE",
+    "SecretsManagerStore",
+    "validate_secret_name",
+    "version_id_for",
+]
+
+#: The uuid5 namespace of our version ids: ``uuid5(NAMESPACE_URL, "unkey-secrets:aws:version-id")``,
+#: that is ``579ee899-1078-5449-b0a4-cfa83c96ca44``.
+VERSION_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "unkey-secrets:aws:version-id")
+#: Secrets Manager's limit on a SecretString, in bytes.
+MAX_VALUE_BYTES = 65_536
+#: Tag keys on the secrets we create.
+TAG_MANAGED_BY = "managed-by"
+TAG_KIND = "unkey-kind"
+TAG_KEY_ID = "unkey-key-id"
+TAG_API_ID = "unkey-api-id"
+_RESERVED_TAGS = frozenset({TAG_MANAGED_BY, TAG_KIND, TAG_KEY_ID, TAG_API_ID})
+_MAX_TAGS = 50
+_KIND_KEY = "key"
+_KIND_CURRENT = "current"
+_CURRENT = "AWSCURRENT"
+
+_SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@\-]{1,512}")
+# AWS appends "-" and six random letters or digits to make a secret's ARN; a name that already
+# ends that way makes a partial ARN ambiguous, so AWS advises against it.
+_ARN_SUFFIX_LIKE = re.compile(r".*-[A-Za-z0-9]{6}")
+_TAG_KEY = re.compile(r"[\w .:/=+\-@]{1,128}")
+_TAG_VALUE = re.compile(r"[\w .:/=+\-@]{0,256}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+
+
+def version_id_for(key_id: str) -> str:
+    """Return the ClientRequestToken / VersionId under which ``key_id``'s value is written.
+
+    It is ``str(uuid.uuid5(VERSION_NAMESPACE, key_id))`` (36 characters, inside Secrets Manager's
+    32-64), so any reader can compute it, and it never changes for a key_id.
+    """
+    return str(uuid.uuid5(VERSION_NAMESPACE, validate_key_id(key_id)))
+
+
+def validate_secret_name(name: str, field: str = "path") -> str:
+    """Return ``name`` if Secrets Manager accepts it as a secret name, else raise.
+
+    1-512 characters of ``[A-Za-z0-9/_+=.@-]``, not ending in ``-`` and six letters or digits
+    (which AWS confuses with the random suffix it adds to make the ARN).
+    """
+    if not _SECRET_NAME.fullmatch(name):
+        raise InvalidInputError(
+            field, f"{name!r} is not a Secrets Manager name (1-512 of [A-Za-z0-9/_+=.@-])"
+        )
+    if _ARN_SUFFIX_LIKE.fullmatch(name):
+        raise InvalidInputError(
+            field,
+            f"{name!r} ends in '-' and six letters or digits, which AWS reads as an ARN suffix",
+        )
+    return name
+
+
+def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
+def _tags_of(description: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        str(tag.get("Key")): str(tag.get("Value"))
+        for tag in description.get("Tags") or ()
+        if isinstance(tag, Mapping)
+    }
+
+
+def _check_user_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    clean: dict[str, str] = {}
+    for key, value in tags.items():
+        if not isinstance(key, str) or not _TAG_KEY.fullmatch(key):
+            raise InvalidInputError("tags", f"tag key {key!r} is not 1-128 allowed characters")
+        if not isinstance(value, str) or not _TAG_VALUE.fullmatch(value):
+            raise InvalidInputError("tags", f"value of tag {key!r} is not 0-256 allowed characters")
+        if key.lower().startswith("aws:"):
+            raise InvalidInputError("tags", f"tag key {key!r} uses the reserved prefix 'aws:'")
+        if key in _RESERVED_TAGS:
+            raise InvalidInputError("tags", f"tag key {key!r} is set by unkey-secrets itself")
+        clean[key] = value
+    if len(clean) + len(_RESERVED_TAGS) > _MAX_TAGS:
+        raise InvalidInputError(
+            "tags", f"at most {_MAX_TAGS - len(_RESERVED_TAGS)} tags besides our own"
+        )
+    return clean
+
+
+def _default_client(region: str | None, endpoint_url: str | None) -> Any:
+    try:
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import NoRegionError
+    except ImportError:
+        raise ConfigurationError(
+            "the AWS Secrets Manager store needs boto3: pip install 'unkey-secrets[aws]'"
+        ) from None
+    session = boto3.session.Session(region_name=region)
+    try:
+        return session.client(
+            "secretsmanager",
+            endpoint_url=endpoint_url,
+            config=Config(retries={"mode": "standard"}),
+        )
+    except NoRegionError:
+        raise ConfigurationError(
+            "no AWS region: set AWS_REGION (or pass region=...) for the Secrets Manager store"
+        ) from None
+
+
+def _botocore_errors() -> tuple[type[BaseException], ...]:
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:
+        raise ConfigurationError(
+            "the AWS Secrets Manager store needs boto3: pip install 'unkey-secrets[aws]'"
+        ) from None
+    return (BotoCoreError, ClientError)
+
+
+def _operation(method: str) -> str:
+    return "".join(part.title() for part in method.split("_"))
+
+
+class SecretsManagerStore(SecretStore):
+    """Keys in AWS Secrets Manager, one secret per key_id, created only, tagged as ours.
+
+    Pass a boto3 ``secretsmanager`` client, or let the store build one from the standard
+    credential chain (``region`` and ``endpoint_url`` as given; boto3 also honours
+    ``AWS_ENDPOINT_URL``) with botocore's "standard" retry mode. ``kms_key_id``, ``tags``,
+    ``replica_regions`` and ``description`` apply to every secret the store creates. With
+    ``settings``, each option left at its default is taken from the settings.
+
+    The writer needs CreateSecret, PutSecretValue, DescribeSecret, TagResource and
+    UpdateSecretVersionStage, never GetSecretValue (see ``policies/aws-writer.json``).
+    """
+
+    name = "aws"
+
+    def __init__(
+        self,
+        client: Any | None = None,
+        *,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        key_template: str = DEFAULT_KEY_TEMPLATE,
+        alias_template: str = DEFAULT_ALIAS_TEMPLATE,
+        kms_key_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        replica_regions: Sequence[str] = (),
+        description: str | None = None,
+        settings: AwsSettings | None = None,
+    ) -> None:
+        if settings is not None:
+            region = region or settings.region
+            endpoint_url = endpoint_url or settings.endpoint_url
+            if key_template == DEFAULT_KEY_TEMPLATE:
+                key_template = settings.key_template
+            if alias_template == DEFAULT_ALIAS_TEMPLATE:
+                alias_template = settings.alias_template
+            kms_key_id = kms_key_id or settings.kms_key_id
+            tags = tags if tags is not None else settings.tags
+            replica_regions = replica_regions or settings.replica_regions
+            description = description or settings.description
+        super().__init__(key_template=key_template, alias_template=alias_template)
+        # Refuse templates whose every rendering would break the AWS name rules.
+        validate_secret_name(self.key_template.template.format_map(_STAND_INS), "key_template")
+        validate_secret_name(self.alias_template.template.format_map(_STAND_INS), "alias_template")
+        if endpoint_url:
+            try:
+                check_endpoint_url(endpoint_url)
+            except ValueError as exc:
+                raise InvalidInputError("endpoint_url", str(exc)) from None
+        if kms_key_id is not None and not (0 < len(kms_key_id) <= 2048):
+            raise InvalidInputError("kms_key_id", "must be 1-2048 characters")
+        if description is not None and len(description) > 2048:
+            raise InvalidInputError("description", "must be at most 2048 characters")
+        if isinstance(replica_regions, str):
+            raise InvalidInputError("replica_regions", "expected a sequence of region names")
+        for replica in replica_regions:
+            if not isinstance(replica, str) or not _REGION.fullmatch(replica):
+                raise InvalidInputError("replica_regions", f"{replica!r} is not a region name")
+        self.kms_key_id = kms_key_id
+        self.tags = _check_user_tags(tags or {})
+        self.replica_regions = tuple(replica_regions)
+        self.description = description
+        self._errors = _botocore_errors()
+        self._client = client if client is not None else _default_client(region, endpoint_url)
+
+    @classmethod
+    def from_settings(cls, settings: AwsSettings | None = None) -> SecretsManagerStore:
+        """Build a store from :class:`AwsSettings` (read from the environment when not given)."""
+        return cls(settings=settings if settings is not None else AwsSettings())
+
+    @property
+    def client(self) -> Any:
+        """The boto3 ``secretsmanager`` client in use."""
+        return self._client
+
+    def __repr__(self) -> str:
+        region = getattr(getattr(self._client, "meta", None), "region_name", None)
+        return (
+            f"{type(self).__name__}(key_template={self.key_template.template!r}, "
+            f"alias_template={self.alias_template.template!r}, region={region!r})"
+        )
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def _put(self, key: IssuedKey, path: str) -> StoredLocation:
+        name = validate_secret_name(path)
+        value = self._encode(key)
+        token = version_id_for(key.key_id)
+        tags = {
+            TAG_MANAGED_BY: MANAGED_BY,
+            TAG_KIND: _KIND_KEY,
+            TAG_KEY_ID: key.key_id,
+            TAG_API_ID: key.api_id,
+        }
+        # Describe first: Secrets Manager answers a repeated CreateSecret carrying the same token
+        # and value with plain success, which would hide that the key was already stored.
+        existing = self._describe(name)
+        if existing is None:
+            answer = self._create(name, token, value, tags)
+            if answer is not None:
+                return self._location(answer, key, token, created=True)
+            existing = self._describe_after_conflict(name)
+        self._check_owned(existing, name)
+        tagged_key_id = _tags_of(existing).get(TAG_KEY_ID)
+        if tagged_key_id != key.key_id:
+            raise StoreConflictError(
+                f"{name} already holds another key ({TAG_KEY_ID}={tagged_key_id!r})",
+                store=self.name,
+                location=name,
+            )
+        stages = (existing.get("VersionIdsToStages") or {}).get(token) or ()
+        if _CURRENT not in stages:
+            raise StoreConflictError(
+                f"{name} is tagged for key {key.key_id} but its {_CURRENT} version is not ours",
+                store=self.name,
+                location=name,
+            )
+        return self._location(existing, key, token, created=False)
+
+    def _set_current(self, key: IssuedKey, path: str, name: str) -> StoredLocation:
+        secret = validate_secret_name(path)
+        value = self._encode(key)
+        token = version_id_for(key.key_id)
+        existing = self._describe(secret)
+        if existing is None:
+            tags = {TAG_MANAGED_BY: MANAGED_BY, TAG_KIND: _KIND_CURRENT, TAG_API_ID: key.api_id}
+            answer = self._create(secret, token, value, tags)
+            if answer is not None:
+                return self._location(answer, key, token, created=True, name=name)
+            existing = self._describe_after_conflict(secret)
+        self._check_owned(existing, secret)
+        if _tags_of(existing).get(TAG_KIND) != _KIND_CURRENT:
+            raise StoreConflictError(
+                f"{secret} holds a key of its own, not a stable name",
+                store=self.name,
+                location=secret,
+            )
+        stages: dict[str, list[str]] = existing.get("VersionIdsToStages") or {}
+        if _CURRENT in (stages.get(token) or ()):
+            return self._location(existing, key, token, created=False, name=name)
+        if token not in stages and self._put_current(secret, token, value):
+            return self._location(existing, key, token, created=True, name=name)
+        # Our version of this key is already there (e.g. going back to an earlier key): move
+        # AWSCURRENT onto it; Secrets Manager moves AWSPREVIOUS to the version it leaves.
+        current = next((v for v, s in stages.items() if _CURRENT in (s or ())), None)
+        params: dict[str, Any] = {
+            "SecretId": secret,
+            "VersionStage": _CURRENT,
+            "MoveToVersionId": token,
+        }
+        if current is not None:
+            params["RemoveFromVersionId"] = current
+        self._call("update_secret_version_stage", secret, **params)
+        return self._location(existing, key, token, created=True, name=name)
+
+    def _put_current(self, secret: str, token: str, value: str) -> bool:
+        """Add our version as AWSCURRENT; False if a version with our token already exists."""
+        try:
+            response = self._call(
+                "put_secret_value",
+                secret,
+                SecretId=secret,
+                ClientRequestToken=token,
+                SecretString=value,
+                VersionStages=[_CURRENT],
+            )
+        except ResourceExistsError:
+            return False
+        # A repeated token with the same value is ignored without moving any label.
+        return _CURRENT in (response.get("VersionStages") or [_CURRENT])
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def _get(self, path: str) -> StoredKey:
+        return self._read(validate_secret_name(path))
+
+    def _get_current(self, path: str) -> StoredKey:
+        return self._read(validate_secret_name(path))
+
+    def _read(self, name: str) -> StoredKey:
+        response = self._call("get_secret_value", name, SecretId=name, VersionStage=_CURRENT)
+        location = str(response.get("ARN") or name)
+        text = response.get("SecretString")
+        if not isinstance(text, str):
+            raise StoredValueError(
+                f"value at {location} is not an unkey-secrets key: no SecretString",
+                store=self.name,
+                location=location,
+            )
+        version = response.get("VersionId")
+        return parse_key_json(
+            text,
+            store=self.name,
+            location=location,
+            version=version if isinstance(version, str) else None,
+        )
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _encode(self, key: IssuedKey) -> str:
+        value = json.dumps(key_fields(key), separators=(",", ":"))
+        size = len(value.encode("utf-8"))
+        if size > MAX_VALUE_BYTES:
+            raise InvalidInputError(
+                "key", f"the stored value would be {size} bytes, over {MAX_VALUE_BYTES:,}"
+            )
+        return value
+
+    def _create(
+        self, name: str, token: str, value: str, tags: Mapping[str, str]
+    ) -> dict[str, Any] | None:
+        """Create ``name``; return the answer, or None if something already holds the name."""
+        params: dict[str, Any] = {
+            "Name": name,
+            "ClientRequestToken": token,
+            "SecretString": value,
+            "Tags": _tag_list({**tags, **self.tags}),
+        }
+        if self.kms_key_id is not None:
+            params["KmsKeyId"] = self.kms_key_id
+        if self.description is not None:
+            params["Description"] = self.description
+        if self.replica_regions:
+            params["AddReplicaRegions"] = [{"Region": r} for r in self.replica_regions]
+        try:
+            return self._call("create_secret", name, **params)
+        except ResourceExistsError:
+            return None
+
+    def _describe(self, name: str) -> dict[str, Any] | None:
+        """Describe ``name`` (metadata and tags, never the value); None if it does not exist."""
+        try:
+            return self._call("describe_secret", name, SecretId=name)
+        except SecretNotFoundError:
+            return None
+
+    def _describe_after_conflict(self, name: str) -> dict[str, Any]:
+        existing = self._describe(name)
+        if existing is None:
+            raise StoreConflictError(
+                f"{name} was reported to exist but cannot be found; it changed under us",
+                store=self.name,
+                location=name,
+            )
+        return existing
+
+    def _check_owned(self, existing: Mapping[str, Any], name: str) -> None:
+        if existing.get("DeletedDate") is not None:
+            raise StoreConflictError(
+                f"{name} is scheduled for deletion; restore or purge it first",
+                store=self.name,
+                location=name,
+            )
+        if _tags_of(existing).get(TAG_MANAGED_BY) != MANAGED_BY:
+            raise NotOwnedError(
+                f"{name} exists and was not created by unkey-secrets "
+                f"(no tag {TAG_MANAGED_BY}={MANAGED_BY}); it is left as it is",
+                store=self.name,
+                location=name,
+            )
+
+    def _location(
+        self,
+        answer: Mapping[str, Any],
+        key: IssuedKey,
+        token: str,
+        *,
+        created: bool,
+        name: str | None = None,
+    ) -> StoredLocation:
+        return StoredLocation(
+            store=self.name,
+            location=str(answer["ARN"]),
+            key_id=key.key_id,
+            version=token,
+            created=created,
+            name=name,
+        )
+
+    def _call(self, method: str, location: str, **params: Any) -> dict[str, Any]:
+        """Call ``method`` on the client, translating botocore errors without their text."""
+        failure: UnkeySecretsError
+        try:
+            return cast("dict[str, Any]", getattr(self._client, method)(**params))
+        except self._errors as exc:
+            failure = translate(exc, operation=_operation(method), location=location)
+        # Raised outside the handler, so the botocore error is neither cause nor context.
+        raise failure
+
+
+_STAND_INS = {"api_id": "api_x", "key_id": "key_x", "name": "x", "external_id": "x"}

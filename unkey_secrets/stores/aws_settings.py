@@ -1,0 +1,84 @@
+"""Settings of the AWS Secrets Manager store, read from the environment (no boto3 import)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from .base import DEFAULT_ALIAS_TEMPLATE, DEFAULT_KEY_TEMPLATE
+
+__all__ = ["AwsSettings", "check_endpoint_url"]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_endpoint_url(url: str) -> str:
+    """Return ``url`` if it is https, or plain http to a loopback host; raise ValueError if not.
+
+    Plain http is only for local test servers (moto, LocalStack on 127.0.0.1): anywhere else the
+    request would carry the plaintext unencrypted.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme == "https" and host:
+        return url
+    if parts.scheme == "http" and _is_loopback(host):
+        return url
+    raise ValueError("endpoint URL must be https://, or http:// to a loopback host only")
+
+
+class AwsSettings(BaseSettings):
+    """Where and how the Secrets Manager store writes.
+
+    Read from ``AWS_REGION`` (or ``AWS_DEFAULT_REGION``), ``AWS_ENDPOINT_URL`` and
+    ``UNKEY_SECRETS_AWS_KEY_TEMPLATE``, ``_ALIAS_TEMPLATE``, ``_KMS_KEY_ID``, ``_TAGS`` (a JSON
+    object), ``_REPLICA_REGIONS`` (a comma list or a JSON list) and ``_DESCRIPTION``. It holds no
+    secret value; credentials come from the standard AWS chain, never from here.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="UNKEY_SECRETS_AWS_", extra="ignore", populate_by_name=True
+    )
+
+    region: str | None = Field(
+        default=None, validation_alias=AliasChoices("region", "AWS_REGION", "AWS_DEFAULT_REGION")
+    )
+    endpoint_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("endpoint_url", "AWS_ENDPOINT_URL")
+    )
+    key_template: str = DEFAULT_KEY_TEMPLATE
+    alias_template: str = DEFAULT_ALIAS_TEMPLATE
+    kms_key_id: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    replica_regions: Annotated[tuple[str, ...], NoDecode] = ()
+    description: str | None = None
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint_is_safe(cls, value: str | None) -> str | None:
+        return None if value is None or value == "" else check_endpoint_url(value)
+
+    @field_validator("replica_regions", mode="before")
+    @classmethod
+    def _split_regions(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError:
+                raise ValueError("replica regions: not a JSON list") from None
+        return tuple(part.strip() for part in text.split(",") if part.strip())
