@@ -35,3 +35,9 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
+
+# The rotation Lambda's deployment package (unkey_secrets + httpx and its deps; boto3 comes
+# from the Lambda runtime), reproducible: sorted entries, fixed times, hash-based .pyc.
+.PHONY: lambda-zip
+lambda-zip: $(STAMP)
+	$(BIN)/python scripts/build_lambda_zip.py build/lambda.zip

@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m tests.benchmarks`` runs every ``bench_*`` module and prints results."""

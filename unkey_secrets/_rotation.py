@@ -1,0 +1,583 @@
+"""Secrets Manager's four rotation steps for a secret holding an Unkey key, crash-consistent.
+
+The secret's value is the stored JSON shape (:mod:`unkey_secrets._payload`); every version's
+VersionId is the rotation's ClientRequestToken, so the version history is the key history.
+
+How a rotation survives a crash or a retry at any line:
+
+* createSecret first writes a marker into the original key's ``meta``: the rotation's token and
+  the original's pre-rotation expiry. It then rerolls with a long *hold* (the original must not
+  expire while the rotation is in flight), puts the original's own expiry back, and puts the new
+  key as AWSPENDING under the token. rerollKey copies ``meta``, so every key a reroll for this
+  token made carries the token too, stored or not.
+* A retry that finds the marker already set reads the pre-rotation expiry back from ``meta``, so
+  nothing is lost if the process died between the reroll and the restore.
+* Keys marked with the token that the secret does not hold are found with ``apis.listKeys`` and
+  deleted, but only once the AWSPENDING version holds a value: then the winner is known, so a
+  sweep can never delete a key that an overlapping invocation is about to store.
+* finishSecret moves AWSCURRENT first and only then shortens the original's expiry to
+  ``min(pre-rotation expiry, now + grace period)``. Everything after the move is idempotent and
+  also runs when any step is called with a token that is already AWSCURRENT, so a crash after
+  the move still converges. Its last act removes the marker from the new key's ``meta``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._errors import (
+    ConfigurationError,
+    InvalidInputError,
+    StoredValueError,
+    StoreError,
+    UnkeyAmbiguousError,
+    UnkeyError,
+    UnkeyNotFoundError,
+    UnkeySecretsError,
+    UnkeyServerError,
+)
+from ._models import IssuedKey, StoredKey
+from ._payload import key_fields
+from ._rotation_aws import AWSCURRENT, AWSPENDING, RotationSecrets, SecretState
+from ._rotation_config import RotationConfig
+from .flows import MARKER_META_KEY
+from .unkey import UnkeyClient
+
+__all__ = [
+    "API_ID_TAG",
+    "PREVIOUS_EXPIRES_META_KEY",
+    "STEPS",
+    "RotationStepError",
+    "Rotator",
+]
+
+logger = logging.getLogger("unkey_secrets.aws_lambda")
+
+#: The ``meta`` member holding the original key's expiry from before the rotation (ms or null).
+PREVIOUS_EXPIRES_META_KEY = "unkey_secrets_previous_expires"
+#: The secret tag naming the Unkey API a bootstrap creates the first key in.
+API_ID_TAG = "unkey-api-id"
+STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
+
+_TOKEN = re.compile(r"[A-Za-z0-9_\-]{32,64}")
+_OURS = frozenset({MARKER_META_KEY, PREVIOUS_EXPIRES_META_KEY})
+
+
+class RotationStepError(UnkeySecretsError):
+    """A rotation step could not finish; Secrets Manager will retry the rotation.
+
+    ``step`` is the step, ``secret`` the secret's ARN (or id); the message names key_ids and
+    what was undone, never a key.
+    """
+
+    def __init__(self, message: str, *, step: str, secret: str) -> None:
+        self.step = step
+        self.secret = secret
+        super().__init__(message)
+
+
+@dataclass
+class StepRecord:
+    """What one step did: becomes its one structured log line and the handler's return value."""
+
+    secret: str
+    step: str
+    token: str
+    api_id: str | None = None
+    old_key_id: str | None = None
+    new_key_id: str | None = None
+    request_id: str | None = None
+    outcome: str | None = None
+    detail: str | None = None
+    swept: list[str] = field(default_factory=list)
+    original_expires: int | None = None
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def line(self) -> str:
+        """The log line: JSON, no value from the secret other than key_ids."""
+        fields = {"event": "unkey_secrets.rotation", **dataclasses.asdict(self)}
+        return json.dumps({k: v for k, v in fields.items() if v not in (None, [])}, sort_keys=True)
+
+    def result(self) -> dict[str, str | None]:
+        """The handler's return value: step, outcome and key_ids only."""
+        return {
+            "step": self.step,
+            "outcome": self.outcome,
+            "old_key_id": self.old_key_id,
+            "new_key_id": self.new_key_id,
+        }
+
+
+class Rotator:
+    """Runs the rotation steps for one Secrets Manager client and one Unkey client.
+
+    ``secrets_manager`` is a boto3 ``secretsmanager`` client; ``clock`` returns Unix seconds.
+    """
+
+    def __init__(
+        self,
+        secrets_manager: Any,
+        unkey: UnkeyClient,
+        config: RotationConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.secrets = RotationSecrets(secrets_manager)
+        self.unkey = unkey
+        self.config = config or RotationConfig()
+        self.clock = clock
+
+    def handle(self, event: Mapping[str, Any]) -> dict[str, str | None]:
+        """Run the step the rotation event names and log one line about it."""
+        secret_id, token, step = _read_event(event)
+        record = StepRecord(secret=secret_id, step=step, token=token)
+        try:
+            state = self.secrets.describe(secret_id)
+            record.secret = state.arn
+            stages = self._gate(state, token, step)
+            if AWSCURRENT in stages:
+                record.outcome = "already-current"
+                self._complete(state.arn, token, AWSPENDING in stages, record)
+            else:
+                getattr(self, "_" + step.removesuffix("Secret"))(state, token, record)
+        except BaseException as exc:
+            record.outcome = "error"
+            record.error = _summary(exc)
+            logger.error("%s", record.line())
+            raise
+        logger.info("%s", record.line())
+        return record.result()
+
+    # -- the gate -------------------------------------------------------------------------
+
+    def _gate(self, state: SecretState, token: str, step: str) -> tuple[str, ...]:
+        if not state.rotation_enabled:
+            raise RotationStepError(
+                f"secret {state.arn} does not have rotation enabled", step=step, secret=state.arn
+            )
+        stages = state.stages(token)
+        if stages is None:
+            raise RotationStepError(
+                f"secret {state.arn} has no version {token}", step=step, secret=state.arn
+            )
+        if AWSCURRENT not in stages and AWSPENDING not in stages:
+            raise RotationStepError(
+                f"version {token} of secret {state.arn} is not AWSPENDING",
+                step=step,
+                secret=state.arn,
+            )
+        return stages
+
+    # -- the steps ------------------------------------------------------------------------
+
+    def _create(self, state: SecretState, token: str, record: StepRecord) -> None:
+        pending = self.secrets.read_version(state.arn, token)
+        if pending is not None:
+            # A previous attempt stored its key; clear out what attempts that lost made.
+            self._note(record, pending)
+            record.outcome = "exists"
+            keep = {k for k in (pending.key_id, _rerolled_from(pending)) if k is not None}
+            record.swept = self._sweep_quietly(
+                pending.api_id, token, keep, pending.external_id, record
+            )
+            return
+        current = self.secrets.read_stage(state.arn, AWSCURRENT)
+        if current is None:
+            issued = self._bootstrap(state, token, record)
+        else:
+            issued = self._reroll(state, current, token, record)
+        record.new_key_id = issued.key_id
+        record.request_id = issued.request_id
+        self._store(state.arn, token, issued, record)
+
+    def _set(self, state: SecretState, token: str, record: StepRecord) -> None:
+        pending = self._pending(state, token, "setSecret")
+        self._note(record, pending)
+        if _rerolled_from(pending) is not None:
+            record.outcome = "nothing-to-do"
+            record.detail = "rerollKey made the new key live; Unkey needs nothing in setSecret"
+            return
+        info = self.unkey.get_key(pending.key_id)
+        if not info.enabled and (info.meta or {}).get(MARKER_META_KEY) == token:
+            self.unkey.update_key(pending.key_id, enabled=True)
+            record.outcome = "enabled"
+            record.detail = "enabled the first key, created disabled by createSecret"
+        else:
+            record.outcome = "nothing-to-do"
+            record.detail = "the first key is already enabled"
+
+    def _test(self, state: SecretState, token: str, record: StepRecord) -> None:
+        pending = self._pending(state, token, "testSecret")
+        self._note(record, pending)
+        result = self.unkey.verify_key(
+            pending.secret, permissions=self.config.verify_permissions, credits_cost=0
+        )
+        if not result.valid:
+            raise RotationStepError(
+                f"verifyKey on pending key {pending.key_id} answered {result.code}",
+                step="testSecret",
+                secret=state.arn,
+            )
+        if result.key_id is not None and result.key_id != pending.key_id:
+            raise RotationStepError(
+                f"the pending value names key {pending.key_id} but its key verifies as "
+                f"{result.key_id}",
+                step="testSecret",
+                secret=state.arn,
+            )
+        record.outcome = "valid"
+
+    def _finish(self, state: SecretState, token: str, record: StepRecord) -> None:
+        self._pending(state, token, "finishSecret")
+        self.secrets.move_stage(
+            state.arn, AWSCURRENT, to_version=token, from_version=state.holder_of(AWSCURRENT)
+        )
+        record.outcome = "finished"
+        self._complete(state.arn, token, True, record)
+
+    # -- createSecret's parts -------------------------------------------------------------
+
+    def _bootstrap(self, state: SecretState, token: str, record: StepRecord) -> IssuedKey:
+        """The secret has no current value: create the first key, disabled until setSecret."""
+        api_id = self._allowed_api(state)
+        if api_id is None:
+            raise ConfigurationError(
+                f"secret {state.arn} has no current value; set UNKEY_API_ID or tag the secret "
+                f"{API_ID_TAG}=<api_id> so its first key can be created"
+            )
+        record.api_id = api_id
+        cfg = self.config
+        try:
+            issued = self.unkey.create_key(
+                api_id,
+                prefix=cfg.prefix,
+                name=cfg.name,
+                external_id=cfg.external_id,
+                meta={MARKER_META_KEY: token},
+                enabled=False,
+            )
+        except (UnkeyAmbiguousError, UnkeyServerError) as exc:
+            raise self._settle_lost(state.arn, api_id, token, (), cfg.external_id, exc) from exc
+        record.outcome = "created-first-key"
+        return issued
+
+    def _reroll(
+        self, state: SecretState, current: StoredKey, token: str, record: StepRecord
+    ) -> IssuedKey:
+        original_id, api_id = current.key_id, current.api_id
+        record.old_key_id, record.api_id = original_id, api_id
+        allowed = self._allowed_api(state)
+        if allowed is not None and allowed != api_id:
+            raise ConfigurationError(
+                f"secret {state.arn} holds a key of API {api_id}, but this function rotates "
+                f"keys of API {allowed} only"
+            )
+        info = self.unkey.get_key(original_id)
+        stale = (info.meta or {}).get(MARKER_META_KEY)
+        settled = isinstance(stale, str) and stale != token
+        if settled and self._settle_stale(
+            state, str(stale), original_id, api_id, info.external_id, record
+        ):
+            info = self.unkey.get_key(original_id)
+        meta = dict(info.meta or {})
+        if meta.get(MARKER_META_KEY) == token and PREVIOUS_EXPIRES_META_KEY in meta:
+            # A previous attempt marked the key and may have rerolled it: trust what it saved.
+            previous = _expiry(meta[PREVIOUS_EXPIRES_META_KEY], original_id, state.arn)
+            if info.expires != previous:
+                # Put it back before rerolling: the new key inherits the original's expiry.
+                self.unkey.update_key(original_id, expires=previous)
+        else:
+            previous = info.expires
+            if meta.get(MARKER_META_KEY) is not None and PREVIOUS_EXPIRES_META_KEY in meta:
+                # An abandoned rotation's record: its hold may still be on the key.
+                previous = _expiry(meta[PREVIOUS_EXPIRES_META_KEY], original_id, state.arn)
+            meta.update({MARKER_META_KEY: token, PREVIOUS_EXPIRES_META_KEY: previous})
+            self.unkey.update_key(original_id, meta=meta)
+        try:
+            issued = self.unkey.reroll_key(
+                original_id, expiration_ms=_ms(self.config.hold), api_id=api_id
+            )
+        except (UnkeyAmbiguousError, UnkeyServerError) as exc:
+            restore = (original_id, previous)
+            raise self._settle_lost(
+                state.arn, api_id, token, (original_id,), info.external_id, exc, restore
+            ) from exc
+        try:
+            self.unkey.update_key(original_id, expires=previous)
+        except UnkeyError as exc:
+            # The hold keeps the original alive; finishSecret sets its final expiry anyway.
+            record.warnings.append(f"could not restore {original_id}'s expiry: {_summary(exc)}")
+        record.outcome = "rerolled"
+        return dataclasses.replace(
+            issued,
+            name=info.name,
+            external_id=info.external_id,
+            prefix=info.start.split("_", 1)[0] if "_" in info.start else None,
+            expires=previous,
+        )
+
+    def _settle_stale(
+        self,
+        state: SecretState,
+        stale: str,
+        original_id: str,
+        api_id: str,
+        external_id: str | None,
+        record: StepRecord,
+    ) -> bool:
+        """The key is marked by another rotation: finish it, or clear out what it left.
+
+        Returns True when the key's ``meta`` may have changed.
+        """
+        stages = state.stages(stale) or ()
+        if AWSCURRENT in stages:
+            # That rotation stored this very key and died after moving AWSCURRENT.
+            self._complete(state.arn, stale, AWSPENDING in stages, StepRecord(state.arn, "", ""))
+            record.warnings.append(f"completed the unfinished rotation {stale} first")
+            return True
+        if AWSPENDING in stages:
+            return False
+        # Abandoned: its version lost AWSPENDING, so it can never finish; its keys are unused.
+        swept = self._sweep(api_id, stale, {original_id}, external_id)
+        record.swept.extend(swept)
+        if swept:
+            record.warnings.append(f"deleted keys of the abandoned rotation {stale}")
+        return False
+
+    def _store(self, arn: str, token: str, issued: IssuedKey, record: StepRecord) -> None:
+        """Put ``issued`` as AWSPENDING; settle a failed or lost put before giving up."""
+        try:
+            self.secrets.put_pending(arn, token, json.dumps(key_fields(issued)))
+        except StoreError as exc:
+            self._settle_put(arn, token, issued, exc, record)
+        # record.new_key_id is now the stored key: ours, or an overlapping invocation's.
+        keep = {k for k in (record.new_key_id, issued.rerolled_from) if k is not None}
+        record.swept += self._sweep_quietly(issued.api_id, token, keep, issued.external_id, record)
+
+    def _settle_put(
+        self, arn: str, token: str, issued: IssuedKey, cause: StoreError, record: StepRecord
+    ) -> None:
+        try:
+            stored = self.secrets.read_version(arn, token)
+        except StoreError as exc:
+            raise RotationStepError(
+                f"PutSecretValue failed ({_summary(cause)}) and reading version {token} back "
+                f"failed ({_summary(exc)}); key {issued.key_id} is marked and the next attempt "
+                "deletes it if it was not stored",
+                step="createSecret",
+                secret=arn,
+            ) from exc
+        if stored is not None and stored.key_id == issued.key_id:
+            record.warnings.append(f"PutSecretValue answered {_summary(cause)} but had stored it")
+            return
+        self._delete(issued.key_id, arn, "createSecret")
+        if stored is not None:
+            # An overlapping invocation with the same token stored its key first.
+            record.outcome = "lost-race"
+            record.detail = f"deleted own key {issued.key_id}: version {token} was taken"
+            record.new_key_id = stored.key_id
+            return
+        raise RotationStepError(
+            f"PutSecretValue failed ({_summary(cause)}); deleted new key {issued.key_id}",
+            step="createSecret",
+            secret=arn,
+        ) from cause
+
+    def _settle_lost(
+        self,
+        arn: str,
+        api_id: str,
+        token: str,
+        keep: Iterable[str],
+        external_id: str | None,
+        cause: UnkeyError,
+        restore: tuple[str, int | None] | None = None,
+    ) -> RotationStepError:
+        """Unkey may have made a key without answering: delete what it made, undo the hold."""
+        operation = "rerollKey" if restore else "createKey"
+        try:
+            keep = set(keep)
+            stored = self.secrets.read_version(arn, token)
+            if stored is not None:
+                keep.add(stored.key_id)
+            found = self._sweep(api_id, token, keep, external_id)
+            if restore is not None:
+                self.unkey.update_key(restore[0], expires=restore[1])
+        except (UnkeyError, StoreError) as exc:
+            return RotationStepError(
+                f"{operation} got no clear answer ({_summary(cause)}) and settling it failed "
+                f"({_summary(exc)}); the next attempt deletes keys marked with {token}",
+                step="createSecret",
+                secret=arn,
+            )
+        done = [f"deleted key {k}" for k in found] or ["Unkey had not made a key"]
+        if restore is not None:
+            done.append(f"restored {restore[0]}'s expiry")
+        return RotationStepError(
+            f"{operation} got no clear answer ({_summary(cause)}); " + "; ".join(done),
+            step="createSecret",
+            secret=arn,
+        )
+
+    # -- finishSecret's idempotent tail ---------------------------------------------------
+
+    def _complete(self, arn: str, token: str, has_pending: bool, record: StepRecord) -> None:
+        """Everything after AWSCURRENT moved; safe to repeat, cheap once done."""
+        if has_pending:
+            self.secrets.move_stage(arn, AWSPENDING, to_version=None, from_version=token)
+        try:
+            stored = self.secrets.read_version(arn, token)
+        except StoredValueError:
+            record.detail = "the current value is not an unkey-secrets key; nothing to finish"
+            return
+        if stored is None:
+            return
+        self._note(record, stored)
+        info = self.unkey.get_key(stored.key_id)
+        meta = dict(info.meta or {})
+        if meta.get(MARKER_META_KEY) != token:
+            return
+        original = _rerolled_from(stored)
+        keep = {stored.key_id} | ({original} if original else set())
+        record.swept = self._sweep(stored.api_id, token, keep, info.external_id)
+        if original is not None:
+            self._expire_original(original, token, arn, record)
+        rest = {k: v for k, v in meta.items() if k not in _OURS}
+        self.unkey.update_key(stored.key_id, meta=rest or None)
+
+    def _expire_original(self, key_id: str, token: str, arn: str, record: StepRecord) -> None:
+        try:
+            info = self.unkey.get_key(key_id)
+        except UnkeyNotFoundError:
+            record.warnings.append(f"original key {key_id} no longer exists")
+            return
+        meta = info.meta or {}
+        if meta.get(MARKER_META_KEY) != token:
+            record.warnings.append(f"original key {key_id} is marked by another rotation")
+            return
+        previous = _expiry(meta.get(PREVIOUS_EXPIRES_META_KEY), key_id, arn)
+        target = int(self.clock() * 1000) + _ms(self.config.grace_period)
+        if previous is not None:
+            target = min(target, previous)
+        if info.expires is None or info.expires > target:
+            self.unkey.update_key(key_id, expires=target)
+            info = dataclasses.replace(info, expires=target)
+        record.original_expires = info.expires
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _allowed_api(self, state: SecretState) -> str | None:
+        configured, tagged = self.config.api_id, state.tags.get(API_ID_TAG)
+        if configured and tagged and configured != tagged:
+            raise ConfigurationError(
+                f"UNKEY_API_ID and the {API_ID_TAG} tag of secret {state.arn} disagree"
+            )
+        return configured or tagged
+
+    def _pending(self, state: SecretState, token: str, step: str) -> StoredKey:
+        pending = self.secrets.read_version(state.arn, token)
+        if pending is None:
+            raise RotationStepError(
+                f"version {token} of secret {state.arn} holds no value: createSecret has not "
+                "finished",
+                step=step,
+                secret=state.arn,
+            )
+        return pending
+
+    def _sweep(self, api_id: str, token: str, keep: set[str], external_id: str | None) -> list[str]:
+        """Delete every key marked with ``token`` except ``keep``: made by lost attempts."""
+        found = [
+            info.key_id
+            for info in self.unkey.list_keys(
+                api_id, external_id=external_id, revalidate_keys_cache=True
+            )
+            if (info.meta or {}).get(MARKER_META_KEY) == token and info.key_id not in keep
+        ]
+        for key_id in found:
+            with contextlib.suppress(UnkeyNotFoundError):
+                self.unkey.delete_key(key_id)
+        return found
+
+    def _sweep_quietly(
+        self,
+        api_id: str,
+        token: str,
+        keep: set[str],
+        external_id: str | None,
+        record: StepRecord,
+    ) -> list[str]:
+        """Sweep once the pending value is known; a failure is left for finishSecret."""
+        try:
+            return self._sweep(api_id, token, keep, external_id)
+        except UnkeyError as exc:
+            record.warnings.append(f"sweep failed, finishSecret retries it: {_summary(exc)}")
+            return []
+
+    def _delete(self, key_id: str, arn: str, step: str) -> None:
+        try:
+            self.unkey.delete_key(key_id)
+        except UnkeyNotFoundError:
+            pass
+        except UnkeyError as exc:
+            raise RotationStepError(
+                f"could not delete unstored key {key_id} ({_summary(exc)}); it is marked and "
+                "the next attempt deletes it",
+                step=step,
+                secret=arn,
+            ) from exc
+
+    @staticmethod
+    def _note(record: StepRecord, stored: StoredKey) -> None:
+        record.api_id = stored.api_id
+        record.new_key_id = stored.key_id
+        record.old_key_id = _rerolled_from(stored)
+
+
+def _read_event(event: Mapping[str, Any]) -> tuple[str, str, str]:
+    if not isinstance(event, Mapping):
+        raise InvalidInputError("event", "expected a mapping")
+    secret_id, token, step = (event.get(k) for k in ("SecretId", "ClientRequestToken", "Step"))
+    if not isinstance(secret_id, str) or not 1 <= len(secret_id) <= 2048:
+        raise InvalidInputError("SecretId", "expected a secret ARN or name")
+    if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+        raise InvalidInputError("ClientRequestToken", "expected 32-64 of [A-Za-z0-9_-]")
+    if step not in STEPS:
+        raise InvalidInputError("Step", f"expected one of {', '.join(STEPS)}")
+    return secret_id, token, str(step)
+
+
+def _rerolled_from(stored: StoredKey) -> str | None:
+    value = stored.extra.get("rerolled_from")
+    return value if isinstance(value, str) and value else None
+
+
+def _expiry(value: object, key_id: str, arn: str) -> int | None:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        return value
+    raise RotationStepError(
+        f"key {key_id}'s meta.{PREVIOUS_EXPIRES_META_KEY} is not a timestamp or null",
+        step="createSecret",
+        secret=arn,
+    )
+
+
+def _ms(delta: dt.timedelta) -> int:
+    return int(delta.total_seconds() * 1000)
+
+
+def _summary(exc: BaseException) -> str:
+    # Our own errors never carry a key; anything else is named by type only.
+    if isinstance(exc, UnkeySecretsError):
+        return f"{type(exc).__name__}: {exc}"
+    return type(exc).__name__

@@ -1,0 +1,155 @@
+"""The AWS Secrets Manager rotation function for a secret that holds an Unkey key.
+
+Point the secret's rotation at ``unkey_secrets.aws_lambda.handler``. Each call runs one step of
+Secrets Manager's protocol (createSecret, setSecret, testSecret, finishSecret) and logs one JSON
+line about it; the steps and their crash-consistency are described in
+:mod:`unkey_secrets._rotation`.
+
+Configuration (environment variables):
+
+``UNKEY_ROOT_KEY_SECRET_ID``
+    ARN or name of the Secrets Manager secret holding the Unkey root key (the plain string, or
+    JSON ``{"root_key": "..."}``). Read at first use, kept for the container's life.
+``UNKEY_ALLOW_ROOT_KEY_ENV``
+    ``true`` to accept ``UNKEY_ROOT_KEY`` as plaintext when no secret id is set (tests only).
+``UNKEY_BASE_URL``, ``UNKEY_TIMEOUT``
+    Where Unkey is (default ``https://api.unkey.com``) and the per-request timeout (seconds).
+``UNKEY_GRACE_PERIOD_SECONDS``
+    How long the rotated-out key stays valid after finishSecret (default 86400, at least 300).
+``UNKEY_ROTATION_HOLD_SECONDS``
+    The original's expiry while a rotation is in flight, should it die mid-way (default 30 days).
+``UNKEY_API_ID``
+    The API this function rotates keys of, and creates the first key in when the secret has no
+    value yet (or tag the secret ``unkey-api-id``).
+``UNKEY_VERIFY_PERMISSIONS``
+    A permission query testSecret requires the new key to pass (``"a.read AND b.write"``).
+``UNKEY_KEY_PREFIX``, ``UNKEY_KEY_NAME``, ``UNKEY_EXTERNAL_ID``
+    The first key's prefix, name and externalId (bootstrap only; rerolls copy the original's).
+``AWS_ENDPOINT_URL``, ``AWS_REGION``
+    Honoured by boto3 as usual.
+
+Importing this module loads neither boto3 (imported at first use) nor hvac, pydantic-settings
+or any CLI library, so the cold start stays small.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from ._errors import ConfigurationError
+from ._rotation import RotationStepError, Rotator
+from ._rotation_aws import translate_error
+from ._rotation_config import RotationConfig, RuntimeConfig
+from ._secret import Secret
+from .unkey import UnkeyClient
+
+__all__ = [
+    "RotationConfig",
+    "RotationStepError",
+    "Rotator",
+    "RuntimeConfig",
+    "build_rotator",
+    "handler",
+]
+
+logger = logging.getLogger("unkey_secrets.aws_lambda")
+
+# botocore logs whole request and response bodies at DEBUG (SecretString included) under these.
+_BODY_LOGGERS = ("botocore.endpoint", "botocore.parsers")
+
+
+def handler(event: Mapping[str, Any], context: object = None) -> dict[str, str | None]:
+    """Run one rotation step; returns the step, its outcome and key_ids (never a key)."""
+    return _RUNTIME.rotator().handle(event)
+
+
+def build_rotator(config: RuntimeConfig, secrets_manager: Any = None) -> Rotator:
+    """Make the clients from ``config``: boto3's ``secretsmanager`` and an :class:`UnkeyClient`.
+
+    ``secrets_manager`` replaces the boto3 client (tests, or a client with custom settings).
+    """
+    _keep_bodies_out_of_logs()
+    if secrets_manager is None:
+        import boto3
+
+        secrets_manager = boto3.client("secretsmanager")
+    root_key = _root_key(secrets_manager, config)
+    unkey = UnkeyClient(root_key, base_url=config.base_url, timeout=config.timeout)
+    return Rotator(secrets_manager, unkey, config.rotation)
+
+
+class _Runtime:
+    """The container's rotator, built at first use and reused by warm invocations."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rotator: Rotator | None = None
+
+    def rotator(self) -> Rotator:
+        with self._lock:
+            if self._rotator is None:
+                if logger.level == logging.NOTSET and not os.environ.get("AWS_LAMBDA_LOG_LEVEL"):
+                    logger.setLevel(logging.INFO)
+                self._rotator = build_rotator(RuntimeConfig.from_environ(os.environ))
+            return self._rotator
+
+    def reset(self) -> None:
+        """Forget the clients (closing Unkey's), so the next call reads the environment again."""
+        with self._lock:
+            if self._rotator is not None:
+                self._rotator.unkey.close()
+            self._rotator = None
+
+
+_RUNTIME = _Runtime()
+
+
+def _root_key(secrets_manager: Any, config: RuntimeConfig) -> Secret:
+    if config.root_key_secret_id is not None:
+        return _root_key_from_secret(secrets_manager, config.root_key_secret_id)
+    if config.allow_root_key_env:
+        value = os.environ.get("UNKEY_ROOT_KEY", "").strip()
+        if value:
+            return Secret(value)
+        raise ConfigurationError("UNKEY_ALLOW_ROOT_KEY_ENV is true but UNKEY_ROOT_KEY is empty")
+    raise ConfigurationError(
+        "set UNKEY_ROOT_KEY_SECRET_ID to the secret holding the Unkey root key"
+    )
+
+
+def _root_key_from_secret(secrets_manager: Any, secret_id: str) -> Secret:
+    try:
+        answer = secrets_manager.get_secret_value(SecretId=secret_id)
+    except Exception as exc:
+        translated = translate_error(exc, "GetSecretValue", secret_id)
+        if translated is None:
+            raise
+        raise ConfigurationError(
+            f"could not read the Unkey root key from {secret_id}: {translated}"
+        ) from translated
+    text = answer.get("SecretString")
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigurationError(f"secret {secret_id} holds no root key string")
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            # The decode error's .doc is the whole value: report the position only.
+            raise ConfigurationError(f"secret {secret_id} is neither a root key nor JSON") from None
+        text = data.get("root_key") if isinstance(data, dict) else None
+        if not isinstance(text, str) or not text:
+            raise ConfigurationError(f"secret {secret_id}'s JSON has no string member root_key")
+    return Secret(text)
+
+
+def _keep_bodies_out_of_logs() -> None:
+    for name in _BODY_LOGGERS:
+        body_logger = logging.getLogger(name)
+        if body_logger.getEffectiveLevel() < logging.INFO:
+            body_logger.setLevel(logging.INFO)
