@@ -1,0 +1,535 @@
+"""The Vault store against a real OpenBao dev server: the contract plus Vault's own promises."""
+
+from __future__ import annotations
+
+import socket
+import traceback
+from pathlib import Path
+from typing import Any
+
+import hvac
+import pytest
+
+from unkey_secrets import (
+    ConfigurationError,
+    IssuedKey,
+    NotOwnedError,
+    SecretNotFoundError,
+    StoreAccessError,
+    StoreConflictError,
+    StoredValueError,
+    StoreError,
+    StoreUnavailableError,
+)
+from unkey_secrets._payload import MANAGED_BY, alias_fields, key_fields
+from unkey_secrets.stores.base import SecretStore
+from unkey_secrets.stores.vault import VaultStore
+from unkey_secrets.testing.contract import SecretStoreContract, canary_key, random_id
+from unkey_secrets.testing.openbao import OpenBaoServer
+
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
+MOUNT = "secret"
+
+
+def plant(server: OpenBaoServer, path: str, data: dict[str, Any]) -> None:
+    """Write ``data`` at ``path`` as a foreign tool would: a plain data write, as root."""
+    server.client().secrets.kv.v2.create_or_update_secret(path=path, secret=data, mount_point=MOUNT)
+
+
+def metadata(server: OpenBaoServer, path: str) -> dict[str, Any]:
+    answer = server.client().secrets.kv.v2.read_secret_metadata(path=path, mount_point=MOUNT)
+    return dict(answer["data"])
+
+
+def write_metadata(server: OpenBaoServer, path: str, body: dict[str, Any]) -> None:
+    server.client().adapter.post(f"/v1/{MOUNT}/metadata/{path}", json=body)
+
+
+def assert_clean(error: BaseException, key: IssuedKey) -> None:
+    """The error, its chain and its rendered traceback never show the plaintext."""
+    plaintext = key.secret.reveal()
+    rendered = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    assert plaintext not in rendered
+    assert plaintext not in repr(error.args)
+    assert error.__cause__ is None
+    assert error.__context__ is None
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def store(openbao_server: OpenBaoServer) -> VaultStore:
+    return VaultStore(openbao_server.client())
+
+
+class TestVaultStoreContract(SecretStoreContract):
+    """Every store promise, on OpenBao."""
+
+    @pytest.fixture
+    def store(self, openbao_server: OpenBaoServer) -> SecretStore:
+        self.server = openbao_server
+        return VaultStore(openbao_server.client())
+
+    def plant_foreign(self, store: SecretStore, location: str) -> None:
+        plant(self.server, location, {"password": "not-ours"})
+
+
+# -- what put writes ------------------------------------------------------------------------
+
+
+def test_put_marks_the_path_in_custom_metadata(
+    store: VaultStore, openbao_server: OpenBaoServer
+) -> None:
+    key = canary_key()
+    stored = store.put(key)
+    path = store.key_location(api_id=key.api_id, key_id=key.key_id)
+    assert stored.location == f"{MOUNT}/{path}"
+    assert stored.version == "1"
+    custom = metadata(openbao_server, path)["custom_metadata"]
+    assert custom["managed-by"] == MANAGED_BY
+    assert custom["kind"] == "key"
+    assert custom["key_id"] == key.key_id
+    assert custom["api_id"] == key.api_id
+    assert custom["created_at"].endswith("+00:00")
+    assert custom["version"] == "1"
+    assert key.secret.reveal() not in repr(custom)
+
+
+def test_put_leaves_delete_version_after_and_max_versions_alone(
+    store: VaultStore, openbao_server: OpenBaoServer
+) -> None:
+    # An operator prepared the path (say, from a template) with retention settings and our
+    # marker: the metadata exists, the data does not. put must finish it and keep the settings.
+    key = canary_key()
+    path = store.key_location(api_id=key.api_id, key_id=key.key_id)
+    write_metadata(
+        openbao_server,
+        path,
+        {
+            "delete_version_after": "2h",
+            "max_versions": 3,
+            "custom_metadata": {"managed-by": MANAGED_BY, "kind": "key", "team": "billing"},
+        },
+    )
+    stored = store.put(key)
+    assert stored.created
+    meta = metadata(openbao_server, path)
+    assert meta["delete_version_after"] == "2h0m0s"
+    assert meta["max_versions"] == 3
+    assert meta["custom_metadata"]["team"] == "billing", "an operator's own members are kept"
+    assert meta["custom_metadata"]["key_id"] == key.key_id
+    assert meta["versions"]["1"]["deletion_time"], "the version expires as configured"
+    # A version that expires later is still there now: a repeat is a no-op.
+    assert not store.put(key).created
+    assert store.get(api_id=key.api_id, key_id=key.key_id).secret == key.secret
+
+
+def test_alias_move_keeps_retention_settings(
+    store: VaultStore, openbao_server: OpenBaoServer
+) -> None:
+    first = canary_key()
+    second = canary_key(api_id=first.api_id)
+    store.put(first)
+    store.put(second)
+    store.set_current(first, name="svc")
+    alias = store.alias_location(api_id=first.api_id, name="svc")
+    custom = metadata(openbao_server, alias)["custom_metadata"]
+    write_metadata(
+        openbao_server,
+        alias,
+        {"delete_version_after": "24h", "max_versions": 5, "custom_metadata": custom},
+    )
+    store.set_current(second, name="svc")
+    meta = metadata(openbao_server, alias)
+    assert meta["delete_version_after"] == "24h0m0s"
+    assert meta["max_versions"] == 5
+    assert meta["custom_metadata"]["current_key_id"] == second.key_id
+    assert meta["custom_metadata"]["kind"] == "alias"
+
+
+# -- crash recovery and races ---------------------------------------------------------------
+
+
+def test_a_put_interrupted_after_the_metadata_is_completed(
+    store: VaultStore, openbao_server: OpenBaoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = canary_key()
+    path = store.key_location(api_id=key.api_id, key_id=key.key_id)
+
+    def crash(*args: object, **kwargs: object) -> int:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "_write_data", crash)
+        with pytest.raises(KeyboardInterrupt):
+            store.put(key)
+    meta = metadata(openbao_server, path)
+    assert meta["current_version"] == 0
+    assert meta["custom_metadata"]["key_id"] == key.key_id, "marked before any data exists"
+
+    stored = store.put(key)
+    assert stored.created
+    assert stored.version == "1"
+    assert store.get(api_id=key.api_id, key_id=key.key_id).secret == key.secret
+
+
+def test_metadata_without_our_marker_is_not_ours(
+    store: VaultStore, openbao_server: OpenBaoServer
+) -> None:
+    key = canary_key()
+    path = store.key_location(api_id=key.api_id, key_id=key.key_id)
+    write_metadata(openbao_server, path, {"custom_metadata": {"owner": "someone-else"}})
+    with pytest.raises(NotOwnedError):
+        store.put(key)
+    meta = metadata(openbao_server, path)
+    assert meta["current_version"] == 0, "nothing was written"
+    assert meta["custom_metadata"] == {"owner": "someone-else"}, "their metadata is untouched"
+
+
+class Interleaving(VaultStore):
+    """A store that lets ``meanwhile`` run once, right before its first data write."""
+
+    meanwhile: Any = None
+
+    def _write_data(self, path: str, data: dict[str, Any], *, cas: int) -> int:
+        action, self.meanwhile = self.meanwhile, None
+        if action is not None:
+            action()
+        return super()._write_data(path, data, cas=cas)
+
+
+def test_two_puts_of_the_same_key_racing_end_in_one_version(
+    openbao_server: OpenBaoServer,
+) -> None:
+    key = canary_key()
+    other = VaultStore(openbao_server.client())
+    racing = Interleaving(openbao_server.client())
+    racing.meanwhile = lambda: other.put(key)
+    stored = racing.put(key)
+    assert not stored.created, "the other writer won the cas=0 write; this one is a no-op"
+    assert stored.version == "1"
+    assert racing.get(api_id=key.api_id, key_id=key.key_id).secret == key.secret
+
+
+def test_a_foreign_write_before_our_marker_is_not_taken_over(
+    store: VaultStore, openbao_server: OpenBaoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = canary_key()
+    path = store.key_location(api_id=key.api_id, key_id=key.key_id)
+    real_write = store._write_metadata
+
+    def foreign_first(path_: str, custom: Any) -> None:
+        # The other tool creates the secret between our metadata read and our marking.
+        plant(openbao_server, path, {"password": "theirs"})
+        monkeypatch.setattr(store, "_write_metadata", real_write)
+        real_write(path_, custom)
+
+    monkeypatch.setattr(store, "_write_metadata", foreign_first)
+    with pytest.raises(NotOwnedError):
+        store.put(key)
+    # Our marker landed on their secret in the race, but the order of creation gives it
+    # away, on this attempt and on every later one, and their data is never overwritten.
+    with pytest.raises(NotOwnedError):
+        store.put(key)
+    data = openbao_server.client().secrets.kv.v2.read_secret_version(
+        path=path, mount_point=MOUNT, raise_on_deleted_version=True
+    )
+    assert data["data"]["data"] == {"password": "theirs"}
+
+
+def test_a_write_into_our_marked_path_is_replaced_by_the_key(
+    store: VaultStore, openbao_server: OpenBaoServer
+) -> None:
+    key = canary_key()
+    path = store.key_location(api_id=key.api_id, key_id=key.key_id)
+    racing = Interleaving(openbao_server.client())
+    racing.meanwhile = lambda: plant(openbao_server, path, {"password": "intruder"})
+    stored = racing.put(key)
+    assert stored.created
+    assert stored.version == "2", "written again over the unvouched version 1"
+    assert store.get(api_id=key.api_id, key_id=key.key_id).secret == key.secret
+    assert not store.put(key).created
+
+
+def test_a_put_interrupted_after_the_data_is_confirmed_by_the_next(
+    store: VaultStore, openbao_server: OpenBaoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = canary_key()
+    path = store.key_location(api_id=key.api_id, key_id=key.key_id)
+    real_write = store._write_metadata
+    calls: list[dict[str, str]] = []
+
+    def crash_on_confirm(path_: str, custom: dict[str, str]) -> None:
+        calls.append(custom)
+        if "version" in custom:
+            raise KeyboardInterrupt
+        real_write(path_, custom)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "_write_metadata", crash_on_confirm)
+        with pytest.raises(KeyboardInterrupt):
+            store.put(key)
+    assert metadata(openbao_server, path)["current_version"] == 1
+    again = store.put(key)
+    assert again.created
+    assert again.version == "2"
+    assert metadata(openbao_server, path)["custom_metadata"]["version"] == "2"
+    assert not store.put(key).created
+
+
+def test_concurrent_alias_moves_conflict_instead_of_losing_one(
+    store: VaultStore, openbao_server: OpenBaoServer
+) -> None:
+    first = canary_key()
+    second = canary_key(api_id=first.api_id)
+    third = canary_key(api_id=first.api_id)
+    for key in (first, second, third):
+        store.put(key)
+    store.set_current(first, name="svc")
+
+    racing = Interleaving(openbao_server.client())
+    racing.meanwhile = lambda: store.set_current(second, name="svc")
+    with pytest.raises(StoreConflictError) as raised:
+        racing.set_current(third, name="svc")
+    assert "moved" in str(raised.value)
+    assert store.get_current(api_id=first.api_id, name="svc").key_id == second.key_id
+    # Retrying after the conflict works.
+    assert racing.set_current(third, name="svc").created
+    assert store.get_current(api_id=first.api_id, name="svc").key_id == third.key_id
+
+
+def test_alias_metadata_is_trusted_only_for_the_version_it_describes(
+    store: VaultStore, openbao_server: OpenBaoServer
+) -> None:
+    first = canary_key()
+    second = canary_key(api_id=first.api_id)
+    store.put(first)
+    store.put(second)
+    store.set_current(first, name="svc")
+    alias = store.alias_location(api_id=first.api_id, name="svc")
+    key_path = store.key_location(api_id=second.api_id, key_id=second.key_id)
+    # A mover that died after its data write, before updating the metadata.
+    openbao_server.client().secrets.kv.v2.create_or_update_secret(
+        path=alias,
+        secret=alias_fields(key_id=second.key_id, api_id=second.api_id, path=key_path),
+        cas=1,
+        mount_point=MOUNT,
+    )
+    again = store.set_current(first, name="svc")
+    assert again.created, "stale metadata (version 1 of 2) is not a reason to skip the write"
+    assert again.version == "3"
+    assert store.get_current(api_id=first.api_id, name="svc").key_id == first.key_id
+
+
+def test_set_current_refuses_a_key_that_was_never_stored(
+    store: VaultStore, openbao_server: OpenBaoServer
+) -> None:
+    key = canary_key()
+    with pytest.raises(SecretNotFoundError, match="put it before"):
+        store.set_current(key, name="svc")
+    alias = store.alias_location(api_id=key.api_id, name="svc")
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        metadata(openbao_server, alias)
+
+
+def test_set_current_refuses_a_key_path(store: VaultStore) -> None:
+    key = canary_key()
+    store.put(key)
+    odd = VaultStore(store.client, alias_template="unkey/{api_id}/{name}")
+    # The alias "name" renders to the key's own path: it is ours, but not an alias.
+    with pytest.raises(StoreConflictError):
+        odd.set_current(key, name=key.key_id)
+
+
+# -- reading --------------------------------------------------------------------------------
+
+
+def test_get_current_refuses_an_alias_pointing_elsewhere(
+    store: VaultStore, openbao_server: OpenBaoServer
+) -> None:
+    key = canary_key()
+    store.put(key)
+    store.set_current(key, name="svc")
+    alias = store.alias_location(api_id=key.api_id, name="svc")
+    plant(openbao_server, alias, alias_fields(key_id=key.key_id, api_id=key.api_id, path="x/y"))
+    with pytest.raises(StoredValueError):
+        store.get_current(api_id=key.api_id, name="svc")
+
+
+def test_get_of_a_foreign_value_is_a_stored_value_error(
+    store: VaultStore, openbao_server: OpenBaoServer
+) -> None:
+    api_id, key_id = random_id("api"), random_id("key")
+    plant(openbao_server, store.key_location(api_id=api_id, key_id=key_id), {"k": "v"})
+    with pytest.raises(StoredValueError):
+        store.get(api_id=api_id, key_id=key_id)
+
+
+def test_a_deleted_key_reads_as_not_found_and_is_not_rewritten(
+    store: VaultStore, openbao_server: OpenBaoServer
+) -> None:
+    key = canary_key()
+    store.put(key)
+    path = store.key_location(api_id=key.api_id, key_id=key.key_id)
+    openbao_server.client().secrets.kv.v2.delete_latest_version_of_secret(
+        path=path, mount_point=MOUNT
+    )
+    with pytest.raises(SecretNotFoundError):
+        store.get(api_id=key.api_id, key_id=key.key_id)
+    with pytest.raises(StoreConflictError, match="deleted"):
+        store.put(key)
+
+
+# -- KV v1: read-only -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def kv1_mount(openbao_server: OpenBaoServer) -> str:
+    mount = "kv1-" + random_id("m").lower().replace("_", "")
+    openbao_server.enable_kv_v1(mount)
+    return mount
+
+
+def test_kv_v1_is_read_only(openbao_server: OpenBaoServer, kv1_mount: str) -> None:
+    store = VaultStore(openbao_server.client(), mount=kv1_mount, kv_version=1)
+    key = canary_key()
+    with pytest.raises(ConfigurationError, match="KV v2"):
+        store.put(key)
+    with pytest.raises(ConfigurationError, match="KV v2"):
+        store.set_current(key, name="svc")
+
+    root = openbao_server.client().secrets.kv.v1
+    key_path = store.key_location(api_id=key.api_id, key_id=key.key_id)
+    root.create_or_update_secret(path=key_path, secret=key_fields(key), mount_point=kv1_mount)
+    alias = store.alias_location(api_id=key.api_id, name="svc")
+    root.create_or_update_secret(
+        path=alias,
+        secret=alias_fields(key_id=key.key_id, api_id=key.api_id, path=key_path),
+        mount_point=kv1_mount,
+    )
+    read = store.get(api_id=key.api_id, key_id=key.key_id)
+    assert read.secret == key.secret
+    assert read.version is None
+    assert read.location == f"{kv1_mount}/{key_path}"
+    assert store.get_current(api_id=key.api_id, name="svc").secret == key.secret
+    with pytest.raises(SecretNotFoundError):
+        store.get(api_id=key.api_id, key_id=random_id("key"))
+
+
+# -- least privilege ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def policy_tokens(openbao_server: OpenBaoServer) -> dict[str, str]:
+    tokens = {}
+    for role in ("writer", "reader"):
+        text = (POLICIES / f"vault-{role}.hcl").read_text()
+        openbao_server.write_policy(f"unkey-{role}", text)
+        tokens[role] = openbao_server.create_token(f"unkey-{role}")
+    return tokens
+
+
+def test_the_writer_policy_writes_and_moves_but_cannot_read(
+    openbao_server: OpenBaoServer, policy_tokens: dict[str, str]
+) -> None:
+    writer = VaultStore(openbao_server.client(policy_tokens["writer"]))
+    reader = VaultStore(openbao_server.client(policy_tokens["reader"]))
+    first = canary_key()
+    second = canary_key(api_id=first.api_id)
+
+    assert writer.put(first).created
+    assert not writer.put(first).created
+    assert writer.set_current(first, name="svc").created
+    assert not writer.set_current(first, name="svc").created
+    writer.put(second)
+    assert writer.set_current(second, name="svc").version == "2"
+
+    with pytest.raises(StoreAccessError) as raised:
+        writer.get(api_id=first.api_id, key_id=first.key_id)
+    assert "403" in str(raised.value)
+    assert_clean(raised.value, first)
+    with pytest.raises(StoreAccessError):
+        writer.get_current(api_id=first.api_id, name="svc")
+
+    assert reader.get(api_id=first.api_id, key_id=first.key_id).secret == first.secret
+    assert reader.get_current(api_id=first.api_id, name="svc").secret == second.secret
+    with pytest.raises(StoreAccessError):
+        reader.put(canary_key())
+
+
+def test_the_writer_policy_stays_inside_its_prefix(
+    openbao_server: OpenBaoServer, policy_tokens: dict[str, str]
+) -> None:
+    outside = VaultStore(
+        openbao_server.client(policy_tokens["writer"]), key_template="elsewhere/{key_id}"
+    )
+    with pytest.raises(StoreAccessError):
+        outside.put(canary_key())
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+def test_a_bad_token_is_an_access_error(openbao_server: OpenBaoServer) -> None:
+    store = VaultStore(openbao_server.client("not-a-token"))
+    key = canary_key()
+    with pytest.raises(StoreAccessError) as raised:
+        store.put(key)
+    assert_clean(raised.value, key)
+
+
+def test_an_unknown_mount_is_not_reported_as_a_missing_key(
+    openbao_server: OpenBaoServer,
+) -> None:
+    store = VaultStore(openbao_server.client(), mount="no-such-mount")
+    with pytest.raises(StoreError) as raised:
+        store.get(api_id=random_id("api"), key_id=random_id("key"))
+    assert not isinstance(raised.value, SecretNotFoundError)
+
+
+def test_an_unreachable_server_is_unavailable_and_leaks_nothing(closed_port: int) -> None:
+    client = hvac.Client(url=f"http://127.0.0.1:{closed_port}", token="t", timeout=2)
+    store = VaultStore(client)
+    key = canary_key()
+    with pytest.raises(StoreUnavailableError) as raised:
+        store.put(key)
+    assert_clean(raised.value, key)
+    with pytest.raises(StoreUnavailableError):
+        store.get(api_id=key.api_id, key_id=key.key_id)
+
+
+def test_a_stopped_server_is_unavailable_midway(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The caller's settings never reach the server, and it writes nothing to HOME.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("BAO_DEV_LISTEN_ADDRESS", "0.0.0.0:8200")
+    monkeypatch.setenv("BAO_DEV_ROOT_TOKEN_ID", "from-the-caller")
+    monkeypatch.setenv("VAULT_TOKEN", "from-the-caller")
+    with OpenBaoServer() as server:
+        assert server.url.startswith("http://127.0.0.1:")
+        assert server.root_token != "from-the-caller"
+        store = VaultStore(server.client())
+        key = canary_key()
+        store.put(key)
+        assert list(tmp_path.iterdir()) == []
+    assert not server.running
+    with pytest.raises(StoreUnavailableError) as raised:
+        store.set_current(key, name="svc")
+    assert_clean(raised.value, key)
+
+
+def test_the_server_runs_on_loopback_without_caller_settings(
+    openbao_server: OpenBaoServer,
+) -> None:
+    assert openbao_server.url.startswith("http://127.0.0.1:")
+    assert openbao_server.root_token not in repr(openbao_server)
+    health = openbao_server.client().sys.read_health_status(method="GET")
+    assert health["initialized"]
+    assert not health["sealed"]

@@ -1,0 +1,193 @@
+"""Build an hvac client from :class:`VaultSettings` and log it in.
+
+Auth methods: ``token`` (``VAULT_TOKEN``, else ``~/.vault-token`` as the vault CLI does),
+``approle`` (role_id + secret_id), ``kubernetes`` (role + the service account JWT), ``jwt``
+(role + a JWT given directly or read from a file) and ``aws`` (role; a signed
+``sts:GetCallerIdentity`` request made with credentials from botocore's standard chain).
+Credentials are never logged or put in an error message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .._errors import ConfigurationError, StoreAccessError, StoreError
+from ._vault_errors import STORE, require_hvac, translate
+from .vault_settings import VaultSettings
+
+if TYPE_CHECKING:
+    import hvac
+    import requests
+
+__all__ = ["KUBERNETES_JWT_PATH", "build_client", "login", "read_token"]
+
+#: Where Kubernetes mounts a pod's service account token.
+KUBERNETES_JWT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+_DEFAULT_MOUNTS = {"approle": "approle", "kubernetes": "kubernetes", "jwt": "jwt", "aws": "aws"}
+
+
+def read_token(settings: VaultSettings) -> str | None:
+    """Return ``VAULT_TOKEN``, else the token the vault CLI saved in ``~/.vault-token``."""
+    if settings.token is not None and settings.token.get_secret_value():
+        return settings.token.get_secret_value()
+    try:
+        saved = (Path.home() / ".vault-token").read_text(encoding="utf-8").strip()
+    except (OSError, RuntimeError, UnicodeDecodeError):
+        return None
+    return saved or None
+
+
+def build_client(
+    settings: VaultSettings, *, session: requests.Session | None = None
+) -> hvac.Client:
+    """Return an hvac client for ``settings`` (not yet logged in unless the method is token).
+
+    TLS is always verified (``VAULT_CACERT`` or ``VAULT_CAPATH`` name a private CA) and
+    redirects are not followed, so a request body is never replayed to another address.
+    """
+    hvac_module = require_hvac()
+    import requests
+
+    if not settings.addr:
+        raise ConfigurationError("VAULT_ADDR is not set: where is Vault?")
+    verify: bool | str = settings.cacert or settings.capath or True
+    session = session if session is not None else requests.Session()
+    # hvac prefers the session's verify over its own argument, so set it on the session.
+    session.verify = verify
+    token = read_token(settings) if settings.auth_method == "token" else None
+    if settings.auth_method == "token" and token is None:
+        raise ConfigurationError("no Vault token: set VAULT_TOKEN or log in with the vault CLI")
+    client: hvac.Client = hvac_module.Client(
+        url=settings.addr,
+        # An empty string, not None: hvac would otherwise read VAULT_TOKEN and ~/.vault-token.
+        token=token or "",
+        verify=verify,
+        timeout=settings.timeout,
+        namespace=settings.namespace,
+        session=session,
+        allow_redirects=False,
+    )
+    return client
+
+
+def login(client: hvac.Client, settings: VaultSettings) -> None:
+    """Log ``client`` in with the method ``settings.auth_method`` names (token: nothing to do)."""
+    method = settings.auth_method
+    if method == "token":
+        return
+    mount = settings.auth_mount or _DEFAULT_MOUNTS[method]
+    location = f"auth/{mount}/login"
+    import requests
+    from hvac import exceptions as hve
+
+    error: StoreError | None = None
+    try:
+        _LOGINS[method](client, settings, mount)
+    except (hve.VaultError, requests.exceptions.RequestException) as exc:
+        error = _login_error(exc, method=method, location=location)
+    if error is not None:
+        # Raised outside the except block: nothing (request body included) is chained.
+        raise error
+    if not client.adapter.token:
+        raise StoreAccessError(
+            f"{method} login at {location} returned no token", store=STORE, location=location
+        )
+
+
+def _login_error(exc: Exception, *, method: str, location: str) -> StoreError:
+    from hvac import exceptions as hve
+
+    if isinstance(exc, (hve.InvalidRequest, hve.InvalidPath)):
+        # Vault answers bad credentials or an unknown role with 400 (sometimes 404 for an
+        # unknown mount): either way the login was refused.
+        return StoreAccessError(
+            f"Vault refused the {method} login at {location} ({type(exc).__name__})",
+            store=STORE,
+            location=location,
+        )
+    return translate(exc, operation=f"{method} login", location=location)
+
+
+def _require(value: str | None, what: str, method: str) -> str:
+    if not value:
+        raise ConfigurationError(f"Vault {method} auth needs {what}")
+    return value
+
+
+def _read_jwt(settings: VaultSettings, method: str, default_path: str | None) -> str:
+    if settings.jwt is not None and settings.jwt.get_secret_value():
+        return settings.jwt.get_secret_value()
+    path = settings.jwt_path or default_path
+    if path is None:
+        raise ConfigurationError(
+            f"Vault {method} auth needs UNKEY_SECRETS_VAULT_JWT or UNKEY_SECRETS_VAULT_JWT_PATH"
+        )
+    try:
+        jwt = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(
+            f"cannot read the JWT for Vault {method} auth from {path} ({type(exc).__name__})"
+        ) from None
+    if not jwt:
+        raise ConfigurationError(f"the JWT file {path} for Vault {method} auth is empty")
+    return jwt
+
+
+def _approle(client: hvac.Client, settings: VaultSettings, mount: str) -> None:
+    role_id = _require(settings.role_id, "UNKEY_SECRETS_VAULT_ROLE_ID", "approle")
+    secret_id = settings.secret_id.get_secret_value() if settings.secret_id else None
+    client.auth.approle.login(role_id=role_id, secret_id=secret_id, mount_point=mount)
+
+
+def _kubernetes(client: hvac.Client, settings: VaultSettings, mount: str) -> None:
+    role = _require(settings.role, "UNKEY_SECRETS_VAULT_ROLE", "kubernetes")
+    jwt = _read_jwt(settings, "kubernetes", KUBERNETES_JWT_PATH)
+    client.auth.kubernetes.login(role=role, jwt=jwt, mount_point=mount)
+
+
+def _jwt(client: hvac.Client, settings: VaultSettings, mount: str) -> None:
+    role = _require(settings.role, "UNKEY_SECRETS_VAULT_ROLE", "jwt")
+    jwt = _read_jwt(settings, "jwt", None)
+    client.auth.jwt.jwt_login(role=role, jwt=jwt, path=mount)
+
+
+def _aws(client: hvac.Client, settings: VaultSettings, mount: str) -> None:
+    try:
+        import botocore.session
+    except ImportError:
+        raise ConfigurationError(
+            "Vault aws auth needs botocore: pip install 'unkey-secrets[aws]'"
+        ) from None
+    from botocore.exceptions import BotoCoreError
+
+    failure: str | None = None
+    try:
+        credentials = botocore.session.get_session().get_credentials()
+        frozen = credentials.get_frozen_credentials() if credentials is not None else None
+    except BotoCoreError as exc:
+        failure, frozen = type(exc).__name__, None
+    if frozen is None:
+        raise StoreAccessError(
+            f"Vault aws auth found no usable AWS credentials ({failure or 'none in the chain'})",
+            store=STORE,
+            location=f"auth/{mount}/login",
+        )
+    client.auth.aws.iam_login(
+        access_key=frozen.access_key,
+        secret_key=frozen.secret_key,
+        session_token=frozen.token,
+        header_value=settings.aws_server_id,
+        role=settings.role,
+        mount_point=mount,
+    )
+
+
+_LOGINS: dict[str, Callable[[hvac.Client, VaultSettings, str], None]] = {
+    "approle": _approle,
+    "kubernetes": _kubernetes,
+    "jwt": _jwt,
+    "aws": _aws,
+}

@@ -1,0 +1,142 @@
+"""Import hvac lazily and translate its failures into the unkey-secrets exception tree.
+
+hvac's exceptions carry Vault's ``errors`` list and the response text, and a ``requests``
+exception holds the prepared request, body included. Vault does not echo written data in its
+errors, but none of that is copied into our errors and nothing is chained: messages name the
+operation, the location, the HTTP status and the failure's class only.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from .._errors import (
+    ConfigurationError,
+    SecretNotFoundError,
+    StoreAccessError,
+    StoreError,
+    StoreUnavailableError,
+)
+
+__all__ = ["STORE", "is_cas_mismatch", "is_missing", "require_hvac", "translate"]
+
+STORE = "vault"
+
+_STATUS = {
+    "InvalidRequest": 400,
+    "Unauthorized": 401,
+    "Forbidden": 403,
+    "InvalidPath": 404,
+    "UnsupportedOperation": 405,
+    "PreconditionFailed": 412,
+    "RateLimitExceeded": 429,
+    "InternalServerError": 500,
+    "VaultNotInitialized": 501,
+    "BadGateway": 502,
+    "VaultDown": 503,
+}
+
+
+def require_hvac() -> ModuleType:
+    """Return the ``hvac`` module, or raise ConfigurationError naming the extra to install."""
+    try:
+        import hvac
+    except ImportError:
+        raise ConfigurationError(
+            "the Vault store needs hvac: pip install 'unkey-secrets[vault]'"
+        ) from None
+    return hvac
+
+
+def _errors(exc: BaseException) -> list[str]:
+    errors = getattr(exc, "errors", None)
+    if isinstance(errors, list):
+        return [e for e in errors if isinstance(e, str)]
+    return []
+
+
+def is_cas_mismatch(exc: BaseException) -> bool:
+    """True if ``exc`` is Vault refusing a KV v2 write whose ``cas`` did not match."""
+    from hvac import exceptions as hve
+
+    return isinstance(exc, hve.InvalidRequest) and any("check-and-set" in e for e in _errors(exc))
+
+
+def is_missing(exc: BaseException) -> bool:
+    """True if ``exc`` is a plain 404: nothing stored there (not an unknown mount or route)."""
+    from hvac import exceptions as hve
+
+    # KV answers a missing secret with an empty errors list; an unknown mount or route comes
+    # with an explanation ("no handler for route ..."), which is a configuration problem.
+    return isinstance(exc, hve.InvalidPath) and not _errors(exc)
+
+
+def translate(exc: BaseException, *, operation: str, location: str) -> StoreError:
+    """Return the error to raise for ``exc`` during ``operation`` on ``location``.
+
+    The result never quotes ``exc``: raise it outside the ``except`` block (or ``from None``).
+    """
+    import requests
+    from hvac import exceptions as hve
+
+    where = f"{operation} on {location}"
+    if isinstance(exc, hve.VaultError):
+        name = type(exc).__name__
+        status = _STATUS.get(name)
+        shown = f"{status} {name}" if status else name
+        if isinstance(exc, (hve.Forbidden, hve.Unauthorized)):
+            return StoreAccessError(
+                f"Vault refused {where}: {shown} (check the token and its policy)",
+                store=STORE,
+                location=location,
+            )
+        if isinstance(exc, hve.InvalidPath):
+            if is_missing(exc):
+                return SecretNotFoundError(
+                    f"nothing stored at {location} ({operation}: 404)",
+                    store=STORE,
+                    location=location,
+                )
+            return StoreError(
+                f"Vault has no such route for {where}: 404 (is the KV mount and version right?)",
+                store=STORE,
+                location=location,
+            )
+        if isinstance(
+            exc,
+            (
+                hve.InternalServerError,
+                hve.VaultDown,
+                hve.BadGateway,
+                hve.RateLimitExceeded,
+                hve.VaultNotInitialized,
+            ),
+        ):
+            return StoreUnavailableError(
+                f"Vault could not serve {where}: {shown}", store=STORE, location=location
+            )
+        return StoreError(f"Vault refused {where}: {shown}", store=STORE, location=location)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return StoreError(
+            f"TLS failure during {where} (certificate not trusted? see VAULT_CACERT)",
+            store=STORE,
+            location=location,
+        )
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return StoreUnavailableError(
+            f"no answer to {where} in time; the request may have been carried out, and "
+            "repeating it is safe (the write is idempotent)",
+            store=STORE,
+            location=location,
+        )
+    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
+        return StoreUnavailableError(
+            f"could not reach Vault for {where} ({type(exc).__name__})",
+            store=STORE,
+            location=location,
+        )
+    return StoreError(
+        f"request to Vault failed during {where} ({type(exc).__name__})",
+        store=STORE,
+        location=location,
+    )

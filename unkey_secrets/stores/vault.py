@@ -1,0 +1,516 @@
+"""The HashiCorp Vault (and OpenBao) KV store, over hvac."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from .._errors import (
+    ConfigurationError,
+    NotOwnedError,
+    SecretNotFoundError,
+    StoreConflictError,
+    StoredValueError,
+    StoreError,
+)
+from .._models import IssuedKey, StoredKey, StoredLocation
+from .._payload import ALIAS_FORMAT, MANAGED_BY, alias_fields, key_fields, parse_key_fields
+from .._validate import validate_api_id, validate_key_id
+from ._vault_errors import STORE, is_cas_mismatch, require_hvac, translate
+from .base import DEFAULT_ALIAS_TEMPLATE, DEFAULT_KEY_TEMPLATE, SecretStore
+from .vault_settings import VaultSettings, check_mount
+
+if TYPE_CHECKING:
+    import hvac
+
+__all__ = ["VaultStore"]
+
+_T = TypeVar("_T")
+
+#: custom_metadata members we write (values are strings, as Vault requires).
+_MANAGED_BY = "managed-by"
+_KIND = "kind"
+
+
+class _CasMismatch(Exception):
+    """A KV v2 write lost its check-and-set: someone wrote the path meanwhile."""
+
+
+class VaultStore(SecretStore):
+    """Keys in a Vault KV v2 mount, one path per key_id, plus movable reader-facing aliases.
+
+    **Ownership** lives in the path's ``custom_metadata`` (``managed-by: unkey-secrets``,
+    ``kind``, ``key_id`` or ``current_key_id``, ``api_id``), which is metadata, not data: the
+    writer decides everything from ``<mount>/metadata/...`` and never reads a stored key, so
+    its policy needs no ``read`` on ``<mount>/data/...`` (see ``policies/vault-writer.hcl``).
+
+    **put** is create-only and idempotent. The metadata is marked first, then the data is
+    written with ``cas=0``, then the metadata records the version written (``version``); a
+    crash before the data leaves a marked, empty path that the next ``put`` completes, never an
+    unmarked secret. Repeating a key_id whose version the metadata vouches for is a no-op
+    (``created=False``); data on a path we marked first but not vouched for (an interrupted
+    put, or a write into our path) is written again with ``cas=<current version>``. A path
+    we did not mark raises :class:`~unkey_secrets.NotOwnedError`. Metadata updates send only
+    ``custom_metadata`` (merged with what is there), so an operator's ``max_versions`` and
+    ``delete_version_after`` survive; hvac's ``update_metadata`` and ``patch`` are never used
+    (the first resets ``delete_version_after``, the second reads the plaintext back).
+
+    **set_current** checks (in the key's metadata) that :meth:`put` finished storing the key,
+    then writes the alias (``{format, key_id, api_id, path}``, no plaintext) with
+    ``cas`` set to the version it saw, so two concurrent movers cannot both win: the loser gets
+    :class:`~unkey_secrets.StoreConflictError`. The alias metadata records which key_id and
+    which data version it describes (``current_key_id``, ``version``); it is trusted for the
+    no-op check only while that version is still the current one.
+
+    A path whose first data version was written before any metadata (the path was created by a
+    plain data write) is never treated as ours, even if it carries our marker: that is how a
+    foreign write racing our marking is caught.
+
+    **KV v1** (``kv_version=1``) is supported for reading only. KV v1 has no check-and-set and
+    no metadata, so create-only writes, ownership without reading the data, and safe alias moves
+    are all impossible there; :meth:`put` and :meth:`set_current` raise
+    :class:`~unkey_secrets.ConfigurationError` before any I/O. :meth:`get` and
+    :meth:`get_current` read values in the same JSON shape.
+
+    Errors: 401/403 become :class:`~unkey_secrets.StoreAccessError`, 5xx, 429 and connection
+    failures :class:`~unkey_secrets.StoreUnavailableError`, a 404
+    :class:`~unkey_secrets.SecretNotFoundError`; no error quotes Vault's answer or our request.
+    """
+
+    name: ClassVar[str] = "vault"
+
+    def __init__(
+        self,
+        client: hvac.Client | None = None,
+        *,
+        mount: str = "secret",
+        kv_version: int = 2,
+        key_template: str = DEFAULT_KEY_TEMPLATE,
+        alias_template: str = DEFAULT_ALIAS_TEMPLATE,
+        settings: VaultSettings | None = None,
+    ) -> None:
+        require_hvac()
+        if settings is not None:
+            given = (mount, kv_version, key_template, alias_template)
+            if given != ("secret", 2, DEFAULT_KEY_TEMPLATE, DEFAULT_ALIAS_TEMPLATE):
+                raise ConfigurationError(
+                    "pass either settings or mount/kv_version/templates to VaultStore, not both"
+                )
+            mount, kv_version = settings.mount, settings.kv_version
+            key_template, alias_template = settings.key_template, settings.alias_template
+        super().__init__(key_template=key_template, alias_template=alias_template)
+        try:
+            self.mount = check_mount(mount)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        if kv_version not in (1, 2):
+            raise ConfigurationError("kv_version must be 1 or 2")
+        self.kv_version = kv_version
+        if client is None:
+            from ._vault_auth import build_client, login
+
+            settings = settings if settings is not None else _settings_from_env()
+            client = build_client(settings)
+            login(client, settings)
+        self.client = client
+
+    @classmethod
+    def from_settings(cls, settings: VaultSettings | None = None) -> VaultStore:
+        """Build a store from ``settings`` (default: the environment) and log in.
+
+        Logging in talks to Vault for every method but ``token``.
+        """
+        return cls(settings=settings if settings is not None else _settings_from_env())
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(url={self.client.url!r}, mount={self.mount!r}, "
+            f"kv_version={self.kv_version}, key_template={self.key_template.template!r})"
+        )
+
+    # -- hooks -----------------------------------------------------------------------------
+
+    def _put(self, key: IssuedKey, path: str) -> StoredLocation:
+        self._require_v2("put")
+        location = self._location(path)
+        meta = self._read_metadata(path)
+        for _ in range(2):
+            if meta is None:
+                marker = _key_marker(key, {})
+                self._write_metadata(path, marker)
+                cas = 0
+            else:
+                self._check_owned(meta, path, kind="key")
+                done = self._existing_key(meta, key, path)
+                if done is not None:
+                    return done
+                marker = _key_marker(key, _custom(meta))
+                if _custom(meta) != marker:
+                    self._write_metadata(path, marker)
+                cas = _current_version(meta)
+            try:
+                version = self._write_data(path, key_fields(key), cas=cas)
+            except _CasMismatch:
+                # Someone wrote meanwhile: decide again from what the metadata says now.
+                meta = self._read_metadata(path)
+                continue
+            # Confirm: from now on the metadata vouches for this version holding this key.
+            self._write_metadata(path, {**marker, "version": str(version)})
+            return StoredLocation(
+                store=STORE, location=location, key_id=key.key_id, version=str(version)
+            )
+        raise StoreConflictError(
+            f"{location} kept changing while {key.key_id} was being stored",
+            store=STORE,
+            location=location,
+        )
+
+    def _set_current(self, key: IssuedKey, path: str, name: str) -> StoredLocation:
+        self._require_v2("set_current")
+        location = self._location(path)
+        key_path = self.key_location(api_id=key.api_id, key_id=key.key_id)
+        meta = self._read_metadata(path)
+        if meta is not None:
+            self._check_owned(meta, path, kind="alias")
+            if _alias_is_current(meta, key.key_id):
+                return StoredLocation(
+                    store=STORE,
+                    location=location,
+                    key_id=key.key_id,
+                    version=str(_current_version(meta)),
+                    created=False,
+                    name=name,
+                )
+        self._require_stored(key, key_path)
+        if meta is not None:
+            cas = _current_version(meta)
+        else:
+            self._write_metadata(
+                path, {_MANAGED_BY: MANAGED_BY, _KIND: "alias", "api_id": key.api_id}
+            )
+            cas = 0
+        data = alias_fields(key_id=key.key_id, api_id=key.api_id, path=key_path)
+        try:
+            version = self._write_data(path, data, cas=cas)
+        except _CasMismatch:
+            raise StoreConflictError(
+                f"alias {location} was moved by someone else meanwhile; read it and retry",
+                store=STORE,
+                location=location,
+            ) from None
+        # Record what the alias now holds and at which version, for the next no-op check. If
+        # this update is lost or overtaken, the version no longer matches and is not trusted.
+        self._write_metadata(
+            path,
+            {
+                **_custom(meta or {}),
+                _MANAGED_BY: MANAGED_BY,
+                _KIND: "alias",
+                "api_id": key.api_id,
+                "current_key_id": key.key_id,
+                "version": str(version),
+            },
+        )
+        return StoredLocation(
+            store=STORE, location=location, key_id=key.key_id, version=str(version), name=name
+        )
+
+    def _get(self, path: str) -> StoredKey:
+        data, version = self._read_data(path)
+        return parse_key_fields(data, store=STORE, location=self._location(path), version=version)
+
+    def _get_current(self, path: str) -> StoredKey:
+        location = self._location(path)
+        data, _ = self._read_data(path)
+        key_id, api_id, key_path = _parse_alias(data, location)
+        if key_path != self.key_location(api_id=api_id, key_id=key_id):
+            raise StoredValueError(
+                f"alias at {location} points outside the key template",
+                store=STORE,
+                location=location,
+            )
+        stored = self._get(key_path)
+        if stored.key_id != key_id or stored.api_id != api_id:
+            raise StoredValueError(
+                f"alias at {location} names {key_id} but {self._location(key_path)} "
+                f"holds {stored.key_id}",
+                store=STORE,
+                location=location,
+            )
+        return stored
+
+    # -- Vault calls -----------------------------------------------------------------------
+
+    def _call(self, operation: str, path: str, call: Callable[[], _T]) -> _T:
+        import requests
+        from hvac import exceptions as hve
+
+        error: Exception
+        try:
+            return call()
+        except (hve.VaultError, requests.exceptions.RequestException) as exc:
+            if is_cas_mismatch(exc):
+                error = _CasMismatch()
+            else:
+                error = translate(exc, operation=operation, location=self._location(path))
+        # Raised outside the except block, so nothing (request body included) is chained.
+        raise error
+
+    def _read_metadata(self, path: str) -> dict[str, Any] | None:
+        try:
+            answer = self._call(
+                "read metadata",
+                path,
+                lambda: self.client.secrets.kv.v2.read_secret_metadata(
+                    path=path, mount_point=self.mount
+                ),
+            )
+        except SecretNotFoundError:
+            return None
+        meta = answer.get("data") if isinstance(answer, Mapping) else None
+        if not isinstance(meta, dict):
+            raise StoredValueError(
+                f"metadata of {self._location(path)} is not an object",
+                store=STORE,
+                location=self._location(path),
+            )
+        return meta
+
+    def _write_metadata(self, path: str, custom: Mapping[str, str]) -> None:
+        # Only custom_metadata is sent: Vault leaves max_versions, cas_required and
+        # delete_version_after as they are (hvac's update_metadata would reset the last one).
+        body = {"custom_metadata": dict(custom)}
+        self._call(
+            "write metadata",
+            path,
+            lambda: self.client.adapter.post(f"/v1/{self.mount}/metadata/{path}", json=body),
+        )
+
+    def _write_data(self, path: str, data: dict[str, Any], *, cas: int) -> int:
+        answer = self._call(
+            "write",
+            path,
+            lambda: self.client.secrets.kv.v2.create_or_update_secret(
+                path=path, secret=data, cas=cas, mount_point=self.mount
+            ),
+        )
+        body = answer.get("data") if isinstance(answer, Mapping) else None
+        version = body.get("version") if isinstance(body, Mapping) else None
+        if not isinstance(version, int):
+            raise StoreError(
+                f"Vault's answer to the write of {self._location(path)} has no version",
+                store=STORE,
+                location=self._location(path),
+            )
+        return version
+
+    def _read_data(self, path: str) -> tuple[object, str | None]:
+        if self.kv_version == 1:
+            answer = self._call(
+                "read",
+                path,
+                lambda: self.client.secrets.kv.v1.read_secret(path=path, mount_point=self.mount),
+            )
+            return (answer.get("data") if isinstance(answer, Mapping) else None), None
+        answer = self._call(
+            "read",
+            path,
+            lambda: self.client.secrets.kv.v2.read_secret_version(
+                path=path, mount_point=self.mount, raise_on_deleted_version=True
+            ),
+        )
+        body = answer.get("data") if isinstance(answer, Mapping) else None
+        if not isinstance(body, Mapping):
+            return None, None
+        meta = body.get("metadata")
+        version = meta.get("version") if isinstance(meta, Mapping) else None
+        return body.get("data"), (str(version) if isinstance(version, int) else None)
+
+    # -- decisions -------------------------------------------------------------------------
+
+    def _check_owned(self, meta: Mapping[str, Any], path: str, *, kind: str) -> None:
+        location = self._location(path)
+        custom = _custom(meta)
+        if custom.get(_MANAGED_BY) != MANAGED_BY:
+            raise NotOwnedError(
+                f"{location} exists and was not created by unkey-secrets; not overwriting it",
+                store=STORE,
+                location=location,
+            )
+        if _data_predates_metadata(meta):
+            raise NotOwnedError(
+                f"{location} carries the unkey-secrets marker but its data was written before "
+                "the marker; not treating it as ours",
+                store=STORE,
+                location=location,
+            )
+        if custom.get(_KIND, kind) != kind:
+            raise StoreConflictError(
+                f"{location} holds an unkey-secrets {custom.get(_KIND)}, not a {kind}",
+                store=STORE,
+                location=location,
+            )
+
+    def _existing_key(
+        self, meta: Mapping[str, Any], key: IssuedKey, path: str
+    ) -> StoredLocation | None:
+        """The no-op answer if ``meta`` vouches for ``key`` being stored; None to write it."""
+        location = self._location(path)
+        custom = _custom(meta)
+        current = _current_version(meta)
+        if custom.get("key_id") not in (None, key.key_id):
+            raise StoreConflictError(
+                f"{location} is marked for key {custom.get('key_id')}, not {key.key_id}",
+                store=STORE,
+                location=location,
+            )
+        if current == 0:
+            return None
+        state = _version_state(meta, current)
+        if state is not None:
+            raise StoreConflictError(
+                f"{location} held {key.key_id} but version {current} was {state}; "
+                "not writing the key again",
+                store=STORE,
+                location=location,
+            )
+        if custom.get("key_id") == key.key_id and custom.get("version") == str(current):
+            return StoredLocation(
+                store=STORE,
+                location=location,
+                key_id=key.key_id,
+                version=str(current),
+                created=False,
+            )
+        # Data on a path we marked first, not vouched for: an interrupted put of ours or a
+        # write into our path. Writing the key again (cas=current) settles it either way.
+        return None
+
+    def _require_stored(self, key: IssuedKey, key_path: str) -> None:
+        """Refuse to point an alias at a key that :meth:`put` has not finished storing."""
+        meta = self._read_metadata(key_path)
+        if meta is not None:
+            self._check_owned(meta, key_path, kind="key")
+            if self._existing_key(meta, key, key_path) is not None:
+                return
+        location = self._location(key_path)
+        raise SecretNotFoundError(
+            f"{key.key_id} is not stored at {location}; put it before making it current",
+            store=STORE,
+            location=location,
+        )
+
+    def _require_v2(self, operation: str) -> None:
+        if self.kv_version != 2:
+            raise ConfigurationError(
+                f"{operation} needs a KV v2 mount: KV v1 has no check-and-set or metadata, so "
+                "create-only writes and ownership marks are impossible (KV v1 is read-only here)"
+            )
+
+    def _location(self, path: str) -> str:
+        return f"{self.mount}/{path}"
+
+
+def _settings_from_env() -> VaultSettings:
+    from pydantic import ValidationError
+
+    try:
+        return VaultSettings()
+    except ValidationError as exc:
+        # The error's text quotes the offending input; name the settings and the problem only.
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigurationError(f"invalid Vault settings: {problems}") from None
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _key_marker(key: IssuedKey, custom: Mapping[str, str]) -> dict[str, str]:
+    """The custom_metadata of a key's path: ``custom`` (an operator's members kept) plus ours."""
+    return {
+        **custom,
+        _MANAGED_BY: MANAGED_BY,
+        _KIND: "key",
+        "key_id": key.key_id,
+        "api_id": key.api_id,
+        "created_at": custom.get("created_at") or _now(),
+    }
+
+
+def _custom(meta: Mapping[str, Any]) -> dict[str, str]:
+    custom = meta.get("custom_metadata")
+    if not isinstance(custom, Mapping):
+        return {}
+    return {k: v for k, v in custom.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def _current_version(meta: Mapping[str, Any]) -> int:
+    version = meta.get("current_version")
+    return version if isinstance(version, int) else 0
+
+
+def _version_state(meta: Mapping[str, Any], version: int) -> str | None:
+    versions = meta.get("versions")
+    entry = versions.get(str(version)) if isinstance(versions, Mapping) else None
+    if not isinstance(entry, Mapping):
+        return None
+    if entry.get("destroyed"):
+        return "destroyed"
+    if entry.get("deletion_time"):
+        # RFC 3339 in UTC: the first 19 characters compare as text. A future deletion_time is
+        # delete_version_after at work; the version is readable until then.
+        deletion = str(entry["deletion_time"])[:19]
+        if deletion <= dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"):
+            return "deleted"
+    return None
+
+
+def _data_predates_metadata(meta: Mapping[str, Any]) -> bool:
+    """True if the path was created by a data write, before any metadata of ours existed.
+
+    A plain data write creates the metadata and version 1 at the same instant; our metadata
+    is always written before the first version. Without version 1 (pruned by max_versions)
+    the order cannot be told and the marker is trusted.
+    """
+    versions = meta.get("versions")
+    first = versions.get("1") if isinstance(versions, Mapping) else None
+    if not isinstance(first, Mapping):
+        return False
+    created = meta.get("created_time")
+    return isinstance(created, str) and created == first.get("created_time")
+
+
+def _alias_is_current(meta: Mapping[str, Any], key_id: str) -> bool:
+    custom = _custom(meta)
+    current = _current_version(meta)
+    return (
+        current > 0
+        and custom.get("current_key_id") == key_id
+        and custom.get("version") == str(current)
+        and _version_state(meta, current) is None
+    )
+
+
+def _parse_alias(data: object, location: str) -> tuple[str, str, str]:
+    def bad(problem: str) -> StoredValueError:
+        return StoredValueError(
+            f"value at {location} is not an unkey-secrets alias: {problem}",
+            store=STORE,
+            location=location,
+        )
+
+    if not isinstance(data, Mapping):
+        raise bad(f"expected a JSON object, got {type(data).__name__}")
+    if data.get("format") != ALIAS_FORMAT:
+        raise bad(f"format is not {ALIAS_FORMAT!r}")
+    path = data.get("path")
+    if not isinstance(path, str):
+        raise bad("member 'path' is missing or not a string")
+    try:
+        return validate_key_id(data.get("key_id")), validate_api_id(data.get("api_id")), path
+    except ValueError as exc:
+        raise bad(str(exc)) from None
