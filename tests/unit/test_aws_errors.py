@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _aws_client import make_client
+from tests.unit._aws_client import make_client
 from botocore import exceptions as bce
 from botocore.stub import Stubber
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _aws_client import make_client
+from tests.unit._aws_client import make_client
 
 from unkey_secrets.stores.aws import SecretsManagerStore
 

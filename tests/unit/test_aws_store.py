@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _aws_client import make_client
+from tests.unit._aws_client import make_client
 from botocore.stub import ANY, Stubber
 from hypothesis import given
 from hypothesis import strategies as st

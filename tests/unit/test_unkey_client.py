@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from _unkey_fake import (
+from tests.unit._unkey_fake import (
     PLAINTEXT,
     ROOT_KEY,
     FakeUnkey,
