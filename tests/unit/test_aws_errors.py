@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tests.unit._aws_client import make_client
 from botocore import exceptions as bce
 from botocore.stub import Stubber
 
+from tests.unit._aws_client import make_client
 from unkey_secrets import (
     InvalidInputError,
     SecretNotFoundError,

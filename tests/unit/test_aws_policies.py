@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.unit._aws_client import make_client
 
+from tests.unit._aws_client import make_client
 from unkey_secrets.stores.aws import SecretsManagerStore
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"

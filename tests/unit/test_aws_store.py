@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tests.unit._aws_client import make_client
 from botocore.stub import ANY, Stubber
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.unit._aws_client import make_client
 from unkey_secrets import ConfigurationError, InvalidInputError, Secret
 from unkey_secrets._models import IssuedKey
 from unkey_secrets.stores.aws import (

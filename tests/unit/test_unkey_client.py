@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from tests.unit._unkey_fake import (
     PLAINTEXT,
     ROOT_KEY,
@@ -18,7 +19,6 @@ from tests.unit._unkey_fake import (
     ok,
     raw,
 )
-
 from unkey_secrets import (
     ConfigurationError,
     IssuedKey,

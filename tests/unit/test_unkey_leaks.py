@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from tests.unit._unkey_fake import (
     PLAINTEXT,
     ROOT_KEY,
@@ -21,7 +22,6 @@ from tests.unit._unkey_fake import (
     ok,
     raw,
 )
-
 from unkey_secrets import UnkeyError
 from unkey_secrets.unkey import UnkeyClient
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.unit._unkey_fake import FakeUnkey, Reply, error, fail, issued, make_client, ok, raw
 
+from tests.unit._unkey_fake import FakeUnkey, Reply, error, fail, issued, make_client, ok, raw
 from unkey_secrets import (
     UnkeyAmbiguousError,
     UnkeyAPIError,

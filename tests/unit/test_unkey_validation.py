@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.unit._unkey_fake import ROOT_KEY, FakeUnkey, make_client
 
+from tests.unit._unkey_fake import ROOT_KEY, FakeUnkey, make_client
 from unkey_secrets import InvalidInputError, Secret
 from unkey_secrets.unkey import Credits, Ratelimit, UnkeyClient
 
