@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
@@ -22,10 +21,30 @@ DUMMY_ACCESS_KEY_ID = "testing"
 DUMMY_SECRET_ACCESS_KEY = "testing"  # noqa: S105 - moto's documented dummy value
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _quiet_server_class() -> Any:
+    """``ThreadedMotoServer`` whose request handler does not print a line per request."""
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    class QuietHandler(MotoRequestHandler):
+        def log_request(self, *args: Any, **kwargs: Any) -> None:
+            """Stay quiet: the test output is ours, not the server's."""
+
+    class QuietServer(ThreadedMotoServer):
+        def _server_entry(self) -> None:
+            app = DomainDispatcherApplication(create_backend_app)
+            self._server = make_server(
+                self._ip_address, self._port, app, True, request_handler=QuietHandler
+            )
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    return QuietServer
 
 
 class MotoServer:
@@ -44,11 +63,11 @@ class MotoServer:
 
     def start(self) -> None:
         """Start the server on a free loopback port (returns when it accepts connections)."""
-        from moto.server import ThreadedMotoServer
-
         if self._server is not None:
             return
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+        # Port 0: the server binds a free port itself, so no other process can take it between
+        # choosing and binding.
+        server = _quiet_server_class()(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
         host, port = server.get_host_and_port()
         self._server = server
