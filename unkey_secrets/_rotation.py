@@ -302,7 +302,10 @@ class Rotator:
                 # An abandoned rotation's record: its hold may still be on the key.
                 previous = _expiry(meta[PREVIOUS_EXPIRES_META_KEY], original_id, state.arn)
             meta.update({MARKER_META_KEY: token, PREVIOUS_EXPIRES_META_KEY: previous})
-            self.unkey.update_key(original_id, meta=meta)
+            if info.expires != previous:
+                self.unkey.update_key(original_id, meta=meta, expires=previous)
+            else:
+                self.unkey.update_key(original_id, meta=meta)
         try:
             issued = self.unkey.reroll_key(
                 original_id, expiration_ms=_ms(self.config.hold), api_id=api_id

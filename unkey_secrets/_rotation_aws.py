@@ -68,7 +68,9 @@ class RotationSecrets:
 
     def describe(self, secret_id: str) -> SecretState:
         """DescribeSecret: rotation flag, version labels and tags."""
-        answer = self._call("DescribeSecret", secret_id, self.client.describe_secret, secret_id)
+        answer = self._call(
+            "DescribeSecret", secret_id, self.client.describe_secret, SecretId=secret_id
+        )
         return SecretState(
             arn=str(answer.get("ARN", secret_id)),
             name=str(answer.get("Name", secret_id)),
