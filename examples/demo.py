@@ -12,13 +12,12 @@ import datetime as dt
 import sys
 import time
 
+from unkey_secrets import SecretStore, UnkeyClient, provision, rotate
 from unkey_secrets.stores.aws import SecretsManagerStore
 from unkey_secrets.stores.vault import VaultStore
 from unkey_secrets.testing.emulator import EmulatorServer
 from unkey_secrets.testing.moto import MotoServer
 from unkey_secrets.testing.openbao import OpenBaoServer
-
-from unkey_secrets import SecretStore, UnkeyClient, provision, rotate
 
 SERVICE = "billing-service"
 

@@ -3,13 +3,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
+from unkey_secrets import SecretStore, UnkeyClient
 from unkey_secrets.stores.aws import SecretsManagerStore
 from unkey_secrets.stores.vault import VaultStore
 from unkey_secrets.testing.emulator import EmulatorServer
 from unkey_secrets.testing.moto import MotoServer
 from unkey_secrets.testing.openbao import OpenBaoServer
-
-from unkey_secrets import SecretStore, UnkeyClient
 
 
 @pytest.fixture

@@ -7,10 +7,6 @@ import time
 
 import hvac
 import pytest
-from unkey_secrets.stores.aws import SecretsManagerStore
-from unkey_secrets.stores.vault import VaultStore
-from unkey_secrets.testing.emulator import Emulator, EmulatorServer
-from unkey_secrets.testing.moto import MotoServer
 
 from unkey_secrets import (
     AmbiguousOutcomeError,
@@ -30,6 +26,10 @@ from unkey_secrets import (
     rotate,
 )
 from unkey_secrets.flows import MARKER_META_KEY
+from unkey_secrets.stores.aws import SecretsManagerStore
+from unkey_secrets.stores.vault import VaultStore
+from unkey_secrets.testing.emulator import Emulator, EmulatorServer
+from unkey_secrets.testing.moto import MotoServer
 
 
 class Recorder:
