@@ -22,6 +22,7 @@ Every error we raise derives from :class:`UnkeySecretsError`::
     │   ├── StoreAccessError         the store refused our credentials or permissions
     │   ├── StoreUnavailableError    transient: connection, throttling, 5xx (worth retrying)
     │   └── StoredValueError         a stored value is not in the documented shape
+    ├── RotationStepError            a rotation Lambda step failed; Secrets Manager retries it
     └── FlowError                    a flow could not finish; says what happened to the key in Unkey
         ├── CompensatedError         the store write failed and Unkey was put back (key deleted,
         │                            expiry restored); nothing valid is left behind
@@ -44,6 +45,7 @@ __all__ = [
     "FlowError",
     "InvalidInputError",
     "NotOwnedError",
+    "RotationStepError",
     "SecretNotFoundError",
     "StoreAccessError",
     "StoreConflictError",
@@ -265,3 +267,16 @@ class CompensationFailedError(FlowError):
 
     An operator must revoke ``key_id`` (and, after a reroll, check ``original_key_id``'s expiry).
     """
+
+
+class RotationStepError(UnkeySecretsError):
+    """A rotation step could not finish; Secrets Manager will retry the rotation.
+
+    ``step`` is the step, ``secret`` the secret's ARN (or id); the message names key_ids and
+    what was undone, never a key.
+    """
+
+    def __init__(self, message: str, *, step: str, secret: str) -> None:
+        self.step = step
+        self.secret = secret
+        super().__init__(message)

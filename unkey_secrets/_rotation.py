@@ -37,6 +37,7 @@ from typing import Any
 from ._errors import (
     ConfigurationError,
     InvalidInputError,
+    RotationStepError,
     StoredValueError,
     StoreError,
     UnkeyAmbiguousError,
@@ -70,19 +71,6 @@ STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 
 _TOKEN = re.compile(r"[A-Za-z0-9_\-]{32,64}")
 _OURS = frozenset({MARKER_META_KEY, PREVIOUS_EXPIRES_META_KEY})
-
-
-class RotationStepError(UnkeySecretsError):
-    """A rotation step could not finish; Secrets Manager will retry the rotation.
-
-    ``step`` is the step, ``secret`` the secret's ARN (or id); the message names key_ids and
-    what was undone, never a key.
-    """
-
-    def __init__(self, message: str, *, step: str, secret: str) -> None:
-        self.step = step
-        self.secret = secret
-        super().__init__(message)
 
 
 @dataclass

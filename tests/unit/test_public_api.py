@@ -12,6 +12,7 @@ EXPECTED = {
     "ProvisionResult",
     "RetryPolicy",
     "RotationResult",
+    "RotationStepError",
     "Secret",
     "SecretNotFoundError",
     "SecretStore",

@@ -6,10 +6,13 @@ and this package never imports a backend's SDK: each backend imports its own laz
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
 
 from .._errors import StoreNotFoundError
 from .base import DEFAULT_ALIAS_TEMPLATE, DEFAULT_KEY_TEMPLATE, SecretStore
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 __all__ = [
     "DEFAULT_ALIAS_TEMPLATE",
@@ -23,9 +26,17 @@ __all__ = [
 ENTRY_POINT_GROUP = "unkey_secrets.stores"
 
 
+def _entry_points() -> list[EntryPoint]:
+    # importlib.metadata pulls in zipfile and csv: load it on first use, not at import, to keep
+    # the rotation Lambda's cold start small.
+    from importlib.metadata import entry_points
+
+    return list(entry_points(group=ENTRY_POINT_GROUP))
+
+
 def available_stores() -> list[str]:
     """Return the names of the installed stores, sorted."""
-    return sorted({ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
+    return sorted({ep.name for ep in _entry_points()})
 
 
 def load_store(name: str) -> type[SecretStore]:
@@ -34,7 +45,7 @@ def load_store(name: str) -> type[SecretStore]:
     Raises :class:`~unkey_secrets.StoreNotFoundError` listing the installed stores when there is
     none; an error raised while importing a plugin propagates unchanged, so it can be fixed.
     """
-    matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+    matches = [ep for ep in _entry_points() if ep.name == name]
     if not matches:
         raise StoreNotFoundError(name, available_stores())
     store_class = matches[0].load()
