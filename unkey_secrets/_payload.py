@@ -25,6 +25,7 @@ from typing import Any
 
 from ._errors import StoredValueError
 from ._models import IssuedKey, StoredKey
+from ._redact import MaskedDict
 from ._secret import Secret
 from ._validate import validate_api_id, validate_key_id
 
@@ -45,19 +46,25 @@ MANAGED_BY = "unkey-secrets"
 
 
 def key_fields(issued: IssuedKey) -> dict[str, Any]:
-    """Build the stored members for ``issued``; the one place a store gets the plaintext."""
-    return {
-        "format": KEY_FORMAT,
-        "key_id": issued.key_id,
-        "api_id": issued.api_id,
-        "key": issued.secret.reveal(),
-        "issued_at": issued.issued_at.isoformat(),
-        "name": issued.name,
-        "external_id": issued.external_id,
-        "prefix": issued.prefix,
-        "expires": issued.expires,
-        "rerolled_from": issued.rerolled_from,
-    }
+    """Build the stored members for ``issued``; the one place a store gets the plaintext.
+
+    The result is a :class:`~unkey_secrets._redact.MaskedDict`: ``json.dumps`` sees every
+    member, its repr (as a traceback's locals show it) none of the values.
+    """
+    return MaskedDict(
+        {
+            "format": KEY_FORMAT,
+            "key_id": issued.key_id,
+            "api_id": issued.api_id,
+            "key": issued.secret.reveal(),
+            "issued_at": issued.issued_at.isoformat(),
+            "name": issued.name,
+            "external_id": issued.external_id,
+            "prefix": issued.prefix,
+            "expires": issued.expires,
+            "rerolled_from": issued.rerolled_from,
+        }
+    )
 
 
 def alias_fields(*, key_id: str, api_id: str, path: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from typing import ClassVar
 
 from .._models import IssuedKey, StoredKey, StoredLocation
+from .._redact import confined, guarded
 from .._validate import PathTemplate
 
 __all__ = ["DEFAULT_ALIAS_TEMPLATE", "DEFAULT_KEY_TEMPLATE", "SecretStore"]
@@ -21,7 +22,9 @@ class SecretStore(ABC):
     """A place to keep Unkey keys, one location per key_id.
 
     Public methods validate their input, render locations from the templates and then call the
-    backend's ``_``-prefixed hook, so a backend only speaks to its own API. Every write is
+    backend's ``_``-prefixed hook, so a backend only speaks to its own API. They also keep the
+    plaintext confined (:mod:`unkey_secrets._redact`): log records made during a write have it
+    masked, and an error leaving them carries no frame locals. Every write is
     create-only and idempotent: writing the same key_id again is a no-op (``created=False``),
     writing over anything we did not create raises :class:`~unkey_secrets.NotOwnedError`.
     """
@@ -46,20 +49,26 @@ class SecretStore(ABC):
         """Return the path or secret name of a stable reader-facing name (validated, no I/O)."""
         return self.alias_template.render({"api_id": api_id, "name": name})
 
+    @guarded
     def put(self, key: IssuedKey) -> StoredLocation:
         """Write ``key`` at its own location, create-only; repeating it is a no-op."""
         path = self.key_location(api_id=key.api_id, key_id=key.key_id)
-        return self._put(key, path)
+        with confined(key.secret):
+            return self._put(key, path)
 
+    @guarded
     def set_current(self, key: IssuedKey, *, name: str) -> StoredLocation:
         """Make ``key`` the current key behind the stable ``name`` that readers use."""
         path = self.alias_location(api_id=key.api_id, name=name)
-        return self._set_current(key, path, name)
+        with confined(key.secret):
+            return self._set_current(key, path, name)
 
+    @guarded
     def get(self, *, api_id: str, key_id: str) -> StoredKey:
         """Read the key stored for ``key_id`` (a reader's call; the writer never needs it)."""
         return self._get(self.key_location(api_id=api_id, key_id=key_id))
 
+    @guarded
     def get_current(self, *, api_id: str, name: str) -> StoredKey:
         """Read the current key behind the stable ``name``."""
         return self._get_current(self.alias_location(api_id=api_id, name=name))

@@ -1,0 +1,304 @@
+"""The canary hunt: run a flow with a known plaintext, then look for it in every channel.
+
+A *flow* is a callable that takes a :class:`FlowContext`, does one scenario end to end and
+tells the context which plaintexts (canaries) went through it. A *channel* is a callable that
+takes the finished :class:`FlowRun` and returns the text (or bytes) one kind of observer would
+see: log records, stdout/stderr, exception text, a rendered traceback, reprs, serialised copies.
+The matrix is every flow against every channel. Later features (CLI, Lambda, app configuration)
+add their flows with :func:`flow` and their channels (a CLI's ``--json`` output...) with
+:func:`channel`, and the matrix grows.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import io
+import json
+import logging
+import pickle
+import secrets
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+FlowFunc = Callable[["FlowContext"], object]
+ChannelFunc = Callable[["FlowRun"], "str | bytes"]
+
+FLOWS: dict[str, FlowFunc] = {}
+CHANNELS: dict[str, ChannelFunc] = {}
+
+#: Loggers set to DEBUG during a run, besides the root logger: every library on the path.
+LOGGERS = ("botocore", "boto3", "urllib3", "httpx", "httpcore", "hvac", "unkey", "unkey_secrets")
+_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def flow(name: str) -> Callable[[FlowFunc], FlowFunc]:
+    """Register a flow under ``name`` in the canary matrix."""
+
+    def register(func: FlowFunc) -> FlowFunc:
+        if name in FLOWS:
+            raise ValueError(f"flow {name!r} registered twice")
+        FLOWS[name] = func
+        return func
+
+    return register
+
+
+def channel(name: str) -> Callable[[ChannelFunc], ChannelFunc]:
+    """Register a channel under ``name`` in the canary matrix."""
+
+    def register(func: ChannelFunc) -> ChannelFunc:
+        CHANNELS[name] = func
+        return func
+
+    return register
+
+
+def new_canary() -> str:
+    """A random plaintext shaped like an Unkey key, unlikely to occur anywhere by chance."""
+    return "canary_" + "".join(secrets.choice(_B58) for _ in range(24))
+
+
+def needles(canary: str) -> list[str]:
+    """What counts as a leak of ``canary``: all of it, or either half of its random part."""
+    body = canary.rpartition("_")[2] or canary
+    half = len(body) // 2
+    return [canary, body[:half], body[half:]]
+
+
+class Tap(httpx.BaseTransport):
+    """An httpx transport that notes the plaintexts Unkey issues, so a flow knows its canaries."""
+
+    def __init__(self, inner: httpx.BaseTransport, found: list[str]) -> None:
+        self.inner = inner
+        self.found = found
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        body = response.read()
+        if request.url.path.endswith(("keys.createKey", "keys.rerollKey")):
+            try:
+                key = json.loads(body)["data"]["key"]
+            except (ValueError, KeyError, TypeError):
+                key = None
+            if isinstance(key, str):
+                self.found.append(key)
+        return httpx.Response(
+            response.status_code, headers=response.headers, content=body, request=request
+        )
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@dataclass
+class FlowContext:
+    """What a flow gets: fixtures on demand, fresh canaries, and where to note them."""
+
+    request: pytest.FixtureRequest
+    canaries: list[str] = field(default_factory=list)
+    #: Objects a flow hands back for the repr and serialisation channels.
+    objects: list[object] = field(default_factory=list)
+
+    def fixture(self, name: str) -> Any:
+        """Return the fixture ``name`` (session servers from the unkey_secrets plugin...)."""
+        return self.request.getfixturevalue(name)
+
+    def canary(self) -> str:
+        """A new canary plaintext, already noted."""
+        value = new_canary()
+        self.canaries.append(value)
+        return value
+
+    def tap(self, inner: httpx.BaseTransport | None = None) -> Tap:
+        """A transport that notes every key Unkey issues through it as a canary."""
+        return Tap(inner or httpx.HTTPTransport(), self.canaries)
+
+    def keep(self, *objects: object) -> None:
+        """Hand ``objects`` to the repr and serialisation channels."""
+        self.objects.extend(objects)
+
+
+@dataclass
+class FlowRun:
+    """Everything observable after a flow ran."""
+
+    name: str
+    canaries: list[str]
+    records: list[logging.LogRecord]
+    stdout: str
+    stderr: str
+    result: object
+    error: BaseException | None
+    objects: list[object]
+
+    def leaks(self, observed: str | bytes) -> list[str]:
+        """Return the canary fragments found in ``observed``."""
+        found = []
+        for canary in self.canaries:
+            for needle in needles(canary):
+                hit = (
+                    needle.encode() in observed
+                    if isinstance(observed, bytes)
+                    else needle in observed
+                )
+                if hit:
+                    found.append(needle)
+        return found
+
+
+class _Keep(logging.Handler):
+    """Keeps records unformatted; they are formatted after the flow, as a QueueHandler would."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def debug_logging() -> Iterator[list[logging.LogRecord]]:
+    """Everything at DEBUG, into a list: what ``basicConfig(level=DEBUG)`` would show, and more."""
+    keep = _Keep()
+    root = logging.getLogger()
+    saved = [(logging.getLogger(name), logging.getLogger(name).level) for name in LOGGERS]
+    saved.append((root, root.level))
+    root.addHandler(keep)
+    for logger, _ in saved:
+        logger.setLevel(logging.DEBUG)
+    try:
+        yield keep.records
+    finally:
+        root.removeHandler(keep)
+        for logger, level in saved:
+            logger.setLevel(level)
+
+
+def run_flow(
+    name: str, request: pytest.FixtureRequest, capfd: pytest.CaptureFixture[str]
+) -> FlowRun:
+    """Run the flow ``name`` with full DEBUG logging and captured stdout/stderr."""
+    context = FlowContext(request)
+    result: object = None
+    error: BaseException | None = None
+    capfd.readouterr()
+    with debug_logging() as records:
+        try:
+            result = FLOWS[name](context)
+        except Exception as exc:  # noqa: BLE001 (the error is one of the things observed)
+            error = exc
+    out, err = capfd.readouterr()
+    if not context.canaries:
+        raise AssertionError(f"flow {name!r} noted no canary: it proves nothing")
+    return FlowRun(name, context.canaries, records, out, err, result, error, context.objects)
+
+
+# -- channels --------------------------------------------------------------------------------
+
+_FORMAT = logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s", defaults=None)
+
+
+@channel("logs")
+def _logs(run: FlowRun) -> str:
+    lines = []
+    for record in run.records:
+        lines.append(_FORMAT.format(record))
+        lines.append(repr(record.args))
+        lines.append(repr({k: v for k, v in record.__dict__.items() if k != "exc_info"}))
+    return "\n".join(lines)
+
+
+@channel("stdio")
+def _stdio(run: FlowRun) -> str:
+    return run.stdout + "\n" + run.stderr
+
+
+def _chain(exc: BaseException | None) -> Iterable[BaseException]:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+@channel("exception")
+def _exception(run: FlowRun) -> str:
+    parts = []
+    for exc in _chain(run.error):
+        parts += [
+            str(exc),
+            repr(exc),
+            repr(exc.args),
+            repr(vars(exc)),
+            f"{exc}",
+            type(exc).__name__,
+        ]
+        parts += [repr(getattr(exc, name, None)) for name in ("doc", "response", "request", "body")]
+    return "\n".join(parts)
+
+
+_HERE = str(Path(__file__).parent)
+
+
+def _without_test_frames(rendered: traceback.TracebackException) -> None:
+    """Drop the frames of this folder's code: a flow's own locals are the caller's business."""
+    pending, seen = [rendered], set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.stack[:] = [f for f in current.stack if not f.filename.startswith(_HERE)]
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
+
+
+@channel("traceback")
+def _traceback(run: FlowRun) -> str:
+    if run.error is None:
+        return ""
+    rendered = traceback.TracebackException.from_exception(run.error, capture_locals=True)
+    _without_test_frames(rendered)
+    return "".join(rendered.format())
+
+
+def _inspected(run: FlowRun) -> list[object]:
+    return [run.result, *run.objects]
+
+
+@channel("reprs")
+def _reprs(run: FlowRun) -> str:
+    parts = []
+    for obj in _inspected(run):
+        parts += [repr(obj), str(obj), f"{obj}", format(obj, "")]
+        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            parts += [repr(getattr(obj, f.name)) for f in dataclasses.fields(obj)]
+    return "\n".join(parts)
+
+
+@channel("serialisation")
+def _serialisation(run: FlowRun) -> bytes:
+    out = io.BytesIO()
+    for obj in _inspected(run):
+        for dump in (
+            lambda o: pickle.dumps(o),
+            lambda o: repr(copy.copy(o)).encode(),
+            lambda o: repr(copy.deepcopy(o)).encode(),
+            lambda o: json.dumps(o, default=str).encode(),
+            lambda o: json.dumps(
+                dataclasses.asdict(o) if dataclasses.is_dataclass(o) else o, default=str
+            ).encode(),
+        ):
+            try:
+                out.write(dump(obj) + b"\n")
+            except (TypeError, pickle.PicklingError, AttributeError):
+                out.write(b"<refused>\n")  # refusing to serialise is a pass
+    return out.getvalue()

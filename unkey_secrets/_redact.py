@@ -1,0 +1,351 @@
+"""The confinement guards: what keeps a plaintext key out of logs, tracebacks and stdout.
+
+Four guards, all installed by :func:`install_guards` (idempotent, thread-safe, called by every
+public entry point, so nobody has to remember it):
+
+* **Log records.** A process-wide log record factory, chained to the one it found, scrubs each
+  record as it is created, whichever logger made it and however late a handler formats it (a
+  ``QueueHandler`` included). Two sources: the exact plaintexts currently in flight, registered
+  by :func:`confined` around the I/O that carries them (also in their JSON-escaped and repr
+  forms), and the shapes of bodies whose plaintext nobody knows in advance (botocore's
+  ``SecretString``, Unkey's ``"key"``/``"plaintext"`` members, the ``unkey.py`` SDK's
+  ``key='...'`` reprs). A record is only rewritten (``msg`` rendered, ``args=()``) when something
+  had to be masked. Levels, handlers and formatters are never touched.
+* **http.client debug output.** ``http.client.HTTPConnection.debuglevel > 0`` prints whole
+  request bodies to stdout; :func:`confined` refuses to let a plaintext travel while it is set.
+* **Tracebacks.** :func:`guarded` wraps a public entry point; an exception leaving it has the
+  local variables of every finished frame below the entry point cleared, so a traceback rendered
+  with ``capture_locals=True`` (Sentry, rich) shows no value from inside the call. The stored
+  payload is a :class:`MaskedDict` and an encoded one a :class:`MaskedText`, whose reprs hide
+  the values, for the frames that are still running when something renders them.
+* **Core dumps.** :func:`disable_core_dumps` for processes (the CLI) that should never leave
+  their memory on disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import http.client
+import json
+import logging
+import re
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Any, NoReturn, ParamSpec, TypeVar
+
+from ._errors import ConfigurationError
+from ._secret import Secret
+
+__all__ = [
+    "MASK",
+    "MaskedDict",
+    "MaskedText",
+    "check_http_debug",
+    "confined",
+    "disable_core_dumps",
+    "guarded",
+    "install_guards",
+    "scrub",
+]
+
+MASK = "**********"
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+# -- the in-flight registry ------------------------------------------------------------------
+
+_lock = threading.RLock()
+_counts: dict[str, int] = {}
+#: Longest first, so a longer form is masked before a shorter one it contains. Rebuilt under
+#: the lock and read without it: a tuple is replaced in one reference assignment.
+_needles: tuple[str, ...] = ()
+
+
+def _forms(plaintext: str) -> set[str]:
+    """Return the spellings a plaintext takes in log text.
+
+    Raw, JSON-escaped (once, and again inside another JSON string as in a SecretString), and
+    the str and bytes repr of each.
+    """
+    once = json.dumps(plaintext)[1:-1]
+    once_utf8 = json.dumps(plaintext, ensure_ascii=False)[1:-1]
+    twice = json.dumps(once)[1:-1]
+    forms: set[str] = set()
+    for form in {plaintext, once, once_utf8, twice}:
+        forms.add(form)
+        forms.add(repr(form)[1:-1])
+        forms.add(repr(form.encode("utf-8", "backslashreplace"))[2:-1])
+    forms.discard("")
+    return forms
+
+
+def _rebuild() -> None:
+    global _needles
+    _needles = tuple(sorted(_counts, key=len, reverse=True))
+
+
+@contextlib.contextmanager
+def confined(secret: Secret) -> Iterator[None]:
+    """Mark ``secret`` as in flight: every log record made meanwhile has it masked.
+
+    Wrap the I/O that carries a plaintext (a store write, an Unkey create, reroll or verify).
+    Nesting and concurrent use are safe (the registry is reference-counted). Raises
+    :class:`~unkey_secrets.ConfigurationError`, before anything is sent, when
+    ``http.client`` debug output is on, since it would print the request body.
+    """
+    install_guards()
+    check_http_debug()
+    forms = _forms(secret.reveal())
+    with _lock:
+        for form in forms:
+            _counts[form] = _counts.get(form, 0) + 1
+        _rebuild()
+    try:
+        yield
+    finally:
+        with _lock:
+            for form in forms:
+                left = _counts[form] - 1
+                if left:
+                    _counts[form] = left
+                else:
+                    del _counts[form]
+            _rebuild()
+
+
+# -- scrubbing -------------------------------------------------------------------------------
+
+# A member or keyword whose value is a secret, in JSON, a dict repr or a keyword repr, at any
+# escaping depth: ``"key": "..."``, ``\\"key\\": \\"...\\"``, ``'SecretString': '...'``,
+# ``key='...'``. The value ends at the same quote sequence that opened it, not escaped.
+_SHAPE = re.compile(
+    r"""(?<![\w$])(?P<name>SecretString|SecretBinary|plaintext|key)(?P<q1>\\*["']|)"""
+    r"""(?P<sep>\s*[:=]\s*)(?P<q2>\\*["'])(?P<value>.*?)(?<!\\)(?P=q2)""",
+    re.DOTALL,
+)
+_TRIGGERS = ("key", "Secret", "plaintext")
+
+
+def _mask_shape(match: re.Match[str]) -> str:
+    q2 = match["q2"]
+    return f"{match['name']}{match['q1']}{match['sep']}{q2}{MASK}{q2}"
+
+
+def scrub(text: str) -> str:
+    """Return ``text`` with in-flight plaintexts and secret-bearing members masked.
+
+    Returns the very same object when nothing needed masking, so callers can test identity.
+    """
+    clean = text
+    for needle in _needles:
+        if needle in clean:
+            clean = clean.replace(needle, MASK)
+    if any(trigger in clean for trigger in _TRIGGERS):
+        masked = _SHAPE.sub(_mask_shape, clean)
+        if masked != clean:
+            clean = masked
+    return clean
+
+
+_exception_formatter = logging.Formatter()
+
+
+def _scrub_record(record: logging.LogRecord) -> None:
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 (logging reports a bad format itself, at emit time)
+        # The record cannot be rendered; keep its parts from echoing a plaintext when logging
+        # prints them in its own error report.
+        raw = f"{record.msg!s} (arguments: {record.args!r})"
+        if scrub(raw) is not raw:
+            record.msg, record.args = scrub(raw), ()
+    else:
+        clean = scrub(message)
+        if clean is not message:
+            record.msg, record.args = clean, ()
+    if record.exc_info and record.exc_info[0] is not None:
+        rendered = _exception_formatter.formatException(record.exc_info)
+        clean = scrub(rendered)
+        if clean is not rendered:
+            # Keep the scrubbed text and drop the live exception, which still holds the value.
+            record.exc_text, record.exc_info = clean, None
+    elif record.exc_text:
+        record.exc_text = scrub(record.exc_text)
+    if record.stack_info:
+        record.stack_info = scrub(record.stack_info)
+
+
+# -- the record factory ----------------------------------------------------------------------
+
+_probe = threading.local()
+_checked_factory: Callable[..., logging.LogRecord] | None = None
+
+
+def _guarding(previous: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if getattr(_probe, "active", False):
+            _probe.seen = True
+            return record
+        _scrub_record(record)
+        return record
+
+    return factory
+
+
+def _factory_scrubs(factory: Callable[..., logging.LogRecord]) -> bool:
+    """Whether ``factory`` (ours, or one chained in front of ours) runs our scrubber."""
+    _probe.active, _probe.seen = True, False
+    try:
+        factory(__name__, logging.DEBUG, __file__, 0, "probe", (), None)
+    finally:
+        _probe.active = False
+    return bool(_probe.seen)
+
+
+def install_guards() -> None:
+    """Install the log record guard, once; cheap to call on every entry point.
+
+    If someone later replaced the factory with one that does not chain to ours, ours is put
+    back in front of theirs; a factory that does chain is left alone.
+    """
+    global _checked_factory
+    if logging.getLogRecordFactory() is _checked_factory:
+        return
+    with _lock:
+        current = logging.getLogRecordFactory()
+        if current is _checked_factory:
+            return
+        if not _factory_scrubs(current):
+            logging.setLogRecordFactory(_guarding(current))
+        _checked_factory = logging.getLogRecordFactory()
+
+
+# -- http.client -----------------------------------------------------------------------------
+
+
+def check_http_debug() -> None:
+    """Refuse to go on while ``http.client`` would print request bodies to stdout."""
+    classes: list[Any] = [http.client.HTTPConnection]
+    urllib3_connection = sys.modules.get("urllib3.connection")
+    if urllib3_connection is not None:
+        classes.append(getattr(urllib3_connection, "HTTPConnection", None))
+    for cls in classes:
+        if isinstance(getattr(cls, "debuglevel", 0), int) and cls.debuglevel > 0:
+            raise ConfigurationError(
+                f"{cls.__module__}.{cls.__qualname__}.debuglevel is {cls.debuglevel}: it prints "
+                "request bodies, plaintext keys included, to stdout; set it to 0 first"
+            )
+
+
+# -- tracebacks ------------------------------------------------------------------------------
+
+
+def _clear_frames(exc: BaseException) -> None:
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        tb: TracebackType | None = current.__traceback__
+        while tb is not None:
+            with contextlib.suppress(RuntimeError):  # a frame still running keeps its locals
+                tb.tb_frame.clear()
+            tb = tb.tb_next
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+
+
+def guarded(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Wrap a public entry point: guards installed first, no frame locals leave with an error.
+
+    An exception raised through the wrapper has the locals of the finished frames in its
+    traceback (and in its cause and context chain) cleared: file names and line numbers stay,
+    the values that could hold a body or a plaintext go.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        install_guards()
+        try:
+            return func(*args, **kwargs)
+        except BaseException as exc:
+            _clear_frames(exc)
+            raise
+        finally:
+            # This frame is in the traceback too: drop the arguments (a plaintext, an SDK
+            # response) before it finishes.
+            del args, kwargs
+
+    return wrapper
+
+
+# -- masked containers -----------------------------------------------------------------------
+
+
+class MaskedDict(dict[str, Any]):
+    """A dict whose ``repr``/``str`` show its member names only; ``json.dumps`` sees everything.
+
+    The stored payload travels in one, so a frame holding it renders without the plaintext.
+    Pickling is refused, as for :class:`~unkey_secrets.Secret`; copies stay masked.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "{" + ", ".join(f"{name!r}: {MASK!r}" for name in self) + "}"
+
+    __str__ = __repr__
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        raise TypeError("a MaskedDict cannot be pickled: the plaintext must stay in memory")
+
+    def __copy__(self) -> MaskedDict:
+        return MaskedDict(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> MaskedDict:
+        return MaskedDict({name: copy.deepcopy(value, memo) for name, value in self.items()})
+
+
+class MaskedText(str):
+    """A str whose ``repr`` is a mask: an encoded payload held in a local or a request dict.
+
+    ``str()``, formatting, ``json.dumps`` and every str method see the text (they must, to send
+    it); only ``repr``, which tracebacks and container reprs use, is masked.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return repr(MASK)
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        raise TypeError("a MaskedText cannot be pickled: the plaintext must stay in memory")
+
+    def __copy__(self) -> MaskedText:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> MaskedText:
+        return self
+
+
+# -- core dumps ------------------------------------------------------------------------------
+
+
+def disable_core_dumps() -> bool:
+    """Set this process's core file size limit to 0; return False where that is unsupported."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return False
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ValueError, OSError):
+        return False
+    return True
