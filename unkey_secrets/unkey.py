@@ -28,6 +28,7 @@ import httpx
 
 from ._errors import ConfigurationError, InvalidInputError, UnkeyResponseError
 from ._models import IssuedKey
+from ._redact import confined, guarded
 from ._retry import Backoff
 from ._secret import Secret
 from ._unkey_http import Answer, Operation, Wire, ambiguous, check_base_url
@@ -217,6 +218,7 @@ class UnkeyClient:
 
     # -- keys -----------------------------------------------------------------------------
 
+    @guarded
     def create_key(
         self,
         api_id: str,
@@ -277,6 +279,7 @@ class UnkeyClient:
             expires=body.get("expires"),
         )
 
+    @guarded
     def reroll_key(self, key_id: str, *, expiration_ms: int, api_id: str) -> IssuedKey:
         """Issue a new key copying ``key_id`` (keys.rerollKey); never retried.
 
@@ -292,6 +295,7 @@ class UnkeyClient:
         answer = self._wire.call(_REROLL_KEY, body)
         return _issued(_REROLL_KEY, answer, api_id=api_id, rerolled_from=key_id)
 
+    @guarded
     def verify_key(
         self,
         key: Secret | str,
@@ -320,9 +324,11 @@ class UnkeyClient:
             body["credits"] = {"cost": check_int(credits_cost, "credits_cost", 0, 10**12)}
         if ratelimits is not None:
             body["ratelimits"] = check_verify_ratelimits(ratelimits)
-        answer = self._wire.call(_VERIFY_KEY, body, (plaintext,))
+        with confined(Secret(plaintext)):
+            answer = self._wire.call(_VERIFY_KEY, body, (plaintext,))
         return read_verify_result(Reader(_VERIFY_KEY.name, answer.data))
 
+    @guarded
     def get_key(self, key_id: str, *, decrypt: bool = False) -> KeyInfo:
         """Describe ``key_id`` (keys.getKey); ``decrypt`` adds a recoverable key's plaintext."""
         body: dict[str, Any] = {"keyId": validate_key_id(key_id)}
