@@ -33,6 +33,7 @@ from .._errors import (
 )
 from .._models import IssuedKey, StoredKey, StoredLocation
 from .._payload import MANAGED_BY, key_fields, parse_key_json
+from .._redact import MaskedText
 from .._validate import validate_key_id
 from ._aws_errors import ResourceExistsError, translate
 from .aws_settings import AwsSettings, check_endpoint_url
@@ -369,7 +370,7 @@ class SecretsManagerStore(SecretStore):
     # -- helpers --------------------------------------------------------------------------------
 
     def _encode(self, key: IssuedKey) -> str:
-        value = json.dumps(key_fields(key), separators=(",", ":"))
+        value = MaskedText(json.dumps(key_fields(key), separators=(",", ":")))
         size = len(value.encode("utf-8"))
         if size > MAX_VALUE_BYTES:
             raise InvalidInputError(
