@@ -35,12 +35,17 @@ from ._errors import (
     UnkeyTransportError,
 )
 from ._models import IssuedKey, StoredKey, StoredLocation
+from ._redact import install_guards
 from ._secret import Secret
 from .flows import ProvisionResult, RetryPolicy, RotationResult, capture, provision, rotate
 from .stores import SecretStore, available_stores, load_store
 from .unkey import UnkeyClient
 
 __version__ = "0.1.0"
+
+# Installed on import: some leaks (the official SDK's debug log of a createKey answer) happen
+# before any of our functions runs. It changes no level, handler or formatter.
+install_guards()
 
 __all__ = [
     "AmbiguousOutcomeError",

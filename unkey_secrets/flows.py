@@ -30,6 +30,7 @@ from ._errors import (
     UnkeyServerError,
 )
 from ._models import IssuedKey, StoredLocation
+from ._redact import guarded
 from ._retry import Backoff
 from ._secret import Secret
 from ._validate import validate_api_id, validate_key_id
@@ -116,6 +117,7 @@ class RotationResult:
     grace_period: dt.timedelta
 
 
+@guarded
 def provision(
     unkey: UnkeyClient,
     store: SecretStore,
@@ -184,6 +186,7 @@ def provision(
     )
 
 
+@guarded
 def rotate(
     unkey: UnkeyClient,
     store: SecretStore,
@@ -247,6 +250,7 @@ def rotate(
     )
 
 
+@guarded
 def capture(
     store: SecretStore,
     response: object = None,

@@ -15,15 +15,6 @@ import pytest
 from . import _flows  # noqa: F401 (registers the flows)
 from ._canary import CHANNELS, FLOWS, FlowRun, run_flow
 
-#: Cells known to leak until a line lands in a file this folder does not own. Strict xfail:
-#: when the line lands the cell passes, the run fails, and the entry must be removed.
-_CAPTURE = "flows.capture holds the caller's response and key in its frame: needs @guarded"
-PENDING: dict[tuple[str, str], str] = {
-    ("capture-vault-store-down", "traceback"): _CAPTURE,
-    ("capture-aws-store-down", "traceback"): _CAPTURE,
-    ("capture-malformed-response", "traceback"): _CAPTURE,
-}
-
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize ``canary_case`` over every flow x channel."""
@@ -32,15 +23,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     cases = []
     for flow_name in FLOWS:
         for channel_name in CHANNELS:
-            marks = []
-            reason = PENDING.get((flow_name, channel_name))
-            if reason:
-                marks.append(pytest.mark.xfail(reason=reason, strict=True))
-            cases.append(
-                pytest.param(
-                    (flow_name, channel_name), id=f"{flow_name}-{channel_name}", marks=marks
-                )
-            )
+            cases.append(pytest.param((flow_name, channel_name), id=f"{flow_name}-{channel_name}"))
     metafunc.parametrize("canary_case", cases)
 
 
