@@ -8,7 +8,6 @@ their class name survives, and our errors are raised outside the ``except`` bloc
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import time
@@ -33,7 +32,7 @@ from ._errors import (
 )
 from ._retry import Backoff, parse_retry_after
 from ._secret import Secret
-from ._validate import _describe
+from ._validate import _describe, is_loopback_host
 
 __all__ = ["Answer", "Operation", "Wire", "ambiguous", "check_base_url"]
 
@@ -78,15 +77,6 @@ class Answer:
     request_id: str | None
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_base_url(value: object) -> str:
     """Return ``value`` without a trailing slash if it is https, or http to a loopback host."""
     if not isinstance(value, str):
@@ -103,7 +93,7 @@ def check_base_url(value: object) -> str:
         raise InvalidInputError("base_url", "may not carry credentials")
     if parts.query or parts.fragment:
         raise InvalidInputError("base_url", "may not have a query or fragment")
-    if parts.scheme == "http" and not _is_loopback(host):
+    if parts.scheme == "http" and not is_loopback_host(host):
         raise InvalidInputError(
             "base_url",
             f"plain http is only allowed for loopback hosts (127.0.0.0/8, ::1, localhost), "

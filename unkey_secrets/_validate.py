@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from ._errors import InvalidInputError
 
 __all__ = [
     "PathTemplate",
+    "is_loopback_host",
+    "require_tls_unless_loopback",
     "validate_api_id",
     "validate_external_id",
     "validate_key_id",
@@ -61,6 +65,31 @@ def validate_name(value: object, field: str = "name") -> str:
     return _check(
         field, value, _NAME, "1-128 characters of [A-Za-z0-9_.-] starting with a letter or digit"
     )
+
+
+def is_loopback_host(host: str) -> bool:
+    """Return True for ``localhost`` and any address in 127.0.0.0/8 or ``::1``."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def require_tls_unless_loopback(url: str, what: str) -> str:
+    """Return ``url`` if it is https, or plain http to a loopback host; raise ValueError if not.
+
+    Plain http is for local test servers only: anywhere else the request would carry the
+    plaintext key and the credentials unencrypted. ``what`` names the setting in the error.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme == "https" and host:
+        return url
+    if parts.scheme == "http" and is_loopback_host(host):
+        return url
+    raise ValueError(f"{what} must be https://, or http:// to a loopback host only")
 
 
 _VALIDATORS = {

@@ -5,6 +5,7 @@ from hypothesis import strategies as st
 from unkey_secrets import InvalidInputError
 from unkey_secrets._validate import (
     PathTemplate,
+    require_tls_unless_loopback,
     validate_api_id,
     validate_external_id,
     validate_key_id,
@@ -96,3 +97,26 @@ def test_no_rendering_ever_leaves_the_prefix(api_id: str, key_id: str) -> None:
     assert path.startswith("unkey/")
     assert path.count("/") == 2
     assert ".." not in path.split("/")
+
+
+@pytest.mark.parametrize(
+    ("url", "accepted"),
+    [
+        ("https://vault.example:8200", True),
+        ("http://127.0.0.1:8200", True),
+        ("http://127.9.9.9", True),
+        ("http://[::1]:5000", True),
+        ("http://localhost", True),
+        ("http://10.0.0.1:8200", False),
+        ("http://localhost.example.com", False),
+        ("http://vault.example", False),
+        ("ftp://127.0.0.1", False),
+        ("https://", False),
+    ],
+)
+def test_plain_http_is_for_loopback_only(url: str, accepted: bool) -> None:
+    if accepted:
+        assert require_tls_unless_loopback(url, "addr") == url
+    else:
+        with pytest.raises(ValueError, match="addr must be https"):
+            require_tls_unless_loopback(url, "addr")

@@ -2,41 +2,21 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .._validate import require_tls_unless_loopback
 from .base import DEFAULT_ALIAS_TEMPLATE, DEFAULT_KEY_TEMPLATE
 
 __all__ = ["AwsSettings", "check_endpoint_url"]
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_endpoint_url(url: str) -> str:
-    """Return ``url`` if it is https, or plain http to a loopback host; raise ValueError if not.
-
-    Plain http is only for local test servers (moto, LocalStack on 127.0.0.1): anywhere else the
-    request would carry the plaintext unencrypted.
-    """
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.scheme == "https" and host:
-        return url
-    if parts.scheme == "http" and _is_loopback(host):
-        return url
-    raise ValueError("endpoint URL must be https://, or http:// to a loopback host only")
+    """Return ``url`` if it is https, or plain http to a loopback host (moto, LocalStack)."""
+    return require_tls_unless_loopback(url, "endpoint URL")
 
 
 class AwsSettings(BaseSettings):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .._validate import require_tls_unless_loopback
 from .base import DEFAULT_ALIAS_TEMPLATE, DEFAULT_KEY_TEMPLATE
 
 __all__ = ["AuthMethod", "VaultSettings", "check_mount", "check_vault_addr"]
@@ -20,28 +19,9 @@ AuthMethod = Literal["token", "approle", "kubernetes", "jwt", "aws"]
 _MOUNT = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*(/[A-Za-z0-9_\-][A-Za-z0-9_.\-]*)*")
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_vault_addr(url: str) -> str:
-    """Return ``url`` if it is https, or plain http to a loopback host; raise ValueError if not.
-
-    Plain http is only for a local dev server: anywhere else the request would carry the
-    plaintext key and the Vault token unencrypted.
-    """
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.scheme == "https" and host:
-        return url
-    if parts.scheme == "http" and _is_loopback(host):
-        return url
-    raise ValueError("VAULT_ADDR must be https://, or http:// to a loopback host only")
+    """Return ``url`` if it is https, or plain http to a loopback host (a local dev server)."""
+    return require_tls_unless_loopback(url, "VAULT_ADDR")
 
 
 def check_mount(mount: str) -> str:

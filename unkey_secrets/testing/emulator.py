@@ -19,7 +19,6 @@ import collections
 import contextlib
 import copy
 import http.server
-import ipaddress
 import json
 import math
 import secrets
@@ -32,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
+from .._validate import is_loopback_host
 from ._emulator_model import OPERATIONS, ApiError, EmulatedKey, Faults, base58, new_id, sha256
 from ._emulator_schemas import REQUESTS, validate
 from ._emulator_store import Principal, Store
@@ -399,15 +399,6 @@ class _Server(http.server.ThreadingHTTPServer):
                 connection.shutdown(socket.SHUT_RDWR)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class EmulatorServer:
     """Run an :class:`Emulator` over HTTP on loopback in a daemon thread.
 
@@ -423,7 +414,7 @@ class EmulatorServer:
         port: int = 0,
         allow_non_loopback: bool = False,
     ) -> None:
-        if not allow_non_loopback and not _is_loopback(host):
+        if not allow_non_loopback and not is_loopback_host(host):
             raise ValueError(f"refusing to listen on {host!r}: not a loopback address")
         self.emulator = emulator or Emulator()
         self.host = host
