@@ -3,6 +3,10 @@
 Logging goes to a DEBUG log file, as many deployment scripts configure it: the file is exactly
 where an unguarded botocore body would land. The servers are the parent's, on loopback, named
 in the environment. The canaries are printed to stdout (a pipe) at the end.
+
+Last, the rotation Lambda's handler runs the four steps of a rotation the parent started
+(``CANARY_ROTATION_ARN``, ``CANARY_ROTATION_TOKEN``), configured by the Lambda's own
+environment variables; the parent reads the keys it stored back from moto afterwards.
 """
 
 from __future__ import annotations
@@ -53,7 +57,16 @@ def main() -> None:
             canaries.append(canary)
             answer = {"data": {"keyId": "key_" + os.urandom(6).hex(), "key": canary}}
             capture(store, answer, api_id=api_id)
+    rotate_with_the_lambda(env["CANARY_ROTATION_ARN"], env["CANARY_ROTATION_TOKEN"])
     print(json.dumps(canaries))
+
+
+def rotate_with_the_lambda(arn: str, token: str) -> None:
+    """Invoke the handler for each step, as Secrets Manager would."""
+    from unkey_secrets import aws_lambda
+
+    for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+        aws_lambda.handler({"SecretId": arn, "ClientRequestToken": token, "Step": step}, None)
 
 
 if __name__ == "__main__":

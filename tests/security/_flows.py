@@ -4,20 +4,33 @@ Each flow uses the real servers on loopback (OpenBao, moto, the Unkey emulator) 
 session fixtures of ``unkey_secrets.testing.pytest_plugin``, except where a broken answer must
 be forged (``httpx.MockTransport``). A flow notes its canaries on the context: the keys the
 emulator issues are noted by a tapped transport, the ones a flow makes up by ``ctx.canary()``.
+
+The rotation Lambda's flows call ``unkey_secrets.aws_lambda.handler`` as Secrets Manager would
+(the rotation started the way ``_rotation_harness.SecretsManagerSim`` starts it). The handler's
+Unkey client gets a tapped transport, and each flow also notes every value the secret's versions
+hold afterwards, read from moto's in-process backend.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import pytest
 
 from unkey_secrets import RetryPolicy, SecretStore, UnkeyClient, capture, provision, rotate
+from unkey_secrets._payload import parse_key_json
+from unkey_secrets.aws_lambda import RotationStepError
 
-from ._canary import FlowContext, flow
+from ..functional._rotation_harness import STEPS, FaithfulMoto, SecretsManagerSim, short_circuit
+from ._canary import FlowContext, flow, known_leak
 
 NO_RETRY = RetryPolicy(attempts=1)
 
@@ -172,3 +185,160 @@ def _sdk_capture(ctx: FlowContext) -> object:
         )
         response = sdk.keys.create_key(api_id=api_id, prefix="canary")
         return capture(store(ctx, "aws"), response, api_id=api_id)
+
+
+# -- the rotation Lambda -----------------------------------------------------------------------
+
+#: Loggers the Lambda sets levels on: put back after each Lambda flow.
+_LAMBDA_LOGGERS = ("unkey_secrets.aws_lambda", "botocore.endpoint", "botocore.parsers")
+
+
+@contextmanager
+def lambda_runtime(ctx: FlowContext) -> Iterator[Any]:
+    """The handler's environment, pointed at the session's moto server and emulator.
+
+    Yields a Secrets Manager client for the flow's own set-up. The handler builds its clients
+    itself, from the environment, except that its Unkey client's transport is tapped. The
+    Lambda's logger is set to DEBUG, as ``AWS_LAMBDA_LOG_LEVEL=DEBUG`` would; the handler's
+    clients are rebuilt on entry and dropped on exit, and every logger level it touched is put
+    back.
+    """
+    from unkey_secrets import aws_lambda
+
+    moto, server = ctx.fixture("moto_server"), ctx.fixture("unkey_emulator_server")
+    levels = {name: logging.getLogger(name).level for name in _LAMBDA_LOGGERS}
+    with pytest.MonkeyPatch.context() as patch:
+        FaithfulMoto(patch)
+        client = moto.client("secretsmanager")
+        root = client.create_secret(
+            Name=f"unkey/root/{uuid.uuid4().hex}",
+            SecretString=json.dumps({"root_key": server.root_key}),
+        )["ARN"]
+        for name, value in {
+            "AWS_ENDPOINT_URL": moto.url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": moto.region,
+            "AWS_CONFIG_FILE": "/dev/null",
+            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+            "UNKEY_ROOT_KEY_SECRET_ID": root,
+            "UNKEY_BASE_URL": server.url,
+        }.items():
+            patch.setenv(name, value)
+        patch.delenv("AWS_PROFILE", raising=False)
+        patch.delenv("AWS_LAMBDA_LOG_LEVEL", raising=False)
+        # The handler's own Unkey client, on a tapped transport: every key it is issued is noted.
+        patch.setattr(
+            aws_lambda,
+            "UnkeyClient",
+            lambda *args, **options: UnkeyClient(*args, transport=ctx.tap(), **options),
+        )
+        logging.getLogger("unkey_secrets.aws_lambda").setLevel(logging.DEBUG)
+        aws_lambda._RUNTIME.reset()
+        try:
+            yield client
+        finally:
+            aws_lambda._RUNTIME.reset()
+            for name, level in levels.items():
+                logging.getLogger(name).setLevel(level)
+
+
+def rotation_of(ctx: FlowContext, client: Any, arn: str) -> SecretsManagerSim:
+    """Secrets Manager's side of rotating ``arn``: ``start()`` does what RotateSecret does."""
+    return SecretsManagerSim(ctx.fixture("moto_server"), client, arn)
+
+
+def note_stored_keys(ctx: FlowContext, sim: SecretsManagerSim) -> None:
+    """Note every plaintext the secret's versions hold (read in-process: nothing is logged)."""
+    for value in sim.all_values().values():
+        plaintext = parse_key_json(value, store="aws", location="").secret.reveal()
+        if plaintext not in ctx.canaries:
+            ctx.canaries.append(plaintext)
+
+
+def stored_original(ctx: FlowContext, client: UnkeyClient) -> str:
+    """A key provisioned into Secrets Manager by unkey-secrets itself; returns its alias's ARN."""
+    done = provision(client, store(ctx, "aws"), api(ctx), alias="svc", prefix="canary")
+    assert done.current is not None
+    return done.current.location
+
+
+def expect_canaries(ctx: FlowContext, count: int) -> None:
+    """Fail the flow (not its cells) when it did not see the keys it should have."""
+    if len(ctx.canaries) != count:
+        raise AssertionError(f"expected {count} canaries, noted {len(ctx.canaries)}")
+
+
+def handle(sim: SecretsManagerSim, token: str, steps: tuple[str, ...], results: list[Any]) -> None:
+    """Invoke the handler for ``steps``, keeping each return value."""
+    from unkey_secrets import aws_lambda
+
+    for step in steps:
+        results.append(aws_lambda.handler(sim.event(token, step), None))
+
+
+@flow("lambda-rotate-aws", returns=True)
+def _lambda_rotate(ctx: FlowContext) -> object:
+    results: list[Any] = []
+    with unkey(ctx) as client, lambda_runtime(ctx) as sm:
+        sim = rotation_of(ctx, sm, stored_original(ctx, client))
+        try:
+            handle(sim, sim.start(), STEPS, results)
+        finally:
+            note_stored_keys(ctx, sim)
+    expect_canaries(ctx, 2)  # the original and the new key
+    return results
+
+
+@flow("lambda-bootstrap-aws", returns=True)
+def _lambda_bootstrap(ctx: FlowContext) -> object:
+    results: list[Any] = []
+    with lambda_runtime(ctx) as sm:
+        arn = sm.create_secret(
+            Name=f"unkey/bootstrap/{uuid.uuid4().hex}",
+            Tags=[{"Key": "unkey-api-id", "Value": api(ctx)}],
+        )["ARN"]
+        sim = rotation_of(ctx, sm, arn)
+        try:
+            handle(sim, sim.start(), STEPS, results)
+        finally:
+            note_stored_keys(ctx, sim)
+    expect_canaries(ctx, 1)  # the first key
+    return results
+
+
+@flow("lambda-test-secret-fails", raises=RotationStepError)
+def _lambda_test_fails(ctx: FlowContext) -> object:
+    results: list[Any] = []
+    ctx.keep(results)
+    with unkey(ctx) as client, lambda_runtime(ctx) as sm:
+        sim = rotation_of(ctx, sm, stored_original(ctx, client))
+        token = sim.start()
+        try:
+            handle(sim, token, ("createSecret", "setSecret"), results)
+            client.update_key(str(results[0]["new_key_id"]), enabled=False)
+            handle(sim, token, ("testSecret",), results)
+        finally:
+            note_stored_keys(ctx, sim)
+    return results
+
+
+@flow("lambda-put-fails", raises=RotationStepError)
+def _lambda_put_fails(ctx: FlowContext) -> object:
+    from unkey_secrets import aws_lambda
+
+    with unkey(ctx) as client, lambda_runtime(ctx) as sm:
+        sim = rotation_of(ctx, sm, stored_original(ctx, client))
+        token = sim.start()
+        handler_client = aws_lambda._RUNTIME.rotator().secrets.client
+        with short_circuit(handler_client, "PutSecretValue", "ThrottlingException"):
+            # The rerolled key never reaches the secret: only the tap knows it.
+            return aws_lambda.handler(sim.event(token, "createSecret"), None)
+
+
+known_leak(
+    "lambda-put-fails",
+    "traceback",
+    "the rotation handler leaves frame locals in place: botocore's frames under a failed "
+    "PutSecretValue hold SecretString (unkey_secrets/_rotation_aws.py RotationSecrets._call)",
+)
