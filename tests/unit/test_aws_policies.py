@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.unit._aws_client import make_client
+from unkey_secrets._payload import MANAGED_BY as MANAGED
 from unkey_secrets.stores.aws import SecretsManagerStore
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -84,3 +85,61 @@ def test_kms_use_is_limited_to_secrets_manager_and_our_secrets() -> None:
                 like = statement["Condition"]["StringLike"]
                 assert like["kms:ViaService"] == "secretsmanager.*.amazonaws.com"
                 assert like["kms:EncryptionContext:SecretARN"].endswith(":secret:unkey/*")
+
+
+OUR_TAG_KEYS = {"managed-by", "unkey-kind", "unkey-key-id", "unkey-api-id"}
+TAGGING = {"secretsmanager:TagResource", "secretsmanager:UntagResource"}
+
+
+def test_the_writer_cannot_tag_or_untag_a_secret_that_exists() -> None:
+    """Tagging is the way to take a secret over: only CreateSecret's own tags are allowed.
+
+    PutSecretValue and UpdateSecretVersionStage trust the managed-by tag, so a writer that could
+    tag an existing foreign secret ``managed-by=unkey-secrets`` could then overwrite it. Every
+    statement allowing TagResource must either require the secret to be ours already, or hold
+    only inside a CreateSecret request (whose request context names the new secret; a
+    standalone TagResource names a SecretId and no Name), and must limit the keys to ours.
+    """
+    writer = load("aws-writer.json")
+    assert writer["Statement"]
+    for statement in writer["Statement"]:
+        allowed = set(statement["Action"])
+        assert "secretsmanager:UntagResource" not in allowed
+        assert not {a for a in allowed if a.startswith("secretsmanager:") and "*" in a}
+        if not allowed & TAGGING:
+            continue
+        condition = statement.get("Condition", {})
+        assert condition.get("StringEquals", {}).get("aws:RequestTag/managed-by") == MANAGED
+        keys = condition.get("ForAllValues:StringEquals", {}).get("aws:TagKeys")
+        assert keys is not None
+        assert set(keys) <= OUR_TAG_KEYS
+        already_ours = (
+            condition.get("StringEquals", {}).get("secretsmanager:ResourceTag/managed-by")
+            == MANAGED
+        )
+        inside_create = condition.get("Null", {}) == {"secretsmanager:Name": "false"}
+        assert already_ours or inside_create, statement.get("Sid")
+
+
+def test_creation_is_limited_to_our_tag_keys() -> None:
+    for statement in load("aws-writer.json")["Statement"]:
+        if "secretsmanager:CreateSecret" in statement["Action"]:
+            condition = statement["Condition"]
+            assert condition["StringEquals"]["aws:RequestTag/managed-by"] == MANAGED
+            keys = condition["ForAllValues:StringEquals"]["aws:TagKeys"]
+            assert set(keys) == OUR_TAG_KEYS
+
+
+def test_the_store_tags_only_when_it_creates() -> None:
+    """The policy allows no TagResource call on its own: the store must never make one."""
+    source = (
+        Path(__file__).resolve().parents[2] / "unkey_secrets" / "stores" / "aws.py"
+    ).read_text()
+    assert "tag_resource" not in source
+    assert "untag_resource" not in source
+
+
+def test_the_tag_keys_in_the_policy_are_the_ones_the_store_writes() -> None:
+    from unkey_secrets.stores import aws
+
+    assert {aws.TAG_MANAGED_BY, aws.TAG_KIND, aws.TAG_KEY_ID, aws.TAG_API_ID} == OUR_TAG_KEYS
