@@ -48,6 +48,7 @@ from ._errors import (
 )
 from ._models import IssuedKey, StoredKey
 from ._payload import key_fields
+from ._redact import MaskedText, confined, guarded
 from ._rotation_aws import AWSCURRENT, AWSPENDING, RotationSecrets, SecretState
 from ._rotation_config import RotationConfig
 from .flows import MARKER_META_KEY
@@ -125,8 +126,12 @@ class Rotator:
         self.config = config or RotationConfig()
         self.clock = clock
 
+    @guarded
     def handle(self, event: Mapping[str, Any]) -> dict[str, str | None]:
-        """Run the step the rotation event names and log one line about it."""
+        """Run the step the rotation event names and log one line about it.
+
+        An error leaving it has the locals of every finished frame below it cleared.
+        """
         secret_id, token, step = _read_event(event)
         record = StepRecord(secret=secret_id, step=step, token=token)
         try:
@@ -347,10 +352,13 @@ class Rotator:
 
     def _store(self, arn: str, token: str, issued: IssuedKey, record: StepRecord) -> None:
         """Put ``issued`` as AWSPENDING; settle a failed or lost put before giving up."""
-        try:
-            self.secrets.put_pending(arn, token, json.dumps(key_fields(issued)))
-        except StoreError as exc:
-            self._settle_put(arn, token, issued, exc, record)
+        # Confined: a log record made while the key is in flight (botocore's, a reader's) has it
+        # masked, and the value is a MaskedText, so a frame holding it renders without it.
+        with confined(issued.secret):
+            try:
+                self.secrets.put_pending(arn, token, MaskedText(json.dumps(key_fields(issued))))
+            except StoreError as exc:
+                self._settle_put(arn, token, issued, exc, record)
         # record.new_key_id is now the stored key: ours, or an overlapping invocation's.
         keep = {k for k in (record.new_key_id, issued.rerolled_from) if k is not None}
         record.swept += self._sweep_quietly(issued.api_id, token, keep, issued.external_id, record)

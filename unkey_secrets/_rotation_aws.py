@@ -22,6 +22,7 @@ from ._errors import (
 )
 from ._models import StoredKey
 from ._payload import parse_key_json
+from ._redact import MaskedText
 
 __all__ = ["AWSCURRENT", "AWSPENDING", "RotationSecrets", "SecretState"]
 
@@ -98,7 +99,7 @@ class RotationSecrets:
             self.client.put_secret_value,
             SecretId=arn,
             ClientRequestToken=token,
-            SecretString=value,
+            SecretString=MaskedText(value),
             VersionStages=[AWSPENDING],
         )
 
@@ -133,13 +134,16 @@ class RotationSecrets:
     def _call(
         self, operation: str, arn: str, method: Callable[..., _T], *args: Any, **kwargs: Any
     ) -> _T:
+        translated: StoreError | None
         try:
             return method(*args, **kwargs)
         except Exception as exc:
             translated = translate_error(exc, operation, arn)
             if translated is None:
                 raise
-            raise translated from exc
+        # Raised outside the handler, so the botocore error is neither cause nor context: a
+        # ConnectionClosedError keeps the request, and its body holds the SecretString.
+        raise translated
 
 
 def error_code(exc: BaseException) -> str | None:

@@ -25,8 +25,9 @@ Configuration (environment variables):
     A permission query testSecret requires the new key to pass (``"a.read AND b.write"``).
 ``UNKEY_KEY_PREFIX``, ``UNKEY_KEY_NAME``, ``UNKEY_EXTERNAL_ID``
     The first key's prefix, name and externalId (bootstrap only; rerolls copy the original's).
-``AWS_ENDPOINT_URL``, ``AWS_REGION``
-    Honoured by boto3 as usual.
+``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_SECRETS_MANAGER``, ``AWS_REGION``
+    Honoured as boto3 does (``AWS_REGION`` is passed to it explicitly, since botocore reads
+    ``AWS_DEFAULT_REGION`` only). The endpoint must be https://, or http:// to a loopback host.
 
 Importing this module loads neither boto3 (imported at first use) nor hvac, pydantic-settings
 or any CLI library, so the cold start stays small.
@@ -42,10 +43,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._errors import ConfigurationError
+from ._redact import guarded
 from ._rotation import RotationStepError, Rotator
 from ._rotation_aws import translate_error
 from ._rotation_config import RotationConfig, RuntimeConfig
 from ._secret import Secret
+from .stores._aws_errors import check_client_endpoint
 from .unkey import UnkeyClient
 
 __all__ = [
@@ -63,8 +66,13 @@ logger = logging.getLogger("unkey_secrets.aws_lambda")
 _BODY_LOGGERS = ("botocore.endpoint", "botocore.parsers")
 
 
+@guarded
 def handler(event: Mapping[str, Any], context: object = None) -> dict[str, str | None]:
-    """Run one rotation step; returns the step, its outcome and key_ids (never a key)."""
+    """Run one rotation step; returns the step, its outcome and key_ids (never a key).
+
+    An error leaving it carries no botocore exception and no frame locals (they are cleared),
+    so a traceback rendered with its locals shows no value from inside the step.
+    """
     return _RUNTIME.rotator().handle(event)
 
 
@@ -72,12 +80,18 @@ def build_rotator(config: RuntimeConfig, secrets_manager: Any = None) -> Rotator
     """Make the clients from ``config``: boto3's ``secretsmanager`` and an :class:`UnkeyClient`.
 
     ``secrets_manager`` replaces the boto3 client (tests, or a client with custom settings).
+    Either way, a client whose endpoint is plain http to anything but a loopback host (from
+    ``AWS_ENDPOINT_URL``, say) is refused with :class:`~unkey_secrets.ConfigurationError`
+    before any request. ``AWS_REGION``, which botocore ignores, wins over ``AWS_DEFAULT_REGION``.
     """
     _keep_bodies_out_of_logs()
     if secrets_manager is None:
         import boto3
 
-        secrets_manager = boto3.client("secretsmanager")
+        secrets_manager = boto3.client(
+            "secretsmanager", region_name=os.environ.get("AWS_REGION") or None
+        )
+    check_client_endpoint(secrets_manager)
     root_key = _root_key(secrets_manager, config)
     unkey = UnkeyClient(root_key, base_url=config.base_url, timeout=config.timeout)
     return Rotator(secrets_manager, unkey, config.rotation)
@@ -123,15 +137,23 @@ def _root_key(secrets_manager: Any, config: RuntimeConfig) -> Secret:
 
 
 def _root_key_from_secret(secrets_manager: Any, secret_id: str) -> Secret:
+    failure: ConfigurationError
     try:
         answer = secrets_manager.get_secret_value(SecretId=secret_id)
     except Exception as exc:
         translated = translate_error(exc, "GetSecretValue", secret_id)
         if translated is None:
             raise
-        raise ConfigurationError(
+        failure = ConfigurationError(
             f"could not read the Unkey root key from {secret_id}: {translated}"
-        ) from translated
+        )
+    else:
+        return _root_key_from_answer(answer, secret_id)
+    # Raised outside the handler, so the botocore error (and its request) is not chained.
+    raise failure
+
+
+def _root_key_from_answer(answer: Mapping[str, Any], secret_id: str) -> Secret:
     text = answer.get("SecretString")
     if not isinstance(text, str) or not text.strip():
         raise ConfigurationError(f"secret {secret_id} holds no root key string")

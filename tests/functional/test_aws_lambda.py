@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import time
+import traceback
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -630,3 +631,145 @@ def test_a_failing_step_logs_one_error_line_without_the_key(
     assert line["outcome"] == "error"
     assert "NOT_FOUND" in line["error"]
     assert pending.secret.reveal() not in caplog.text
+
+
+# -- a dropped connection: nothing the error carries may hold the key --------------------------
+
+
+class DroppingProxy:
+    """A loopback HTTP proxy to moto that drops the connection on every PutSecretValue.
+
+    It reads the whole request, keeps its body (to learn the plaintext that was in flight) and
+    closes the socket without a byte of answer; every other request is forwarded to moto.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        import http.server
+        import threading
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(upstream)
+        target = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.dropped: list[bytes] = []
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                import http.client
+
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if self.headers.get("X-Amz-Target", "").endswith(".PutSecretValue"):
+                    proxy.dropped.append(body)
+                    self.close_connection = True
+                    return
+                upstream = http.client.HTTPConnection(*target, timeout=30)
+                try:
+                    upstream.request("POST", self.path, body=body, headers=dict(self.headers))
+                    answer = upstream.getresponse()
+                    payload = answer.read()
+                finally:
+                    upstream.close()
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in {"content-length", "transfer-encoding", "connection"}:
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Stay quiet."""
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _failure(call: Any) -> BaseException:
+    """Run ``call`` and return what it raised, from a frame that holds nothing of the test's."""
+    try:
+        call()
+    except BaseException as exc:  # noqa: BLE001 (the exception is the result)
+        return exc
+    raise AssertionError("expected the call to fail")
+
+
+def _texts_in(exc: BaseException, limit: int = 8) -> Iterator[tuple[str, str]]:
+    """Every string reachable from ``exc``: its chain, args and attributes, to ``limit`` deep."""
+    seen: set[int] = set()
+    pending: list[tuple[object, str, int]] = [(exc, "exc", 0)]
+    while pending:
+        obj, where, depth = pending.pop()
+        if id(obj) in seen or depth > limit:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, str):
+            yield where, obj
+            continue
+        if isinstance(obj, (bytes, bytearray)):
+            yield where, bytes(obj).decode("utf-8", "replace")
+            continue
+        if isinstance(obj, (type, type(json), type(_failure))) or obj is None:
+            continue
+        if isinstance(obj, BaseException):
+            yield where, repr(obj)
+            yield where, str(obj)
+            pending.append((obj.args, f"{where}.args", depth + 1))
+            for link in ("__cause__", "__context__"):
+                # The chain does not count against the depth: each link is walked in full.
+                pending.append((getattr(obj, link), f"{where}.{link}", depth))
+        if isinstance(obj, dict):
+            for key, value in obj.items():
+                pending.append((key, f"{where}.keys()", depth + 1))
+                pending.append((value, f"{where}[{key!r}]", depth + 1))
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            pending.extend((item, f"{where}[{i}]", depth + 1) for i, item in enumerate(obj))
+        attributes = getattr(obj, "__dict__", None)
+        if isinstance(attributes, dict):
+            pending.extend(
+                (value, f"{where}.{name}", depth + 1) for name, value in attributes.items()
+            )
+
+
+def test_a_dropped_put_leaves_no_key_in_the_error_chain_or_traceback_locals(
+    world: World, lambda_env: None, moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from unkey_secrets import aws_lambda
+
+    proxy = DroppingProxy(moto_server.url)
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+        token = world.sim.start()
+        event = world.sim.event(token, "createSecret")
+        exc = _failure(lambda: aws_lambda.handler(event, None))
+    finally:
+        proxy.close()
+
+    assert isinstance(exc, RotationStepError), repr(exc)
+    assert "PutSecretValue failed" in str(exc)
+    (body,) = proxy.dropped
+    value = json.loads(json.loads(body)["SecretString"])
+    plaintexts = [value["key"], world.original.secret.reveal()]
+    assert value["key_id"] != world.original.key_id
+    # The key that was in flight was deleted again; only the original is live.
+    assert live_keys(world) == {world.original.key_id}
+
+    leaks = [where for where, text in _texts_in(exc) if any(p in text for p in plaintexts)]
+    assert leaks == []
+    rendered = "".join(
+        traceback.TracebackException(
+            type(exc), exc, exc.__traceback__, capture_locals=True
+        ).format()
+    )
+    # A bool, so a failure does not print the key it found.
+    found = any(plaintext in rendered for plaintext in plaintexts)
+    assert not found, "a plaintext is in the traceback rendered with its locals"

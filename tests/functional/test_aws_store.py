@@ -316,3 +316,108 @@ def test_every_call_the_writer_makes_is_in_the_writer_policy(sm: Any) -> None:
     }
     assert writes <= allowed
     assert not any(a.startswith(("secretsmanager:Get", "secretsmanager:List")) for a in allowed)
+
+
+# -- contains: from DescribeSecret alone -------------------------------------------------------
+
+
+def _calls(client: Any) -> list[str]:
+    called: list[str] = []
+    client.meta.events.register(
+        "before-call.secretsmanager", lambda model, **_: called.append(model.name)
+    )
+    return called
+
+
+def test_contains_answers_from_metadata_alone(aws: SecretsManagerStore, sm: Any) -> None:
+    key = canary_key()
+    assert not aws.contains(api_id=key.api_id, key_id=key.key_id)
+    aws.put(key)
+    called = _calls(sm)
+    assert aws.contains(api_id=key.api_id, key_id=key.key_id)
+    assert not aws.contains(api_id=key.api_id, key_id=random_id("key"))
+    assert called == ["DescribeSecret", "DescribeSecret"]
+
+
+def _plant(sm: Any, aws: SecretsManagerStore, key_id: str, api_id: str, **tags: str) -> str:
+    name = aws.key_location(api_id=api_id, key_id=key_id)
+    sm.create_secret(
+        Name=name,
+        ClientRequestToken=version_id_for(key_id),
+        SecretString="{}",
+        Tags=[{"Key": k.replace("_", "-"), "Value": v} for k, v in tags.items()],
+    )
+    return name
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        {},
+        {"managed_by": "someone-else", "unkey_kind": "key"},
+        {"managed_by": "unkey-secrets", "unkey_kind": "current"},
+        {"managed_by": "unkey-secrets", "unkey_kind": "key", "unkey_key_id": "key_other"},
+        {"managed_by": "unkey-secrets", "unkey_kind": "key", "unkey_key_id": "not a key id"},
+        {"managed_by": "unkey-secrets", "unkey_kind": "key", "unkey_api_id": "api_other"},
+    ],
+    ids=["untagged", "other-owner", "stable-name", "other-key", "bad-key-id", "other-path"],
+)
+def test_contains_is_false_for_a_secret_that_is_not_our_key(
+    aws: SecretsManagerStore, sm: Any, tags: dict[str, str]
+) -> None:
+    api_id, key_id = random_id("api"), random_id("key")
+    # Fill in the rest of a genuine tag set, so each case differs in one tag only.
+    full = {"managed_by": "unkey-secrets", "unkey_kind": "key", "unkey_key_id": key_id}
+    full["unkey_api_id"] = api_id
+    planted = {**full, **tags} if tags else {}
+    _plant(sm, aws, key_id, api_id, **planted)
+    assert not aws.contains(api_id=api_id, key_id=key_id)
+
+
+def test_contains_is_true_for_a_genuine_tag_set(aws: SecretsManagerStore, sm: Any) -> None:
+    # The control for the cases above: the same planting with every tag right.
+    api_id, key_id = random_id("api"), random_id("key")
+    _plant(
+        sm,
+        aws,
+        key_id,
+        api_id,
+        managed_by="unkey-secrets",
+        unkey_kind="key",
+        unkey_key_id=key_id,
+        unkey_api_id=api_id,
+    )
+    assert aws.contains(api_id=api_id, key_id=key_id)
+
+
+def test_contains_is_false_when_our_version_is_not_current(
+    aws: SecretsManagerStore, sm: Any
+) -> None:
+    key = canary_key()
+    name = aws.put(key).location
+    other = version_id_for(random_id("key"))
+    sm.put_secret_value(SecretId=name, ClientRequestToken=other, SecretString="{}")
+    assert not aws.contains(api_id=key.api_id, key_id=key.key_id)
+
+
+def test_contains_works_with_the_writer_policy(moto_server: MotoServer, iam_user: Any) -> None:
+    writer = SecretsManagerStore(iam_user(POLICIES / "aws-writer.json"))
+    key = canary_key()
+    with moto_server.enforce_iam():
+        writer.put(key)
+        assert writer.contains(api_id=key.api_id, key_id=key.key_id)
+
+
+def test_contains_reports_an_unreachable_endpoint(
+    dead_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    store = SecretsManagerStore(region="us-east-1", endpoint_url=f"http://127.0.0.1:{dead_port}")
+    with pytest.raises(StoreUnavailableError):
+        store.contains(api_id="api_1", key_id="key_1")

@@ -141,3 +141,73 @@ def test_botocore_body_logging_is_held_at_info(monkeypatch: pytest.MonkeyPatch) 
     build_rotator(RuntimeConfig.from_environ({"UNKEY_ALLOW_ROOT_KEY_ENV": "1"}), _client())
     for name in ("botocore.endpoint", "botocore.parsers"):
         assert not logging.getLogger(name).isEnabledFor(logging.DEBUG)
+
+
+def test_an_unreadable_root_key_secret_chains_no_botocore_error() -> None:
+    client = _client()
+    with Stubber(client) as stub:
+        stub.add_client_error("get_secret_value", "AccessDeniedException", http_status_code=400)
+        with pytest.raises(ConfigurationError) as raised:
+            build_rotator(RuntimeConfig.from_environ({"UNKEY_ROOT_KEY_SECRET_ID": "r"}), client)
+    assert "AccessDeniedException" in str(raised.value)
+    assert raised.value.__cause__ is None
+    assert raised.value.__context__ is None
+
+
+def _isolate_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.setenv("UNKEY_ROOT_KEY", ROOT)
+
+
+# Documentation addresses, as strings only: the check refuses before any request is made.
+@pytest.mark.parametrize("variable", ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER"])
+@pytest.mark.parametrize("url", ["http://203.0.113.5:8080", "http://sm.example.test"])
+def test_a_plain_http_endpoint_from_the_environment_is_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, url: str
+) -> None:
+    _isolate_aws_env(monkeypatch)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv(variable, url)
+    with pytest.raises(ConfigurationError, match=variable) as raised:
+        build_rotator(RuntimeConfig.from_environ({"UNKEY_ALLOW_ROOT_KEY_ENV": "true"}))
+    assert url not in str(raised.value)
+
+
+def test_a_plain_http_client_passed_in_is_refused() -> None:
+    client = boto3.client(
+        "secretsmanager",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        endpoint_url="http://203.0.113.5:8080",
+    )
+    with pytest.raises(ConfigurationError, match="https://"):
+        build_rotator(RuntimeConfig.from_environ({"UNKEY_ALLOW_ROOT_KEY_ENV": "true"}), client)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:4566", "https://sm.example.test"])
+def test_loopback_and_https_endpoints_are_accepted(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    _isolate_aws_env(monkeypatch)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+    rotator = build_rotator(RuntimeConfig.from_environ({"UNKEY_ALLOW_ROOT_KEY_ENV": "true"}))
+    assert rotator.secrets.client.meta.endpoint_url == url
+
+
+def test_aws_region_is_honoured_and_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    _isolate_aws_env(monkeypatch)
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    config = RuntimeConfig.from_environ({"UNKEY_ALLOW_ROOT_KEY_ENV": "true"})
+    assert build_rotator(config).secrets.client.meta.region_name == "eu-west-3"
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
+    assert build_rotator(config).secrets.client.meta.region_name == "eu-west-3"

@@ -266,3 +266,92 @@ def test_explicit_options_win_over_settings() -> None:
 def test_bad_options_are_refused(option: str, value: Any) -> None:
     with pytest.raises(InvalidInputError):
         SecretsManagerStore(make_client(), **{option: value})
+
+
+# -- the endpoint and region, wherever boto3 takes them from --------------------------------
+
+# Documentation addresses, as strings only: the check refuses before any request is made.
+INSECURE = ["http://203.0.113.5:8080", "http://sm.example.test"]
+
+
+@pytest.mark.parametrize("variable", ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER"])
+@pytest.mark.parametrize("url", INSECURE)
+def test_a_plain_http_endpoint_from_the_environment_is_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, url: str
+) -> None:
+    _isolate_env(monkeypatch)
+    monkeypatch.setenv(variable, url)
+    with pytest.raises(ConfigurationError, match=variable) as raised:
+        SecretsManagerStore(region="us-east-1")
+    assert url not in str(raised.value)
+
+
+def test_a_plain_http_endpoint_from_the_config_file_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    _isolate_env(monkeypatch)
+    config = tmp_path / "config"
+    config.write_text("[default]\nendpoint_url = http://203.0.113.5:8080\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    with pytest.raises(ConfigurationError, match="config file"):
+        SecretsManagerStore(region="us-east-1")
+
+
+@pytest.mark.parametrize("url", INSECURE)
+def test_a_plain_http_client_passed_in_is_refused(url: str) -> None:
+    import boto3
+
+    plain = boto3.session.Session(
+        aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1"
+    ).client("secretsmanager", endpoint_url=url)
+    with pytest.raises(ConfigurationError, match="https://"):
+        SecretsManagerStore(plain)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:4566", "http://localhost:4566", "https://sm.example.test"]
+)
+def test_loopback_and_https_endpoints_from_the_environment_are_accepted(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    _isolate_env(monkeypatch)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", url)
+    assert SecretsManagerStore(region="us-east-1").client.meta.endpoint_url == url
+
+
+def test_aws_region_alone_is_enough_and_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    _isolate_env(monkeypatch)
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    assert SecretsManagerStore().client.meta.region_name == "eu-west-3"
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
+    assert SecretsManagerStore().client.meta.region_name == "eu-west-3"
+    monkeypatch.delenv("AWS_REGION")
+    assert SecretsManagerStore().client.meta.region_name == "us-west-2"
+
+
+@pytest.mark.parametrize("url", INSECURE)
+def test_from_settings_names_a_bad_endpoint_without_quoting_it(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    _isolate_env(monkeypatch)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+    with pytest.raises(ConfigurationError, match="AWS_ENDPOINT_URL") as raised:
+        SecretsManagerStore.from_settings()
+    assert url not in str(raised.value)
+    assert raised.value.__cause__ is None
+    assert raised.value.__context__ is None
+
+
+@pytest.mark.parametrize("tags", ["{not json", '{"team": 1}', "[1]"])
+def test_from_settings_names_bad_tags_without_quoting_them(
+    monkeypatch: pytest.MonkeyPatch, tags: str
+) -> None:
+    _isolate_env(monkeypatch)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("UNKEY_SECRETS_AWS_TAGS", tags)
+    with pytest.raises(ConfigurationError, match="UNKEY_SECRETS_AWS_TAGS") as raised:
+        SecretsManagerStore.from_settings()
+    assert tags not in str(raised.value)
+    assert raised.value.__cause__ is None
+    assert raised.value.__context__ is None

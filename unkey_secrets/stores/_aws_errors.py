@@ -4,6 +4,9 @@ A :class:`botocore.exceptions.ClientError` carries the server's message, and
 :class:`botocore.exceptions.ParamValidationError` can quote request parameters, SecretString
 included. Neither text is copied into our errors and neither exception is chained: messages name
 the operation, the error code and the secret name only.
+
+:func:`check_client_endpoint` refuses a client that would send values without TLS, whichever
+setting gave it its endpoint.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._errors import (
+    ConfigurationError,
     InvalidInputError,
     SecretNotFoundError,
     StoreAccessError,
@@ -19,8 +23,15 @@ from .._errors import (
     StoreUnavailableError,
     UnkeySecretsError,
 )
+from .._validate import require_tls_unless_loopback
 
-__all__ = ["ResourceExistsError", "error_code", "translate"]
+__all__ = [
+    "ENDPOINT_SETTINGS",
+    "ResourceExistsError",
+    "check_client_endpoint",
+    "error_code",
+    "translate",
+]
 
 STORE = "aws"
 
@@ -56,6 +67,31 @@ _UNAVAILABLE_CODES = frozenset(
         "RequestTimeoutException",
     }
 )
+
+
+#: Where a boto3 client's Secrets Manager endpoint can come from, named in the refusal.
+ENDPOINT_SETTINGS = (
+    "the Secrets Manager endpoint (endpoint_url, AWS_ENDPOINT_URL, "
+    "AWS_ENDPOINT_URL_SECRETS_MANAGER or endpoint_url in the AWS config file)"
+)
+
+
+def check_client_endpoint(client: Any) -> None:
+    """Raise :class:`~unkey_secrets.ConfigurationError` unless ``client`` talks TLS.
+
+    boto3 takes its endpoint from the arguments, the environment or the config file; whichever
+    it was, the values we send (the plaintext key) must not travel as plain http to anything
+    but a loopback host. Checked once the client is built, before any request. The URL is not
+    quoted (it may carry credentials). A client without a string ``meta.endpoint_url`` (a test
+    double) is not checked.
+    """
+    endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None)
+    if not isinstance(endpoint, str):
+        return
+    try:
+        require_tls_unless_loopback(endpoint, ENDPOINT_SETTINGS)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 class ResourceExistsError(StoreConflictError):

@@ -17,6 +17,7 @@ boto3 is imported only when a default client is built, never when this module is
 from __future__ import annotations
 
 import json
+import os
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -35,7 +36,7 @@ from .._models import IssuedKey, StoredKey, StoredLocation
 from .._payload import MANAGED_BY, key_fields, parse_key_json
 from .._redact import MaskedText
 from .._validate import validate_key_id
-from ._aws_errors import ResourceExistsError, translate
+from ._aws_errors import ResourceExistsError, check_client_endpoint, translate
 from .aws_settings import AwsSettings, check_endpoint_url
 from .base import DEFAULT_ALIAS_TEMPLATE, DEFAULT_KEY_TEMPLATE, SecretStore
 
@@ -143,7 +144,9 @@ def _default_client(region: str | None, endpoint_url: str | None) -> Any:
         raise ConfigurationError(
             "the AWS Secrets Manager store needs boto3: pip install 'unkey-secrets[aws]'"
         ) from None
-    session = boto3.session.Session(region_name=region)
+    # botocore reads AWS_DEFAULT_REGION only; AWS_REGION (what Lambda and the SDKs of other
+    # languages set) is honoured here, and wins, as in AwsSettings.
+    session = boto3.session.Session(region_name=region or os.environ.get("AWS_REGION") or None)
     try:
         return session.client(
             "secretsmanager",
@@ -152,8 +155,41 @@ def _default_client(region: str | None, endpoint_url: str | None) -> Any:
         )
     except NoRegionError:
         raise ConfigurationError(
-            "no AWS region: set AWS_REGION (or pass region=...) for the Secrets Manager store"
+            "no AWS region: set AWS_REGION or AWS_DEFAULT_REGION (or pass region=...) for the "
+            "Secrets Manager store"
         ) from None
+
+
+def _settings_from_env() -> AwsSettings:
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    failure: ConfigurationError
+    try:
+        return AwsSettings()
+    except ValidationError as exc:
+        # The error's text and its input quote the value; name the settings and the problem.
+        problems = "; ".join(f"{_setting_name(err['loc'])}: {err['msg']}" for err in exc.errors())
+        failure = ConfigurationError(f"invalid AWS settings: {problems}")
+    except SettingsError:
+        # Raised for a value that is not JSON where JSON is expected; its cause holds the value.
+        failure = ConfigurationError(
+            "invalid AWS settings: UNKEY_SECRETS_AWS_TAGS must be a JSON object of strings"
+        )
+    # Raised outside the handler, so the pydantic error (and the input it holds) is not chained.
+    raise failure
+
+
+def _setting_name(loc: tuple[int | str, ...]) -> str:
+    field = str(loc[0]) if loc else ""
+    names = {
+        "region": "AWS_REGION",
+        "aws_region": "AWS_REGION",
+        "aws_default_region": "AWS_DEFAULT_REGION",
+        "endpoint_url": "AWS_ENDPOINT_URL",
+        "aws_endpoint_url": "AWS_ENDPOINT_URL",
+    }
+    return names.get(field.lower(), f"UNKEY_SECRETS_AWS_{field.upper()}")
 
 
 def _botocore_errors() -> tuple[type[BaseException], ...]:
@@ -180,7 +216,11 @@ class SecretsManagerStore(SecretStore):
     ``settings``, each option left at its default is taken from the settings.
 
     The writer needs CreateSecret, PutSecretValue, DescribeSecret, TagResource and
-    UpdateSecretVersionStage, never GetSecretValue (see ``policies/aws-writer.json``).
+    UpdateSecretVersionStage, never GetSecretValue (see ``policies/aws-writer.json``). Tags are
+    only ever set by CreateSecret (which needs TagResource for them); the policy allows no
+    tagging of an existing secret, and only our four tag keys: add the keys of ``tags`` to its
+    two ``aws:TagKeys`` lists. A client whose endpoint is plain http to anything but a loopback
+    host is refused, whether built here or passed in.
     """
 
     name = "aws"
@@ -234,11 +274,17 @@ class SecretsManagerStore(SecretStore):
         self.description = description
         self._errors = _botocore_errors()
         self._client = client if client is not None else _default_client(region, endpoint_url)
+        # Whoever built the client, the values travel over it: refuse plain http to a remote
+        # host (e.g. from AWS_ENDPOINT_URL) before any request.
+        check_client_endpoint(self._client)
 
     @classmethod
     def from_settings(cls, settings: AwsSettings | None = None) -> SecretsManagerStore:
-        """Build a store from :class:`AwsSettings` (read from the environment when not given)."""
-        return cls(settings=settings if settings is not None else AwsSettings())
+        """Build a store from :class:`AwsSettings` (read from the environment when not given).
+
+        A bad setting raises :class:`~unkey_secrets.ConfigurationError` naming it, not its value.
+        """
+        return cls(settings=settings if settings is not None else _settings_from_env())
 
     @property
     def client(self) -> Any:
@@ -366,6 +412,31 @@ class SecretsManagerStore(SecretStore):
             location=location,
             version=version if isinstance(version, str) else None,
         )
+
+    def _contains(self, path: str) -> bool:
+        """Whether ``path`` holds a key we stored, from DescribeSecret alone (no value read).
+
+        True when the secret is tagged ours as a key's secret, its ``unkey-key-id`` tag renders
+        back to ``path``, and the version named after that key_id carries AWSCURRENT. A secret
+        scheduled for deletion still counts: it can be restored with the key in it.
+        """
+        name = validate_secret_name(path)
+        existing = self._describe(name)
+        if existing is None:
+            return False
+        tags = _tags_of(existing)
+        if tags.get(TAG_MANAGED_BY) != MANAGED_BY or tags.get(TAG_KIND) != _KIND_KEY:
+            return False
+        try:
+            key_id = validate_key_id(tags.get(TAG_KEY_ID))
+            # The tags must name this very path, so a copy of our tags elsewhere does not count.
+            if self.key_location(api_id=tags.get(TAG_API_ID, ""), key_id=key_id) != name:
+                return False
+        except InvalidInputError:
+            # Tags that are not a key_id and api_id fitting the template were not written by us.
+            return False
+        stages = (existing.get("VersionIdsToStages") or {}).get(version_id_for(key_id)) or ()
+        return _CURRENT in stages
 
     # -- helpers --------------------------------------------------------------------------------
 
