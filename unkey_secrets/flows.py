@@ -30,7 +30,7 @@ from ._errors import (
     UnkeyServerError,
 )
 from ._models import IssuedKey, StoredLocation
-from ._redact import guarded
+from ._redact import check_http_debug, guarded
 from ._retry import Backoff
 from ._secret import Secret
 from ._validate import validate_api_id, validate_key_id
@@ -41,6 +41,8 @@ __all__ = [
     "DEFAULT_GRACE_PERIOD",
     "MARKER_META_KEY",
     "MINIMUM_GRACE_PERIOD",
+    "PREVIOUS_EXPIRES_META_KEY",
+    "ROTATION_HOLD",
     "ProvisionResult",
     "RetryPolicy",
     "RotationResult",
@@ -58,6 +60,13 @@ MARKER_META_KEY = "unkey_secrets_op"
 DEFAULT_GRACE_PERIOD = dt.timedelta(hours=24)
 #: Shorter grace periods strand readers that cache; they need ``allow_short_grace=True``.
 MINIMUM_GRACE_PERIOD = dt.timedelta(minutes=5)
+#: How long the original stays valid while a rotation is under way: the reroll sets this, and
+#: only once the new key is stored is the original cut to its grace period. A rotation killed
+#: in between (Ctrl-C, a CI timeout) therefore strands no one for a month, and the next
+#: :func:`rotate` of the same key finishes cleaning up after it.
+ROTATION_HOLD = dt.timedelta(days=30)
+#: The ``meta`` member that keeps the original's pre-rotation expiry while a rotation runs.
+PREVIOUS_EXPIRES_META_KEY = "unkey_secrets_prev_expires"
 
 _T = TypeVar("_T")
 
@@ -104,8 +113,8 @@ class ProvisionResult:
 class RotationResult:
     """What :func:`rotate` did: no plaintext, safe to print.
 
-    ``original_key_id`` keeps working for ``grace_period`` (Unkey rounds its new expiry up to
-    the next full minute), then expires.
+    ``original_key_id`` keeps working until ``original_expires`` (Unix ms): ``grace_period``
+    from the end of the rotation, or its own earlier expiry.
     """
 
     key_id: str
@@ -115,6 +124,7 @@ class RotationResult:
     current: StoredLocation | None
     request_id: str | None
     grace_period: dt.timedelta
+    original_expires: int
 
 
 @guarded
@@ -141,7 +151,7 @@ def provision(
         raise InvalidInputError("mode", "expected 'safe' or 'fast'")
     if "enabled" in create_options and mode == "safe":
         raise InvalidInputError("enabled", "safe mode creates the key disabled, then enables it")
-    _check_locations(store, api_id, alias)
+    _preflight(store, api_id, alias)
     user_meta = dict(create_options.pop("meta", None) or {})
     marker = _new_marker()
     external_id = create_options.get("external_id")
@@ -162,11 +172,12 @@ def provision(
         try:
             unkey.update_key(issued.key_id, enabled=True, meta=user_meta or None)
         except UnkeyError as exc:
+            state = _enabled_state(unkey, issued.key_id)
             raise FlowError(
-                f"key {issued.key_id} is stored at {location.location} but could not be "
-                f"enabled ({type(exc).__name__}); it stays disabled until it is enabled",
+                f"key {issued.key_id} is stored at {location.location} but enabling it failed "
+                f"({type(exc).__name__}); it is {state}",
                 key_id=issued.key_id,
-                actions=(f"stored at {location.location}", "left disabled"),
+                actions=(f"stored at {location.location}", state),
             ) from exc
     logger.info(
         "provisioned key_id=%s api_id=%s location=%s version=%s mode=%s",
@@ -200,13 +211,16 @@ def rotate(
 ) -> RotationResult:
     """Reroll ``key_id`` and store the new key; the original stays valid for ``grace_period``.
 
-    With ``alias``, the stable name readers use is moved to the new key. If the store write
-    fails, the new key is deleted and the original's previous expiry is put back, so a failed
-    rotation never strands a service.
+    With ``alias``, the stable name readers use is moved to the new key. The original is held
+    valid (:data:`ROTATION_HOLD`) until the new key is stored, then cut to ``grace_period``
+    (never later than its own expiry). If the store write fails, the new key is deleted and the
+    original's expiry put back, so a failed rotation never strands a service. ``key_id`` must
+    be a key of ``api_id`` (checked with ``apis.listKeys``). Rotations of one key must not run
+    concurrently; the rotation Lambda is the tool for scheduled rotation.
     """
     retry = retry or RetryPolicy()
     validate_key_id(key_id)
-    _check_locations(store, api_id, alias)
+    _preflight(store, api_id, alias)
     if grace_period < dt.timedelta(0):
         raise InvalidInputError("grace_period", "may not be negative")
     if grace_period < MINIMUM_GRACE_PERIOD and not allow_short_grace:
@@ -216,21 +230,48 @@ def rotate(
             "may outlive; pass allow_short_grace=True to revoke sooner",
         )
     original = unkey.get_key(key_id)
-    marker = _new_marker()
-    unkey.update_key(key_id, meta={**(original.meta or {}), MARKER_META_KEY: marker})
+    user_meta = {
+        k: v
+        for k, v in (original.meta or {}).items()
+        if k not in (MARKER_META_KEY, PREVIOUS_EXPIRES_META_KEY)
+    }
+    previous_expires = original.expires
+    unfinished = (original.meta or {}).get(MARKER_META_KEY)
+    if unfinished is not None:
+        # An earlier rotation of this key died before finishing: its expiry is the hold, the
+        # real one is in meta, and a key it made but never stored may be lying around.
+        previous_expires = _optional_int((original.meta or {}).get(PREVIOUS_EXPIRES_META_KEY))
+    _require_key_of_api(unkey, store, api_id, key_id, original.external_id, unfinished)
 
+    marker = _new_marker()
+    unkey.update_key(
+        key_id,
+        meta={**user_meta, MARKER_META_KEY: marker, PREVIOUS_EXPIRES_META_KEY: previous_expires},
+    )
+    restore = _Restore(key_id, previous_expires, user_meta)
     try:
-        issued = unkey.reroll_key(
-            key_id, expiration_ms=int(grace_period.total_seconds() * 1000), api_id=api_id
-        )
+        issued = unkey.reroll_key(key_id, expiration_ms=_hold_ms(previous_expires), api_id=api_id)
     except (UnkeyAmbiguousError, UnkeyServerError) as exc:
         raise _settle_lost_reroll(
-            unkey, api_id, key_id, original.expires, original.external_id, marker
+            unkey, store, api_id, restore, original.external_id, marker
         ) from exc
 
-    location, current = _store_or_compensate(
-        unkey, store, issued, alias, retry, (key_id, original.expires)
-    )
+    location, current = _store_or_compensate(unkey, store, issued, alias, retry, restore)
+    final_expires = _final_expiry(previous_expires, grace_period)
+    try:
+        # The new key copied the marker with the meta: give it the user's meta back, then cut
+        # the original to its grace period, which also marks the rotation finished.
+        unkey.update_key(issued.key_id, meta=user_meta or None)
+        unkey.update_key(key_id, expires=final_expires, meta=user_meta or None)
+    except UnkeyError as exc:
+        raise FlowError(
+            f"key {issued.key_id} is stored at {location.location} and current, but setting "
+            f"key {key_id}'s expiry failed ({type(exc).__name__}); it stays valid until the "
+            f"rotation hold ends. Rotate {issued.key_id} later or set the expiry by hand",
+            key_id=issued.key_id,
+            original_key_id=key_id,
+            actions=(f"stored at {location.location}", f"left key {key_id} on its hold"),
+        ) from exc
     logger.info(
         "rotated key_id=%s new_key_id=%s api_id=%s location=%s grace_period=%s",
         key_id,
@@ -247,6 +288,7 @@ def rotate(
         current=current,
         request_id=issued.request_id,
         grace_period=grace_period,
+        original_expires=final_expires,
     )
 
 
@@ -267,14 +309,16 @@ def capture(
 
     ``response`` is what the official ``unkey.py`` SDK returned from ``create_key`` or
     ``reroll_key`` (or its ``.data``), or a plain dict in Unkey's JSON shape; alternatively pass
-    ``key_id`` and ``key``. With an ``unkey`` client, a key that cannot be stored is deleted in
-    Unkey; without one, the error names the key_id to revoke. Drop your own reference to the
-    response afterwards: the SDK's objects print the plaintext in their repr.
+    ``key_id`` and ``key``. With an ``unkey`` client, a created key that cannot be stored is
+    deleted in Unkey; without one, or for a rerolled key (``rerolled_from``: deleting it could
+    strand the service while the original expires), the error names the key_id to act on.
+    Drop your own reference to the response afterwards: the SDK's objects print the plaintext
+    in their repr.
     """
     retry = retry or RetryPolicy()
     issued = _issued_from_response(response, api_id, key_id, key, rerolled_from)
-    _check_locations(store, api_id, alias)
-    if unkey is not None:
+    _preflight(store, api_id, alias)
+    if unkey is not None and rerolled_from is None:
         location, _ = _store_or_compensate(unkey, store, issued, alias, retry, None)
         return location
     try:
@@ -282,10 +326,16 @@ def capture(
         if alias is not None:
             retry.run(lambda: store.set_current(issued, name=alias))
     except StoreError as exc:
+        if rerolled_from is not None:
+            # Deleting the new key now could strand the service: the original may already be
+            # counting down its grace period, and its earlier expiry is not known here.
+            advice = f"it was kept because key {rerolled_from} may be expiring: capture it again"
+        else:
+            advice = "no Unkey client was given to delete it: revoke it or capture it again"
         raise FlowError(
-            f"key {issued.key_id} could not be stored ({type(exc).__name__}) and no Unkey "
-            "client was given to delete it: revoke it or capture it again",
+            f"key {issued.key_id} could not be stored ({type(exc).__name__}); {advice}",
             key_id=issued.key_id,
+            original_key_id=rerolled_from,
             actions=("stored nothing",),
         ) from exc
     return location
@@ -295,12 +345,82 @@ def _new_marker() -> str:
     return "op_" + secrets.token_hex(12)
 
 
-def _check_locations(store: SecretStore, api_id: str, alias: str | None) -> None:
-    # Render once with a stand-in key_id so a bad api_id or alias fails before Unkey is called.
+@dataclass(frozen=True)
+class _Restore:
+    """How to put a rerolled original back: its pre-rotation expiry and meta."""
+
+    key_id: str
+    expires: int | None
+    meta: dict[str, Any]
+
+
+def _preflight(store: SecretStore, api_id: str, alias: str | None) -> None:
+    """Everything that can be checked before Unkey is asked for a key."""
     validate_api_id(api_id)
-    store.key_location(api_id=api_id, key_id="key_check")
-    if alias is not None:
-        store.alias_location(api_id=api_id, name=alias)
+    store.check_writable(api_id=api_id, alias=alias)
+    # A debug-printing http.client would refuse the store write after Unkey acted; refuse now.
+    check_http_debug()
+
+
+def _hold_ms(previous_expires: int | None) -> int:
+    hold = int(ROTATION_HOLD.total_seconds() * 1000)
+    if previous_expires is None:
+        return hold
+    # Never let the hold outlive the key's own expiry.
+    return max(0, min(hold, previous_expires - _now_ms()))
+
+
+def _final_expiry(previous_expires: int | None, grace_period: dt.timedelta) -> int:
+    cut = _now_ms() + int(grace_period.total_seconds() * 1000)
+    return cut if previous_expires is None else min(cut, previous_expires)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _optional_int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _enabled_state(unkey: UnkeyClient, key_id: str) -> str:
+    """Say whether the key ended up enabled, after an enable call whose answer was lost."""
+    try:
+        enabled = unkey.get_key(key_id).enabled
+    except UnkeyError:
+        return "in an unknown state (enabled or disabled): check it"
+    return "enabled" if enabled else "disabled until it is enabled"
+
+
+def _require_key_of_api(
+    unkey: UnkeyClient,
+    store: SecretStore,
+    api_id: str,
+    key_id: str,
+    external_id: str | None,
+    unfinished_marker: object,
+) -> None:
+    """Check ``key_id`` belongs to ``api_id``; delete unstored keys of an unfinished rotation.
+
+    getKey does not say which API a key belongs to, and a wrong api_id would store the new key
+    under another API's path and search for lost keys in the wrong place.
+    """
+    found = False
+    leftovers = []
+    for info in unkey.list_keys(api_id, external_id=external_id, revalidate_keys_cache=True):
+        if info.key_id == key_id:
+            found = True
+        elif (
+            unfinished_marker is not None
+            and (info.meta or {}).get(MARKER_META_KEY) == unfinished_marker
+        ):
+            leftovers.append(info.key_id)
+    if not found:
+        raise InvalidInputError("key_id", f"{key_id} is not a key of API {api_id}")
+    for leftover in leftovers:
+        if not store.contains(api_id=api_id, key_id=leftover):
+            unkey.delete_key(leftover)
+            logger.warning("deleted key_id=%s left unstored by an unfinished rotation", leftover)
 
 
 def _store_or_compensate(
@@ -309,30 +429,40 @@ def _store_or_compensate(
     issued: IssuedKey,
     alias: str | None,
     retry: RetryPolicy,
-    restore: tuple[str, int | None] | None,
+    restore: _Restore | None,
 ) -> tuple[StoredLocation, StoredLocation | None]:
-    """Store ``issued`` (and move ``alias``); on failure undo the Unkey side and raise."""
+    """Store ``issued`` (and move ``alias``); on any failure undo the Unkey side and raise."""
     try:
         location = retry.run(lambda: store.put(issued))
         current = None
         if alias is not None:
             current = retry.run(lambda: store.set_current(issued, name=alias))
-    except StoreError as exc:
+    except Exception as exc:
         actions = _compensate(unkey, issued.key_id, restore, exc)
+        # Our store errors never carry a plaintext; anything else is named by its class only.
+        reason = (
+            f"{type(exc).__name__}: {exc}" if isinstance(exc, StoreError) else (type(exc).__name__)
+        )
         raise CompensatedError(
-            f"storing key {issued.key_id} failed ({type(exc).__name__}: {exc}); "
-            + "; ".join(actions),
+            f"storing key {issued.key_id} failed ({reason}); " + "; ".join(actions),
             key_id=issued.key_id,
-            original_key_id=restore[0] if restore else None,
+            original_key_id=restore.key_id if restore else None,
             actions=actions,
         ) from exc
+    except BaseException as exc:
+        # Interrupted (Ctrl-C, SystemExit): undo what we can, then let the interruption go on.
+        try:
+            _compensate(unkey, issued.key_id, restore, exc)
+        except CompensationFailedError:
+            logger.error("interrupted while storing key_id=%s; undoing it failed", issued.key_id)
+        raise
     return location, current
 
 
 def _compensate(
     unkey: UnkeyClient,
     key_id: str,
-    restore: tuple[str, int | None] | None,
+    restore: _Restore | None,
     cause: BaseException,
 ) -> tuple[str, ...]:
     actions: list[str] = []
@@ -340,20 +470,19 @@ def _compensate(
         unkey.delete_key(key_id)
         actions.append(f"deleted key {key_id} in Unkey")
         if restore is not None:
-            original_id, previous_expires = restore
-            unkey.update_key(original_id, expires=previous_expires)
+            unkey.update_key(restore.key_id, expires=restore.expires, meta=restore.meta or None)
             actions.append(
-                f"restored key {original_id}'s expiry to "
-                + ("never" if previous_expires is None else str(previous_expires))
+                f"restored key {restore.key_id}'s expiry to "
+                + ("never" if restore.expires is None else str(restore.expires))
             )
     except UnkeyError as exc:
         undone = "; ".join(actions) or "nothing was undone"
         raise CompensationFailedError(
             f"storing key {key_id} failed ({type(cause).__name__}) and undoing it failed "
             f"({type(exc).__name__}: {exc}); {undone}. Revoke key {key_id}"
-            + (f" and check key {restore[0]}'s expiry" if restore else ""),
+            + (f" and check key {restore.key_id}'s expiry" if restore else ""),
             key_id=key_id,
-            original_key_id=restore[0] if restore else None,
+            original_key_id=restore.key_id if restore else None,
             actions=tuple(actions),
         ) from exc
     logger.warning("compensated key_id=%s actions=%s", key_id, actions)
@@ -391,19 +520,25 @@ def _settle_lost_create(
 
 def _settle_lost_reroll(
     unkey: UnkeyClient,
+    store: SecretStore,
     api_id: str,
-    key_id: str,
-    previous_expires: int | None,
+    restore: _Restore,
     external_id: str | None,
     marker: str,
 ) -> AmbiguousOutcomeError:
-    """A rerollKey got no answer: delete any new key and put the original's expiry back."""
+    """A rerollKey got no answer: delete any new key no store holds, put the original back."""
+    key_id = restore.key_id
     try:
-        found = _find_marked(unkey, api_id, marker, external_id, key_id)
+        found = [
+            new_id
+            for new_id in _find_marked(unkey, api_id, marker, external_id, key_id)
+            # Never delete a stored key: an overlapping rotation may have stored it.
+            if not store.contains(api_id=api_id, key_id=new_id)
+        ]
         for new_id in found:
             unkey.delete_key(new_id)
-        unkey.update_key(key_id, expires=previous_expires)
-    except UnkeyError as exc:
+        unkey.update_key(key_id, expires=restore.expires, meta=restore.meta or None)
+    except (UnkeyError, StoreError) as exc:
         raise CompensationFailedError(
             f"rerollKey of {key_id} got no answer and settling it failed "
             f"({type(exc).__name__}); delete keys of API {api_id} whose meta has "

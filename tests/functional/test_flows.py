@@ -70,6 +70,9 @@ class FlakyStore(SecretStore):
     def _get_current(self, path: str) -> StoredKey:
         return self.inner._get_current(path)
 
+    def _contains(self, path: str) -> bool:
+        return self.inner._contains(path)
+
 
 @pytest.fixture(params=["vault", "aws"])
 def unreachable_store(request: pytest.FixtureRequest, dead_port: int) -> SecretStore:
@@ -444,3 +447,183 @@ def test_moto_and_openbao_fixtures_are_loopback(
 ) -> None:
     assert moto_server.url.startswith("http://127.0.0.1:")
     assert unkey_emulator_server.url.startswith("http://127.0.0.1:")
+
+
+# review fixes: hold, recovery, preflight, wrong api, non-store failures ----------------------
+
+KILLED_ROTATION = """
+import sys
+from unkey_secrets import UnkeyClient, rotate
+from unkey_secrets.stores.vault import VaultStore
+import hvac
+
+url, token, unkey_url, root_key, api_id, key_id = sys.argv[1:]
+
+class StopsBeforeStoring(VaultStore):
+    def _put(self, key, path):
+        print("storing", key.key_id, flush=True)
+        sys.stdin.read()  # the parent kills us here, after the reroll, before the write
+
+store = StopsBeforeStoring(hvac.Client(url=url, token=token))
+with UnkeyClient(root_key, base_url=unkey_url) as unkey:
+    rotate(unkey, store, api_id, key_id)
+"""
+
+
+def test_a_rotation_killed_before_storing_strands_no_one_and_is_cleaned_up(
+    unkey_client: UnkeyClient,
+    unkey_emulator: Emulator,
+    unkey_emulator_server: EmulatorServer,
+    unkey_api_id: str,
+    vault_store: VaultStore,
+    openbao_server,
+) -> None:
+    import subprocess
+    import sys
+
+    first = provision(unkey_client, vault_store, unkey_api_id, alias="svc")
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            KILLED_ROTATION,
+            openbao_server.url,
+            openbao_server.root_token,
+            unkey_emulator_server.url,
+            unkey_emulator_server.root_key,
+            unkey_api_id,
+            first.key_id,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = child.stdout.readline() if child.stdout else ""
+        assert line.startswith("storing "), line
+        lost_key_id = line.split()[1]
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+
+    # Killed after the reroll: the original is on the month-long hold, not its grace period.
+    held = unkey_emulator.key(first.key_id).expires
+    assert held is not None
+    assert held > time.time() * 1000 + 29 * 86_400_000
+    assert not unkey_emulator.key(lost_key_id).deleted
+
+    started_ms = time.time() * 1000
+    result = rotate(unkey_client, vault_store, unkey_api_id, first.key_id, alias="svc")
+    assert unkey_emulator.key(lost_key_id).deleted, "the unstored key of the killed run is gone"
+    original = unkey_emulator.key(first.key_id)
+    assert original.expires is not None
+    assert original.expires <= started_ms + 86_400_000 + 61_000 + 5_000
+    assert result.original_expires == original.expires or (
+        0 <= original.expires - result.original_expires <= 60_000
+    )
+    assert "unkey_secrets_op" not in (original.meta or {})
+    assert vault_store.get_current(api_id=unkey_api_id, name="svc").key_id == result.key_id
+
+
+def test_rotate_leaves_no_marker_on_either_key(
+    unkey_client: UnkeyClient, unkey_emulator: Emulator, unkey_api_id: str, store: SecretStore
+) -> None:
+    first = provision(unkey_client, store, unkey_api_id, meta={"team": "billing"})
+    result = rotate(unkey_client, store, unkey_api_id, first.key_id)
+    assert unkey_emulator.key(first.key_id).meta == {"team": "billing"}
+    assert unkey_emulator.key(result.key_id).meta == {"team": "billing"}
+
+
+def test_rotate_never_extends_an_earlier_expiry(
+    unkey_client: UnkeyClient, unkey_emulator: Emulator, unkey_api_id: str, store: SecretStore
+) -> None:
+    soon = int(time.time() * 1000) + 2 * 3_600_000
+    first = provision(unkey_client, store, unkey_api_id, expires=soon)
+    result = rotate(unkey_client, store, unkey_api_id, first.key_id)
+    assert unkey_emulator.key(first.key_id).expires == soon
+    assert result.original_expires == soon
+
+
+def test_rotate_refuses_a_key_of_another_api(
+    unkey_client: UnkeyClient, unkey_emulator: Emulator, unkey_api_id: str, store: SecretStore
+) -> None:
+    first = provision(unkey_client, store, unkey_api_id)
+    other_api = unkey_emulator.create_api("other")
+    before = unkey_emulator.calls.copy()
+    with pytest.raises(InvalidInputError, match="not a key of API"):
+        rotate(unkey_client, store, other_api, first.key_id)
+    assert (unkey_emulator.calls - before)["keys.rerollKey"] == 0
+    assert unkey_emulator.key(first.key_id).expires is None
+
+
+def test_http_client_debug_output_is_refused_before_unkey_is_called(
+    unkey_client: UnkeyClient,
+    unkey_emulator: Emulator,
+    unkey_api_id: str,
+    store: SecretStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import http.client
+
+    from unkey_secrets import ConfigurationError
+
+    monkeypatch.setattr(http.client.HTTPConnection, "debuglevel", 1)
+    before = unkey_emulator.calls.copy()
+    with pytest.raises(ConfigurationError):
+        provision(unkey_client, store, unkey_api_id)
+    assert unkey_emulator.calls == before
+
+
+class BrokenStore(FlakyStore):
+    """A real store whose writes fail with an error that is not a StoreError."""
+
+    def _put(self, key: IssuedKey, path: str) -> StoredLocation:
+        raise RuntimeError("a bug in a third-party store")
+
+
+def test_any_store_failure_is_compensated_not_only_store_errors(
+    unkey_client: UnkeyClient, unkey_emulator: Emulator, unkey_api_id: str, vault_store: VaultStore
+) -> None:
+    broken = BrokenStore(vault_store, failures=0)
+    with pytest.raises(CompensatedError) as raised:
+        provision(unkey_client, broken, unkey_api_id, mode="fast")
+    assert raised.value.key_id is not None
+    assert unkey_emulator.key(raised.value.key_id).deleted
+    assert isinstance(raised.value.__cause__, RuntimeError)
+
+
+def test_interrupted_store_write_is_undone_and_the_interrupt_goes_on(
+    unkey_client: UnkeyClient, unkey_emulator: Emulator, unkey_api_id: str, vault_store: VaultStore
+) -> None:
+    class Interrupted(FlakyStore):
+        def _put(self, key: IssuedKey, path: str) -> StoredLocation:
+            raise KeyboardInterrupt
+
+    first = provision(unkey_client, vault_store, unkey_api_id)
+    with pytest.raises(KeyboardInterrupt):
+        rotate(unkey_client, Interrupted(vault_store, failures=0), unkey_api_id, first.key_id)
+    live = [k for k in unkey_emulator.keys(unkey_api_id) if not k.deleted]
+    assert [k.key_id for k in live] == [first.key_id]
+    assert unkey_emulator.key(first.key_id).expires is None
+
+
+def test_capture_of_a_reroll_keeps_the_new_key_when_the_store_fails(
+    sdk,
+    unkey_client: UnkeyClient,
+    unkey_emulator: Emulator,
+    unkey_api_id: str,
+    unreachable_store: SecretStore,
+) -> None:
+    created = sdk.keys.create_key(api_id=unkey_api_id)
+    rerolled = sdk.keys.reroll_key(key_id=created.data.key_id, expiration=3_600_000)
+    with pytest.raises(FlowError) as raised:
+        capture(
+            unreachable_store,
+            rerolled,
+            api_id=unkey_api_id,
+            rerolled_from=created.data.key_id,
+            unkey=unkey_client,
+            retry=fast_retry(),
+        )
+    assert "capture it again" in str(raised.value)
+    assert not unkey_emulator.key(rerolled.data.key_id).deleted

@@ -30,7 +30,7 @@ from unkey_secrets._payload import parse_key_json
 from unkey_secrets.aws_lambda import RotationStepError
 
 from ..functional._rotation_harness import STEPS, FaithfulMoto, SecretsManagerSim, short_circuit
-from ._canary import FlowContext, flow, known_leak
+from ._canary import FlowContext, flow
 
 NO_RETRY = RetryPolicy(attempts=1)
 
@@ -334,11 +334,3 @@ def _lambda_put_fails(ctx: FlowContext) -> object:
         with short_circuit(handler_client, "PutSecretValue", "ThrottlingException"):
             # The rerolled key never reaches the secret: only the tap knows it.
             return aws_lambda.handler(sim.event(token, "createSecret"), None)
-
-
-known_leak(
-    "lambda-put-fails",
-    "traceback",
-    "the rotation handler leaves frame locals in place: botocore's frames under a failed "
-    "PutSecretValue hold SecretString (unkey_secrets/_rotation_aws.py RotationSecrets._call)",
-)

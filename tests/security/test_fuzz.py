@@ -77,6 +77,9 @@ class Untouchable(SecretStore):
     def _get_current(self, path: str) -> StoredKey:
         raise AssertionError("read")
 
+    def _contains(self, path: str) -> bool:
+        raise AssertionError("read")
+
 
 @FUZZ
 @given(key_id=text | idlike, api_id=text | idlike, alias=st.none() | text)

@@ -222,6 +222,9 @@ def test_errors_leaving_a_store_carry_no_frame_locals() -> None:
         def _get_current(self, path: str) -> Any:
             raise NotImplementedError
 
+        def _contains(self, path: str) -> bool:
+            raise NotImplementedError
+
     with pytest.raises(RuntimeError) as caught:
         Exploding().put(issued(canary))
     error = caught.value

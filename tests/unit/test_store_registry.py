@@ -34,6 +34,7 @@ def plugin_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                 def _set_current(self, key, path, name): raise NotImplementedError
                 def _get(self, path): raise NotImplementedError
                 def _get_current(self, path): raise NotImplementedError
+                def _contains(self, path): raise NotImplementedError
 
             class NotAStore:
                 pass

@@ -16,6 +16,8 @@ DEFAULT_KEY_TEMPLATE = "unkey/{api_id}/{key_id}"
 #: Where the stable, reader-facing name lives. A key_id is ``[A-Za-z0-9_]`` only, so the
 #: ``by-name`` segment can never collide with a key's own location.
 DEFAULT_ALIAS_TEMPLATE = "unkey/{api_id}/by-name/{name}"
+# Today's key_ids are "key_" + 9 characters, older ones up to about 26.
+_STAND_IN_KEY_ID = "key_" + "x" * 28
 
 
 class SecretStore(ABC):
@@ -48,6 +50,27 @@ class SecretStore(ABC):
     def alias_location(self, *, api_id: str, name: str) -> str:
         """Return the path or secret name of a stable reader-facing name (validated, no I/O)."""
         return self.alias_template.render({"api_id": api_id, "name": name})
+
+    def check_writable(self, *, api_id: str, alias: str | None = None) -> None:
+        """Raise before any I/O if a key of ``api_id`` (and ``alias``) could not be written here.
+
+        The flows call it before asking Unkey for a key, so a bad api_id, alias, template or
+        store configuration costs nothing in Unkey. A key_id of a typical length stands in for
+        the one Unkey will choose; the flows still undo Unkey's side if the real one fails.
+        """
+        self.key_location(api_id=api_id, key_id=_STAND_IN_KEY_ID)
+        if alias is not None:
+            self.alias_location(api_id=api_id, name=alias)
+        self._check_writable()
+
+    @guarded
+    def contains(self, *, api_id: str, key_id: str) -> bool:
+        """Return True when this store holds ``key_id`` at its location.
+
+        Decided from metadata and tags, never by reading the value, so a writer whose policy
+        has no read permission may call it. The flows use it to never delete a stored key.
+        """
+        return self._contains(self.key_location(api_id=api_id, key_id=key_id))
 
     @guarded
     def put(self, key: IssuedKey) -> StoredLocation:
@@ -88,3 +111,10 @@ class SecretStore(ABC):
     @abstractmethod
     def _get_current(self, path: str) -> StoredKey:
         """Read the current key behind the alias at ``path``."""
+
+    @abstractmethod
+    def _contains(self, path: str) -> bool:
+        """Whether ``path`` holds a key we stored, decided without reading the value."""
+
+    def _check_writable(self) -> None:  # noqa: B027 (a hook: by default a store can write)
+        """Raise :class:`~unkey_secrets.ConfigurationError` if this store cannot write at all."""

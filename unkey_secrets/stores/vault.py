@@ -131,6 +131,23 @@ class VaultStore(SecretStore):
 
     # -- hooks -----------------------------------------------------------------------------
 
+    def _check_writable(self) -> None:
+        self._require_v2("writing")
+
+    def _contains(self, path: str) -> bool:
+        meta = self._read_metadata(path) if self.kv_version == 2 else None
+        if meta is None:
+            return False
+        custom = _custom(meta)
+        current = _current_version(meta)
+        return (
+            custom.get(_MANAGED_BY) == MANAGED_BY
+            and custom.get(_KIND) == "key"
+            and current > 0
+            and custom.get("version") == str(current)
+            and _version_state(meta, current) is None
+        )
+
     def _put(self, key: IssuedKey, path: str) -> StoredLocation:
         self._require_v2("put")
         location = self._location(path)

@@ -102,6 +102,24 @@ class SecretStoreContract:
         assert key.secret.reveal() not in repr(raised.value)
         assert key.secret.reveal() not in str(raised.value)
 
+    def test_contains_tells_a_stored_key_from_a_missing_or_foreign_one(
+        self, store: SecretStore
+    ) -> None:
+        key = canary_key()
+        assert not store.contains(api_id=key.api_id, key_id=key.key_id)
+        store.put(key)
+        assert store.contains(api_id=key.api_id, key_id=key.key_id)
+        foreign = canary_key()
+        self.plant_foreign(store, store.key_location(api_id=foreign.api_id, key_id=foreign.key_id))
+        assert not store.contains(api_id=foreign.api_id, key_id=foreign.key_id)
+
+    def test_check_writable_refuses_bad_input_before_any_io(self, store: SecretStore) -> None:
+        store.check_writable(api_id=random_id("api"), alias="svc")
+        with pytest.raises(InvalidInputError):
+            store.check_writable(api_id="../x")
+        with pytest.raises(InvalidInputError):
+            store.check_writable(api_id=random_id("api"), alias="..")
+
     def test_get_of_a_missing_key_raises_not_found(self, store: SecretStore) -> None:
         with pytest.raises(SecretNotFoundError):
             store.get(api_id=random_id("api"), key_id=random_id("key"))
