@@ -51,7 +51,7 @@ from ._payload import key_fields
 from ._redact import MaskedText, confined, guarded
 from ._rotation_aws import AWSCURRENT, AWSPENDING, RotationSecrets, SecretState
 from ._rotation_config import RotationConfig
-from .flows import MARKER_META_KEY
+from .flows import MARKER_META_KEY, PREVIOUS_EXPIRES_META_KEY
 from .unkey import UnkeyClient
 
 __all__ = [
@@ -64,8 +64,6 @@ __all__ = [
 
 logger = logging.getLogger("unkey_secrets.aws_lambda")
 
-#: The ``meta`` member holding the original key's expiry from before the rotation (ms or null).
-PREVIOUS_EXPIRES_META_KEY = "unkey_secrets_previous_expires"
 #: The secret tag naming the Unkey API a bootstrap creates the first key in.
 API_ID_TAG = "unkey-api-id"
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")

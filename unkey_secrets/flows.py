@@ -65,8 +65,9 @@ MINIMUM_GRACE_PERIOD = dt.timedelta(minutes=5)
 #: in between (Ctrl-C, a CI timeout) therefore strands no one for a month, and the next
 #: :func:`rotate` of the same key finishes cleaning up after it.
 ROTATION_HOLD = dt.timedelta(days=30)
-#: The ``meta`` member that keeps the original's pre-rotation expiry while a rotation runs.
-PREVIOUS_EXPIRES_META_KEY = "unkey_secrets_prev_expires"
+#: The ``meta`` member that keeps the original's pre-rotation expiry (ms or null) while a
+#: rotation runs; the rotation Lambda uses the same member.
+PREVIOUS_EXPIRES_META_KEY = "unkey_secrets_previous_expires"
 
 _T = TypeVar("_T")
 
