@@ -245,10 +245,12 @@ def rotate(
     _require_key_of_api(unkey, store, api_id, key_id, original.external_id, unfinished)
 
     marker = _new_marker()
-    unkey.update_key(
-        key_id,
-        meta={**user_meta, MARKER_META_KEY: marker, PREVIOUS_EXPIRES_META_KEY: previous_expires},
-    )
+    meta = {**user_meta, MARKER_META_KEY: marker, PREVIOUS_EXPIRES_META_KEY: previous_expires}
+    if unfinished is None:
+        unkey.update_key(key_id, meta=meta)
+    else:
+        # The reroll copies the original's expiry to the new key: take the hold off first.
+        unkey.update_key(key_id, meta=meta, expires=previous_expires)
     restore = _Restore(key_id, previous_expires, user_meta)
     try:
         issued = unkey.reroll_key(key_id, expiration_ms=_hold_ms(previous_expires), api_id=api_id)

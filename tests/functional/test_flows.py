@@ -522,6 +522,7 @@ def test_a_rotation_killed_before_storing_strands_no_one_and_is_cleaned_up(
         0 <= original.expires - result.original_expires <= 60_000
     )
     assert "unkey_secrets_op" not in (original.meta or {})
+    assert unkey_emulator.key(result.key_id).expires is None, "the new key did not inherit the hold"
     assert vault_store.get_current(api_id=unkey_api_id, name="svc").key_id == result.key_id
 
 
