@@ -35,7 +35,7 @@ from ._retry import Backoff
 from ._secret import Secret
 from ._validate import validate_api_id, validate_key_id
 from .stores.base import SecretStore
-from .unkey import UnkeyClient
+from .unkey import KeyInfo, UnkeyClient
 
 __all__ = [
     "DEFAULT_GRACE_PERIOD",
@@ -167,8 +167,7 @@ def provision(
         # A 5xx may come from a proxy after Unkey acted: settle it like a lost answer.
         raise _settle_lost_create(unkey, api_id, marker, external_id) from exc
 
-    location, current = _store_or_compensate(unkey, store, issued, alias, retry, None)
-
+    location = _put_or_compensate(unkey, store, issued, retry, None)
     if mode == "safe":
         try:
             unkey.update_key(issued.key_id, enabled=True, meta=user_meta or None)
@@ -176,10 +175,13 @@ def provision(
             state = _enabled_state(unkey, issued.key_id)
             raise FlowError(
                 f"key {issued.key_id} is stored at {location.location} but enabling it failed "
-                f"({type(exc).__name__}); it is {state}",
+                f"({type(exc).__name__}); it is {state}"
+                + (f" and alias {alias} was not moved to it" if alias is not None else ""),
                 key_id=issued.key_id,
                 actions=(f"stored at {location.location}", state),
             ) from exc
+    # The alias moves last, so readers are never pointed at a disabled key.
+    current = _move_alias(store, issued, alias, retry, location, "")
     logger.info(
         "provisioned key_id=%s api_id=%s location=%s version=%s mode=%s",
         issued.key_id,
@@ -237,12 +239,16 @@ def rotate(
         if k not in (MARKER_META_KEY, PREVIOUS_EXPIRES_META_KEY)
     }
     previous_expires = original.expires
-    unfinished = (original.meta or {}).get(MARKER_META_KEY)
+    unfinished = _unfinished_rotation(original.meta or {}, key_id)
     if unfinished is not None:
         # An earlier rotation of this key died before finishing: its expiry is the hold, the
-        # real one is in meta, and a key it made but never stored may be lying around.
-        previous_expires = _optional_int((original.meta or {}).get(PREVIOUS_EXPIRES_META_KEY))
-    _require_key_of_api(unkey, store, api_id, key_id, original.external_id, unfinished)
+        # real one is in meta, and a key it made may be lying around.
+        previous_expires = unfinished[1]
+    if previous_expires is not None and previous_expires <= _now_ms():
+        raise InvalidInputError("key_id", f"{key_id} has already expired; create a new key")
+    stored_leftovers = _require_key_of_api(
+        unkey, store, api_id, original, unfinished[0] if unfinished else None
+    )
 
     marker = _new_marker()
     meta = {**user_meta, MARKER_META_KEY: marker, PREVIOUS_EXPIRES_META_KEY: previous_expires}
@@ -259,21 +265,26 @@ def rotate(
             unkey, store, api_id, restore, original.external_id, marker
         ) from exc
 
-    location, current = _store_or_compensate(unkey, store, issued, alias, retry, restore)
+    location = _put_or_compensate(unkey, store, issued, retry, restore)
+    on_hold = f"; key {key_id} stays valid on its rotation hold until rotate() runs again"
+    current = _move_alias(store, issued, alias, retry, location, on_hold)
     final_expires = _final_expiry(previous_expires, grace_period)
+    step = f"tidying key {issued.key_id}'s meta"
     try:
         # The new key copied the marker with the meta: give it the user's meta back, then cut
-        # the original to its grace period, which also marks the rotation finished.
+        # the original (and keys a killed run stored) to the grace period, which also marks
+        # the rotation finished.
         unkey.update_key(issued.key_id, meta=user_meta or None)
-        unkey.update_key(key_id, expires=final_expires, meta=user_meta or None)
+        for old_id in (*stored_leftovers, key_id):
+            step = f"setting key {old_id}'s expiry"
+            unkey.update_key(old_id, expires=final_expires, meta=user_meta or None)
     except UnkeyError as exc:
         raise FlowError(
-            f"key {issued.key_id} is stored at {location.location} and current, but setting "
-            f"key {key_id}'s expiry failed ({type(exc).__name__}); it stays valid until the "
-            f"rotation hold ends. Rotate {issued.key_id} later or set the expiry by hand",
+            f"key {issued.key_id} is stored at {location.location} and current, but {step} "
+            f"failed ({type(exc).__name__}){on_hold}",
             key_id=issued.key_id,
             original_key_id=key_id,
-            actions=(f"stored at {location.location}", f"left key {key_id} on its hold"),
+            actions=(f"stored at {location.location}", f"{step} failed"),
         ) from exc
     logger.info(
         "rotated key_id=%s new_key_id=%s api_id=%s location=%s grace_period=%s",
@@ -322,25 +333,25 @@ def capture(
     issued = _issued_from_response(response, api_id, key_id, key, rerolled_from)
     _preflight(store, api_id, alias)
     if unkey is not None and rerolled_from is None:
-        location, _ = _store_or_compensate(unkey, store, issued, alias, retry, None)
-        return location
-    try:
-        location = retry.run(lambda: store.put(issued))
-        if alias is not None:
-            retry.run(lambda: store.set_current(issued, name=alias))
-    except StoreError as exc:
-        if rerolled_from is not None:
-            # Deleting the new key now could strand the service: the original may already be
-            # counting down its grace period, and its earlier expiry is not known here.
-            advice = f"it was kept because key {rerolled_from} may be expiring: capture it again"
-        else:
-            advice = "no Unkey client was given to delete it: revoke it or capture it again"
-        raise FlowError(
-            f"key {issued.key_id} could not be stored ({type(exc).__name__}); {advice}",
-            key_id=issued.key_id,
-            original_key_id=rerolled_from,
-            actions=("stored nothing",),
-        ) from exc
+        location = _put_or_compensate(unkey, store, issued, retry, None)
+    else:
+        try:
+            location = retry.run(lambda: store.put(issued))
+        except Exception as exc:  # noqa: BLE001 (whatever failed, Unkey's side is settled)
+            if rerolled_from is not None:
+                # Deleting the new key now could strand the service: the original may already
+                # be counting down its grace period, and its earlier expiry is not known here.
+                advice = f"it was kept because key {rerolled_from} may be expiring"
+            else:
+                advice = "no Unkey client was given to delete it: revoke it"
+            raise FlowError(
+                f"key {issued.key_id} could not be stored ({_error_name(exc)}); {advice}, "
+                "or capture it again",
+                key_id=issued.key_id,
+                original_key_id=rerolled_from,
+                actions=("stored nothing",),
+            ) from _safe_cause(exc)
+    _move_alias(store, issued, alias, retry, location, "")
     return location
 
 
@@ -382,10 +393,6 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _optional_int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def _enabled_state(unkey: UnkeyClient, key_id: str) -> str:
     """Say whether the key ended up enabled, after an enable call whose answer was lost."""
     try:
@@ -395,63 +402,81 @@ def _enabled_state(unkey: UnkeyClient, key_id: str) -> str:
     return "enabled" if enabled else "disabled until it is enabled"
 
 
+def _unfinished_rotation(meta: Mapping[str, Any], key_id: str) -> tuple[str, int | None] | None:
+    """The marker and pre-rotation expiry an unfinished rotation left in a key's meta, if any.
+
+    Only a rotation writes the previous expiry, so a create's marker (which fast mode leaves in
+    place) is not taken for one.
+    """
+    marker = meta.get(MARKER_META_KEY)
+    if not isinstance(marker, str) or PREVIOUS_EXPIRES_META_KEY not in meta:
+        return None
+    previous = meta[PREVIOUS_EXPIRES_META_KEY]
+    if previous is not None and (not isinstance(previous, int) or isinstance(previous, bool)):
+        raise InvalidInputError(
+            "key_id",
+            f"{key_id}'s meta member {PREVIOUS_EXPIRES_META_KEY} is not a timestamp in ms; "
+            "set it to the key's real expiry (or null) and rotate again",
+        )
+    return marker, previous
+
+
 def _require_key_of_api(
     unkey: UnkeyClient,
     store: SecretStore,
     api_id: str,
-    key_id: str,
-    external_id: str | None,
-    unfinished_marker: object,
-) -> None:
-    """Check ``key_id`` belongs to ``api_id``; delete unstored keys of an unfinished rotation.
+    original: KeyInfo,
+    unfinished_marker: str | None,
+) -> list[str]:
+    """Check the key belongs to ``api_id``; settle the keys of an unfinished rotation.
 
     getKey does not say which API a key belongs to, and a wrong api_id would store the new key
-    under another API's path and search for lost keys in the wrong place.
+    under another API's path and search for lost keys in the wrong place. Keys the unfinished
+    rotation made (its marker, created after the original) are deleted if no store holds them;
+    the stored ones are returned, to be cut to the grace period with the original.
     """
     found = False
     leftovers = []
-    for info in unkey.list_keys(api_id, external_id=external_id, revalidate_keys_cache=True):
-        if info.key_id == key_id:
+    listed = unkey.list_keys(api_id, external_id=original.external_id, revalidate_keys_cache=True)
+    for info in listed:
+        if info.key_id == original.key_id:
             found = True
         elif (
             unfinished_marker is not None
             and (info.meta or {}).get(MARKER_META_KEY) == unfinished_marker
+            and info.created_at > original.created_at
         ):
             leftovers.append(info.key_id)
     if not found:
-        raise InvalidInputError("key_id", f"{key_id} is not a key of API {api_id}")
+        raise InvalidInputError("key_id", f"{original.key_id} is not a key of API {api_id}")
+    stored = []
     for leftover in leftovers:
-        if not store.contains(api_id=api_id, key_id=leftover):
+        if store.contains(api_id=api_id, key_id=leftover):
+            stored.append(leftover)
+        else:
             unkey.delete_key(leftover)
             logger.warning("deleted key_id=%s left unstored by an unfinished rotation", leftover)
+    return stored
 
 
-def _store_or_compensate(
+def _put_or_compensate(
     unkey: UnkeyClient,
     store: SecretStore,
     issued: IssuedKey,
-    alias: str | None,
     retry: RetryPolicy,
     restore: _Restore | None,
-) -> tuple[StoredLocation, StoredLocation | None]:
-    """Store ``issued`` (and move ``alias``); on any failure undo the Unkey side and raise."""
+) -> StoredLocation:
+    """Store ``issued``; on any failure undo the Unkey side and raise."""
     try:
-        location = retry.run(lambda: store.put(issued))
-        current = None
-        if alias is not None:
-            current = retry.run(lambda: store.set_current(issued, name=alias))
-    except Exception as exc:
+        return retry.run(lambda: store.put(issued))
+    except Exception as exc:  # noqa: BLE001 (whatever failed, Unkey's side is settled)
         actions = _compensate(unkey, issued.key_id, restore, exc)
-        # Our store errors never carry a plaintext; anything else is named by its class only.
-        reason = (
-            f"{type(exc).__name__}: {exc}" if isinstance(exc, StoreError) else (type(exc).__name__)
-        )
         raise CompensatedError(
-            f"storing key {issued.key_id} failed ({reason}); " + "; ".join(actions),
+            f"storing key {issued.key_id} failed ({_error_name(exc)}); " + "; ".join(actions),
             key_id=issued.key_id,
             original_key_id=restore.key_id if restore else None,
             actions=actions,
-        ) from exc
+        ) from _safe_cause(exc)
     except BaseException as exc:
         # Interrupted (Ctrl-C, SystemExit): undo what we can, then let the interruption go on.
         try:
@@ -459,7 +484,38 @@ def _store_or_compensate(
         except CompensationFailedError:
             logger.error("interrupted while storing key_id=%s; undoing it failed", issued.key_id)
         raise
-    return location, current
+
+
+def _move_alias(
+    store: SecretStore,
+    issued: IssuedKey,
+    alias: str | None,
+    retry: RetryPolicy,
+    location: StoredLocation,
+    consequence: str,
+) -> StoredLocation | None:
+    """Point ``alias`` at the stored key. A failure deletes nothing: the write may have landed."""
+    if alias is None:
+        return None
+    try:
+        return retry.run(lambda: store.set_current(issued, name=alias))
+    except Exception as exc:  # noqa: BLE001 (whatever failed, Unkey's side is settled)
+        raise FlowError(
+            f"key {issued.key_id} is stored at {location.location}, but moving alias {alias} "
+            f"to it failed ({_error_name(exc)}): run the flow's set_current again{consequence}",
+            key_id=issued.key_id,
+            actions=(f"stored at {location.location}", f"alias {alias} not confirmed"),
+        ) from _safe_cause(exc)
+
+
+def _error_name(exc: BaseException) -> str:
+    # Our store errors never carry a plaintext; anything else is named by its class only.
+    return f"{type(exc).__name__}: {exc}" if isinstance(exc, StoreError) else type(exc).__name__
+
+
+def _safe_cause(exc: BaseException) -> BaseException | None:
+    # A foreign exception (a plugin store, an SDK) may echo its input: do not chain it.
+    return exc if isinstance(exc, StoreError) else None
 
 
 def _compensate(
