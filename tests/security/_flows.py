@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,7 +32,14 @@ from unkey_secrets import RetryPolicy, SecretStore, UnkeyClient, capture, provis
 from unkey_secrets._payload import parse_key_json
 from unkey_secrets.aws_lambda import RotationStepError
 
-from ..functional._rotation_harness import STEPS, FaithfulMoto, SecretsManagerSim, short_circuit
+from ..functional._cli_harness import aws_env, run_cli, tapped_emulator, unkey_env, vault_env
+from ..functional._rotation_harness import (
+    STEPS,
+    FaithfulMoto,
+    SecretsManagerSim,
+    backend_secret,
+    short_circuit,
+)
 from ._canary import FlowContext, flow
 
 NO_RETRY = RetryPolicy(attempts=1)
@@ -334,3 +344,147 @@ def _lambda_put_fails(ctx: FlowContext) -> object:
         with short_circuit(handler_client, "PutSecretValue", "ThrottlingException"):
             # The rerolled key never reaches the secret: only the tap knows it.
             return aws_lambda.handler(sim.event(token, "createSecret"), None)
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+#: A line the CLI's logging prints (``LEVEL logger: message``).
+_CLI_LOG_LINE = re.compile(r"(DEBUG|INFO|WARNING|ERROR|CRITICAL) (\S+): (.*)")
+
+
+def relay(done: subprocess.CompletedProcess[str]) -> None:
+    """Hand a CLI run's output to the channels: stdio as it was printed, and logs line by line.
+
+    Each line becomes a log record of the run (its own logger and level where the line is one
+    of the CLI's log lines), built with ``makeLogRecord`` so this process's record guard does not
+    rewrite it: the logs channel judges what the CLI printed, not what this process would mask.
+    """
+    sys.stdout.write(done.stdout)
+    sys.stderr.write(done.stderr)
+    for stream, text in (("stdout", done.stdout), ("stderr", done.stderr)):
+        for line in text.splitlines():
+            match = _CLI_LOG_LINE.fullmatch(line)
+            level, name, message = match.groups() if match else ("INFO", stream, line)
+            record = logging.makeLogRecord(
+                {
+                    "name": f"unkey-secrets-cli.{name}",
+                    "levelname": level,
+                    "levelno": logging.getLevelName(level),
+                    "msg": message,
+                }
+            )
+            logging.getLogger().handle(record)
+
+
+def cli_run(
+    ctx: FlowContext,
+    args: list[str],
+    store_env: dict[str, str],
+    *,
+    exit_code: int,
+    stdin: bytes = b"",
+) -> subprocess.CompletedProcess[str]:
+    """Run the console script with Unkey behind a tap that notes every key it issues."""
+    with tapped_emulator(ctx.fixture("unkey_emulator_server"), ctx.canaries) as server:
+        done = run_cli(args, {**store_env, **unkey_env(server)}, stdin=stdin)
+    relay(done)
+    if done.returncode != exit_code:
+        raise AssertionError(f"unkey-secrets exited {done.returncode}, expected {exit_code}")
+    return done
+
+
+def stored_values(ctx: FlowContext, kind: str, record: dict[str, Any]) -> list[str]:
+    """The plaintexts stored where the CLI's JSON ``record`` says; nothing is logged reading them.
+
+    Vault is read with hvac (which logs no bodies); Secrets Manager from moto's in-process
+    backend, since a boto3 read would log the body at DEBUG in the middle of the run.
+    """
+    if kind == "vault":
+        target = store(ctx, "vault")
+        return [target.get(api_id=record["api_id"], key_id=record["key_id"]).secret.reveal()]
+    secret = backend_secret(ctx.fixture("moto_server"), record["location"]["location"])
+    return [
+        parse_key_json(version["secret_string"], store="aws", location="").secret.reveal()
+        for version in secret.versions.values()
+        if "secret_string" in version
+    ]
+
+
+def expect_stored(ctx: FlowContext, kind: str, record: dict[str, Any]) -> None:
+    """Fail the flow unless what the CLI stored is a noted canary (so the tap saw it)."""
+    values = stored_values(ctx, kind, record)
+    if not values or any(value not in ctx.canaries for value in values):
+        raise AssertionError(f"the key stored for {record['key_id']} is not a noted canary")
+
+
+@flow("cli-provision-vault-json", returns=True)
+def _cli_provision_json(ctx: FlowContext) -> object:
+    api_id = api(ctx)
+    done = cli_run(
+        ctx,
+        [
+            *("--json", "--store", "vault", "provision", "--api-id", api_id, "--alias", "svc"),
+            *("--prefix", "canary"),
+        ],
+        vault_env(ctx.fixture("openbao_server")),
+        exit_code=0,
+    )
+    expect_canaries(ctx, 1)
+    expect_stored(ctx, "vault", json.loads(done.stdout))
+    return done
+
+
+@flow("cli-rotate-aws-debug", returns=True)
+def _cli_rotate_debug(ctx: FlowContext) -> object:
+    api_id = api(ctx)
+    with unkey(ctx) as client:
+        first = provision(client, store(ctx, "aws"), api_id, alias="svc", prefix="canary")
+    done = cli_run(
+        ctx,
+        [
+            *("-vv", "--json", "--store", "aws", "rotate", "--api-id", api_id),
+            *("--key-id", first.key_id, "--alias", "svc"),
+        ],
+        aws_env(ctx.fixture("moto_server")),
+        exit_code=0,
+    )
+    expect_canaries(ctx, 2)  # the original and the new key
+    expect_stored(ctx, "aws", json.loads(done.stdout))
+    return done
+
+
+@flow("cli-capture-vault-stdin", returns=True)
+def _cli_capture_stdin(ctx: FlowContext) -> object:
+    api_id, key_id = api(ctx), new_key_id()
+    canary = ctx.canary()
+    done = cli_run(
+        ctx,
+        [
+            *("-v", "--store", "vault", "capture", "--api-id", api_id, "--key-id", key_id),
+            *("--alias", "svc"),
+        ],
+        vault_env(ctx.fixture("openbao_server")),
+        exit_code=0,
+        stdin=canary.encode() + b"\n",
+    )
+    if stored_values(ctx, "vault", {"api_id": api_id, "key_id": key_id}) != [canary]:
+        raise AssertionError("capture did not store the key it was given on stdin")
+    return done
+
+
+@flow("cli-provision-vault-store-down", returns=True)
+def _cli_provision_down(ctx: FlowContext) -> object:
+    done = cli_run(
+        ctx,
+        [
+            *("-vv", "--json", "--store", "vault", "provision", "--api-id", api(ctx)),
+            *("--prefix", "canary"),
+        ],
+        vault_env(url=dead_url()),
+        exit_code=1,
+    )
+    # The key was deleted in Unkey and never stored: only the tap knows its plaintext.
+    expect_canaries(ctx, 1)
+    if "deleted key" not in done.stderr:
+        raise AssertionError("the failed provision did not report its compensation")
+    return done

@@ -1,0 +1,303 @@
+"""The ``unkey-secrets`` console script against OpenBao, moto server and the Unkey emulator.
+
+Each test runs the installed script in a subprocess configured through the environment only, as
+a deployment script would, then checks the store and Unkey in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+
+import pytest
+
+from unkey_secrets import SecretStore, UnkeyClient, provision
+from unkey_secrets.stores.aws import SecretsManagerStore
+from unkey_secrets.stores.vault import VaultStore
+from unkey_secrets.testing.emulator import Emulator, EmulatorServer
+from unkey_secrets.testing.moto import MotoServer
+from unkey_secrets.testing.openbao import OpenBaoServer
+
+from ._cli_harness import (
+    aws_env,
+    base_env,
+    cli_script,
+    json_lines,
+    run_cli,
+    tapped_emulator,
+    unkey_env,
+    vault_env,
+)
+
+pytestmark = pytest.mark.functional
+
+MODES = {"human": [], "json": ["--json"], "debug": ["-vv"]}
+
+
+@pytest.fixture(params=["vault", "aws"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def env(
+    kind: str,
+    openbao_server: OpenBaoServer,
+    moto_server: MotoServer,
+    unkey_emulator_server: EmulatorServer,
+) -> dict[str, str]:
+    """The CLI's environment for the store ``kind`` and the session's emulator."""
+    store = vault_env(openbao_server) if kind == "vault" else aws_env(moto_server)
+    return {**store, **unkey_env(unkey_emulator_server)}
+
+
+@pytest.fixture
+def target(kind: str, openbao_server: OpenBaoServer, moto_server: MotoServer) -> SecretStore:
+    """The same store, in-process, to check what the CLI wrote."""
+    if kind == "vault":
+        return VaultStore(openbao_server.client())
+    return SecretsManagerStore(moto_server.client("secretsmanager"))
+
+
+def reported_key_id(mode: str, stdout: str, pattern: str) -> str:
+    """The new key_id, read from the JSON object or from the human headline."""
+    if mode == "json":
+        (record,) = json_lines(stdout)
+        return str(record["key_id"])
+    match = re.search(pattern, stdout)
+    assert match, stdout
+    return match.group(1)
+
+
+def assert_mode_output(mode: str, done: subprocess.CompletedProcess[str], command: str) -> None:
+    if mode == "json":
+        (record,) = json_lines(done.stdout)
+        assert record["ok"] is True
+        assert record["command"] == command
+        assert record["location"]["version"]
+    elif mode == "debug":
+        # Every library at DEBUG, and our INFO line with what was done.
+        assert "DEBUG " in done.stderr
+        assert re.search(rf"INFO unkey_secrets\.flows: {command}\w* key_id=", done.stderr)
+    else:
+        assert done.stderr == ""
+        assert "stored at " in done.stdout
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_provision(
+    mode: str,
+    kind: str,
+    env: dict[str, str],
+    target: SecretStore,
+    unkey_client: UnkeyClient,
+    unkey_api_id: str,
+) -> None:
+    done = run_cli(
+        [
+            *MODES[mode],
+            *("--store", kind, "provision", "--api-id", unkey_api_id, "--alias", "svc"),
+            *("--prefix", "cli", "--name", "deploy", "--meta", '{"team": "payments"}'),
+        ],
+        env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert_mode_output(mode, done, "provision")
+    key_id = reported_key_id(mode, done.stdout, r"provisioned key (\w+)")
+    stored = target.get(api_id=unkey_api_id, key_id=key_id)
+    current = target.get_current(api_id=unkey_api_id, name="svc")
+    assert current.key_id == key_id
+    plaintext = stored.secret.reveal()
+    assert plaintext not in done.stdout + done.stderr
+    verdict = unkey_client.verify_key(stored.secret)
+    assert verdict.valid
+    assert verdict.key_id == key_id
+    info = unkey_client.get_key(key_id)
+    assert info.name == "deploy"
+    assert info.meta == {"team": "payments"}
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_rotate(
+    mode: str,
+    kind: str,
+    env: dict[str, str],
+    target: SecretStore,
+    unkey_client: UnkeyClient,
+    unkey_api_id: str,
+) -> None:
+    first = provision(unkey_client, target, unkey_api_id, alias="svc", mode="fast")
+    done = run_cli(
+        [
+            *MODES[mode],
+            *("--store", kind, "rotate", "--api-id", unkey_api_id, "--key-id", first.key_id),
+            *("--alias", "svc", "--grace-period", "600"),
+        ],
+        env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert_mode_output(mode, done, "rotate")
+    new_id = reported_key_id(mode, done.stdout, rf"rotated key {first.key_id} to key (\w+)")
+    assert new_id != first.key_id
+    assert target.get_current(api_id=unkey_api_id, name="svc").key_id == new_id
+    new = target.get(api_id=unkey_api_id, key_id=new_id).secret
+    old = target.get(api_id=unkey_api_id, key_id=first.key_id).secret
+    for plaintext in (new.reveal(), old.reveal()):
+        assert plaintext not in done.stdout + done.stderr
+    assert unkey_client.verify_key(new).valid
+    assert unkey_client.verify_key(old).valid  # in its grace period
+    if mode == "json":
+        (record,) = json_lines(done.stdout)
+        assert record["original_key_id"] == first.key_id
+        assert record["grace_period_seconds"] == 600
+        assert record["current"]["key_id"] == new_id
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_capture_from_stdin(
+    mode: str,
+    kind: str,
+    env: dict[str, str],
+    target: SecretStore,
+    unkey_client: UnkeyClient,
+    unkey_api_id: str,
+) -> None:
+    issued = unkey_client.create_key(unkey_api_id, prefix="cap")
+    plaintext = issued.secret.reveal()
+    done = run_cli(
+        [
+            *MODES[mode],
+            *("--store", kind, "capture", "--api-id", unkey_api_id),
+            *("--key-id", issued.key_id, "--alias", "svc"),
+        ],
+        env,
+        stdin=plaintext.encode() + b"\n",
+    )
+    assert done.returncode == 0, done.stderr
+    assert plaintext not in done.stdout + done.stderr
+    if mode == "json":
+        (record,) = json_lines(done.stdout)
+        assert record["key_id"] == issued.key_id
+        assert record["location"]["store"] == kind
+    elif mode == "debug":
+        assert "DEBUG " in done.stderr
+    else:
+        assert f"captured key {issued.key_id} of API {unkey_api_id}" in done.stdout
+    assert target.get(api_id=unkey_api_id, key_id=issued.key_id).secret.reveal() == plaintext
+    assert target.get_current(api_id=unkey_api_id, name="svc").key_id == issued.key_id
+
+
+@pytest.mark.parametrize("mode", ["human", "json"])
+def test_store_unreachable_exits_1_and_reports_compensation(
+    mode: str,
+    kind: str,
+    dead_port: int,
+    unkey_emulator_server: EmulatorServer,
+    unkey_emulator: Emulator,
+    unkey_api_id: str,
+) -> None:
+    url = f"http://127.0.0.1:{dead_port}"
+    store = vault_env(url=url) if kind == "vault" else aws_env(url=url)
+    issued: list[str] = []
+    with tapped_emulator(unkey_emulator_server, issued) as server:
+        done = run_cli(
+            [*MODES[mode], "--store", kind, "provision", "--api-id", unkey_api_id],
+            {**store, **unkey_env(server)},
+        )
+    assert done.returncode == 1
+    (line,) = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert "CompensatedError" not in line  # the message, not the class
+    (key,) = unkey_emulator.keys(unkey_api_id)
+    assert key.deleted
+    assert f"deleted key {key.key_id} in Unkey" in line
+    assert len(issued) == 1
+    assert issued[0] not in done.stdout + done.stderr
+    if mode == "json":
+        (record,) = json_lines(done.stdout)
+        assert record["ok"] is False
+        assert record["exit_code"] == 1
+        assert record["error"] == "CompensatedError"
+        assert record["key_id"] == key.key_id
+        assert record["actions"] == [f"deleted key {key.key_id} in Unkey"]
+
+
+def test_missing_root_key_is_a_configuration_error(
+    openbao_server: OpenBaoServer, unkey_api_id: str
+) -> None:
+    done = run_cli(
+        ["--store", "vault", "provision", "--api-id", unkey_api_id], vault_env(openbao_server)
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error: UNKEY_ROOT_KEY is not set; the Unkey client needs a root key"
+    )
+
+
+def test_capture_refuses_a_terminal_on_stdin(openbao_server: OpenBaoServer) -> None:
+    leader, follower = os.openpty()
+    try:
+        done = subprocess.run(
+            [
+                cli_script(),
+                "--store",
+                "vault",
+                "capture",
+                "--api-id",
+                "api_123",
+                "--key-id",
+                "key_1",
+            ],
+            stdin=follower,
+            capture_output=True,
+            text=True,
+            env=base_env(**vault_env(openbao_server)),
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert done.returncode == 2
+    assert "error: invalid stdin: is a terminal" in done.stderr
+
+
+def test_module_entry_point_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "unkey_secrets.cli", "--json", "stores"],
+        capture_output=True,
+        text=True,
+        env=base_env(),
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["stores"] == ["aws", "vault"]
+
+
+def test_cli_process_disables_core_dumps() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    if hard == 0:
+        pytest.skip("core dumps are already impossible here (hard RLIMIT_CORE is 0)")
+    allowed = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    program = (
+        "import resource, unkey_secrets.cli as cli\n"
+        f"resource.setrlimit(resource.RLIMIT_CORE, ({allowed}, {hard}))\n"
+        "before = resource.getrlimit(resource.RLIMIT_CORE)\n"
+        "code = cli.main(['stores'])\n"
+        "print(before, resource.getrlimit(resource.RLIMIT_CORE), code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program],
+        capture_output=True,
+        text=True,
+        env=base_env(),
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.splitlines()[-1]
+    assert last == f"({allowed}, {hard}) (0, 0) 0"

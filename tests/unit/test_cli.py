@@ -1,0 +1,573 @@
+"""The command line without servers: parsing, stdin handling, output and exit codes.
+
+``main`` runs in-process with its two seams (``unkey_from_env``, ``store_from_env``) replaced by
+a scripted Unkey (httpx.MockTransport) and an in-memory store.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from unkey_secrets import (
+    AmbiguousOutcomeError,
+    CompensatedError,
+    CompensationFailedError,
+    ConfigurationError,
+    FlowError,
+    InvalidInputError,
+    IssuedKey,
+    NotOwnedError,
+    Secret,
+    SecretNotFoundError,
+    SecretStore,
+    StoredKey,
+    StoredLocation,
+    StoreError,
+    StoreNotFoundError,
+    StoreUnavailableError,
+    UnkeyAuthError,
+    UnkeyError,
+    UnkeyTransportError,
+    cli,
+)
+
+from ._unkey_fake import PLAINTEXT, FakeUnkey, issued, make_client, ok
+
+API = "api_cli123"
+KEY = "key_cli456"
+
+
+class MemoryStore(SecretStore):
+    """Keeps keys in a dict; ``fail`` makes every write raise it."""
+
+    name = "memory"
+
+    def __init__(self, fail: Exception | None = None) -> None:
+        super().__init__()
+        self.keys: dict[str, str] = {}
+        self.fail = fail
+
+    def _put(self, key: IssuedKey, path: str) -> StoredLocation:
+        if self.fail is not None:
+            raise self.fail
+        self.keys[path] = key.secret.reveal()
+        return StoredLocation("memory", path, key.key_id, "1")
+
+    def _set_current(self, key: IssuedKey, path: str, name: str) -> StoredLocation:
+        if self.fail is not None:
+            raise self.fail
+        self.keys[path] = key.secret.reveal()
+        return StoredLocation("memory", path, key.key_id, "2", name=name)
+
+    def _get(self, path: str) -> StoredKey:
+        raise SecretNotFoundError("not kept", store="memory", location=path)
+
+    def _get_current(self, path: str) -> StoredKey:
+        raise SecretNotFoundError("not kept", store="memory", location=path)
+
+    def _contains(self, path: str) -> bool:
+        return path in self.keys
+
+
+@pytest.fixture(autouse=True)
+def core_limit_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """main() would set this test process's hard core limit to 0 for good: record the call."""
+    calls: list[str] = []
+    monkeypatch.setattr(cli, "disable_core_dumps", lambda: calls.append("disabled") or True)
+    return calls
+
+
+@pytest.fixture
+def store(monkeypatch: pytest.MonkeyPatch) -> MemoryStore:
+    memory = MemoryStore()
+    monkeypatch.setattr(cli, "store_from_env", lambda name: memory)
+    return memory
+
+
+def script_unkey(monkeypatch: pytest.MonkeyPatch, *replies: Any) -> FakeUnkey:
+    fake = FakeUnkey(*replies)
+    monkeypatch.setattr(cli, "unkey_from_env", lambda: make_client(fake))
+    return fake
+
+
+def set_stdin(monkeypatch: pytest.MonkeyPatch, data: bytes, *, tty: bool = False) -> None:
+    stream = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
+    monkeypatch.setattr(stream, "isatty", lambda: tty)
+    monkeypatch.setattr("sys.stdin", stream)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# -- parsing ---------------------------------------------------------------------------------
+
+
+def test_provision_options_are_parsed() -> None:
+    args = cli.build_parser().parse_args(
+        [
+            *("--json", "-vv", "--store", "aws", "provision", "--api-id", API, "--alias", "svc"),
+            *("--mode", "fast", "--name", "n", "--prefix", "p", "--external-id", "tenant_1"),
+            *("--meta", '{"a": 1}', "--expires", "1700000000000"),
+            *("--permission", "x.read", "--permission", "x.write", "--role", "admin"),
+        ]
+    )
+    assert args.json is True
+    assert args.verbose == 2
+    assert args.store == "aws"
+    assert args.command == "provision"
+    assert (args.api_id, args.alias, args.mode) == (API, "svc", "fast")
+    assert (args.name, args.prefix, args.external_id) == ("n", "p", "tenant_1")
+    assert args.meta == {"a": 1}
+    assert args.expires == 1700000000000
+    assert args.permissions == ["x.read", "x.write"]
+    assert args.roles == ["admin"]
+
+
+def test_defaults() -> None:
+    args = cli.build_parser().parse_args(["rotate", "--api-id", API, "--key-id", KEY])
+    assert (args.json, args.verbose, args.store) == (False, 0, None)
+    assert args.grace_period is None
+    assert args.allow_short_grace is False
+    args = cli.build_parser().parse_args(["provision", "--api-id", API])
+    assert args.mode == "safe"
+    assert args.permissions is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], "required: COMMAND"),
+        (["provision"], "required: --api-id"),
+        (["rotate", "--api-id", API], "required: --key-id"),
+        (["provision", "--api-id", API, "--mode", "slow"], "invalid choice: '<value>'"),
+        (["provision", "--api-id", API, "--meta", "[1]"], "--meta: must be a JSON object"),
+        (["provision", "--api-id", API, "--meta", "{"], "--meta: not valid JSON"),
+        (["provision", "--api-id", API, "--expires", "soon"], "--expires: must be a whole"),
+        (["rotate", "--api-id", API, "--key-id", KEY, "--grace-period", "-5"], "negative"),
+        (["stores", "--api", API], "2 unrecognized argument(s) (options: --api)"),
+    ],
+)
+def test_usage_errors_exit_2(
+    capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
+) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == cli.EXIT_USAGE == 2
+    assert out == ""
+    assert expected in err
+    assert err.startswith("usage: unkey-secrets")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["capture", "--api-id", API, "--key-id", KEY, PLAINTEXT],
+        ["capture", "--api-id", API, "--key-id", KEY, f"--key={PLAINTEXT}"],
+        ["provision", "--api-id", API, "--mode", PLAINTEXT],
+        ["provision", "--api-id", API, f"--mode={PLAINTEXT}"],
+        ["provision", "--api-id", API, "--expires", PLAINTEXT],
+        ["provision", "--api-id", API, "--meta", PLAINTEXT],
+        [PLAINTEXT],
+    ],
+)
+def test_a_key_on_the_command_line_is_never_echoed(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert PLAINTEXT not in out + err
+    assert "error: " in err
+
+
+def test_help_and_version_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    assert "provision" in out
+    assert "Exit codes" in out
+    code, out, _ = run(capsys, "--version")
+    assert code == 0
+    assert out.startswith("unkey-secrets ")
+
+
+def test_main_disables_core_dumps_first(
+    capsys: pytest.CaptureFixture[str], core_limit_calls: list[str]
+) -> None:
+    assert run(capsys, "stores")[0] == 0
+    assert core_limit_calls == ["disabled"]
+    # Even a command line that does not parse runs in a process without core dumps.
+    assert run(capsys, "--no-such-option")[0] == 2
+    assert core_limit_calls == ["disabled", "disabled"]
+
+
+# -- exit codes ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (InvalidInputError("key_id", "bad"), 2),
+        (ConfigurationError("no root key"), 2),
+        (StoreNotFoundError("nope", ["aws", "vault"]), 2),
+        (FlowError("f", key_id=None), 1),
+        (CompensatedError("c", key_id=KEY), 1),
+        (AmbiguousOutcomeError("a", key_id=None), 1),
+        (CompensationFailedError("c", key_id=KEY), 1),
+        (StoreError("s", store="vault"), 1),
+        (StoreUnavailableError("s", store="vault"), 1),
+        (NotOwnedError("s", store="aws"), 1),
+        (UnkeyError("u", operation="keys.createKey"), 1),
+        (UnkeyTransportError("u", operation="keys.createKey"), 1),
+        (
+            UnkeyAuthError(
+                operation="keys.createKey",
+                status=401,
+                error_type="t",
+                title="Unauthorized",
+                detail="d",
+                request_id="req_1",
+            ),
+            1,
+        ),
+        (RuntimeError("x"), 1),
+    ],
+)
+def test_exit_code_for(error: Exception, code: int) -> None:
+    assert cli.exit_code_for(error) == code
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_configuration_error_exits_2_with_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, as_json: bool
+) -> None:
+    def broken(name: str | None) -> SecretStore:
+        raise ConfigurationError("invalid Vault settings: addr: must be https")
+
+    monkeypatch.setattr(cli, "store_from_env", broken)
+    flags = ["--json"] if as_json else []
+    code, out, err = run(capsys, *flags, "--store", "vault", "provision", "--api-id", API)
+    assert code == 2
+    assert err == "error: invalid Vault settings: addr: must be https\n"
+    if as_json:
+        record = json.loads(out)
+        assert record == {
+            "command": "provision",
+            "ok": False,
+            "exit_code": 2,
+            "error": "ConfigurationError",
+            "message": "invalid Vault settings: addr: must be https",
+        }
+    else:
+        assert out == ""
+
+
+def test_a_foreign_error_is_named_by_class_only(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(name: str | None) -> SecretStore:
+        raise RuntimeError(f"plugin failed with body {PLAINTEXT}")
+
+    monkeypatch.setattr(cli, "store_from_env", broken)
+    code, out, err = run(capsys, "--json", "--store", "x", "provision", "--api-id", API)
+    assert code == 1
+    assert err == "error: unexpected RuntimeError\n"
+    assert "Traceback" not in err
+    assert PLAINTEXT not in out + err
+    assert json.loads(out)["error"] == "RuntimeError"
+
+
+def test_interrupt_exits_130(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(name: str | None) -> SecretStore:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "store_from_env", interrupted)
+    code, _, err = run(capsys, "--store", "vault", "provision", "--api-id", API)
+    assert code == cli.EXIT_INTERRUPTED == 130
+    assert err == "error: interrupted\n"
+
+
+def test_no_store_chosen_lists_the_installed_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "provision", "--api-id", API)
+    assert code == 2
+    assert err == "error: choose a store with --store (installed: aws, vault)\n"
+
+
+def test_unknown_store_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "--store", "nope", "provision", "--api-id", API)
+    assert code == 2
+    assert "no secret store named 'nope'; installed stores: aws, vault" in err
+
+
+def test_store_without_from_settings_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cli, "load_store", lambda name: MemoryStore)
+    with pytest.raises(ConfigurationError, match="no from_settings"):
+        cli.store_from_env("memory")
+
+
+# -- commands --------------------------------------------------------------------------------
+
+
+def test_stores(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "stores") == (0, "aws\nvault\n", "")
+    _, out, _ = run(capsys, "--json", "stores")
+    assert json.loads(out) == {"command": "stores", "ok": True, "stores": ["aws", "vault"]}
+
+
+def test_provision_human(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, store: MemoryStore
+) -> None:
+    fake = script_unkey(monkeypatch, issued(KEY), ok({}))
+    code, out, err = run(
+        capsys, "--store", "memory", "provision", "--api-id", API, "--alias", "svc"
+    )
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        f"provisioned key {KEY} in API {API} (safe mode)",
+        f"stored at memory unkey/{API}/{KEY} version 1",
+        f"alias svc -> memory unkey/{API}/by-name/svc version 2",
+        "request_id req_issue",
+    ]
+    assert PLAINTEXT not in out
+    assert store.keys[f"unkey/{API}/{KEY}"] == PLAINTEXT
+    create, enable = fake.bodies
+    assert create["enabled"] is False
+    assert enable["keyId"] == KEY
+    assert enable["enabled"] is True
+
+
+def test_provision_json_passes_every_option(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, store: MemoryStore
+) -> None:
+    fake = script_unkey(monkeypatch, issued(KEY))
+    code, out, err = run(
+        capsys,
+        "--json",
+        "--store",
+        "memory",
+        "provision",
+        "--api-id",
+        API,
+        "--mode",
+        "fast",
+        "--name",
+        "deploy",
+        "--prefix",
+        "live",
+        "--external-id",
+        "tenant_1",
+        "--meta",
+        '{"team": "x"}',
+        "--expires",
+        "4102444800000",
+        "--permission",
+        "p.read",
+        "--role",
+        "r1",
+    )
+    assert (code, err) == (0, "")
+    assert PLAINTEXT not in out
+    record = json.loads(out)
+    assert record == {
+        "command": "provision",
+        "ok": True,
+        "key_id": KEY,
+        "api_id": API,
+        "mode": "fast",
+        "alias": None,
+        "request_id": "req_issue",
+        "location": {
+            "store": "memory",
+            "location": f"unkey/{API}/{KEY}",
+            "key_id": KEY,
+            "version": "1",
+            "created": True,
+            "name": None,
+        },
+        "current": None,
+    }
+    (body,) = fake.bodies
+    assert body["name"] == "deploy"
+    assert body["prefix"] == "live"
+    assert body["externalId"] == "tenant_1"
+    assert body["meta"]["team"] == "x"
+    assert body["expires"] == 4102444800000
+    assert body["permissions"] == ["p.read"]
+    assert body["roles"] == ["r1"]
+    assert "enabled" not in body
+
+
+def test_provision_store_failure_exits_1_and_says_what_was_undone(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failing = MemoryStore(fail=NotOwnedError("not ours", store="memory"))
+    monkeypatch.setattr(cli, "store_from_env", lambda name: failing)
+    script_unkey(monkeypatch, issued(KEY), ok({}))
+    code, out, err = run(capsys, "--json", "--store", "memory", "provision", "--api-id", API)
+    assert code == 1
+    assert err.count("\n") == 1
+    assert err.startswith(f"error: storing key {KEY} failed (NotOwnedError: not ours)")
+    assert f"deleted key {KEY} in Unkey" in err
+    record = json.loads(out)
+    assert record["error"] == "CompensatedError"
+    assert record["actions"] == [f"deleted key {KEY} in Unkey"]
+    assert record["key_id"] == KEY
+    assert PLAINTEXT not in out + err
+
+
+def test_unkey_error_exits_1(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, store: MemoryStore
+) -> None:
+    reply = httpx.Response(
+        403,
+        json={
+            "meta": {"requestId": "req_x"},
+            "error": {"title": "Forbidden", "detail": "no", "status": 403, "type": "t"},
+        },
+    )
+    script_unkey(monkeypatch, reply)
+    code, _, err = run(capsys, "--store", "memory", "provision", "--api-id", API)
+    assert code == 1
+    assert err.startswith("error: keys.createKey failed with 403 Forbidden")
+
+
+def test_rotate_short_grace_needs_the_flag(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, store: MemoryStore
+) -> None:
+    fake = script_unkey(monkeypatch)
+    code, _, err = run(
+        capsys, "--store", "m", "rotate", "--api-id", API, "--key-id", KEY, "--grace-period", "60"
+    )
+    assert code == 2
+    assert "invalid grace_period" in err
+    assert "allow_short_grace" in err
+    assert fake.requests == []
+
+
+def test_capture_reads_stdin(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, store: MemoryStore
+) -> None:
+    monkeypatch.delenv("UNKEY_ROOT_KEY", raising=False)
+    set_stdin(monkeypatch, PLAINTEXT.encode() + b"\n")
+    code, out, err = run(
+        capsys, "--store", "m", "capture", "--api-id", API, "--key-id", KEY, "--alias", "svc"
+    )
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        f"captured key {KEY} of API {API}",
+        f"stored at memory unkey/{API}/{KEY} version 1",
+        "alias svc now points at it",
+    ]
+    assert store.keys[f"unkey/{API}/{KEY}"] == PLAINTEXT
+    assert store.keys[f"unkey/{API}/by-name/svc"] == PLAINTEXT
+
+
+def test_capture_with_a_root_key_deletes_what_it_cannot_store(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UNKEY_ROOT_KEY", "unkey_set")
+    failing = MemoryStore(fail=StoreUnavailableError("down", store="memory"))
+    monkeypatch.setattr(cli, "store_from_env", lambda name: failing)
+    fake = script_unkey(monkeypatch, ok({}))
+    set_stdin(monkeypatch, PLAINTEXT.encode())
+    code, out, err = run(
+        capsys, "--json", "--store", "m", "capture", "--api-id", API, "--key-id", KEY
+    )
+    assert code == 1
+    assert fake.paths == ["/v2/keys.deleteKey"]
+    assert json.loads(out)["actions"] == [f"deleted key {KEY} in Unkey"]
+    assert PLAINTEXT not in out + err
+
+
+def test_capture_rerolled_from(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, store: MemoryStore
+) -> None:
+    monkeypatch.delenv("UNKEY_ROOT_KEY", raising=False)
+    set_stdin(monkeypatch, PLAINTEXT.encode())
+    code, out, _ = run(
+        capsys, "--json", "--store", "m", "capture", "--api-id", API, "--key-id", KEY,
+        "--rerolled-from", "key_old123",
+    )  # fmt: skip
+    assert code == 0
+    assert json.loads(out)["rerolled_from"] == "key_old123"
+
+
+@pytest.mark.parametrize(
+    ("data", "tty", "problem"),
+    [
+        (b"", False, "invalid key: stdin is empty"),
+        (b"  \n", False, "invalid key: stdin is empty"),
+        (PLAINTEXT.encode(), True, "invalid stdin: is a terminal"),
+        (b"x" * 5000, False, "invalid key: stdin holds more than 4096 bytes"),
+        (PLAINTEXT.encode() + b"\xff\xfe", False, "invalid key: stdin is not UTF-8 text"),
+        (PLAINTEXT.encode() + b"\n" + PLAINTEXT.encode(), False, "invalid key: must be one line"),
+        (PLAINTEXT.encode() + b"\x1b[2J", False, "invalid key: must be one line"),
+    ],
+)
+def test_capture_refuses_bad_stdin_without_echoing_it(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    store: MemoryStore,
+    data: bytes,
+    tty: bool,
+    problem: str,
+) -> None:
+    set_stdin(monkeypatch, data, tty=tty)
+    code, out, err = run(
+        capsys, "--json", "--store", "m", "capture", "--api-id", API, "--key-id", KEY
+    )
+    assert code == 2
+    assert err.startswith(f"error: {problem}")
+    assert PLAINTEXT not in out + err
+    assert "xxxxxxxx" not in out + err
+    assert store.keys == {}
+
+
+def test_capture_prompt_uses_getpass_on_a_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, store: MemoryStore
+) -> None:
+    monkeypatch.delenv("UNKEY_ROOT_KEY", raising=False)
+    set_stdin(monkeypatch, b"", tty=True)
+    prompts: list[str] = []
+
+    def fake_getpass(prompt: str = "") -> str:
+        prompts.append(prompt)
+        return PLAINTEXT
+
+    monkeypatch.setattr(cli.getpass, "getpass", fake_getpass)
+    code, _, err = run(
+        capsys, "--store", "m", "capture", "--api-id", API, "--key-id", KEY, "--prompt"
+    )
+    assert (code, err) == (0, "")
+    assert prompts == ["Unkey key (not echoed): "]
+    assert store.keys[f"unkey/{API}/{KEY}"] == PLAINTEXT
+
+
+def test_capture_prompt_needs_a_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, store: MemoryStore
+) -> None:
+    set_stdin(monkeypatch, PLAINTEXT.encode(), tty=False)
+    code, _, err = run(
+        capsys, "--store", "m", "capture", "--api-id", API, "--key-id", KEY, "--prompt"
+    )
+    assert code == 2
+    assert err.startswith("error: invalid --prompt: needs a terminal")
+
+
+def test_output_masks_a_plaintext_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
+    from unkey_secrets._cli_output import Output
+    from unkey_secrets._redact import confined
+
+    out, err = io.StringIO(), io.StringIO()
+    with confined(Secret(PLAINTEXT)):
+        Output(json=True, stdout=out, stderr=err).result({"command": "x", "oops": PLAINTEXT})
+    assert PLAINTEXT not in out.getvalue()

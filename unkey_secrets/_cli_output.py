@@ -1,0 +1,197 @@
+"""What the command line prints: human lines, or one JSON object per result; never a plaintext.
+
+Every field is copied by name from a result record (:class:`~unkey_secrets.ProvisionResult`,
+:class:`~unkey_secrets.RotationResult`, :class:`~unkey_secrets.StoredLocation`) or from one of
+our exceptions; none of them holds a plaintext, and nothing is rendered from a repr. Each line
+still goes through :func:`~unkey_secrets._redact.scrub` on its way out, so a plaintext that is in
+flight (the key ``capture`` read from stdin) could not be printed even by mistake.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from ._errors import FlowError, InvalidInputError, StoreError, UnkeySecretsError
+from ._models import StoredLocation
+from ._redact import scrub
+from .flows import ProvisionResult, RotationResult
+
+__all__ = [
+    "Output",
+    "capture_record",
+    "error_record",
+    "location_record",
+    "provision_record",
+    "rotation_record",
+    "stores_record",
+]
+
+Record = dict[str, Any]
+
+
+def location_record(location: StoredLocation | None) -> Record | None:
+    """The fields of a :class:`StoredLocation`, or None."""
+    if location is None:
+        return None
+    return {
+        "store": location.store,
+        "location": location.location,
+        "key_id": location.key_id,
+        "version": location.version,
+        "created": location.created,
+        "name": location.name,
+    }
+
+
+def provision_record(result: ProvisionResult, alias: str | None) -> Record:
+    """What ``provision`` reports."""
+    return {
+        "command": "provision",
+        "ok": True,
+        "key_id": result.key_id,
+        "api_id": result.api_id,
+        "mode": result.mode,
+        "alias": alias,
+        "request_id": result.request_id,
+        "location": location_record(result.location),
+        "current": location_record(result.current),
+    }
+
+
+def rotation_record(result: RotationResult, alias: str | None) -> Record:
+    """What ``rotate`` reports; ``original_expires`` is Unix ms, as Unkey counts it."""
+    expires_at = dt.datetime.fromtimestamp(result.original_expires / 1000, tz=dt.timezone.utc)
+    return {
+        "command": "rotate",
+        "ok": True,
+        "key_id": result.key_id,
+        "original_key_id": result.original_key_id,
+        "api_id": result.api_id,
+        "alias": alias,
+        "request_id": result.request_id,
+        "grace_period_seconds": int(result.grace_period.total_seconds()),
+        "original_expires": result.original_expires,
+        "original_expires_at": expires_at.isoformat(timespec="seconds"),
+        "location": location_record(result.location),
+        "current": location_record(result.current),
+    }
+
+
+def capture_record(
+    location: StoredLocation, *, api_id: str, alias: str | None, rerolled_from: str | None
+) -> Record:
+    """What ``capture`` reports."""
+    return {
+        "command": "capture",
+        "ok": True,
+        "key_id": location.key_id,
+        "api_id": api_id,
+        "alias": alias,
+        "rerolled_from": rerolled_from,
+        "location": location_record(location),
+    }
+
+
+def stores_record(names: list[str]) -> Record:
+    """What ``stores`` reports."""
+    return {"command": "stores", "ok": True, "stores": list(names)}
+
+
+def error_message(exc: BaseException) -> str:
+    """Our exceptions' text (it never holds a plaintext); a foreign one is named by class only."""
+    if isinstance(exc, UnkeySecretsError):
+        return str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return f"unexpected {type(exc).__name__}"
+
+
+def error_record(command: str | None, exc: BaseException, exit_code: int) -> Record:
+    """What a failed command reports: the message and, for a flow, what was done."""
+    record: Record = {
+        "command": command,
+        "ok": False,
+        "exit_code": exit_code,
+        "error": type(exc).__name__,
+        "message": error_message(exc),
+    }
+    if isinstance(exc, FlowError):
+        record["key_id"] = exc.key_id
+        record["original_key_id"] = exc.original_key_id
+        record["actions"] = list(exc.actions)
+    elif isinstance(exc, StoreError):
+        record["store"] = exc.store
+        record["location"] = exc.location
+    elif isinstance(exc, InvalidInputError):
+        record["field"] = exc.field
+    return record
+
+
+_HEADLINES = {
+    "provision": "provisioned key {key_id} in API {api_id} ({mode} mode)",
+    "rotate": "rotated key {original_key_id} to key {key_id} in API {api_id}",
+    "capture": "captured key {key_id} of API {api_id}",
+}
+
+
+def _human(record: Record) -> list[str]:
+    if record["command"] == "stores":
+        return [str(name) for name in record["stores"]]
+    lines = [_HEADLINES[record["command"]].format(**record)]
+    lines += _where("stored at", record.get("location"))
+    alias = record.get("alias")
+    if record.get("current") is not None:
+        lines += _where(f"alias {alias} ->", record["current"])
+    elif alias is not None:
+        lines.append(f"alias {alias} now points at it")
+    if record["command"] == "rotate":
+        lines.append(
+            f"key {record['original_key_id']} stays valid until {record['original_expires_at']} "
+            f"(grace period {record['grace_period_seconds']} s)"
+        )
+    if record.get("rerolled_from") is not None:
+        lines.append(f"rerolled from key {record['rerolled_from']}")
+    if record.get("request_id") is not None:
+        lines.append(f"request_id {record['request_id']}")
+    return lines
+
+
+def _where(label: str, location: Record | None) -> list[str]:
+    if location is None:
+        return []
+    state = "" if location["created"] else " (already there, nothing written)"
+    return [
+        f"{label} {location['store']} {location['location']} version {location['version']}{state}"
+    ]
+
+
+@dataclass
+class Output:
+    """Where results and errors go: ``stdout`` for results, ``stderr`` for the error line."""
+
+    json: bool
+    stdout: TextIO
+    stderr: TextIO
+
+    def result(self, record: Record) -> None:
+        """Print one result: one JSON object on one line, or human lines."""
+        if self.json:
+            self._write(self.stdout, json.dumps(record, sort_keys=True))
+        else:
+            for line in _human(record):
+                self._write(self.stdout, line)
+
+    def failure(self, command: str | None, exc: BaseException, exit_code: int) -> None:
+        """Print ``error: <message>`` on stderr; with ``--json`` also the error object on stdout."""
+        self._write(self.stderr, "error: " + " ".join(error_message(exc).split()))
+        if self.json:
+            record = error_record(command, exc, exit_code)
+            self._write(self.stdout, json.dumps(record, sort_keys=True))
+
+    @staticmethod
+    def _write(stream: TextIO, line: str) -> None:
+        stream.write(scrub(line) + "\n")
+        stream.flush()

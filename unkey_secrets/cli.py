@@ -1,0 +1,416 @@
+"""``unkey-secrets``: provision, rotate and capture Unkey keys from deployment scripts.
+
+::
+
+    unkey-secrets [--json] [-v | -vv] [--store NAME] COMMAND ...
+
+    provision --api-id API [--alias NAME] [--mode safe|fast] [--name N] [--prefix P]
+              [--external-id E] [--meta JSON] [--expires MS] [--permission P ...] [--role R ...]
+    rotate    --api-id API --key-id KEY [--alias NAME] [--grace-period SECONDS]
+              [--allow-short-grace]
+    capture   --api-id API --key-id KEY [--alias NAME] [--rerolled-from KEY] [--prompt]
+    stores
+
+Configuration comes from the environment only, through the settings the library already reads:
+``UNKEY_ROOT_KEY`` and ``UNKEY_BASE_URL`` for Unkey, and the chosen store's own variables
+(``VAULT_ADDR``, ``VAULT_TOKEN``...; ``AWS_REGION``, ``AWS_ENDPOINT_URL`` and the standard AWS
+credential chain). No option takes a secret: ``capture`` reads the key from stdin, where neither
+``ps`` nor the shell history sees it.
+
+Exit codes: ``0`` done; ``1`` the command failed (a flow, store or Unkey error, or an unexpected
+error, which is named by its class only); ``2`` usage, invalid input or configuration;
+``130`` interrupted. A failure prints one line, ``error: <message>``, on stderr (with ``--json``
+also an error object on stdout); tracebacks are never printed. The process disables core dumps
+and installs the log guards before anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import getpass
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from . import __version__, flows
+from ._cli_output import (
+    Output,
+    capture_record,
+    provision_record,
+    rotation_record,
+    stores_record,
+)
+from ._errors import ConfigurationError, InvalidInputError
+from ._redact import confined, disable_core_dumps, install_guards
+from ._secret import Secret
+from .stores import SecretStore, available_stores, load_store
+from .unkey import UnkeyClient
+
+__all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+
+EXIT_OK = 0
+#: A flow, store or Unkey error (what was undone is in the message), or an unexpected error.
+EXIT_FAILURE = 1
+#: Bad usage, invalid input or configuration: nothing was sent, or nothing could be.
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+#: The longest key ``capture`` accepts on stdin; Unkey keys are far shorter.
+MAX_KEY_BYTES = 4096
+_LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+class UsageError(Exception):
+    """The command line could not be parsed; the message never quotes an argument's value."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser that raises :class:`UsageError` instead of exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        """Hand the problem to :func:`main`, which prints it without the values."""
+        raise UsageError(message)
+
+
+# -- argument types: their errors name the problem, never the value ------------------------
+
+
+def _meta(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not valid JSON") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("may not be negative")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``unkey-secrets`` argument parser."""
+    parser = _Parser(
+        prog="unkey-secrets",
+        description="Issue, rotate and store Unkey API keys in Vault or AWS Secrets Manager, "
+        "without the plaintext touching disk, logs or this command's output.",
+        epilog="Exit codes: 0 done, 1 the command failed, 2 usage, input or configuration, "
+        "130 interrupted. Configuration is read from the environment only.",
+        allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object per result (and per error)"
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log our INFO records to stderr; twice: every library at DEBUG (keys stay masked)",
+    )
+    parser.add_argument(
+        "--store", metavar="NAME", help="where keys are written: vault, aws or a plugin's name"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    provision = commands.add_parser(
+        "provision", help="create a key in Unkey and store it", allow_abbrev=False
+    )
+    _api_and_alias(provision)
+    provision.add_argument(
+        "--mode",
+        choices=("safe", "fast"),
+        default="safe",
+        help="safe (default): create disabled, store, enable; fast: create enabled, "
+        "delete if storing fails",
+    )
+    provision.add_argument("--name", help="the key's name in Unkey")
+    provision.add_argument("--prefix", help="the key's prefix (e.g. live)")
+    provision.add_argument("--external-id", help="the identity (tenant, user) the key belongs to")
+    provision.add_argument("--meta", type=_meta, help="a JSON object stored with the key in Unkey")
+    provision.add_argument(
+        "--expires", type=_non_negative_int, metavar="MS", help="expiry, Unix milliseconds"
+    )
+    provision.add_argument(
+        "--permission",
+        action="append",
+        dest="permissions",
+        metavar="P",
+        help="a permission to grant (repeatable)",
+    )
+    provision.add_argument(
+        "--role", action="append", dest="roles", metavar="R", help="a role to grant (repeatable)"
+    )
+
+    rotate = commands.add_parser(
+        "rotate",
+        help="reroll a key, store the new one, keep the old one valid for a grace period",
+        allow_abbrev=False,
+    )
+    _api_and_alias(rotate)
+    rotate.add_argument("--key-id", required=True, help="the key to rotate")
+    default_grace = int(flows.DEFAULT_GRACE_PERIOD.total_seconds())
+    rotate.add_argument(
+        "--grace-period",
+        type=_non_negative_int,
+        metavar="SECONDS",
+        help=f"how long the old key stays valid (default {default_grace})",
+    )
+    minimum = int(flows.MINIMUM_GRACE_PERIOD.total_seconds())
+    rotate.add_argument(
+        "--allow-short-grace",
+        action="store_true",
+        help=f"allow a grace period under {minimum} s, which readers' caches may outlive",
+    )
+
+    capture = commands.add_parser(
+        "capture",
+        help="store a key you already hold, read from stdin (never from the command line)",
+        allow_abbrev=False,
+    )
+    _api_and_alias(capture)
+    capture.add_argument("--key-id", required=True, help="the key's keyId")
+    capture.add_argument(
+        "--rerolled-from", metavar="KEY", help="the key it was rerolled from, if any"
+    )
+    capture.add_argument(
+        "--prompt",
+        action="store_true",
+        help="read the key from the terminal without echo instead of from stdin",
+    )
+
+    commands.add_parser("stores", help="list the installed stores", allow_abbrev=False)
+    return parser
+
+
+def _api_and_alias(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--api-id", required=True, help="the Unkey API (keyspace)")
+    command.add_argument(
+        "--alias", metavar="NAME", help="also point this stable, reader-facing name at the key"
+    )
+
+
+# -- usage errors ---------------------------------------------------------------------------
+
+
+def usage_message(message: str, argv: Sequence[str]) -> str:
+    """``message`` from argparse, with every value the user typed taken out.
+
+    A key pasted on the command line by mistake must not reach a CI log through the error that
+    refuses it. Option names stay, so the message still says what was wrong.
+    """
+    head, sep, rest = message.partition("unrecognized arguments:")
+    if sep:
+        names = [_option_name(token) for token in rest.split() if token.startswith("-")]
+        count = len(rest.split())
+        shown = f" (options: {' '.join(names)})" if names else ""
+        return (
+            f"{head}{count} unrecognized argument(s){shown}; values are not echoed, and a key "
+            "is read from stdin (capture), never from the command line"
+        )
+    values = set()
+    for token in argv:
+        values.add(token)
+        if token.startswith("-") and "=" in token:
+            values.add(token.partition("=")[2])
+    for value in sorted(values, key=len, reverse=True):
+        if value and not value.startswith("-"):
+            message = message.replace(repr(value), "'<value>'")
+    return message
+
+
+def _option_name(token: str) -> str:
+    name = token.partition("=")[0]
+    return name if name[1:].replace("-", "").isalnum() else "<value>"
+
+
+# -- configuration --------------------------------------------------------------------------
+
+
+def unkey_from_env() -> UnkeyClient:
+    """The Unkey client, from ``UNKEY_ROOT_KEY``, ``UNKEY_BASE_URL``... (a seam for tests)."""
+    return UnkeyClient.from_settings()
+
+
+def store_from_env(name: str | None) -> SecretStore:
+    """The store registered as ``name``, configured from the environment (a seam for tests)."""
+    if not name:
+        installed = ", ".join(available_stores()) or "none"
+        raise ConfigurationError(f"choose a store with --store (installed: {installed})")
+    store_class = load_store(name)
+    factory = getattr(store_class, "from_settings", None)
+    if not callable(factory):
+        raise ConfigurationError(
+            f"store {name!r} has no from_settings(), so it cannot be configured from the "
+            "environment; use it from Python instead"
+        )
+    store = factory()
+    if not isinstance(store, SecretStore):
+        raise ConfigurationError(f"store {name!r}: from_settings() did not return a SecretStore")
+    return store
+
+
+def read_key(*, prompt: bool) -> Secret:
+    """Read the plaintext from stdin (or, with ``prompt``, the terminal without echo).
+
+    Refuses a terminal on stdin without ``prompt``: a key typed there would be echoed. Errors
+    say what is wrong with the input, never what it was.
+    """
+    stdin = sys.stdin
+    if stdin is None:
+        raise InvalidInputError("stdin", "is closed: pipe the key in")
+    if prompt:
+        if not stdin.isatty():
+            raise InvalidInputError("--prompt", "needs a terminal; without one, pipe the key in")
+        text = getpass.getpass("Unkey key (not echoed): ")
+    else:
+        if stdin.isatty():
+            raise InvalidInputError(
+                "stdin",
+                "is a terminal, where a typed key would be echoed: pipe the key in, "
+                "or pass --prompt to type it without echo",
+            )
+        raw = stdin.buffer.read(MAX_KEY_BYTES + 1)
+        if len(raw) > MAX_KEY_BYTES:
+            raise InvalidInputError("key", f"stdin holds more than {MAX_KEY_BYTES} bytes")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            # The error's .object is the input itself.
+            raise InvalidInputError("key", "stdin is not UTF-8 text") from None
+    key = text.strip()
+    if not key:
+        raise InvalidInputError("key", "stdin is empty: pipe the key in")
+    if not all(char.isprintable() and not char.isspace() for char in key):
+        raise InvalidInputError("key", "must be one line without spaces or control characters")
+    return Secret(key)
+
+
+def configure_logging(verbosity: int) -> None:
+    """Records to stderr: WARNING and up; ``-v`` our INFO; ``-vv`` DEBUG from every library.
+
+    The record guard installed by :func:`main` masks keys in every record, whatever its level.
+    """
+    logging.basicConfig(format=_LOG_FORMAT, stream=sys.stderr)
+    if verbosity >= 2:
+        logging.getLogger().setLevel(logging.DEBUG)
+    elif verbosity == 1:
+        logging.getLogger("unkey_secrets").setLevel(logging.INFO)
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+def _provision(args: argparse.Namespace, out: Output) -> None:
+    store = store_from_env(args.store)
+    options = {
+        name: getattr(args, name)
+        for name in ("name", "prefix", "external_id", "meta", "expires", "permissions", "roles")
+        if getattr(args, name) is not None
+    }
+    with unkey_from_env() as unkey:
+        result = flows.provision(
+            unkey, store, args.api_id, alias=args.alias, mode=args.mode, **options
+        )
+    out.result(provision_record(result, args.alias))
+
+
+def _rotate(args: argparse.Namespace, out: Output) -> None:
+    store = store_from_env(args.store)
+    options: dict[str, Any] = {"allow_short_grace": args.allow_short_grace}
+    if args.grace_period is not None:
+        options["grace_period"] = dt.timedelta(seconds=args.grace_period)
+    with unkey_from_env() as unkey:
+        result = flows.rotate(unkey, store, args.api_id, args.key_id, alias=args.alias, **options)
+    out.result(rotation_record(result, args.alias))
+
+
+def _capture(args: argparse.Namespace, out: Output) -> None:
+    secret = read_key(prompt=args.prompt)
+    # Everything from here on, our output included, has this plaintext masked.
+    with confined(secret):
+        store = store_from_env(args.store)
+        # With a root key, a created key that cannot be stored is deleted in Unkey (no orphan);
+        # without one, capture needs nothing from Unkey and the error names the key to revoke.
+        unkey = unkey_from_env() if os.environ.get("UNKEY_ROOT_KEY") else None
+        try:
+            location = flows.capture(
+                store,
+                api_id=args.api_id,
+                key_id=args.key_id,
+                key=secret,
+                alias=args.alias,
+                rerolled_from=args.rerolled_from,
+                unkey=unkey,
+            )
+        finally:
+            if unkey is not None:
+                unkey.close()
+        out.result(
+            capture_record(
+                location, api_id=args.api_id, alias=args.alias, rerolled_from=args.rerolled_from
+            )
+        )
+
+
+def _stores(args: argparse.Namespace, out: Output) -> None:
+    out.result(stores_record(available_stores()))
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Output], None]] = {
+    "provision": _provision,
+    "rotate": _rotate,
+    "capture": _capture,
+    "stores": _stores,
+}
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The documented exit code of a failure."""
+    if isinstance(exc, (InvalidInputError, ConfigurationError)):
+        return EXIT_USAGE
+    return EXIT_FAILURE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``unkey-secrets`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    disable_core_dumps()
+    install_guards()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(arguments)
+    except UsageError as exc:
+        parser.print_usage(sys.stderr)
+        sys.stderr.write(f"error: {usage_message(str(exc), arguments)}\n")
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help and --version print, then exit 0
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    out = Output(json=args.json, stdout=sys.stdout, stderr=sys.stderr)
+    configure_logging(args.verbose)
+    try:
+        COMMANDS[args.command](args, out)
+    except KeyboardInterrupt as exc:
+        out.failure(args.command, exc, EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 (reported by class only when it is not ours)
+        code = exit_code_for(exc)
+        out.failure(args.command, exc, code)
+        return code
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
