@@ -30,6 +30,7 @@ from unkey_secrets.stores.aws import SecretsManagerStore
 from unkey_secrets.stores.vault import VaultStore
 from unkey_secrets.testing.emulator import Emulator, EmulatorServer
 from unkey_secrets.testing.moto import MotoServer
+from unkey_secrets.testing.openbao import OpenBaoServer
 
 
 class Recorder:
@@ -470,6 +471,33 @@ with UnkeyClient(root_key, base_url=unkey_url) as unkey:
 """
 
 
+def rotate_until_killed(
+    script: str,
+    bao: OpenBaoServer,
+    emulator: EmulatorServer,
+    api_id: str,
+    key_id: str,
+) -> str:
+    """Run ``rotate`` in a child, SIGKILL it where the script stops; return the new key_id."""
+    import subprocess
+    import sys
+
+    args = [bao.url, bao.root_token, emulator.url, emulator.root_key, api_id, key_id]
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = child.stdout.readline() if child.stdout else ""
+        assert line.startswith("storing "), line
+        return line.split()[1]
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+
+
 def test_a_rotation_killed_before_storing_strands_no_one_and_is_cleaned_up(
     unkey_client: UnkeyClient,
     unkey_emulator: Emulator,
@@ -478,33 +506,10 @@ def test_a_rotation_killed_before_storing_strands_no_one_and_is_cleaned_up(
     vault_store: VaultStore,
     openbao_server,
 ) -> None:
-    import subprocess
-    import sys
-
     first = provision(unkey_client, vault_store, unkey_api_id, alias="svc")
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            KILLED_ROTATION,
-            openbao_server.url,
-            openbao_server.root_token,
-            unkey_emulator_server.url,
-            unkey_emulator_server.root_key,
-            unkey_api_id,
-            first.key_id,
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
+    lost_key_id = rotate_until_killed(
+        KILLED_ROTATION, openbao_server, unkey_emulator_server, unkey_api_id, first.key_id
     )
-    try:
-        line = child.stdout.readline() if child.stdout else ""
-        assert line.startswith("storing "), line
-        lost_key_id = line.split()[1]
-    finally:
-        child.kill()
-        child.wait(timeout=10)
 
     # Killed after the reroll: the original is on the month-long hold, not its grace period.
     held = unkey_emulator.key(first.key_id).expires
@@ -731,34 +736,11 @@ def test_a_rotation_killed_after_storing_is_finished_by_the_next_one(
     vault_store: VaultStore,
     openbao_server,
 ) -> None:
-    import subprocess
-    import sys
-
     assert KILLED_AFTER_STORING != KILLED_ROTATION
     first = provision(unkey_client, vault_store, unkey_api_id, alias="svc")
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            KILLED_AFTER_STORING,
-            openbao_server.url,
-            openbao_server.root_token,
-            unkey_emulator_server.url,
-            unkey_emulator_server.root_key,
-            unkey_api_id,
-            first.key_id,
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
+    stored_id = rotate_until_killed(
+        KILLED_AFTER_STORING, openbao_server, unkey_emulator_server, unkey_api_id, first.key_id
     )
-    try:
-        line = child.stdout.readline() if child.stdout else ""
-        assert line.startswith("storing "), line
-        stored_id = line.split()[1]
-    finally:
-        child.kill()
-        child.wait(timeout=10)
     assert vault_store.get_current(api_id=unkey_api_id, name="svc").key_id == stored_id
 
     started_ms = time.time() * 1000
