@@ -82,6 +82,7 @@ def unreachable_store(request: pytest.FixtureRequest, dead_port: int) -> SecretS
     if request.param == "vault":
         return VaultStore(hvac.Client(url=url, token="unused", timeout=2))
     import boto3
+    from botocore.config import Config
 
     client = boto3.client(
         "secretsmanager",
@@ -89,9 +90,7 @@ def unreachable_store(request: pytest.FixtureRequest, dead_port: int) -> SecretS
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
-        config=__import__("botocore.config").config.Config(
-            retries={"max_attempts": 1}, connect_timeout=1, read_timeout=1
-        ),
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=1),
     )
     return SecretsManagerStore(client)
 
