@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -70,6 +71,11 @@ ROTATION_HOLD = dt.timedelta(days=30)
 PREVIOUS_EXPIRES_META_KEY = "unkey_secrets_previous_expires"
 
 _T = TypeVar("_T")
+_KEY_SHAPE = re.compile(r"[A-Za-z0-9_]{16,512}")
+#: Our ``meta`` members; a caller's meta may not use this prefix.
+_RESERVED_META_PREFIX = "unkey_secrets_"
+#: Unkey's largest accepted timestamp (ms), for expiries and grace periods.
+_MAX_TIMESTAMP_MS = 4_102_444_800_000
 
 
 @dataclass(frozen=True)
@@ -154,6 +160,14 @@ def provision(
         raise InvalidInputError("enabled", "safe mode creates the key disabled, then enables it")
     _preflight(store, api_id, alias)
     user_meta = dict(create_options.pop("meta", None) or {})
+    reserved = sorted(k for k in user_meta if str(k).startswith(_RESERVED_META_PREFIX))
+    if reserved:
+        raise InvalidInputError("meta", f"members starting {_RESERVED_META_PREFIX!r} are ours")
+    expires = create_options.get("expires")
+    if isinstance(expires, int) and not isinstance(expires, bool) and expires <= _now_ms():
+        raise InvalidInputError(
+            "expires", "is in the past (it is Unix time in milliseconds, not seconds)"
+        )
     marker = _new_marker()
     external_id = create_options.get("external_id")
 
@@ -226,6 +240,8 @@ def rotate(
     _preflight(store, api_id, alias)
     if grace_period < dt.timedelta(0):
         raise InvalidInputError("grace_period", "may not be negative")
+    if _now_ms() + grace_period.total_seconds() * 1000 > _MAX_TIMESTAMP_MS:
+        raise InvalidInputError("grace_period", "reaches past the latest expiry Unkey accepts")
     if grace_period < MINIMUM_GRACE_PERIOD and not allow_short_grace:
         raise InvalidInputError(
             "grace_period",
@@ -662,8 +678,7 @@ def _issued_from_response(
     if key_id is None or key is None:
         raise InvalidInputError("key", "capture needs a response, or key_id and key")
     secret = key if isinstance(key, Secret) else Secret(key)
-    if not secret:
-        raise InvalidInputError("key", "is empty")
+    _check_key_shape(secret, key_id)
     return IssuedKey(
         key_id=validate_key_id(key_id),
         secret=secret,
@@ -671,6 +686,21 @@ def _issued_from_response(
         request_id=request_id,
         rerolled_from=rerolled_from,
     )
+
+
+def _check_key_shape(secret: Secret, key_id: str) -> None:
+    """Refuse what cannot be an Unkey key: a whole response body, an id, a number.
+
+    Unkey keys are base58, optionally behind ``prefix_``, from at least 16 random bytes. The
+    store is create-only, so a wrong value written once could not be mended by writing again.
+    """
+    plaintext = secret.reveal()
+    if not _KEY_SHAPE.fullmatch(plaintext):
+        raise InvalidInputError(
+            "key", f"expected 16-512 characters of [A-Za-z0-9_], got {len(plaintext)} characters"
+        )
+    if key_id in plaintext:
+        raise InvalidInputError("key", "contains the key_id: the key and its id were mixed up")
 
 
 def _member(obj: object, *names: str) -> object:

@@ -761,3 +761,60 @@ def test_an_expired_key_is_not_rotated(
     with pytest.raises(InvalidInputError, match="already expired"):
         rotate(unkey_client, store, unkey_api_id, first.key_id)
     assert (unkey_emulator.calls - before)["keys.rerollKey"] == 0
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ('{"meta":{"requestId":"req_1"},"data":{"keyId":"key_abc123","key":"sk_x"}}', "16-512"),
+        ("1234", "16-512"),
+        ("sk_" + "a" * 600, "16-512"),
+        ("prefix_key_abc123_suffix", "contains the key_id"),
+    ],
+)
+def test_capture_refuses_what_cannot_be_an_unkey_key(
+    unkey_api_id: str, vault_store: VaultStore, key: str, problem: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=problem) as raised:
+        capture(vault_store, api_id=unkey_api_id, key_id="key_abc123", key=key)
+    assert key not in str(raised.value)
+    assert not vault_store.contains(api_id=unkey_api_id, key_id="key_abc123")
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"meta": {"unkey_secrets_op": "x"}}, "meta"),
+        ({"meta": {"unkey_secrets_previous_expires": 1}}, "meta"),
+        ({"expires": 1_700_000_000}, "expires"),
+    ],
+)
+def test_provision_refuses_reserved_meta_and_past_expiry_before_any_call(
+    unkey_client: UnkeyClient,
+    unkey_emulator: Emulator,
+    unkey_api_id: str,
+    vault_store: VaultStore,
+    options: dict[str, object],
+    field: str,
+) -> None:
+    before = unkey_emulator.calls.copy()
+    with pytest.raises(InvalidInputError) as raised:
+        provision(unkey_client, vault_store, unkey_api_id, **options)
+    assert raised.value.field == field
+    assert unkey_emulator.calls == before
+
+
+def test_rotate_refuses_a_grace_period_past_unkeys_latest_expiry(
+    unkey_client: UnkeyClient, unkey_emulator: Emulator, unkey_api_id: str, vault_store: VaultStore
+) -> None:
+    first = provision(unkey_client, vault_store, unkey_api_id)
+    before = unkey_emulator.calls.copy()
+    with pytest.raises(InvalidInputError, match="latest expiry"):
+        rotate(
+            unkey_client,
+            vault_store,
+            unkey_api_id,
+            first.key_id,
+            grace_period=dt.timedelta(days=36500),
+        )
+    assert unkey_emulator.calls == before
