@@ -1,11 +1,18 @@
-"""The plugin's own configuration, read from the environment (pydantic-settings)."""
+"""The plugin's own configuration, read from the environment (pydantic-settings).
+
+``UnkeySettings`` lives here; each store's settings live beside the store and are re-exported
+here, so one import reaches them all (none of them imports hvac or boto3).
+"""
 
 from __future__ import annotations
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["UnkeySettings"]
+from .stores.aws_settings import AwsSettings
+from .stores.vault_settings import VaultSettings
+
+__all__ = ["AwsSettings", "UnkeySettings", "VaultSettings"]
 
 
 class UnkeySettings(BaseSettings):
