@@ -5,12 +5,16 @@ Every field is copied by name from a result record (:class:`~unkey_secrets.Provi
 our exceptions; none of them holds a plaintext, and nothing is rendered from a repr. Each line
 still goes through :func:`~unkey_secrets._redact.scrub` on its way out, so a plaintext that is in
 flight (the key ``capture`` read from stdin) could not be printed even by mistake.
+
+Writing never raises: a stdout that is closed, or whose reader went away (``| head``), costs the
+output, never the outcome of a command that succeeded, and never shows a traceback.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -26,7 +30,9 @@ __all__ = [
     "location_record",
     "provision_record",
     "rotation_record",
+    "settle",
     "stores_record",
+    "usage_record",
 ]
 
 Record = dict[str, Any]
@@ -137,6 +143,17 @@ _HEADLINES = {
 }
 
 
+def usage_record(command: str | None, message: str, exit_code: int) -> Record:
+    """What a command line that could not be parsed reports; ``message`` names no value."""
+    return {
+        "command": command,
+        "ok": False,
+        "exit_code": exit_code,
+        "error": "UsageError",
+        "message": message,
+    }
+
+
 def _human(record: Record) -> list[str]:
     if record["command"] == "stores":
         return [str(name) for name in record["stores"]]
@@ -168,21 +185,37 @@ def _where(label: str, location: Record | None) -> list[str]:
     ]
 
 
+#: The note on stderr when a result was produced but stdout could not take it.
+LOST_RESULT = (
+    "warning: the result could not be written to stdout (closed, or its reader went away); "
+    "the command itself succeeded"
+)
+
+
 @dataclass
 class Output:
-    """Where results and errors go: ``stdout`` for results, ``stderr`` for the error line."""
+    """Where results and errors go: ``stdout`` for results, ``stderr`` for the error line.
+
+    Either stream may be None: Python starts with ``sys.stdout`` None when descriptor 1 is
+    closed (``>&-``).
+    """
 
     json: bool
-    stdout: TextIO
-    stderr: TextIO
+    stdout: TextIO | None
+    stderr: TextIO | None
 
-    def result(self, record: Record) -> None:
-        """Print one result: one JSON object on one line, or human lines."""
-        if self.json:
-            self._write(self.stdout, json.dumps(record, sort_keys=True))
-        else:
-            for line in _human(record):
-                self._write(self.stdout, line)
+    def result(self, record: Record) -> bool:
+        """Print one result: one JSON object on one line, or human lines.
+
+        Returns False when stdout could not take it; a note then goes to stderr (if it can), and
+        the caller's exit code stays what the command earned.
+        """
+        lines = [json.dumps(record, sort_keys=True)] if self.json else _human(record)
+        for line in lines:
+            if not self._write(self.stdout, line):
+                self._write(self.stderr, LOST_RESULT)
+                return False
+        return True
 
     def failure(self, command: str | None, exc: BaseException, exit_code: int) -> None:
         """Print ``error: <message>`` on stderr; with ``--json`` also the error object on stdout."""
@@ -191,7 +224,62 @@ class Output:
             record = error_record(command, exc, exit_code)
             self._write(self.stdout, json.dumps(record, sort_keys=True))
 
+    def usage(self, usage: str, message: str, command: str | None, exit_code: int) -> None:
+        """Print the usage text and ``error: <message>``; with ``--json`` also an error object.
+
+        ``message`` must already have every typed value taken out.
+        """
+        self._write(self.stderr, usage.rstrip("\n"))
+        self._write(self.stderr, "error: " + " ".join(message.split()))
+        if self.json:
+            record = usage_record(command, message, exit_code)
+            self._write(self.stdout, json.dumps(record, sort_keys=True))
+
     @staticmethod
-    def _write(stream: TextIO, line: str) -> None:
-        stream.write(scrub(line) + "\n")
+    def _write(stream: TextIO | None, line: str) -> bool:
+        if stream is None:
+            return False
+        try:
+            stream.write(scrub(line) + "\n")
+            stream.flush()
+        except ValueError:  # closed
+            return False
+        except OSError:  # e.g. BrokenPipeError
+            _discard_from_now_on(stream)
+            return False
+        return True
+
+
+def settle(stream: TextIO | None) -> None:
+    """Flush ``stream`` without raising; a broken one is pointed at the null device.
+
+    What argparse printed for ``--help`` sits in the buffer until the interpreter's last
+    flush, which would otherwise fail loudly (and exit 120) when the reader is gone.
+    """
+    if stream is None:
+        return
+    try:
         stream.flush()
+    except ValueError:
+        pass
+    except OSError:
+        _discard_from_now_on(stream)
+
+
+def _discard_from_now_on(stream: TextIO) -> None:
+    """Point a broken stream's descriptor at the null device.
+
+    The unwritten text stays buffered, and the interpreter flushes it once more on exit; into
+    the null device, that flush succeeds quietly. A stream without a descriptor is left alone.
+    """
+    try:
+        descriptor = stream.fileno()
+        null = os.open(os.devnull, os.O_WRONLY)
+    except (OSError, ValueError):
+        return
+    try:
+        os.dup2(null, descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(null)

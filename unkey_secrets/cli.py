@@ -8,33 +8,39 @@
               [--external-id E] [--meta JSON] [--expires MS] [--permission P ...] [--role R ...]
     rotate    --api-id API --key-id KEY [--alias NAME] [--grace-period SECONDS]
               [--allow-short-grace]
-    capture   --api-id API --key-id KEY [--alias NAME] [--rerolled-from KEY] [--prompt]
+    capture   --api-id API --key-id KEY [--alias NAME] [--rerolled-from KEY | --delete-if-unstored]
+              [--prompt]
     stores
 
 Configuration comes from the environment only, through the settings the library already reads:
 ``UNKEY_ROOT_KEY`` and ``UNKEY_BASE_URL`` for Unkey, and the chosen store's own variables
 (``VAULT_ADDR``, ``VAULT_TOKEN``...; ``AWS_REGION``, ``AWS_ENDPOINT_URL`` and the standard AWS
 credential chain). No option takes a secret: ``capture`` reads the key from stdin, where neither
-``ps`` nor the shell history sees it.
+``ps`` nor the shell history sees it. ``capture`` never deletes a key in Unkey unless asked with
+``--delete-if-unstored``: the key may already be in use, and a wrong store setting must not
+revoke it.
 
 Exit codes: ``0`` done; ``1`` the command failed (a flow, store or Unkey error, or an unexpected
 error, which is named by its class only); ``2`` usage, invalid input or configuration;
-``130`` interrupted. A failure prints one line, ``error: <message>``, on stderr (with ``--json``
-also an error object on stdout); tracebacks are never printed. The process disables core dumps
-and installs the log guards before anything else.
+``130`` interrupted. A failure ends with one line, ``error: <message>``, on stderr (warning log
+lines, e.g. about a compensation, may precede it; with ``--json`` an error object also goes to
+stdout, usage errors included); tracebacks are never printed. A stdout that is closed or whose
+reader went away does not change the exit code of a command that succeeded. The process disables
+core dumps and installs the log guards before anything else.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import getpass
 import json
 import logging
-import os
+import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import __version__, flows
 from ._cli_output import (
@@ -42,13 +48,17 @@ from ._cli_output import (
     capture_record,
     provision_record,
     rotation_record,
+    settle,
     stores_record,
 )
-from ._errors import ConfigurationError, InvalidInputError
+from ._errors import ConfigurationError, InvalidInputError, UnkeySecretsError
 from ._redact import confined, disable_core_dumps, install_guards
 from ._secret import Secret
 from .stores import SecretStore, available_stores, load_store
 from .unkey import UnkeyClient
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 __all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
@@ -61,6 +71,8 @@ EXIT_INTERRUPTED = 130
 
 #: The longest key ``capture`` accepts on stdin; Unkey keys are far shorter.
 MAX_KEY_BYTES = 4096
+#: The longest ``--grace-period`` accepted (10 x 365 days); Unkey's expiry cannot go past 2100.
+MAX_GRACE_SECONDS = 10 * 365 * 24 * 3600
 _LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
@@ -74,6 +86,12 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """Hand the problem to :func:`main`, which prints it without the values."""
         raise UsageError(message)
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        # --help and --version: argparse tolerates a broken stream, but not a closed one.
+        if message:
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                (file or sys.stderr).write(message)
 
 
 # -- argument types: their errors name the problem, never the value ------------------------
@@ -96,6 +114,13 @@ def _non_negative_int(text: str) -> int:
         raise argparse.ArgumentTypeError("must be a whole number") from None
     if value < 0:
         raise argparse.ArgumentTypeError("may not be negative")
+    return value
+
+
+def _grace_seconds(text: str) -> int:
+    value = _non_negative_int(text)
+    if value > MAX_GRACE_SECONDS:
+        raise argparse.ArgumentTypeError(f"may be at most {MAX_GRACE_SECONDS} (10 years)")
     return value
 
 
@@ -164,9 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     default_grace = int(flows.DEFAULT_GRACE_PERIOD.total_seconds())
     rotate.add_argument(
         "--grace-period",
-        type=_non_negative_int,
+        type=_grace_seconds,
         metavar="SECONDS",
-        help=f"how long the old key stays valid (default {default_grace})",
+        help=f"how long the old key stays valid (default {default_grace}, "
+        f"at most {MAX_GRACE_SECONDS})",
     )
     minimum = int(flows.MINIMUM_GRACE_PERIOD.total_seconds())
     rotate.add_argument(
@@ -182,8 +208,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _api_and_alias(capture)
     capture.add_argument("--key-id", required=True, help="the key's keyId")
-    capture.add_argument(
-        "--rerolled-from", metavar="KEY", help="the key it was rerolled from, if any"
+    origin = capture.add_mutually_exclusive_group()
+    origin.add_argument(
+        "--rerolled-from",
+        metavar="KEY",
+        help="the key it was rerolled from, if any (such a key is never deleted)",
+    )
+    origin.add_argument(
+        "--delete-if-unstored",
+        action="store_true",
+        help="if the key cannot be stored, delete it in Unkey (needs UNKEY_ROOT_KEY); "
+        "only for a key created just for this, never one already in use",
     )
     capture.add_argument(
         "--prompt",
@@ -205,35 +240,82 @@ def _api_and_alias(command: argparse.ArgumentParser) -> None:
 # -- usage errors ---------------------------------------------------------------------------
 
 
-def usage_message(message: str, argv: Sequence[str]) -> str:
+def usage_message(message: str, argv: Sequence[str], parser: argparse.ArgumentParser) -> str:
     """``message`` from argparse, with every value the user typed taken out.
 
     A key pasted on the command line by mistake must not reach a CI log through the error that
-    refuses it. Option names stay, so the message still says what was wrong.
+    refuses it, whether as its own argument, after ``=`` or glued to a flag (``-vKEY``). The
+    errors that carry a value are reworded to name the option only; in whatever is left, every
+    quoted text that is not one of ``parser``'s option names or choices is masked, and so is
+    every argument that is not one of them.
     """
+    known = _known_words(parser)
     head, sep, rest = message.partition("unrecognized arguments:")
     if sep:
-        names = [_option_name(token) for token in rest.split() if token.startswith("-")]
-        count = len(rest.split())
+        tokens = rest.split()
+        names = [token for token in tokens if token in known and token.startswith("-")]
         shown = f" (options: {' '.join(names)})" if names else ""
         return (
-            f"{head}{count} unrecognized argument(s){shown}; values are not echoed, and a key "
-            "is read from stdin (capture), never from the command line"
+            f"{head}{len(tokens)} unrecognized argument(s){shown}; values are not echoed, and a "
+            "key is read from stdin (capture), never from the command line"
         )
+    head, sep, _ = message.partition("ignored explicit argument")
+    if sep:
+        message = f"{head}ignored a value glued to it (values are not echoed)"
+    head, sep, rest = message.partition("invalid choice:")
+    if sep:
+        # argparse puts our choices after the value: the last "(choose from" is ours.
+        _, sep, choices = rest.rpartition(" (choose from ")
+        message = f"{head}invalid choice: '<value>'" + (f" (choose from {choices}" if sep else "")
+    typed = re.match(r"(argument [^:]*: invalid [\w.<>-]+ value):", message)
+    if typed:
+        message = typed.group(1)
+    if message.startswith("ambiguous option"):
+        message = "ambiguous option: spell options out in full"
+    message = _QUOTED.sub(lambda m: m[0] if m[0][1:-1] in known else "'<value>'", message)
     values = set()
     for token in argv:
         values.add(token)
-        if token.startswith("-") and "=" in token:
-            values.add(token.partition("=")[2])
-    for value in sorted(values, key=len, reverse=True):
-        if value and not value.startswith("-"):
-            message = message.replace(repr(value), "'<value>'")
+        values.add(token.partition("=")[2])
+    for value in sorted(values - known, key=len, reverse=True):
+        if len(value) >= 4:  # shorter ones are no secret, and would cut words in the message
+            message = message.replace(value, "<value>")
     return message
 
 
-def _option_name(token: str) -> str:
-    name = token.partition("=")[0]
-    return name if name[1:].replace("-", "").isalnum() else "<value>"
+#: A Python string literal, as ``%r`` writes a value into argparse's messages.
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"')
+
+
+def _known_words(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option name, choice and command of ``parser`` and its subcommands."""
+    words: set[str] = set()
+    pending = [parser]
+    while pending:
+        current = pending.pop()
+        for action in current._actions:
+            words.update(action.option_strings)
+            if isinstance(action, argparse._SubParsersAction):
+                pending.extend(action.choices.values())
+            if action.choices is not None:
+                words.update(str(choice) for choice in action.choices)
+    return words
+
+
+def _global_json(argv: Sequence[str]) -> tuple[bool, str | None]:
+    """Whether ``--json`` is among the global options of ``argv``, and the command named."""
+    as_json = False
+    remaining = iter(argv)
+    for arg in remaining:
+        if arg == "--store":
+            next(remaining, None)  # its value, whatever it looks like
+        elif arg == "--json":
+            as_json = True
+        elif arg in COMMANDS:
+            return as_json, arg
+        elif arg == "--" or not arg.startswith("-"):
+            break
+    return as_json, None
 
 
 # -- configuration --------------------------------------------------------------------------
@@ -256,7 +338,17 @@ def store_from_env(name: str | None) -> SecretStore:
             f"store {name!r} has no from_settings(), so it cannot be configured from the "
             "environment; use it from Python instead"
         )
-    store = factory()
+    try:
+        store = factory()
+    except UnkeySecretsError:
+        raise
+    except ValueError as exc:
+        # e.g. botocore refusing AWS_MAX_ATTEMPTS while building its client. Named by class
+        # only: its text may quote a setting's value.
+        raise ConfigurationError(
+            f"store {name!r} could not be configured from the environment "
+            f"({type(exc).__name__}); check its settings"
+        ) from None
     if not isinstance(store, SecretStore):
         raise ConfigurationError(f"store {name!r}: from_settings() did not return a SecretStore")
     return store
@@ -274,7 +366,10 @@ def read_key(*, prompt: bool) -> Secret:
     if prompt:
         if not stdin.isatty():
             raise InvalidInputError("--prompt", "needs a terminal; without one, pipe the key in")
-        text = getpass.getpass("Unkey key (not echoed): ")
+        try:
+            text = getpass.getpass("Unkey key (not echoed): ")
+        except EOFError:
+            raise InvalidInputError("key", "no key given") from None
     else:
         if stdin.isatty():
             raise InvalidInputError(
@@ -338,14 +433,14 @@ def _rotate(args: argparse.Namespace, out: Output) -> None:
 
 
 def _capture(args: argparse.Namespace, out: Output) -> None:
-    secret = read_key(prompt=args.prompt)
-    # Everything from here on, our output included, has this plaintext masked.
-    with confined(secret):
-        store = store_from_env(args.store)
-        # With a root key, a created key that cannot be stored is deleted in Unkey (no orphan);
-        # without one, capture needs nothing from Unkey and the error names the key to revoke.
-        unkey = unkey_from_env() if os.environ.get("UNKEY_ROOT_KEY") else None
-        try:
+    # Only on request: the key may be live already, and a wrong store setting (a bad
+    # VAULT_TOKEN) must not revoke it. Checked before the key is read.
+    unkey = _deleting_client() if args.delete_if_unstored else None
+    try:
+        secret = read_key(prompt=args.prompt)
+        # Everything from here on, our output included, has this plaintext masked.
+        with confined(secret):
+            store = store_from_env(args.store)
             location = flows.capture(
                 store,
                 api_id=args.api_id,
@@ -355,14 +450,27 @@ def _capture(args: argparse.Namespace, out: Output) -> None:
                 rerolled_from=args.rerolled_from,
                 unkey=unkey,
             )
-        finally:
-            if unkey is not None:
-                unkey.close()
-        out.result(
-            capture_record(
-                location, api_id=args.api_id, alias=args.alias, rerolled_from=args.rerolled_from
+            out.result(
+                capture_record(
+                    location,
+                    api_id=args.api_id,
+                    alias=args.alias,
+                    rerolled_from=args.rerolled_from,
+                )
             )
-        )
+    finally:
+        if unkey is not None:
+            unkey.close()
+
+
+def _deleting_client() -> UnkeyClient:
+    try:
+        return unkey_from_env()
+    except ConfigurationError as exc:
+        raise ConfigurationError(
+            f"--delete-if-unstored needs UNKEY_ROOT_KEY and a working Unkey configuration, "
+            f"to delete the key in Unkey: {exc}"
+        ) from None
 
 
 def _stores(args: argparse.Namespace, out: Output) -> None:
@@ -393,10 +501,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(arguments)
     except UsageError as exc:
-        parser.print_usage(sys.stderr)
-        sys.stderr.write(f"error: {usage_message(str(exc), arguments)}\n")
+        as_json, command = _global_json(arguments)
+        out = Output(json=as_json, stdout=sys.stdout, stderr=sys.stderr)
+        message = usage_message(str(exc), arguments, parser)
+        out.usage(parser.format_usage(), message, command, EXIT_USAGE)
         return EXIT_USAGE
     except SystemExit as exc:  # --help and --version print, then exit 0
+        settle(sys.stdout)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     out = Output(json=args.json, stdout=sys.stdout, stderr=sys.stderr)
     configure_logging(args.verbose)

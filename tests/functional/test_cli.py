@@ -301,3 +301,106 @@ def test_cli_process_disables_core_dumps() -> None:
     assert done.returncode == 0, done.stderr
     last = done.stdout.splitlines()[-1]
     assert last == f"({allowed}, {hard}) (0, 0) 0"
+
+
+@pytest.mark.parametrize("delete", [False, True])
+def test_capture_with_a_wrong_vault_token_deletes_only_when_asked(
+    delete: bool,
+    openbao_server: OpenBaoServer,
+    unkey_emulator_server: EmulatorServer,
+    unkey_emulator: Emulator,
+    unkey_client: UnkeyClient,
+    unkey_api_id: str,
+) -> None:
+    issued = unkey_client.create_key(unkey_api_id, prefix="cap")
+    plaintext = issued.secret.reveal()
+    env = {
+        **vault_env(openbao_server),
+        "VAULT_TOKEN": "s.not-a-token-of-this-server",
+        **unkey_env(unkey_emulator_server),
+    }
+    flags = ["--delete-if-unstored"] if delete else []
+    done = run_cli(
+        [
+            "--json",
+            "--store",
+            "vault",
+            "capture",
+            "--api-id",
+            unkey_api_id,
+            "--key-id",
+            issued.key_id,
+            *flags,
+        ],
+        env,
+        stdin=plaintext.encode(),
+    )
+    assert done.returncode == 1, done.stderr
+    assert plaintext not in done.stdout + done.stderr
+    (record,) = json_lines(done.stdout)
+    (key,) = [key for key in unkey_emulator.keys(unkey_api_id) if key.key_id == issued.key_id]
+    if delete:
+        assert key.deleted
+        assert record["actions"] == [f"deleted key {issued.key_id} in Unkey"]
+    else:
+        assert not key.deleted
+        assert unkey_client.verify_key(issued.secret).valid
+        assert record["actions"] == ["stored nothing"]
+        assert issued.key_id in done.stderr  # the error names the key to act on
+
+
+def run_with_stdout(
+    args: list[str], env: dict[str, str], *, closed: bool
+) -> subprocess.CompletedProcess[str]:
+    """Run the script with stdout closed (``>&-``) or a pipe nobody reads (``| true``)."""
+    reader, writer = os.pipe()
+    os.close(reader)  # every write to ``writer`` now fails with EPIPE
+    try:
+        done = subprocess.run(
+            [cli_script(), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            env=base_env(**env),
+            timeout=120,
+            check=False,
+            text=True,
+            # Runs after the child's descriptors are set up: fd 1 is then closed at exec.
+            preexec_fn=(lambda: os.close(1)) if closed else None,
+        )
+    finally:
+        os.close(writer)
+    return done
+
+
+@pytest.mark.parametrize("closed", [True, False], ids=["closed", "broken-pipe"])
+def test_an_unwritable_stdout_after_success_exits_0_without_a_traceback(
+    closed: bool,
+    openbao_server: OpenBaoServer,
+    unkey_emulator_server: EmulatorServer,
+    unkey_emulator: Emulator,
+    unkey_api_id: str,
+) -> None:
+    before = {key.key_id for key in unkey_emulator.keys(unkey_api_id)}
+    done = run_with_stdout(
+        ["--json", "--store", "vault", "provision", "--api-id", unkey_api_id],
+        {**vault_env(openbao_server), **unkey_env(unkey_emulator_server)},
+        closed=closed,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "Exception ignored" not in done.stderr
+    assert done.stderr.startswith("warning: the result could not be written to stdout")
+    (new,) = [key for key in unkey_emulator.keys(unkey_api_id) if key.key_id not in before]
+    assert not new.deleted
+    target = VaultStore(openbao_server.client())
+    assert target.get(api_id=unkey_api_id, key_id=new.key_id).key_id == new.key_id
+
+
+@pytest.mark.parametrize("closed", [True, False], ids=["closed", "broken-pipe"])
+@pytest.mark.parametrize("args", [["--help"], ["--json", "stores"], ["--json", "nope"]])
+def test_an_unwritable_stdout_never_shows_a_traceback(closed: bool, args: list[str]) -> None:
+    done = run_with_stdout(args, {}, closed=closed)
+    assert done.returncode == (2 if "nope" in args else 0), done.stderr
+    assert "Traceback" not in done.stderr
+    assert "Exception ignored" not in done.stderr

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from typing import Any
 
 import httpx
@@ -25,6 +26,7 @@ from unkey_secrets import (
     Secret,
     SecretNotFoundError,
     SecretStore,
+    StoreAccessError,
     StoredKey,
     StoredLocation,
     StoreError,
@@ -40,6 +42,8 @@ from ._unkey_fake import PLAINTEXT, FakeUnkey, issued, make_client, ok
 
 API = "api_cli123"
 KEY = "key_cli456"
+#: A mistaken value with nothing but letters and digits, which looks like an option's name.
+ALNUM = "Zq7CanaryOnlyAlnum42"
 
 
 class MemoryStore(SecretStore):
@@ -152,17 +156,66 @@ def test_defaults() -> None:
         (["provision", "--api-id", API, "--meta", "{"], "--meta: not valid JSON"),
         (["provision", "--api-id", API, "--expires", "soon"], "--expires: must be a whole"),
         (["rotate", "--api-id", API, "--key-id", KEY, "--grace-period", "-5"], "negative"),
-        (["stores", "--api", API], "2 unrecognized argument(s) (options: --api)"),
+        (
+            ["rotate", "--api-id", API, "--key-id", KEY, "--grace-period", "9" * 20],
+            "--grace-period: may be at most 315360000",
+        ),
+        (
+            [
+                "capture",
+                "--api-id",
+                API,
+                "--key-id",
+                KEY,
+                "--rerolled-from",
+                "k",
+                "--delete-if-unstored",
+            ],
+            "not allowed with argument --rerolled-from",
+        ),
+        (["stores", "--api-id", API], "2 unrecognized argument(s) (options: --api-id)"),
+        # A name that is not one of ours may be a value (--jsonKEY): it is counted, not shown.
+        (["stores", "--api", API], "2 unrecognized argument(s); values are not echoed"),
     ],
 )
+@pytest.mark.parametrize("as_json", [False, True])
 def test_usage_errors_exit_2(
-    capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
+    capsys: pytest.CaptureFixture[str], argv: list[str], expected: str, as_json: bool
 ) -> None:
-    code, out, err = run(capsys, *argv)
+    code, out, err = run(capsys, *(["--json"] if as_json else []), *argv)
     assert code == cli.EXIT_USAGE == 2
-    assert out == ""
     assert expected in err
     assert err.startswith("usage: unkey-secrets")
+    if not as_json:
+        assert out == ""
+        return
+    (line,) = out.splitlines()
+    record = json.loads(line)
+    assert record["ok"] is False
+    assert record["exit_code"] == 2
+    assert record["error"] == "UsageError"
+    assert record["command"] == (argv[0] if argv else None)
+    assert expected in record["message"]
+    assert f"error: {record['message']}\n" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "as_json"),
+    [
+        (["stores", "--json"], False),  # a command's argument, not the global option
+        (["--store", "--json", "stores"], False),  # --store's value, however it looks
+        (["--store", "x", "--json", "-vv", "stores", "--nope"], True),
+        (["-vv", "--json", "rotate", "--api-id", API], True),
+    ],
+)
+def test_only_a_global_json_option_prints_a_usage_error_object(
+    capsys: pytest.CaptureFixture[str], argv: list[str], as_json: bool
+) -> None:
+    code, out, _ = run(capsys, *argv)
+    assert code == 2
+    assert bool(out) is as_json
+    if as_json:
+        assert json.loads(out)["exit_code"] == 2
 
 
 @pytest.mark.parametrize(
@@ -175,15 +228,62 @@ def test_usage_errors_exit_2(
         ["provision", "--api-id", API, "--expires", PLAINTEXT],
         ["provision", "--api-id", API, "--meta", PLAINTEXT],
         [PLAINTEXT],
+        # Glued to a short flag: argparse reads the value letter by letter as more flags.
+        ["-v" + PLAINTEXT, "stores"],
+        ["-vv" + PLAINTEXT, "stores"],
+        ["-v=" + PLAINTEXT, "stores"],
+        ["--json", "-v" + PLAINTEXT, "stores"],
+        ["capture", "-h" + PLAINTEXT],
+        ["capture", "--api-id", API, "--key-id", KEY, "-h" + PLAINTEXT],
+        ["capture", "--api-id", API, "--key-id", KEY, "-hv" + PLAINTEXT],
+        # Glued to a long flag, and values made only of letters and digits.
+        ["--json" + PLAINTEXT, "stores"],
+        ["--json" + ALNUM, "stores"],
+        ["stores", "--json" + ALNUM],
+        ["--" + ALNUM, "stores"],
+        ["-" + ALNUM, "stores"],
+        ["capture", "--api-id", API, "--key-id", KEY, ALNUM],
+        [ALNUM],
+        ["provision", "--api-id", API, "--mode", ALNUM],
+        ["provision", "--api-id", API, "--mode", "it's" + PLAINTEXT + '"'],
+        ["--store", "vault", "--json", "--verbose=" + PLAINTEXT, "stores"],
     ],
 )
+@pytest.mark.parametrize("as_json", [False, True])
 def test_a_key_on_the_command_line_is_never_echoed(
-    capsys: pytest.CaptureFixture[str], argv: list[str]
+    capsys: pytest.CaptureFixture[str], argv: list[str], as_json: bool
 ) -> None:
-    code, out, err = run(capsys, *argv)
+    code, out, err = run(capsys, *(["--json"] if as_json else []), *argv)
     assert code == 2
-    assert PLAINTEXT not in out + err
     assert "error: " in err
+    for value in (PLAINTEXT, ALNUM):
+        for tail in (value, value[1:], value[2:], value[3:]):
+            assert tail not in out + err
+    if as_json:
+        assert json.loads(out)["exit_code"] == 2
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (
+            "argument -v/--verbose: ignored explicit argument 'x'",
+            "argument -v/--verbose: ignored a value glued to it",
+        ),
+        (
+            "argument --mode: invalid choice: 'x' (choose from 'safe', 'fast')",
+            "argument --mode: invalid choice: '<value>' (choose from 'safe', 'fast')",
+        ),
+        ("argument --n: invalid int value: 'x'", "argument --n: invalid int value"),
+        ("ambiguous option: -x could match -xa, -xb", "ambiguous option"),
+        ("something new: 'x' and \"y\" and 'safe'", "something new: '<value>' and '<value>'"),
+    ],
+)
+def test_usage_message_names_options_and_choices_only(message: str, expected: str) -> None:
+    shown = cli.usage_message(message, ["x", "y"], cli.build_parser())
+    assert shown.startswith(expected)
+    assert "'x'" not in shown
+    assert "-x " not in shown
 
 
 def test_help_and_version_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
@@ -471,7 +571,7 @@ def test_capture_reads_stdin(
     assert store.keys[f"unkey/{API}/by-name/svc"] == PLAINTEXT
 
 
-def test_capture_with_a_root_key_deletes_what_it_cannot_store(
+def test_capture_deletes_what_it_cannot_store_only_when_asked(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("UNKEY_ROOT_KEY", "unkey_set")
@@ -480,12 +580,51 @@ def test_capture_with_a_root_key_deletes_what_it_cannot_store(
     fake = script_unkey(monkeypatch, ok({}))
     set_stdin(monkeypatch, PLAINTEXT.encode())
     code, out, err = run(
-        capsys, "--json", "--store", "m", "capture", "--api-id", API, "--key-id", KEY
-    )
+        capsys, "--json", "--store", "m", "capture", "--api-id", API, "--key-id", KEY,
+        "--delete-if-unstored",
+    )  # fmt: skip
     assert code == 1
     assert fake.paths == ["/v2/keys.deleteKey"]
     assert json.loads(out)["actions"] == [f"deleted key {KEY} in Unkey"]
     assert PLAINTEXT not in out + err
+
+
+def test_capture_keeps_the_key_in_unkey_by_default(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A root key in the environment is not a request to delete: a wrong store setting must not
+    # revoke a key that is live somewhere else.
+    monkeypatch.setenv("UNKEY_ROOT_KEY", "unkey_set")
+    failing = MemoryStore(fail=StoreAccessError("denied", store="memory"))
+    monkeypatch.setattr(cli, "store_from_env", lambda name: failing)
+    built: list[str] = []
+    monkeypatch.setattr(cli, "unkey_from_env", lambda: built.append("built"))
+    set_stdin(monkeypatch, PLAINTEXT.encode())
+    code, out, err = run(
+        capsys, "--json", "--store", "m", "capture", "--api-id", API, "--key-id", KEY
+    )
+    assert code == 1
+    assert built == []
+    record = json.loads(out)
+    assert record["actions"] == ["stored nothing"]
+    assert record["key_id"] == KEY
+    assert KEY in err
+    assert PLAINTEXT not in out + err
+
+
+def test_delete_if_unstored_needs_a_root_key(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, store: MemoryStore
+) -> None:
+    monkeypatch.delenv("UNKEY_ROOT_KEY", raising=False)
+    set_stdin(monkeypatch, PLAINTEXT.encode())
+    code, out, err = run(
+        capsys, "--store", "m", "capture", "--api-id", API, "--key-id", KEY,
+        "--delete-if-unstored",
+    )  # fmt: skip
+    assert (code, out) == (2, "")
+    assert err.startswith("error: --delete-if-unstored needs UNKEY_ROOT_KEY")
+    assert store.keys == {}
+    assert sys.stdin.read() == PLAINTEXT  # the key was not even read
 
 
 def test_capture_rerolled_from(
@@ -571,3 +710,113 @@ def test_output_masks_a_plaintext_in_flight(monkeypatch: pytest.MonkeyPatch) -> 
     with confined(Secret(PLAINTEXT)):
         Output(json=True, stdout=out, stderr=err).result({"command": "x", "oops": PLAINTEXT})
     assert PLAINTEXT not in out.getvalue()
+
+
+def test_capture_prompt_end_of_input_is_no_key(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, store: MemoryStore
+) -> None:
+    set_stdin(monkeypatch, b"", tty=True)
+
+    def end_of_input(prompt: str = "") -> str:
+        raise EOFError
+
+    monkeypatch.setattr(cli.getpass, "getpass", end_of_input)
+    code, out, err = run(
+        capsys, "--json", "--store", "m", "capture", "--api-id", API, "--key-id", KEY, "--prompt"
+    )
+    assert code == 2
+    assert err == "error: invalid key: no key given\n"
+    assert json.loads(out)["field"] == "key"
+    assert store.keys == {}
+
+
+def test_a_bad_client_setting_is_a_configuration_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_RETRY_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "many")
+    code, out, err = run(capsys, "--store", "aws", "provision", "--api-id", API)
+    assert (code, out) == (2, "")
+    assert err.startswith("error: store 'aws' could not be configured from the environment")
+    assert "many" not in err
+
+
+def test_a_plugin_settings_value_error_is_named_not_quoted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Fussy(MemoryStore):
+        @classmethod
+        def from_settings(cls) -> Fussy:
+            raise ValueError(f"bad setting {PLAINTEXT}")
+
+    monkeypatch.setattr(cli, "load_store", lambda name: Fussy)
+    with pytest.raises(ConfigurationError) as caught:
+        cli.store_from_env("fussy")
+    assert "(ValueError)" in str(caught.value)
+    assert PLAINTEXT not in str(caught.value)
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
+
+
+# -- a closed or broken stdout -----------------------------------------------------------------
+
+
+class BrokenPipe(io.StringIO):
+    """A stream whose reader went away."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def closed_stream() -> io.StringIO:
+    stream = io.StringIO()
+    stream.close()
+    return stream
+
+
+@pytest.mark.parametrize("broken", [BrokenPipe, closed_stream, lambda: None])
+def test_output_survives_a_broken_stream(broken: Any) -> None:
+    from unkey_secrets._cli_output import Output
+
+    err = io.StringIO()
+    output = Output(json=True, stdout=broken(), stderr=err)
+    assert output.result({"command": "stores", "ok": True, "stores": []}) is False
+    assert err.getvalue().startswith("warning: the result could not be written to stdout")
+    output.failure("stores", ConfigurationError("x"), 2)  # does not raise either
+    # Nothing can be said when stderr is gone as well, and nothing raises.
+    Output(json=False, stdout=broken(), stderr=broken()).result(
+        {"command": "stores", "ok": True, "stores": ["a"]}
+    )
+
+
+@pytest.mark.parametrize("broken", [BrokenPipe, closed_stream, lambda: None])
+def test_a_broken_stdout_after_success_still_exits_0(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    store: MemoryStore,
+    broken: Any,
+) -> None:
+    script_unkey(monkeypatch, issued(KEY), ok({}))
+    monkeypatch.setattr("sys.stdout", broken())
+    code = cli.main(["--json", "--store", "m", "provision", "--api-id", API])
+    _, err = capsys.readouterr()
+    assert code == 0
+    assert "Traceback" not in err
+    assert err.startswith("warning: the result could not be written to stdout")
+    assert store.keys[f"unkey/{API}/{KEY}"] == PLAINTEXT
+
+
+@pytest.mark.parametrize("broken", [BrokenPipe, closed_stream, lambda: None])
+def test_a_broken_stdout_keeps_a_failures_exit_code(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, broken: Any
+) -> None:
+    monkeypatch.setattr("sys.stdout", broken())
+    assert cli.main(["--json", "provision", "--api-id", API]) == 2
+    assert cli.main(["--json", "provision"]) == 2
+    assert cli.main(["--json", "--help"]) == 0
+    _, err = capsys.readouterr()
+    assert "Traceback" not in err
