@@ -359,7 +359,7 @@ def capture(
                 # be counting down its grace period, and its earlier expiry is not known here.
                 advice = f"it was kept because key {rerolled_from} may be expiring"
             else:
-                advice = "no Unkey client was given to delete it: revoke it"
+                advice = "it was left as it is in Unkey: revoke it"
             raise FlowError(
                 f"key {issued.key_id} could not be stored ({_error_name(exc)}); {advice}, "
                 "or capture it again",
