@@ -35,6 +35,7 @@ __all__ = [
     "MANAGED_BY",
     "alias_fields",
     "key_fields",
+    "parse_alias_fields",
     "parse_key_fields",
     "parse_key_json",
 ]
@@ -72,30 +73,36 @@ def alias_fields(*, key_id: str, api_id: str, path: str) -> dict[str, Any]:
     return {"format": ALIAS_FORMAT, "key_id": key_id, "api_id": api_id, "path": path}
 
 
+def _not_ours(store: str, location: str, what: str, problem: str) -> StoredValueError:
+    return StoredValueError(
+        f"value at {location} is not an unkey-secrets {what}: {problem}",
+        store=store,
+        location=location,
+    )
+
+
+def _ids(data: Mapping[str, Any], store: str, location: str, what: str) -> tuple[str, str]:
+    try:
+        return validate_key_id(data.get("key_id")), validate_api_id(data.get("api_id"))
+    except ValueError as exc:
+        # Our validators describe a bad id by type and length, never by its value.
+        raise _not_ours(store, location, what, str(exc)) from None
+
+
 def parse_key_fields(
     data: object, *, store: str, location: str, version: str | None = None
 ) -> StoredKey:
     """Turn a stored mapping back into a :class:`StoredKey`, never echoing the value on error."""
-
-    def bad(problem: str) -> StoredValueError:
-        return StoredValueError(
-            f"value at {location} is not an unkey-secrets key: {problem}",
-            store=store,
-            location=location,
-        )
-
     if not isinstance(data, Mapping):
-        raise bad(f"expected a JSON object, got {type(data).__name__}")
+        raise _not_ours(
+            store, location, "key", f"expected a JSON object, got {type(data).__name__}"
+        )
     if data.get("format") != KEY_FORMAT:
-        raise bad(f"format is not {KEY_FORMAT!r}")
+        raise _not_ours(store, location, "key", f"format is not {KEY_FORMAT!r}")
     key = data.get("key")
     if not isinstance(key, str) or not key:
-        raise bad("member 'key' is missing or not a non-empty string")
-    try:
-        key_id = validate_key_id(data.get("key_id"))
-        api_id = validate_api_id(data.get("api_id"))
-    except ValueError as exc:
-        raise bad(str(exc)) from None
+        raise _not_ours(store, location, "key", "member 'key' is missing or not a non-empty string")
+    key_id, api_id = _ids(data, store, location, "key")
     known = {"format", "key", "key_id", "api_id", "name", "external_id", "issued_at"}
     return StoredKey(
         key_id=key_id,
@@ -108,6 +115,21 @@ def parse_key_fields(
         issued_at=_optional_str(data.get("issued_at")),
         extra={k: v for k, v in data.items() if k not in known},
     )
+
+
+def parse_alias_fields(data: object, *, store: str, location: str) -> tuple[str, str, str]:
+    """Read an alias value: the ``(key_id, api_id, path)`` it points at."""
+    if not isinstance(data, Mapping):
+        raise _not_ours(
+            store, location, "alias", f"expected a JSON object, got {type(data).__name__}"
+        )
+    if data.get("format") != ALIAS_FORMAT:
+        raise _not_ours(store, location, "alias", f"format is not {ALIAS_FORMAT!r}")
+    path = data.get("path")
+    if not isinstance(path, str):
+        raise _not_ours(store, location, "alias", "member 'path' is missing or not a string")
+    key_id, api_id = _ids(data, store, location, "alias")
+    return key_id, api_id, path
 
 
 def parse_key_json(

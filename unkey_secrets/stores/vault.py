@@ -15,8 +15,7 @@ from .._errors import (
     StoreError,
 )
 from .._models import IssuedKey, StoredKey, StoredLocation
-from .._payload import ALIAS_FORMAT, MANAGED_BY, alias_fields, key_fields, parse_key_fields
-from .._validate import validate_api_id, validate_key_id
+from .._payload import MANAGED_BY, alias_fields, key_fields, parse_alias_fields, parse_key_fields
 from ._vault_errors import STORE, is_cas_mismatch, require_hvac, translate
 from .base import DEFAULT_ALIAS_TEMPLATE, DEFAULT_KEY_TEMPLATE, SecretStore
 from .vault_settings import VaultSettings, check_mount
@@ -240,7 +239,7 @@ class VaultStore(SecretStore):
     def _get_current(self, path: str) -> StoredKey:
         location = self._location(path)
         data, _ = self._read_data(path)
-        key_id, api_id, key_path = _parse_alias(data, location)
+        key_id, api_id, key_path = parse_alias_fields(data, store=STORE, location=location)
         if key_path != self.key_location(api_id=api_id, key_id=key_id):
             raise StoredValueError(
                 f"alias at {location} points outside the key template",
@@ -510,24 +509,3 @@ def _alias_is_current(meta: Mapping[str, Any], key_id: str) -> bool:
         and custom.get("version") == str(current)
         and _version_state(meta, current) is None
     )
-
-
-def _parse_alias(data: object, location: str) -> tuple[str, str, str]:
-    def bad(problem: str) -> StoredValueError:
-        return StoredValueError(
-            f"value at {location} is not an unkey-secrets alias: {problem}",
-            store=STORE,
-            location=location,
-        )
-
-    if not isinstance(data, Mapping):
-        raise bad(f"expected a JSON object, got {type(data).__name__}")
-    if data.get("format") != ALIAS_FORMAT:
-        raise bad(f"format is not {ALIAS_FORMAT!r}")
-    path = data.get("path")
-    if not isinstance(path, str):
-        raise bad("member 'path' is missing or not a string")
-    try:
-        return validate_key_id(data.get("key_id")), validate_api_id(data.get("api_id")), path
-    except ValueError as exc:
-        raise bad(str(exc)) from None
