@@ -216,10 +216,11 @@ def test_an_oversize_value_writes_nothing(aws: SecretsManagerStore, sm: Any) -> 
         sm.describe_secret(SecretId=aws.key_location(api_id=key.api_id, key_id=key.key_id))
 
 
-def test_the_default_client_reports_an_unreachable_endpoint(
+@pytest.fixture
+def unreachable_default_store(
     dead_port: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The store's own boto3 client, from the standard chain, set here for this test only.
+) -> SecretsManagerStore:
+    """The store's own boto3 client, from the standard chain set here, on a dead loopback port."""
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
@@ -227,7 +228,13 @@ def test_the_default_client_reports_an_unreachable_endpoint(
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    store = SecretsManagerStore(region="us-east-1", endpoint_url=f"http://127.0.0.1:{dead_port}")
+    return SecretsManagerStore(region="us-east-1", endpoint_url=f"http://127.0.0.1:{dead_port}")
+
+
+def test_the_default_client_reports_an_unreachable_endpoint(
+    unreachable_default_store: SecretsManagerStore,
+) -> None:
+    store = unreachable_default_store
     with pytest.raises(StoreUnavailableError) as raised:
         store.put(canary_key())
     assert raised.value.__context__ is None
@@ -409,15 +416,8 @@ def test_contains_works_with_the_writer_policy(moto_server: MotoServer, iam_user
 
 
 def test_contains_reports_an_unreachable_endpoint(
-    dead_port: int, monkeypatch: pytest.MonkeyPatch
+    unreachable_default_store: SecretsManagerStore,
 ) -> None:
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    store = SecretsManagerStore(region="us-east-1", endpoint_url=f"http://127.0.0.1:{dead_port}")
+    store = unreachable_default_store
     with pytest.raises(StoreUnavailableError):
         store.contains(api_id="api_1", key_id="key_1")
