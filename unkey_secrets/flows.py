@@ -32,11 +32,11 @@ from ._errors import (
 )
 from ._models import IssuedKey, StoredLocation
 from ._redact import check_http_debug, guarded
-from ._retry import Backoff
 from ._secret import Secret
 from ._validate import validate_api_id, validate_key_id
 from .stores.base import SecretStore
 from .unkey import KeyInfo, UnkeyClient
+from .unkey.backoff import Backoff
 
 __all__ = [
     "DEFAULT_GRACE_PERIOD",

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .stores.aws_settings import AwsSettings
-from .stores.vault_settings import VaultSettings
+from .stores.aws.settings import AwsSettings
+from .stores.vault.settings import VaultSettings
 
 __all__ = ["AwsSettings", "UnkeySettings", "VaultSettings"]
 

@@ -14,13 +14,13 @@ from typing import Any
 import httpx
 import pytest
 
-from unkey_secrets.testing._emulator_schemas import (
+from unkey_secrets.testing.emulator import Emulator, EmulatorServer, main
+from unkey_secrets.testing.emulator.schemas import (
     BAD_REQUEST_ENVELOPE,
     ERROR_ENVELOPE,
     RESPONSES,
     validate,
 )
-from unkey_secrets.testing.emulator import Emulator, EmulatorServer, main
 
 BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z, on a minute boundary

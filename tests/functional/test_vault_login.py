@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from unkey_secrets import ConfigurationError, StoreAccessError
 from unkey_secrets.stores.vault import VaultStore
-from unkey_secrets.stores.vault_settings import VaultSettings
+from unkey_secrets.stores.vault.settings import VaultSettings
 from unkey_secrets.testing.contract import canary_key
 from unkey_secrets.testing.openbao import OpenBaoServer
 
@@ -308,7 +308,7 @@ def test_kubernetes_login_sends_the_service_account_jwt(
 
 
 def test_kubernetes_login_reads_the_pod_token_path_by_default(recorder: LoginRecorder) -> None:
-    from unkey_secrets.stores import _vault_auth
+    from unkey_secrets.stores.vault import auth as _vault_auth
 
     if Path(_vault_auth.KUBERNETES_JWT_PATH).exists():
         pytest.skip("running inside a Kubernetes pod")

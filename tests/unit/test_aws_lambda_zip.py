@@ -28,7 +28,7 @@ def test_the_package_is_reproducible_and_self_sufficient(tmp_path: Path) -> None
     assert not any(
         top.startswith(("boto3", "botocore", "pydantic", "hvac", "click")) for top in tops
     )
-    assert "unkey_secrets/testing/emulator.py" not in names
+    assert "unkey_secrets/testing/emulator/server.py" not in names
     # An isolated interpreter with only the zip on its path, as /var/task minus boto3.
     probe = (
         "import sys; sys.path.insert(0, sys.argv[1]); import unkey_secrets.aws_lambda as m; "

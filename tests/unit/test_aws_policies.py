@@ -133,7 +133,7 @@ def test_creation_is_limited_to_our_tag_keys() -> None:
 def test_the_store_tags_only_when_it_creates() -> None:
     """The policy allows no TagResource call on its own: the store must never make one."""
     source = (
-        Path(__file__).resolve().parents[2] / "unkey_secrets" / "stores" / "aws.py"
+        Path(__file__).resolve().parents[2] / "unkey_secrets" / "stores" / "aws" / "store.py"
     ).read_text()
     assert "tag_resource" not in source
     assert "untag_resource" not in source

@@ -7,7 +7,7 @@ import os
 import pytest
 from pydantic import ValidationError
 
-from unkey_secrets.stores.aws_settings import AwsSettings, check_endpoint_url
+from unkey_secrets.stores.aws.settings import AwsSettings, check_endpoint_url
 
 
 @pytest.fixture(autouse=True)

@@ -25,7 +25,7 @@ from unkey_secrets.stores.aws import (
     validate_secret_name,
     version_id_for,
 )
-from unkey_secrets.stores.aws_settings import AwsSettings
+from unkey_secrets.stores.aws.settings import AwsSettings
 from unkey_secrets.testing.contract import canary_key
 
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:unkey/x-AbCdEf"
@@ -184,7 +184,7 @@ def test_the_writer_never_reads_a_value(stubbed: tuple[Any, Stubber]) -> None:
 
 def test_importing_the_store_imports_no_boto3() -> None:
     code = (
-        "import sys, unkey_secrets.stores.aws, unkey_secrets.stores.aws_settings;"
+        "import sys, unkey_secrets.stores.aws, unkey_secrets.stores.aws.settings;"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')];"
         "assert not bad, bad"
     )

@@ -35,8 +35,8 @@ from unkey_secrets import (
     UnkeyAuthError,
     UnkeyError,
     UnkeyTransportError,
-    cli,
 )
+from unkey_secrets.cli import app as cli
 
 from ._unkey_fake import PLAINTEXT, FakeUnkey, issued, make_client, ok
 
@@ -703,8 +703,8 @@ def test_capture_prompt_needs_a_terminal(
 
 
 def test_output_masks_a_plaintext_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
-    from unkey_secrets._cli_output import Output
     from unkey_secrets._redact import confined
+    from unkey_secrets.cli.output import Output
 
     out, err = io.StringIO(), io.StringIO()
     with confined(Secret(PLAINTEXT)):
@@ -780,7 +780,7 @@ def closed_stream() -> io.StringIO:
 
 @pytest.mark.parametrize("broken", [BrokenPipe, closed_stream, lambda: None])
 def test_output_survives_a_broken_stream(broken: Any) -> None:
-    from unkey_secrets._cli_output import Output
+    from unkey_secrets.cli.output import Output
 
     err = io.StringIO()
     output = Output(json=True, stdout=broken(), stderr=err)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from unkey_secrets.testing._emulator_model import (
+from unkey_secrets.testing.emulator.model import (
     ApiError,
     EmulatedKey,
     PermissionQuery,
     QuerySyntaxError,
     base58,
 )
-from unkey_secrets.testing._emulator_schemas import REQUESTS, RESPONSES, validate
+from unkey_secrets.testing.emulator.schemas import REQUESTS, RESPONSES, validate
 
 
 def locations(op: str, body: object) -> list[str]:

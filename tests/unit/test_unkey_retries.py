@@ -17,8 +17,8 @@ from unkey_secrets import (
     UnkeyServerError,
     UnkeyTransportError,
 )
-from unkey_secrets._retry import Backoff, parse_retry_after
 from unkey_secrets.unkey import UnkeyClient
+from unkey_secrets.unkey.backoff import Backoff, parse_retry_after
 
 KEY = {"keyId": "key_abc123", "start": "pk_x", "createdAt": 1, "enabled": True}
 

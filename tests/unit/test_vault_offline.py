@@ -24,7 +24,7 @@ from unkey_secrets import (
     StoreUnavailableError,
 )
 from unkey_secrets.stores.vault import VaultStore
-from unkey_secrets.stores.vault_settings import VaultSettings
+from unkey_secrets.stores.vault.settings import VaultSettings
 from unkey_secrets.testing.contract import canary_key
 
 ADDR = "https://127.0.0.1:8200"
@@ -91,7 +91,7 @@ def assert_clean(error: BaseException, key: IssuedKey) -> None:
 
 def test_importing_the_store_does_not_import_hvac() -> None:
     code = (
-        "import sys, unkey_secrets.stores.vault, unkey_secrets.stores.vault_settings; "
+        "import sys, unkey_secrets.stores.vault, unkey_secrets.stores.vault.settings; "
         "assert 'hvac' not in sys.modules, 'hvac imported'; "
         "assert 'requests' not in sys.modules, 'requests imported'"
     )

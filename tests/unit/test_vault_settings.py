@@ -9,9 +9,9 @@ import pytest
 from pydantic import ValidationError
 
 from unkey_secrets import ConfigurationError
-from unkey_secrets.stores import _vault_auth
 from unkey_secrets.stores.vault import VaultStore
-from unkey_secrets.stores.vault_settings import VaultSettings, check_mount, check_vault_addr
+from unkey_secrets.stores.vault import auth as _vault_auth
+from unkey_secrets.stores.vault.settings import VaultSettings, check_mount, check_vault_addr
 
 
 @pytest.fixture(autouse=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ._errors import UnkeyResponseError
-from ._secret import Secret
+from .._errors import UnkeyResponseError
+from .._secret import Secret
 
 __all__ = [
     "ApiInfo",

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from .._validate import require_tls_unless_loopback
-from .base import DEFAULT_ALIAS_TEMPLATE, DEFAULT_KEY_TEMPLATE
+from ..._validate import require_tls_unless_loopback
+from ..base import DEFAULT_ALIAS_TEMPLATE, DEFAULT_KEY_TEMPLATE
 
 __all__ = ["AwsSettings", "check_endpoint_url"]
 

@@ -13,16 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ._errors import (
+from ..._errors import (
     SecretNotFoundError,
     StoreAccessError,
     StoreConflictError,
     StoreError,
     StoreUnavailableError,
 )
-from ._models import StoredKey
-from ._payload import parse_key_json
-from ._redact import MaskedText
+from ..._models import StoredKey
+from ..._payload import parse_key_json
+from ..._redact import MaskedText
 
 __all__ = ["AWSCURRENT", "AWSPENDING", "RotationSecrets", "SecretState"]
 

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from .._errors import (
+from ..._errors import (
     ConfigurationError,
     NotOwnedError,
     SecretNotFoundError,
@@ -14,11 +14,11 @@ from .._errors import (
     StoredValueError,
     StoreError,
 )
-from .._models import IssuedKey, StoredKey, StoredLocation
-from .._payload import MANAGED_BY, alias_fields, key_fields, parse_alias_fields, parse_key_fields
-from ._vault_errors import STORE, is_cas_mismatch, require_hvac, translate
-from .base import DEFAULT_ALIAS_TEMPLATE, DEFAULT_KEY_TEMPLATE, SecretStore
-from .vault_settings import VaultSettings, check_mount
+from ..._models import IssuedKey, StoredKey, StoredLocation
+from ..._payload import MANAGED_BY, alias_fields, key_fields, parse_alias_fields, parse_key_fields
+from ..base import DEFAULT_ALIAS_TEMPLATE, DEFAULT_KEY_TEMPLATE, SecretStore
+from .errors import STORE, is_cas_mismatch, require_hvac, translate
+from .settings import VaultSettings, check_mount
 
 if TYPE_CHECKING:
     import hvac
@@ -107,7 +107,7 @@ class VaultStore(SecretStore):
             raise ConfigurationError("kv_version must be 1 or 2")
         self.kv_version = kv_version
         if client is None:
-            from ._vault_auth import build_client, login
+            from .auth import build_client, login
 
             settings = settings if settings is not None else _settings_from_env()
             client = build_client(settings)

@@ -31,10 +31,10 @@ from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
-from .._validate import is_loopback_host
-from ._emulator_model import OPERATIONS, ApiError, EmulatedKey, Faults, base58, new_id, sha256
-from ._emulator_schemas import REQUESTS, validate
-from ._emulator_store import Principal, Store
+from ..._validate import is_loopback_host
+from .model import OPERATIONS, ApiError, EmulatedKey, Faults, base58, new_id, sha256
+from .schemas import REQUESTS, validate
+from .store import Principal, Store
 
 __all__ = ["EmulatedKey", "Emulator", "EmulatorServer", "Faults", "main"]
 
@@ -526,7 +526,3 @@ def main(argv: list[str] | None = None) -> int:
         while not stop.wait(0.2):
             pass
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

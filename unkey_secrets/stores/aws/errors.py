@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._errors import (
+from ..._errors import (
     ConfigurationError,
     InvalidInputError,
     SecretNotFoundError,
@@ -23,7 +23,7 @@ from .._errors import (
     StoreUnavailableError,
     UnkeySecretsError,
 )
-from .._validate import require_tls_unless_loopback
+from ..._validate import require_tls_unless_loopback
 
 __all__ = [
     "ENDPOINT_SETTINGS",

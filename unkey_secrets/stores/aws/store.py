@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from .._errors import (
+from ..._errors import (
     ConfigurationError,
     InvalidInputError,
     NotOwnedError,
@@ -32,13 +32,13 @@ from .._errors import (
     StoredValueError,
     UnkeySecretsError,
 )
-from .._models import IssuedKey, StoredKey, StoredLocation
-from .._payload import MANAGED_BY, key_fields, parse_key_json
-from .._redact import MaskedText
-from .._validate import validate_key_id
-from ._aws_errors import ResourceExistsError, check_client_endpoint, translate
-from .aws_settings import AwsSettings, check_endpoint_url
-from .base import DEFAULT_ALIAS_TEMPLATE, DEFAULT_KEY_TEMPLATE, SecretStore
+from ..._models import IssuedKey, StoredKey, StoredLocation
+from ..._payload import MANAGED_BY, key_fields, parse_key_json
+from ..._redact import MaskedText
+from ..._validate import validate_key_id
+from ..base import DEFAULT_ALIAS_TEMPLATE, DEFAULT_KEY_TEMPLATE, SecretStore
+from .errors import ResourceExistsError, check_client_endpoint, translate
+from .settings import AwsSettings, check_endpoint_url
 
 __all__ = [
     "MAX_VALUE_BYTES",

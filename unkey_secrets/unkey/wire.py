@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ._errors import (
+from .._errors import (
     InvalidInputError,
     UnkeyAmbiguousError,
     UnkeyAPIError,
@@ -30,9 +30,9 @@ from ._errors import (
     UnkeyServerError,
     UnkeyTransportError,
 )
-from ._retry import Backoff, parse_retry_after
-from ._secret import Secret
-from ._validate import _describe, is_loopback_host
+from .._secret import Secret
+from .._validate import _describe, is_loopback_host
+from .backoff import Backoff, parse_retry_after
 
 __all__ = ["Answer", "Operation", "Wire", "ambiguous", "check_base_url"]
 

@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 
-from ._errors import ConfigurationError, InvalidInputError, UnkeyResponseError
-from ._models import IssuedKey
-from ._redact import confined, guarded
-from ._retry import Backoff
-from ._secret import Secret
-from ._unkey_http import Answer, Operation, Wire, ambiguous, check_base_url
-from ._unkey_models import (
+from .._errors import ConfigurationError, InvalidInputError, UnkeyResponseError
+from .._models import IssuedKey
+from .._redact import confined, guarded
+from .._secret import Secret
+from .._validate import _describe, validate_api_id, validate_external_id, validate_key_id
+from .backoff import Backoff
+from .models import (
     ApiInfo,
     Credits,
     KeyInfo,
@@ -42,7 +42,7 @@ from ._unkey_models import (
     read_key_info,
     read_verify_result,
 )
-from ._unkey_options import (
+from .options import (
     MAX_TIMESTAMP_MS,
     check_bool,
     check_byte_length,
@@ -59,10 +59,10 @@ from ._unkey_options import (
     check_timestamp,
     check_verify_ratelimits,
 )
-from ._validate import _describe, validate_api_id, validate_external_id, validate_key_id
+from .wire import Answer, Operation, Wire, ambiguous, check_base_url
 
 if TYPE_CHECKING:
-    from .settings import UnkeySettings
+    from ..settings import UnkeySettings
 
 __all__ = [
     "UNSET",
@@ -454,7 +454,7 @@ class UnkeyClient:
 def _load_settings() -> UnkeySettings:
     from pydantic import ValidationError
 
-    from .settings import UnkeySettings
+    from ..settings import UnkeySettings
 
     try:
         return UnkeySettings()

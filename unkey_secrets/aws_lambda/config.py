@@ -10,9 +10,9 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ._errors import ConfigurationError, InvalidInputError
-from ._unkey_options import check_permission_query, check_prefix, check_text
-from ._validate import validate_api_id, validate_external_id
+from .._errors import ConfigurationError, InvalidInputError
+from .._validate import validate_api_id, validate_external_id
+from ..unkey.options import check_permission_query, check_prefix, check_text
 
 __all__ = ["RotationConfig", "RuntimeConfig"]
 

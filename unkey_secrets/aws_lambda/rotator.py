@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._errors import (
+from .._errors import (
     ConfigurationError,
     InvalidInputError,
     RotationStepError,
@@ -46,13 +46,13 @@ from ._errors import (
     UnkeySecretsError,
     UnkeyServerError,
 )
-from ._models import IssuedKey, StoredKey
-from ._payload import key_fields
-from ._redact import MaskedText, confined, guarded
-from ._rotation_aws import AWSCURRENT, AWSPENDING, RotationSecrets, SecretState
-from ._rotation_config import RotationConfig
-from .flows import MARKER_META_KEY, PREVIOUS_EXPIRES_META_KEY
-from .unkey import UnkeyClient
+from .._models import IssuedKey, StoredKey
+from .._payload import key_fields
+from .._redact import MaskedText, confined, guarded
+from ..flows import MARKER_META_KEY, PREVIOUS_EXPIRES_META_KEY
+from ..stores.aws.secrets import AWSCURRENT, AWSPENDING, RotationSecrets, SecretState
+from ..unkey import UnkeyClient
+from .config import RotationConfig
 
 __all__ = [
     "API_ID_TAG",

@@ -18,10 +18,10 @@ import os
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from ._errors import FlowError, InvalidInputError, StoreError, UnkeySecretsError
-from ._models import StoredLocation
-from ._redact import scrub
-from .flows import ProvisionResult, RotationResult
+from .._errors import FlowError, InvalidInputError, StoreError, UnkeySecretsError
+from .._models import StoredLocation
+from .._redact import scrub
+from ..flows import ProvisionResult, RotationResult
 
 __all__ = [
     "Output",

@@ -8,8 +8,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .._validate import require_tls_unless_loopback
-from .base import DEFAULT_ALIAS_TEMPLATE, DEFAULT_KEY_TEMPLATE
+from ..._validate import require_tls_unless_loopback
+from ..base import DEFAULT_ALIAS_TEMPLATE, DEFAULT_KEY_TEMPLATE
 
 __all__ = ["AuthMethod", "VaultSettings", "check_mount", "check_vault_addr"]
 

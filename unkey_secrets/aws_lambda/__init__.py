@@ -3,7 +3,7 @@
 Point the secret's rotation at ``unkey_secrets.aws_lambda.handler``. Each call runs one step of
 Secrets Manager's protocol (createSecret, setSecret, testSecret, finishSecret) and logs one JSON
 line about it; the steps and their crash-consistency are described in
-:mod:`unkey_secrets._rotation`.
+:mod:`unkey_secrets.aws_lambda.rotator`.
 
 Configuration (environment variables):
 
@@ -42,14 +42,14 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from ._errors import ConfigurationError
-from ._redact import guarded
-from ._rotation import RotationStepError, Rotator
-from ._rotation_aws import translate_error
-from ._rotation_config import RotationConfig, RuntimeConfig
-from ._secret import Secret
-from .stores._aws_errors import check_client_endpoint
-from .unkey import UnkeyClient
+from .._errors import ConfigurationError
+from .._redact import guarded
+from .._secret import Secret
+from ..stores.aws.errors import check_client_endpoint
+from ..stores.aws.secrets import translate_error
+from ..unkey import UnkeyClient
+from .config import RotationConfig, RuntimeConfig
+from .rotator import RotationStepError, Rotator
 
 __all__ = [
     "RotationConfig",

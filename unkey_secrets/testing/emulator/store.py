@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._emulator_model import (
+from .model import (
     ApiError,
     ApiRecord,
     EmulatedKey,

@@ -13,9 +13,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._errors import InvalidInputError
-from ._unkey_models import Credits, Ratelimit
-from ._validate import _describe
+from .._errors import InvalidInputError
+from .._validate import _describe
+from .models import Credits, Ratelimit
 
 __all__ = [
     "MAX_TIMESTAMP_MS",

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._errors import ConfigurationError, StoreAccessError, StoreError
-from ._vault_errors import STORE, require_hvac, translate
-from .vault_settings import VaultSettings
+from ..._errors import ConfigurationError, StoreAccessError, StoreError
+from .errors import STORE, require_hvac, translate
+from .settings import VaultSettings
 
 if TYPE_CHECKING:
     import hvac

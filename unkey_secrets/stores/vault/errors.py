@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from .._errors import (
+from ..._errors import (
     ConfigurationError,
     SecretNotFoundError,
     StoreAccessError,

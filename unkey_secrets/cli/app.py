@@ -42,8 +42,13 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from . import __version__, flows
-from ._cli_output import (
+from .. import __version__, flows
+from .._errors import ConfigurationError, InvalidInputError, UnkeySecretsError
+from .._redact import confined, disable_core_dumps, install_guards
+from .._secret import Secret
+from ..stores import SecretStore, available_stores, load_store
+from ..unkey import UnkeyClient
+from .output import (
     Output,
     capture_record,
     provision_record,
@@ -51,11 +56,6 @@ from ._cli_output import (
     settle,
     stores_record,
 )
-from ._errors import ConfigurationError, InvalidInputError, UnkeySecretsError
-from ._redact import confined, disable_core_dumps, install_guards
-from ._secret import Secret
-from .stores import SecretStore, available_stores, load_store
-from .unkey import UnkeyClient
 
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
@@ -521,7 +521,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.failure(args.command, exc, code)
         return code
     return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())

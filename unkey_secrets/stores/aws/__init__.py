@@ -1,0 +1,47 @@
+"""The AWS Secrets Manager store (see :mod:`unkey_secrets.stores.aws.store`).
+
+The store's names are loaded on first access, not when this package is imported: the rotation
+Lambda imports ``errors`` and ``secrets`` from here and must not pull in pydantic-settings (the
+store's settings) on its cold start. Nothing here imports boto3.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .store import (
+        MAX_VALUE_BYTES,
+        TAG_API_ID,
+        TAG_KEY_ID,
+        TAG_KIND,
+        TAG_MANAGED_BY,
+        VERSION_NAMESPACE,
+        SecretsManagerStore,
+        validate_secret_name,
+        version_id_for,
+    )
+
+__all__ = [
+    "MAX_VALUE_BYTES",
+    "TAG_API_ID",
+    "TAG_KEY_ID",
+    "TAG_KIND",
+    "TAG_MANAGED_BY",
+    "VERSION_NAMESPACE",
+    "SecretsManagerStore",
+    "validate_secret_name",
+    "version_id_for",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from . import store
+
+        return getattr(store, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
