@@ -30,7 +30,7 @@ def say(label: str, text: str) -> None:
 def read_back(title: str, store: SecretStore, unkey: UnkeyClient, api_id: str) -> str:
     """Load the current key as an app would, verify it with Unkey, and return its key_id."""
     started = time.perf_counter()
-    current = store.get_current(api_id=api_id, name=SERVICE)
+    current = store.get_current(api_id=api_id, alias=SERVICE)
     elapsed = (time.perf_counter() - started) * 1000
     verdict = unkey.verify_key(current.secret)
     say(f"{title} reads", f"{current.key_id} from {current.location} ({elapsed:.1f} ms)")

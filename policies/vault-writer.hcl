@@ -1,14 +1,21 @@
-# unkey-secrets writer: stores keys and moves aliases, and cannot read a stored key back.
+# unkey-secrets writer: stores keys, moves aliases and rotates, and cannot read a stored key back.
 #
-# Assumes the KV v2 mount "secret" and the default templates (unkey/{api_id}/{key_id} and
-# unkey/{api_id}/by-name/{name}); change "secret" and "unkey/" to match your settings.
+# Assumes the KV v2 mount "secret" and the default templates (unkey/{api_id}/{key_id},
+# unkey/{api_id}/by-name/{alias} and unkey/rotated-from/{api_id}/{key_id}); change "secret"
+# and "unkey/" to match your settings.
 #
 # The store decides everything from metadata (ownership marker, key_id, current version), so
-# the data paths need no "read": a leaked writer token cannot read the keys it wrote.
+# the key and alias data paths need no "read": a leaked writer token cannot read the keys it
+# wrote. Rotation records hold ids, states and times only, never a key; rotate reads them.
 
 # Write a key or an alias (create-only with cas=0; an alias moves with cas=<version>).
 path "secret/data/unkey/*" {
   capabilities = ["create", "update"]
+}
+
+# Rotation records: read to resume a rotation or answer a re-run; written with cas.
+path "secret/data/unkey/rotated-from/*" {
+  capabilities = ["read", "create", "update"]
 }
 
 # Read and set the ownership marker in custom_metadata; no "delete", no "patch".

@@ -15,6 +15,7 @@ from ._errors import (
     FlowError,
     InvalidInputError,
     NotOwnedError,
+    RotationConflictError,
     RotationStepError,
     SecretNotFoundError,
     StoreAccessError,
@@ -34,10 +35,12 @@ from ._errors import (
     UnkeyServerError,
     UnkeyTransportError,
 )
-from ._models import IssuedKey, StoredKey, StoredLocation
+from ._models import AliasState, IssuedKey, KeyEntry, StoredKey, StoredLocation
 from ._redact import install_guards
 from ._secret import Secret
-from .flows import ProvisionResult, RetryPolicy, RotationResult, capture, provision, rotate
+from .flows import ProvisionResult, RetryPolicy, capture, provision, rotate
+from .rotation.protocol import RotationResult
+from .rotation.record import RotationRecord
 from .stores import SecretStore, available_stores, load_store
 from .unkey import UnkeyClient
 
@@ -48,6 +51,7 @@ __version__ = "0.1.0"
 install_guards()
 
 __all__ = [
+    "AliasState",
     "AmbiguousOutcomeError",
     "CompensatedError",
     "CompensationFailedError",
@@ -55,9 +59,12 @@ __all__ = [
     "FlowError",
     "InvalidInputError",
     "IssuedKey",
+    "KeyEntry",
     "NotOwnedError",
     "ProvisionResult",
     "RetryPolicy",
+    "RotationConflictError",
+    "RotationRecord",
     "RotationResult",
     "RotationStepError",
     "Secret",
@@ -85,6 +92,7 @@ __all__ = [
     "__version__",
     "available_stores",
     "capture",
+    "install_guards",
     "load_store",
     "provision",
     "rotate",

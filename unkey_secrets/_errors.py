@@ -27,8 +27,10 @@ Every error we raise derives from :class:`UnkeySecretsError`::
         ├── CompensatedError         the store write failed and Unkey was put back (key deleted,
         │                            expiry restored); nothing valid is left behind
         ├── AmbiguousOutcomeError    Unkey may have acted; the flow found out and says what it found
-        └── CompensationFailedError  the store write failed and undoing it failed too; names the
-                                     key_id an operator must revoke
+        ├── CompensationFailedError  the store write failed and undoing it failed too; names the
+        │                            key_id an operator must revoke
+        └── RotationConflictError    another run owns this rotation, or the alias is taken;
+                                     nothing was changed
 
 No exception in this tree ever carries a plaintext key: messages are built from key_ids, paths,
 status codes and error types only, and foreign exceptions that could hold a body are chained with
@@ -45,6 +47,7 @@ __all__ = [
     "FlowError",
     "InvalidInputError",
     "NotOwnedError",
+    "RotationConflictError",
     "RotationStepError",
     "SecretNotFoundError",
     "StoreAccessError",
@@ -266,6 +269,15 @@ class CompensationFailedError(FlowError):
     """The store write failed and undoing the Unkey side failed too.
 
     An operator must revoke ``key_id`` (and, after a reroll, check ``original_key_id``'s expiry).
+    """
+
+
+class RotationConflictError(FlowError):
+    """Another run owns this rotation (or another key owns the alias); nothing was changed.
+
+    Raised before Unkey is called: when a second run finds the rotation record claimed by a
+    live run, when the key carries another rotation's marker, or when :func:`provision` finds
+    its alias naming a key already (pass ``replace=True`` to move it).
     """
 
 

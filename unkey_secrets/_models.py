@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._secret import Secret
-from ._validate import validate_api_id, validate_key_id
+from ._validate import validate_alias, validate_api_id, validate_key_id
 
-__all__ = ["IssuedKey", "StoredKey", "StoredLocation"]
+__all__ = ["AliasState", "IssuedKey", "KeyEntry", "StoredKey", "StoredLocation"]
 
 
 def _utcnow() -> dt.datetime:
@@ -25,7 +25,9 @@ class IssuedKey:
     """A key Unkey has just issued, with what we asked for and what Unkey answered.
 
     ``secret`` is the plaintext, masked in every repr. ``request_id`` is Unkey's requestId for
-    the create or reroll; ``rerolled_from`` is the original key_id after a reroll.
+    the create or reroll; ``rerolled_from`` is the original key_id after a reroll; ``alias`` the
+    reader-facing name the flow is about to point at it (recorded with the key, so a later
+    rotation of the key moves that alias too). ``expires`` is Unix ms, None for never.
     """
 
     key_id: str
@@ -38,6 +40,7 @@ class IssuedKey:
     expires: int | None = None
     rerolled_from: str | None = None
     issued_at: dt.datetime = field(default_factory=_utcnow)
+    alias: str | None = None
 
     def __post_init__(self) -> None:
         validate_key_id(self.key_id)
@@ -46,11 +49,19 @@ class IssuedKey:
             raise TypeError("IssuedKey.secret must be a Secret")
         if self.rerolled_from is not None:
             validate_key_id(self.rerolled_from, "rerolled_from")
+        if self.alias is not None:
+            validate_alias(self.alias)
 
 
 @dataclass(frozen=True)
 class StoredKey:
-    """A key read back from a store: what a reader gets. ``secret`` is masked in every repr."""
+    """A key read back from a store: what a reader gets. ``secret`` is masked in every repr.
+
+    The fields are the stored value's members (:mod:`unkey_secrets._payload`): ``expires`` is
+    Unix ms (None: never), ``issued_at`` ISO 8601, ``rerolled_from`` the key this one replaced,
+    ``alias`` the reader-facing name it was stored for. ``extra`` holds members this version
+    does not know, by name only in its repr.
+    """
 
     key_id: str
     secret: Secret
@@ -60,7 +71,31 @@ class StoredKey:
     name: str | None = None
     external_id: str | None = None
     issued_at: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    prefix: str | None = None
+    expires: int | None = None
+    rerolled_from: str | None = None
+    alias: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{name}={getattr(self, name)!r}"
+            for name in (
+                "key_id",
+                "secret",
+                "api_id",
+                "location",
+                "version",
+                "name",
+                "external_id",
+                "issued_at",
+                "prefix",
+                "expires",
+                "rerolled_from",
+                "alias",
+            )
+        )
+        return f"StoredKey({shown}, extra={sorted(self.extra)!r})"
 
 
 @dataclass(frozen=True)
@@ -77,4 +112,33 @@ class StoredLocation:
     key_id: str
     version: str
     created: bool = True
-    name: str | None = None
+    alias: str | None = None
+
+
+@dataclass(frozen=True)
+class AliasState:
+    """What an alias names now, read without its value where the store allows.
+
+    ``key_id`` is the key it names, ``rerolled_from`` that key's original (after a rotation),
+    ``revision`` the store's own token for this state (a Vault KV version, a Secrets Manager
+    VersionId): a move that names it fails if the alias changed meanwhile.
+    """
+
+    alias: str
+    api_id: str
+    key_id: str
+    revision: str
+    rerolled_from: str | None = None
+
+
+@dataclass(frozen=True)
+class KeyEntry:
+    """What a store's metadata says about a key it holds, without reading the value.
+
+    ``alias`` is the reader-facing name the key was stored for, ``rerolled_from`` its original.
+    """
+
+    api_id: str
+    key_id: str
+    alias: str | None = None
+    rerolled_from: str | None = None

@@ -5,16 +5,22 @@ A key's value (format ``unkey-secrets/key/v1``)::
     {"format": "unkey-secrets/key/v1", "key_id": "key_...", "api_id": "api_...",
      "key": "<plaintext>", "issued_at": "2026-11-23T09:30:00+00:00",
      "name": ..., "external_id": ..., "prefix": ..., "expires": <ms or null>,
-     "rerolled_from": <key_id or null>}
+     "rerolled_from": <key_id or null>, "alias": <alias or null>}
 
 ``key_id`` and ``api_id`` are always present so a reader knows what it holds; the optional
 members are present (possibly null) in every value we write. Readers must ignore members they
 do not know: new optional members may be added without a new format string.
 
-An alias (Vault's stable name; format ``unkey-secrets/alias/v1``) holds no plaintext::
+An alias holds the same value as the key it names, in every store, so any reader (Vault Agent,
+External Secrets Operator, another language, pydantic-settings) gets the current key in one
+read with read permission on the alias alone.
 
-    {"format": "unkey-secrets/alias/v1", "key_id": "key_...", "api_id": "api_...",
-     "path": "unkey/api_.../key_..."}
+Earlier releases wrote Vault aliases as pointers without the key (format
+``unkey-secrets/alias/v1``: ``{"format", "key_id", "api_id", "path"}``); they are still read,
+and replaced by a full value at the alias's next move.
+
+A rotation record (format ``unkey-secrets/rotation/v1``, no plaintext) is described in
+:mod:`unkey_secrets.rotation.record`.
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ def key_fields(issued: IssuedKey) -> dict[str, Any]:
             "prefix": issued.prefix,
             "expires": issued.expires,
             "rerolled_from": issued.rerolled_from,
+            "alias": issued.alias,
         }
     )
 
@@ -103,7 +110,21 @@ def parse_key_fields(
     if not isinstance(key, str) or not key:
         raise _not_ours(store, location, "key", "member 'key' is missing or not a non-empty string")
     key_id, api_id = _ids(data, store, location, "key")
-    known = {"format", "key", "key_id", "api_id", "name", "external_id", "issued_at"}
+    known = {
+        "format",
+        "key",
+        "key_id",
+        "api_id",
+        "name",
+        "external_id",
+        "issued_at",
+        "prefix",
+        "expires",
+        "rerolled_from",
+        "alias",
+    }
+    expires = data.get("expires")
+    rerolled_from = data.get("rerolled_from")
     return StoredKey(
         key_id=key_id,
         secret=Secret(key),
@@ -113,6 +134,10 @@ def parse_key_fields(
         name=_optional_str(data.get("name")),
         external_id=_optional_str(data.get("external_id")),
         issued_at=_optional_str(data.get("issued_at")),
+        prefix=_optional_str(data.get("prefix")),
+        expires=expires if isinstance(expires, int) and not isinstance(expires, bool) else None,
+        rerolled_from=_optional_key_id(rerolled_from),
+        alias=_optional_str(data.get("alias")),
         extra={k: v for k, v in data.items() if k not in known},
     )
 
@@ -150,3 +175,10 @@ def parse_key_json(
 
 def _optional_str(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _optional_key_id(value: object) -> str | None:
+    try:
+        return validate_key_id(value) if value is not None else None
+    except ValueError:
+        return None

@@ -15,21 +15,21 @@ __all__ = [
     "PathTemplate",
     "is_loopback_host",
     "require_tls_unless_loopback",
+    "validate_alias",
     "validate_api_id",
     "validate_external_id",
     "validate_key_id",
-    "validate_name",
 ]
 
 # Unkey's own patterns for ids (keyId, apiId: 3-255 of [a-zA-Z0-9_]) and externalId.
 _ID = re.compile(r"[A-Za-z0-9_]{3,255}")
 _EXTERNAL_ID = re.compile(r"[A-Za-z0-9_.\-]{1,255}")
-# A stable reader-facing name becomes one path segment, so it is held to a safe alphabet and may
-# not be "." or "..".
+# An alias (a stable reader-facing name) becomes one path segment, so it is held to a safe
+# alphabet and may not be "." or "..".
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 # Literal template text: the characters both Vault paths and Secrets Manager names accept.
 _LITERAL = re.compile(r"[A-Za-z0-9_./+=@\-]*")
-_FIELDS = frozenset({"api_id", "key_id", "name", "external_id"})
+_FIELDS = frozenset({"api_id", "key_id", "alias"})
 
 
 def _describe(value: object) -> str:
@@ -60,8 +60,8 @@ def validate_external_id(value: object, field: str = "external_id") -> str:
     return _check(field, value, _EXTERNAL_ID, "1-255 characters of [A-Za-z0-9_.-]")
 
 
-def validate_name(value: object, field: str = "name") -> str:
-    """Return ``value`` if it can be a stable reader-facing name (one path segment)."""
+def validate_alias(value: object, field: str = "alias") -> str:
+    """Return ``value`` if it can be an alias, a stable reader-facing name (one path segment)."""
     return _check(
         field, value, _NAME, "1-128 characters of [A-Za-z0-9_.-] starting with a letter or digit"
     )
@@ -95,8 +95,15 @@ def require_tls_unless_loopback(url: str, what: str) -> str:
 _VALIDATORS = {
     "api_id": validate_api_id,
     "key_id": validate_key_id,
-    "name": validate_name,
-    "external_id": validate_external_id,
+    "alias": validate_alias,
+}
+# Template fields that cannot render on every call, with what to use instead.
+_REFUSED_FIELDS = {
+    "name": "use {alias} for the alias's name",
+    "external_id": (
+        "a key's location must be computable from its api_id and key_id alone (reads, "
+        "ownership checks and rotations know no external_id)"
+    ),
 }
 
 
@@ -104,11 +111,13 @@ _VALIDATORS = {
 class PathTemplate:
     """A location template such as ``unkey/{api_id}/{key_id}``, checked when it is made.
 
-    Fields are ``{api_id}``, ``{key_id}``, ``{name}`` and ``{external_id}``, with no format
-    spec or conversion. Literal text is limited to ``[A-Za-z0-9_./+=@-]``; there are no empty,
-    ``.`` or ``..`` segments and no leading or trailing slash, so a rendered path can never
-    leave :attr:`prefix` (the literal text before the first field). ``required`` names the
-    fields that must appear (``key_id`` for a key's own location, ``name`` for an alias).
+    Fields are ``{api_id}``, ``{key_id}`` and ``{alias}``, with no format spec or conversion
+    (``{external_id}`` is refused: every read, ownership check and rotation must find a key
+    from its api_id and key_id alone). Literal text is limited to ``[A-Za-z0-9_./+=@-]``;
+    there are no empty, ``.`` or ``..`` segments and no leading or trailing slash, so a
+    rendered path can never leave :attr:`prefix` (the literal text before the first field).
+    ``required`` names the fields that must appear (``key_id`` for a key's own location,
+    ``alias`` for an alias).
     """
 
     template: str
@@ -131,6 +140,10 @@ class PathTemplate:
                 )
             if name is None:
                 continue
+            if name in _REFUSED_FIELDS:
+                raise InvalidInputError(
+                    field, f"{self.template!r} uses {{{name}}}: {_REFUSED_FIELDS[name]}"
+                )
             if name not in _FIELDS:
                 raise InvalidInputError(
                     field,

@@ -9,6 +9,7 @@ it raises. Errors name key_ids and what was undone, never a plaintext.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import re
@@ -24,29 +25,30 @@ from ._errors import (
     CompensationFailedError,
     FlowError,
     InvalidInputError,
+    RotationConflictError,
     StoreError,
     StoreUnavailableError,
     UnkeyAmbiguousError,
     UnkeyError,
     UnkeyServerError,
 )
-from ._models import IssuedKey, StoredLocation
+from ._models import AliasState, IssuedKey, StoredLocation
 from ._redact import check_http_debug, guarded
 from ._secret import Secret
 from ._validate import validate_api_id, validate_key_id
-from .stores.base import SecretStore
-from .unkey import KeyInfo, UnkeyClient
+from .rotation.core import (
+    DEFAULT_GRACE_PERIOD,
+    MARKER_META_KEY,
+    check_grace_period,
+)
+from .rotation.protocol import DEFAULT_LEASE, Rotation, RotationResult
+from .stores.base import UNCHECKED, SecretStore, _Unchecked
+from .unkey import UnkeyClient
 from .unkey.backoff import Backoff
 
 __all__ = [
-    "DEFAULT_GRACE_PERIOD",
-    "MARKER_META_KEY",
-    "MINIMUM_GRACE_PERIOD",
-    "PREVIOUS_EXPIRES_META_KEY",
-    "ROTATION_HOLD",
     "ProvisionResult",
     "RetryPolicy",
-    "RotationResult",
     "capture",
     "provision",
     "rotate",
@@ -54,28 +56,10 @@ __all__ = [
 
 logger = logging.getLogger("unkey_secrets.flows")
 
-#: The ``meta`` member that tags a create or reroll so a lost answer can be found again.
-MARKER_META_KEY = "unkey_secrets_op"
-#: How long a rotated-out key stays valid by default: well past any reader's cache (Powertools
-#: caches 5 minutes, the Secrets Manager caching client 1 hour).
-DEFAULT_GRACE_PERIOD = dt.timedelta(hours=24)
-#: Shorter grace periods strand readers that cache; they need ``allow_short_grace=True``.
-MINIMUM_GRACE_PERIOD = dt.timedelta(minutes=5)
-#: How long the original stays valid while a rotation is under way: the reroll sets this, and
-#: only once the new key is stored is the original cut to its grace period. A rotation killed
-#: in between (Ctrl-C, a CI timeout) therefore strands no one for a month, and the next
-#: :func:`rotate` of the same key finishes cleaning up after it.
-ROTATION_HOLD = dt.timedelta(days=30)
-#: The ``meta`` member that keeps the original's pre-rotation expiry (ms or null) while a
-#: rotation runs; the rotation Lambda uses the same member.
-PREVIOUS_EXPIRES_META_KEY = "unkey_secrets_previous_expires"
-
 _T = TypeVar("_T")
 _KEY_SHAPE = re.compile(r"[A-Za-z0-9_]{16,512}")
 #: Our ``meta`` members; a caller's meta may not use this prefix.
 _RESERVED_META_PREFIX = "unkey_secrets_"
-#: Unkey's largest accepted timestamp (ms), for expiries and grace periods.
-_MAX_TIMESTAMP_MS = 4_102_444_800_000
 
 
 @dataclass(frozen=True)
@@ -114,24 +98,10 @@ class ProvisionResult:
     current: StoredLocation | None
     request_id: str | None
     mode: Literal["safe", "fast"]
-
-
-@dataclass(frozen=True)
-class RotationResult:
-    """What :func:`rotate` did: no plaintext, safe to print.
-
-    ``original_key_id`` keeps working until ``original_expires`` (Unix ms): ``grace_period``
-    from the end of the rotation, or its own earlier expiry.
-    """
-
-    key_id: str
-    original_key_id: str
-    api_id: str
-    location: StoredLocation
-    current: StoredLocation | None
-    request_id: str | None
-    grace_period: dt.timedelta
-    original_expires: int
+    #: The key the alias named before (``replace=True``), cut to the grace period, and when
+    #: it now expires (Unix ms).
+    replaced_key_id: str | None = None
+    replaced_expires: int | None = None
 
 
 @guarded
@@ -141,6 +111,9 @@ def provision(
     api_id: str,
     *,
     alias: str | None = None,
+    replace: bool = False,
+    grace_period: dt.timedelta = DEFAULT_GRACE_PERIOD,
+    allow_short_grace: bool = False,
     mode: Literal["safe", "fast"] = "safe",
     retry: RetryPolicy | None = None,
     **create_options: Any,
@@ -152,13 +125,31 @@ def provision(
     ``mode="fast"``, which creates the key enabled and deletes it if the store write fails.
     ``create_options`` are :meth:`UnkeyClient.create_key`'s options (prefix, name, meta,
     external_id, expires, credits, ratelimits, roles, permissions, ...).
+
+    An ``alias`` that already names a key is refused with
+    :class:`~unkey_secrets.RotationConflictError` before Unkey is called, unless
+    ``replace=True``: then the alias moves to the new key and the key it named is cut to
+    ``grace_period``, as a rotation would cut it. Running the same call again after the alias
+    was taken by this very call is refused too: use :func:`rotate` to replace a key.
     """
     retry = retry or RetryPolicy()
     if mode not in ("safe", "fast"):
         raise InvalidInputError("mode", "expected 'safe' or 'fast'")
     if "enabled" in create_options and mode == "safe":
         raise InvalidInputError("enabled", "safe mode creates the key disabled, then enables it")
+    if replace and alias is None:
+        raise InvalidInputError("replace", "replaces the key an alias names: pass alias too")
+    check_grace_period(grace_period, allow_short_grace=allow_short_grace, now_ms=_now_ms())
     _preflight(store, api_id, alias)
+    taken = None
+    if alias is not None and replace:
+        taken = store.alias_state(api_id=api_id, alias=alias)
+    elif alias is not None and store.alias_exists(api_id=api_id, alias=alias):
+        raise RotationConflictError(
+            f"alias {alias} names a key already; rotate that key, or pass replace=True to "
+            "move the alias to a new key and cut the old one to the grace period",
+            key_id=None,
+        )
     user_meta = dict(create_options.pop("meta", None) or {})
     reserved = sorted(k for k in user_meta if str(k).startswith(_RESERVED_META_PREFIX))
     if reserved:
@@ -181,7 +172,9 @@ def provision(
         # A 5xx may come from a proxy after Unkey acted: settle it like a lost answer.
         raise _settle_lost_create(unkey, api_id, marker, external_id) from exc
 
-    location = _put_or_compensate(unkey, store, issued, retry, None)
+    if alias is not None:
+        issued = dataclasses.replace(issued, alias=alias)
+    location = _put_or_compensate(unkey, store, issued, retry)
     if mode == "safe":
         try:
             unkey.update_key(issued.key_id, enabled=True, meta=user_meta or None)
@@ -195,7 +188,10 @@ def provision(
                 actions=(f"stored at {location.location}", state),
             ) from exc
     # The alias moves last, so readers are never pointed at a disabled key.
-    current = _move_alias(store, issued, alias, retry, location, "")
+    current = _move_alias(store, issued, alias, retry, location, taken if replace else None)
+    replaced_expires = None
+    if taken is not None:
+        replaced_expires = _cut_replaced(unkey, taken.key_id, grace_period, issued.key_id)
     logger.info(
         "provisioned key_id=%s api_id=%s location=%s version=%s mode=%s",
         issued.key_id,
@@ -211,6 +207,8 @@ def provision(
         current=current,
         request_id=issued.request_id,
         mode=mode,
+        replaced_key_id=taken.key_id if taken is not None else None,
+        replaced_expires=replaced_expires,
     )
 
 
@@ -219,107 +217,58 @@ def rotate(
     unkey: UnkeyClient,
     store: SecretStore,
     api_id: str,
-    key_id: str,
+    key_id: str | None = None,
     *,
     alias: str | None = None,
     grace_period: dt.timedelta = DEFAULT_GRACE_PERIOD,
     allow_short_grace: bool = False,
     retry: RetryPolicy | None = None,
+    takeover: bool = False,
+    lease: dt.timedelta = DEFAULT_LEASE,
+    clock: Callable[[], float] = time.time,
 ) -> RotationResult:
-    """Reroll ``key_id`` and store the new key; the original stays valid for ``grace_period``.
+    """Reroll the key ``alias`` names (or ``key_id``), store the new one, move its aliases.
 
-    With ``alias``, the stable name readers use is moved to the new key. The original is held
-    valid (:data:`ROTATION_HOLD`) until the new key is stored, then cut to ``grace_period``
-    (never later than its own expiry). If the store write fails, the new key is deleted and the
-    original's expiry put back, so a failed rotation never strands a service. ``key_id`` must
-    be a key of ``api_id`` (checked with ``apis.listKeys``). Rotations of one key must not run
-    concurrently; the rotation Lambda is the tool for scheduled rotation.
+    Rotating by ``alias`` is the documented way: it rotates whatever key the alias names now.
+    Every alias that names the key is moved (the one given, and the one the key was stored
+    for). The original stays valid on a hold until the new key is stored and the aliases name
+    it, then for ``grace_period`` (never past its own expiry).
+
+    The rotation keeps a record in the store (:mod:`unkey_secrets.rotation.record`), so:
+
+    * running the same call again after it finished changes nothing and returns the finished
+      rotation (``outcome="already-done"``); a ``key_id`` already rotated out is never rerolled
+      a second time;
+    * a run that failed or was killed anywhere is finished by running the same call again
+      (``outcome="resumed"``): a killed run's claim is taken over at once on the same host, and
+      after ``lease`` from another (``takeover=True`` takes it over now);
+    * a second run while one is under way fails with
+      :class:`~unkey_secrets.RotationConflictError` before calling Unkey.
+
+    Unkey calls are constant in the API's size (getKey, updateKey, rerollKey, two updateKeys);
+    listing the API's keys happens only to clear up after a lost attempt. ``clock`` returns
+    Unix seconds (tests set it). Errors: :class:`~unkey_secrets.InvalidInputError` (nothing
+    sent), :class:`~unkey_secrets.RotationConflictError`, and the :class:`FlowError` family,
+    each naming the key_ids and what was done.
     """
-    retry = retry or RetryPolicy()
-    validate_key_id(key_id)
+    if key_id is None and alias is None:
+        raise InvalidInputError("key_id", "name the key to rotate: pass alias (or key_id)")
+    if key_id is not None:
+        validate_key_id(key_id)
+    check_grace_period(grace_period, allow_short_grace=allow_short_grace, now_ms=_now_ms())
     _preflight(store, api_id, alias)
-    if grace_period < dt.timedelta(0):
-        raise InvalidInputError("grace_period", "may not be negative")
-    if _now_ms() + grace_period.total_seconds() * 1000 > _MAX_TIMESTAMP_MS:
-        raise InvalidInputError("grace_period", "reaches past the latest expiry Unkey accepts")
-    if grace_period < MINIMUM_GRACE_PERIOD and not allow_short_grace:
-        raise InvalidInputError(
-            "grace_period",
-            f"{grace_period} is shorter than {MINIMUM_GRACE_PERIOD}, which readers' caches "
-            "may outlive; pass allow_short_grace=True to revoke sooner",
-        )
-    original = unkey.get_key(key_id)
-    user_meta = {
-        k: v
-        for k, v in (original.meta or {}).items()
-        if k not in (MARKER_META_KEY, PREVIOUS_EXPIRES_META_KEY)
-    }
-    previous_expires = original.expires
-    unfinished = _unfinished_rotation(original.meta or {}, key_id)
-    if unfinished is not None:
-        # An earlier rotation of this key died before finishing: its expiry is the hold, the
-        # real one is in meta, and a key it made may be lying around.
-        previous_expires = unfinished[1]
-    if previous_expires is not None and previous_expires <= _now_ms():
-        raise InvalidInputError("key_id", f"{key_id} has already expired; create a new key")
-    stored_leftovers = _require_key_of_api(
-        unkey, store, api_id, original, unfinished[0] if unfinished else None
-    )
-
-    marker = _new_marker()
-    meta = {**user_meta, MARKER_META_KEY: marker, PREVIOUS_EXPIRES_META_KEY: previous_expires}
-    if unfinished is None:
-        unkey.update_key(key_id, meta=meta)
-    else:
-        # The reroll copies the original's expiry to the new key: take the hold off first.
-        unkey.update_key(key_id, meta=meta, expires=previous_expires)
-    restore = _Restore(key_id, previous_expires, user_meta)
-    try:
-        issued = unkey.reroll_key(key_id, expiration_ms=_hold_ms(previous_expires), api_id=api_id)
-    except (UnkeyAmbiguousError, UnkeyServerError) as exc:
-        raise _settle_lost_reroll(
-            unkey, store, api_id, restore, original.external_id, marker
-        ) from exc
-
-    location = _put_or_compensate(unkey, store, issued, retry, restore)
-    on_hold = f"; key {key_id} stays valid on its rotation hold until rotate() runs again"
-    current = _move_alias(store, issued, alias, retry, location, on_hold)
-    final_expires = _final_expiry(previous_expires, grace_period)
-    step = f"tidying key {issued.key_id}'s meta"
-    try:
-        # The new key copied the marker with the meta: give it the user's meta back, then cut
-        # the original (and keys a killed run stored) to the grace period, which also marks
-        # the rotation finished.
-        unkey.update_key(issued.key_id, meta=user_meta or None)
-        for old_id in (*stored_leftovers, key_id):
-            step = f"setting key {old_id}'s expiry"
-            unkey.update_key(old_id, expires=final_expires, meta=user_meta or None)
-    except UnkeyError as exc:
-        raise FlowError(
-            f"key {issued.key_id} is stored at {location.location} and current, but {step} "
-            f"failed ({type(exc).__name__}){on_hold}",
-            key_id=issued.key_id,
-            original_key_id=key_id,
-            actions=(f"stored at {location.location}", f"{step} failed"),
-        ) from exc
-    logger.info(
-        "rotated key_id=%s new_key_id=%s api_id=%s location=%s grace_period=%s",
-        key_id,
-        issued.key_id,
+    policy = retry or RetryPolicy()
+    rotation = Rotation(
+        unkey,
+        store,
         api_id,
-        location.location,
-        grace_period,
-    )
-    return RotationResult(
-        key_id=issued.key_id,
-        original_key_id=key_id,
-        api_id=api_id,
-        location=location,
-        current=current,
-        request_id=issued.request_id,
         grace_period=grace_period,
-        original_expires=final_expires,
+        retry=policy.run,
+        takeover=takeover,
+        lease=lease,
+        clock=clock,
     )
+    return rotation.run(key_id, alias)
 
 
 @guarded
@@ -348,8 +297,10 @@ def capture(
     retry = retry or RetryPolicy()
     issued = _issued_from_response(response, api_id, key_id, key, rerolled_from)
     _preflight(store, api_id, alias)
+    if alias is not None:
+        issued = dataclasses.replace(issued, alias=alias)
     if unkey is not None and rerolled_from is None:
-        location = _put_or_compensate(unkey, store, issued, retry, None)
+        location = _put_or_compensate(unkey, store, issued, retry)
     else:
         try:
             location = retry.run(lambda: store.put(issued))
@@ -367,21 +318,12 @@ def capture(
                 original_key_id=rerolled_from,
                 actions=("stored nothing",),
             ) from _safe_cause(exc)
-    _move_alias(store, issued, alias, retry, location, "")
+    _move_alias(store, issued, alias, retry, location, UNCHECKED)
     return location
 
 
 def _new_marker() -> str:
     return "op_" + secrets.token_hex(12)
-
-
-@dataclass(frozen=True)
-class _Restore:
-    """How to put a rerolled original back: its pre-rotation expiry and meta."""
-
-    key_id: str
-    expires: int | None
-    meta: dict[str, Any]
 
 
 def _preflight(store: SecretStore, api_id: str, alias: str | None) -> None:
@@ -390,19 +332,6 @@ def _preflight(store: SecretStore, api_id: str, alias: str | None) -> None:
     store.check_writable(api_id=api_id, alias=alias)
     # A debug-printing http.client would refuse the store write after Unkey acted; refuse now.
     check_http_debug()
-
-
-def _hold_ms(previous_expires: int | None) -> int:
-    hold = int(ROTATION_HOLD.total_seconds() * 1000)
-    if previous_expires is None:
-        return hold
-    # Never let the hold outlive the key's own expiry.
-    return max(0, min(hold, previous_expires - _now_ms()))
-
-
-def _final_expiry(previous_expires: int | None, grace_period: dt.timedelta) -> int:
-    cut = _now_ms() + int(grace_period.total_seconds() * 1000)
-    return cut if previous_expires is None else min(cut, previous_expires)
 
 
 def _now_ms() -> int:
@@ -418,85 +347,23 @@ def _enabled_state(unkey: UnkeyClient, key_id: str) -> str:
     return "enabled" if enabled else "disabled until it is enabled"
 
 
-def _unfinished_rotation(meta: Mapping[str, Any], key_id: str) -> tuple[str, int | None] | None:
-    """The marker and pre-rotation expiry an unfinished rotation left in a key's meta, if any.
-
-    Only a rotation writes the previous expiry, so a create's marker (which fast mode leaves in
-    place) is not taken for one.
-    """
-    marker = meta.get(MARKER_META_KEY)
-    if not isinstance(marker, str) or PREVIOUS_EXPIRES_META_KEY not in meta:
-        return None
-    previous = meta[PREVIOUS_EXPIRES_META_KEY]
-    if previous is not None and (not isinstance(previous, int) or isinstance(previous, bool)):
-        raise InvalidInputError(
-            "key_id",
-            f"{key_id}'s meta member {PREVIOUS_EXPIRES_META_KEY} is not a timestamp in ms; "
-            "set it to the key's real expiry (or null) and rotate again",
-        )
-    return marker, previous
-
-
-def _require_key_of_api(
-    unkey: UnkeyClient,
-    store: SecretStore,
-    api_id: str,
-    original: KeyInfo,
-    unfinished_marker: str | None,
-) -> list[str]:
-    """Check the key belongs to ``api_id``; settle the keys of an unfinished rotation.
-
-    getKey does not say which API a key belongs to, and a wrong api_id would store the new key
-    under another API's path and search for lost keys in the wrong place. Keys the unfinished
-    rotation made (its marker, created after the original) are deleted if no store holds them;
-    the stored ones are returned, to be cut to the grace period with the original.
-    """
-    found = False
-    leftovers = []
-    listed = unkey.list_keys(api_id, external_id=original.external_id, revalidate_keys_cache=True)
-    for info in listed:
-        if info.key_id == original.key_id:
-            found = True
-        elif (
-            unfinished_marker is not None
-            and (info.meta or {}).get(MARKER_META_KEY) == unfinished_marker
-            and info.created_at > original.created_at
-        ):
-            leftovers.append(info.key_id)
-    if not found:
-        raise InvalidInputError("key_id", f"{original.key_id} is not a key of API {api_id}")
-    stored = []
-    for leftover in leftovers:
-        if store.contains(api_id=api_id, key_id=leftover):
-            stored.append(leftover)
-        else:
-            unkey.delete_key(leftover)
-            logger.warning("deleted key_id=%s left unstored by an unfinished rotation", leftover)
-    return stored
-
-
 def _put_or_compensate(
-    unkey: UnkeyClient,
-    store: SecretStore,
-    issued: IssuedKey,
-    retry: RetryPolicy,
-    restore: _Restore | None,
+    unkey: UnkeyClient, store: SecretStore, issued: IssuedKey, retry: RetryPolicy
 ) -> StoredLocation:
-    """Store ``issued``; on any failure undo the Unkey side and raise."""
+    """Store a created key; on any failure delete it in Unkey and raise."""
     try:
         return retry.run(lambda: store.put(issued))
     except Exception as exc:  # noqa: BLE001 (whatever failed, Unkey's side is settled)
-        actions = _compensate(unkey, issued.key_id, restore, exc)
+        actions = _compensate(unkey, issued.key_id, exc)
         raise CompensatedError(
             f"storing key {issued.key_id} failed ({_error_name(exc)}); " + "; ".join(actions),
             key_id=issued.key_id,
-            original_key_id=restore.key_id if restore else None,
             actions=actions,
         ) from _safe_cause(exc)
     except BaseException as exc:
         # Interrupted (Ctrl-C, SystemExit): undo what we can, then let the interruption go on.
         try:
-            _compensate(unkey, issued.key_id, restore, exc)
+            _compensate(unkey, issued.key_id, exc)
         except CompensationFailedError:
             logger.error("interrupted while storing key_id=%s; undoing it failed", issued.key_id)
         raise
@@ -508,20 +375,42 @@ def _move_alias(
     alias: str | None,
     retry: RetryPolicy,
     location: StoredLocation,
-    consequence: str,
+    expected: AliasState | _Unchecked | None,
 ) -> StoredLocation | None:
     """Point ``alias`` at the stored key. A failure deletes nothing: the write may have landed."""
     if alias is None:
         return None
     try:
-        return retry.run(lambda: store.set_current(issued, name=alias))
+        return retry.run(lambda: store.set_current(issued, alias=alias, expected=expected))
     except Exception as exc:  # noqa: BLE001 (whatever failed, Unkey's side is settled)
         raise FlowError(
             f"key {issued.key_id} is stored at {location.location}, but moving alias {alias} "
-            f"to it failed ({_error_name(exc)}): run the flow's set_current again{consequence}",
+            f"to it failed ({_error_name(exc)}): point it with store.set_current",
             key_id=issued.key_id,
             actions=(f"stored at {location.location}", f"alias {alias} not confirmed"),
         ) from _safe_cause(exc)
+
+
+def _cut_replaced(
+    unkey: UnkeyClient, key_id: str, grace_period: dt.timedelta, new_key_id: str
+) -> int:
+    """Cut the key an alias named before ``replace=True`` to the grace period (Unix ms)."""
+    try:
+        info = unkey.get_key(key_id)
+        cut = _now_ms() + int(grace_period.total_seconds() * 1000)
+        if info.expires is not None:
+            cut = min(cut, info.expires)
+        if info.expires != cut:
+            unkey.update_key(key_id, expires=cut)
+    except UnkeyError as exc:
+        raise FlowError(
+            f"key {new_key_id} is stored and the alias names it, but cutting the replaced key "
+            f"{key_id} to the grace period failed ({type(exc).__name__}); set its expiry",
+            key_id=new_key_id,
+            original_key_id=key_id,
+            actions=("stored", "alias moved", f"key {key_id} not cut"),
+        ) from exc
+    return cut
 
 
 def _error_name(exc: BaseException) -> str:
@@ -534,34 +423,19 @@ def _safe_cause(exc: BaseException) -> BaseException | None:
     return exc if isinstance(exc, StoreError) else None
 
 
-def _compensate(
-    unkey: UnkeyClient,
-    key_id: str,
-    restore: _Restore | None,
-    cause: BaseException,
-) -> tuple[str, ...]:
-    actions: list[str] = []
+def _compensate(unkey: UnkeyClient, key_id: str, cause: BaseException) -> tuple[str, ...]:
     try:
         unkey.delete_key(key_id)
-        actions.append(f"deleted key {key_id} in Unkey")
-        if restore is not None:
-            unkey.update_key(restore.key_id, expires=restore.expires, meta=restore.meta or None)
-            actions.append(
-                f"restored key {restore.key_id}'s expiry to "
-                + ("never" if restore.expires is None else str(restore.expires))
-            )
     except UnkeyError as exc:
-        undone = "; ".join(actions) or "nothing was undone"
         raise CompensationFailedError(
-            f"storing key {key_id} failed ({type(cause).__name__}) and undoing it failed "
-            f"({type(exc).__name__}: {exc}); {undone}. Revoke key {key_id}"
-            + (f" and check key {restore.key_id}'s expiry" if restore else ""),
+            f"storing key {key_id} failed ({type(cause).__name__}) and deleting it failed "
+            f"({type(exc).__name__}: {exc}). Revoke key {key_id}",
             key_id=key_id,
-            original_key_id=restore.key_id if restore else None,
-            actions=tuple(actions),
+            actions=(),
         ) from exc
+    actions = (f"deleted key {key_id} in Unkey",)
     logger.warning("compensated key_id=%s actions=%s", key_id, actions)
-    return tuple(actions)
+    return actions
 
 
 def _find_marked(
@@ -591,39 +465,6 @@ def _settle_lost_create(
             actions=(),
         ) from exc
     return _ambiguity_settled("createKey", found, ())
-
-
-def _settle_lost_reroll(
-    unkey: UnkeyClient,
-    store: SecretStore,
-    api_id: str,
-    restore: _Restore,
-    external_id: str | None,
-    marker: str,
-) -> AmbiguousOutcomeError:
-    """A rerollKey got no answer: delete any new key no store holds, put the original back."""
-    key_id = restore.key_id
-    try:
-        found = [
-            new_id
-            for new_id in _find_marked(unkey, api_id, marker, external_id, key_id)
-            # Never delete a stored key: an overlapping rotation may have stored it.
-            if not store.contains(api_id=api_id, key_id=new_id)
-        ]
-        for new_id in found:
-            unkey.delete_key(new_id)
-        unkey.update_key(key_id, expires=restore.expires, meta=restore.meta or None)
-    except (UnkeyError, StoreError) as exc:
-        raise CompensationFailedError(
-            f"rerollKey of {key_id} got no answer and settling it failed "
-            f"({type(exc).__name__}); delete keys of API {api_id} whose meta has "
-            f"{MARKER_META_KEY}={marker} and check key {key_id}'s expiry",
-            key_id=None,
-            original_key_id=key_id,
-            actions=(),
-        ) from exc
-    restored = f"restored key {key_id}'s expiry"
-    return _ambiguity_settled("rerollKey", found, (restored,), original_key_id=key_id)
 
 
 def _ambiguity_settled(

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from unkey_secrets import IssuedKey, UnkeyClient, UnkeySecretsError
+from unkey_secrets import IssuedKey, RotationStepError, UnkeyClient, UnkeySecretsError
 from unkey_secrets._payload import key_fields, parse_key_json
-from unkey_secrets.aws_lambda import RotationConfig, RotationStepError, Rotator
+from unkey_secrets.aws_lambda import RotationConfig, Rotator
 from unkey_secrets.testing.emulator import Emulator, EmulatorServer
 from unkey_secrets.testing.moto import MotoServer
 
@@ -173,7 +173,7 @@ def assert_converged(world: World, token: str) -> str:
     current = parse_key_json(world.sim.value(VersionStage="AWSCURRENT"), store="aws", location="")
     new_id = current.key_id
     assert new_id != world.original.key_id
-    assert current.extra["rerolled_from"] == world.original.key_id
+    assert current.rerolled_from == world.original.key_id
     assert stored_key_ids(world) == {world.original.key_id, new_id}, "exactly one new key"
     assert world.unkey.verify_key(current.secret).valid
     new = world.emulator.key(new_id)
@@ -228,7 +228,7 @@ def test_two_rotations_in_a_row(world: World) -> None:
     second = world.sim.start()
     world.run(second)
     current = parse_key_json(world.sim.value(VersionStage="AWSCURRENT"), store="aws", location="")
-    assert current.extra["rerolled_from"] == first_new
+    assert current.rerolled_from == first_new
     assert world.emulator.key(first_new).expires is not None
     # The first original is still in its grace period, held by a now unlabelled version.
     held = {

@@ -15,10 +15,14 @@ from unkey_secrets import (
     StoreAccessError,
     StoreConflictError,
     StoreUnavailableError,
+    UnkeyClient,
+    provision,
+    rotate,
 )
 from unkey_secrets.stores.aws import MAX_VALUE_BYTES, SecretsManagerStore, version_id_for
 from unkey_secrets.stores.base import SecretStore
 from unkey_secrets.testing.contract import SecretStoreContract, canary_key, random_id
+from unkey_secrets.testing.emulator import Emulator
 from unkey_secrets.testing.moto import MotoServer
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -74,9 +78,9 @@ def test_stable_name_keeps_the_previous_key_as_awsprevious(
 ) -> None:
     first = canary_key()
     second = canary_key(api_id=first.api_id, rerolled_from=first.key_id)
-    aws.set_current(first, name="svc")
-    moved = aws.set_current(second, name="svc")
-    assert moved.name == "svc"
+    aws.set_current(first, alias="svc")
+    moved = aws.set_current(second, alias="svc")
+    assert moved.alias == "svc"
     stages = sm.describe_secret(SecretId=moved.location)["VersionIdsToStages"]
     assert stages == {
         version_id_for(first.key_id): ["AWSPREVIOUS"],
@@ -90,11 +94,11 @@ def test_stable_name_keeps_the_previous_key_as_awsprevious(
 def test_going_back_to_an_earlier_key_moves_the_label(aws: SecretsManagerStore, sm: Any) -> None:
     first = canary_key()
     second = canary_key(api_id=first.api_id)
-    aws.set_current(first, name="svc")
-    aws.set_current(second, name="svc")
-    back = aws.set_current(first, name="svc")
+    aws.set_current(first, alias="svc")
+    aws.set_current(second, alias="svc")
+    back = aws.set_current(first, alias="svc")
     assert back.created
-    assert aws.get_current(api_id=first.api_id, name="svc").key_id == first.key_id
+    assert aws.get_current(api_id=first.api_id, alias="svc").key_id == first.key_id
     stages = sm.describe_secret(SecretId=back.location)["VersionIdsToStages"]
     assert stages[version_id_for(first.key_id)] == ["AWSCURRENT"]
     assert stages[version_id_for(second.key_id)] == ["AWSPREVIOUS"]
@@ -143,13 +147,13 @@ def test_retry_after_an_ambiguous_create_converges(aws: SecretsManagerStore, sm:
 def test_retry_after_an_ambiguous_move_converges(aws: SecretsManagerStore, sm: Any) -> None:
     first = canary_key()
     second = canary_key(api_id=first.api_id)
-    aws.set_current(first, name="svc")
+    aws.set_current(first, alias="svc")
     _time_out_after(sm, "PutSecretValue")
     with pytest.raises(StoreUnavailableError):
-        aws.set_current(second, name="svc")
-    again = aws.set_current(second, name="svc")
+        aws.set_current(second, alias="svc")
+    again = aws.set_current(second, alias="svc")
     assert not again.created
-    assert aws.get_current(api_id=first.api_id, name="svc").key_id == second.key_id
+    assert aws.get_current(api_id=first.api_id, alias="svc").key_id == second.key_id
 
 
 def test_a_new_object_for_a_stored_key_id_is_a_no_op(aws: SecretsManagerStore) -> None:
@@ -158,8 +162,8 @@ def test_a_new_object_for_a_stored_key_id_is_a_no_op(aws: SecretsManagerStore) -
     # Same key_id, another issued_at: the value differs, the token does not.
     same = canary_key(api_id=key.api_id, key_id=key.key_id)
     assert not aws.put(same).created
-    aws.set_current(key, name="svc")
-    assert not aws.set_current(same, name="svc").created
+    aws.set_current(key, alias="svc")
+    assert not aws.set_current(same, alias="svc").created
 
 
 def test_a_location_tagged_for_another_key_is_a_conflict(aws: SecretsManagerStore, sm: Any) -> None:
@@ -180,10 +184,10 @@ def test_a_location_tagged_for_another_key_is_a_conflict(aws: SecretsManagerStor
 def test_a_key_secret_is_never_used_as_a_stable_name(sm: Any) -> None:
     key = canary_key()
     # A template that makes a stable name land on the key's own secret.
-    store = SecretsManagerStore(sm, alias_template="unkey/{api_id}/{name}")
+    store = SecretsManagerStore(sm, alias_template="unkey/{api_id}/{alias}")
     store.put(key)
     with pytest.raises(StoreConflictError):
-        store.set_current(key, name=key.key_id)
+        store.set_current(key, alias=key.key_id)
 
 
 def test_a_secret_scheduled_for_deletion_is_a_conflict(aws: SecretsManagerStore, sm: Any) -> None:
@@ -196,10 +200,10 @@ def test_a_secret_scheduled_for_deletion_is_a_conflict(aws: SecretsManagerStore,
 
 def test_a_foreign_stable_name_is_never_moved(aws: SecretsManagerStore, sm: Any) -> None:
     key = canary_key()
-    name = aws.alias_location(api_id=key.api_id, name="svc")
+    name = aws.alias_location(api_id=key.api_id, alias="svc")
     sm.create_secret(Name=name, SecretString="theirs")
     with pytest.raises(NotOwnedError):
-        aws.set_current(key, name="svc")
+        aws.set_current(key, alias="svc")
     assert sm.get_secret_value(SecretId=name)["SecretString"] == "theirs"
 
 
@@ -286,15 +290,15 @@ def test_the_writer_policy_writes_and_cannot_read(moto_server: MotoServer, iam_u
         assert writer.put(first).created
         assert not writer.put(first).created
         writer.put(second)
-        writer.set_current(first, name="svc")
-        writer.set_current(second, name="svc")
-        writer.set_current(first, name="svc")  # moves the label back: UpdateSecretVersionStage
+        writer.set_current(first, alias="svc")
+        writer.set_current(second, alias="svc")
+        writer.set_current(first, alias="svc")  # moves the label back: UpdateSecretVersionStage
         with pytest.raises(StoreAccessError):
             writer.get(api_id=first.api_id, key_id=first.key_id)
         with pytest.raises(StoreAccessError):
-            writer.get_current(api_id=first.api_id, name="svc")
+            writer.get_current(api_id=first.api_id, alias="svc")
         assert reader.get(api_id=first.api_id, key_id=first.key_id).secret == first.secret
-        assert reader.get_current(api_id=first.api_id, name="svc").key_id == first.key_id
+        assert reader.get_current(api_id=first.api_id, alias="svc").key_id == first.key_id
         with pytest.raises(StoreAccessError):
             reader.put(canary_key())
 
@@ -311,7 +315,7 @@ def test_every_call_the_writer_makes_is_in_the_writer_policy(sm: Any) -> None:
     second = canary_key(api_id=first.api_id)
     for key in (first, second, first):
         store.put(key)
-        store.set_current(key, name="svc")
+        store.set_current(key, alias="svc")
     writes = set(called)
     policy = json.loads((POLICIES / "aws-writer.json").read_text())
     allowed = {a for s in policy["Statement"] for a in s["Action"]}
@@ -421,3 +425,24 @@ def test_contains_reports_an_unreachable_endpoint(
     store = unreachable_default_store
     with pytest.raises(StoreUnavailableError):
         store.contains(api_id="api_1", key_id="key_1")
+
+
+def test_rotation_needs_the_rotator_policy_and_the_writer_is_refused_before_unkey(
+    moto_server: MotoServer,
+    iam_user: Any,
+    unkey_client: UnkeyClient,
+    unkey_emulator: Emulator,
+    unkey_api_id: str,
+) -> None:
+    writer = SecretsManagerStore(iam_user(POLICIES / "aws-writer.json"))
+    rotator = SecretsManagerStore(iam_user(POLICIES / "aws-rotator.json"))
+    with moto_server.enforce_iam():
+        first = provision(unkey_client, writer, unkey_api_id, alias="svc")
+        before = unkey_emulator.calls.copy()
+        with pytest.raises(StoreAccessError):
+            rotate(unkey_client, writer, unkey_api_id, alias="svc")
+        assert unkey_emulator.calls == before, "refused before Unkey was called"
+        result = rotate(unkey_client, rotator, unkey_api_id, alias="svc")
+        assert result.original_key_id == first.key_id
+        again = rotate(unkey_client, rotator, unkey_api_id, first.key_id)
+        assert (again.outcome, again.key_id) == ("already-done", result.key_id)

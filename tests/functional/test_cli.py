@@ -109,7 +109,7 @@ def test_provision(
     assert_mode_output(mode, done, "provision")
     key_id = reported_key_id(mode, done.stdout, r"provisioned key (\w+)")
     stored = target.get(api_id=unkey_api_id, key_id=key_id)
-    current = target.get_current(api_id=unkey_api_id, name="svc")
+    current = target.get_current(api_id=unkey_api_id, alias="svc")
     assert current.key_id == key_id
     plaintext = stored.secret.reveal()
     assert plaintext not in done.stdout + done.stderr
@@ -143,7 +143,7 @@ def test_rotate(
     assert_mode_output(mode, done, "rotate")
     new_id = reported_key_id(mode, done.stdout, rf"rotated key {first.key_id} to key (\w+)")
     assert new_id != first.key_id
-    assert target.get_current(api_id=unkey_api_id, name="svc").key_id == new_id
+    assert target.get_current(api_id=unkey_api_id, alias="svc").key_id == new_id
     new = target.get(api_id=unkey_api_id, key_id=new_id).secret
     old = target.get(api_id=unkey_api_id, key_id=first.key_id).secret
     for plaintext in (new.reveal(), old.reveal()):
@@ -188,7 +188,7 @@ def test_capture_from_stdin(
     else:
         assert f"captured key {issued.key_id} of API {unkey_api_id}" in done.stdout
     assert target.get(api_id=unkey_api_id, key_id=issued.key_id).secret.reveal() == plaintext
-    assert target.get_current(api_id=unkey_api_id, name="svc").key_id == issued.key_id
+    assert target.get_current(api_id=unkey_api_id, alias="svc").key_id == issued.key_id
 
 
 @pytest.mark.parametrize("mode", ["human", "json"])

@@ -25,7 +25,9 @@ from unkey_secrets import (
     provision,
     rotate,
 )
+from unkey_secrets._models import AliasState, KeyEntry
 from unkey_secrets.flows import MARKER_META_KEY
+from unkey_secrets.rotation.record import RotationRecord
 from unkey_secrets.stores.aws import SecretsManagerStore
 from unkey_secrets.stores.vault import VaultStore
 from unkey_secrets.testing.emulator import Emulator, EmulatorServer
@@ -61,9 +63,11 @@ class FlakyStore(SecretStore):
         self._fail_first()
         return self.inner._put(key, path)
 
-    def _set_current(self, key: IssuedKey, path: str, name: str) -> StoredLocation:
+    def _set_current(
+        self, key: IssuedKey, path: str, alias: str, expected: AliasState | object | None
+    ) -> StoredLocation:
         self._fail_first()
-        return self.inner._set_current(key, path, name)
+        return self.inner._set_current(key, path, alias, expected)  # type: ignore[arg-type]
 
     def _get(self, path: str) -> StoredKey:
         return self.inner._get(path)
@@ -71,8 +75,20 @@ class FlakyStore(SecretStore):
     def _get_current(self, path: str) -> StoredKey:
         return self.inner._get_current(path)
 
-    def _contains(self, path: str) -> bool:
-        return self.inner._contains(path)
+    def _key_entry(self, path: str, api_id: str, key_id: str) -> KeyEntry | None:
+        return self.inner._key_entry(path, api_id, key_id)
+
+    def _alias_state(self, path: str, api_id: str, alias: str) -> AliasState | None:
+        return self.inner._alias_state(path, api_id, alias)
+
+    def _read_rotation(self, path: str) -> RotationRecord | None:
+        return self.inner._read_rotation(path)
+
+    def _write_rotation(self, record: RotationRecord, path: str) -> None:
+        self.inner._write_rotation(record, path)
+
+    def _check_writable(self) -> None:
+        self.inner._check_writable()
 
 
 @pytest.fixture(params=["vault", "aws"])
@@ -117,7 +133,7 @@ def test_provision_safe_mode_stores_then_enables(
     assert result.location.created
     stored = store.get(api_id=unkey_api_id, key_id=result.key_id)
     assert verify(unkey_client, stored) == "VALID"
-    assert store.get_current(api_id=unkey_api_id, name="svc").key_id == result.key_id
+    assert store.get_current(api_id=unkey_api_id, alias="svc").key_id == result.key_id
     emulated = unkey_emulator.key(result.key_id)
     assert emulated.enabled
     assert emulated.meta == {"team": "billing"}, "the marker is removed when the key is enabled"
@@ -245,7 +261,7 @@ def test_enable_failure_leaves_the_key_stored_and_disabled(
     ("kwargs", "field"),
     [
         ({"api_id": "../etc"}, "api_id"),
-        ({"alias": "../x"}, "name"),
+        ({"alias": "../x"}, "alias"),
         ({"mode": "quick"}, "mode"),
         ({"enabled": True}, "enabled"),
     ],
@@ -284,7 +300,7 @@ def test_rotate_stores_the_new_key_and_keeps_the_old_one_valid(
     )
     assert result.original_key_id == first.key_id
     assert result.key_id != first.key_id
-    current = store.get_current(api_id=unkey_api_id, name="svc")
+    current = store.get_current(api_id=unkey_api_id, alias="svc")
     assert current.key_id == result.key_id
     assert verify(unkey_client, current) == "VALID"
     old = store.get(api_id=unkey_api_id, key_id=first.key_id)
@@ -292,9 +308,7 @@ def test_rotate_stores_the_new_key_and_keeps_the_old_one_valid(
     expires = unkey_emulator.key(first.key_id).expires
     assert expires is not None
     assert started_ms + 3_600_000 <= expires <= started_ms + 3_600_000 + 61_000 + 5_000
-    assert store.get(api_id=unkey_api_id, key_id=result.key_id).extra["rerolled_from"] == (
-        first.key_id
-    )
+    assert store.get(api_id=unkey_api_id, key_id=result.key_id).rerolled_from == first.key_id
 
 
 def test_rotate_refuses_a_grace_shorter_than_reader_caches(
@@ -319,6 +333,29 @@ def test_rotate_refuses_a_grace_shorter_than_reader_caches(
 
 
 def test_failed_rotation_restores_the_original_and_deletes_the_new_key(
+    unkey_client: UnkeyClient, unkey_emulator: Emulator, unkey_api_id: str, store: SecretStore
+) -> None:
+    first = provision(unkey_client, store, unkey_api_id, meta={"team": "billing"})
+    with pytest.raises(CompensatedError) as raised:
+        rotate(unkey_client, FlakyStore(store, 100), unkey_api_id, first.key_id, retry=fast_retry())
+    error = raised.value
+    assert error.original_key_id == first.key_id
+    assert error.key_id is not None
+    assert unkey_emulator.key(error.key_id).deleted
+    assert unkey_emulator.key(first.key_id).expires is None, "expiry put back to 'never'"
+    assert unkey_emulator.key(first.key_id).meta == {"team": "billing"}, "meta put back"
+    old = store.get(api_id=unkey_api_id, key_id=first.key_id)
+    assert verify(unkey_client, old) == "VALID"
+    # The rotation was given up, so the same call starts afresh at once and succeeds.
+    record = store.read_rotation(api_id=unkey_api_id, key_id=first.key_id)
+    assert record is not None
+    assert record.state == "released"
+    again = rotate(unkey_client, store, unkey_api_id, first.key_id)
+    assert again.outcome == "resumed"
+    assert store.get(api_id=unkey_api_id, key_id=again.key_id).rerolled_from == first.key_id
+
+
+def test_a_store_that_cannot_be_reached_fails_the_rotation_before_unkey_is_called(
     unkey_client: UnkeyClient,
     unkey_emulator: Emulator,
     unkey_api_id: str,
@@ -326,15 +363,10 @@ def test_failed_rotation_restores_the_original_and_deletes_the_new_key(
     unreachable_store: SecretStore,
 ) -> None:
     first = provision(unkey_client, vault_store, unkey_api_id)
-    with pytest.raises(CompensatedError) as raised:
+    before = unkey_emulator.calls.copy()
+    with pytest.raises(StoreUnavailableError):
         rotate(unkey_client, unreachable_store, unkey_api_id, first.key_id, retry=fast_retry())
-    error = raised.value
-    assert error.original_key_id == first.key_id
-    assert error.key_id is not None
-    assert unkey_emulator.key(error.key_id).deleted
-    assert unkey_emulator.key(first.key_id).expires is None, "expiry put back to 'never'"
-    old = vault_store.get(api_id=unkey_api_id, key_id=first.key_id)
-    assert verify(unkey_client, old) == "VALID"
+    assert unkey_emulator.calls == before, "nothing sent to Unkey"
 
 
 def test_lost_reroll_answer_is_undone(
@@ -395,7 +427,7 @@ def test_capture_of_an_sdk_reroll_records_the_original(
     rerolled = sdk.keys.reroll_key(key_id=created.data.key_id, expiration=3_600_000)
     capture(vault_store, rerolled, api_id=unkey_api_id, rerolled_from=created.data.key_id)
     stored = vault_store.get(api_id=unkey_api_id, key_id=rerolled.data.key_id)
-    assert stored.extra["rerolled_from"] == created.data.key_id
+    assert stored.rerolled_from == created.data.key_id
 
 
 @pytest.mark.parametrize(
@@ -527,7 +559,7 @@ def test_a_rotation_killed_before_storing_strands_no_one_and_is_cleaned_up(
     )
     assert "unkey_secrets_op" not in (original.meta or {})
     assert unkey_emulator.key(result.key_id).expires is None, "the new key did not inherit the hold"
-    assert vault_store.get_current(api_id=unkey_api_id, name="svc").key_id == result.key_id
+    assert vault_store.get_current(api_id=unkey_api_id, alias="svc").key_id == result.key_id
 
 
 def test_rotate_leaves_no_marker_on_either_key(
@@ -535,7 +567,11 @@ def test_rotate_leaves_no_marker_on_either_key(
 ) -> None:
     first = provision(unkey_client, store, unkey_api_id, meta={"team": "billing"})
     result = rotate(unkey_client, store, unkey_api_id, first.key_id)
-    assert unkey_emulator.key(first.key_id).meta == {"team": "billing"}
+    # The rotated-out key keeps one member for good: the key that replaced it.
+    assert unkey_emulator.key(first.key_id).meta == {
+        "team": "billing",
+        "unkey_secrets_rotated_to": result.key_id,
+    }
     assert unkey_emulator.key(result.key_id).meta == {"team": "billing"}
 
 
@@ -649,7 +685,9 @@ def test_a_fast_key_keeps_its_own_expiry_through_a_rotation(
 class AliasFails(FlakyStore):
     """Stores keys, but every alias move fails as if its answer were lost."""
 
-    def _set_current(self, key: IssuedKey, path: str, name: str) -> StoredLocation:
+    def _set_current(
+        self, key: IssuedKey, path: str, alias: str, expected: AliasState | object | None
+    ) -> StoredLocation:
         raise StoreUnavailableError("injected alias outage", store=self.name)
 
 
@@ -676,7 +714,7 @@ def test_safe_mode_moves_the_alias_only_after_enabling(
     with pytest.raises(FlowError, match="was not moved"):
         provision(unkey_client, vault_store, unkey_api_id, alias="svc")
     with pytest.raises(SecretNotFoundError):
-        vault_store.get_current(api_id=unkey_api_id, name="svc")
+        vault_store.get_current(api_id=unkey_api_id, alias="svc")
 
 
 class FailsTidyingAfterStore(FlakyStore):
@@ -717,8 +755,8 @@ KILLED_AFTER_STORING = KILLED_ROTATION.replace(
         sys.stdin.read()  # the parent kills us here, after the reroll, before the write
 """,
     """class StopsBeforeStoring(VaultStore):
-    def _set_current(self, key, path, name):
-        super()._set_current(key, path, name)
+    def _set_current(self, key, path, alias, expected):
+        super()._set_current(key, path, alias, expected)
         print("storing", key.key_id, flush=True)
         sys.stdin.read()  # killed here: stored and current, not yet finished
 """,
@@ -740,16 +778,19 @@ def test_a_rotation_killed_after_storing_is_finished_by_the_next_one(
     stored_id = rotate_until_killed(
         KILLED_AFTER_STORING, openbao_server, unkey_emulator_server, unkey_api_id, first.key_id
     )
-    assert vault_store.get_current(api_id=unkey_api_id, name="svc").key_id == stored_id
+    assert vault_store.get_current(api_id=unkey_api_id, alias="svc").key_id == stored_id
 
     started_ms = time.time() * 1000
     result = rotate(unkey_client, vault_store, unkey_api_id, first.key_id, alias="svc")
-    for old_id in (first.key_id, stored_id):
-        expires = unkey_emulator.key(old_id).expires
-        assert expires is not None, old_id
-        assert expires <= started_ms + 86_400_000 + 61_000 + 5_000, old_id
-        assert "unkey_secrets_op" not in (unkey_emulator.key(old_id).meta or {})
-    assert vault_store.get_current(api_id=unkey_api_id, name="svc").key_id == result.key_id
+    # The alias named the killed run's key already: it is the rotation's result, adopted.
+    assert (result.outcome, result.key_id) == ("resumed", stored_id)
+    expires = unkey_emulator.key(first.key_id).expires
+    assert expires is not None
+    assert expires <= started_ms + 86_400_000 + 61_000 + 5_000
+    assert unkey_emulator.key(stored_id).expires is None
+    for key_id in (first.key_id, stored_id):
+        assert "unkey_secrets_op" not in (unkey_emulator.key(key_id).meta or {})
+    assert vault_store.get_current(api_id=unkey_api_id, alias="svc").key_id == result.key_id
 
 
 def test_an_expired_key_is_not_rotated(

@@ -20,6 +20,9 @@ from unkey_secrets import (
     StoredValueError,
     StoreError,
     StoreUnavailableError,
+    UnkeyClient,
+    provision,
+    rotate,
 )
 from unkey_secrets._payload import MANAGED_BY, alias_fields, key_fields
 from unkey_secrets.stores.base import SecretStore
@@ -130,6 +133,23 @@ def test_put_leaves_delete_version_after_and_max_versions_alone(
     assert store.get(api_id=key.api_id, key_id=key.key_id).secret == key.secret
 
 
+def test_an_alias_holds_the_full_key_value_not_a_pointer(
+    store: VaultStore, openbao_server: OpenBaoServer
+) -> None:
+    key = canary_key()
+    store.put(key)
+    store.set_current(key, alias="svc")
+    alias = store.alias_location(api_id=key.api_id, alias="svc")
+    answer = openbao_server.client().secrets.kv.v2.read_secret_version(
+        path=alias, mount_point=MOUNT, raise_on_deleted_version=True
+    )
+    data = answer["data"]["data"]
+    assert data["format"] == "unkey-secrets/key/v1"
+    assert (data["key_id"], data["api_id"], data["alias"]) == (key.key_id, key.api_id, "svc")
+    assert data["key"] == key.secret.reveal()
+    assert "path" not in data
+
+
 def test_alias_move_keeps_retention_settings(
     store: VaultStore, openbao_server: OpenBaoServer
 ) -> None:
@@ -137,20 +157,24 @@ def test_alias_move_keeps_retention_settings(
     second = canary_key(api_id=first.api_id)
     store.put(first)
     store.put(second)
-    store.set_current(first, name="svc")
-    alias = store.alias_location(api_id=first.api_id, name="svc")
+    store.set_current(first, alias="svc")
+    alias = store.alias_location(api_id=first.api_id, alias="svc")
     custom = metadata(openbao_server, alias)["custom_metadata"]
     write_metadata(
         openbao_server,
         alias,
         {"delete_version_after": "24h", "max_versions": 5, "custom_metadata": custom},
     )
-    store.set_current(second, name="svc")
+    store.set_current(second, alias="svc")
     meta = metadata(openbao_server, alias)
     assert meta["delete_version_after"] == "24h0m0s"
     assert meta["max_versions"] == 5
-    assert meta["custom_metadata"]["current_key_id"] == second.key_id
+    assert meta["custom_metadata"]["next_key_id"] == second.key_id
+    assert meta["custom_metadata"]["next_version"] == str(meta["current_version"])
     assert meta["custom_metadata"]["kind"] == "alias"
+    state = store.alias_state(api_id=first.api_id, alias="svc")
+    assert state is not None
+    assert state.key_id == second.key_id
 
 
 # -- crash recovery and races ---------------------------------------------------------------
@@ -291,17 +315,17 @@ def test_concurrent_alias_moves_conflict_instead_of_losing_one(
     third = canary_key(api_id=first.api_id)
     for key in (first, second, third):
         store.put(key)
-    store.set_current(first, name="svc")
+    store.set_current(first, alias="svc")
 
     racing = Interleaving(openbao_server.client())
-    racing.meanwhile = lambda: store.set_current(second, name="svc")
+    racing.meanwhile = lambda: store.set_current(second, alias="svc")
     with pytest.raises(StoreConflictError) as raised:
-        racing.set_current(third, name="svc")
+        racing.set_current(third, alias="svc")
     assert "moved" in str(raised.value)
-    assert store.get_current(api_id=first.api_id, name="svc").key_id == second.key_id
+    assert store.get_current(api_id=first.api_id, alias="svc").key_id == second.key_id
     # Retrying after the conflict works.
-    assert racing.set_current(third, name="svc").created
-    assert store.get_current(api_id=first.api_id, name="svc").key_id == third.key_id
+    assert racing.set_current(third, alias="svc").created
+    assert store.get_current(api_id=first.api_id, alias="svc").key_id == third.key_id
 
 
 def test_alias_metadata_is_trusted_only_for_the_version_it_describes(
@@ -311,8 +335,8 @@ def test_alias_metadata_is_trusted_only_for_the_version_it_describes(
     second = canary_key(api_id=first.api_id)
     store.put(first)
     store.put(second)
-    store.set_current(first, name="svc")
-    alias = store.alias_location(api_id=first.api_id, name="svc")
+    store.set_current(first, alias="svc")
+    alias = store.alias_location(api_id=first.api_id, alias="svc")
     key_path = store.key_location(api_id=second.api_id, key_id=second.key_id)
     # A mover that died after its data write, before updating the metadata.
     openbao_server.client().secrets.kv.v2.create_or_update_secret(
@@ -321,10 +345,10 @@ def test_alias_metadata_is_trusted_only_for_the_version_it_describes(
         cas=1,
         mount_point=MOUNT,
     )
-    again = store.set_current(first, name="svc")
+    again = store.set_current(first, alias="svc")
     assert again.created, "stale metadata (version 1 of 2) is not a reason to skip the write"
     assert again.version == "3"
-    assert store.get_current(api_id=first.api_id, name="svc").key_id == first.key_id
+    assert store.get_current(api_id=first.api_id, alias="svc").key_id == first.key_id
 
 
 def test_set_current_refuses_a_key_that_was_never_stored(
@@ -332,8 +356,8 @@ def test_set_current_refuses_a_key_that_was_never_stored(
 ) -> None:
     key = canary_key()
     with pytest.raises(SecretNotFoundError, match="put it before"):
-        store.set_current(key, name="svc")
-    alias = store.alias_location(api_id=key.api_id, name="svc")
+        store.set_current(key, alias="svc")
+    alias = store.alias_location(api_id=key.api_id, alias="svc")
     with pytest.raises(hvac.exceptions.InvalidPath):
         metadata(openbao_server, alias)
 
@@ -341,10 +365,10 @@ def test_set_current_refuses_a_key_that_was_never_stored(
 def test_set_current_refuses_a_key_path(store: VaultStore) -> None:
     key = canary_key()
     store.put(key)
-    odd = VaultStore(store.client, alias_template="unkey/{api_id}/{name}")
+    odd = VaultStore(store.client, alias_template="unkey/{api_id}/{alias}")
     # The alias "name" renders to the key's own path: it is ours, but not an alias.
     with pytest.raises(StoreConflictError):
-        odd.set_current(key, name=key.key_id)
+        odd.set_current(key, alias=key.key_id)
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -355,11 +379,11 @@ def test_get_current_refuses_an_alias_pointing_elsewhere(
 ) -> None:
     key = canary_key()
     store.put(key)
-    store.set_current(key, name="svc")
-    alias = store.alias_location(api_id=key.api_id, name="svc")
+    store.set_current(key, alias="svc")
+    alias = store.alias_location(api_id=key.api_id, alias="svc")
     plant(openbao_server, alias, alias_fields(key_id=key.key_id, api_id=key.api_id, path="x/y"))
     with pytest.raises(StoredValueError):
-        store.get_current(api_id=key.api_id, name="svc")
+        store.get_current(api_id=key.api_id, alias="svc")
 
 
 def test_get_of_a_foreign_value_is_a_stored_value_error(
@@ -402,12 +426,12 @@ def test_kv_v1_is_read_only(openbao_server: OpenBaoServer, kv1_mount: str) -> No
     with pytest.raises(ConfigurationError, match="KV v2"):
         store.put(key)
     with pytest.raises(ConfigurationError, match="KV v2"):
-        store.set_current(key, name="svc")
+        store.set_current(key, alias="svc")
 
     root = openbao_server.client().secrets.kv.v1
     key_path = store.key_location(api_id=key.api_id, key_id=key.key_id)
     root.create_or_update_secret(path=key_path, secret=key_fields(key), mount_point=kv1_mount)
-    alias = store.alias_location(api_id=key.api_id, name="svc")
+    alias = store.alias_location(api_id=key.api_id, alias="svc")
     root.create_or_update_secret(
         path=alias,
         secret=alias_fields(key_id=key.key_id, api_id=key.api_id, path=key_path),
@@ -417,7 +441,7 @@ def test_kv_v1_is_read_only(openbao_server: OpenBaoServer, kv1_mount: str) -> No
     assert read.secret == key.secret
     assert read.version is None
     assert read.location == f"{kv1_mount}/{key_path}"
-    assert store.get_current(api_id=key.api_id, name="svc").secret == key.secret
+    assert store.get_current(api_id=key.api_id, alias="svc").secret == key.secret
     with pytest.raises(SecretNotFoundError):
         store.get(api_id=key.api_id, key_id=random_id("key"))
 
@@ -445,20 +469,20 @@ def test_the_writer_policy_writes_and_moves_but_cannot_read(
 
     assert writer.put(first).created
     assert not writer.put(first).created
-    assert writer.set_current(first, name="svc").created
-    assert not writer.set_current(first, name="svc").created
+    assert writer.set_current(first, alias="svc").created
+    assert not writer.set_current(first, alias="svc").created
     writer.put(second)
-    assert writer.set_current(second, name="svc").version == "2"
+    assert writer.set_current(second, alias="svc").version == "2"
 
     with pytest.raises(StoreAccessError) as raised:
         writer.get(api_id=first.api_id, key_id=first.key_id)
     assert "403" in str(raised.value)
     assert_clean(raised.value, first)
     with pytest.raises(StoreAccessError):
-        writer.get_current(api_id=first.api_id, name="svc")
+        writer.get_current(api_id=first.api_id, alias="svc")
 
     assert reader.get(api_id=first.api_id, key_id=first.key_id).secret == first.secret
-    assert reader.get_current(api_id=first.api_id, name="svc").secret == second.secret
+    assert reader.get_current(api_id=first.api_id, alias="svc").secret == second.secret
     with pytest.raises(StoreAccessError):
         reader.put(canary_key())
 
@@ -521,7 +545,7 @@ def test_a_stopped_server_is_unavailable_midway(
         assert list(tmp_path.iterdir()) == []
     assert not server.running
     with pytest.raises(StoreUnavailableError) as raised:
-        store.set_current(key, name="svc")
+        store.set_current(key, alias="svc")
     assert_clean(raised.value, key)
 
 
@@ -533,3 +557,19 @@ def test_the_server_runs_on_loopback_without_caller_settings(
     health = openbao_server.client().sys.read_health_status(method="GET")
     assert health["initialized"]
     assert not health["sealed"]
+
+
+def test_the_writer_policy_rotates_by_alias_without_reading_a_key(
+    openbao_server: OpenBaoServer,
+    policy_tokens: dict[str, str],
+    unkey_client: UnkeyClient,
+    unkey_api_id: str,
+) -> None:
+    writer = VaultStore(openbao_server.client(policy_tokens["writer"]))
+    first = provision(unkey_client, writer, unkey_api_id, alias="svc")
+    result = rotate(unkey_client, writer, unkey_api_id, alias="svc")
+    assert result.original_key_id == first.key_id
+    again = rotate(unkey_client, writer, unkey_api_id, first.key_id)
+    assert (again.outcome, again.key_id) == ("already-done", result.key_id)
+    with pytest.raises(StoreAccessError):
+        writer.get_current(api_id=unkey_api_id, alias="svc")

@@ -52,7 +52,7 @@ def main() -> None:
             done = provision(unkey, store, api_id, alias="svc", prefix="canary")
             rotated = rotate(unkey, store, api_id, done.key_id, alias="svc")
             store.get(api_id=api_id, key_id=rotated.key_id)
-            store.get_current(api_id=api_id, name="svc")
+            store.get_current(api_id=api_id, alias="svc")
             canary = new_canary()
             canaries.append(canary)
             answer = {"data": {"keyId": "key_" + os.urandom(6).hex(), "key": canary}}

@@ -28,9 +28,16 @@ from typing import Any
 import httpx
 import pytest
 
-from unkey_secrets import RetryPolicy, SecretStore, UnkeyClient, capture, provision, rotate
+from unkey_secrets import (
+    RetryPolicy,
+    RotationStepError,
+    SecretStore,
+    UnkeyClient,
+    capture,
+    provision,
+    rotate,
+)
 from unkey_secrets._payload import parse_key_json
-from unkey_secrets.aws_lambda import RotationStepError
 
 from ..functional._cli_harness import aws_env, run_cli, tapped_emulator, unkey_env, vault_env
 from ..functional._rotation_harness import (
@@ -126,7 +133,7 @@ for _kind in ("vault", "aws"):
         with unkey(ctx) as client:
             done = provision(client, target, api_id, alias="svc", prefix="canary")
         stored = target.get(api_id=api_id, key_id=done.key_id)
-        current = target.get_current(api_id=api_id, name="svc")
+        current = target.get_current(api_id=api_id, alias="svc")
         ctx.keep(stored, current)
         return stored
 

@@ -27,6 +27,7 @@ from unkey_secrets import (
     UnkeySecretsError,
     capture,
 )
+from unkey_secrets._models import KeyEntry
 from unkey_secrets._payload import parse_key_fields
 from unkey_secrets.stores.base import SecretStore
 
@@ -67,7 +68,9 @@ class Untouchable(SecretStore):
         self.writes.append(path)
         return StoredLocation(store=self.name, location=path, key_id=key.key_id, version="1")
 
-    def _set_current(self, key: IssuedKey, path: str, name: str) -> StoredLocation:
+    def _set_current(
+        self, key: IssuedKey, path: str, alias: str, expected: object
+    ) -> StoredLocation:
         self.writes.append(path)
         return StoredLocation(store=self.name, location=path, key_id=key.key_id, version="1")
 
@@ -77,7 +80,7 @@ class Untouchable(SecretStore):
     def _get_current(self, path: str) -> StoredKey:
         raise AssertionError("read")
 
-    def _contains(self, path: str) -> bool:
+    def _key_entry(self, path: str, api_id: str, key_id: str) -> KeyEntry | None:
         raise AssertionError("read")
 
 

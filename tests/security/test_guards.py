@@ -213,7 +213,7 @@ def test_errors_leaving_a_store_carry_no_frame_locals() -> None:
             value = json.dumps({"key": key.secret.reveal()})  # what a careless backend holds
             raise RuntimeError(f"write of {len(value)} bytes failed")
 
-        def _set_current(self, key: IssuedKey, path: str, name: str) -> Any:
+        def _set_current(self, key: IssuedKey, path: str, alias: str, expected: Any) -> Any:
             raise NotImplementedError
 
         def _get(self, path: str) -> Any:
@@ -222,7 +222,7 @@ def test_errors_leaving_a_store_carry_no_frame_locals() -> None:
         def _get_current(self, path: str) -> Any:
             raise NotImplementedError
 
-        def _contains(self, path: str) -> bool:
+        def _key_entry(self, path: str, api_id: str, key_id: str) -> Any:
             raise NotImplementedError
 
     with pytest.raises(RuntimeError) as caught:

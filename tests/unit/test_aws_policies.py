@@ -29,7 +29,7 @@ def matches(pattern: str, arn: str) -> bool:
 
 
 def test_every_statement_allows_and_names_its_actions() -> None:
-    for name in ("aws-writer.json", "aws-reader.json"):
+    for name in ("aws-writer.json", "aws-reader.json", "aws-rotator.json"):
         policy = load(name)
         assert policy["Version"] == "2012-10-17"
         for statement in policy["Statement"]:
@@ -53,6 +53,23 @@ def test_the_writer_can_write_but_not_read() -> None:
     assert not {a for a in writer if a.startswith("secretsmanager:") and "Delete" in a}
 
 
+def test_the_rotator_is_the_writer_plus_reading_aliases() -> None:
+    writer, rotator = load("aws-writer.json"), load("aws-rotator.json")
+    extra = [s for s in rotator["Statement"] if s not in writer["Statement"]]
+    assert all(s in rotator["Statement"] for s in writer["Statement"])
+    assert [s["Action"] for s in extra] == [["secretsmanager:GetSecretValue"]]
+    store = SecretsManagerStore(make_client())
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:{}-AbC123"
+    (statement,) = extra
+    resources = statement["Resource"]
+    alias = arn.format(store.alias_location(api_id="api_1", alias="s"))
+    record = arn.format(store.rotation_location(api_id="api_1", key_id="key_1"))
+    key = arn.format(store.key_location(api_id="api_1", key_id="key_1"))
+    assert any(matches(r, alias) for r in resources)
+    assert any(matches(r, record) for r in resources)
+    assert not any(matches(r, key) for r in resources), "a key's own secret stays unread"
+
+
 def test_the_reader_can_read_but_not_write() -> None:
     reader = actions(load("aws-reader.json"))
     assert reader == {
@@ -67,7 +84,7 @@ def test_secret_resources_cover_exactly_the_default_names(policy: str) -> None:
     store = SecretsManagerStore(make_client())
     names = [
         store.key_location(api_id="api_123", key_id="key_456"),
-        store.alias_location(api_id="api_123", name="svc"),
+        store.alias_location(api_id="api_123", alias="svc"),
     ]
     arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:{}-AbC123"
     for statement in load(policy)["Statement"]:
@@ -79,7 +96,7 @@ def test_secret_resources_cover_exactly_the_default_names(policy: str) -> None:
 
 
 def test_kms_use_is_limited_to_secrets_manager_and_our_secrets() -> None:
-    for name in ("aws-writer.json", "aws-reader.json"):
+    for name in ("aws-writer.json", "aws-reader.json", "aws-rotator.json"):
         for statement in load(name)["Statement"]:
             if statement["Action"][0].startswith("kms:"):
                 like = statement["Condition"]["StringLike"]
@@ -87,7 +104,14 @@ def test_kms_use_is_limited_to_secrets_manager_and_our_secrets() -> None:
                 assert like["kms:EncryptionContext:SecretARN"].endswith(":secret:unkey/*")
 
 
-OUR_TAG_KEYS = {"managed-by", "unkey-kind", "unkey-key-id", "unkey-api-id"}
+OUR_TAG_KEYS = {
+    "managed-by",
+    "unkey-kind",
+    "unkey-key-id",
+    "unkey-api-id",
+    "unkey-alias",
+    "unkey-rerolled-from",
+}
 TAGGING = {"secretsmanager:TagResource", "secretsmanager:UntagResource"}
 
 
@@ -142,4 +166,11 @@ def test_the_store_tags_only_when_it_creates() -> None:
 def test_the_tag_keys_in_the_policy_are_the_ones_the_store_writes() -> None:
     from unkey_secrets.stores import aws
 
-    assert {aws.TAG_MANAGED_BY, aws.TAG_KIND, aws.TAG_KEY_ID, aws.TAG_API_ID} == OUR_TAG_KEYS
+    assert {
+        aws.TAG_MANAGED_BY,
+        aws.TAG_KIND,
+        aws.TAG_KEY_ID,
+        aws.TAG_API_ID,
+        aws.TAG_ALIAS,
+        aws.TAG_REROLLED_FROM,
+    } == OUR_TAG_KEYS

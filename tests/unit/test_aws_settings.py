@@ -22,7 +22,7 @@ def test_defaults() -> None:
     assert settings.region is None
     assert settings.endpoint_url is None
     assert settings.key_template == "unkey/{api_id}/{key_id}"
-    assert settings.alias_template == "unkey/{api_id}/by-name/{name}"
+    assert settings.alias_template == "unkey/{api_id}/by-name/{alias}"
     assert settings.tags == {}
     assert settings.replica_regions == ()
 
@@ -31,7 +31,7 @@ def test_reads_the_standard_and_prefixed_names(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "https://secretsmanager.eu-west-1.amazonaws.com")
     monkeypatch.setenv("UNKEY_SECRETS_AWS_KEY_TEMPLATE", "k/{key_id}")
-    monkeypatch.setenv("UNKEY_SECRETS_AWS_ALIAS_TEMPLATE", "n/{name}")
+    monkeypatch.setenv("UNKEY_SECRETS_AWS_ALIAS_TEMPLATE", "n/{alias}")
     monkeypatch.setenv("UNKEY_SECRETS_AWS_KMS_KEY_ID", "alias/unkey")
     monkeypatch.setenv("UNKEY_SECRETS_AWS_TAGS", '{"team": "core", "env": "prod"}')
     monkeypatch.setenv("UNKEY_SECRETS_AWS_REPLICA_REGIONS", '["us-east-2", "us-west-2"]')
@@ -40,7 +40,7 @@ def test_reads_the_standard_and_prefixed_names(monkeypatch: pytest.MonkeyPatch) 
     assert settings.region == "eu-west-1"
     assert settings.endpoint_url == "https://secretsmanager.eu-west-1.amazonaws.com"
     assert settings.key_template == "k/{key_id}"
-    assert settings.alias_template == "n/{name}"
+    assert settings.alias_template == "n/{alias}"
     assert settings.kms_key_id == "alias/unkey"
     assert settings.tags == {"team": "core", "env": "prod"}
     assert settings.replica_regions == ("us-east-2", "us-west-2")
@@ -87,6 +87,7 @@ def test_repr_is_pinned() -> None:
     settings = AwsSettings(region="eu-west-1", tags={"team": "core"})
     assert repr(settings) == (
         "AwsSettings(region='eu-west-1', endpoint_url=None, "
-        "key_template='unkey/{api_id}/{key_id}', alias_template='unkey/{api_id}/by-name/{name}', "
+        "key_template='unkey/{api_id}/{key_id}', alias_template='unkey/{api_id}/by-name/{alias}', "
+        "rotation_template='unkey/rotated-from/{api_id}/{key_id}', "
         "kms_key_id=None, tags={'team': 'core'}, replica_regions=(), description=None)"
     )

@@ -70,10 +70,10 @@ _STORES = st.sampled_from(
     [
         SecretsManagerStore(_CLIENT, key_template=key, alias_template=alias)
         for key, alias in [
-            ("unkey/{api_id}/{key_id}", "unkey/{api_id}/by-name/{name}"),
-            ("{key_id}", "{name}"),
-            ("prod/unkey-{api_id}/{key_id}", "prod/{api_id}-{name}"),
-            ("a.b@c+d=e/{key_id}", "a.b@c+d=e/current/{name}"),
+            ("unkey/{api_id}/{key_id}", "unkey/{api_id}/by-name/{alias}"),
+            ("{key_id}", "{alias}"),
+            ("prod/unkey-{api_id}/{key_id}", "prod/{api_id}-{alias}"),
+            ("a.b@c+d=e/{key_id}", "a.b@c+d=e/current/{alias}"),
         ]
     ]
 )
@@ -90,7 +90,7 @@ def test_every_accepted_name_is_an_aws_name_inside_the_prefix(
 ) -> None:
     for template, render in (
         (store.key_template, lambda: store.key_location(api_id=api_id, key_id=key_id)),
-        (store.alias_template, lambda: store.alias_location(api_id=api_id, name=name)),
+        (store.alias_template, lambda: store.alias_location(api_id=api_id, alias=name)),
     ):
         try:
             rendered = validate_secret_name(render())
@@ -111,14 +111,14 @@ def test_an_oversize_value_makes_no_call(stubbed: tuple[Any, Stubber]) -> None:
     assert raised.value.field == "key"
     assert "k" * 32 not in str(raised.value)
     with pytest.raises(InvalidInputError):
-        store.set_current(key, name="svc")
+        store.set_current(key, alias="svc")
 
 
 def test_a_name_with_an_arn_like_suffix_makes_no_call(stubbed: tuple[Any, Stubber]) -> None:
     client, _ = stubbed
     store = SecretsManagerStore(client)
     with pytest.raises(InvalidInputError):
-        store.set_current(canary_key(), name="svc-prod12")
+        store.set_current(canary_key(), alias="svc-prod12")
 
 
 def test_create_passes_kms_key_replicas_description_and_tags(
@@ -235,7 +235,7 @@ def test_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert store.replica_regions == ("eu-west-1", "eu-west-2")
     assert repr(store) == (
         "SecretsManagerStore(key_template='keys/{api_id}/{key_id}', "
-        "alias_template='unkey/{api_id}/by-name/{name}', region='ap-southeast-2')"
+        "alias_template='unkey/{api_id}/by-name/{alias}', region='ap-southeast-2')"
     )
 
 
@@ -260,7 +260,7 @@ def test_explicit_options_win_over_settings() -> None:
         ("kms_key_id", ""),
         ("description", "d" * 2049),
         ("key_template", "{api_id}/{key_id}-suffix"),
-        ("alias_template", "names/{name} x"),
+        ("alias_template", "names/{alias} x"),
     ],
 )
 def test_bad_options_are_refused(option: str, value: Any) -> None:

@@ -36,6 +36,7 @@ from unkey_secrets import (
     UnkeyError,
     UnkeyTransportError,
 )
+from unkey_secrets._models import AliasState, KeyEntry
 from unkey_secrets.cli import app as cli
 
 from ._unkey_fake import PLAINTEXT, FakeUnkey, issued, make_client, ok
@@ -54,19 +55,28 @@ class MemoryStore(SecretStore):
     def __init__(self, fail: Exception | None = None) -> None:
         super().__init__()
         self.keys: dict[str, str] = {}
+        self.entries: dict[str, KeyEntry] = {}
+        self.aliases: dict[str, AliasState] = {}
         self.fail = fail
 
     def _put(self, key: IssuedKey, path: str) -> StoredLocation:
         if self.fail is not None:
             raise self.fail
         self.keys[path] = key.secret.reveal()
+        self.entries[path] = KeyEntry(key.api_id, key.key_id, key.alias, key.rerolled_from)
         return StoredLocation("memory", path, key.key_id, "1")
 
-    def _set_current(self, key: IssuedKey, path: str, name: str) -> StoredLocation:
+    def _set_current(
+        self, key: IssuedKey, path: str, alias: str, expected: object
+    ) -> StoredLocation:
         if self.fail is not None:
             raise self.fail
         self.keys[path] = key.secret.reveal()
-        return StoredLocation("memory", path, key.key_id, "2", name=name)
+        revision = int(self.aliases[path].revision) + 1 if path in self.aliases else 1
+        self.aliases[path] = AliasState(
+            alias, key.api_id, key.key_id, str(revision), key.rerolled_from
+        )
+        return StoredLocation("memory", path, key.key_id, "2", alias=alias)
 
     def _get(self, path: str) -> StoredKey:
         raise SecretNotFoundError("not kept", store="memory", location=path)
@@ -74,8 +84,12 @@ class MemoryStore(SecretStore):
     def _get_current(self, path: str) -> StoredKey:
         raise SecretNotFoundError("not kept", store="memory", location=path)
 
-    def _contains(self, path: str) -> bool:
-        return path in self.keys
+    def _key_entry(self, path: str, api_id: str, key_id: str) -> KeyEntry | None:
+        entry = self.entries.get(path)
+        return entry if entry is not None and entry.key_id == key_id else None
+
+    def _alias_state(self, path: str, api_id: str, alias: str) -> AliasState | None:
+        return self.aliases.get(path)
 
 
 @pytest.fixture(autouse=True)
@@ -150,7 +164,7 @@ def test_defaults() -> None:
     [
         ([], "required: COMMAND"),
         (["provision"], "required: --api-id"),
-        (["rotate", "--api-id", API], "required: --key-id"),
+        (["rotate", "--api-id", API], "one of the arguments --alias --key-id is required"),
         (["provision", "--api-id", API, "--mode", "slow"], "invalid choice: '<value>'"),
         (["provision", "--api-id", API, "--meta", "[1]"], "--meta: must be a JSON object"),
         (["provision", "--api-id", API, "--meta", "{"], "--meta: not valid JSON"),
@@ -491,9 +505,11 @@ def test_provision_json_passes_every_option(
             "key_id": KEY,
             "version": "1",
             "created": True,
-            "name": None,
+            "alias": None,
         },
         "current": None,
+        "replaced_key_id": None,
+        "replaced_expires": None,
     }
     (body,) = fake.bodies
     assert body["name"] == "deploy"

@@ -40,6 +40,7 @@ def test_the_stored_shape_is_stable() -> None:
         "prefix",
         "expires",
         "rerolled_from",
+        "alias",
     }
     assert fields["format"] == KEY_FORMAT == "unkey-secrets/key/v1"
     assert fields["key"] == PLAINTEXT
@@ -53,11 +54,21 @@ def test_round_trip_through_json() -> None:
     assert stored.api_id == "api_xyz789"
     assert stored.secret == Secret(PLAINTEXT)
     assert stored.version == "3"
-    assert stored.extra["rerolled_from"] == "key_old999"
+    assert stored.rerolled_from == "key_old999"
+    assert (stored.prefix, stored.expires, stored.alias) == ("live", 1_900_000_000_000, None)
+    assert stored.extra == {}
     assert PLAINTEXT not in repr(stored)
 
 
-def test_alias_holds_no_plaintext() -> None:
+def test_unknown_members_stay_in_extra_and_show_by_name_only() -> None:
+    data = {**key_fields(issued()), "future_member": "canary-extra-value"}
+    stored = parse_key_json(json.dumps(data), store="test", location="here")
+    assert stored.extra == {"future_member": "canary-extra-value"}
+    assert "future_member" in repr(stored)
+    assert "canary-extra-value" not in repr(stored)
+
+
+def test_legacy_alias_pointer_holds_no_plaintext() -> None:
     alias = alias_fields(key_id="key_1abc", api_id="api_1abc", path="unkey/api_1abc/key_1abc")
     assert "key" not in alias
     assert alias["format"] == "unkey-secrets/alias/v1"

@@ -1,6 +1,9 @@
+import pytest
+
 import unkey_secrets
 
 EXPECTED = {
+    "AliasState",
     "AmbiguousOutcomeError",
     "CompensatedError",
     "CompensationFailedError",
@@ -8,9 +11,12 @@ EXPECTED = {
     "FlowError",
     "InvalidInputError",
     "IssuedKey",
+    "KeyEntry",
     "NotOwnedError",
     "ProvisionResult",
     "RetryPolicy",
+    "RotationConflictError",
+    "RotationRecord",
     "RotationResult",
     "RotationStepError",
     "Secret",
@@ -38,6 +44,7 @@ EXPECTED = {
     "__version__",
     "available_stores",
     "capture",
+    "install_guards",
     "load_store",
     "provision",
     "rotate",
@@ -74,3 +81,63 @@ def test_importing_the_package_pulls_in_no_store_sdk() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _public_modules() -> list[str]:
+    import pathlib
+
+    root = pathlib.Path(unkey_secrets.__file__).parent
+    names = []
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if parts[-1] == "__main__" or any(p.startswith("_") for p in parts):
+            continue
+        names.append(".".join(parts))
+    return names
+
+
+#: Modules whose job is to gather settings defined beside them, like a package's __init__.
+_AGGREGATORS = {"unkey_secrets.settings"}
+
+
+def _own_public_names(module: object) -> set[str]:
+    """The public names a module's source binds at top level (imports count in __init__)."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(module))  # type: ignore[arg-type]
+    is_package = getattr(module, "__file__", "").endswith("__init__.py")
+    is_package = is_package or module.__name__ in _AGGREGATORS  # type: ignore[attr-defined]
+    names: set[str] = set()
+    body = list(tree.body)
+    for node in tree.body:
+        # A lazy package names what it re-exports under TYPE_CHECKING.
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            body += [n for n in node.body if isinstance(n, ast.ImportFrom) and n.level == 1]
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+        elif is_package and isinstance(node, ast.ImportFrom) and node.level == 1:
+            # A package re-exports what its own modules define.
+            names.update(alias.asname or alias.name for alias in node.names)
+    return {n for n in names if not n.startswith("_") or n == "__version__"}
+
+
+@pytest.mark.parametrize("name", _public_modules())
+def test_every_public_module_pins_all_to_its_own_public_names(name: str) -> None:
+    import importlib
+
+    module = importlib.import_module(name)
+    declared = getattr(module, "__all__", None)
+    own = _own_public_names(module) - {"logger"}
+    if declared is None:
+        assert not own, f"{name} binds public names {sorted(own)} but has no __all__"
+        return
+    assert len(declared) == len(set(declared)), f"{name}.__all__ repeats a name"
+    assert set(declared) == own, name

@@ -31,10 +31,10 @@ def plugin_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             class MemoryStore(SecretStore):
                 name = "memory"
                 def _put(self, key, path): raise NotImplementedError
-                def _set_current(self, key, path, name): raise NotImplementedError
+                def _set_current(self, key, path, alias, expected): raise NotImplementedError
                 def _get(self, path): raise NotImplementedError
                 def _get_current(self, path): raise NotImplementedError
-                def _contains(self, path): raise NotImplementedError
+                def _key_entry(self, path, api_id, key_id): raise NotImplementedError
 
             class NotAStore:
                 pass

@@ -6,10 +6,10 @@ from unkey_secrets import InvalidInputError
 from unkey_secrets._validate import (
     PathTemplate,
     require_tls_unless_loopback,
+    validate_alias,
     validate_api_id,
     validate_external_id,
     validate_key_id,
-    validate_name,
 )
 
 
@@ -30,12 +30,12 @@ def test_invalid_key_ids_fail_without_echo(bad: object) -> None:
         assert bad not in str(raised.value)
 
 
-def test_external_id_and_name_rules() -> None:
+def test_external_id_and_alias_rules() -> None:
     assert validate_external_id("tenant.42-x_y") == "tenant.42-x_y"
-    assert validate_name("billing-service.v2") == "billing-service.v2"
+    assert validate_alias("billing-service.v2") == "billing-service.v2"
     for bad in ["", ".", "..", "-x", ".hidden", "a/b", "a b"]:
         with pytest.raises(InvalidInputError):
-            validate_name(bad)
+            validate_alias(bad)
     with pytest.raises(InvalidInputError):
         validate_external_id("a/b")
 
@@ -62,6 +62,10 @@ def test_default_template_renders_inside_its_prefix() -> None:
         ("unkey/{key_id", "not a valid template"),
         ("un key/{key_id}", "outside"),
         ("unkey/{0}/{key_id}", "unknown field"),
+        ("unkey/{api_id}/by-name/{name}", "uses {name}: use {alias}"),
+        ("unkey/{name}/{key_id}", "uses {name}: use {alias}"),
+        ("unkey/{external_id}/{key_id}", "uses {external_id}"),
+        ("unkey/{api_id}/{external_id}-{alias}", "uses {external_id}"),
     ],
 )
 def test_bad_templates_are_refused_when_made(template: str, problem: str) -> None:

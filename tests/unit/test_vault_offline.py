@@ -155,7 +155,7 @@ def test_kv_v1_writes_are_refused_before_any_request() -> None:
     with pytest.raises(ConfigurationError):
         store.put(key)
     with pytest.raises(ConfigurationError):
-        store.set_current(key, name="svc")
+        store.set_current(key, alias="svc")
     assert fake.sent == []
 
 
@@ -249,7 +249,7 @@ def test_a_plain_404_is_not_found() -> None:
     with pytest.raises(SecretNotFoundError):
         store.get(api_id="api_123", key_id="key_123")
     with pytest.raises(SecretNotFoundError):
-        store.get_current(api_id="api_123", name="svc")
+        store.get_current(api_id="api_123", alias="svc")
 
 
 @pytest.mark.parametrize(

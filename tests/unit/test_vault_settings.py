@@ -182,10 +182,10 @@ def test_settings_choose_mount_version_and_templates() -> None:
             mount="kv",
             kv_version=1,
             key_template="k/{key_id}",
-            alias_template="a/{name}",
+            alias_template="a/{alias}",
         )
     )
     assert (store.mount, store.kv_version) == ("kv", 1)
     assert store.key_location(api_id="api_123", key_id="key_123") == "k/key_123"
-    assert store.alias_location(api_id="api_123", name="svc") == "a/svc"
+    assert store.alias_location(api_id="api_123", alias="svc") == "a/svc"
     assert "hvs.token-value" not in repr(store)

@@ -43,17 +43,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._errors import ConfigurationError
+from .._errors import RotationStepError as RotationStepError
 from .._redact import guarded
 from .._secret import Secret
 from ..stores.aws.errors import check_client_endpoint
 from ..stores.aws.secrets import translate_error
 from ..unkey import UnkeyClient
 from .config import RotationConfig, RuntimeConfig
-from .rotator import RotationStepError, Rotator
+from .rotator import Rotator
 
 __all__ = [
     "RotationConfig",
-    "RotationStepError",
     "Rotator",
     "RuntimeConfig",
     "build_rotator",

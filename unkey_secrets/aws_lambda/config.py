@@ -14,7 +14,13 @@ from .._errors import ConfigurationError, InvalidInputError
 from .._validate import validate_api_id, validate_external_id
 from ..unkey.options import check_permission_query, check_prefix, check_text
 
-__all__ = ["RotationConfig", "RuntimeConfig"]
+__all__ = [
+    "DEFAULT_GRACE_SECONDS",
+    "DEFAULT_HOLD_SECONDS",
+    "MINIMUM_GRACE_SECONDS",
+    "RotationConfig",
+    "RuntimeConfig",
+]
 
 #: How long the rotated-out key stays valid after finishSecret: well past every reader's cache
 #: (Powertools caches 5 minutes, the Secrets Manager caching client 1 hour).

@@ -23,7 +23,6 @@ How a rotation survives a crash or a retry at any line:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -49,17 +48,22 @@ from .._errors import (
 from .._models import IssuedKey, StoredKey
 from .._payload import key_fields
 from .._redact import MaskedText, confined, guarded
-from ..flows import MARKER_META_KEY, PREVIOUS_EXPIRES_META_KEY
+from ..rotation.core import (
+    LIBRARY_TOKEN_PREFIX,
+    MARKER_META_KEY,
+    PREVIOUS_EXPIRES_META_KEY,
+    UnkeySide,
+    marker_of,
+)
 from ..stores.aws.secrets import AWSCURRENT, AWSPENDING, RotationSecrets, SecretState
 from ..unkey import UnkeyClient
 from .config import RotationConfig
 
 __all__ = [
     "API_ID_TAG",
-    "PREVIOUS_EXPIRES_META_KEY",
     "STEPS",
-    "RotationStepError",
     "Rotator",
+    "StepRecord",
 ]
 
 logger = logging.getLogger("unkey_secrets.aws_lambda")
@@ -177,7 +181,7 @@ class Rotator:
             # A previous attempt stored its key; clear out what attempts that lost made.
             self._note(record, pending)
             record.outcome = "exists"
-            keep = {k for k in (pending.key_id, _rerolled_from(pending)) if k is not None}
+            keep = {k for k in (pending.key_id, pending.rerolled_from) if k is not None}
             record.swept = self._sweep_quietly(
                 pending.api_id, token, keep, pending.external_id, record
             )
@@ -194,7 +198,7 @@ class Rotator:
     def _set(self, state: SecretState, token: str, record: StepRecord) -> None:
         pending = self._pending(state, token, "setSecret")
         self._note(record, pending)
-        if _rerolled_from(pending) is not None:
+        if pending.rerolled_from is not None:
             record.outcome = "nothing-to-do"
             record.detail = "rerollKey made the new key live; Unkey needs nothing in setSecret"
             return
@@ -280,27 +284,19 @@ class Rotator:
             state, str(stale), original_id, api_id, info.external_id, record
         ):
             info = self.unkey.get_key(original_id)
-        meta = dict(info.meta or {})
-        if meta.get(MARKER_META_KEY) == token and PREVIOUS_EXPIRES_META_KEY in meta:
-            # A previous attempt marked the key and may have rerolled it: trust what it saved.
-            previous = _expiry(meta[PREVIOUS_EXPIRES_META_KEY], original_id, state.arn)
-            if info.expires != previous:
-                # Put it back before rerolling: the new key inherits the original's expiry.
-                self.unkey.update_key(original_id, expires=previous)
-        else:
-            previous = info.expires
-            if meta.get(MARKER_META_KEY) is not None and PREVIOUS_EXPIRES_META_KEY in meta:
-                # An abandoned rotation's record: its hold may still be on the key.
-                previous = _expiry(meta[PREVIOUS_EXPIRES_META_KEY], original_id, state.arn)
-            meta.update({MARKER_META_KEY: token, PREVIOUS_EXPIRES_META_KEY: previous})
-            if info.expires != previous:
-                self.unkey.update_key(original_id, meta=meta, expires=previous)
-            else:
-                self.unkey.update_key(original_id, meta=meta)
+        meta = info.meta or {}
+        override = None
+        if marker_of(info) is not None and PREVIOUS_EXPIRES_META_KEY in meta:
+            # Ours: what a previous attempt saved. Another's (abandoned, settled above): its
+            # hold may still be on the key, and the real expiry is what it saved.
+            saved = _expiry(meta[PREVIOUS_EXPIRES_META_KEY], original_id, state.arn)
+            override = None if marker_of(info) == token else (saved,)
+        # The shared protocol: mark, then reroll under the hold (capped by the own expiry).
+        side = UnkeySide(self.unkey, api_id, token, clock=self.clock)
+        original = side.mark(info, override=override)
+        previous = original.previous_expires
         try:
-            issued = self.unkey.reroll_key(
-                original_id, expiration_ms=_ms(self.config.hold), api_id=api_id
-            )
+            issued = side.reroll(original, self.config.hold)
         except (UnkeyAmbiguousError, UnkeyServerError) as exc:
             restore = (original_id, previous)
             raise self._settle_lost(
@@ -312,13 +308,7 @@ class Rotator:
             # The hold keeps the original alive; finishSecret sets its final expiry anyway.
             record.warnings.append(f"could not restore {original_id}'s expiry: {_summary(exc)}")
         record.outcome = "rerolled"
-        return dataclasses.replace(
-            issued,
-            name=info.name,
-            external_id=info.external_id,
-            prefix=info.start.split("_", 1)[0] if "_" in info.start else None,
-            expires=previous,
-        )
+        return issued
 
     def _settle_stale(
         self,
@@ -333,6 +323,14 @@ class Rotator:
 
         Returns True when the key's ``meta`` may have changed.
         """
+        if stale.startswith(LIBRARY_TOKEN_PREFIX):
+            # A rotation by rotate(): its keys live in a store this function cannot see.
+            raise RotationStepError(
+                f"key {original_id} is being rotated by unkey-secrets' rotate() (rotation "
+                f"{stale}); let it finish, then rotate again",
+                step="createSecret",
+                secret=state.arn,
+            )
         stages = state.stages(stale) or ()
         if AWSCURRENT in stages:
             # That rotation stored this very key and died after moving AWSCURRENT.
@@ -444,15 +442,17 @@ class Rotator:
         meta = dict(info.meta or {})
         if meta.get(MARKER_META_KEY) != token:
             return
-        original = _rerolled_from(stored)
+        original = stored.rerolled_from
         keep = {stored.key_id} | ({original} if original else set())
         record.swept = self._sweep(stored.api_id, token, keep, info.external_id)
         if original is not None:
-            self._expire_original(original, token, arn, record)
+            self._expire_original(original, stored.api_id, token, arn, record)
         rest = {k: v for k, v in meta.items() if k not in _OURS}
         self.unkey.update_key(stored.key_id, meta=rest or None)
 
-    def _expire_original(self, key_id: str, token: str, arn: str, record: StepRecord) -> None:
+    def _expire_original(
+        self, key_id: str, api_id: str, token: str, arn: str, record: StepRecord
+    ) -> None:
         try:
             info = self.unkey.get_key(key_id)
         except UnkeyNotFoundError:
@@ -463,9 +463,8 @@ class Rotator:
             record.warnings.append(f"original key {key_id} is marked by another rotation")
             return
         previous = _expiry(meta.get(PREVIOUS_EXPIRES_META_KEY), key_id, arn)
-        target = int(self.clock() * 1000) + _ms(self.config.grace_period)
-        if previous is not None:
-            target = min(target, previous)
+        side = UnkeySide(self.unkey, api_id, token, clock=self.clock)
+        target = side.cut_target(previous, self.config.grace_period)
         if info.expires is None or info.expires > target:
             self.unkey.update_key(key_id, expires=target)
             info = dataclasses.replace(info, expires=target)
@@ -494,16 +493,10 @@ class Rotator:
 
     def _sweep(self, api_id: str, token: str, keep: set[str], external_id: str | None) -> list[str]:
         """Delete every key marked with ``token`` except ``keep``: made by lost attempts."""
-        found = [
-            info.key_id
-            for info in self.unkey.list_keys(
-                api_id, external_id=external_id, revalidate_keys_cache=True
-            )
-            if (info.meta or {}).get(MARKER_META_KEY) == token and info.key_id not in keep
-        ]
+        side = UnkeySide(self.unkey, api_id, token, clock=self.clock)
+        found = [info.key_id for info in side.marked_keys(external_id, keep)]
         for key_id in found:
-            with contextlib.suppress(UnkeyNotFoundError):
-                self.unkey.delete_key(key_id)
+            side.delete(key_id)
         return found
 
     def _sweep_quietly(
@@ -538,7 +531,7 @@ class Rotator:
     def _note(record: StepRecord, stored: StoredKey) -> None:
         record.api_id = stored.api_id
         record.new_key_id = stored.key_id
-        record.old_key_id = _rerolled_from(stored)
+        record.old_key_id = stored.rerolled_from
 
 
 def _read_event(event: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -552,11 +545,6 @@ def _read_event(event: Mapping[str, Any]) -> tuple[str, str, str]:
     if step not in STEPS:
         raise InvalidInputError("Step", f"expected one of {', '.join(STEPS)}")
     return secret_id, token, str(step)
-
-
-def _rerolled_from(stored: StoredKey) -> str | None:
-    value = stored.extra.get("rerolled_from")
-    return value if isinstance(value, str) and value else None
 
 
 def _expiry(value: object, key_id: str, arn: str) -> int | None:

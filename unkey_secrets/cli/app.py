@@ -4,10 +4,10 @@
 
     unkey-secrets [--json] [-v | -vv] [--store NAME] COMMAND ...
 
-    provision --api-id API [--alias NAME] [--mode safe|fast] [--name N] [--prefix P]
+    provision --api-id API [--alias NAME [--replace]] [--mode safe|fast] [--name N] [--prefix P]
               [--external-id E] [--meta JSON] [--expires MS] [--permission P ...] [--role R ...]
-    rotate    --api-id API --key-id KEY [--alias NAME] [--grace-period SECONDS]
-              [--allow-short-grace]
+    rotate    --api-id API (--alias NAME | --key-id KEY) [--grace-period SECONDS]
+              [--allow-short-grace] [--takeover]
     capture   --api-id API --key-id KEY [--alias NAME] [--rerolled-from KEY | --delete-if-unstored]
               [--prompt]
     stores
@@ -46,6 +46,7 @@ from .. import __version__, flows
 from .._errors import ConfigurationError, InvalidInputError, UnkeySecretsError
 from .._redact import confined, disable_core_dumps, install_guards
 from .._secret import Secret
+from ..rotation.core import DEFAULT_GRACE_PERIOD, MINIMUM_GRACE_PERIOD
 from ..stores import SecretStore, available_stores, load_store
 from ..unkey import UnkeyClient
 from .output import (
@@ -60,7 +61,24 @@ from .output import (
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
 
-__all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+__all__ = [
+    "COMMANDS",
+    "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "MAX_GRACE_SECONDS",
+    "MAX_KEY_BYTES",
+    "UsageError",
+    "build_parser",
+    "configure_logging",
+    "exit_code_for",
+    "main",
+    "read_key",
+    "store_from_env",
+    "unkey_from_env",
+    "usage_message",
+]
 
 EXIT_OK = 0
 #: A flow, store or Unkey error (what was undone is in the message), or an unexpected error.
@@ -161,6 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="safe (default): create disabled, store, enable; fast: create enabled, "
         "delete if storing fails",
     )
+    provision.add_argument(
+        "--replace",
+        action="store_true",
+        help="if --alias names a key already, move it to the new key and cut the old one to "
+        "the grace period (without it, a taken alias is refused)",
+    )
     provision.add_argument("--name", help="the key's name in Unkey")
     provision.add_argument("--prefix", help="the key's prefix (e.g. live)")
     provision.add_argument("--external-id", help="the identity (tenant, user) the key belongs to")
@@ -185,8 +209,16 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     _api_and_alias(rotate)
-    rotate.add_argument("--key-id", required=True, help="the key to rotate")
-    default_grace = int(flows.DEFAULT_GRACE_PERIOD.total_seconds())
+    rotate.add_argument(
+        "--key-id",
+        help="the key to rotate, if not the one --alias names (every alias naming it moves)",
+    )
+    rotate.add_argument(
+        "--takeover",
+        action="store_true",
+        help="take over a rotation another run claimed, when you know that run died",
+    )
+    default_grace = int(DEFAULT_GRACE_PERIOD.total_seconds())
     rotate.add_argument(
         "--grace-period",
         type=_grace_seconds,
@@ -194,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"how long the old key stays valid (default {default_grace}, "
         f"at most {MAX_GRACE_SECONDS})",
     )
-    minimum = int(flows.MINIMUM_GRACE_PERIOD.total_seconds())
+    minimum = int(MINIMUM_GRACE_PERIOD.total_seconds())
     rotate.add_argument(
         "--allow-short-grace",
         action="store_true",
@@ -417,14 +449,23 @@ def _provision(args: argparse.Namespace, out: Output) -> None:
     }
     with unkey_from_env() as unkey:
         result = flows.provision(
-            unkey, store, args.api_id, alias=args.alias, mode=args.mode, **options
+            unkey,
+            store,
+            args.api_id,
+            alias=args.alias,
+            replace=args.replace,
+            mode=args.mode,
+            **options,
         )
     out.result(provision_record(result, args.alias))
 
 
 def _rotate(args: argparse.Namespace, out: Output) -> None:
     store = store_from_env(args.store)
-    options: dict[str, Any] = {"allow_short_grace": args.allow_short_grace}
+    options: dict[str, Any] = {
+        "allow_short_grace": args.allow_short_grace,
+        "takeover": args.takeover,
+    }
     if args.grace_period is not None:
         options["grace_period"] = dt.timedelta(seconds=args.grace_period)
     with unkey_from_env() as unkey:
@@ -500,6 +541,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(arguments)
+        if args.command == "rotate" and args.key_id is None and args.alias is None:
+            raise UsageError("one of the arguments --alias --key-id is required")
     except UsageError as exc:
         as_json, command = _global_json(arguments)
         out = Output(json=as_json, stdout=sys.stdout, stderr=sys.stderr)

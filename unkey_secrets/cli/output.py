@@ -21,11 +21,15 @@ from typing import Any, TextIO
 from .._errors import FlowError, InvalidInputError, StoreError, UnkeySecretsError
 from .._models import StoredLocation
 from .._redact import scrub
-from ..flows import ProvisionResult, RotationResult
+from ..flows import ProvisionResult
+from ..rotation.protocol import RotationResult
 
 __all__ = [
+    "LOST_RESULT",
     "Output",
+    "Record",
     "capture_record",
+    "error_message",
     "error_record",
     "location_record",
     "provision_record",
@@ -48,7 +52,7 @@ def location_record(location: StoredLocation | None) -> Record | None:
         "key_id": location.key_id,
         "version": location.version,
         "created": location.created,
-        "name": location.name,
+        "alias": location.alias,
     }
 
 
@@ -64,12 +68,18 @@ def provision_record(result: ProvisionResult, alias: str | None) -> Record:
         "request_id": result.request_id,
         "location": location_record(result.location),
         "current": location_record(result.current),
+        "replaced_key_id": result.replaced_key_id,
+        "replaced_expires": result.replaced_expires,
     }
 
 
 def rotation_record(result: RotationResult, alias: str | None) -> Record:
     """What ``rotate`` reports; ``original_expires`` is Unix ms, as Unkey counts it."""
-    expires_at = dt.datetime.fromtimestamp(result.original_expires / 1000, tz=dt.timezone.utc)
+    expires_at = (
+        None
+        if result.original_expires is None
+        else dt.datetime.fromtimestamp(result.original_expires / 1000, tz=dt.timezone.utc)
+    )
     return {
         "command": "rotate",
         "ok": True,
@@ -80,9 +90,11 @@ def rotation_record(result: RotationResult, alias: str | None) -> Record:
         "request_id": result.request_id,
         "grace_period_seconds": int(result.grace_period.total_seconds()),
         "original_expires": result.original_expires,
-        "original_expires_at": expires_at.isoformat(timespec="seconds"),
+        "original_expires_at": expires_at.isoformat(timespec="seconds") if expires_at else None,
+        "outcome": result.outcome,
         "location": location_record(result.location),
         "current": location_record(result.current),
+        "aliases": [location_record(moved) for moved in result.aliases],
     }
 
 
@@ -160,11 +172,21 @@ def _human(record: Record) -> list[str]:
     lines = [_HEADLINES[record["command"]].format(**record)]
     lines += _where("stored at", record.get("location"))
     alias = record.get("alias")
-    if record.get("current") is not None:
-        lines += _where(f"alias {alias} ->", record["current"])
-    elif alias is not None:
+    moved = record.get("aliases") or ([record["current"]] if record.get("current") else [])
+    for location in moved:
+        lines += _where(f"alias {location.get('alias') or alias} ->", location)
+    if not moved and alias is not None and record["command"] != "rotate":
         lines.append(f"alias {alias} now points at it")
+    if record.get("replaced_key_id") is not None:
+        lines.append(
+            f"key {record['replaced_key_id']}, which the alias named before, now expires at "
+            f"{record['replaced_expires']} (Unix ms)"
+        )
     if record["command"] == "rotate":
+        if record.get("outcome") == "already-done":
+            lines.append("this rotation had already finished; nothing was changed")
+        elif record.get("outcome") == "resumed":
+            lines.append("finished a rotation an earlier run had left unfinished")
         lines.append(
             f"key {record['original_key_id']} stays valid until {record['original_expires_at']} "
             f"(grace period {record['grace_period_seconds']} s)"

@@ -3,25 +3,48 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from .._models import IssuedKey, StoredKey, StoredLocation
+from .._errors import ConfigurationError
+from .._models import AliasState, IssuedKey, KeyEntry, StoredKey, StoredLocation
 from .._redact import confined, guarded
-from .._validate import PathTemplate
+from .._validate import PathTemplate, validate_alias, validate_api_id, validate_key_id
 
-__all__ = ["DEFAULT_ALIAS_TEMPLATE", "DEFAULT_KEY_TEMPLATE", "SecretStore"]
+if TYPE_CHECKING:
+    from ..rotation.record import RotationRecord
+
+__all__ = [
+    "DEFAULT_ALIAS_TEMPLATE",
+    "DEFAULT_KEY_TEMPLATE",
+    "DEFAULT_ROTATION_TEMPLATE",
+    "UNCHECKED",
+    "SecretStore",
+]
 
 #: Where a key is written: one location per key_id.
 DEFAULT_KEY_TEMPLATE = "unkey/{api_id}/{key_id}"
-#: Where the stable, reader-facing name lives. A key_id is ``[A-Za-z0-9_]`` only, so the
+#: Where the stable, reader-facing alias lives. A key_id is ``[A-Za-z0-9_]`` only, so the
 #: ``by-name`` segment can never collide with a key's own location.
-DEFAULT_ALIAS_TEMPLATE = "unkey/{api_id}/by-name/{name}"
+DEFAULT_ALIAS_TEMPLATE = "unkey/{api_id}/by-name/{alias}"
+#: Where the record of a rotation of ``key_id`` (the original) lives; it holds no plaintext.
+#: An api_id has no ``-``, so ``rotated-from`` is never an API's folder; being the second
+#: segment, it can be granted read on its own (``unkey/rotated-from/*``) in a Vault policy.
+DEFAULT_ROTATION_TEMPLATE = "unkey/rotated-from/{api_id}/{key_id}"
 # Today's key_ids are "key_" + 9 characters, older ones up to about 26.
 _STAND_IN_KEY_ID = "key_" + "x" * 28
 
 
+class _Unchecked:
+    def __repr__(self) -> str:
+        return "UNCHECKED"
+
+
+#: ``set_current(..., expected=UNCHECKED)``: move the alias whatever it names now.
+UNCHECKED = _Unchecked()
+
+
 class SecretStore(ABC):
-    """A place to keep Unkey keys, one location per key_id.
+    """A place to keep Unkey keys, one location per key_id, plus aliases and rotation records.
 
     Public methods validate their input, render locations from the templates and then call the
     backend's ``_``-prefixed hook, so a backend only speaks to its own API. They also keep the
@@ -29,6 +52,12 @@ class SecretStore(ABC):
     masked, and an error leaving them carries no frame locals. Every write is
     create-only and idempotent: writing the same key_id again is a no-op (``created=False``),
     writing over anything we did not create raises :class:`~unkey_secrets.NotOwnedError`.
+
+    An alias holds the same JSON as the key's own location (one read gives a reader its key);
+    a rotation record (:mod:`unkey_secrets.rotation.record`) holds no plaintext. A backend
+    that keeps no rotation records inherits hooks that raise
+    :class:`~unkey_secrets.ConfigurationError`, so :func:`~unkey_secrets.rotate` refuses it
+    before calling Unkey.
     """
 
     #: The entry-point name of the backend (``"vault"``, ``"aws"``).
@@ -39,17 +68,33 @@ class SecretStore(ABC):
         *,
         key_template: str = DEFAULT_KEY_TEMPLATE,
         alias_template: str = DEFAULT_ALIAS_TEMPLATE,
+        rotation_template: str = DEFAULT_ROTATION_TEMPLATE,
     ) -> None:
         self.key_template = PathTemplate(key_template, required=frozenset({"key_id"}))
-        self.alias_template = PathTemplate(alias_template, required=frozenset({"name"}))
+        self.alias_template = PathTemplate(alias_template, required=frozenset({"alias"}))
+        self.rotation_template = PathTemplate(rotation_template, required=frozenset({"key_id"}))
 
     def key_location(self, *, api_id: str, key_id: str) -> str:
         """Return the path or secret name a key is written to (validated, no I/O)."""
         return self.key_template.render({"api_id": api_id, "key_id": key_id})
 
-    def alias_location(self, *, api_id: str, name: str) -> str:
-        """Return the path or secret name of a stable reader-facing name (validated, no I/O)."""
-        return self.alias_template.render({"api_id": api_id, "name": name})
+    def alias_location(self, *, api_id: str, alias: str) -> str:
+        """Return the path or secret name of an alias (validated, no I/O)."""
+        return self.alias_template.render({"api_id": api_id, "alias": alias})
+
+    def rotation_location(self, *, api_id: str, key_id: str) -> str:
+        """Return where the record of a rotation of ``key_id`` is kept (validated, no I/O)."""
+        return self.rotation_template.render({"api_id": api_id, "key_id": key_id})
+
+    def describe_location(self, *, api_id: str, key_id: str) -> StoredLocation:
+        """A :class:`StoredLocation` for a key stored earlier, without I/O (version unknown)."""
+        return StoredLocation(
+            store=self.name,
+            location=self.key_location(api_id=api_id, key_id=key_id),
+            key_id=key_id,
+            version="",
+            created=False,
+        )
 
     def check_writable(self, *, api_id: str, alias: str | None = None) -> None:
         """Raise before any I/O if a key of ``api_id`` (and ``alias``) could not be written here.
@@ -59,8 +104,9 @@ class SecretStore(ABC):
         the one Unkey will choose; the flows still undo Unkey's side if the real one fails.
         """
         self.key_location(api_id=api_id, key_id=_STAND_IN_KEY_ID)
+        self.rotation_location(api_id=api_id, key_id=_STAND_IN_KEY_ID)
         if alias is not None:
-            self.alias_location(api_id=api_id, name=alias)
+            self.alias_location(api_id=api_id, alias=alias)
         self._check_writable()
 
     @guarded
@@ -70,7 +116,17 @@ class SecretStore(ABC):
         Decided from metadata and tags, never by reading the value, so a writer whose policy
         has no read permission may call it. The flows use it to never delete a stored key.
         """
-        return self._contains(self.key_location(api_id=api_id, key_id=key_id))
+        return self.key_entry(api_id=api_id, key_id=key_id) is not None
+
+    @guarded
+    def key_entry(self, *, api_id: str, key_id: str) -> KeyEntry | None:
+        """What the store's metadata says about ``key_id``'s entry; None if it holds no such key.
+
+        Read without the value (Vault custom_metadata, Secrets Manager tags).
+        """
+        validate_api_id(api_id)
+        validate_key_id(key_id)
+        return self._key_entry(self.key_location(api_id=api_id, key_id=key_id), api_id, key_id)
 
     @guarded
     def put(self, key: IssuedKey) -> StoredLocation:
@@ -80,11 +136,43 @@ class SecretStore(ABC):
             return self._put(key, path)
 
     @guarded
-    def set_current(self, key: IssuedKey, *, name: str) -> StoredLocation:
-        """Make ``key`` the current key behind the stable ``name`` that readers use."""
-        path = self.alias_location(api_id=key.api_id, name=name)
+    def set_current(
+        self,
+        key: IssuedKey,
+        *,
+        alias: str,
+        expected: AliasState | _Unchecked | None = UNCHECKED,
+    ) -> StoredLocation:
+        """Make ``key`` the key behind ``alias``: the alias then holds a copy of its value.
+
+        ``expected`` makes the move conditional: an :class:`AliasState` read earlier (the move
+        fails with :class:`~unkey_secrets.StoreConflictError` if the alias changed since), or
+        None (the alias must not exist yet). ``key`` must have been :meth:`put` first.
+        """
+        validate_alias(alias)
+        path = self.alias_location(api_id=key.api_id, alias=alias)
         with confined(key.secret):
-            return self._set_current(key, path, name)
+            return self._set_current(key, path, alias, expected)
+
+    @guarded
+    def alias_state(self, *, api_id: str, alias: str) -> AliasState | None:
+        """Which key ``alias`` names now (None if the alias does not exist).
+
+        The result's ``revision`` is what a conditional :meth:`set_current` names. Vault
+        answers from the alias's metadata; Secrets Manager reads the alias's current value
+        (GetSecretValue on the alias), as it keeps no metadata of its own.
+        """
+        validate_api_id(api_id)
+        validate_alias(alias)
+        return self._alias_state(self.alias_location(api_id=api_id, alias=alias), api_id, alias)
+
+    @guarded
+    def alias_exists(self, *, api_id: str, alias: str) -> bool:
+        """Whether ``alias`` names a key, decided without reading any value."""
+        validate_api_id(api_id)
+        validate_alias(alias)
+        path = self.alias_location(api_id=api_id, alias=alias)
+        return self._alias_exists(path, api_id, alias)
 
     @guarded
     def get(self, *, api_id: str, key_id: str) -> StoredKey:
@@ -92,16 +180,34 @@ class SecretStore(ABC):
         return self._get(self.key_location(api_id=api_id, key_id=key_id))
 
     @guarded
-    def get_current(self, *, api_id: str, name: str) -> StoredKey:
-        """Read the current key behind the stable ``name``."""
-        return self._get_current(self.alias_location(api_id=api_id, name=name))
+    def get_current(self, *, api_id: str, alias: str) -> StoredKey:
+        """Read the key behind ``alias`` (one read of the alias)."""
+        return self._get_current(self.alias_location(api_id=api_id, alias=alias))
+
+    @guarded
+    def read_rotation(self, *, api_id: str, key_id: str) -> RotationRecord | None:
+        """The record of the rotation of ``key_id``, or None if it was never rotated here."""
+        return self._read_rotation(self.rotation_location(api_id=api_id, key_id=key_id))
+
+    @guarded
+    def write_rotation(self, record: RotationRecord) -> None:
+        """Write revision ``record.revision`` of a rotation record, replacing the one before it.
+
+        Revision 1 is created only if there is no record; revision ``n`` only if the stored
+        one is ``n - 1``. Otherwise :class:`~unkey_secrets.StoreConflictError`: another run
+        wrote first.
+        """
+        path = self.rotation_location(api_id=record.api_id, key_id=record.from_key_id)
+        self._write_rotation(record, path)
 
     @abstractmethod
     def _put(self, key: IssuedKey, path: str) -> StoredLocation:
         """Create ``path`` holding ``key``; no-op if it already holds this key_id."""
 
     @abstractmethod
-    def _set_current(self, key: IssuedKey, path: str, name: str) -> StoredLocation:
+    def _set_current(
+        self, key: IssuedKey, path: str, alias: str, expected: AliasState | _Unchecked | None
+    ) -> StoredLocation:
         """Point the alias at ``path`` at ``key``, creating it if needed."""
 
     @abstractmethod
@@ -113,8 +219,20 @@ class SecretStore(ABC):
         """Read the current key behind the alias at ``path``."""
 
     @abstractmethod
-    def _contains(self, path: str) -> bool:
-        """Whether ``path`` holds a key we stored, decided without reading the value."""
+    def _key_entry(self, path: str, api_id: str, key_id: str) -> KeyEntry | None:
+        """What ``path``'s metadata says about the key we stored there; None if it is not ours."""
+
+    def _alias_exists(self, path: str, api_id: str, alias: str) -> bool:
+        return self._alias_state(path, api_id, alias) is not None
+
+    def _alias_state(self, path: str, api_id: str, alias: str) -> AliasState | None:
+        raise ConfigurationError(f"the {self.name} store keeps no alias state; it cannot rotate")
+
+    def _read_rotation(self, path: str) -> RotationRecord | None:
+        raise ConfigurationError(f"the {self.name} store keeps no rotation records")
+
+    def _write_rotation(self, record: RotationRecord, path: str) -> None:
+        raise ConfigurationError(f"the {self.name} store keeps no rotation records")
 
     def _check_writable(self) -> None:  # noqa: B027 (a hook: by default a store can write)
         """Raise :class:`~unkey_secrets.ConfigurationError` if this store cannot write at all."""

@@ -14,15 +14,23 @@ and inherits every test below, the same for built-in and third-party stores.
 from __future__ import annotations
 
 import copy
+import json
 import pickle
 import secrets
 import string
+import time
 
 import pytest
 
-from .._errors import InvalidInputError, NotOwnedError, SecretNotFoundError
-from .._models import IssuedKey, StoredLocation
+from .._errors import (
+    InvalidInputError,
+    NotOwnedError,
+    SecretNotFoundError,
+    StoreConflictError,
+)
+from .._models import AliasState, IssuedKey, KeyEntry, StoredLocation
 from .._secret import Secret
+from ..rotation.record import Owner, RotationRecord
 from ..stores.base import SecretStore
 
 __all__ = ["SecretStoreContract", "canary_key", "random_id"]
@@ -36,7 +44,11 @@ def random_id(prefix: str) -> str:
 
 
 def canary_key(
-    *, api_id: str | None = None, key_id: str | None = None, rerolled_from: str | None = None
+    *,
+    api_id: str | None = None,
+    key_id: str | None = None,
+    rerolled_from: str | None = None,
+    alias: str | None = None,
 ) -> IssuedKey:
     """Return an :class:`IssuedKey` whose plaintext is a recognisable random canary."""
     return IssuedKey(
@@ -46,6 +58,23 @@ def canary_key(
         request_id=random_id("req"),
         name="contract",
         rerolled_from=rerolled_from,
+        alias=alias,
+    )
+
+
+def _rotation(key: IssuedKey) -> RotationRecord:
+    """Revision 1 of a rotation of ``key`` claimed by a new run (each call: another run)."""
+    now = int(time.time() * 1000)
+    return RotationRecord(
+        rotation=random_id("rot"),
+        api_id=key.api_id,
+        from_key_id=key.key_id,
+        state="claimed",
+        aliases=("svc",),
+        owner=Owner.me(now),
+        previous_expires=None,
+        original_expires=now + 86_400_000,
+        grace_period_ms=86_400_000,
     )
 
 
@@ -127,35 +156,35 @@ class SecretStoreContract:
     def test_set_current_points_the_name_at_the_key(self, store: SecretStore) -> None:
         first = canary_key()
         store.put(first)
-        store.set_current(first, name="service-a")
-        assert store.get_current(api_id=first.api_id, name="service-a").secret == first.secret
+        store.set_current(first, alias="service-a")
+        assert store.get_current(api_id=first.api_id, alias="service-a").secret == first.secret
 
         second = canary_key(api_id=first.api_id, rerolled_from=first.key_id)
         store.put(second)
-        moved = store.set_current(second, name="service-a")
+        moved = store.set_current(second, alias="service-a")
         assert moved.created
-        current = store.get_current(api_id=first.api_id, name="service-a")
+        current = store.get_current(api_id=first.api_id, alias="service-a")
         assert current.key_id == second.key_id
         assert current.secret == second.secret
 
     def test_set_current_again_is_a_no_op(self, store: SecretStore) -> None:
         key = canary_key()
         store.put(key)
-        first = store.set_current(key, name="svc")
-        again = store.set_current(key, name="svc")
+        first = store.set_current(key, alias="svc")
+        again = store.set_current(key, alias="svc")
         assert not again.created
         assert again.version == first.version
 
     def test_set_current_refuses_a_name_it_did_not_create(self, store: SecretStore) -> None:
         key = canary_key()
         store.put(key)
-        self.plant_foreign(store, store.alias_location(api_id=key.api_id, name="taken"))
+        self.plant_foreign(store, store.alias_location(api_id=key.api_id, alias="taken"))
         with pytest.raises(NotOwnedError):
-            store.set_current(key, name="taken")
+            store.set_current(key, alias="taken")
 
     def test_get_current_of_a_missing_name_raises_not_found(self, store: SecretStore) -> None:
         with pytest.raises(SecretNotFoundError):
-            store.get_current(api_id=random_id("api"), name="nobody")
+            store.get_current(api_id=random_id("api"), alias="nobody")
 
     @pytest.mark.parametrize("bad", ["../etc", "a/b", "", "x", "key id", "k" * 256, "key_..%2f"])
     def test_bad_key_id_is_refused_before_any_io(self, store: SecretStore, bad: str) -> None:
@@ -168,7 +197,7 @@ class SecretStoreContract:
     def test_bad_name_is_refused_before_any_io(self, store: SecretStore, bad: str) -> None:
         key = canary_key()
         with pytest.raises(InvalidInputError):
-            store.set_current(key, name=bad)
+            store.set_current(key, alias=bad)
 
     def test_store_objects_never_show_or_pickle_a_plaintext(self, store: SecretStore) -> None:
         key = canary_key()
@@ -179,3 +208,187 @@ class SecretStoreContract:
         assert copy.deepcopy(read.secret) == key.secret
         with pytest.raises(TypeError):
             pickle.dumps(read)
+
+    # -- alias state and conditional moves -------------------------------------------------
+
+    def test_alias_state_of_a_missing_alias_is_none(self, store: SecretStore) -> None:
+        assert store.alias_state(api_id=random_id("api"), alias="nobody") is None
+
+    def test_alias_state_names_the_current_key_and_changes_on_each_move(
+        self, store: SecretStore
+    ) -> None:
+        first = canary_key()
+        store.put(first)
+        store.set_current(first, alias="svc")
+        before = store.alias_state(api_id=first.api_id, alias="svc")
+        assert before is not None
+        assert (before.alias, before.api_id) == ("svc", first.api_id)
+        assert (before.key_id, before.rerolled_from) == (first.key_id, None)
+
+        second = canary_key(api_id=first.api_id, rerolled_from=first.key_id)
+        store.put(second)
+        store.set_current(second, alias="svc")
+        after = store.alias_state(api_id=first.api_id, alias="svc")
+        assert after is not None
+        assert (after.key_id, after.rerolled_from) == (second.key_id, first.key_id)
+        assert after.revision != before.revision
+
+    def test_set_current_expecting_no_alias_refuses_an_existing_one(
+        self, store: SecretStore
+    ) -> None:
+        first = canary_key()
+        second = canary_key(api_id=first.api_id)
+        store.put(first)
+        store.put(second)
+        assert store.set_current(first, alias="svc", expected=None).created
+        with pytest.raises(StoreConflictError):
+            store.set_current(second, alias="svc", expected=None)
+        assert store.get_current(api_id=first.api_id, alias="svc").key_id == first.key_id
+
+    def test_set_current_with_the_current_state_moves_the_alias(self, store: SecretStore) -> None:
+        first = canary_key()
+        second = canary_key(api_id=first.api_id, rerolled_from=first.key_id)
+        store.put(first)
+        store.put(second)
+        store.set_current(first, alias="svc")
+        state = store.alias_state(api_id=first.api_id, alias="svc")
+        assert state is not None
+        assert store.set_current(second, alias="svc", expected=state).created
+        assert store.get_current(api_id=first.api_id, alias="svc").key_id == second.key_id
+        now = store.alias_state(api_id=first.api_id, alias="svc")
+        assert now is not None
+        assert (now.key_id, now.rerolled_from) == (second.key_id, first.key_id)
+
+    def test_set_current_with_a_stale_state_is_refused(self, store: SecretStore) -> None:
+        first = canary_key()
+        theirs = canary_key(api_id=first.api_id)
+        ours = canary_key(api_id=first.api_id)
+        for key in (first, theirs, ours):
+            store.put(key)
+        store.set_current(first, alias="svc")
+        stale = store.alias_state(api_id=first.api_id, alias="svc")
+        assert stale is not None
+        store.set_current(theirs, alias="svc")  # someone else moves it meanwhile
+        with pytest.raises(StoreConflictError):
+            store.set_current(ours, alias="svc", expected=stale)
+        # The refused move left no trace: the alias and its state still name their key.
+        assert store.get_current(api_id=first.api_id, alias="svc").key_id == theirs.key_id
+        state = store.alias_state(api_id=first.api_id, alias="svc")
+        assert state is not None
+        assert state.key_id == theirs.key_id
+
+    def test_set_current_with_a_stale_state_refuses_a_move_back(self, store: SecretStore) -> None:
+        first = canary_key()
+        theirs = canary_key(api_id=first.api_id)
+        store.put(first)
+        store.put(theirs)
+        store.set_current(first, alias="svc")
+        stale = store.alias_state(api_id=first.api_id, alias="svc")
+        assert isinstance(stale, AliasState)
+        store.set_current(theirs, alias="svc")
+        with pytest.raises(StoreConflictError):
+            store.set_current(first, alias="svc", expected=stale)
+        assert store.get_current(api_id=first.api_id, alias="svc").key_id == theirs.key_id
+
+    def test_get_current_returns_the_full_key(self, store: SecretStore) -> None:
+        first = canary_key()
+        key = canary_key(api_id=first.api_id, rerolled_from=first.key_id, alias="svc")
+        store.put(key)
+        store.set_current(key, alias="svc")
+        current = store.get_current(api_id=key.api_id, alias="svc")
+        assert (current.key_id, current.api_id, current.secret) == (
+            key.key_id,
+            key.api_id,
+            key.secret,
+        )
+        assert (current.alias, current.rerolled_from) == ("svc", first.key_id)
+        assert (current.name, current.issued_at) == (key.name, key.issued_at.isoformat())
+
+    def test_get_current_names_the_alias_even_if_the_key_was_put_without_one(
+        self, store: SecretStore
+    ) -> None:
+        key = canary_key()
+        store.put(key)
+        store.set_current(key, alias="svc")
+        assert store.get_current(api_id=key.api_id, alias="svc").alias == "svc"
+        assert store.get(api_id=key.api_id, key_id=key.key_id).alias is None
+
+    # -- key entries -----------------------------------------------------------------------
+
+    def test_key_entry_of_an_unknown_key_is_none(self, store: SecretStore) -> None:
+        assert store.key_entry(api_id=random_id("api"), key_id=random_id("key")) is None
+
+    def test_key_entry_records_alias_and_rerolled_from(self, store: SecretStore) -> None:
+        original = random_id("key")
+        key = canary_key(rerolled_from=original, alias="svc")
+        plain = canary_key(api_id=key.api_id)
+        store.put(key)
+        store.put(plain)
+        assert store.key_entry(api_id=key.api_id, key_id=key.key_id) == KeyEntry(
+            api_id=key.api_id, key_id=key.key_id, alias="svc", rerolled_from=original
+        )
+        assert store.key_entry(api_id=key.api_id, key_id=plain.key_id) == KeyEntry(
+            api_id=key.api_id, key_id=plain.key_id
+        )
+
+    # -- rotation records ------------------------------------------------------------------
+
+    def test_read_rotation_of_an_unrotated_key_is_none(self, store: SecretStore) -> None:
+        assert store.read_rotation(api_id=random_id("api"), key_id=random_id("key")) is None
+
+    def test_rotation_record_round_trips(self, store: SecretStore) -> None:
+        record = _rotation(canary_key())
+        store.write_rotation(record)
+        assert store.read_rotation(api_id=record.api_id, key_id=record.from_key_id) == record
+
+    def test_a_second_first_revision_of_a_rotation_conflicts(self, store: SecretStore) -> None:
+        key = canary_key()
+        ours = _rotation(key)
+        store.write_rotation(ours)
+        with pytest.raises(StoreConflictError):
+            store.write_rotation(_rotation(key))  # another run claims it too
+        assert store.read_rotation(api_id=key.api_id, key_id=key.key_id) == ours
+
+    def test_rotation_revision_2_replaces_revision_1(self, store: SecretStore) -> None:
+        new = canary_key()
+        first = _rotation(canary_key(api_id=new.api_id))
+        store.write_rotation(first)
+        second = first.next(state="stored", key_id=new.key_id)
+        store.write_rotation(second)
+        read = store.read_rotation(api_id=first.api_id, key_id=first.from_key_id)
+        assert read == second
+        assert read is not None
+        assert (read.revision, read.state, read.key_id) == (2, "stored", new.key_id)
+
+    def test_a_stale_rotation_revision_conflicts(self, store: SecretStore) -> None:
+        first = _rotation(canary_key())
+        store.write_rotation(first)
+        theirs = first.next(state="released", owner=None)
+        store.write_rotation(theirs)
+        with pytest.raises(StoreConflictError):
+            store.write_rotation(first.next(state="stored", key_id=random_id("key")))
+        assert store.read_rotation(api_id=first.api_id, key_id=first.from_key_id) == theirs
+
+    def test_a_rotation_revision_that_skips_one_conflicts(self, store: SecretStore) -> None:
+        first = _rotation(canary_key())
+        store.write_rotation(first)
+        with pytest.raises(StoreConflictError):
+            store.write_rotation(first.next().next(state="done"))
+        assert store.read_rotation(api_id=first.api_id, key_id=first.from_key_id) == first
+
+    def test_a_rotation_revision_without_a_record_conflicts(self, store: SecretStore) -> None:
+        with pytest.raises(StoreConflictError):
+            store.write_rotation(_rotation(canary_key()).next(state="stored"))
+
+    def test_rotation_record_holds_no_plaintext(self, store: SecretStore) -> None:
+        original, new = canary_key(), canary_key()
+        store.put(original)
+        store.put(new)
+        first = _rotation(original)
+        store.write_rotation(first)
+        store.write_rotation(first.next(state="stored", key_id=new.key_id))
+        read = store.read_rotation(api_id=original.api_id, key_id=original.key_id)
+        assert read is not None
+        for key in (original, new):
+            _assert_no_plaintext(read, key)
+            assert key.secret.reveal() not in json.dumps(read.fields())

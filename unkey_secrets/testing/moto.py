@@ -14,7 +14,11 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
-__all__ = ["MotoServer"]
+__all__ = [
+    "DUMMY_ACCESS_KEY_ID",
+    "DUMMY_SECRET_ACCESS_KEY",
+    "MotoServer",
+]
 
 #: The dummy credentials moto accepts while IAM is not enforced.
 DUMMY_ACCESS_KEY_ID = "testing"

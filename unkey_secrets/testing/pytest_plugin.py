@@ -12,6 +12,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+__all__ = [
+    "moto_server",
+    "openbao_server",
+    "unkey_api_id",
+    "unkey_emulator",
+    "unkey_emulator_server",
+]
+
 if TYPE_CHECKING:
     from .emulator import Emulator, EmulatorServer
     from .moto import MotoServer

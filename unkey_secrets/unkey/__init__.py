@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .client import UNSET, ApiInfo, Credits, KeyInfo, Ratelimit, UnkeyClient, VerifyResult
+from .client import UNSET, UnkeyClient
+from .models import ApiInfo, Credits, KeyInfo, Ratelimit, VerifyResult
 
 __all__ = [
     "UNSET",

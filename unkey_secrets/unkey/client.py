@@ -66,12 +66,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "UNSET",
-    "ApiInfo",
-    "Credits",
-    "KeyInfo",
-    "Ratelimit",
     "UnkeyClient",
-    "VerifyResult",
 ]
 
 

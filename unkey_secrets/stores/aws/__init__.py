@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .store import (
         MAX_VALUE_BYTES,
+        TAG_ALIAS,
         TAG_API_ID,
         TAG_KEY_ID,
         TAG_KIND,
         TAG_MANAGED_BY,
+        TAG_REROLLED_FROM,
         VERSION_NAMESPACE,
         SecretsManagerStore,
         validate_secret_name,
@@ -24,10 +26,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_VALUE_BYTES",
+    "TAG_ALIAS",
     "TAG_API_ID",
     "TAG_KEY_ID",
     "TAG_KIND",
     "TAG_MANAGED_BY",
+    "TAG_REROLLED_FROM",
     "VERSION_NAMESPACE",
     "SecretsManagerStore",
     "validate_secret_name",

@@ -27,6 +27,7 @@ from ..._validate import require_tls_unless_loopback
 
 __all__ = [
     "ENDPOINT_SETTINGS",
+    "STORE",
     "ResourceExistsError",
     "check_client_endpoint",
     "error_code",
@@ -137,6 +138,9 @@ def translate(exc: BaseException, *, operation: str, location: str) -> UnkeySecr
             )
         if code == "ResourceExistsException":
             return ResourceExistsError(message, store=STORE, location=location)
+        if code == "InvalidParameterException" and operation == "UpdateSecretVersionStage":
+            # The label is not on the version named as holding it: the secret moved meanwhile.
+            return StoreConflictError(message, store=STORE, location=location)
         if code == "InvalidRequestException":
             # E.g. the secret is scheduled for deletion, or a version stage is not where we
             # expected it: the target is in a state we will not write over.

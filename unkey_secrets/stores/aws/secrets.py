@@ -24,7 +24,14 @@ from ..._models import StoredKey
 from ..._payload import parse_key_json
 from ..._redact import MaskedText
 
-__all__ = ["AWSCURRENT", "AWSPENDING", "RotationSecrets", "SecretState"]
+__all__ = [
+    "AWSCURRENT",
+    "AWSPENDING",
+    "RotationSecrets",
+    "SecretState",
+    "error_code",
+    "translate_error",
+]
 
 AWSCURRENT = "AWSCURRENT"
 AWSPENDING = "AWSPENDING"

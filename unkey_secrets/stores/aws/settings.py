@@ -9,7 +9,7 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ..._validate import require_tls_unless_loopback
-from ..base import DEFAULT_ALIAS_TEMPLATE, DEFAULT_KEY_TEMPLATE
+from ..base import DEFAULT_ALIAS_TEMPLATE, DEFAULT_KEY_TEMPLATE, DEFAULT_ROTATION_TEMPLATE
 
 __all__ = ["AwsSettings", "check_endpoint_url"]
 
@@ -40,6 +40,7 @@ class AwsSettings(BaseSettings):
     )
     key_template: str = DEFAULT_KEY_TEMPLATE
     alias_template: str = DEFAULT_ALIAS_TEMPLATE
+    rotation_template: str = DEFAULT_ROTATION_TEMPLATE
     kms_key_id: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     replica_regions: Annotated[tuple[str, ...], NoDecode] = ()

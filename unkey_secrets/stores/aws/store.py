@@ -3,8 +3,11 @@
 Layout (default templates)::
 
     unkey/{api_id}/{key_id}         one secret per key, never changed after it is created
-    unkey/{api_id}/by-name/{name}   a stable name; its AWSCURRENT version holds the current key's
+    unkey/{api_id}/by-name/{alias}  an alias; its AWSCURRENT version holds the current key's
                                     full value, AWSPREVIOUS the key before it
+    unkey/{api_id}/rotated-from/{key_id}
+                                    the record of the rotation of key_id (no plaintext); each
+                                    revision n is the version uuid5(name#n)
 
 Every version we write has ``VersionId = version_id_for(key_id)``, so a write is idempotent
 (Secrets Manager ignores a repeated ClientRequestToken with the same value) and a reader can tell
@@ -16,12 +19,14 @@ boto3 is imported only when a default client is built, never when this module is
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from ..._errors import (
     ConfigurationError,
@@ -32,20 +37,31 @@ from ..._errors import (
     StoredValueError,
     UnkeySecretsError,
 )
-from ..._models import IssuedKey, StoredKey, StoredLocation
+from ..._models import AliasState, IssuedKey, KeyEntry, StoredKey, StoredLocation
 from ..._payload import MANAGED_BY, key_fields, parse_key_json
 from ..._redact import MaskedText
 from ..._validate import validate_key_id
-from ..base import DEFAULT_ALIAS_TEMPLATE, DEFAULT_KEY_TEMPLATE, SecretStore
+from ..base import (
+    DEFAULT_ALIAS_TEMPLATE,
+    DEFAULT_KEY_TEMPLATE,
+    DEFAULT_ROTATION_TEMPLATE,
+    SecretStore,
+    _Unchecked,
+)
 from .errors import ResourceExistsError, check_client_endpoint, translate
 from .settings import AwsSettings, check_endpoint_url
 
+if TYPE_CHECKING:
+    from ...rotation.record import RotationRecord
+
 __all__ = [
     "MAX_VALUE_BYTES",
+    "TAG_ALIAS",
     "TAG_API_ID",
     "TAG_KEY_ID",
     "TAG_KIND",
     "TAG_MANAGED_BY",
+    "TAG_REROLLED_FROM",
     "VERSION_NAMESPACE",
     "SecretsManagerStore",
     "validate_secret_name",
@@ -62,11 +78,18 @@ TAG_MANAGED_BY = "managed-by"
 TAG_KIND = "unkey-kind"
 TAG_KEY_ID = "unkey-key-id"
 TAG_API_ID = "unkey-api-id"
-_RESERVED_TAGS = frozenset({TAG_MANAGED_BY, TAG_KIND, TAG_KEY_ID, TAG_API_ID})
+TAG_ALIAS = "unkey-alias"
+TAG_REROLLED_FROM = "unkey-rerolled-from"
+_RESERVED_TAGS = frozenset(
+    {TAG_MANAGED_BY, TAG_KIND, TAG_KEY_ID, TAG_API_ID, TAG_ALIAS, TAG_REROLLED_FROM}
+)
 _MAX_TAGS = 50
 _KIND_KEY = "key"
 _KIND_CURRENT = "current"
+_KIND_ROTATION = "rotation"
 _CURRENT = "AWSCURRENT"
+#: The label a conditional alias move puts its version under before moving AWSCURRENT onto it.
+_MOVING = "UNKEYMOVING"
 
 _SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@\-]{1,512}")
 # AWS appends "-" and six random letters or digits to make a secret's ARN; a name that already
@@ -233,6 +256,7 @@ class SecretsManagerStore(SecretStore):
         endpoint_url: str | None = None,
         key_template: str = DEFAULT_KEY_TEMPLATE,
         alias_template: str = DEFAULT_ALIAS_TEMPLATE,
+        rotation_template: str = DEFAULT_ROTATION_TEMPLATE,
         kms_key_id: str | None = None,
         tags: Mapping[str, str] | None = None,
         replica_regions: Sequence[str] = (),
@@ -246,14 +270,23 @@ class SecretsManagerStore(SecretStore):
                 key_template = settings.key_template
             if alias_template == DEFAULT_ALIAS_TEMPLATE:
                 alias_template = settings.alias_template
+            if rotation_template == DEFAULT_ROTATION_TEMPLATE:
+                rotation_template = settings.rotation_template
             kms_key_id = kms_key_id or settings.kms_key_id
             tags = tags if tags is not None else settings.tags
             replica_regions = replica_regions or settings.replica_regions
             description = description or settings.description
-        super().__init__(key_template=key_template, alias_template=alias_template)
+        super().__init__(
+            key_template=key_template,
+            alias_template=alias_template,
+            rotation_template=rotation_template,
+        )
         # Refuse templates whose every rendering would break the AWS name rules.
         validate_secret_name(self.key_template.template.format_map(_STAND_INS), "key_template")
         validate_secret_name(self.alias_template.template.format_map(_STAND_INS), "alias_template")
+        validate_secret_name(
+            self.rotation_template.template.format_map(_STAND_INS), "rotation_template"
+        )
         if endpoint_url:
             try:
                 check_endpoint_url(endpoint_url)
@@ -309,6 +342,8 @@ class SecretsManagerStore(SecretStore):
             TAG_KIND: _KIND_KEY,
             TAG_KEY_ID: key.key_id,
             TAG_API_ID: key.api_id,
+            **({TAG_ALIAS: key.alias} if key.alias else {}),
+            **({TAG_REROLLED_FROM: key.rerolled_from} if key.rerolled_from else {}),
         }
         # Describe first: Secrets Manager answers a repeated CreateSecret carrying the same token
         # and value with plain success, which would hide that the key was already stored.
@@ -335,32 +370,41 @@ class SecretsManagerStore(SecretStore):
             )
         return self._location(existing, key, token, created=False)
 
-    def _set_current(self, key: IssuedKey, path: str, name: str) -> StoredLocation:
+    def _set_current(
+        self, key: IssuedKey, path: str, alias: str, expected: AliasState | _Unchecked | None
+    ) -> StoredLocation:
         secret = validate_secret_name(path)
+        key = dataclasses.replace(key, alias=alias)
         value = self._encode(key)
         token = version_id_for(key.key_id)
+        if isinstance(expected, AliasState):
+            return self._move_from(secret, key, token, value, expected)
         existing = self._describe(secret)
         if existing is None:
             tags = {TAG_MANAGED_BY: MANAGED_BY, TAG_KIND: _KIND_CURRENT, TAG_API_ID: key.api_id}
             answer = self._create(secret, token, value, tags)
             if answer is not None:
-                return self._location(answer, key, token, created=True, name=name)
+                return self._location(answer, key, token, created=True, alias=alias)
             existing = self._describe_after_conflict(secret)
         self._check_owned(existing, secret)
         if _tags_of(existing).get(TAG_KIND) != _KIND_CURRENT:
             raise StoreConflictError(
-                f"{secret} holds a key of its own, not a stable name",
+                f"{secret} holds a key of its own, not an alias",
                 store=self.name,
                 location=secret,
             )
         stages: dict[str, list[str]] = existing.get("VersionIdsToStages") or {}
         if _CURRENT in (stages.get(token) or ()):
-            return self._location(existing, key, token, created=False, name=name)
+            return self._location(existing, key, token, created=False, alias=alias)
+        current = next((v for v, s in stages.items() if _CURRENT in (s or ())), None)
+        if expected is None and current is not None:
+            raise StoreConflictError(
+                f"alias {secret} names a key already", store=self.name, location=secret
+            )
         if token not in stages and self._put_current(secret, token, value):
-            return self._location(existing, key, token, created=True, name=name)
+            return self._location(existing, key, token, created=True, alias=alias)
         # Our version of this key is already there (e.g. going back to an earlier key): move
         # AWSCURRENT onto it; Secrets Manager moves AWSPREVIOUS to the version it leaves.
-        current = next((v for v, s in stages.items() if _CURRENT in (s or ())), None)
         params: dict[str, Any] = {
             "SecretId": secret,
             "VersionStage": _CURRENT,
@@ -369,7 +413,148 @@ class SecretsManagerStore(SecretStore):
         if current is not None:
             params["RemoveFromVersionId"] = current
         self._call("update_secret_version_stage", secret, **params)
-        return self._location(existing, key, token, created=True, name=name)
+        return self._location(existing, key, token, created=True, alias=alias)
+
+    def _move_from(
+        self, secret: str, key: IssuedKey, token: str, value: str, expected: AliasState
+    ) -> StoredLocation:
+        """Move AWSCURRENT from ``expected.revision`` to ``key``'s version, or fail if it moved.
+
+        The version is added under a label of its own first; moving AWSCURRENT names the
+        version that must hold it, so a concurrent move makes this one fail.
+        """
+        if expected.revision != token:
+            # A version of this key already there (an earlier move) is moved onto as it is.
+            with contextlib.suppress(ResourceExistsError):
+                self._call(
+                    "put_secret_value",
+                    secret,
+                    SecretId=secret,
+                    ClientRequestToken=token,
+                    SecretString=value,
+                    VersionStages=[_MOVING],
+                )
+            answer = self._call(
+                "update_secret_version_stage",
+                secret,
+                SecretId=secret,
+                VersionStage=_CURRENT,
+                MoveToVersionId=token,
+                RemoveFromVersionId=expected.revision,
+            )
+        else:
+            # The state read named this key: the alias must still be at that version.
+            existing = self._describe(secret)
+            stages: dict[str, list[str]] = (existing or {}).get("VersionIdsToStages") or {}
+            if existing is None or _CURRENT not in (stages.get(token) or ()):
+                raise StoreConflictError(
+                    f"alias {secret} was moved by someone else meanwhile; read it and retry",
+                    store=self.name,
+                    location=secret,
+                )
+            return self._location(existing, key, token, created=False, alias=expected.alias)
+        return self._location(answer, key, token, created=True, alias=expected.alias)
+
+    def _alias_exists(self, path: str, api_id: str, alias: str) -> bool:
+        # DescribeSecret alone: the writer reads no value.
+        return self._alias_version(path) is not None
+
+    def _alias_version(self, path: str) -> str | None:
+        """The VersionId holding AWSCURRENT on the alias at ``path``; None if there is none."""
+        secret = validate_secret_name(path)
+        existing = self._describe(secret)
+        if existing is None:
+            return None
+        self._check_owned(existing, secret)
+        if _tags_of(existing).get(TAG_KIND) != _KIND_CURRENT:
+            raise StoreConflictError(
+                f"{secret} holds a key of its own, not an alias", store=self.name, location=secret
+            )
+        stages: dict[str, list[str]] = existing.get("VersionIdsToStages") or {}
+        return next((v for v, s in stages.items() if _CURRENT in (s or ())), None)
+
+    def _alias_state(self, path: str, api_id: str, alias: str) -> AliasState | None:
+        secret = validate_secret_name(path)
+        current = self._alias_version(path)
+        if current is None:
+            return None
+        stored = self._read(secret, VersionId=current)
+        return AliasState(
+            alias=alias,
+            api_id=api_id,
+            key_id=stored.key_id,
+            rerolled_from=stored.rerolled_from,
+            revision=current,
+        )
+
+    def _read_rotation(self, path: str) -> RotationRecord | None:
+        from ...rotation.record import parse_rotation_fields
+
+        name = validate_secret_name(path)
+        try:
+            response = self._call("get_secret_value", name, SecretId=name, VersionStage=_CURRENT)
+        except SecretNotFoundError:
+            return None
+        text = response.get("SecretString")
+        location = str(response.get("ARN") or name)
+        try:
+            data = json.loads(text) if isinstance(text, str) else None
+        except json.JSONDecodeError:
+            data = None
+        return parse_rotation_fields(data, store=self.name, location=location)
+
+    def _write_rotation(self, record: RotationRecord, path: str) -> None:
+        name = validate_secret_name(path)
+        value = json.dumps(record.fields(), separators=(",", ":"), sort_keys=True)
+        # One VersionId per revision: a second writer of the same revision is refused.
+        token = str(uuid.uuid5(VERSION_NAMESPACE, f"{name}#{record.revision}"))
+        try:
+            if record.revision == 1:
+                tags = {
+                    TAG_MANAGED_BY: MANAGED_BY,
+                    TAG_KIND: _KIND_ROTATION,
+                    TAG_KEY_ID: record.from_key_id,
+                    TAG_API_ID: record.api_id,
+                }
+                if self._create(name, token, value, tags) is None:
+                    raise ResourceExistsError(f"{name} exists", store=self.name, location=name)
+            else:
+                self._check_revision(name, record.revision)
+                self._call(
+                    "put_secret_value",
+                    name,
+                    SecretId=name,
+                    ClientRequestToken=token,
+                    SecretString=value,
+                )
+        except ResourceExistsError:
+            raise StoreConflictError(
+                f"rotation record {name} was written by another run meanwhile",
+                store=self.name,
+                location=name,
+            ) from None
+
+    def _check_revision(self, name: str, revision: int) -> None:
+        """Raise StoreConflictError unless ``name``'s AWSCURRENT is revision ``revision - 1``.
+
+        Revision ``revision`` itself is accepted too (a retry of a write whose answer was lost):
+        its PutSecretValue is then a no-op with the same value, or refused with another one.
+        """
+        existing = self._describe(name)
+        if existing is not None:
+            self._check_owned(existing, name)
+        stages: dict[str, list[str]] = (existing or {}).get("VersionIdsToStages") or {}
+        current = next((v for v, s in stages.items() if _CURRENT in (s or ())), None)
+        allowed = {
+            str(uuid.uuid5(VERSION_NAMESPACE, f"{name}#{n}")) for n in (revision - 1, revision)
+        }
+        if current not in allowed:
+            raise StoreConflictError(
+                f"rotation record {name} is not at revision {revision - 1}: another run wrote it "
+                "meanwhile",
+                store=self.name,
+                location=name,
+            )
 
     def _put_current(self, secret: str, token: str, value: str) -> bool:
         """Add our version as AWSCURRENT; False if a version with our token already exists."""
@@ -395,8 +580,9 @@ class SecretsManagerStore(SecretStore):
     def _get_current(self, path: str) -> StoredKey:
         return self._read(validate_secret_name(path))
 
-    def _read(self, name: str) -> StoredKey:
-        response = self._call("get_secret_value", name, SecretId=name, VersionStage=_CURRENT)
+    def _read(self, name: str, **selector: str) -> StoredKey:
+        selector = selector or {"VersionStage": _CURRENT}
+        response = self._call("get_secret_value", name, SecretId=name, **selector)
         location = str(response.get("ARN") or name)
         text = response.get("SecretString")
         if not isinstance(text, str):
@@ -413,30 +599,34 @@ class SecretsManagerStore(SecretStore):
             version=version if isinstance(version, str) else None,
         )
 
-    def _contains(self, path: str) -> bool:
-        """Whether ``path`` holds a key we stored, from DescribeSecret alone (no value read).
+    def _key_entry(self, path: str, api_id: str, key_id: str) -> KeyEntry | None:
+        """What DescribeSecret alone (no value read) says about the key stored at ``path``.
 
-        True when the secret is tagged ours as a key's secret, its ``unkey-key-id`` tag renders
-        back to ``path``, and the version named after that key_id carries AWSCURRENT. A secret
+        A key we stored: the secret is tagged ours as a key's secret, its ``unkey-key-id`` tag
+        names ``key_id``, and the version named after that key_id carries AWSCURRENT. A secret
         scheduled for deletion still counts: it can be restored with the key in it.
         """
         name = validate_secret_name(path)
         existing = self._describe(name)
         if existing is None:
-            return False
+            return None
         tags = _tags_of(existing)
-        if tags.get(TAG_MANAGED_BY) != MANAGED_BY or tags.get(TAG_KIND) != _KIND_KEY:
-            return False
-        try:
-            key_id = validate_key_id(tags.get(TAG_KEY_ID))
-            # The tags must name this very path, so a copy of our tags elsewhere does not count.
-            if self.key_location(api_id=tags.get(TAG_API_ID, ""), key_id=key_id) != name:
-                return False
-        except InvalidInputError:
-            # Tags that are not a key_id and api_id fitting the template were not written by us.
-            return False
+        if (
+            tags.get(TAG_MANAGED_BY) != MANAGED_BY
+            or tags.get(TAG_KIND) != _KIND_KEY
+            or tags.get(TAG_KEY_ID) != key_id
+            or tags.get(TAG_API_ID) != api_id
+        ):
+            return None
         stages = (existing.get("VersionIdsToStages") or {}).get(version_id_for(key_id)) or ()
-        return _CURRENT in stages
+        if _CURRENT not in stages:
+            return None
+        return KeyEntry(
+            api_id=api_id,
+            key_id=key_id,
+            alias=tags.get(TAG_ALIAS) or None,
+            rerolled_from=tags.get(TAG_REROLLED_FROM) or None,
+        )
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -509,7 +699,7 @@ class SecretsManagerStore(SecretStore):
         token: str,
         *,
         created: bool,
-        name: str | None = None,
+        alias: str | None = None,
     ) -> StoredLocation:
         return StoredLocation(
             store=self.name,
@@ -517,7 +707,7 @@ class SecretsManagerStore(SecretStore):
             key_id=key.key_id,
             version=token,
             created=created,
-            name=name,
+            alias=alias,
         )
 
     def _call(self, method: str, location: str, **params: Any) -> dict[str, Any]:
@@ -531,4 +721,4 @@ class SecretsManagerStore(SecretStore):
         raise failure
 
 
-_STAND_INS = {"api_id": "api_x", "key_id": "key_x", "name": "x", "external_id": "x"}
+_STAND_INS = {"api_id": "api_x", "key_id": "key_x", "alias": "x"}

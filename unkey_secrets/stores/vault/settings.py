@@ -9,7 +9,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..._validate import require_tls_unless_loopback
-from ..base import DEFAULT_ALIAS_TEMPLATE, DEFAULT_KEY_TEMPLATE
+from ..base import DEFAULT_ALIAS_TEMPLATE, DEFAULT_KEY_TEMPLATE, DEFAULT_ROTATION_TEMPLATE
 
 __all__ = ["AuthMethod", "VaultSettings", "check_mount", "check_vault_addr"]
 
@@ -67,6 +67,7 @@ class VaultSettings(BaseSettings):
     kv_version: int = 2
     key_template: str = DEFAULT_KEY_TEMPLATE
     alias_template: str = DEFAULT_ALIAS_TEMPLATE
+    rotation_template: str = DEFAULT_ROTATION_TEMPLATE
     timeout: float = Field(default=30.0, gt=0)
 
     auth_method: AuthMethod = "token"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -14,14 +15,22 @@ from ..._errors import (
     StoredValueError,
     StoreError,
 )
-from ..._models import IssuedKey, StoredKey, StoredLocation
-from ..._payload import MANAGED_BY, alias_fields, key_fields, parse_alias_fields, parse_key_fields
-from ..base import DEFAULT_ALIAS_TEMPLATE, DEFAULT_KEY_TEMPLATE, SecretStore
+from ..._models import AliasState, IssuedKey, KeyEntry, StoredKey, StoredLocation
+from ..._payload import ALIAS_FORMAT, MANAGED_BY, key_fields, parse_alias_fields, parse_key_fields
+from ..base import (
+    DEFAULT_ALIAS_TEMPLATE,
+    DEFAULT_KEY_TEMPLATE,
+    DEFAULT_ROTATION_TEMPLATE,
+    SecretStore,
+    _Unchecked,
+)
 from .errors import STORE, is_cas_mismatch, require_hvac, translate
 from .settings import VaultSettings, check_mount
 
 if TYPE_CHECKING:
     import hvac
+
+    from ...rotation.record import RotationRecord
 
 __all__ = ["VaultStore"]
 
@@ -87,18 +96,27 @@ class VaultStore(SecretStore):
         kv_version: int = 2,
         key_template: str = DEFAULT_KEY_TEMPLATE,
         alias_template: str = DEFAULT_ALIAS_TEMPLATE,
+        rotation_template: str = DEFAULT_ROTATION_TEMPLATE,
         settings: VaultSettings | None = None,
     ) -> None:
         require_hvac()
         if settings is not None:
-            given = (mount, kv_version, key_template, alias_template)
-            if given != ("secret", 2, DEFAULT_KEY_TEMPLATE, DEFAULT_ALIAS_TEMPLATE):
+            given = (mount, kv_version, key_template, alias_template, rotation_template)
+            defaults = ("secret", 2, DEFAULT_KEY_TEMPLATE, DEFAULT_ALIAS_TEMPLATE)
+            if given != (*defaults, DEFAULT_ROTATION_TEMPLATE):
                 raise ConfigurationError(
                     "pass either settings or mount/kv_version/templates to VaultStore, not both"
                 )
             mount, kv_version = settings.mount, settings.kv_version
             key_template, alias_template = settings.key_template, settings.alias_template
-        super().__init__(key_template=key_template, alias_template=alias_template)
+            rotation_template = settings.rotation_template
+        super().__init__(
+            key_template=key_template,
+            alias_template=alias_template,
+            rotation_template=rotation_template,
+        )
+        # Keys this object stored: an alias may move to them without asking Vault again.
+        self._stored: set[str] = set()
         try:
             self.mount = check_mount(mount)
         except ValueError as exc:
@@ -133,18 +151,26 @@ class VaultStore(SecretStore):
     def _check_writable(self) -> None:
         self._require_v2("writing")
 
-    def _contains(self, path: str) -> bool:
+    def _key_entry(self, path: str, api_id: str, key_id: str) -> KeyEntry | None:
         meta = self._read_metadata(path) if self.kv_version == 2 else None
         if meta is None:
-            return False
+            return None
         custom = _custom(meta)
         current = _current_version(meta)
-        return (
+        if not (
             custom.get(_MANAGED_BY) == MANAGED_BY
             and custom.get(_KIND) == "key"
+            and custom.get("key_id") == key_id
             and current > 0
             and custom.get("version") == str(current)
             and _version_state(meta, current) is None
+        ):
+            return None
+        return KeyEntry(
+            api_id=api_id,
+            key_id=key_id,
+            alias=custom.get("alias") or None,
+            rerolled_from=custom.get("rerolled_from") or None,
         )
 
     def _put(self, key: IssuedKey, path: str) -> StoredLocation:
@@ -173,6 +199,7 @@ class VaultStore(SecretStore):
                 continue
             # Confirm: from now on the metadata vouches for this version holding this key.
             self._write_metadata(path, {**marker, "version": str(version)})
+            self._stored.add(path)
             return StoredLocation(
                 store=STORE, location=location, key_id=key.key_id, version=str(version)
             )
@@ -182,55 +209,113 @@ class VaultStore(SecretStore):
             location=location,
         )
 
-    def _set_current(self, key: IssuedKey, path: str, name: str) -> StoredLocation:
+    def _set_current(
+        self, key: IssuedKey, path: str, alias: str, expected: AliasState | _Unchecked | None
+    ) -> StoredLocation:
         self._require_v2("set_current")
         location = self._location(path)
-        key_path = self.key_location(api_id=key.api_id, key_id=key.key_id)
-        meta = self._read_metadata(path)
-        if meta is not None:
-            self._check_owned(meta, path, kind="alias")
-            if _alias_is_current(meta, key.key_id):
-                return StoredLocation(
+        if isinstance(expected, AliasState):
+            # Check the alias is still at that version before the metadata is touched: the
+            # metadata is written before the data, and a stale move would otherwise leave it
+            # naming our key as the holder of the version someone else wrote.
+            meta: dict[str, Any] | None = self._read_metadata(path)
+            cas = int(expected.revision)
+            if meta is None or _current_version(meta) != cas:
+                raise StoreConflictError(
+                    f"alias {location} was moved by someone else meanwhile; read it and retry",
                     store=STORE,
                     location=location,
-                    key_id=key.key_id,
-                    version=str(_current_version(meta)),
-                    created=False,
-                    name=name,
                 )
-        self._require_stored(key, key_path)
-        if meta is not None:
-            cas = _current_version(meta)
+            self._check_owned(meta, path, kind="alias")
+            now: tuple[str, str | None] | None = _alias_key(meta)
         else:
-            self._write_metadata(
-                path, {_MANAGED_BY: MANAGED_BY, _KIND: "alias", "api_id": key.api_id}
-            )
-            cas = 0
-        data = alias_fields(key_id=key.key_id, api_id=key.api_id, path=key_path)
+            meta = self._read_metadata(path)
+            now, cas = None, 0
+            if meta is not None:
+                self._check_owned(meta, path, kind="alias")
+                now = _alias_key(meta)
+                cas = _current_version(meta)
+                if now is not None and now[0] == key.key_id:
+                    return StoredLocation(
+                        store=STORE,
+                        location=location,
+                        key_id=key.key_id,
+                        version=str(cas),
+                        created=False,
+                        alias=alias,
+                    )
+                if expected is None:
+                    named = f"names key {now[0]}" if now else "exists"
+                    raise StoreConflictError(
+                        f"alias {location} {named} already", store=STORE, location=location
+                    )
+        key_path = self.key_location(api_id=key.api_id, key_id=key.key_id)
+        if key_path not in self._stored:
+            self._require_stored(key, key_path)
+        # Say first which key the next version will hold, keeping what the current one holds:
+        # a crash between the two writes leaves the metadata telling both apart.
+        custom = {_MANAGED_BY: MANAGED_BY, _KIND: "alias", "api_id": key.api_id}
+        if now is not None and cas > 0:
+            custom.update(_alias_members("current_", now, cas))
+        custom.update(_alias_members("next_", (key.key_id, key.rerolled_from), cas + 1))
+        self._write_metadata(path, custom)
+        value = key_fields(dataclasses.replace(key, alias=alias))
         try:
-            version = self._write_data(path, data, cas=cas)
+            version = self._write_data(path, value, cas=cas)
         except _CasMismatch:
             raise StoreConflictError(
                 f"alias {location} was moved by someone else meanwhile; read it and retry",
                 store=STORE,
                 location=location,
             ) from None
-        # Record what the alias now holds and at which version, for the next no-op check. If
-        # this update is lost or overtaken, the version no longer matches and is not trusted.
-        self._write_metadata(
-            path,
-            {
-                **_custom(meta or {}),
-                _MANAGED_BY: MANAGED_BY,
-                _KIND: "alias",
-                "api_id": key.api_id,
-                "current_key_id": key.key_id,
-                "version": str(version),
-            },
-        )
         return StoredLocation(
-            store=STORE, location=location, key_id=key.key_id, version=str(version), name=name
+            store=STORE, location=location, key_id=key.key_id, version=str(version), alias=alias
         )
+
+    def _alias_state(self, path: str, api_id: str, alias: str) -> AliasState | None:
+        meta = self._read_metadata(path) if self.kv_version == 2 else None
+        if meta is None:
+            return None
+        self._check_owned(meta, path, kind="alias")
+        now = _alias_key(meta)
+        if now is None:
+            location = self._location(path)
+            raise StoreConflictError(
+                f"alias {location} holds a version its metadata does not vouch for (written by "
+                "another tool, or a move that died half-way); move it again with set_current",
+                store=STORE,
+                location=location,
+            )
+        return AliasState(
+            alias=alias,
+            api_id=api_id,
+            key_id=now[0],
+            rerolled_from=now[1],
+            revision=str(_current_version(meta)),
+        )
+
+    def _read_rotation(self, path: str) -> RotationRecord | None:
+        from ...rotation.record import parse_rotation_fields
+
+        try:
+            data, version = self._read_data(path)
+        except SecretNotFoundError:
+            return None
+        record = parse_rotation_fields(data, store=STORE, location=self._location(path))
+        # The KV version is the revision a conditional write names.
+        return dataclasses.replace(record, revision=int(version or record.revision))
+
+    def _write_rotation(self, record: RotationRecord, path: str) -> None:
+        self._require_v2("rotation records")
+        try:
+            self._write_data(path, record.fields(), cas=record.revision - 1)
+        except _CasMismatch:
+            location = self._location(path)
+            raise StoreConflictError(
+                f"rotation record {location} was written by another run meanwhile",
+                store=STORE,
+                location=location,
+            ) from None
 
     def _get(self, path: str) -> StoredKey:
         data, version = self._read_data(path)
@@ -238,7 +323,10 @@ class VaultStore(SecretStore):
 
     def _get_current(self, path: str) -> StoredKey:
         location = self._location(path)
-        data, _ = self._read_data(path)
+        data, version = self._read_data(path)
+        if not (isinstance(data, Mapping) and data.get("format") == ALIAS_FORMAT):
+            return parse_key_fields(data, store=STORE, location=location, version=version)
+        # An alias written by an earlier release points at the key's own location.
         key_id, api_id, key_path = parse_alias_fields(data, store=STORE, location=location)
         if key_path != self.key_location(api_id=api_id, key_id=key_id):
             raise StoredValueError(
@@ -454,6 +542,8 @@ def _key_marker(key: IssuedKey, custom: Mapping[str, str]) -> dict[str, str]:
         "key_id": key.key_id,
         "api_id": key.api_id,
         "created_at": custom.get("created_at") or _now(),
+        **({"alias": key.alias} if key.alias else {}),
+        **({"rerolled_from": key.rerolled_from} if key.rerolled_from else {}),
     }
 
 
@@ -500,12 +590,28 @@ def _data_predates_metadata(meta: Mapping[str, Any]) -> bool:
     return isinstance(created, str) and created == first.get("created_time")
 
 
-def _alias_is_current(meta: Mapping[str, Any], key_id: str) -> bool:
+def _alias_members(prefix: str, key: tuple[str, str | None], version: int) -> dict[str, str]:
+    key_id, rerolled_from = key
+    members = {prefix + "key_id": key_id, prefix + "version": str(version)}
+    if rerolled_from:
+        members[prefix + "rerolled_from"] = rerolled_from
+    return members
+
+
+def _alias_key(meta: Mapping[str, Any]) -> tuple[str, str | None] | None:
+    """The (key_id, rerolled_from) the alias's current version holds, per its metadata.
+
+    A move writes ``next_*`` before the data and keeps ``current_*``; whichever names the
+    current KV version is what the alias holds. Metadata from before that scheme
+    (``current_key_id`` with ``version``) is read too. None when nothing vouches for it.
+    """
     custom = _custom(meta)
     current = _current_version(meta)
-    return (
-        current > 0
-        and custom.get("current_key_id") == key_id
-        and custom.get("version") == str(current)
-        and _version_state(meta, current) is None
-    )
+    if current == 0 or _version_state(meta, current) is not None:
+        return None
+    for prefix in ("next_", "current_"):
+        if custom.get(prefix + "version") == str(current) and custom.get(prefix + "key_id"):
+            return custom[prefix + "key_id"], custom.get(prefix + "rerolled_from") or None
+    if custom.get("version") == str(current) and custom.get("current_key_id"):
+        return custom["current_key_id"], None
+    return None

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from .server import EmulatedKey, Emulator, EmulatorServer, Faults, main
-from .server import Response as Response
+from .model import EmulatedKey, Faults
+from .server import Emulator, EmulatorServer, Response, main
+from .transport import EmulatorTransport
 
-__all__ = ["EmulatedKey", "Emulator", "EmulatorServer", "Faults", "main"]
+__all__ = [
+    "EmulatedKey",
+    "Emulator",
+    "EmulatorServer",
+    "EmulatorTransport",
+    "Faults",
+    "Response",
+    "main",
+]

@@ -17,8 +17,11 @@ __all__ = [
     "EmulatedKey",
     "Faults",
     "PermissionQuery",
+    "QuerySyntaxError",
     "base58",
+    "forbidden",
     "new_id",
+    "not_found_key",
     "sha256",
 ]
 

@@ -15,10 +15,22 @@ from typing import Any
 
 __all__ = [
     "BAD_REQUEST_ENVELOPE",
+    "BOOLEAN",
     "ERROR_ENVELOPE",
+    "EXTERNAL_ID_PATTERN",
+    "ID_PATTERN",
+    "MAX_INT64",
+    "MAX_TIMESTAMP_MS",
+    "PERMISSION_PATTERN",
     "REQUESTS",
     "RESPONSES",
     "Problem",
+    "Schema",
+    "array",
+    "free_object",
+    "integer",
+    "obj",
+    "string",
     "validate",
 ]
 

@@ -36,7 +36,13 @@ from .model import OPERATIONS, ApiError, EmulatedKey, Faults, base58, new_id, sh
 from .schemas import REQUESTS, validate
 from .store import Principal, Store
 
-__all__ = ["EmulatedKey", "Emulator", "EmulatorServer", "Faults", "main"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "Emulator",
+    "EmulatorServer",
+    "Response",
+    "main",
+]
 
 MAX_BODY_BYTES = 1024 * 1024
 _JSON = "application/json"
