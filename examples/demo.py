@@ -67,7 +67,7 @@ def main() -> int:
             say("key_id", first.key_id)
             say("stored at", f"{first.location.location} (version {first.location.version})")
             assert first.current is not None
-            say("current name", f"{first.current.location} -> {first.key_id}")
+            say("alias", f"{first.current.location} -> {first.key_id}")
 
             print("\n2. Create a key and store it in AWS Secrets Manager")
             second = provision(unkey, aws, api_id, alias=SERVICE, name=SERVICE, prefix="live")
@@ -75,18 +75,15 @@ def main() -> int:
             say("stored at", second.location.location)
             say("version", second.location.version)
 
-            print("\n3. Rotate the Vault key (reroll with a 1 hour grace period)")
+            print(f"\n3. Rotate the Vault key by its alias {SERVICE} (1 hour grace period)")
             rotated = rotate(
-                unkey,
-                vault,
-                api_id,
-                first.key_id,
-                alias=SERVICE,
-                grace_period=dt.timedelta(hours=1),
+                unkey, vault, api_id, alias=SERVICE, grace_period=dt.timedelta(hours=1)
             )
             say("old key_id", f"{rotated.original_key_id} (valid for {rotated.grace_period})")
             say("new key_id", rotated.key_id)
             say("stored at", f"{rotated.location.location} (version {rotated.location.version})")
+            again = rotate(unkey, vault, api_id, first.key_id, alias=SERVICE)
+            say("same call again", f"{again.outcome}: still {again.key_id}, nothing rerolled")
 
             print("\n4. Read each back the way an app would")
             vault_current = read_back("Vault app", vault, unkey, api_id)
