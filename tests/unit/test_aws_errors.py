@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -20,9 +20,12 @@ from unkey_secrets import (
     StoreUnavailableError,
 )
 from unkey_secrets.stores.aws import SecretsManagerStore
+from unkey_secrets.stores.aws.errors import translate
+from unkey_secrets.stores.aws.secrets import RotationSecrets, translate_error
 from unkey_secrets.testing.contract import canary_key
 
 SERVER_TEXT = "server-message-canary-7d1f"
+VALUE_CANARY = "value-canary-3b9e"
 
 
 @pytest.fixture
@@ -149,3 +152,84 @@ def test_a_read_timeout_says_the_write_may_have_happened() -> None:
 
     with pytest.raises(StoreUnavailableError, match="may have been carried out"):
         SecretsManagerStore(Failing()).put(canary_key())
+
+
+def _client_error(code: str, status: int = 400) -> Exception:
+    return bce.ClientError(
+        {
+            "Error": {"Code": code, "Message": f"{SERVER_TEXT} {VALUE_CANARY}"},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        },
+        "AnyOperation",
+    )
+
+
+#: The errors the store and the rotation Lambda once classified apart, and one they agreed on.
+COMMON_ERRORS: list[tuple[str, Callable[[], Exception], type[Exception]]] = [
+    ("NoCredentialsError", bce.NoCredentialsError, StoreAccessError),
+    (
+        "ParamValidationError",
+        lambda: bce.ParamValidationError(report=f"Invalid type for SecretString: {VALUE_CANARY}"),
+        InvalidInputError,
+    ),
+    ("ExpiredTokenException", lambda: _client_error("ExpiredTokenException"), StoreAccessError),
+    ("DecryptionFailure", lambda: _client_error("DecryptionFailure"), StoreAccessError),
+    (
+        "InvalidRequestException",
+        lambda: _client_error("InvalidRequestException"),
+        StoreConflictError,
+    ),
+    (
+        "TooManyRequestsException",
+        lambda: _client_error("TooManyRequestsException"),
+        StoreUnavailableError,
+    ),
+    ("AccessDeniedException", lambda: _client_error("AccessDeniedException"), StoreAccessError),
+]
+
+
+class _Raising:
+    """A Secrets Manager client double whose every call raises a fresh ``make()``."""
+
+    meta = None
+
+    def __init__(self, make: Callable[[], Exception]) -> None:
+        self.make = make
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        def method(**_: Any) -> Any:
+            raise self.make()
+
+        return method
+
+
+def _assert_clean(error: BaseException) -> None:
+    rendered = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    for leaked in (SERVER_TEXT, VALUE_CANARY):
+        assert leaked not in rendered
+        assert leaked not in repr(error.args)
+    assert error.__cause__ is None
+    assert error.__context__ is None
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [pytest.param(make, expected, id=name) for name, make, expected in COMMON_ERRORS],
+)
+def test_the_store_and_the_lambda_classify_alike(
+    make: Callable[[], Exception], expected: type[Exception]
+) -> None:
+    key = canary_key()
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:unkey/x-AbCdEf"
+    assert type(translate(make(), operation="GetSecretValue", location=arn)) is expected
+
+    with pytest.raises(expected) as by_store:
+        SecretsManagerStore(_Raising(make)).get(api_id=key.api_id, key_id=key.key_id)
+    with pytest.raises(expected) as by_lambda:
+        RotationSecrets(_Raising(make)).put_pending(arn, "t" * 32, f'{{"k":"{VALUE_CANARY}"}}')
+
+    assert type(by_store.value) is type(by_lambda.value) is expected
+    for error in (by_store.value, by_lambda.value):
+        _assert_clean(error)
+    assert type(translate_error(make(), "GetSecretValue", arn)) is expected
+    assert translate_error(ValueError(VALUE_CANARY), "GetSecretValue", arn) is None

@@ -42,12 +42,11 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, UnkeySecretsError
 from .._errors import RotationStepError as RotationStepError
 from .._redact import guarded
 from .._secret import Secret
-from ..stores.aws.errors import check_client_endpoint
-from ..stores.aws.secrets import translate_error
+from ..stores.aws.errors import call, check_client_endpoint
 from ..unkey import UnkeyClient
 from .config import RotationConfig, RuntimeConfig
 from .rotator import Rotator
@@ -139,17 +138,17 @@ def _root_key(secrets_manager: Any, config: RuntimeConfig) -> Secret:
 def _root_key_from_secret(secrets_manager: Any, secret_id: str) -> Secret:
     failure: ConfigurationError
     try:
-        answer = secrets_manager.get_secret_value(SecretId=secret_id)
-    except Exception as exc:
-        translated = translate_error(exc, "GetSecretValue", secret_id)
-        if translated is None:
-            raise
-        failure = ConfigurationError(
-            f"could not read the Unkey root key from {secret_id}: {translated}"
+        # A botocore error leaves call() translated and unchained (its request is not kept).
+        answer = call(
+            secrets_manager.get_secret_value,
+            operation="GetSecretValue",
+            location=secret_id,
+            SecretId=secret_id,
         )
+    except UnkeySecretsError as exc:
+        failure = ConfigurationError(f"could not read the Unkey root key from {secret_id}: {exc}")
     else:
         return _root_key_from_answer(answer, secret_id)
-    # Raised outside the handler, so the botocore error (and its request) is not chained.
     raise failure
 
 

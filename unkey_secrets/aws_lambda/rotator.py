@@ -353,14 +353,21 @@ class Rotator:
         with confined(issued.secret):
             try:
                 self.secrets.put_pending(arn, token, MaskedText(json.dumps(key_fields(issued))))
-            except StoreError as exc:
+            except (StoreError, InvalidInputError) as exc:
+                # InvalidInputError: botocore refused the parameters; nothing was sent, and the
+                # new key is deleted like after any other failed put.
                 self._settle_put(arn, token, issued, exc, record)
         # record.new_key_id is now the stored key: ours, or an overlapping invocation's.
         keep = {k for k in (record.new_key_id, issued.rerolled_from) if k is not None}
         record.swept += self._sweep_quietly(issued.api_id, token, keep, issued.external_id, record)
 
     def _settle_put(
-        self, arn: str, token: str, issued: IssuedKey, cause: StoreError, record: StepRecord
+        self,
+        arn: str,
+        token: str,
+        issued: IssuedKey,
+        cause: StoreError | InvalidInputError,
+        record: StepRecord,
     ) -> None:
         try:
             stored = self.secrets.read_version(arn, token)

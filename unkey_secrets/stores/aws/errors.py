@@ -11,7 +11,8 @@ setting gave it its endpoint.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from ..._errors import (
     ConfigurationError,
@@ -29,12 +30,15 @@ __all__ = [
     "ENDPOINT_SETTINGS",
     "STORE",
     "ResourceExistsError",
+    "botocore_errors",
+    "call",
     "check_client_endpoint",
     "error_code",
     "translate",
 ]
 
 STORE = "aws"
+_T = TypeVar("_T")
 
 _ACCESS_CODES = frozenset(
     {
@@ -51,6 +55,7 @@ _ACCESS_CODES = frozenset(
         "UnauthorizedOperation",
         "DecryptionFailure",
         "EncryptionFailure",
+        "KMSAccessDenied",
     }
 )
 _UNAVAILABLE_CODES = frozenset(
@@ -109,6 +114,36 @@ def error_code(exc: BaseException) -> str | None:
         return None
     code = error.get("Code")
     return code if isinstance(code, str) and code else None
+
+
+def botocore_errors() -> tuple[type[BaseException], ...]:
+    """Return botocore's two roots, ``(BotoCoreError, ClientError)``, importing them now.
+
+    Raises :class:`~unkey_secrets.ConfigurationError` when botocore is not installed.
+    """
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:
+        raise ConfigurationError(
+            "the AWS Secrets Manager store needs boto3: pip install 'unkey-secrets[aws]'"
+        ) from None
+    return (BotoCoreError, ClientError)
+
+
+def call(method: Callable[..., _T], *, operation: str, location: str, **params: Any) -> _T:
+    """Return ``method(**params)``; a botocore error becomes :func:`translate`'s error.
+
+    The translated error is raised outside the ``except`` block, so the botocore error is
+    neither its cause nor its context (a ConnectionClosedError keeps the request, and its body
+    holds the SecretString). Any other exception passes through as it is. botocore is imported
+    only when something was raised.
+    """
+    failure: UnkeySecretsError
+    try:
+        return method(**params)
+    except botocore_errors() as exc:
+        failure = translate(exc, operation=operation, location=location)
+    raise failure
 
 
 def _status(exc: BaseException) -> int | None:

@@ -1,4 +1,8 @@
-"""The Secrets Manager calls a rotation makes, over a boto3 client, with errors translated.
+"""The Secrets Manager calls a rotation makes, and how their answers are read.
+
+The stage names and the parsers of DescribeSecret's and GetSecretValue's answers here are the
+ones :class:`~unkey_secrets.stores.aws.SecretsManagerStore` uses too, and every call goes through
+:func:`~unkey_secrets.stores.aws.errors.call`, the store's own error translation.
 
 botocore is imported only when an error has to be classified, so importing this module stays
 cheap. Values read here are parsed straight into :class:`~unkey_secrets.StoredKey` (the key is
@@ -9,41 +13,31 @@ without its content.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
-from ..._errors import (
-    SecretNotFoundError,
-    StoreAccessError,
-    StoreConflictError,
-    StoreError,
-    StoreUnavailableError,
-)
+from ..._errors import SecretNotFoundError, UnkeySecretsError
 from ..._models import StoredKey
 from ..._payload import parse_key_json
 from ..._redact import MaskedText
+from .errors import STORE, botocore_errors, call, translate
+from .errors import error_code as error_code
 
 __all__ = [
     "AWSCURRENT",
     "AWSPENDING",
     "RotationSecrets",
     "SecretState",
-    "error_code",
+    "parse_secret_state",
+    "parse_stored_key",
+    "parse_tags",
     "translate_error",
 ]
 
+#: The version stages Secrets Manager's rotation protocol uses.
 AWSCURRENT = "AWSCURRENT"
 AWSPENDING = "AWSPENDING"
-_STORE = "aws"
-_T = TypeVar("_T")
-
-_ACCESS = frozenset({"AccessDeniedException", "UnrecognizedClientException", "KMSAccessDenied"})
-_TRANSIENT = frozenset(
-    {"ThrottlingException", "InternalServiceError", "InternalFailure", "ServiceUnavailable"}
-)
-_NOT_FOUND = frozenset({"ResourceNotFoundException"})
-_CONFLICT = frozenset({"ResourceExistsException"})
 
 
 @dataclass(frozen=True)
@@ -55,6 +49,8 @@ class SecretState:
     rotation_enabled: bool
     versions: dict[str, tuple[str, ...]] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    #: Whether the secret is scheduled for deletion (DescribeSecret's ``DeletedDate``).
+    deleted: bool = False
 
     def stages(self, version_id: str) -> tuple[str, ...] | None:
         """Return the labels on ``version_id``, or None when the secret has no such version."""
@@ -68,6 +64,48 @@ class SecretState:
         return None
 
 
+def parse_tags(answer: Mapping[str, Any]) -> dict[str, str]:
+    """The ``Tags`` list of a DescribeSecret answer as ``{Key: Value}``."""
+    return {
+        str(tag.get("Key")): str(tag.get("Value"))
+        for tag in answer.get("Tags") or ()
+        if isinstance(tag, Mapping)
+    }
+
+
+def parse_secret_state(answer: Mapping[str, Any], secret_id: str) -> SecretState:
+    """A DescribeSecret answer for ``secret_id`` as a :class:`SecretState`."""
+    return SecretState(
+        arn=str(answer.get("ARN", secret_id)),
+        name=str(answer.get("Name", secret_id)),
+        rotation_enabled=bool(answer.get("RotationEnabled", False)),
+        versions={
+            str(version): tuple(str(stage) for stage in stages or ())
+            for version, stages in (answer.get("VersionIdsToStages") or {}).items()
+        },
+        tags=parse_tags(answer),
+        deleted=answer.get("DeletedDate") is not None,
+    )
+
+
+def parse_stored_key(answer: Mapping[str, Any], secret_id: str) -> StoredKey | None:
+    """The key in a GetSecretValue answer; None when it holds no SecretString.
+
+    A value that is not an unkey-secrets key raises
+    :class:`~unkey_secrets.StoredValueError` without quoting it.
+    """
+    text = answer.get("SecretString")
+    if not isinstance(text, str):
+        return None
+    version = answer.get("VersionId")
+    return parse_key_json(
+        text,
+        store=STORE,
+        location=str(answer.get("ARN") or secret_id),
+        version=version if isinstance(version, str) else None,
+    )
+
+
 class RotationSecrets:
     """The handful of Secrets Manager operations the rotation protocol needs."""
 
@@ -76,19 +114,13 @@ class RotationSecrets:
 
     def describe(self, secret_id: str) -> SecretState:
         """DescribeSecret: rotation flag, version labels and tags."""
-        answer = self._call(
-            "DescribeSecret", secret_id, self.client.describe_secret, SecretId=secret_id
+        answer = call(
+            self.client.describe_secret,
+            operation="DescribeSecret",
+            location=secret_id,
+            SecretId=secret_id,
         )
-        return SecretState(
-            arn=str(answer.get("ARN", secret_id)),
-            name=str(answer.get("Name", secret_id)),
-            rotation_enabled=bool(answer.get("RotationEnabled", False)),
-            versions={
-                str(version): tuple(str(stage) for stage in stages)
-                for version, stages in (answer.get("VersionIdsToStages") or {}).items()
-            },
-            tags={str(t.get("Key")): str(t.get("Value")) for t in answer.get("Tags") or ()},
-        )
+        return parse_secret_state(answer, secret_id)
 
     def read_version(self, arn: str, version_id: str) -> StoredKey | None:
         """The key stored in ``version_id``, or None when that version holds no value yet."""
@@ -100,10 +132,10 @@ class RotationSecrets:
 
     def put_pending(self, arn: str, token: str, value: str) -> None:
         """PutSecretValue as AWSPENDING with the rotation's token as its VersionId."""
-        self._call(
-            "PutSecretValue",
-            arn,
+        call(
             self.client.put_secret_value,
+            operation="PutSecretValue",
+            location=arn,
             SecretId=arn,
             ClientRequestToken=token,
             SecretString=MaskedText(value),
@@ -119,75 +151,29 @@ class RotationSecrets:
             options["MoveToVersionId"] = to_version
         if from_version is not None:
             options["RemoveFromVersionId"] = from_version
-        self._call(
-            "UpdateSecretVersionStage", arn, self.client.update_secret_version_stage, **options
+        call(
+            self.client.update_secret_version_stage,
+            operation="UpdateSecretVersionStage",
+            location=arn,
+            **options,
         )
 
     def _read(self, arn: str, **selector: str) -> StoredKey | None:
         try:
-            answer = self._call(
-                "GetSecretValue", arn, self.client.get_secret_value, SecretId=arn, **selector
+            answer = call(
+                self.client.get_secret_value,
+                operation="GetSecretValue",
+                location=arn,
+                SecretId=arn,
+                **selector,
             )
         except SecretNotFoundError:
             return None
-        text = answer.get("SecretString")
-        version = answer.get("VersionId")
-        if not isinstance(text, str):
-            return None
-        return parse_key_json(
-            text, store=_STORE, location=arn, version=version if isinstance(version, str) else None
-        )
-
-    def _call(
-        self, operation: str, arn: str, method: Callable[..., _T], *args: Any, **kwargs: Any
-    ) -> _T:
-        translated: StoreError | None
-        try:
-            return method(*args, **kwargs)
-        except Exception as exc:
-            translated = translate_error(exc, operation, arn)
-            if translated is None:
-                raise
-        # Raised outside the handler, so the botocore error is neither cause nor context: a
-        # ConnectionClosedError keeps the request, and its body holds the SecretString.
-        raise translated
+        return parse_stored_key(answer, arn)
 
 
-def error_code(exc: BaseException) -> str | None:
-    """The AWS error code of a botocore ``ClientError``, or None for anything else."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        error = response.get("Error")
-        if isinstance(error, dict) and isinstance(error.get("Code"), str):
-            return str(error["Code"])
-    return None
-
-
-def translate_error(exc: Exception, operation: str, arn: str) -> StoreError | None:
-    """Map a botocore error to the store error tree; None for errors that are not botocore's."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    if isinstance(exc, BotoCoreError):
-        # Connection refused, timeouts: no answer, the call may or may not have landed.
-        return StoreUnavailableError(
-            f"{operation} on {arn} got no answer ({type(exc).__name__})",
-            store=_STORE,
-            location=arn,
-        )
-    if not isinstance(exc, ClientError):
+def translate_error(exc: Exception, operation: str, arn: str) -> UnkeySecretsError | None:
+    """:func:`~unkey_secrets.stores.aws.errors.translate` for a botocore error, else None."""
+    if not isinstance(exc, botocore_errors()):
         return None
-    code = error_code(exc) or "Unknown"
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    message = f"{operation} on {arn} failed: {code}"
-    cls: type[StoreError]
-    if code in _NOT_FOUND:
-        cls = SecretNotFoundError
-    elif code in _CONFLICT:
-        cls = StoreConflictError
-    elif code in _ACCESS:
-        cls = StoreAccessError
-    elif code in _TRANSIENT or (isinstance(status, int) and status >= 500):
-        cls = StoreUnavailableError
-    else:
-        cls = StoreError
-    return cls(message, store=_STORE, location=arn)
+    return translate(exc, operation=operation, location=arn)

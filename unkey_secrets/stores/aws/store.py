@@ -35,10 +35,9 @@ from ..._errors import (
     SecretNotFoundError,
     StoreConflictError,
     StoredValueError,
-    UnkeySecretsError,
 )
 from ..._models import AliasState, IssuedKey, KeyEntry, StoredKey, StoredLocation
-from ..._payload import MANAGED_BY, key_fields, parse_key_json
+from ..._payload import MANAGED_BY, key_fields
 from ..._redact import MaskedText
 from ..._validate import validate_key_id
 from ..base import (
@@ -48,7 +47,8 @@ from ..base import (
     SecretStore,
     _Unchecked,
 )
-from .errors import ResourceExistsError, check_client_endpoint, translate
+from .errors import ResourceExistsError, botocore_errors, call, check_client_endpoint
+from .secrets import AWSCURRENT, RotationSecrets, SecretState, parse_stored_key
 from .settings import AwsSettings, check_endpoint_url
 
 if TYPE_CHECKING:
@@ -87,7 +87,6 @@ _MAX_TAGS = 50
 _KIND_KEY = "key"
 _KIND_CURRENT = "current"
 _KIND_ROTATION = "rotation"
-_CURRENT = "AWSCURRENT"
 #: The label a conditional alias move puts its version under before moving AWSCURRENT onto it.
 _MOVING = "UNKEYMOVING"
 
@@ -129,14 +128,6 @@ def validate_secret_name(name: str, field: str = "path") -> str:
 
 def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in tags.items()]
-
-
-def _tags_of(description: Mapping[str, Any]) -> dict[str, str]:
-    return {
-        str(tag.get("Key")): str(tag.get("Value"))
-        for tag in description.get("Tags") or ()
-        if isinstance(tag, Mapping)
-    }
 
 
 def _check_user_tags(tags: Mapping[str, str]) -> dict[str, str]:
@@ -213,16 +204,6 @@ def _setting_name(loc: tuple[int | str, ...]) -> str:
         "aws_endpoint_url": "AWS_ENDPOINT_URL",
     }
     return names.get(field.lower(), f"UNKEY_SECRETS_AWS_{field.upper()}")
-
-
-def _botocore_errors() -> tuple[type[BaseException], ...]:
-    try:
-        from botocore.exceptions import BotoCoreError, ClientError
-    except ImportError:
-        raise ConfigurationError(
-            "the AWS Secrets Manager store needs boto3: pip install 'unkey-secrets[aws]'"
-        ) from None
-    return (BotoCoreError, ClientError)
 
 
 def _operation(method: str) -> str:
@@ -305,8 +286,9 @@ class SecretsManagerStore(SecretStore):
         self.tags = _check_user_tags(tags or {})
         self.replica_regions = tuple(replica_regions)
         self.description = description
-        self._errors = _botocore_errors()
+        botocore_errors()  # without botocore, refuse now rather than at the first failure
         self._client = client if client is not None else _default_client(region, endpoint_url)
+        self._secrets = RotationSecrets(self._client)
         # Whoever built the client, the values travel over it: refuse plain http to a remote
         # host (e.g. from AWS_ENDPOINT_URL) before any request.
         check_client_endpoint(self._client)
@@ -351,24 +333,23 @@ class SecretsManagerStore(SecretStore):
         if existing is None:
             answer = self._create(name, token, value, tags)
             if answer is not None:
-                return self._location(answer, key, token, created=True)
+                return self._location(answer["ARN"], key, token, created=True)
             existing = self._describe_after_conflict(name)
         self._check_owned(existing, name)
-        tagged_key_id = _tags_of(existing).get(TAG_KEY_ID)
+        tagged_key_id = existing.tags.get(TAG_KEY_ID)
         if tagged_key_id != key.key_id:
             raise StoreConflictError(
                 f"{name} already holds another key ({TAG_KEY_ID}={tagged_key_id!r})",
                 store=self.name,
                 location=name,
             )
-        stages = (existing.get("VersionIdsToStages") or {}).get(token) or ()
-        if _CURRENT not in stages:
+        if AWSCURRENT not in (existing.stages(token) or ()):
             raise StoreConflictError(
-                f"{name} is tagged for key {key.key_id} but its {_CURRENT} version is not ours",
+                f"{name} is tagged for key {key.key_id} but its {AWSCURRENT} version is not ours",
                 store=self.name,
                 location=name,
             )
-        return self._location(existing, key, token, created=False)
+        return self._location(existing.arn, key, token, created=False)
 
     def _set_current(
         self, key: IssuedKey, path: str, alias: str, expected: AliasState | _Unchecked | None
@@ -384,36 +365,35 @@ class SecretsManagerStore(SecretStore):
             tags = {TAG_MANAGED_BY: MANAGED_BY, TAG_KIND: _KIND_CURRENT, TAG_API_ID: key.api_id}
             answer = self._create(secret, token, value, tags)
             if answer is not None:
-                return self._location(answer, key, token, created=True, alias=alias)
+                return self._location(answer["ARN"], key, token, created=True, alias=alias)
             existing = self._describe_after_conflict(secret)
         self._check_owned(existing, secret)
-        if _tags_of(existing).get(TAG_KIND) != _KIND_CURRENT:
+        if existing.tags.get(TAG_KIND) != _KIND_CURRENT:
             raise StoreConflictError(
                 f"{secret} holds a key of its own, not an alias",
                 store=self.name,
                 location=secret,
             )
-        stages: dict[str, list[str]] = existing.get("VersionIdsToStages") or {}
-        if _CURRENT in (stages.get(token) or ()):
-            return self._location(existing, key, token, created=False, alias=alias)
-        current = next((v for v, s in stages.items() if _CURRENT in (s or ())), None)
+        if AWSCURRENT in (existing.stages(token) or ()):
+            return self._location(existing.arn, key, token, created=False, alias=alias)
+        current = existing.holder_of(AWSCURRENT)
         if expected is None and current is not None:
             raise StoreConflictError(
                 f"alias {secret} names a key already", store=self.name, location=secret
             )
-        if token not in stages and self._put_current(secret, token, value):
-            return self._location(existing, key, token, created=True, alias=alias)
+        if existing.stages(token) is None and self._put_current(secret, token, value):
+            return self._location(existing.arn, key, token, created=True, alias=alias)
         # Our version of this key is already there (e.g. going back to an earlier key): move
         # AWSCURRENT onto it; Secrets Manager moves AWSPREVIOUS to the version it leaves.
         params: dict[str, Any] = {
             "SecretId": secret,
-            "VersionStage": _CURRENT,
+            "VersionStage": AWSCURRENT,
             "MoveToVersionId": token,
         }
         if current is not None:
             params["RemoveFromVersionId"] = current
         self._call("update_secret_version_stage", secret, **params)
-        return self._location(existing, key, token, created=True, alias=alias)
+        return self._location(existing.arn, key, token, created=True, alias=alias)
 
     def _move_from(
         self, secret: str, key: IssuedKey, token: str, value: str, expected: AliasState
@@ -438,22 +418,21 @@ class SecretsManagerStore(SecretStore):
                 "update_secret_version_stage",
                 secret,
                 SecretId=secret,
-                VersionStage=_CURRENT,
+                VersionStage=AWSCURRENT,
                 MoveToVersionId=token,
                 RemoveFromVersionId=expected.revision,
             )
         else:
             # The state read named this key: the alias must still be at that version.
             existing = self._describe(secret)
-            stages: dict[str, list[str]] = (existing or {}).get("VersionIdsToStages") or {}
-            if existing is None or _CURRENT not in (stages.get(token) or ()):
+            if existing is None or AWSCURRENT not in (existing.stages(token) or ()):
                 raise StoreConflictError(
                     f"alias {secret} was moved by someone else meanwhile; read it and retry",
                     store=self.name,
                     location=secret,
                 )
-            return self._location(existing, key, token, created=False, alias=expected.alias)
-        return self._location(answer, key, token, created=True, alias=expected.alias)
+            return self._location(existing.arn, key, token, created=False, alias=expected.alias)
+        return self._location(answer["ARN"], key, token, created=True, alias=expected.alias)
 
     def _alias_exists(self, path: str, api_id: str, alias: str) -> bool:
         # DescribeSecret alone: the writer reads no value.
@@ -466,12 +445,11 @@ class SecretsManagerStore(SecretStore):
         if existing is None:
             return None
         self._check_owned(existing, secret)
-        if _tags_of(existing).get(TAG_KIND) != _KIND_CURRENT:
+        if existing.tags.get(TAG_KIND) != _KIND_CURRENT:
             raise StoreConflictError(
                 f"{secret} holds a key of its own, not an alias", store=self.name, location=secret
             )
-        stages: dict[str, list[str]] = existing.get("VersionIdsToStages") or {}
-        return next((v for v, s in stages.items() if _CURRENT in (s or ())), None)
+        return existing.holder_of(AWSCURRENT)
 
     def _alias_state(self, path: str, api_id: str, alias: str) -> AliasState | None:
         secret = validate_secret_name(path)
@@ -492,7 +470,7 @@ class SecretsManagerStore(SecretStore):
 
         name = validate_secret_name(path)
         try:
-            response = self._call("get_secret_value", name, SecretId=name, VersionStage=_CURRENT)
+            response = self._call("get_secret_value", name, SecretId=name, VersionStage=AWSCURRENT)
         except SecretNotFoundError:
             return None
         text = response.get("SecretString")
@@ -543,8 +521,7 @@ class SecretsManagerStore(SecretStore):
         existing = self._describe(name)
         if existing is not None:
             self._check_owned(existing, name)
-        stages: dict[str, list[str]] = (existing or {}).get("VersionIdsToStages") or {}
-        current = next((v for v, s in stages.items() if _CURRENT in (s or ())), None)
+        current = existing.holder_of(AWSCURRENT) if existing is not None else None
         allowed = {
             str(uuid.uuid5(VERSION_NAMESPACE, f"{name}#{n}")) for n in (revision - 1, revision)
         }
@@ -565,12 +542,12 @@ class SecretsManagerStore(SecretStore):
                 SecretId=secret,
                 ClientRequestToken=token,
                 SecretString=value,
-                VersionStages=[_CURRENT],
+                VersionStages=[AWSCURRENT],
             )
         except ResourceExistsError:
             return False
         # A repeated token with the same value is ignored without moving any label.
-        return _CURRENT in (response.get("VersionStages") or [_CURRENT])
+        return AWSCURRENT in (response.get("VersionStages") or [AWSCURRENT])
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -581,23 +558,17 @@ class SecretsManagerStore(SecretStore):
         return self._read(validate_secret_name(path))
 
     def _read(self, name: str, **selector: str) -> StoredKey:
-        selector = selector or {"VersionStage": _CURRENT}
+        selector = selector or {"VersionStage": AWSCURRENT}
         response = self._call("get_secret_value", name, SecretId=name, **selector)
-        location = str(response.get("ARN") or name)
-        text = response.get("SecretString")
-        if not isinstance(text, str):
+        stored = parse_stored_key(response, name)
+        if stored is None:
+            location = str(response.get("ARN") or name)
             raise StoredValueError(
                 f"value at {location} is not an unkey-secrets key: no SecretString",
                 store=self.name,
                 location=location,
             )
-        version = response.get("VersionId")
-        return parse_key_json(
-            text,
-            store=self.name,
-            location=location,
-            version=version if isinstance(version, str) else None,
-        )
+        return stored
 
     def _key_entry(self, path: str, api_id: str, key_id: str) -> KeyEntry | None:
         """What DescribeSecret alone (no value read) says about the key stored at ``path``.
@@ -610,7 +581,7 @@ class SecretsManagerStore(SecretStore):
         existing = self._describe(name)
         if existing is None:
             return None
-        tags = _tags_of(existing)
+        tags = existing.tags
         if (
             tags.get(TAG_MANAGED_BY) != MANAGED_BY
             or tags.get(TAG_KIND) != _KIND_KEY
@@ -618,8 +589,7 @@ class SecretsManagerStore(SecretStore):
             or tags.get(TAG_API_ID) != api_id
         ):
             return None
-        stages = (existing.get("VersionIdsToStages") or {}).get(version_id_for(key_id)) or ()
-        if _CURRENT not in stages:
+        if AWSCURRENT not in (existing.stages(version_id_for(key_id)) or ()):
             return None
         return KeyEntry(
             api_id=api_id,
@@ -660,14 +630,14 @@ class SecretsManagerStore(SecretStore):
         except ResourceExistsError:
             return None
 
-    def _describe(self, name: str) -> dict[str, Any] | None:
+    def _describe(self, name: str) -> SecretState | None:
         """Describe ``name`` (metadata and tags, never the value); None if it does not exist."""
         try:
-            return self._call("describe_secret", name, SecretId=name)
+            return self._secrets.describe(name)
         except SecretNotFoundError:
             return None
 
-    def _describe_after_conflict(self, name: str) -> dict[str, Any]:
+    def _describe_after_conflict(self, name: str) -> SecretState:
         existing = self._describe(name)
         if existing is None:
             raise StoreConflictError(
@@ -677,14 +647,14 @@ class SecretsManagerStore(SecretStore):
             )
         return existing
 
-    def _check_owned(self, existing: Mapping[str, Any], name: str) -> None:
-        if existing.get("DeletedDate") is not None:
+    def _check_owned(self, existing: SecretState, name: str) -> None:
+        if existing.deleted:
             raise StoreConflictError(
                 f"{name} is scheduled for deletion; restore or purge it first",
                 store=self.name,
                 location=name,
             )
-        if _tags_of(existing).get(TAG_MANAGED_BY) != MANAGED_BY:
+        if existing.tags.get(TAG_MANAGED_BY) != MANAGED_BY:
             raise NotOwnedError(
                 f"{name} exists and was not created by unkey-secrets "
                 f"(no tag {TAG_MANAGED_BY}={MANAGED_BY}); it is left as it is",
@@ -694,7 +664,7 @@ class SecretsManagerStore(SecretStore):
 
     def _location(
         self,
-        answer: Mapping[str, Any],
+        arn: str,
         key: IssuedKey,
         token: str,
         *,
@@ -703,7 +673,7 @@ class SecretsManagerStore(SecretStore):
     ) -> StoredLocation:
         return StoredLocation(
             store=self.name,
-            location=str(answer["ARN"]),
+            location=arn,
             key_id=key.key_id,
             version=token,
             created=created,
@@ -712,13 +682,10 @@ class SecretsManagerStore(SecretStore):
 
     def _call(self, method: str, location: str, **params: Any) -> dict[str, Any]:
         """Call ``method`` on the client, translating botocore errors without their text."""
-        failure: UnkeySecretsError
-        try:
-            return cast("dict[str, Any]", getattr(self._client, method)(**params))
-        except self._errors as exc:
-            failure = translate(exc, operation=_operation(method), location=location)
-        # Raised outside the handler, so the botocore error is neither cause nor context.
-        raise failure
+        answer = call(
+            getattr(self._client, method), operation=_operation(method), location=location, **params
+        )
+        return cast("dict[str, Any]", answer)
 
 
 _STAND_INS = {"api_id": "api_x", "key_id": "key_x", "alias": "x"}
