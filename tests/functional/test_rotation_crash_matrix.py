@@ -23,7 +23,9 @@ from typing import Any
 import pytest
 
 from unkey_secrets import (
+    CompensatedError,
     FlowError,
+    InvalidInputError,
     RetryPolicy,
     RotationConflictError,
     SecretStore,
@@ -158,8 +160,12 @@ def assert_converged(
     alias: str = "svc",
     *,
     k1_expires: int | None = None,
+    settled: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> str:
-    """The end state of a finished rotation of ``k1``; returns the new key_id."""
+    """The end state of a finished rotation of ``k1``; returns the new key_id.
+
+    ``settled`` are keys an earlier, finished rotation cut: still live, within their grace.
+    """
     state = rig.store.alias_state(api_id=api_id, alias=alias)
     assert state is not None
     stored = rig.store.get_current(api_id=api_id, alias=alias)
@@ -191,7 +197,7 @@ def assert_converged(
             f"stray key {key.key_id} outlives the grace period: {key}"
         )
     live = {k.key_id for k in keys.values() if not k.deleted and (k.expires or t + 1) > t}
-    assert live <= {new_id, k1.key_id} | {
+    assert live <= {new_id, k1.key_id} | set(settled) | {
         k.key_id for k in keys.values() if k.rerolled_from is not None and k.key_id != new_id
     }
     record = rig.store.read_rotation(api_id=api_id, key_id=k1.key_id)
@@ -243,7 +249,7 @@ def clean_calls(rig: Rig) -> list[str]:
     return tracer.calls
 
 
-@pytest.mark.parametrize("form", ["alias", "key_id+alias"])
+@pytest.mark.parametrize("form", ["alias", "key_id+alias", "alias, second rotation"])
 def test_a_rotation_killed_at_any_call_is_finished_by_the_same_call(
     rig: Rig, monkeypatch: pytest.MonkeyPatch, gone_pid: int, form: str
 ) -> None:
@@ -253,7 +259,14 @@ def test_a_rotation_killed_at_any_call_is_finished_by_the_same_call(
         for phase in ("before", "after"):
             api_id = rig.emulator.create_api("matrix")
             k1 = rig.provision(api_id)
-            call = by_alias(api_id) if form == "alias" else by_alias(api_id, key_id=k1.key_id)
+            settled: set[str] = set()
+            if form.endswith("second rotation"):
+                # The key being rotated came from a rotation itself (it has a predecessor).
+                earlier = rig.run(Tracer(), by_alias(api_id))
+                settled.add(k1.key_id)
+                k1 = dataclasses.replace(k1, key_id=earlier.key_id)
+            by_key_id = form == "key_id+alias"
+            call = by_alias(api_id, key_id=k1.key_id) if by_key_id else by_alias(api_id)
             where = f"{phase} call {index} ({label})"
             try:
                 with dead_owner(monkeypatch, gone_pid), pytest.raises(Killed):
@@ -262,7 +275,7 @@ def test_a_rotation_killed_at_any_call_is_finished_by_the_same_call(
                 if rerun.original_key_id != k1.key_id:
                     # By alias alone, a run that finds the rotation finished rotates the key
                     # the alias names now: allowed only if the killed run had really finished.
-                    assert form == "alias"
+                    assert not by_key_id
                     record = rig.store.read_rotation(api_id=api_id, key_id=k1.key_id)
                     assert record is not None
                     assert record.state == "done", (
@@ -272,7 +285,7 @@ def test_a_rotation_killed_at_any_call_is_finished_by_the_same_call(
                     assert_one_key_without_end(rig, api_id, rerun.key_id)
                     assert_no_marks(rig, api_id)
                     continue
-                new_id = assert_converged(rig, api_id, k1)
+                new_id = assert_converged(rig, api_id, k1, settled=settled)
                 assert rerun.key_id == new_id
                 assert_third_run_changes_nothing(
                     rig, api_id, by_alias(api_id, key_id=k1.key_id), new_id
@@ -578,3 +591,56 @@ def test_round_trips_of_a_clean_rotation_by_alias(rig: Rig) -> None:
     listing = "\n".join(calls)
     assert len(calls) <= 10, f"{len(calls)} store calls:\n{listing}"
     assert calls == EXPECTED_STORE_CALLS[rig.kind], f"{len(calls)} store calls:\n{listing}"
+
+
+def test_a_rotation_whose_alias_is_replaced_meanwhile_leaves_no_key_without_end(rig: Rig) -> None:
+    """provision(replace=True) moves the alias while a rotation is between store and move."""
+    api_id = rig.emulator.create_api("replaced")
+    k1 = rig.provision(api_id)
+    tracer = Tracer()
+    replaced: list[str] = []
+
+    def replace() -> None:
+        replaced.append(
+            provision(rig.unkey, rig.store, api_id, alias="svc", replace=True, retry=FAST).key_id
+        )
+
+    # Just before the rotation writes the alias, someone replaces it.
+    # The move's first call: Vault re-reads the alias's metadata, Secrets Manager adds the version.
+    calls = clean_calls(rig)
+    move = "vault.GET metadata alias" if rig.kind == "vault" else "aws.PutSecretValue alias"
+    index = calls.index(move, 1)
+    tracer.on_call[(index, "before")] = replace
+    with pytest.raises(CompensatedError) as raised:
+        rig.run(tracer, by_alias(api_id))
+    (k3,) = replaced
+    assert raised.value.key_id is not None
+    assert_one_key_without_end(rig, api_id, k3)
+    assert rig.emulator.key(raised.value.key_id).expires is not None
+    # Running the rotation of K1 again gives it up: its alias names K3 now.
+    record = rig.store.read_rotation(api_id=api_id, key_id=k1.key_id)
+    assert record is not None
+    assert record.state == "released"
+    with pytest.raises(RotationConflictError, match="names another key now"):
+        rig.run(Tracer(), by_key(api_id, k1.key_id))
+    assert_one_key_without_end(rig, api_id, k3)
+    assert_no_marks(rig, api_id)
+
+
+def test_a_successor_named_in_meta_is_trusted_only_if_the_store_holds_it(rig: Rig) -> None:
+    api_id = rig.emulator.create_api("hostile")
+    other_api = rig.emulator.create_api("other")
+    k1 = rig.provision(api_id)
+    foreign = rig.unkey.create_key(other_api, meta={"owner": "other-team"})
+    # A refused attempt (a Lambda's marker on the key) leaves the record released...
+    lambda_marks = {"unkey_secrets_op": str(uuid.uuid4()), "unkey_secrets_previous_expires": None}
+    rig.unkey.update_key(k1.key_id, meta=lambda_marks)
+    with pytest.raises(RotationConflictError):
+        rig.run(Tracer(), by_key(api_id, k1.key_id))
+    # ...then the meta is forged to name a key of another API as the successor.
+    rig.unkey.update_key(k1.key_id, meta={"unkey_secrets_rotated_to": foreign.key_id})
+    before = rig.snapshot(api_id) + rig.snapshot(other_api)
+    with pytest.raises(InvalidInputError, match="holds no such successor"):
+        rig.run(Tracer(), by_key(api_id, k1.key_id))
+    assert rig.snapshot(api_id) + rig.snapshot(other_api) == before
+    assert rig.store.get_current(api_id=api_id, alias="svc").key_id == k1.key_id

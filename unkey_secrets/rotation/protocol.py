@@ -31,7 +31,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from .._errors import (
     AmbiguousOutcomeError,
@@ -157,11 +157,17 @@ class Rotation:
                 if state is not None and state.key_id == key_id:
                     states[entry.alias] = state
         info = self.unkey.get_key(key_id)
-        if predecessor is not None and marker_of(info) is not None:
-            # The key still carries the marks of the rotation that made it, which strips them
-            # last: that rotation did not finish. Finish it rather than start another.
+        marker = marker_of(info)
+        if predecessor is not None and marker is not None:
+            # The key may still carry the marks of the rotation that made it, which strips
+            # them last: then that rotation did not finish; finish it rather than start another.
+            # (Marks of a rotation of this key itself are settled through its own record.)
             earlier = self.store.read_rotation(api_id=self.api_id, key_id=predecessor)
-            if earlier is not None and earlier.key_id in (None, key_id):
+            if (
+                earlier is not None
+                and earlier.rotation == marker
+                and earlier.key_id in (None, key_id)
+            ):
                 return self._continue(earlier, outcome="resumed")
         rotated_to = _rotated_to(info)
         if rotated_to is not None:
@@ -276,7 +282,17 @@ class Rotation:
             return self._tidy(record, side, original, new_info, (), None, (), "resumed")
         rotated_to = _rotated_to(info)
         if rotated_to is not None:
-            # A dead attempt cut the original already: only the tidy-up's end is left.
+            # A dead attempt cut the original already: only the tidy-up's end is left. The
+            # meta is Unkey's to change: trust it only if this store holds that key as the
+            # original's successor.
+            entry = self.store.key_entry(api_id=self.api_id, key_id=rotated_to)
+            if entry is None or entry.rerolled_from != record.from_key_id:
+                self._release(record)
+                raise InvalidInputError(
+                    "key_id",
+                    f"{info.key_id}'s meta says it was rotated to {rotated_to}, but this store "
+                    f"holds no such successor of it in API {self.api_id}; nothing was changed",
+                )
             original = Original(info, record.previous_expires, True)
             new_info = self.unkey.get_key(rotated_to)
             return self._tidy(record, side, original, new_info, (), None, (), "resumed")
@@ -287,6 +303,10 @@ class Rotation:
             adopted, leftovers = self._settle_leftovers(record, side, original, states)
             if adopted is not None:
                 return self._tidy(record, side, original, adopted, leftovers, None, (), "resumed")
+            if record.aliases and not states:
+                # Every alias the rotation was to move names another key now (someone replaced
+                # it meanwhile): rerolling would make a key no alias names. Give it up.
+                self._abandon(record, side, original, leftovers)
         record = dataclasses.replace(record, previous_expires=original.previous_expires)
         try:
             issued = side.reroll(original, self.hold)
@@ -294,7 +314,7 @@ class Rotation:
             raise self._settle_lost_reroll(record, side, original) from exc
         issued = dataclasses.replace(issued, alias=record.aliases[0] if record.aliases else None)
         location = self._store(record, side, original, issued)
-        moved = self._move_aliases(record, issued, states, location)
+        moved = self._move_aliases(record, side, original, issued, states)
         new_info = dataclasses.replace(original.info, key_id=issued.key_id)
         return self._tidy(
             record,
@@ -459,9 +479,10 @@ class Rotation:
     def _move_aliases(
         self,
         record: RotationRecord,
+        side: UnkeySide,
+        original: Original,
         issued: IssuedKey,
         states: dict[str, AliasState],
-        location: StoredLocation,
     ) -> tuple[StoredLocation, ...]:
         moved = []
         for alias in record.aliases:
@@ -476,17 +497,103 @@ class Rotation:
             try:
                 moved.append(self.retry(_mover(self.store, issued, alias, expected)))
             except Exception as exc:  # noqa: BLE001 (whatever failed, the key is stored)
-                self._release(record, key_id=issued.key_id)
-                raise FlowError(
-                    f"key {issued.key_id} is stored at {location.location}, but moving alias "
-                    f"{alias} to it failed ({_error_name(exc)}); key {record.from_key_id} stays "
-                    "valid on its rotation hold. Run the rotation again: it cuts the stored key "
-                    "with the original and rotates afresh",
-                    key_id=issued.key_id,
-                    original_key_id=record.from_key_id,
-                    actions=(f"stored at {location.location}", f"alias {alias} not moved"),
-                ) from _safe_cause(exc)
+                raise self._alias_failed(record, side, original, issued, moved, alias, exc) from (
+                    _safe_cause(exc)
+                )
         return tuple(moved)
+
+    def _alias_failed(
+        self,
+        record: RotationRecord,
+        side: UnkeySide,
+        original: Original,
+        issued: IssuedKey,
+        moved: list[StoredLocation],
+        alias: str,
+        cause: Exception,
+    ) -> FlowError:
+        """An alias could not be moved to the stored new key: undo what can be undone.
+
+        No alias names the new key yet: nothing can (moving one needs its value, which only
+        this run holds), so it is cut to the grace period and the original put back. If an
+        alias names it already, it stays, and the record says what is left.
+        """
+        where = f"key {issued.key_id} is stored"
+        if moved:
+            self._release(record, key_id=issued.key_id)
+            return FlowError(
+                f"{where} and named by alias {moved[0].alias}, but moving alias {alias} to it "
+                f"failed ({_error_name(cause)}); point {alias} with set_current, then run the "
+                "rotation again to finish it",
+                key_id=issued.key_id,
+                original_key_id=record.from_key_id,
+                actions=(f"alias {moved[0].alias} moved", f"alias {alias} not moved"),
+            )
+        final = side.cut_target(None, self.grace_period)
+        kept = False
+        try:
+            side.cut(issued.key_id, final, original.info.meta)
+            # A conflict means someone else moved the alias: it no longer names the original.
+            if not isinstance(cause, StoreConflictError):
+                state = self.store.alias_state(api_id=self.api_id, alias=alias)
+                kept = state is not None and state.key_id == record.from_key_id
+            if kept:
+                side.restore(original)
+            else:
+                # Someone else moved the alias away from the original: it ends as planned.
+                cut = side.cut_target(original.previous_expires, self.grace_period)
+                side.cut(record.from_key_id, cut, original.info.meta)
+        except (UnkeyError, StoreError) as exc:
+            self._release(record, key_id=issued.key_id)
+            return CompensationFailedError(
+                f"{where}, but moving alias {alias} to it failed ({_error_name(cause)}) and "
+                f"undoing the rotation failed ({type(exc).__name__}); run the rotation again "
+                "to clear it up",
+                key_id=issued.key_id,
+                original_key_id=record.from_key_id,
+                actions=(f"alias {alias} not moved",),
+            )
+        self._release(record)
+        actions = (
+            f"alias {alias} not moved",
+            f"cut key {issued.key_id} to the grace period",
+            f"restored key {record.from_key_id}'s expiry"
+            if kept
+            else f"cut key {record.from_key_id} to the grace period: alias {alias} names another",
+        )
+        return CompensatedError(
+            f"{where}, but moving alias {alias} to it failed ({_error_name(cause)}); "
+            + "; ".join(actions[1:])
+            + ". Nothing changed for readers; run the rotation again",
+            key_id=issued.key_id,
+            original_key_id=record.from_key_id,
+            actions=actions,
+        )
+
+    def _abandon(
+        self,
+        record: RotationRecord,
+        side: UnkeySide,
+        original: Original,
+        leftovers: list[str],
+    ) -> NoReturn:
+        """The aliases name other keys now (replaced meanwhile): give the rotation up.
+
+        No alias names the original or what earlier attempts stored any more, so each ends
+        within the grace period, as the rotation meant the original to, and loses our marks.
+        """
+        final = side.cut_target(original.previous_expires, self.grace_period)
+        cut = [*leftovers, record.from_key_id]
+        for key_id in cut:
+            side.cut(key_id, final, original.info.meta)
+        self._release(record)
+        raise RotationConflictError(
+            f"alias {', '.join(record.aliases)} names another key now, so the rotation of key "
+            f"{record.from_key_id} was given up; cut key {', '.join(cut)} to the grace period",
+            key_id=None,
+            original_key_id=record.from_key_id,
+            actions=tuple(f"cut key {k} to the grace period" for k in cut),
+        )
 
     def _tidy(
         self,

@@ -148,6 +148,13 @@ def parse_rotation_fields(data: object, *, store: str, location: str) -> Rotatio
     aliases = data.get("aliases") or []
     if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
         raise bad("member 'aliases' is not a list of names")
+    owner = _owner(data.get("owner"))
+    if data.get("owner") is not None and owner is None:
+        raise bad("member 'owner' is not an owner")
+    if state == "claimed" and owner is None:
+        raise bad("a claimed rotation names no owner")
+    if state in ("stored", "done") and key_id in (None, from_key_id):
+        raise bad(f"a {state} rotation must name a new key other than the original")
     return RotationRecord(
         rotation=rotation,
         api_id=api_id,
@@ -156,7 +163,7 @@ def parse_rotation_fields(data: object, *, store: str, location: str) -> Rotatio
         revision=revision,
         key_id=key_id,
         aliases=tuple(aliases),
-        owner=_owner(data.get("owner")),
+        owner=owner,
         previous_expires=_optional_int(data.get("previous_expires")),
         original_expires=_optional_int(data.get("original_expires")),
         grace_period_ms=_optional_int(data.get("grace_period_ms")),

@@ -263,6 +263,12 @@ class VaultStore(SecretStore):
         try:
             version = self._write_data(path, value, cas=cas)
         except _CasMismatch:
+            # Someone else wrote the next version: take back our claim about it, so the
+            # metadata never names our key for their version (the alias then reads as
+            # unconfirmed until it is moved again, rather than as the wrong key).
+            self._write_metadata(
+                path, {k: v for k, v in custom.items() if not k.startswith("next_")}
+            )
             raise StoreConflictError(
                 f"alias {location} was moved by someone else meanwhile; read it and retry",
                 store=STORE,
