@@ -146,8 +146,9 @@ def provision(
         taken = store.alias_state(api_id=api_id, alias=alias)
     elif alias is not None and store.alias_exists(api_id=api_id, alias=alias):
         raise RotationConflictError(
-            f"alias {alias} names a key already; rotate that key, or pass replace=True to "
-            "move the alias to a new key and cut the old one to the grace period",
+            f"alias {alias} names a key already; rotate that key, or replace it (replace=True; "
+            "--replace on the command line): the alias then moves to the new key and the old "
+            "one is cut to the grace period",
             key_id=None,
         )
     user_meta = dict(create_options.pop("meta", None) or {})
@@ -392,7 +393,7 @@ def _move_alias(
 
 
 def _cut_replaced(
-    unkey: UnkeyClient, key_id: str, grace_period: dt.timedelta, new_key_id: str
+    unkey: UnkeyClient, key_id: str, grace_period: dt.timedelta, successor: str
 ) -> int:
     """Cut the key an alias named before ``replace=True`` to the grace period (Unix ms)."""
     try:
@@ -404,9 +405,9 @@ def _cut_replaced(
             unkey.update_key(key_id, expires=cut)
     except UnkeyError as exc:
         raise FlowError(
-            f"key {new_key_id} is stored and the alias names it, but cutting the replaced key "
+            f"key {successor} is stored and the alias names it, but cutting the replaced key "
             f"{key_id} to the grace period failed ({type(exc).__name__}); set its expiry",
-            key_id=new_key_id,
+            key_id=successor,
             original_key_id=key_id,
             actions=("stored", "alias moved", f"key {key_id} not cut"),
         ) from exc

@@ -204,8 +204,8 @@ def test_each_step_returns_key_ids_and_outcomes(world: World) -> None:
     results = [world.rotator.handle(world.sim.event(token, step)) for step in STEPS]
     assert [r["outcome"] for r in results] == ["rerolled", "nothing-to-do", "valid", "finished"]
     new_id = assert_converged(world, token)
-    assert {r["new_key_id"] for r in results} == {new_id}
-    assert {r["old_key_id"] for r in results} == {world.original.key_id}
+    assert {r["key_id"] for r in results} == {new_id}
+    assert {r["original_key_id"] for r in results} == {world.original.key_id}
 
 
 def test_every_step_repeated_is_a_no_op_after_the_first(world: World) -> None:
@@ -610,8 +610,8 @@ def test_the_handler_rotates_and_never_logs_or_returns_a_key(
     assert [line["step"] for line in lines] == list(STEPS)
     assert {line["secret"] for line in lines} == {world.sim.arn}
     assert all(line["token"] == token for line in lines)
-    assert lines[0]["old_key_id"] == world.original.key_id
-    assert lines[0]["new_key_id"] == new_id
+    assert lines[0]["original_key_id"] == world.original.key_id
+    assert lines[0]["key_id"] == new_id
     assert lines[0]["request_id"]
 
 

@@ -333,7 +333,7 @@ def _lambda_test_fails(ctx: FlowContext) -> object:
         token = sim.start()
         try:
             handle(sim, token, ("createSecret", "setSecret"), results)
-            client.update_key(str(results[0]["new_key_id"]), enabled=False)
+            client.update_key(str(results[0]["key_id"]), enabled=False)
             handle(sim, token, ("testSecret",), results)
         finally:
             note_stored_keys(ctx, sim)

@@ -510,6 +510,7 @@ def test_provision_json_passes_every_option(
         "current": None,
         "replaced_key_id": None,
         "replaced_expires": None,
+        "replaced_expires_at": None,
     }
     (body,) = fake.bodies
     assert body["name"] == "deploy"

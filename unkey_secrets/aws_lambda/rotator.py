@@ -84,8 +84,8 @@ class StepRecord:
     step: str
     token: str
     api_id: str | None = None
-    old_key_id: str | None = None
-    new_key_id: str | None = None
+    original_key_id: str | None = None
+    key_id: str | None = None
     request_id: str | None = None
     outcome: str | None = None
     detail: str | None = None
@@ -104,8 +104,8 @@ class StepRecord:
         return {
             "step": self.step,
             "outcome": self.outcome,
-            "old_key_id": self.old_key_id,
-            "new_key_id": self.new_key_id,
+            "original_key_id": self.original_key_id,
+            "key_id": self.key_id,
         }
 
 
@@ -191,7 +191,7 @@ class Rotator:
             issued = self._bootstrap(state, token, record)
         else:
             issued = self._reroll(state, current, token, record)
-        record.new_key_id = issued.key_id
+        record.key_id = issued.key_id
         record.request_id = issued.request_id
         self._store(state.arn, token, issued, record)
 
@@ -270,7 +270,7 @@ class Rotator:
         self, state: SecretState, current: StoredKey, token: str, record: StepRecord
     ) -> IssuedKey:
         original_id, api_id = current.key_id, current.api_id
-        record.old_key_id, record.api_id = original_id, api_id
+        record.original_key_id, record.api_id = original_id, api_id
         allowed = self._allowed_api(state)
         if allowed is not None and allowed != api_id:
             raise ConfigurationError(
@@ -357,8 +357,8 @@ class Rotator:
                 # InvalidInputError: botocore refused the parameters; nothing was sent, and the
                 # new key is deleted like after any other failed put.
                 self._settle_put(arn, token, issued, exc, record)
-        # record.new_key_id is now the stored key: ours, or an overlapping invocation's.
-        keep = {k for k in (record.new_key_id, issued.rerolled_from) if k is not None}
+        # record.key_id is now the stored key: ours, or an overlapping invocation's.
+        keep = {k for k in (record.key_id, issued.rerolled_from) if k is not None}
         record.swept += self._sweep_quietly(issued.api_id, token, keep, issued.external_id, record)
 
     def _settle_put(
@@ -387,7 +387,7 @@ class Rotator:
             # An overlapping invocation with the same token stored its key first.
             record.outcome = "lost-race"
             record.detail = f"deleted own key {issued.key_id}: version {token} was taken"
-            record.new_key_id = stored.key_id
+            record.key_id = stored.key_id
             return
         raise RotationStepError(
             f"PutSecretValue failed ({_summary(cause)}); deleted new key {issued.key_id}",
@@ -537,8 +537,8 @@ class Rotator:
     @staticmethod
     def _note(record: StepRecord, stored: StoredKey) -> None:
         record.api_id = stored.api_id
-        record.new_key_id = stored.key_id
-        record.old_key_id = stored.rerolled_from
+        record.key_id = stored.key_id
+        record.original_key_id = stored.rerolled_from
 
 
 def _read_event(event: Mapping[str, Any]) -> tuple[str, str, str]:

@@ -70,16 +70,13 @@ def provision_record(result: ProvisionResult, alias: str | None) -> Record:
         "current": location_record(result.current),
         "replaced_key_id": result.replaced_key_id,
         "replaced_expires": result.replaced_expires,
+        "replaced_expires_at": _iso(result.replaced_expires),
     }
 
 
 def rotation_record(result: RotationResult, alias: str | None) -> Record:
     """What ``rotate`` reports; ``original_expires`` is Unix ms, as Unkey counts it."""
-    expires_at = (
-        None
-        if result.original_expires is None
-        else dt.datetime.fromtimestamp(result.original_expires / 1000, tz=dt.timezone.utc)
-    )
+    expires_at = _iso(result.original_expires)
     return {
         "command": "rotate",
         "ok": True,
@@ -90,12 +87,20 @@ def rotation_record(result: RotationResult, alias: str | None) -> Record:
         "request_id": result.request_id,
         "grace_period_seconds": int(result.grace_period.total_seconds()),
         "original_expires": result.original_expires,
-        "original_expires_at": expires_at.isoformat(timespec="seconds") if expires_at else None,
+        "original_expires_at": expires_at,
         "outcome": result.outcome,
         "location": location_record(result.location),
         "current": location_record(result.current),
         "aliases": [location_record(moved) for moved in result.aliases],
     }
+
+
+def _iso(ms: int | None) -> str | None:
+    """Unix ms as an ISO 8601 UTC time, to the second."""
+    if ms is None:
+        return None
+    moment = dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
+    return moment.isoformat(timespec="seconds")
 
 
 def capture_record(
@@ -169,7 +174,10 @@ def usage_record(command: str | None, message: str, exit_code: int) -> Record:
 def _human(record: Record) -> list[str]:
     if record["command"] == "stores":
         return [str(name) for name in record["stores"]]
-    lines = [_HEADLINES[record["command"]].format(**record)]
+    headline = _HEADLINES[record["command"]]
+    if record.get("outcome") == "already-done":
+        headline = "key {original_key_id} was rotated to key {key_id} in API {api_id} before"
+    lines = [headline.format(**record)]
     lines += _where("stored at", record.get("location"))
     alias = record.get("alias")
     moved = record.get("aliases") or ([record["current"]] if record.get("current") else [])
@@ -179,8 +187,8 @@ def _human(record: Record) -> list[str]:
         lines.append(f"alias {alias} now points at it")
     if record.get("replaced_key_id") is not None:
         lines.append(
-            f"key {record['replaced_key_id']}, which the alias named before, now expires at "
-            f"{record['replaced_expires']} (Unix ms)"
+            f"key {record['replaced_key_id']}, which the alias named before, stays valid "
+            f"until {record['replaced_expires_at']}"
         )
     if record["command"] == "rotate":
         if record.get("outcome") == "already-done":
@@ -202,9 +210,8 @@ def _where(label: str, location: Record | None) -> list[str]:
     if location is None:
         return []
     state = "" if location["created"] else " (already there, nothing written)"
-    return [
-        f"{label} {location['store']} {location['location']} version {location['version']}{state}"
-    ]
+    version = f" version {location['version']}" if location["version"] else ""
+    return [f"{label} {location['store']} {location['location']}{version}{state}"]
 
 
 #: The note on stderr when a result was produced but stdout could not take it.

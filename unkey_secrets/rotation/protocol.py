@@ -28,6 +28,7 @@ import dataclasses
 import datetime as dt
 import logging
 import secrets
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -207,11 +208,18 @@ class Rotation:
         if record.state == "claimed" and owner is not None and not self.takeover:
             age_ms = self.now_ms() - owner.since
             if owner.is_alive() and age_ms < _ms(self.lease):
+                if owner.host == socket.gethostname():
+                    wait = "that process is still running on this host"
+                else:
+                    left = _ms(self.lease) // 1000 - age_ms // 1000
+                    wait = (
+                        f"if that run died, run again in {left} s, or take the rotation over "
+                        "(takeover=True, --takeover) once you are sure"
+                    )
                 raise RotationConflictError(
                     f"key {record.from_key_id} is being rotated by another run (attempt "
                     f"{owner.attempt} on {owner.host}, pid {owner.pid}, for {age_ms // 1000} s); "
-                    f"if that run died, run again after {_ms(self.lease) // 1000 - age_ms // 1000}"
-                    " s or take the rotation over",
+                    + wait,
                     key_id=record.key_id,
                     original_key_id=record.from_key_id,
                 )
@@ -639,7 +647,7 @@ class Rotation:
         # fails, the record is done and the next run (by alias or key_id) strips them.
         self._strip_quietly(side, new_id, original.info.meta)
         logger.info(
-            "rotated key_id=%s new_key_id=%s api_id=%s aliases=%s outcome=%s",
+            "rotated key_id=%s key_id=%s api_id=%s aliases=%s outcome=%s",
             record.from_key_id,
             new_id,
             self.api_id,

@@ -278,6 +278,13 @@ class VaultStore(SecretStore):
             store=STORE, location=location, key_id=key.key_id, version=str(version), alias=alias
         )
 
+    def describe_location(self, *, api_id: str, key_id: str) -> StoredLocation:
+        """A :class:`StoredLocation` for a key stored earlier (``mount/path``), without I/O."""
+        return dataclasses.replace(
+            super().describe_location(api_id=api_id, key_id=key_id),
+            location=self._location(self.key_location(api_id=api_id, key_id=key_id)),
+        )
+
     def _alias_state(self, path: str, api_id: str, alias: str) -> AliasState | None:
         meta = self._read_metadata(path) if self.kv_version == 2 else None
         if meta is None:
