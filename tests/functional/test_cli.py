@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from unkey_secrets import SecretStore, UnkeyClient, provision
+from unkey_secrets import SecretStore, UnkeyClient, provision, rotate
 from unkey_secrets.stores.aws import SecretsManagerStore
 from unkey_secrets.stores.vault import VaultStore
 from unkey_secrets.testing.emulator import Emulator, EmulatorServer
@@ -404,3 +404,63 @@ def test_an_unwritable_stdout_never_shows_a_traceback(closed: bool, args: list[s
     assert done.returncode == (2 if "nope" in args else 0), done.stderr
     assert "Traceback" not in done.stderr
     assert "Exception ignored" not in done.stderr
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_show_after_a_rotation(
+    mode: str,
+    kind: str,
+    env: dict[str, str],
+    target: SecretStore,
+    unkey_client: UnkeyClient,
+    unkey_api_id: str,
+) -> None:
+    first = provision(unkey_client, target, unkey_api_id, alias="svc", prefix="shw")
+    rotated = rotate(unkey_client, target, unkey_api_id, alias="svc")
+    # Only reading: the environment needs no Unkey root key.
+    store_only = {k: v for k, v in env.items() if not k.startswith("UNKEY_")}
+    done = run_cli(
+        [*MODES[mode], "--store", kind, "show", "--api-id", unkey_api_id, "--alias", "svc"],
+        store_only,
+    )
+    assert done.returncode == 0, done.stderr
+    current = target.get_current(api_id=unkey_api_id, alias="svc")
+    for stored in (current, target.get(api_id=unkey_api_id, key_id=first.key_id)):
+        assert stored.secret.reveal() not in done.stdout + done.stderr
+    if mode == "json":
+        (record,) = json_lines(done.stdout)
+        assert record["key_id"] == rotated.key_id
+        assert record["rerolled_from"] == first.key_id
+        assert record["store"] == kind
+        assert record["location"] == current.location
+        assert record["version"] == current.version
+        assert record["issued_at"] == current.issued_at
+        assert record["prefix"] == "shw"
+        assert "key" not in record
+    elif mode == "human":
+        assert done.stderr == ""
+        assert done.stdout.startswith(
+            f"alias svc names key {rotated.key_id} of API {unkey_api_id}\n"
+        )
+        assert f"rerolled from key {first.key_id}" in done.stdout
+    by_id = run_cli(
+        ["--json", "--store", kind, "show", "--api-id", unkey_api_id, "--key-id", first.key_id],
+        store_only,
+    )
+    assert by_id.returncode == 0, by_id.stderr
+    (record,) = json_lines(by_id.stdout)
+    assert (record["key_id"], record["alias"], record["rerolled_from"]) == (
+        first.key_id,
+        None,
+        None,
+    )
+
+
+def test_show_of_a_missing_alias_exits_1(kind: str, env: dict[str, str], unkey_api_id: str) -> None:
+    done = run_cli(
+        ["--store", kind, "show", "--api-id", unkey_api_id, "--alias", "never_made"], env
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"error: {kind} holds no alias never_made of API {unkey_api_id}")

@@ -837,3 +837,160 @@ def test_a_broken_stdout_keeps_a_failures_exit_code(
     assert cli.main(["--json", "--help"]) == 0
     _, err = capsys.readouterr()
     assert "Traceback" not in err
+
+
+# -- show ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def shelf(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """An InMemoryStore (it keeps values, unlike MemoryStore) holding one rotated pair.
+
+    ``key_old123`` was issued for alias ``svc``, then rerolled to ``key_new123``, which the alias
+    names now.
+    """
+    import datetime as dt
+
+    from unkey_secrets.testing import InMemoryStore
+
+    memory = InMemoryStore()
+    when = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+    old = IssuedKey("key_old123", Secret(PLAINTEXT + "old"), API, alias="svc", issued_at=when)
+    new = IssuedKey(
+        "key_new123",
+        Secret(PLAINTEXT),
+        API,
+        alias="svc",
+        rerolled_from="key_old123",
+        expires=1893456000000,
+        prefix="prod",
+        external_id="tenant_1",
+        issued_at=when,
+    )
+    memory.put(old)
+    memory.set_current(old, alias="svc")
+    memory.put(new)
+    memory.set_current(new, alias="svc")
+    monkeypatch.setattr(cli, "store_from_env", lambda name: memory)
+    return memory
+
+
+def test_show_parses_alias_or_key_id() -> None:
+    args = cli.build_parser().parse_args(["show", "--api-id", API, "--alias", "svc"])
+    assert (args.command, args.api_id, args.alias, args.key_id) == ("show", API, "svc", None)
+    args = cli.build_parser().parse_args(["show", "--api-id", API, "--key-id", KEY])
+    assert (args.alias, args.key_id) == (None, KEY)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["show", "--api-id", API],
+        ["show", "--api-id", API, "--alias", "svc", "--key-id", KEY],
+        ["show", "--alias", "svc"],
+    ],
+)
+def test_show_needs_exactly_one_of_alias_and_key_id(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    code, out, err = run(capsys, "--store", "m", *argv)
+    assert code == 2
+    assert out == ""
+    assert err.splitlines()[-1].startswith("error: ")
+
+
+def test_show_by_alias_prints_metadata_never_the_key(
+    capsys: pytest.CaptureFixture[str], shelf: Any
+) -> None:
+    code, out, err = run(capsys, "--store", "memory", "show", "--api-id", API, "--alias", "svc")
+    assert code == 0, err
+    assert err == ""
+    lines = out.splitlines()
+    assert lines[0] == f"alias svc names key key_new123 of API {API}"
+    assert lines[1].startswith(f"stored at memory unkey/{API}/by-name/svc version ")
+    assert "created 2026-01-02T03:04:05+00:00" in lines
+    assert "expires 2030-01-01T00:00:00+00:00" in lines
+    assert "rerolled from key key_old123" in lines
+    assert "external_id tenant_1" in lines
+    assert PLAINTEXT not in out
+    assert "prod_" not in out
+
+
+def test_show_json_by_key_id(capsys: pytest.CaptureFixture[str], shelf: Any) -> None:
+    code, out, _ = run(
+        capsys, "--json", "--store", "memory", "show", "--api-id", API, "--key-id", "key_old123"
+    )
+    assert code == 0
+    (line,) = out.splitlines()
+    record = json.loads(line)
+    assert record == {
+        "command": "show",
+        "ok": True,
+        "key_id": "key_old123",
+        "api_id": API,
+        "alias": None,
+        "store": "memory",
+        "location": f"unkey/{API}/key_old123",
+        "version": record["version"],
+        "issued_at": "2026-01-02T03:04:05+00:00",
+        "expires": None,
+        "expires_at": None,
+        "rerolled_from": None,
+        "name": None,
+        "external_id": None,
+        "prefix": None,
+    }
+    assert record["version"]
+    assert "key" not in record
+    assert PLAINTEXT not in out
+
+
+def test_show_reads_with_the_readers_calls_only(
+    capsys: pytest.CaptureFixture[str], shelf: Any
+) -> None:
+    shelf.calls.clear()
+    assert run(capsys, "--store", "memory", "show", "--api-id", API, "--alias", "svc")[0] == 0
+    assert shelf.calls == ["get_current"]
+    shelf.calls.clear()
+    assert (
+        run(capsys, "--store", "memory", "show", "--api-id", API, "--key-id", "key_new123")[0] == 0
+    )
+    assert shelf.calls == ["get"]
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_show_of_a_missing_alias_is_exit_1_with_a_clear_error(
+    capsys: pytest.CaptureFixture[str], shelf: Any, as_json: bool
+) -> None:
+    flags = ["--json"] if as_json else []
+    code, out, err = run(
+        capsys, *flags, "--store", "memory", "show", "--api-id", API, "--alias", "nope"
+    )
+    assert code == 1
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        f"error: memory holds no alias nope of API {API} (nothing at unkey/{API}/by-name/nope)"
+    )
+    if as_json:
+        record = json.loads(out)
+        assert (record["error"], record["exit_code"], record["command"]) == (
+            "SecretNotFoundError",
+            1,
+            "show",
+        )
+    else:
+        assert out == ""
+
+
+def test_show_of_a_missing_key_id_is_exit_1(capsys: pytest.CaptureFixture[str], shelf: Any) -> None:
+    code, _, err = run(capsys, "--store", "memory", "show", "--api-id", API, "--key-id", KEY)
+    assert code == 1
+    assert f"memory holds no key {KEY} of API {API}" in err
+
+
+def test_show_of_an_invalid_alias_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], shelf: Any
+) -> None:
+    code, _, err = run(capsys, "--store", "memory", "show", "--api-id", API, "--alias", "a/b")
+    assert code == 2
+    assert err.startswith("error: ")

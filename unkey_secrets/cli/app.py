@@ -10,6 +10,7 @@
               [--allow-short-grace] [--takeover]
     capture   --api-id API --key-id KEY [--alias NAME] [--rerolled-from KEY | --delete-if-unstored]
               [--prompt]
+    show      --api-id API (--alias NAME | --key-id KEY)
     stores
 
 Configuration comes from the environment only, through the settings the library already reads:
@@ -18,7 +19,8 @@ Configuration comes from the environment only, through the settings the library 
 credential chain). No option takes a secret: ``capture`` reads the key from stdin, where neither
 ``ps`` nor the shell history sees it. ``capture`` never deletes a key in Unkey unless asked with
 ``--delete-if-unstored``: the key may already be in use, and a wrong store setting must not
-revoke it.
+revoke it. ``show`` reads the stored value (a reader's permission) and prints its metadata
+(key_id, location, version, issued_at, expires, rerolled_from), never the key.
 
 Exit codes: ``0`` done; ``1`` the command failed (a flow, store or Unkey error, or an unexpected
 error, which is named by its class only); ``2`` usage, invalid input or configuration;
@@ -43,7 +45,12 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import __version__, flows
-from .._errors import ConfigurationError, InvalidInputError, UnkeySecretsError
+from .._errors import (
+    ConfigurationError,
+    InvalidInputError,
+    SecretNotFoundError,
+    UnkeySecretsError,
+)
 from .._redact import confined, disable_core_dumps, install_guards
 from .._secret import Secret
 from ..rotation.core import DEFAULT_GRACE_PERIOD, MINIMUM_GRACE_PERIOD
@@ -55,6 +62,7 @@ from .output import (
     provision_record,
     rotation_record,
     settle,
+    show_record,
     stores_record,
 )
 
@@ -257,6 +265,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="read the key from the terminal without echo instead of from stdin",
     )
+
+    show = commands.add_parser(
+        "show",
+        help="print what the store holds for an alias or key_id (metadata only, never the key)",
+        allow_abbrev=False,
+    )
+    show.add_argument("--api-id", required=True, help="the Unkey API (keyspace)")
+    which = show.add_mutually_exclusive_group(required=True)
+    which.add_argument("--alias", metavar="NAME", help="the alias whose current key to show")
+    which.add_argument("--key-id", metavar="KEY", help="the key to show, by its keyId")
 
     commands.add_parser("stores", help="list the installed stores", allow_abbrev=False)
     return parser
@@ -514,6 +532,29 @@ def _deleting_client() -> UnkeyClient:
         ) from None
 
 
+def _show(args: argparse.Namespace, out: Output) -> None:
+    store = store_from_env(args.store)
+    try:
+        if args.alias is not None:
+            stored = store.get_current(api_id=args.api_id, alias=args.alias)
+        else:
+            stored = store.get(api_id=args.api_id, key_id=args.key_id)
+    except SecretNotFoundError as exc:
+        what = f"alias {args.alias}" if args.alias is not None else f"key {args.key_id}"
+        raise SecretNotFoundError(
+            f"{store.name} holds no {what} of API {args.api_id}"
+            + (f" (nothing at {exc.location})" if exc.location else ""),
+            store=exc.store,
+            location=exc.location,
+        ) from None
+    # The value was read whole; everything printed from here has its key masked, and only
+    # metadata is copied into the record.
+    with confined(stored.secret):
+        record = show_record(stored, store=store.name, alias=args.alias)
+        del stored
+        out.result(record)
+
+
 def _stores(args: argparse.Namespace, out: Output) -> None:
     out.result(stores_record(available_stores()))
 
@@ -522,6 +563,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Output], None]] = {
     "provision": _provision,
     "rotate": _rotate,
     "capture": _capture,
+    "show": _show,
     "stores": _stores,
 }
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from .._errors import FlowError, InvalidInputError, StoreError, UnkeySecretsError
-from .._models import StoredLocation
+from .._models import StoredKey, StoredLocation
 from .._redact import scrub
 from ..flows import ProvisionResult
 from ..rotation.protocol import RotationResult
@@ -35,6 +35,7 @@ __all__ = [
     "provision_record",
     "rotation_record",
     "settle",
+    "show_record",
     "stores_record",
     "usage_record",
 ]
@@ -118,6 +119,27 @@ def capture_record(
     }
 
 
+def show_record(stored: StoredKey, *, store: str, alias: str | None) -> Record:
+    """What ``show`` reports: the stored value's metadata, copied by name; never its key."""
+    return {
+        "command": "show",
+        "ok": True,
+        "key_id": stored.key_id,
+        "api_id": stored.api_id,
+        "alias": alias,
+        "store": store,
+        "location": stored.location,
+        "version": stored.version,
+        "issued_at": stored.issued_at,
+        "expires": stored.expires,
+        "expires_at": _iso(stored.expires),
+        "rerolled_from": stored.rerolled_from,
+        "name": stored.name,
+        "external_id": stored.external_id,
+        "prefix": stored.prefix,
+    }
+
+
 def stores_record(names: list[str]) -> Record:
     """What ``stores`` reports."""
     return {"command": "stores", "ok": True, "stores": list(names)}
@@ -174,6 +196,8 @@ def usage_record(command: str | None, message: str, exit_code: int) -> Record:
 def _human(record: Record) -> list[str]:
     if record["command"] == "stores":
         return [str(name) for name in record["stores"]]
+    if record["command"] == "show":
+        return _show_lines(record)
     headline = _HEADLINES[record["command"]]
     if record.get("outcome") == "already-done":
         headline = "key {original_key_id} was rotated to key {key_id} in API {api_id} before"
@@ -203,6 +227,24 @@ def _human(record: Record) -> list[str]:
         lines.append(f"rerolled from key {record['rerolled_from']}")
     if record.get("request_id") is not None:
         lines.append(f"request_id {record['request_id']}")
+    return lines
+
+
+def _show_lines(record: Record) -> list[str]:
+    named = f"alias {record['alias']} names " if record["alias"] is not None else ""
+    version = f" version {record['version']}" if record["version"] else ""
+    expires = "never" if record["expires"] is None else record["expires_at"]
+    lines = [
+        f"{named}key {record['key_id']} of API {record['api_id']}",
+        f"stored at {record['store']} {record['location']}{version}",
+        f"created {record['issued_at'] or 'unknown'}",
+        f"expires {expires}",
+    ]
+    if record["rerolled_from"] is not None:
+        lines.append(f"rerolled from key {record['rerolled_from']}")
+    for field in ("name", "external_id", "prefix"):
+        if record[field] is not None:
+            lines.append(f"{field} {record[field]}")
     return lines
 
 
