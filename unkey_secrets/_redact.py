@@ -11,8 +11,20 @@ public entry point, so nobody has to remember it):
   ``SecretString``, Unkey's ``"key"``/``"plaintext"`` members, the ``unkey.py`` SDK's
   ``key='...'`` reprs). A record is only rewritten (``msg`` rendered, ``args=()``) when something
   had to be masked. Levels, handlers and formatters are never touched.
+  Every credential the process holds is masked the same way, for as long as it is held: the
+  ones named by the standard environment variables (``UNKEY_ROOT_KEY``, ``VAULT_TOKEN``,
+  ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``...), read again on every entry point, and the
+  ones registered with :func:`hold` where they are loaded (a ``~/.vault-token``, an AppRole
+  ``secret_id``, a JWT, the token a login returns). Credential-bearing shapes are masked whatever
+  their value: ``Authorization``, ``X-Vault-Token`` and ``X-Amz-Security-Token`` headers (as
+  header lines, in a canonical request and in header dict reprs), ``Bearer`` tokens,
+  ``secret_id``/``jwt``/``token``/``client_token`` members, presigned URL credentials and
+  botocore's ``Signature:`` line.
 * **http.client debug output.** ``http.client.HTTPConnection.debuglevel > 0`` prints whole
-  request bodies to stdout; :func:`confined` refuses to let a plaintext travel while it is set.
+  requests to stdout, headers and bodies. Process-wide, every line it prints goes through the
+  same scrubber as a log record (``http.client``'s own ``print`` is replaced by a scrubbing one,
+  chained to whatever it was); and :func:`confined` and the logins refuse outright while it is
+  set on the class, before anything is sent.
 * **Tracebacks.** :func:`guarded` wraps a public entry point; an exception leaving it has the
   local variables of every finished frame below the entry point cleared, so a traceback rendered
   with ``capture_locals=True`` (Sentry, rich) shows no value from inside the call. The stored
@@ -24,12 +36,14 @@ public entry point, so nobody has to remember it):
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import copy
 import functools
 import http.client
 import json
 import logging
+import os
 import re
 import sys
 import threading
@@ -48,6 +62,7 @@ __all__ = [
     "confined",
     "disable_core_dumps",
     "guarded",
+    "hold",
     "install_guards",
     "scrub",
 ]
@@ -118,6 +133,70 @@ def confined(secret: Secret) -> Iterator[None]:
             _rebuild()
 
 
+# -- held credentials ------------------------------------------------------------------------
+
+#: Shorter values are not masked by value: they would mask ordinary words (moto's dummy
+#: ``testing``). Real credentials are far longer; the shapes below still mask short ones.
+MIN_HELD_LENGTH = 12
+
+#: The standard variables that name a credential, read on every :func:`install_guards`.
+CREDENTIAL_VARIABLES = (
+    "UNKEY_ROOT_KEY",
+    "VAULT_TOKEN",
+    "UNKEY_SECRETS_VAULT_SECRET_ID",
+    "UNKEY_SECRETS_VAULT_JWT",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+)
+
+_held: set[str] = set()
+_environment_seen: tuple[str | None, ...] = ()
+
+
+def _text_of(value: object) -> str | None:
+    if isinstance(value, Secret):
+        return value.reveal()
+    if isinstance(value, str):
+        return value
+    reveal = getattr(value, "get_secret_value", None)  # pydantic's SecretStr
+    if callable(reveal):
+        text = reveal()
+        return text if isinstance(text, str) else None
+    return None
+
+
+def hold(*values: object) -> None:
+    """Mask each of ``values`` (a credential) in every log record and debug line from now on.
+
+    Call it where a credential is loaded: a root key, a Vault token, a ``secret_id``, a JWT, an
+    AWS secret key or session token. Takes a ``str``, a :class:`~unkey_secrets.Secret` or a
+    pydantic ``SecretStr``; ``None``, other types and values shorter than
+    :data:`MIN_HELD_LENGTH` are ignored. A held value stays held for the life of the process.
+    """
+    forms: set[str] = set()
+    for value in values:
+        text = _text_of(value)
+        if text is not None and len(text.strip()) >= MIN_HELD_LENGTH:
+            forms |= _forms(text) | _forms(text.strip())
+    with _lock:
+        new = forms - _held
+        if not new:
+            return
+        for form in new:
+            _counts[form] = _counts.get(form, 0) + 1
+        _held.update(new)
+        _rebuild()
+
+
+def _hold_environment() -> None:
+    global _environment_seen
+    seen = tuple(os.environ.get(name) for name in CREDENTIAL_VARIABLES)
+    if seen != _environment_seen:
+        hold(*seen)
+        _environment_seen = seen
+
+
 # -- scrubbing -------------------------------------------------------------------------------
 
 # A member or keyword whose value is a secret, in JSON, a dict repr or a keyword repr, at any
@@ -130,10 +209,62 @@ _SHAPE = re.compile(
 )
 _TRIGGERS = ("key", "Secret", "plaintext")
 
+# The same, for members and headers that hold a credential, whatever their value. Header names
+# match in any case; a value may be a bytes repr (``'X-Amz-Security-Token': b'...'``).
+_CREDENTIAL_SHAPE = re.compile(
+    r"""(?:(?<![\w$-])|(?<=\\[nrt]))"""
+    r"""(?P<name>(?i:x-amz-security-token|x-vault-token|proxy-authorization"""
+    r"""|authorization)|root_key|role_id|secret_id|jwt|token|client_token|secret_key|session_token"""
+    r"""|aws_secret_access_key|aws_session_token|SecretAccessKey|SessionToken"""
+    r"""|iam_request_headers|password)(?P<q1>\\*["']|)"""
+    r"""(?P<sep>\s*[:=]\s*)(?P<b>b?)(?P<q2>\\*["'])(?P<value>.*?)(?<!\\)(?P=q2)""",
+    re.DOTALL,
+)
+# A header line (an HTTP request as http.client prints it, a canonical request): the value
+# runs to the end of the line, a quote, or an escaped CR/LF in a bytes repr. Each shape may
+# also start right after an escaped ``\r``/``\n``/``\t`` (a header after ``\r\n`` in a repr).
+_HEADER_LINE = re.compile(
+    r"""(?:(?<![\w-])|(?<=\\[nrt]))"""
+    r"""(?P<name>(?i:x-amz-security-token|x-vault-token|proxy-authorization"""
+    r"""|authorization))(?P<sep>[ \t]*:[ \t]*)(?!\\*["'])"""
+    r"""(?P<value>(?:[^\r\n'"\\]|\\(?![rn]))+)"""
+)
+# Credentials in other spellings: a bearer token anywhere, presigned URL parameters, an XML
+# element (STS), botocore's ``Signature:`` line and ``Signature=`` in a SigV4 header.
+_OTHER_CREDENTIALS = re.compile(
+    r"""(?P<name>(?:(?<![\w-])|(?<=\\[nrt]))(?:Bearer\s+|Signature(?::[ \t]*\r?\n|=))"""
+    r"""|(?i:X-Amz-Security-Token|X-Amz-Signature)=|<(?:SessionToken|SecretAccessKey)>)"""
+    r"""(?P<value>[A-Za-z0-9._~+/%=-]+)"""
+)
+_CREDENTIAL_TRIGGERS = (
+    "oken",
+    "OKEN",
+    "uthorization",
+    "UTHORIZATION",
+    "Bearer",
+    "secret",
+    "root_key",
+    "role_id",
+    "jwt",
+    "password",
+    "Signature",
+    "SecretAccessKey",
+    "iam_request",
+)
+
 
 def _mask_shape(match: re.Match[str]) -> str:
     q2 = match["q2"]
-    return f"{match['name']}{match['q1']}{match['sep']}{q2}{MASK}{q2}"
+    prefix = match.groupdict().get("b") or ""
+    return f"{match['name']}{match['q1']}{match['sep']}{prefix}{q2}{MASK}{q2}"
+
+
+def _mask_header(match: re.Match[str]) -> str:
+    return f"{match['name']}{match['sep']}{MASK}"
+
+
+def _mask_other(match: re.Match[str]) -> str:
+    return f"{match['name']}{MASK}"
 
 
 def scrub(text: str) -> str:
@@ -147,6 +278,12 @@ def scrub(text: str) -> str:
             clean = clean.replace(needle, MASK)
     if any(trigger in clean for trigger in _TRIGGERS):
         masked = _SHAPE.sub(_mask_shape, clean)
+        if masked != clean:
+            clean = masked
+    if any(trigger in clean for trigger in _CREDENTIAL_TRIGGERS):
+        masked = _CREDENTIAL_SHAPE.sub(_mask_shape, clean)
+        masked = _HEADER_LINE.sub(_mask_header, masked)
+        masked = _OTHER_CREDENTIALS.sub(_mask_other, masked)
         if masked != clean:
             clean = masked
     return clean
@@ -209,12 +346,17 @@ def _factory_scrubs(factory: Callable[..., logging.LogRecord]) -> bool:
 
 
 def install_guards() -> None:
-    """Install the log record guard, once; cheap to call on every entry point.
+    """Install the guards, once; cheap to call on every entry point.
 
-    If someone later replaced the factory with one that does not chain to ours, ours is put
-    back in front of theirs; a factory that does chain is left alone.
+    Holds the credentials the standard environment variables name (again whenever they
+    change), puts the scrubbing ``print`` into ``http.client`` (and ``urllib3.connection``)
+    and the log record guard in front of the record factory. If someone later replaced the
+    factory with one that does not chain to ours, ours is put back in front of theirs; a
+    factory that does chain is left alone.
     """
     global _checked_factory
+    _hold_environment()
+    _guard_http_debug_output()
     if logging.getLogRecordFactory() is _checked_factory:
         return
     with _lock:
@@ -228,9 +370,48 @@ def install_guards() -> None:
 
 # -- http.client -----------------------------------------------------------------------------
 
+#: The modules whose debug output (``debuglevel > 0``) is printed with the module-level name
+#: ``print``: a ``print`` in their globals shadows the builtin for them alone.
+_HTTP_DEBUG_MODULES = ("http.client", "urllib3.connection")
+
+
+def _scrubbing_print(previous: Callable[..., None]) -> Callable[..., None]:
+    def scrubbed_print(
+        *values: object,
+        sep: str | None = " ",
+        end: str | None = "\n",
+        file: Any = None,
+        flush: bool = False,
+    ) -> None:
+        text = (" " if sep is None else sep).join(str(value) for value in values)
+        previous(scrub(text), end=end, file=file, flush=flush)
+
+    scrubbed_print.__unkey_secrets_guard__ = True  # type: ignore[attr-defined]
+    return scrubbed_print
+
+
+def _guard_http_debug_output() -> None:
+    for name in _HTTP_DEBUG_MODULES:
+        module = sys.modules.get(name)
+        if module is None:
+            continue
+        current = vars(module).get("print", builtins.print)
+        if getattr(current, "__unkey_secrets_guard__", False):
+            continue
+        with _lock:
+            current = vars(module).get("print", builtins.print)
+            if not getattr(current, "__unkey_secrets_guard__", False):
+                module.print = _scrubbing_print(current)  # type: ignore[attr-defined]
+
 
 def check_http_debug() -> None:
-    """Refuse to go on while ``http.client`` would print request bodies to stdout."""
+    """Refuse to go on while ``http.client`` would print requests (headers, bodies) to stdout.
+
+    Called before anything is sent by every store write (:func:`confined`), the flows and the
+    Vault logins. Its output is scrubbed anyway (see :func:`install_guards`); this refusal is
+    the second line, for what a scrubber cannot know.
+    """
+    install_guards()
     classes: list[Any] = [http.client.HTTPConnection]
     urllib3_connection = sys.modules.get("urllib3.connection")
     if urllib3_connection is not None:
@@ -239,7 +420,7 @@ def check_http_debug() -> None:
         if isinstance(getattr(cls, "debuglevel", 0), int) and cls.debuglevel > 0:
             raise ConfigurationError(
                 f"{cls.__module__}.{cls.__qualname__}.debuglevel is {cls.debuglevel}: it prints "
-                "request bodies, plaintext keys included, to stdout; set it to 0 first"
+                "requests, credentials and plaintext keys included, to stdout; set it to 0 first"
             )
 
 

@@ -126,6 +126,9 @@ class FlowContext:
     canaries: list[str] = field(default_factory=list)
     #: Objects a flow hands back for the repr and serialisation channels.
     objects: list[object] = field(default_factory=list)
+    #: The credentials the flow used (root key, Vault token, secret_id, JWT, AWS secret key and
+    #: session token), each with the fragments that count as its leak.
+    credentials: dict[str, list[str]] = field(default_factory=dict)
 
     def fixture(self, name: str) -> Any:
         """Return the fixture ``name`` (session servers from the unkey_secrets plugin...)."""
@@ -135,6 +138,16 @@ class FlowContext:
         """A new canary plaintext, already noted."""
         value = new_canary()
         self.canaries.append(value)
+        return value
+
+    def credential(self, value: str, fragments: list[str] | None = None) -> str:
+        """Note ``value`` as a credential the flow uses: hunted like a canary; returns it.
+
+        ``fragments`` (default: the value and either half of it) are what counts as its leak.
+        """
+        if len(value) < 16:
+            raise ValueError("a credential canary must be long enough to be found by itself")
+        self.credentials[value] = fragments if fragments is not None else needles(value)
         return value
 
     def tap(self, inner: httpx.BaseTransport | None = None) -> Tap:
@@ -158,12 +171,14 @@ class FlowRun:
     result: object
     error: BaseException | None
     objects: list[object]
+    credentials: dict[str, list[str]] = field(default_factory=dict)
 
     def leaks(self, observed: str | bytes) -> list[str]:
-        """Return the canary fragments found in ``observed``."""
+        """Return the canary and credential fragments found in ``observed``."""
+        hunted = [needles(canary) for canary in self.canaries] + list(self.credentials.values())
         found = []
-        for canary in self.canaries:
-            for needle in needles(canary):
+        for fragments in hunted:
+            for needle in fragments:
                 hit = (
                     needle.encode() in observed
                     if isinstance(observed, bytes)
@@ -226,11 +241,21 @@ def run_flow(
         except Exception as exc:  # noqa: BLE001 (the error is one of the things observed)
             error = exc
     out, err = capfd.readouterr()
-    if not context.canaries:
-        raise AssertionError(f"flow {name!r} noted no canary: it proves nothing")
+    if not context.canaries and not context.credentials:
+        raise AssertionError(f"flow {name!r} noted no canary nor credential: it proves nothing")
     if name in OUTCOMES:
         _check_outcome(name, OUTCOMES[name], error)
-    return FlowRun(name, context.canaries, records, out, err, result, error, context.objects)
+    return FlowRun(
+        name,
+        context.canaries,
+        records,
+        out,
+        err,
+        result,
+        error,
+        context.objects,
+        context.credentials,
+    )
 
 
 def _check_outcome(

@@ -9,10 +9,17 @@ The rotation Lambda's flows call ``unkey_secrets.aws_lambda.handler`` as Secrets
 (the rotation started the way ``_rotation_harness.SecretsManagerSim`` starts it). The handler's
 Unkey client gets a tapped transport, and each flow also notes every value the secret's versions
 hold afterwards, read from moto's in-process backend.
+
+Every flow also hunts the credentials it used: a root key of its own for Unkey, a Vault token of
+its own (or an AppRole secret_id, a JWT, the token a login returned), and an AWS secret access
+key and session token for Secrets Manager (explicit in the clients, in the environment for the
+CLI and the Lambda).
 """
 
 from __future__ import annotations
 
+import base64
+import http.client
 import json
 import logging
 import re
@@ -20,6 +27,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,9 +37,11 @@ import httpx
 import pytest
 
 from unkey_secrets import (
+    ConfigurationError,
     RetryPolicy,
     RotationStepError,
     SecretStore,
+    StoreError,
     UnkeyClient,
     capture,
     provision,
@@ -47,7 +57,7 @@ from ..functional._rotation_harness import (
     backend_secret,
     short_circuit,
 )
-from ._canary import FlowContext, flow
+from ._canary import FlowContext, flow, new_canary
 
 NO_RETRY = RetryPolicy(attempts=1)
 
@@ -59,10 +69,44 @@ def dead_url() -> str:
         return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
+def root_key(ctx: FlowContext) -> str:
+    """A root key of the flow's own, holding every permission, hunted as a credential."""
+    return ctx.credential(ctx.fixture("unkey_emulator_server").emulator.add_root_key(["*"]))
+
+
+_EVERYTHING = (
+    'path "*" { capabilities = ["create", "read", "update", "delete", "list", "patch", "sudo"] }'
+)
+
+
+def vault_token(ctx: FlowContext) -> str:
+    """A Vault token of the flow's own, hunted as a credential."""
+    server = ctx.fixture("openbao_server")
+    server.write_policy("canary-everything", _EVERYTHING)
+    return ctx.credential(server.create_token("canary-everything"))
+
+
+def aws_credentials(ctx: FlowContext) -> dict[str, str]:
+    """A secret access key and a session token, hunted as credentials (moto accepts any)."""
+    return {
+        "aws_secret_access_key": ctx.credential(new_canary()),
+        "aws_session_token": ctx.credential(new_canary() + new_canary()),
+    }
+
+
+def aws_credentials_env(ctx: FlowContext) -> dict[str, str]:
+    """:func:`aws_credentials` as the standard environment variables."""
+    credentials = aws_credentials(ctx)
+    return {
+        "AWS_SECRET_ACCESS_KEY": credentials["aws_secret_access_key"],
+        "AWS_SESSION_TOKEN": credentials["aws_session_token"],
+    }
+
+
 def unkey(ctx: FlowContext, transport: httpx.BaseTransport | None = None) -> UnkeyClient:
     server = ctx.fixture("unkey_emulator_server")
     return UnkeyClient(
-        server.root_key,
+        root_key(ctx),
         base_url=server.url,
         transport=transport or ctx.tap(),
         sleep=lambda _: None,
@@ -80,8 +124,10 @@ def store(ctx: FlowContext, kind: str, *, down: bool = False) -> SecretStore:
         from unkey_secrets.stores.vault import VaultStore
 
         if down:
-            return VaultStore(hvac.Client(url=dead_url(), token="s.dead", timeout=2))
-        return VaultStore(ctx.fixture("openbao_server").client())
+            return VaultStore(
+                hvac.Client(url=dead_url(), token=ctx.credential(new_canary()), timeout=2)
+            )
+        return VaultStore(ctx.fixture("openbao_server").client(vault_token(ctx)))
     import boto3
     from botocore.config import Config
 
@@ -93,11 +139,12 @@ def store(ctx: FlowContext, kind: str, *, down: bool = False) -> SecretStore:
             endpoint_url=dead_url(),
             region_name="us-east-1",
             aws_access_key_id="testing",
-            aws_secret_access_key="testing",
             config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=2),
+            **aws_credentials(ctx),
         )
         return SecretsManagerStore(client)
-    return SecretsManagerStore(ctx.fixture("moto_server").client("secretsmanager"))
+    moto = ctx.fixture("moto_server")
+    return SecretsManagerStore(moto.client("secretsmanager", **aws_credentials(ctx)))
 
 
 def unkey_answer(key_id: str, key: str) -> dict[str, Any]:
@@ -135,6 +182,19 @@ for _kind in ("vault", "aws"):
         stored = target.get(api_id=api_id, key_id=done.key_id)
         current = target.get_current(api_id=api_id, alias="svc")
         ctx.keep(stored, current)
+        return stored
+
+    @flow(f"read-{_kind}-http-debug")
+    def _read_http_debug(ctx: FlowContext, kind: str = _kind) -> object:
+        # http.client prints every request it sends (the Vault token, the AWS session token and
+        # signature in its headers): the read may refuse, or go on with the output scrubbed.
+        target, api_id = store(ctx, kind), api(ctx)
+        with unkey(ctx) as client:
+            done = provision(client, target, api_id, alias="svc", prefix="canary")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(http.client.HTTPConnection, "debuglevel", 1)
+            stored = target.get(api_id=api_id, key_id=done.key_id)
+        ctx.keep(stored)
         return stored
 
     @flow(f"provision-{_kind}-store-down")
@@ -204,6 +264,179 @@ def _sdk_capture(ctx: FlowContext) -> object:
         return capture(store(ctx, "aws"), response, api_id=api_id)
 
 
+# -- Vault logins --------------------------------------------------------------------------------
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def signed_jwt(claims: dict[str, Any]) -> tuple[str, str]:
+    """A JWT signed RS256 with a new key: ``(jwt, public key PEM)``."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    signing_input = (
+        _b64url(json.dumps({"alg": "RS256", "typ": "JWT"}).encode())
+        + "."
+        + _b64url(json.dumps(claims).encode())
+    )
+    signature = private.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    public = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return f"{signing_input}.{_b64url(signature)}", public.decode()
+
+
+def self_signed_pem() -> str:
+    """A throwaway CA certificate (the Kubernetes auth config wants one)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "canary-ca")])
+    now = dt.datetime.now(dt.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def jwt_credential(ctx: FlowContext, jwt: str) -> str:
+    """Hunt ``jwt``: all of it, or any of three slices of its signature."""
+    signature = jwt.rpartition(".")[2]
+    return ctx.credential(jwt, [jwt, signature[:24], signature[150:174], signature[-24:]])
+
+
+def auth_mount(ctx: FlowContext, method: str) -> tuple[Any, str]:
+    """Enable ``method`` at a mount of the flow's own; return the admin client and the mount."""
+    server = ctx.fixture("openbao_server")
+    server.write_policy("canary-everything", _EVERYTHING)
+    admin, mount = server.client(), f"{method}-{secrets.token_hex(4)}"
+    admin.sys.enable_auth_method(method, path=mount)
+    return admin, mount
+
+
+def approle_settings(ctx: FlowContext) -> dict[str, str]:
+    """An AppRole with a custom secret_id; its role_id and secret_id are hunted."""
+    admin, mount = auth_mount(ctx, "approle")
+    admin.write(f"auth/{mount}/role/canary", token_policies=["canary-everything"], token_ttl="10m")
+    role_id = admin.read(f"auth/{mount}/role/canary/role-id")["data"]["role_id"]
+    secret_id = ctx.credential(new_canary())
+    admin.write(f"auth/{mount}/role/canary/custom-secret-id", secret_id=secret_id)
+    return {
+        "auth_method": "approle",
+        "auth_mount": mount,
+        "role_id": ctx.credential(role_id),
+        "secret_id": secret_id,
+    }
+
+
+def vault_settings(ctx: FlowContext, **fields: str) -> Any:
+    from unkey_secrets.stores.vault.settings import VaultSettings
+
+    return VaultSettings(addr=ctx.fixture("openbao_server").url, **fields)
+
+
+def logged_in_round_trip(ctx: FlowContext, settings: Any) -> object:
+    """Log in with ``settings``, hunt the token Vault issued, provision and read a key."""
+    from unkey_secrets.stores.vault import VaultStore
+
+    target, api_id = VaultStore(settings=settings), api(ctx)
+    ctx.credential(target.client.token)
+    with unkey(ctx) as client:
+        done = provision(client, target, api_id, alias="svc", prefix="canary")
+    stored = target.get(api_id=api_id, key_id=done.key_id)
+    ctx.keep(stored)
+    return stored
+
+
+@flow("vault-approle-login", returns=True)
+def _vault_approle(ctx: FlowContext) -> object:
+    return logged_in_round_trip(ctx, vault_settings(ctx, **approle_settings(ctx)))
+
+
+@flow("vault-jwt-login", returns=True)
+def _vault_jwt(ctx: FlowContext) -> object:
+    admin, mount = auth_mount(ctx, "jwt")
+    now = int(time.time())
+    jwt, public_key = signed_jwt(
+        {"sub": new_canary(), "aud": "unkey-secrets", "iat": now, "nbf": now, "exp": now + 300}
+    )
+    admin.write(f"auth/{mount}/config", jwt_validation_pubkeys=[public_key])
+    admin.write(
+        f"auth/{mount}/role/canary",
+        role_type="jwt",
+        user_claim="sub",
+        bound_audiences=["unkey-secrets"],
+        token_policies=["canary-everything"],
+        token_ttl="10m",
+    )
+    settings = vault_settings(
+        ctx, auth_method="jwt", auth_mount=mount, role="canary", jwt=jwt_credential(ctx, jwt)
+    )
+    return logged_in_round_trip(ctx, settings)
+
+
+@flow("vault-kubernetes-login-refused", raises=StoreError)
+def _vault_kubernetes(ctx: FlowContext) -> object:
+    # The service account token read from its file, as in a pod; Vault cannot reach the
+    # (dead) Kubernetes API to review it, so the login fails after the JWT was sent.
+    admin, mount = auth_mount(ctx, "kubernetes")
+    admin.write(
+        f"auth/{mount}/config",
+        kubernetes_host=dead_url(),
+        kubernetes_ca_cert=self_signed_pem(),
+        token_reviewer_jwt="reviewer.not.used",
+    )
+    admin.write(
+        f"auth/{mount}/role/canary",
+        bound_service_account_names=["*"],
+        bound_service_account_namespaces=["*"],
+        token_policies=["canary-everything"],
+    )
+    now = int(time.time())
+    jwt, _ = signed_jwt(
+        {
+            "iss": "kubernetes/serviceaccount",
+            "kubernetes.io/serviceaccount/namespace": "default",
+            "kubernetes.io/serviceaccount/service-account.name": "canary",
+            "kubernetes.io/serviceaccount/service-account.uid": str(uuid.uuid4()),
+            "sub": "system:serviceaccount:default:canary",
+            "iat": now,
+            "exp": now + 300,
+        }
+    )
+    path = ctx.fixture("tmp_path") / "token"
+    path.write_text(jwt_credential(ctx, jwt) + "\n", encoding="utf-8")
+    settings = vault_settings(
+        ctx, auth_method="kubernetes", auth_mount=mount, role="canary", jwt_path=str(path)
+    )
+    return logged_in_round_trip(ctx, settings)
+
+
+@flow("vault-approle-login-http-debug", raises=ConfigurationError)
+def _vault_approle_http_debug(ctx: FlowContext) -> object:
+    from unkey_secrets.stores.vault import VaultStore
+
+    settings = vault_settings(ctx, **approle_settings(ctx))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(http.client.HTTPConnection, "debuglevel", 1)
+        return VaultStore(settings=settings)
+
+
 # -- the rotation Lambda -----------------------------------------------------------------------
 
 #: Loggers the Lambda sets levels on: put back after each Lambda flow.
@@ -229,12 +462,12 @@ def lambda_runtime(ctx: FlowContext) -> Iterator[Any]:
         client = moto.client("secretsmanager")
         root = client.create_secret(
             Name=f"unkey/root/{uuid.uuid4().hex}",
-            SecretString=json.dumps({"root_key": server.root_key}),
+            SecretString=json.dumps({"root_key": root_key(ctx)}),
         )["ARN"]
         for name, value in {
             "AWS_ENDPOINT_URL": moto.url,
             "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
+            **aws_credentials_env(ctx),
             "AWS_DEFAULT_REGION": moto.region,
             "AWS_CONFIG_FILE": "/dev/null",
             "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
@@ -388,14 +621,16 @@ def cli_run(
     args: list[str],
     store_env: dict[str, str],
     *,
-    exit_code: int,
+    exit_code: int | tuple[int, ...],
     stdin: bytes = b"",
 ) -> subprocess.CompletedProcess[str]:
     """Run the console script with Unkey behind a tap that notes every key it issues."""
     with tapped_emulator(ctx.fixture("unkey_emulator_server"), ctx.canaries) as server:
-        done = run_cli(args, {**store_env, **unkey_env(server)}, stdin=stdin)
+        unkey_settings = {**unkey_env(server), "UNKEY_ROOT_KEY": root_key(ctx)}
+        done = run_cli(args, {**store_env, **unkey_settings}, stdin=stdin)
     relay(done)
-    if done.returncode != exit_code:
+    expected = exit_code if isinstance(exit_code, tuple) else (exit_code,)
+    if done.returncode not in expected:
         raise AssertionError(f"unkey-secrets exited {done.returncode}, expected {exit_code}")
     return done
 
@@ -433,7 +668,7 @@ def _cli_provision_json(ctx: FlowContext) -> object:
             *("--json", "--store", "vault", "provision", "--api-id", api_id, "--alias", "svc"),
             *("--prefix", "canary"),
         ],
-        vault_env(ctx.fixture("openbao_server")),
+        {**vault_env(ctx.fixture("openbao_server")), "VAULT_TOKEN": vault_token(ctx)},
         exit_code=0,
     )
     expect_canaries(ctx, 1)
@@ -452,7 +687,7 @@ def _cli_rotate_debug(ctx: FlowContext) -> object:
             *("-vv", "--json", "--store", "aws", "rotate", "--api-id", api_id),
             *("--key-id", first.key_id, "--alias", "svc"),
         ],
-        aws_env(ctx.fixture("moto_server")),
+        {**aws_env(ctx.fixture("moto_server")), **aws_credentials_env(ctx)},
         exit_code=0,
     )
     expect_canaries(ctx, 2)  # the original and the new key
@@ -470,7 +705,7 @@ def _cli_capture_stdin(ctx: FlowContext) -> object:
             *("-v", "--store", "vault", "capture", "--api-id", api_id, "--key-id", key_id),
             *("--alias", "svc"),
         ],
-        vault_env(ctx.fixture("openbao_server")),
+        {**vault_env(ctx.fixture("openbao_server")), "VAULT_TOKEN": vault_token(ctx)},
         exit_code=0,
         stdin=canary.encode() + b"\n",
     )
@@ -487,11 +722,71 @@ def _cli_provision_down(ctx: FlowContext) -> object:
             *("-vv", "--json", "--store", "vault", "provision", "--api-id", api(ctx)),
             *("--prefix", "canary"),
         ],
-        vault_env(url=dead_url()),
-        exit_code=1,
+        {**vault_env(url=dead_url()), "VAULT_TOKEN": ctx.credential(new_canary())},
+        exit_code=(1, 2),
     )
+    if done.returncode == 2:
+        # Vault was found unreachable before Unkey was asked for a key: only credentials.
+        expect_canaries(ctx, 0)
+        return done
     # The key was deleted in Unkey and never stored: only the tap knows its plaintext.
     expect_canaries(ctx, 1)
     if "deleted key" not in done.stderr:
         raise AssertionError("the failed provision did not report its compensation")
+    return done
+
+
+@flow("cli-provision-aws-session-token-vv", returns=True)
+def _cli_provision_session_token(ctx: FlowContext) -> object:
+    # The issue's reproduction: -vv (every library at DEBUG) with temporary AWS credentials.
+    done = cli_run(
+        ctx,
+        [
+            *("-vv", "--json", "--store", "aws", "provision", "--api-id", api(ctx)),
+            *("--alias", "svc", "--prefix", "canary"),
+        ],
+        {**aws_env(ctx.fixture("moto_server")), **aws_credentials_env(ctx)},
+        exit_code=0,
+    )
+    expect_canaries(ctx, 1)
+    expect_stored(ctx, "aws", json.loads(done.stdout))
+    return done
+
+
+@flow("cli-provision-vault-token-file-vv", returns=True)
+def _cli_provision_token_file(ctx: FlowContext) -> object:
+    # No VAULT_TOKEN: the token the vault CLI saved in ~/.vault-token.
+    home = ctx.fixture("tmp_path_factory").mktemp("home")
+    (home / ".vault-token").write_text(vault_token(ctx) + "\n", encoding="utf-8")
+    done = cli_run(
+        ctx,
+        [
+            *("-vv", "--json", "--store", "vault", "provision", "--api-id", api(ctx)),
+            *("--alias", "svc", "--prefix", "canary"),
+        ],
+        {"VAULT_ADDR": ctx.fixture("openbao_server").url, "HOME": str(home)},
+        exit_code=0,
+    )
+    expect_canaries(ctx, 1)
+    expect_stored(ctx, "vault", json.loads(done.stdout))
+    return done
+
+
+@flow("cli-provision-vault-approle-vv", returns=True)
+def _cli_provision_approle(ctx: FlowContext) -> object:
+    settings = approle_settings(ctx)
+    done = cli_run(
+        ctx,
+        [
+            *("-vv", "--json", "--store", "vault", "provision", "--api-id", api(ctx)),
+            *("--alias", "svc", "--prefix", "canary"),
+        ],
+        {
+            "VAULT_ADDR": ctx.fixture("openbao_server").url,
+            **{f"UNKEY_SECRETS_VAULT_{name.upper()}": value for name, value in settings.items()},
+        },
+        exit_code=0,
+    )
+    expect_canaries(ctx, 1)
+    expect_stored(ctx, "vault", json.loads(done.stdout))
     return done

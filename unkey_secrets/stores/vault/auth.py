@@ -4,7 +4,10 @@ Auth methods: ``token`` (``VAULT_TOKEN``, else ``~/.vault-token`` as the vault C
 ``approle`` (role_id + secret_id), ``kubernetes`` (role + the service account JWT), ``jwt``
 (role + a JWT given directly or read from a file) and ``aws`` (role; a signed
 ``sts:GetCallerIdentity`` request made with credentials from botocore's standard chain).
-Credentials are never logged or put in an error message.
+Credentials are never logged or put in an error message: each one is held
+(:func:`unkey_secrets._redact.hold`) as soon as it is read, so every log record and every line
+``http.client`` debug output prints has it masked, and a login refuses to start while
+``http.client`` debug output is on.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..._errors import ConfigurationError, StoreAccessError, StoreError
+from ..._redact import check_http_debug, hold
 from .errors import STORE, require_hvac, translate
 from .settings import VaultSettings
 
@@ -32,11 +36,13 @@ _DEFAULT_MOUNTS = {"approle": "approle", "kubernetes": "kubernetes", "jwt": "jwt
 def read_token(settings: VaultSettings) -> str | None:
     """Return ``VAULT_TOKEN``, else the token the vault CLI saved in ``~/.vault-token``."""
     if settings.token is not None and settings.token.get_secret_value():
+        hold(settings.token)
         return settings.token.get_secret_value()
     try:
         saved = (Path.home() / ".vault-token").read_text(encoding="utf-8").strip()
     except (OSError, RuntimeError, UnicodeDecodeError):
         return None
+    hold(saved)
     return saved or None
 
 
@@ -80,6 +86,8 @@ def login(client: hvac.Client, settings: VaultSettings) -> None:
         return
     mount = settings.auth_mount or _DEFAULT_MOUNTS[method]
     location = f"auth/{mount}/login"
+    # The login body carries the credential: refuse before it is built, not only before a write.
+    check_http_debug()
     import requests
     from hvac import exceptions as hve
 
@@ -95,6 +103,8 @@ def login(client: hvac.Client, settings: VaultSettings) -> None:
         raise StoreAccessError(
             f"{method} login at {location} returned no token", store=STORE, location=location
         )
+    # The token Vault issued is a credential too, sent with every later request.
+    hold(client.adapter.token)
 
 
 def _login_error(exc: Exception, *, method: str, location: str) -> StoreError:
@@ -119,6 +129,7 @@ def _require(value: str | None, what: str, method: str) -> str:
 
 def _read_jwt(settings: VaultSettings, method: str, default_path: str | None) -> str:
     if settings.jwt is not None and settings.jwt.get_secret_value():
+        hold(settings.jwt)
         return settings.jwt.get_secret_value()
     path = settings.jwt_path or default_path
     if path is None:
@@ -133,12 +144,15 @@ def _read_jwt(settings: VaultSettings, method: str, default_path: str | None) ->
         ) from None
     if not jwt:
         raise ConfigurationError(f"the JWT file {path} for Vault {method} auth is empty")
+    hold(jwt)
     return jwt
 
 
 def _approle(client: hvac.Client, settings: VaultSettings, mount: str) -> None:
     role_id = _require(settings.role_id, "UNKEY_SECRETS_VAULT_ROLE_ID", "approle")
     secret_id = settings.secret_id.get_secret_value() if settings.secret_id else None
+    # With bind_secret_id off, the role_id alone logs in: it is held as a credential too.
+    hold(role_id, secret_id)
     client.auth.approle.login(role_id=role_id, secret_id=secret_id, mount_point=mount)
 
 
@@ -175,6 +189,7 @@ def _aws(client: hvac.Client, settings: VaultSettings, mount: str) -> None:
             store=STORE,
             location=f"auth/{mount}/login",
         )
+    hold(frozen.secret_key, frozen.token)
     client.auth.aws.iam_login(
         access_key=frozen.access_key,
         secret_key=frozen.secret_key,
