@@ -34,10 +34,19 @@ Every error we raise derives from :class:`UnkeySecretsError`::
 
 No exception in this tree ever carries a plaintext key: messages are built from key_ids, paths,
 status codes and error types only, and foreign exceptions that could hold a body are chained with
-``from None`` or replaced by a summary (see :mod:`unkey_secrets._redact`).
+``from None`` or replaced by a summary (see :mod:`unkey_secrets._redact`). Text Unkey sent (an
+error envelope's type, title, detail and requestId) is untrusted: it passes through
+:func:`unkey_secrets._validate.untrusted_text`, which masks anything shaped like a key and every
+value being confined, before it reaches a message or an attribute.
+
+Every error pickles with its message and attributes (``copy`` and ``multiprocessing`` rely on
+it: a worker's exception that cannot be unpickled hangs a ``Pool``), without calling
+``__init__`` again.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 __all__ = [
     "AmbiguousOutcomeError",
@@ -69,8 +78,24 @@ __all__ = [
 ]
 
 
+def _restore(cls: type[UnkeySecretsError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    """Rebuild a pickled error from its args and attributes, without running ``__init__``.
+
+    Our errors take keyword-only arguments, so the default ``cls(*args)`` cannot rebuild them.
+    """
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
 class UnkeySecretsError(Exception):
     """Base class of every error raised by unkey-secrets."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Attributes (and __notes__) live in __dict__; the traceback and chain are not kept,
+        # as for any pickled exception.
+        return (_restore, (type(self), self.args, dict(self.__dict__)))
 
 
 class InvalidInputError(UnkeySecretsError, ValueError):
@@ -127,6 +152,12 @@ class UnkeyAPIError(UnkeyError):
         detail: str,
         request_id: str | None,
     ) -> None:
+        from ._validate import untrusted_text
+
+        # Unkey's words are untrusted: whoever builds this error, they are masked here.
+        error_type, title, detail = (untrusted_text(t) for t in (error_type, title, detail))
+        if request_id is not None:
+            request_id = untrusted_text(request_id)
         self.status = status
         self.error_type = error_type
         self.title = title
@@ -192,7 +223,15 @@ class UnkeyAmbiguousError(UnkeyTransportError):
 
 
 class UnkeyResponseError(UnkeyError):
-    """Unkey's answer was not the documented shape; the message never quotes the body."""
+    """Unkey's answer was not the documented shape; the message never quotes the body.
+
+    ``key_id`` is set when a createKey or rerollKey answer named a new key but its plaintext
+    was unusable: that key exists in Unkey and the caller must delete it (the flows do).
+    """
+
+    def __init__(self, message: str, *, operation: str, key_id: str | None = None) -> None:
+        self.key_id = key_id
+        super().__init__(message, operation=operation)
 
 
 class StoreError(UnkeySecretsError):

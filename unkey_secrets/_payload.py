@@ -29,11 +29,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ._errors import StoredValueError
+from ._errors import InvalidInputError, StoredValueError
 from ._models import IssuedKey, StoredKey
 from ._redact import MaskedDict
 from ._secret import Secret
-from ._validate import validate_api_id, validate_key_id
+from ._validate import validate_api_id, validate_key_id, validate_key_plaintext
 
 __all__ = [
     "ALIAS_FORMAT",
@@ -41,6 +41,7 @@ __all__ = [
     "MANAGED_BY",
     "alias_fields",
     "key_fields",
+    "load_stored_json",
     "parse_alias_fields",
     "parse_key_fields",
     "parse_key_json",
@@ -110,6 +111,16 @@ def parse_key_fields(
     if not isinstance(key, str) or not key:
         raise _not_ours(store, location, "key", "member 'key' is missing or not a non-empty string")
     key_id, api_id = _ids(data, store, location, "key")
+    secret = Secret(key)
+    try:
+        # The same rule as for a key Unkey answers or a caller captures.
+        validate_key_plaintext(secret, key_id)
+    except InvalidInputError as exc:
+        problem: str | None = f"member 'key': {exc.problem}"
+    else:
+        problem = None
+    if problem is not None:
+        raise _not_ours(store, location, "key", problem)
     known = {
         "format",
         "key",
@@ -127,7 +138,7 @@ def parse_key_fields(
     rerolled_from = data.get("rerolled_from")
     return StoredKey(
         key_id=key_id,
-        secret=Secret(key),
+        secret=secret,
         api_id=api_id,
         location=location,
         version=version,
@@ -157,19 +168,39 @@ def parse_alias_fields(data: object, *, store: str, location: str) -> tuple[str,
     return key_id, api_id, path
 
 
+def load_stored_json(text: object, *, store: str, location: str) -> object:
+    """Decode a stored JSON text; every failure is a :class:`StoredValueError` without the text.
+
+    The one ``json.loads`` for stored values: besides a syntax error (whose ``.doc`` is the
+    whole value, plaintext included: only the position is kept) it turns a value nested too
+    deeply (a bare ``RecursionError``) and an integer too long to convert (``ValueError``) into
+    the store's error, so a reader of a foreign or damaged value gets one error type.
+    """
+    if not isinstance(text, str):
+        raise _not_ours(
+            store, location, "value", f"expected a JSON string, got {type(text).__name__}"
+        )
+    problem: str | None = None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        problem = f"is not JSON (line {exc.lineno}, column {exc.colno})"
+    except RecursionError:
+        problem = "is not JSON we can read: nested too deeply"
+    except ValueError:
+        # An integer over Python's digit limit; the message gives counts, but keep none of it.
+        problem = "is not JSON we can read: a number is too long"
+    # Raised outside the except blocks, so no __context__ keeps the decoder's error.
+    raise StoredValueError(
+        f"value at {location} {problem}", store=store, location=location
+    ) from None
+
+
 def parse_key_json(
     text: str, *, store: str, location: str, version: str | None = None
 ) -> StoredKey:
     """Parse a JSON string value; a decode error never carries the document."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        # JSONDecodeError.doc is the whole value, plaintext included: keep only the position.
-        raise StoredValueError(
-            f"value at {location} is not JSON (line {exc.lineno}, column {exc.colno})",
-            store=store,
-            location=location,
-        ) from None
+    data = load_stored_json(text, store=store, location=location)
     return parse_key_fields(data, store=store, location=location, version=version)
 
 

@@ -8,15 +8,17 @@ from typing import Any, NoReturn
 __all__ = ["Secret"]
 
 _MASK = "**********"
+_NO_PICKLE = "a Secret cannot be pickled: the plaintext must stay in memory"
 
 
 class Secret:
     """An immutable holder for one plaintext key.
 
-    ``repr``, ``str``, ``format`` and f-strings print a fixed mask; pickling, ``copy`` into a new
-    object and JSON encoding are refused or keep the mask; equality runs in constant time. The
-    only way to the plaintext is :meth:`reveal`, so every place that uses it can be found by
-    searching for that one name.
+    ``repr``, ``str``, ``format`` and f-strings print a fixed mask; pickling (``__reduce__``, and
+    the ``__getstate__``/``__getnewargs__`` hooks serialisers call directly), ``copy`` into a
+    new object and JSON encoding are refused or keep the mask; equality runs in constant time.
+    The only way to the plaintext is :meth:`reveal`, so every place that uses it can be found
+    by searching for that one name.
     """
 
     __slots__ = ("_plaintext",)
@@ -61,10 +63,24 @@ class Secret:
         raise AttributeError("Secret is immutable")
 
     def __reduce__(self) -> NoReturn:
-        raise TypeError("a Secret cannot be pickled: the plaintext must stay in memory")
+        raise TypeError(_NO_PICKLE)
 
     def __reduce_ex__(self, protocol: Any) -> NoReturn:
-        raise TypeError("a Secret cannot be pickled: the plaintext must stay in memory")
+        raise TypeError(_NO_PICKLE)
+
+    # Python 3.11 gives every object a __getstate__ returning its slots, plaintext included;
+    # serialisers that call it (or the other pickle hooks) directly are refused the same way.
+    def __getstate__(self) -> NoReturn:
+        raise TypeError(_NO_PICKLE)
+
+    def __setstate__(self, state: Any) -> NoReturn:
+        raise TypeError(_NO_PICKLE)
+
+    def __getnewargs__(self) -> NoReturn:
+        raise TypeError(_NO_PICKLE)
+
+    def __getnewargs_ex__(self) -> NoReturn:
+        raise TypeError(_NO_PICKLE)
 
     def __copy__(self) -> Secret:
         return self

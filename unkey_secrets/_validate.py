@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import string
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ._errors import InvalidInputError
+from ._secret import Secret
 
 __all__ = [
+    "KEY_SHAPE_RULE",
     "PathTemplate",
+    "find_unsafe_char",
     "is_loopback_host",
     "require_tls_unless_loopback",
+    "untrusted_text",
     "validate_alias",
     "validate_api_id",
     "validate_external_id",
     "validate_key_id",
+    "validate_key_plaintext",
 ]
 
 # Unkey's own patterns for ids (keyId, apiId: 3-255 of [a-zA-Z0-9_]) and externalId.
@@ -65,6 +72,98 @@ def validate_alias(value: object, field: str = "alias") -> str:
     return _check(
         field, value, _NAME, "1-128 characters of [A-Za-z0-9_.-] starting with a letter or digit"
     )
+
+
+# -- a key's plaintext ------------------------------------------------------------------------
+
+# Unkey keys are base58 from at least 16 random bytes, optionally behind ``prefix_``.
+_KEY_PLAINTEXT = re.compile(r"[A-Za-z0-9_]{16,512}")
+#: The one rule for a key's shape, as error messages state it.
+KEY_SHAPE_RULE = "16-512 characters of [A-Za-z0-9_]"
+
+
+def validate_key_plaintext(secret: Secret, key_id: str) -> Secret:
+    """Return ``secret`` if it can be the Unkey key ``key_id``; raise InvalidInputError if not.
+
+    The one rule for a key wherever it enters: Unkey's createKey and rerollKey answers, a
+    captured key and a stored value read back. It refuses what cannot be an Unkey key (a
+    whole response body, a NUL byte, 50 KB of text, an id): the stores are create-only, so a
+    wrong value written once could not be mended by writing again. The error gives the
+    length only, never the value.
+    """
+    if not isinstance(secret, Secret):
+        raise InvalidInputError("key", f"expected a Secret, got {_describe(secret)}")
+    plaintext = secret.reveal()
+    if not _KEY_PLAINTEXT.fullmatch(plaintext):
+        raise InvalidInputError(
+            "key", f"expected {KEY_SHAPE_RULE}, got {len(plaintext)} characters"
+        )
+    if key_id and key_id in plaintext:
+        raise InvalidInputError("key", "contains the key_id: the key and its id were mixed up")
+    return secret
+
+
+# -- free text --------------------------------------------------------------------------------
+
+# Control (C0, C1, DEL), format (bidi overrides and isolates, zero-width characters, the BOM,
+# soft hyphen), surrogates and the line and paragraph separators: invisible or reordering
+# characters that make a name print as something it is not, or forge lines in a log.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def find_unsafe_char(text: str) -> int | None:
+    """Return the index of the first control, bidi or zero-width character in ``text``."""
+    for index, char in enumerate(text):
+        if unicodedata.category(char) in _UNSAFE_CATEGORIES:
+            return index
+    return None
+
+
+# A run of [A-Za-z0-9_] holding 16 or more letters and digits in a row looks like a key (its
+# random part, behind any prefix_): the whole run is masked. Matching runs first and testing
+# each keeps the work linear in the text's length.
+_TOKEN = re.compile(r"[A-Za-z0-9_]+")
+_RANDOM_RUN = re.compile(r"[A-Za-z0-9]{16}")
+_MASK = "**********"
+_TRAILING_TOKEN = re.compile(r"[A-Za-z0-9_]+\Z")
+_MAX_UNTRUSTED = 500
+_ROOM = 8192
+
+
+def _mask_token(match: re.Match[str]) -> str:
+    return _MASK if _RANDOM_RUN.search(match[0]) else match[0]
+
+
+def untrusted_text(text: str, hide: Iterable[str] = (), limit: int = _MAX_UNTRUSTED) -> str:
+    """Return text a server sent, safe to put into an exception or a log record.
+
+    Masks each of ``hide`` (raw or JSON-escaped), every value being confined
+    (:func:`unkey_secrets._redact.confined`) and anything shaped like a key (a run of 16 or
+    more letters and digits, with its ``prefix_``); replaces control, bidi and zero-width
+    characters with U+FFFD; and cuts the result to ``limit`` characters. Over-masking (a long
+    id, a very long word) is the accepted cost.
+    """
+    from ._redact import scrub
+
+    if not isinstance(text, str):
+        return ""
+    for value in hide:
+        if value:
+            for form in {value, json.dumps(value)[1:-1]}:
+                text = text.replace(form, _MASK)
+    # Cut once before the rest of the work, with room for what starts before ``limit``; a
+    # token cut in two at the end is masked, so no part of a key escapes as a short run.
+    if len(text) > limit + _ROOM:
+        text = _TRAILING_TOKEN.sub(_MASK, text[: limit + _ROOM])
+    text = scrub(text)
+    text = "".join(
+        "\ufffd" if unicodedata.category(char) in _UNSAFE_CATEGORIES else char for char in text
+    )
+    text = _TOKEN.sub(_mask_token, text)
+    return text[:limit]
+
+
+# -- hosts ------------------------------------------------------------------------------------
 
 
 def is_loopback_host(host: str) -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -30,12 +29,13 @@ from ._errors import (
     StoreUnavailableError,
     UnkeyAmbiguousError,
     UnkeyError,
+    UnkeyResponseError,
     UnkeyServerError,
 )
 from ._models import AliasState, IssuedKey, StoredLocation
 from ._redact import check_http_debug, guarded
 from ._secret import Secret
-from ._validate import validate_api_id, validate_key_id
+from ._validate import validate_api_id, validate_key_id, validate_key_plaintext
 from .rotation.core import (
     DEFAULT_GRACE_PERIOD,
     MARKER_META_KEY,
@@ -57,7 +57,6 @@ __all__ = [
 logger = logging.getLogger("unkey_secrets.flows")
 
 _T = TypeVar("_T")
-_KEY_SHAPE = re.compile(r"[A-Za-z0-9_]{16,512}")
 #: Our ``meta`` members; a caller's meta may not use this prefix.
 _RESERVED_META_PREFIX = "unkey_secrets_"
 
@@ -172,6 +171,17 @@ def provision(
     except (UnkeyAmbiguousError, UnkeyServerError) as exc:
         # A 5xx may come from a proxy after Unkey acted: settle it like a lost answer.
         raise _settle_lost_create(unkey, api_id, marker, external_id) from exc
+    except UnkeyResponseError as exc:
+        if exc.key_id is None:
+            raise
+        # Unkey made a key whose plaintext is not a key's shape: it can never be stored.
+        actions = _compensate(unkey, exc.key_id, exc)
+        raise CompensatedError(
+            f"createKey answered key {exc.key_id} with a value that is not an Unkey key; "
+            + "; ".join(actions),
+            key_id=exc.key_id,
+            actions=actions,
+        ) from exc
 
     if alias is not None:
         issued = dataclasses.replace(issued, alias=alias)
@@ -520,7 +530,7 @@ def _issued_from_response(
     if key_id is None or key is None:
         raise InvalidInputError("key", "capture needs a response, or key_id and key")
     secret = key if isinstance(key, Secret) else Secret(key)
-    _check_key_shape(secret, key_id)
+    validate_key_plaintext(secret, key_id)
     return IssuedKey(
         key_id=validate_key_id(key_id),
         secret=secret,
@@ -528,21 +538,6 @@ def _issued_from_response(
         request_id=request_id,
         rerolled_from=rerolled_from,
     )
-
-
-def _check_key_shape(secret: Secret, key_id: str) -> None:
-    """Refuse what cannot be an Unkey key: a whole response body, an id, a number.
-
-    Unkey keys are base58, optionally behind ``prefix_``, from at least 16 random bytes. The
-    store is create-only, so a wrong value written once could not be mended by writing again.
-    """
-    plaintext = secret.reveal()
-    if not _KEY_SHAPE.fullmatch(plaintext):
-        raise InvalidInputError(
-            "key", f"expected 16-512 characters of [A-Za-z0-9_], got {len(plaintext)} characters"
-        )
-    if key_id in plaintext:
-        raise InvalidInputError("key", "contains the key_id: the key and its id were mixed up")
 
 
 def _member(obj: object, *names: str) -> object:

@@ -7,9 +7,11 @@ from unkey_secrets._payload import (
     KEY_FORMAT,
     alias_fields,
     key_fields,
+    load_stored_json,
     parse_key_fields,
     parse_key_json,
 )
+from unkey_secrets.testing import InMemoryStore
 
 PLAINTEXT = "live_canaryPAYLOADcanary"
 
@@ -108,3 +110,74 @@ def test_broken_json_error_keeps_only_the_position() -> None:
 def test_non_object_json_is_refused() -> None:
     with pytest.raises(StoredValueError, match="JSON object"):
         parse_key_json(json.dumps([PLAINTEXT]), store="test", location="here")
+
+
+def test_an_extra_member_holding_a_key_never_prints_through_a_store() -> None:
+    # The case: a stored value with "previous_key": "S" must not print S.
+    store = InMemoryStore()
+    key = issued()
+    location = store.put(key).location
+    data = {**key_fields(key), "previous_key": "S_previousKeyCanary9xYz"}
+    store._entries[location].value = json.dumps(data)
+    stored = store.get(api_id=key.api_id, key_id=key.key_id)
+    assert stored.extra == {"previous_key": "S_previousKeyCanary9xYz"}
+    assert "previous_key" in repr(stored)
+    assert "S_previousKeyCanary9xYz" not in repr(stored)
+    assert "S_previousKeyCanary9xYz" not in str(stored)
+
+
+def test_an_extra_member_named_s_prints_by_name_only() -> None:
+    data = {**key_fields(issued()), "previous_key": "S"}
+    stored = parse_key_fields(data, store="test", location="here")
+    assert "'previous_key'" in repr(stored)
+    assert "'S'" not in repr(stored)
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        (PLAINTEXT + "\x00", f"got {len(PLAINTEXT) + 1} characters"),
+        ("k" * 50_000, "got 50000 characters"),
+        ("short", "got 5 characters"),
+        (PLAINTEXT + "\n", f"got {len(PLAINTEXT) + 1} characters"),
+        ("live_key_abc123_canaryPAYLOAD", "contains the key_id"),
+    ],
+)
+def test_a_stored_key_is_held_to_the_one_key_rule(key: str, problem: str) -> None:
+    data = {**key_fields(issued()), "key": key}
+    with pytest.raises(StoredValueError) as raised:
+        parse_key_json(json.dumps(data), store="test", location="unkey/api/key")
+    assert problem in str(raised.value)
+    assert key[:5] not in str(raised.value)
+    assert raised.value.__context__ is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 100_000 + "]" * 100_000,
+        '{"a":' * 50_000 + "1" + "}" * 50_000,
+    ],
+    ids=["array", "object"],
+)
+def test_a_deeply_nested_value_is_a_stored_value_error(text: str) -> None:
+    with pytest.raises(StoredValueError, match="nested too deeply") as raised:
+        parse_key_json(text, store="test", location="here")
+    assert raised.value.__context__ is None
+    assert raised.value.location == "here"
+
+
+def test_a_number_too_long_to_convert_is_a_stored_value_error() -> None:
+    data = json.dumps(key_fields(issued()))[:-1] + ', "n": ' + "9" * 5_000 + "}"
+    with pytest.raises(StoredValueError, match="number is too long") as raised:
+        parse_key_json(data, store="test", location="here")
+    assert PLAINTEXT not in str(raised.value)
+    assert raised.value.__context__ is None
+
+
+def test_load_stored_json_is_the_one_decoder() -> None:
+    assert load_stored_json('{"a": 1}', store="test", location="here") == {"a": 1}
+    with pytest.raises(StoredValueError, match="not JSON"):
+        load_stored_json(PLAINTEXT, store="test", location="here")
+    with pytest.raises(StoredValueError, match="expected a JSON string, got bytes"):
+        load_stored_json(PLAINTEXT.encode(), store="test", location="here")

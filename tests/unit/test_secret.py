@@ -75,3 +75,30 @@ def test_only_strings_are_held() -> None:
 def test_truthiness_follows_emptiness() -> None:
     assert Secret("x")
     assert not Secret("")
+
+
+@pytest.mark.parametrize("hook", ["__getstate__", "__getnewargs__", "__getnewargs_ex__"])
+def test_the_pickle_hooks_serialisers_call_directly_are_refused(secret: Secret, hook: str) -> None:
+    # Python 3.11's object.__getstate__ would return (None, {'_plaintext': ...}).
+    with pytest.raises(TypeError, match="cannot be pickled") as raised:
+        getattr(secret, hook)()
+    assert PLAINTEXT not in str(raised.value)
+
+
+def test_the_issues_getstate_example_is_refused() -> None:
+    with pytest.raises(TypeError):
+        Secret("k").__getstate__()
+
+
+def test_setstate_cannot_plant_a_plaintext(secret: Secret) -> None:
+    with pytest.raises(TypeError):
+        secret.__setstate__((None, {"_plaintext": "other"}))
+    assert secret.reveal() == PLAINTEXT
+
+
+@pytest.mark.parametrize("protocol", [0, 1])
+def test_copyreg_reduce_for_old_protocols_is_refused(secret: Secret, protocol: int) -> None:
+    import copyreg
+
+    with pytest.raises(TypeError):
+        copyreg._reduce_ex(secret, protocol)  # type: ignore[attr-defined]

@@ -517,10 +517,19 @@ def test_an_error_without_the_envelope_is_a_response_error(reply: httpx.Response
 
 
 def test_long_error_text_is_trimmed() -> None:
-    fake = FakeUnkey(error(400, detail="x" * 10_000))
+    fake = FakeUnkey(error(400, detail="too long " * 2_000))
     with make_client(fake) as client, pytest.raises(UnkeyAPIError) as raised:
         client.create_key("api_123")
     assert len(raised.value.detail) == 500
+    assert raised.value.detail.startswith("too long too long")
+
+
+def test_a_long_unbroken_error_text_is_masked_as_key_shaped() -> None:
+    # 10,000 letters in a row look like a key's random part: masked, not shown cut.
+    fake = FakeUnkey(error(400, detail="x" * 10_000))
+    with make_client(fake) as client, pytest.raises(UnkeyAPIError) as raised:
+        client.create_key("api_123")
+    assert raised.value.detail == "**********"
 
 
 # -- ambiguity of calls that are never repeated ---------------------------------------------------
@@ -560,6 +569,51 @@ def test_create_key_with_a_bare_4xx_is_a_response_error_not_ambiguous() -> None:
     with make_client(fake) as client, pytest.raises(UnkeyResponseError) as raised:
         client.create_key("api_123")
     assert not isinstance(raised.value, UnkeyAmbiguousError)
+
+
+# -- a key from Unkey is held to the one key rule --------------------------------------------
+
+BAD_ISSUED_KEYS = {
+    "trailing-nul": PLAINTEXT + "\x00",
+    "50-kb": "k" * 50_000,
+    "short": "k3yTooShort",
+    "newline": PLAINTEXT + "\n",
+    "space": PLAINTEXT.replace("_", " "),
+    "contains-key-id": "prod_key_new123_3ZkPlaintextCanary",
+}
+
+
+@pytest.mark.parametrize("key", BAD_ISSUED_KEYS.values(), ids=BAD_ISSUED_KEYS.keys())
+@pytest.mark.parametrize("operation", ["create", "reroll"])
+def test_an_issued_key_of_the_wrong_shape_is_a_response_error_naming_the_new_key(
+    operation: str, key: str
+) -> None:
+    fake = FakeUnkey(issued(key_id="key_new123", key=key))
+    with make_client(fake) as client:
+        call: Callable[[], object] = (
+            (lambda: client.create_key("api_123"))
+            if operation == "create"
+            else (lambda: client.reroll_key("key_old123", expiration_ms=0, api_id="api_123"))
+        )
+        with pytest.raises(UnkeyResponseError) as raised:
+            call()
+    error = raised.value
+    assert not isinstance(error, UnkeyAmbiguousError)
+    assert error.key_id == "key_new123"
+    assert "key key_new123" in str(error)
+    assert "not an Unkey key" in str(error)
+    assert "delete it" in str(error)
+    shown = f"{error!s} {error!r} {error.args!r} {vars(error)!r}"
+    assert key[:10] not in shown
+    assert error.__context__ is None
+    assert error.__cause__ is None
+    assert len(fake.requests) == 1
+
+
+def test_a_well_shaped_issued_key_passes() -> None:
+    fake = FakeUnkey(issued(key="p_" + "A" * 510))
+    with make_client(fake) as client:
+        assert client.create_key("api_123").secret.reveal() == "p_" + "A" * 510
 
 
 # -- lifecycle and settings --------------------------------------------------------------------

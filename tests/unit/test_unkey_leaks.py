@@ -175,3 +175,79 @@ def test_the_root_key_is_not_kept_in_the_http_clients_default_headers() -> None:
     client = UnkeyClient(ROOT_KEY)
     assert "authorization" not in client._wire.http.headers
     client.close()
+
+
+# -- Unkey's own text is untrusted: a key it quotes never reaches an error ----------------------
+
+#: A key Unkey could quote that this process never confined (another tenant's, a reroll's).
+FOREIGN_KEY = "sk_live_4fGhQuotedByServer9pLmN2xR"
+
+
+def _quoting(status: int, where: str, headers: dict[str, str] | None = None) -> Reply:
+    texts = {
+        "title": "Bad Request",
+        "detail": "some detail",
+        "type_": "https://unkey.com/docs/errors/unkey/data/key_not_found",
+        "request_id": "req_1",
+    }
+    texts[where] = f"the key {FOREIGN_KEY} was not accepted"
+    return error(status, headers=headers, **texts)
+
+
+@pytest.mark.parametrize("where", ["title", "detail", "type_", "request_id"])
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 429, 500, 503])
+def test_a_key_quoted_anywhere_in_an_error_envelope_is_masked(
+    status: int, where: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake = FakeUnkey(_quoting(status, where, {"Retry-After": "1"}))
+    with make_client(fake, max_retries=0) as client, pytest.raises(UnkeyError) as raised:
+        client.get_key("key_abc123")
+    texts = exception_texts(raised.value)
+    assert FOREIGN_KEY not in texts
+    assert FOREIGN_KEY[:12] not in texts
+    assert "the key ********** was not accepted" in texts
+    assert FOREIGN_KEY not in log_text(caplog.records)
+
+
+def test_the_issues_detail_quoting_a_key_is_masked_on_create() -> None:
+    fake = FakeUnkey(error(400, detail=f"key {FOREIGN_KEY} already exists"))
+    with make_client(fake) as client, pytest.raises(UnkeyError) as raised:
+        client.create_key("api_123")
+    assert str(raised.value) == (
+        "keys.createKey failed with 400 Some Title: key ********** already exists "
+        "(type=https://unkey.com/docs/errors/unkey/some_error, requestId=req_err)"
+    )
+
+
+def test_a_rate_limited_error_masks_its_text_and_keeps_retry_after() -> None:
+    from unkey_secrets import UnkeyRateLimitedError
+
+    reply = error(429, title=FOREIGN_KEY, detail=FOREIGN_KEY, headers={"Retry-After": "30"})
+    fake = FakeUnkey(reply)
+    with make_client(fake, max_retries=0) as client, pytest.raises(UnkeyRateLimitedError) as raised:
+        client.get_key("key_abc123")
+    assert (raised.value.title, raised.value.detail) == ("**********", "**********")
+    assert raised.value.retry_after == 30
+
+
+def test_control_and_bidi_characters_in_server_text_are_replaced() -> None:
+    fake = FakeUnkey(error(400, detail="bad\nFAKE LOG LINE\u202e\x1b[31m"))
+    with make_client(fake) as client, pytest.raises(UnkeyError) as raised:
+        client.create_key("api_123")
+    assert raised.value.detail == "bad\ufffdFAKE LOG LINE\ufffd\ufffd[31m"  # type: ignore[attr-defined]
+
+
+def test_an_error_built_directly_from_server_text_is_masked_too() -> None:
+    from unkey_secrets import UnkeyAPIError
+
+    error_ = UnkeyAPIError(
+        operation="keys.getKey",
+        status=400,
+        error_type=FOREIGN_KEY,
+        title=FOREIGN_KEY,
+        detail=f"detail {FOREIGN_KEY}",
+        request_id=FOREIGN_KEY,
+    )
+    assert FOREIGN_KEY not in exception_texts(error_)
+    assert error_.request_id == "**********"

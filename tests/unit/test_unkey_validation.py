@@ -18,6 +18,15 @@ CANARY = "sk_live_ValidationCanary1234567890"
 
 Call = Callable[[UnkeyClient], Any]
 
+
+def _deep(depth: int) -> dict[str, Any]:
+    # Nested past the interpreter's recursion limit: json.dumps raises RecursionError on it.
+    value: dict[str, Any] = {}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
 BAD_CALLS: list[tuple[str, str, Call]] = [
     ("api_id", "api_id", lambda c: c.create_key(CANARY + "!")),
     ("api_id short", "api_id", lambda c: c.create_key("ab")),
@@ -35,6 +44,7 @@ BAD_CALLS: list[tuple[str, str, Call]] = [
     ("meta key", "meta", lambda c: c.create_key("api_1", meta={1: "a"})),
     ("meta object", "meta", lambda c: c.create_key("api_1", meta={"a": object()})),
     ("meta nan", "meta", lambda c: c.create_key("api_1", meta={"a": math.nan})),
+    ("meta deep", "meta", lambda c: c.create_key("api_1", meta=_deep(100_000))),
     ("meta secret", "meta", lambda c: c.create_key("api_1", meta={"a": Secret(CANARY)})),
     ("expires neg", "expires", lambda c: c.create_key("api_1", expires=-1)),
     ("expires 2100", "expires", lambda c: c.create_key("api_1", expires=4_102_444_800_001)),
@@ -167,6 +177,66 @@ def test_bad_input_is_refused_before_any_request(field: str, call: Call) -> None
     assert fake.requests == []
     assert CANARY not in str(raised.value)
     assert raised.value.__context__ is None or CANARY not in str(raised.value.__context__)
+
+
+# -- free text: control, bidi and zero-width characters are refused everywhere ----------------
+
+UNSAFE = {
+    "nul": ("\x00", "U+0000"),
+    "newline": ("\n", "U+000A"),
+    "rtl-override": ("\u202e", "U+202E"),
+    "zero-width-space": ("\u200b", "U+200B"),
+}
+
+TEXT_OPTIONS: dict[str, tuple[str, Callable[[UnkeyClient, str], Any]]] = {
+    "create name": ("name", lambda c, t: c.create_key("api_1", name=t)),
+    "update name": ("name", lambda c, t: c.update_key("key_1", name=t)),
+    "create_api name": ("name", lambda c, t: c.create_api(t)),
+    "ratelimit name": (
+        "ratelimits.name",
+        lambda c, t: c.create_key("api_1", ratelimits=[Ratelimit(t, 1, 1000)]),
+    ),
+    "update ratelimit name": (
+        "ratelimits.name",
+        lambda c, t: c.update_key("key_1", ratelimits=[{"name": t, "limit": 1, "duration": 1000}]),
+    ),
+    "verify ratelimit name": (
+        "ratelimits.name",
+        lambda c, t: c.verify_key(CANARY, ratelimits=[{"name": t}]),
+    ),
+    "roles": ("roles", lambda c, t: c.create_key("api_1", roles=[t])),
+    "tags": ("tags", lambda c, t: c.verify_key(CANARY, tags=[t])),
+    "permission query": ("permissions", lambda c, t: c.verify_key(CANARY, permissions=t)),
+    "meta key": ("meta", lambda c, t: c.create_key("api_1", meta={t: 1})),
+    "update meta key": ("meta", lambda c, t: c.update_key("key_1", meta={t: 1})),
+}
+
+
+@pytest.mark.parametrize(("char", "code"), UNSAFE.values(), ids=UNSAFE.keys())
+@pytest.mark.parametrize(("field", "call"), TEXT_OPTIONS.values(), ids=TEXT_OPTIONS.keys())
+def test_free_text_with_unsafe_characters_is_refused_without_echo(
+    char: str, code: str, field: str, call: Callable[[UnkeyClient, str], Any]
+) -> None:
+    text = "svc" + CANARY + char + "name"
+    fake = FakeUnkey()
+    with make_client(fake) as client, pytest.raises(InvalidInputError) as raised:
+        call(client, text)
+    assert raised.value.field == field
+    assert fake.requests == []
+    message = str(raised.value)
+    assert "control, bidi or zero-width" in message
+    assert f"found {code} at position {len('svc' + CANARY)}" in message
+    assert CANARY not in message
+
+
+@pytest.mark.parametrize("name", ["billing service", "Zahlungsdienst für Kunden", "サービス"])
+def test_ordinary_names_are_sent(name: str) -> None:
+    from tests.unit._unkey_fake import issued
+
+    fake = FakeUnkey(issued())
+    with make_client(fake) as client:
+        client.create_key("api_1", name=name, meta={"Besitzer": name})
+    assert fake.bodies[0]["name"] == name
 
 
 # -- the client's own settings ------------------------------------------------------------------

@@ -2,15 +2,21 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from unkey_secrets import InvalidInputError
+from unkey_secrets import InvalidInputError, Secret
+from unkey_secrets._redact import confined
 from unkey_secrets._validate import (
     PathTemplate,
+    find_unsafe_char,
     require_tls_unless_loopback,
+    untrusted_text,
     validate_alias,
     validate_api_id,
     validate_external_id,
     validate_key_id,
+    validate_key_plaintext,
 )
+
+KEY = "prod_3ZkValidateCanary8uVq2Lr7Wm1Nx"
 
 
 @pytest.mark.parametrize("good", ["key_123", "key_2cGKbMxRyIzhCxo1Idjz8q", "abc", "A" * 255])
@@ -124,3 +130,143 @@ def test_plain_http_is_for_loopback_only(url: str, accepted: bool) -> None:
     else:
         with pytest.raises(ValueError, match="addr must be https"):
             require_tls_unless_loopback(url, "addr")
+
+
+# -- a key's plaintext: one rule wherever a key enters ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "good", [KEY, "3ZkValidate8uVq2", "p_" + "A" * 510, "unkey_2cGKbMxRyIzhCxo1Idjz8q"]
+)
+def test_key_shaped_plaintexts_pass(good: str) -> None:
+    secret = Secret(good)
+    assert validate_key_plaintext(secret, "key_abc123") is secret
+
+
+@pytest.mark.parametrize(
+    ("bad", "problem"),
+    [
+        (KEY + "\x00", f"got {len(KEY) + 1} characters"),
+        ("k" * 50_000, "got 50000 characters"),
+        ("3ZkValidate8uVq", "got 15 characters"),
+        ("", "got 0 characters"),
+        (KEY + "\n", f"got {len(KEY) + 1} characters"),
+        (KEY[:20] + " " + KEY[20:], f"got {len(KEY) + 1} characters"),
+        (KEY + "\u200b", f"got {len(KEY) + 1} characters"),
+        ('{"keyId":"key_abc123","key":"' + KEY + '"}', "characters"),
+        ("prod_key_abc123_3ZkValidate8uVq2", "contains the key_id"),
+    ],
+)
+def test_other_plaintexts_are_refused_by_length_only(bad: str, problem: str) -> None:
+    with pytest.raises(InvalidInputError) as raised:
+        validate_key_plaintext(Secret(bad), "key_abc123")
+    assert raised.value.field == "key"
+    assert problem in raised.value.problem
+    assert "16-512 characters of [A-Za-z0-9_]" in str(raised.value) or "key_id" in problem
+    if len(bad) >= 8:
+        assert bad not in str(raised.value)
+        assert bad[:8] not in str(raised.value)
+
+
+def test_only_a_secret_is_checked() -> None:
+    with pytest.raises(InvalidInputError) as raised:
+        validate_key_plaintext(KEY, "key_abc123")  # type: ignore[arg-type]
+    assert KEY not in str(raised.value)
+
+
+# -- free text: control, bidi and zero-width characters ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "index"),
+    [
+        ("svc\x00", 3),
+        ("svc\nforged log line", 3),
+        ("svc\r", 3),
+        ("\u202egnp.exe", 0),
+        ("svc\u200bname", 3),
+        ("svc\u2066x\u2069", 3),
+        ("svc\ufeff", 3),
+        ("svc\x7f", 3),
+        ("svc\x85", 3),
+        ("svc\u2028", 3),
+        ("svc\u00ad", 3),
+    ],
+)
+def test_unsafe_characters_are_found(text: str, index: int) -> None:
+    assert find_unsafe_char(text) == index
+
+
+@pytest.mark.parametrize("text", ["svc", "Zahlungsdienst für Kunden", "サービス", "a b-c.d", ""])
+def test_ordinary_text_has_no_unsafe_character(text: str) -> None:
+    assert find_unsafe_char(text) is None
+
+
+# -- text a server sent ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        KEY,
+        "3ZkValidate8uVq2L",  # no prefix
+        "a_b_" + "Z" * 16,  # prefix chain
+        "0123456789abcdef",  # hex, 16
+    ],
+)
+def test_key_shaped_runs_are_masked(key: str) -> None:
+    text = untrusted_text(f"key '{key}' is not valid; see docs")
+    assert key not in text
+    assert text == "key '**********' is not valid; see docs"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://unkey.com/docs/errors/unkey/data/key_not_found",
+        "The key key_2cGKbMx was not found.",
+        "requestId req_2c9a0jf23l4k34",
+        "Zahlungsdienst für Kunden",
+    ],
+)
+def test_ordinary_server_text_is_kept(text: str) -> None:
+    assert untrusted_text(text) == text
+
+
+def test_hidden_values_and_their_json_forms_are_masked() -> None:
+    root = 'unk"ey root'
+    text = untrusted_text('got unk\\"ey root and unk"ey root', hide=(root,))
+    assert text == "got ********** and **********"
+
+
+def test_a_confined_value_is_masked_even_if_not_key_shaped() -> None:
+    short = "s3cr3t-v@lue"
+    with confined(Secret(short)):
+        assert untrusted_text(f"you sent {short}") == "you sent **********"
+
+
+def test_unsafe_characters_are_replaced_and_text_is_cut() -> None:
+    assert untrusted_text("line\nforged\u202e\x00") == "line\ufffdforged\ufffd\ufffd"
+    assert len(untrusted_text("too long " * 1000)) == 500
+    assert untrusted_text("a b", limit=1) == "a"
+    assert untrusted_text(42) == ""  # type: ignore[arg-type]
+
+
+def test_a_key_cut_in_two_by_the_first_cut_is_masked_not_shown_in_part() -> None:
+    # A long confined value shrinks to a mask, pulling the text after it under the limit: the
+    # part of a key the first cut (limit + 8192) leaves must not show as a short, unmasked run.
+    confined_value = "H" * 8_600
+    text = confined_value + "." * 82 + KEY
+    with confined(Secret(confined_value)):
+        cut = untrusted_text(text)
+    assert cut == "**********" + "." * 82 + "**********"
+    assert KEY[:5] not in cut
+
+
+def test_masking_is_linear_on_hostile_input() -> None:
+    import time
+
+    started = time.perf_counter()
+    untrusted_text("a_" * 100_000)
+    untrusted_text(("a" * 15 + "_") * 10_000)
+    assert time.perf_counter() - started < 1.0

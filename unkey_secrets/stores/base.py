@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, ClassVar
 
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, StoredValueError
 from .._models import AliasState, IssuedKey, KeyEntry, StoredKey, StoredLocation
 from .._redact import confined, guarded
 from .._validate import PathTemplate, validate_alias, validate_api_id, validate_key_id
@@ -102,11 +102,13 @@ class SecretStore(ABC):
         The flows call it before asking Unkey for a key, so a bad api_id, alias, template or
         store configuration costs nothing in Unkey. A key_id of a typical length stands in for
         the one Unkey will choose; the flows still undo Unkey's side if the real one fails.
+        Each rendered location (the key's, the rotation record's, the alias's) also passes the
+        backend's own name rules (:meth:`_check_location`).
         """
-        self.key_location(api_id=api_id, key_id=_STAND_IN_KEY_ID)
-        self.rotation_location(api_id=api_id, key_id=_STAND_IN_KEY_ID)
+        self._check_location(self.key_location(api_id=api_id, key_id=_STAND_IN_KEY_ID))
+        self._check_location(self.rotation_location(api_id=api_id, key_id=_STAND_IN_KEY_ID))
         if alias is not None:
-            self.alias_location(api_id=api_id, alias=alias)
+            self._check_location(self.alias_location(api_id=api_id, alias=alias))
         self._check_writable()
 
     @guarded
@@ -176,13 +178,38 @@ class SecretStore(ABC):
 
     @guarded
     def get(self, *, api_id: str, key_id: str) -> StoredKey:
-        """Read the key stored for ``key_id`` (a reader's call; the writer never needs it)."""
-        return self._get(self.key_location(api_id=api_id, key_id=key_id))
+        """Read the key stored for ``key_id`` (a reader's call; the writer never needs it).
+
+        A value that names another key_id or api_id than the ones asked for raises
+        :class:`~unkey_secrets.StoredValueError`: a reader never gets another key than its own.
+        """
+        path = self.key_location(api_id=api_id, key_id=key_id)
+        stored = self._get(path)
+        if stored.key_id != key_id or stored.api_id != api_id:
+            raise StoredValueError(
+                f"value at {path} holds key {stored.key_id} of API {stored.api_id}, not key "
+                f"{key_id} of API {api_id}",
+                store=self.name,
+                location=path,
+            )
+        return stored
 
     @guarded
     def get_current(self, *, api_id: str, alias: str) -> StoredKey:
-        """Read the key behind ``alias`` (one read of the alias)."""
-        return self._get_current(self.alias_location(api_id=api_id, alias=alias))
+        """Read the key behind ``alias`` (one read of the alias).
+
+        The value must be a key of ``api_id`` stored for this alias (its ``alias`` member, when
+        it has one, names it); otherwise :class:`~unkey_secrets.StoredValueError`.
+        """
+        path = self.alias_location(api_id=api_id, alias=alias)
+        stored = self._get_current(path)
+        if stored.api_id != api_id:
+            problem = f"a key of API {stored.api_id}, not of API {api_id}"
+        elif stored.alias not in (None, alias):
+            problem = f"key {stored.key_id} stored for alias {stored.alias}, not {alias}"
+        else:
+            return stored
+        raise StoredValueError(f"alias at {path} holds {problem}", store=self.name, location=path)
 
     @guarded
     def read_rotation(self, *, api_id: str, key_id: str) -> RotationRecord | None:
@@ -236,3 +263,13 @@ class SecretStore(ABC):
 
     def _check_writable(self) -> None:  # noqa: B027 (a hook: by default a store can write)
         """Raise :class:`~unkey_secrets.ConfigurationError` if this store cannot write at all."""
+
+    def _check_location(self, location: str) -> None:  # noqa: B027 (a hook: no rule by default)
+        """Raise :class:`~unkey_secrets.InvalidInputError` if ``location`` breaks a backend rule.
+
+        A backend's own name rules, beyond the templates' (a Secrets Manager name that ends
+        like the random ``-xxxxxx`` suffix AWS adds, say).
+
+        :meth:`check_writable` calls it on every location a flow will write, before Unkey is
+        called; the templates' rules are checked already.
+        """

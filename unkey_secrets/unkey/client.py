@@ -30,7 +30,13 @@ from .._errors import ConfigurationError, InvalidInputError, UnkeyResponseError
 from .._models import IssuedKey
 from .._redact import confined, guarded
 from .._secret import Secret
-from .._validate import _describe, validate_api_id, validate_external_id, validate_key_id
+from .._validate import (
+    _describe,
+    validate_api_id,
+    validate_external_id,
+    validate_key_id,
+    validate_key_plaintext,
+)
 from .backoff import Backoff
 from .models import (
     ApiInfo,
@@ -468,9 +474,27 @@ def _required_request_id(op: Operation, answer: Answer) -> str:
 
 
 def _issued(op: Operation, answer: Answer, **fields: Any) -> IssuedKey:
-    """Build the IssuedKey; an answer without a readable keyId and key is ambiguous."""
+    """Build the IssuedKey; an answer without a readable keyId and key is ambiguous.
+
+    A key that breaks the one key rule (``_validate.validate_key_plaintext``) raises
+    :class:`~unkey_secrets.UnkeyResponseError` naming the new ``key_id``, which exists in
+    Unkey: the caller deletes it (:func:`~unkey_secrets.provision` does).
+    """
     data = answer.data if isinstance(answer.data, dict) else {}
     key_id, key = data.get("keyId"), data.get("key")
     if not (isinstance(key_id, str) and _KEY_ID.fullmatch(key_id) and isinstance(key, str) and key):
         raise ambiguous(op, "answered without a readable keyId and key")
-    return IssuedKey(key_id=key_id, secret=Secret(key), request_id=answer.request_id, **fields)
+    secret = Secret(key)
+    try:
+        validate_key_plaintext(secret, key_id)
+    except InvalidInputError as exc:
+        problem = exc.problem
+    else:
+        return IssuedKey(key_id=key_id, secret=secret, request_id=answer.request_id, **fields)
+    # Raised outside the except block: the problem names a length, never the key.
+    raise UnkeyResponseError(
+        f"{op.name} answered key {key_id} with a plaintext that is not an Unkey key "
+        f"({problem}); the key exists in Unkey: delete it",
+        operation=op.name,
+        key_id=key_id,
+    )

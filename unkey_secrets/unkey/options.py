@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._errors import InvalidInputError
-from .._validate import _describe
+from .._validate import _describe, find_unsafe_char
 from .models import Credits, Ratelimit
 
 __all__ = [
@@ -48,9 +48,27 @@ def _invalid(field: str, rule: str, value: object) -> InvalidInputError:
 
 
 def check_text(value: object, field: str, low: int, high: int) -> str:
-    """Return ``value`` if it is a string of ``low``-``high`` characters."""
+    """Return ``value`` if it is a string of ``low``-``high`` characters, all of them safe.
+
+    The one rule for free text sent to Unkey (names, roles, tags, rate limit names, meta
+    keys): control, bidi and zero-width characters are refused
+    (:func:`~unkey_secrets._validate.find_unsafe_char`), since they make a name print as
+    something it is not in Unkey's dashboard and in logs. The error names the character's
+    code point and position, never the value.
+    """
     if not isinstance(value, str) or not low <= len(value) <= high:
         raise _invalid(field, f"a string of {low}-{high} characters", value)
+    return _check_safe(value, field)
+
+
+def _check_safe(value: str, field: str) -> str:
+    index = find_unsafe_char(value)
+    if index is not None:
+        raise InvalidInputError(
+            field,
+            "may not contain control, bidi or zero-width characters; "
+            f"found U+{ord(value[index]):04X} at position {index}",
+        )
     return value
 
 
@@ -111,14 +129,18 @@ def check_meta(value: object) -> dict[str, Any]:
         raise InvalidInputError("meta", f"has {len(value)} members; Unkey allows at most 100")
     if not all(isinstance(key, str) for key in value):
         raise InvalidInputError("meta", "keys must be strings")
+    for key in value:
+        _check_safe(key, "meta")
     try:
         encoded = json.dumps(dict(value), allow_nan=False)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         encoded = None
     # Raised outside the except block so the encoder's error (which may name a value) is not
     # kept as the context.
     if encoded is None:
-        raise InvalidInputError("meta", "must be JSON-serialisable (no NaN, no custom objects)")
+        raise InvalidInputError(
+            "meta", "must be JSON-serialisable (no NaN, no custom objects, no deep nesting)"
+        )
     clean: dict[str, Any] = json.loads(encoded)
     return clean
 

@@ -31,7 +31,7 @@ from .._errors import (
     UnkeyTransportError,
 )
 from .._secret import Secret
-from .._validate import _describe, is_loopback_host
+from .._validate import _describe, is_loopback_host, untrusted_text
 from .backoff import Backoff, parse_retry_after
 
 __all__ = ["Answer", "Operation", "Wire", "ambiguous", "check_base_url"]
@@ -53,7 +53,6 @@ _WORTH_RETRYING = (
     httpx.DecodingError,
 )
 _UNREADABLE: Final = object()
-_MASK = "**********"
 _MAX_ERROR_TEXT = 500
 
 
@@ -114,15 +113,9 @@ def _request_id(doc: object) -> str | None:
     if isinstance(doc, dict) and isinstance(doc.get("meta"), dict):
         value = doc["meta"].get("requestId")
         if isinstance(value, str):
-            return value[:_MAX_ERROR_TEXT]
+            # Logged and quoted in errors: held to the same rule as any text Unkey sends.
+            return untrusted_text(value, limit=_MAX_ERROR_TEXT)
     return None
-
-
-def _scrub(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, _MASK)
-    return text[:_MAX_ERROR_TEXT]
 
 
 def ambiguous(op: Operation, what: str) -> UnkeyAmbiguousError:
@@ -272,8 +265,11 @@ class Wire:
                 f"{op.name} answered {status} with a body that is not Unkey's error envelope",
                 operation=op.name,
             )
+        # Unkey's text is untrusted: a key it quotes (ours or any key-shaped run) is masked.
         secrets = (self.root_key.reveal(), *hide)
-        error_type, title, detail = (_scrub(text, secrets) for text in texts)
+        error_type, title, detail = (
+            untrusted_text(text, secrets, limit=_MAX_ERROR_TEXT) for text in texts
+        )
         common: dict[str, Any] = {
             "operation": op.name,
             "status": status,
