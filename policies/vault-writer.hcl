@@ -22,3 +22,10 @@ path "secret/data/unkey/rotated-from/*" {
 path "secret/metadata/unkey/*" {
   capabilities = ["read", "create", "update"]
 }
+
+# Let the writer check, before asking Unkey for a key, that it may write these paths (the
+# store's preflight; Vault's "default" policy grants it too). The mount's KV version is read
+# from sys/internal/ui/mounts/secret, which any token with access under the mount may read.
+path "sys/capabilities-self" {
+  capabilities = ["update"]
+}

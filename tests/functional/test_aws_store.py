@@ -11,6 +11,8 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 
 from unkey_secrets import (
+    ConfigurationError,
+    InvalidInputError,
     NotOwnedError,
     StoreAccessError,
     StoreConflictError,
@@ -446,3 +448,236 @@ def test_rotation_needs_the_rotator_policy_and_the_writer_is_refused_before_unke
         assert result.original_key_id == first.key_id
         again = rotate(unkey_client, rotator, unkey_api_id, first.key_id)
         assert (again.outcome, again.key_id) == ("already-done", result.key_id)
+
+
+# -- preflight: configuration checked live, before Unkey is called -------------------------------
+
+
+@pytest.fixture
+def aws_env(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """The standard chain pointed at moto, with no profile, config file or retry setting."""
+    for name in (
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+        "AWS_MAX_ATTEMPTS",
+        "AWS_RETRY_MODE",
+        "AWS_SESSION_TOKEN",
+        "AWS_DEFAULT_REGION",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_REGION", moto_server.region)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.url)
+    return monkeypatch
+
+
+def _refused_before_unkey(
+    store: SecretStore, unkey_client: UnkeyClient, unkey_emulator: Emulator, api_id: str
+) -> ConfigurationError:
+    before = unkey_emulator.calls.copy()
+    with pytest.raises(ConfigurationError) as raised:
+        provision(unkey_client, store, api_id, alias="svc")
+    assert unkey_emulator.calls == before, "Unkey was called"
+    assert unkey_emulator.keys(api_id) == []
+    return raised.value
+
+
+def test_no_aws_credentials_is_refused_before_unkey(
+    aws_env: pytest.MonkeyPatch,
+    unkey_client: UnkeyClient,
+    unkey_emulator: Emulator,
+    unkey_api_id: str,
+) -> None:
+    aws_env.delenv("AWS_ACCESS_KEY_ID")
+    aws_env.delenv("AWS_SECRET_ACCESS_KEY")
+    store = SecretsManagerStore.from_settings()
+    error = _refused_before_unkey(store, unkey_client, unkey_emulator, unkey_api_id)
+    assert "NoCredentialsError" in str(error)
+    assert "AWS_PROFILE" in str(error)
+    assert "policies/aws-writer.json" in str(error)
+
+
+def test_a_dead_endpoint_is_refused_before_unkey(
+    aws_env: pytest.MonkeyPatch,
+    dead_port: int,
+    unkey_client: UnkeyClient,
+    unkey_emulator: Emulator,
+    unkey_api_id: str,
+) -> None:
+    aws_env.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{dead_port}")
+    store = SecretsManagerStore.from_settings()
+    error = _refused_before_unkey(store, unkey_client, unkey_emulator, unkey_api_id)
+    assert "could not reach Secrets Manager" in str(error)
+    assert "AWS_ENDPOINT_URL" in str(error)
+
+
+def test_a_missing_profile_is_a_configuration_error_naming_it(
+    aws_env: pytest.MonkeyPatch,
+) -> None:
+    aws_env.setenv("AWS_PROFILE", "nosuch")
+    with pytest.raises(ConfigurationError, match="'nosuch'") as raised:
+        SecretsManagerStore.from_settings()
+    assert "AWS_PROFILE" in str(raised.value)
+    assert raised.value.__cause__ is None
+    assert raised.value.__context__ is None
+
+
+def test_the_cli_with_a_missing_profile_exits_2_before_unkey(
+    moto_server: MotoServer, unkey_emulator_server: Any, unkey_emulator: Emulator, unkey_api_id: str
+) -> None:
+    from ._cli_harness import aws_env as cli_aws_env
+    from ._cli_harness import run_cli, unkey_env
+
+    env = {**cli_aws_env(moto_server), **unkey_env(unkey_emulator_server), "AWS_PROFILE": "nosuch"}
+    done = run_cli(["--store", "aws", "provision", "--api-id", unkey_api_id], env)
+    assert done.returncode == 2, done.stderr
+    assert "nosuch" in done.stderr
+    assert "unexpected" not in done.stderr
+    assert "ProfileNotFound" not in done.stderr
+    assert unkey_emulator.keys(unkey_api_id) == []
+
+
+def test_credentials_without_the_writer_policy_are_refused_before_unkey(
+    moto_server: MotoServer,
+    iam_user: Any,
+    tmp_path: Path,
+    unkey_client: UnkeyClient,
+    unkey_emulator: Emulator,
+    unkey_api_id: str,
+) -> None:
+    unrelated = tmp_path / "kms-only.json"
+    unrelated.write_text(
+        json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*"}],
+            }
+        )
+    )
+    store = SecretsManagerStore(iam_user(unrelated))
+    with moto_server.enforce_iam():
+        error = _refused_before_unkey(store, unkey_client, unkey_emulator, unkey_api_id)
+    assert "policies/aws-writer.json" in str(error)
+
+
+@pytest.mark.parametrize("alias", ["web-server", "billing-prod01"])
+def test_an_alias_aws_reads_as_an_arn_suffix_is_refused_before_unkey(
+    aws: SecretsManagerStore,
+    unkey_client: UnkeyClient,
+    unkey_emulator: Emulator,
+    unkey_api_id: str,
+    alias: str,
+) -> None:
+    before = unkey_emulator.calls.copy()
+    with pytest.raises(InvalidInputError, match="ARN suffix"):
+        provision(unkey_client, aws, unkey_api_id, alias=alias)
+    assert unkey_emulator.calls == before
+    assert unkey_emulator.keys(unkey_api_id) == []
+
+
+def test_the_preflight_costs_one_describe_per_store_object(aws: SecretsManagerStore) -> None:
+    calls = _calls(aws.client)
+    api_id = random_id("api")
+    aws.check_writable(api_id=api_id, alias="svc")
+    assert calls == ["DescribeSecret"]
+    for _ in range(3):
+        aws.check_writable(api_id=api_id, alias="svc")
+        aws.check_writable(api_id=api_id)
+    assert calls == ["DescribeSecret"], "cached for the store object"
+    SecretsManagerStore(aws.client, preflight=False).check_writable(api_id=api_id)
+    assert calls == ["DescribeSecret"]
+
+
+# -- the write path at its floor -------------------------------------------------------------------
+
+
+def test_a_new_key_costs_one_create_secret(aws: SecretsManagerStore, sm: Any) -> None:
+    calls = _calls(aws.client)
+    key = canary_key()
+    assert aws.put(key).created
+    assert calls == ["CreateSecret"], "no DescribeSecret before a write"
+    # A repeat on the same object describes (a repeated create would succeed silently).
+    assert not aws.put(key).created
+    assert calls == ["CreateSecret", "DescribeSecret"]
+    # A name taken by someone else: CreateSecret refused, then described, then refused.
+    taken = canary_key(api_id=key.api_id)
+    sm.create_secret(
+        Name=aws.key_location(api_id=taken.api_id, key_id=taken.key_id), SecretString="x"
+    )
+    calls.clear()
+    with pytest.raises(NotOwnedError):
+        SecretsManagerStore(sm).put(taken)
+    assert calls == ["CreateSecret", "DescribeSecret"]
+
+
+def test_one_failing_put_is_retried_by_one_layer_only(
+    aws_env: pytest.MonkeyPatch, moto_server: MotoServer
+) -> None:
+    from botocore.awsrequest import AWSResponse
+
+    from unkey_secrets import RetryPolicy
+
+    store = SecretsManagerStore()
+    sent: list[str] = []
+
+    class Raw:
+        def stream(self, **_: Any) -> Any:
+            yield b'{"__type": "InternalServiceError", "message": "down"}'
+
+    def fail(request: Any, **_: Any) -> AWSResponse:
+        sent.append(request.url)
+        return AWSResponse(request.url, 500, {}, Raw())
+
+    store.client.meta.events.register("before-send.secrets-manager", fail)
+    with pytest.raises(StoreUnavailableError):
+        RetryPolicy(attempts=4, sleep=lambda _: None).run(lambda: store.put(canary_key()))
+    assert len(sent) == 4, f"{len(sent)} requests for 4 attempts of the flow"
+
+
+def test_an_explicit_retry_setting_is_honoured(aws_env: pytest.MonkeyPatch) -> None:
+    aws_env.setenv("AWS_MAX_ATTEMPTS", "3")
+    assert SecretsManagerStore().client.meta.config.retries.get("total_max_attempts") != 1
+    aws_env.delenv("AWS_MAX_ATTEMPTS")
+    assert SecretsManagerStore().client.meta.config.retries["total_max_attempts"] == 1
+
+
+def test_sixteen_threads_share_a_store_without_overflowing_its_pool(
+    aws_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = SecretsManagerStore(max_connections=16)
+    assert store.client.meta.config.max_pool_connections == 16
+    api_id = random_id("api")
+    caplog.set_level(logging.WARNING, logger="urllib3.connectionpool")
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda _: store.put(canary_key(api_id=api_id)), range(64)))
+    assert all(r.created for r in results)
+    assert not [r for r in caplog.records if "pool is full" in r.getMessage()]
+
+
+# -- constructor errors with frame locals ----------------------------------------------------------
+
+
+def test_a_constructor_error_renders_with_frame_locals(aws_env: pytest.MonkeyPatch) -> None:
+    import traceback
+
+    with pytest.raises(InvalidInputError) as raised:
+        SecretsManagerStore(key_template="unkey/{api_id}/{key_id}-abcdef")
+    rendered = traceback.TracebackException.from_exception(raised.value, capture_locals=True)
+    assert "key_template" in "".join(rendered.format())
+    aws_env.setenv("AWS_PROFILE", "nosuch")
+    with pytest.raises(ConfigurationError) as failed:
+        SecretsManagerStore.from_settings()
+    rendered = traceback.TracebackException.from_exception(failed.value, capture_locals=True)
+    assert "nosuch" in "".join(rendered.format())
+    half = SecretsManagerStore.__new__(SecretsManagerStore)
+    assert repr(half) == (
+        "SecretsManagerStore(key_template=None, alias_template=None, region=None)"
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import traceback
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 
 from unkey_secrets import (
     ConfigurationError,
+    InvalidInputError,
     IssuedKey,
     NotOwnedError,
     SecretNotFoundError,
@@ -180,26 +183,69 @@ def test_alias_move_keeps_retention_settings(
 # -- crash recovery and races ---------------------------------------------------------------
 
 
-def test_a_put_interrupted_after_the_metadata_is_completed(
+def test_a_put_killed_after_its_data_is_marked_by_the_retry_without_a_second_version(
     store: VaultStore, openbao_server: OpenBaoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = canary_key()
     path = store.key_location(api_id=key.api_id, key_id=key.key_id)
 
-    def crash(*args: object, **kwargs: object) -> int:
+    def crash(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(store, "_write_data", crash)
+        patch.setattr(store, "_write_metadata", crash)
         with pytest.raises(KeyboardInterrupt):
             store.put(key)
     meta = metadata(openbao_server, path)
-    assert meta["current_version"] == 0
-    assert meta["custom_metadata"]["key_id"] == key.key_id, "marked before any data exists"
+    assert meta["current_version"] == 1
+    assert not meta["custom_metadata"], "the data landed, the marker did not"
 
     stored = store.put(key)
     assert stored.created
+    assert stored.version == "1", "recognised as its own write: no second version"
+    assert metadata(openbao_server, path)["custom_metadata"]["version"] == "1"
+    assert store.get(api_id=key.api_id, key_id=key.key_id).secret == key.secret
+    assert not store.put(key).created
+    # Another store object (another process) cannot tell it from a foreign write.
+    other = canary_key(api_id=key.api_id)
+    other_path = store.key_location(api_id=other.api_id, key_id=other.key_id)
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "_write_metadata", crash)
+        with pytest.raises(KeyboardInterrupt):
+            store.put(other)
+    with pytest.raises(NotOwnedError):
+        VaultStore(openbao_server.client()).put(other)
+    assert metadata(openbao_server, other_path)["current_version"] == 1
+
+
+def test_a_lost_answer_to_the_data_write_is_recognised_by_the_retry(
+    store: VaultStore, openbao_server: OpenBaoServer
+) -> None:
+    """The write lands, its answer is lost: the retry marks version 1 instead of writing 2."""
+    import requests
+
+    key = canary_key()
+    path = store.key_location(api_id=key.api_id, key_id=key.key_id)
+    adapter = store.client.adapter
+    real = adapter.request
+    lost: list[str] = []
+
+    def lose_the_answer(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        answer = real(method, url, *args, **kwargs)
+        if "/data/" in url and not lost:
+            lost.append(url)
+            raise requests.exceptions.ReadTimeout("the answer never came")
+        return answer
+
+    adapter.request = lose_the_answer
+    with pytest.raises(StoreUnavailableError) as raised:
+        store.put(key)
+    assert_clean(raised.value, key)
+    stored = store.put(key)
     assert stored.version == "1"
+    meta = metadata(openbao_server, path)
+    assert meta["current_version"] == 1, "the plaintext is in the history once"
+    assert meta["custom_metadata"]["version"] == "1"
     assert store.get(api_id=key.api_id, key_id=key.key_id).secret == key.secret
 
 
@@ -211,9 +257,13 @@ def test_metadata_without_our_marker_is_not_ours(
     write_metadata(openbao_server, path, {"custom_metadata": {"owner": "someone-else"}})
     with pytest.raises(NotOwnedError):
         store.put(key)
+    # Metadata alone is no secret: the cas=0 write lands (nothing is overwritten), and the
+    # answer, which shows the metadata, stops the marking.
     meta = metadata(openbao_server, path)
-    assert meta["current_version"] == 0, "nothing was written"
     assert meta["custom_metadata"] == {"owner": "someone-else"}, "their metadata is untouched"
+    with pytest.raises(NotOwnedError):
+        store.put(key)
+    assert metadata(openbao_server, path)["current_version"] == 1, "never written again"
 
 
 class Interleaving(VaultStore):
@@ -221,11 +271,11 @@ class Interleaving(VaultStore):
 
     meanwhile: Any = None
 
-    def _write_data(self, path: str, data: dict[str, Any], *, cas: int) -> int:
+    def _write_data_answer(self, path: str, data: dict[str, Any], *, cas: int) -> dict[str, Any]:
         action, self.meanwhile = self.meanwhile, None
         if action is not None:
             action()
-        return super()._write_data(path, data, cas=cas)
+        return super()._write_data_answer(path, data, cas=cas)
 
 
 def test_two_puts_of_the_same_key_racing_end_in_one_version(
@@ -241,25 +291,34 @@ def test_two_puts_of_the_same_key_racing_end_in_one_version(
     assert racing.get(api_id=key.api_id, key_id=key.key_id).secret == key.secret
 
 
-def test_a_foreign_write_before_our_marker_is_not_taken_over(
-    store: VaultStore, openbao_server: OpenBaoServer, monkeypatch: pytest.MonkeyPatch
+def test_a_foreign_write_before_ours_is_not_taken_over(
+    store: VaultStore, openbao_server: OpenBaoServer
 ) -> None:
     key = canary_key()
     path = store.key_location(api_id=key.api_id, key_id=key.key_id)
-    real_write = store._write_metadata
-
-    def foreign_first(path_: str, custom: Any) -> None:
-        # The other tool creates the secret between our metadata read and our marking.
-        plant(openbao_server, path, {"password": "theirs"})
-        monkeypatch.setattr(store, "_write_metadata", real_write)
-        real_write(path_, custom)
-
-    monkeypatch.setattr(store, "_write_metadata", foreign_first)
+    racing = Interleaving(openbao_server.client())
+    racing.meanwhile = lambda: plant(openbao_server, path, {"password": "theirs"})
     with pytest.raises(NotOwnedError):
-        store.put(key)
-    # Our marker landed on their secret in the race, but the order of creation gives it
-    # away, on this attempt and on every later one, and their data is never overwritten.
+        racing.put(key)
     with pytest.raises(NotOwnedError):
+        racing.put(key)
+    data = openbao_server.client().secrets.kv.v2.read_secret_version(
+        path=path, mount_point=MOUNT, raise_on_deleted_version=True
+    )
+    assert data["data"]["data"] == {"password": "theirs"}
+    assert not metadata(openbao_server, path)["custom_metadata"], "never marked ours"
+
+
+def test_a_marker_that_landed_on_foreign_data_is_not_taken_over(
+    store: VaultStore, openbao_server: OpenBaoServer
+) -> None:
+    # The careful path's race: a foreign write, then our marker (vouching for no version).
+    key = canary_key()
+    path = store.key_location(api_id=key.api_id, key_id=key.key_id)
+    plant(openbao_server, path, {"password": "theirs"})
+    marker = {"managed-by": MANAGED_BY, "kind": "key", "key_id": key.key_id}
+    write_metadata(openbao_server, path, {"custom_metadata": marker})
+    with pytest.raises(NotOwnedError, match="written before the marker"):
         store.put(key)
     data = openbao_server.client().secrets.kv.v2.read_secret_version(
         path=path, mount_point=MOUNT, raise_on_deleted_version=True
@@ -267,43 +326,17 @@ def test_a_foreign_write_before_our_marker_is_not_taken_over(
     assert data["data"]["data"] == {"password": "theirs"}
 
 
-def test_a_write_into_our_marked_path_is_replaced_by_the_key(
+def test_a_write_into_our_path_is_replaced_by_the_key(
     store: VaultStore, openbao_server: OpenBaoServer
 ) -> None:
     key = canary_key()
     path = store.key_location(api_id=key.api_id, key_id=key.key_id)
-    racing = Interleaving(openbao_server.client())
-    racing.meanwhile = lambda: plant(openbao_server, path, {"password": "intruder"})
-    stored = racing.put(key)
+    store.put(key)
+    plant(openbao_server, path, {"password": "intruder"})
+    stored = store.put(key)
     assert stored.created
-    assert stored.version == "2", "written again over the unvouched version 1"
+    assert stored.version == "3", "written again over the unvouched version 2"
     assert store.get(api_id=key.api_id, key_id=key.key_id).secret == key.secret
-    assert not store.put(key).created
-
-
-def test_a_put_interrupted_after_the_data_is_confirmed_by_the_next(
-    store: VaultStore, openbao_server: OpenBaoServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    key = canary_key()
-    path = store.key_location(api_id=key.api_id, key_id=key.key_id)
-    real_write = store._write_metadata
-    calls: list[dict[str, str]] = []
-
-    def crash_on_confirm(path_: str, custom: dict[str, str]) -> None:
-        calls.append(custom)
-        if "version" in custom:
-            raise KeyboardInterrupt
-        real_write(path_, custom)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(store, "_write_metadata", crash_on_confirm)
-        with pytest.raises(KeyboardInterrupt):
-            store.put(key)
-    assert metadata(openbao_server, path)["current_version"] == 1
-    again = store.put(key)
-    assert again.created
-    assert again.version == "2"
-    assert metadata(openbao_server, path)["custom_metadata"]["version"] == "2"
     assert not store.put(key).created
 
 
@@ -573,3 +606,203 @@ def test_the_writer_policy_rotates_by_alias_without_reading_a_key(
     assert (again.outcome, again.key_id) == ("already-done", result.key_id)
     with pytest.raises(StoreAccessError):
         writer.get_current(api_id=unkey_api_id, alias="svc")
+
+
+# -- preflight: configuration checked live, before Unkey is called -------------------------------
+
+
+@pytest.fixture
+def vault_env(openbao_server: OpenBaoServer, monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """VAULT_ADDR and VAULT_TOKEN for the session's server; no other Vault setting."""
+    for name in list(os.environ):
+        if name.startswith(("VAULT_", "UNKEY_SECRETS_VAULT_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("VAULT_ADDR", openbao_server.url)
+    monkeypatch.setenv("VAULT_TOKEN", openbao_server.root_token)
+    return monkeypatch
+
+
+def refused_before_unkey(
+    store: VaultStore, unkey_client: UnkeyClient, unkey_emulator: Any, api_id: str
+) -> ConfigurationError:
+    before = unkey_emulator.calls.copy()
+    with pytest.raises(ConfigurationError) as raised:
+        provision(unkey_client, store, api_id, alias="svc")
+    assert unkey_emulator.calls == before, "Unkey was called"
+    assert unkey_emulator.keys(api_id) == []
+    return raised.value
+
+
+def test_a_bogus_vault_token_is_refused_before_unkey(
+    vault_env: pytest.MonkeyPatch, unkey_client: UnkeyClient, unkey_emulator: Any, unkey_api_id: str
+) -> None:
+    vault_env.setenv("VAULT_TOKEN", "hvs.bogus")
+    error = refused_before_unkey(
+        VaultStore.from_settings(), unkey_client, unkey_emulator, unkey_api_id
+    )
+    assert "VAULT_TOKEN" in str(error)
+    assert "hvs.bogus" not in str(error)
+
+
+def test_a_dead_vault_addr_is_refused_before_unkey(
+    vault_env: pytest.MonkeyPatch,
+    closed_port: int,
+    unkey_client: UnkeyClient,
+    unkey_emulator: Any,
+    unkey_api_id: str,
+) -> None:
+    vault_env.setenv("VAULT_ADDR", f"http://127.0.0.1:{closed_port}")
+    error = refused_before_unkey(
+        VaultStore.from_settings(), unkey_client, unkey_emulator, unkey_api_id
+    )
+    assert "could not reach Vault" in str(error)
+    assert "VAULT_ADDR" in str(error)
+
+
+def test_a_missing_mount_is_refused_before_unkey(
+    vault_env: pytest.MonkeyPatch, unkey_client: UnkeyClient, unkey_emulator: Any, unkey_api_id: str
+) -> None:
+    vault_env.setenv("UNKEY_SECRETS_VAULT_MOUNT", "no-such-mount")
+    error = refused_before_unkey(
+        VaultStore.from_settings(), unkey_client, unkey_emulator, unkey_api_id
+    )
+    assert "'no-such-mount'" in str(error)
+    assert "UNKEY_SECRETS_VAULT_MOUNT" in str(error)
+
+
+def test_a_reader_token_is_refused_before_unkey(
+    openbao_server: OpenBaoServer,
+    policy_tokens: dict[str, str],
+    unkey_client: UnkeyClient,
+    unkey_emulator: Any,
+    unkey_api_id: str,
+) -> None:
+    reader = VaultStore(openbao_server.client(policy_tokens["reader"]))
+    error = refused_before_unkey(reader, unkey_client, unkey_emulator, unkey_api_id)
+    assert "policies/vault-writer.hcl" in str(error)
+    # The reader's own token, with Vault's default policy (which grants capabilities-self).
+    answer = openbao_server.client().auth.token.create(policies=["unkey-reader"], ttl="10m")
+    reader = VaultStore(openbao_server.client(answer["auth"]["client_token"]))
+    error = refused_before_unkey(reader, unkey_client, unkey_emulator, unkey_api_id)
+    assert "lacks create/update on secret/data/unkey/" in str(error)
+    assert "policies/vault-writer.hcl" in str(error)
+
+
+def test_a_kv_v1_mount_with_the_default_kv_version_is_refused_before_unkey(
+    vault_env: pytest.MonkeyPatch,
+    openbao_server: OpenBaoServer,
+    kv1_mount: str,
+    unkey_client: UnkeyClient,
+    unkey_emulator: Any,
+    unkey_api_id: str,
+) -> None:
+    vault_env.setenv("UNKEY_SECRETS_VAULT_MOUNT", kv1_mount)
+    store = VaultStore.from_settings()
+    assert store.kv_version == 2
+    error = refused_before_unkey(store, unkey_client, unkey_emulator, unkey_api_id)
+    assert "KV v1" in str(error)
+    assert "UNKEY_SECRETS_VAULT_KV_VERSION" in str(error)
+    listed = openbao_server.client().adapter.request("LIST", f"/v1/{kv1_mount}")
+    assert listed is None or "data/" not in json.dumps(listed), "nothing written at .../data/"
+
+
+def test_the_preflight_is_paid_once_per_store_object(openbao_server: OpenBaoServer) -> None:
+    store = VaultStore(openbao_server.client())
+    sent = count_requests(store)
+    api_id = random_id("api")
+    store.check_writable(api_id=api_id, alias="svc")
+    assert [url.split("/v1/")[1] for _, url in sent] == [
+        f"sys/internal/ui/mounts/{MOUNT}",
+        "sys/capabilities-self",
+    ]
+    for _ in range(3):
+        store.check_writable(api_id=api_id, alias="svc")
+    assert len(sent) == 2, "cached"
+    store.check_writable(api_id=random_id("api"))
+    assert len(sent) == 3, "other paths: their capabilities only"
+    VaultStore(openbao_server.client(), preflight=False).check_writable(api_id=api_id)
+
+
+# -- the write path at its floor -------------------------------------------------------------------
+
+
+def count_requests(store: VaultStore) -> list[tuple[str, str]]:
+    sent: list[tuple[str, str]] = []
+    adapter = store.client.adapter
+    inner = adapter.request
+
+    def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append((method.upper(), url))
+        return inner(method, url, *args, **kwargs)
+
+    adapter.request = request
+    return sent
+
+
+def test_a_new_key_costs_a_cas_0_write_and_one_metadata_write(
+    store: VaultStore, openbao_server: OpenBaoServer
+) -> None:
+    sent = count_requests(store)
+    key = canary_key()
+    assert store.put(key).created
+    path = store.key_location(api_id=key.api_id, key_id=key.key_id)
+    assert sent == [
+        ("POST", f"/v1/{MOUNT}/data/{path}"),
+        ("POST", f"/v1/{MOUNT}/metadata/{path}"),
+    ]
+    # The key is fully ours: key_entry vouches for it, an alias may name it.
+    assert store.key_entry(api_id=key.api_id, key_id=key.key_id) is not None
+    other = VaultStore(openbao_server.client())
+    assert not other.put(key).created
+    other.set_current(key, alias="svc")
+    assert other.get_current(api_id=key.api_id, alias="svc").secret == key.secret
+
+
+def test_sixteen_threads_share_a_store_without_overflowing_its_pool(
+    openbao_server: OpenBaoServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = VaultStore(openbao_server.client(), max_connections=16)
+    api_id = random_id("api")
+    caplog.set_level(logging.WARNING, logger="urllib3.connectionpool")
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda _: store.put(canary_key(api_id=api_id)), range(96)))
+    assert all(r.created for r in results)
+    assert not [r for r in caplog.records if "pool is full" in r.getMessage()]
+
+
+def test_max_connections_comes_from_the_settings(vault_env: pytest.MonkeyPatch) -> None:
+    vault_env.setenv("UNKEY_SECRETS_VAULT_MAX_CONNECTIONS", "24")
+    store = VaultStore.from_settings()
+    adapter = store.client.adapter.session.get_adapter(store.client.url)
+    assert adapter._pool_maxsize == 24
+
+
+# -- constructor errors with frame locals ----------------------------------------------------------
+
+
+def test_constructor_errors_render_with_frame_locals(
+    vault_env: pytest.MonkeyPatch, closed_port: int
+) -> None:
+    """TracebackException(capture_locals=True) of a constructor error keeps the error."""
+    failures: list[BaseException] = []
+    with pytest.raises(InvalidInputError) as bad_template:
+        VaultStore(hvac.Client(url="http://127.0.0.1:1", token="t"), key_template="{nope}")
+    failures.append(bad_template.value)
+    vault_env.setenv("VAULT_ADDR", f"http://127.0.0.1:{closed_port}")
+    vault_env.setenv("UNKEY_SECRETS_VAULT_AUTH_METHOD", "approle")
+    vault_env.setenv("UNKEY_SECRETS_VAULT_ROLE_ID", "role")
+    vault_env.setenv("UNKEY_SECRETS_VAULT_SECRET_ID", "secret-id-canary")
+    with pytest.raises(StoreUnavailableError) as dead_login:
+        VaultStore.from_settings()
+    failures.append(dead_login.value)
+    for error in failures:
+        rendered = "".join(
+            traceback.TracebackException.from_exception(error, capture_locals=True).format()
+        )
+        assert type(error).__name__ in rendered
+        assert "secret-id-canary" not in rendered
+    half = VaultStore.__new__(VaultStore)
+    assert repr(half) == "VaultStore(url=None, mount=None, kv_version=None, key_template=None)"

@@ -96,7 +96,6 @@ def test_a_param_validation_error_never_shows_its_values() -> None:
 
     client.meta.events.register("provide-client-params.secretsmanager.CreateSecret", spoil)
     with Stubber(client) as stubber:
-        stubber.add_client_error("describe_secret", "ResourceNotFoundException")
         stubber.add_response("create_secret", {"ARN": "arn:aws:secretsmanager:x", "Name": "n"})
         store = SecretsManagerStore(client)
         with pytest.raises(InvalidInputError) as raised:
@@ -138,6 +137,9 @@ def test_transport_errors(error: Exception, expected: type[Exception]) -> None:
         def describe_secret(self, **_: Any) -> Any:
             raise error
 
+        def create_secret(self, **_: Any) -> Any:
+            raise error
+
     store = SecretsManagerStore(Failing())
     with pytest.raises(expected) as raised:
         store.put(canary_key())
@@ -147,7 +149,7 @@ def test_transport_errors(error: Exception, expected: type[Exception]) -> None:
 
 def test_a_read_timeout_says_the_write_may_have_happened() -> None:
     class Failing:
-        def describe_secret(self, **_: Any) -> Any:
+        def create_secret(self, **_: Any) -> Any:
             raise bce.ReadTimeoutError(endpoint_url="http://127.0.0.1:9")
 
     with pytest.raises(StoreUnavailableError, match="may have been carried out"):

@@ -135,7 +135,7 @@ def test_create_passes_kms_key_replicas_description_and_tags(
     key = canary_key()
     name = f"unkey/{key.api_id}/{key.key_id}"
     token = version_id_for(key.key_id)
-    stubber.add_client_error("describe_secret", "ResourceNotFoundException", http_status_code=400)
+    # No DescribeSecret first: CreateSecret alone, for a new key.
     stubber.add_response(
         "create_secret",
         {"ARN": ARN, "Name": name, "VersionId": token},
@@ -167,6 +167,7 @@ def test_the_writer_never_reads_a_value(stubbed: tuple[Any, Stubber]) -> None:
     key = canary_key()
     token = version_id_for(key.key_id)
     # The name exists and is ours: resolved from DescribeSecret alone, no GetSecretValue queued.
+    stubber.add_client_error("create_secret", "ResourceExistsException", http_status_code=400)
     stubber.add_response(
         "describe_secret",
         {

@@ -107,7 +107,7 @@ def test_a_missing_hvac_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None
 # -- what is sent ---------------------------------------------------------------------------
 
 
-def test_put_sends_metadata_first_then_a_cas_0_write_then_the_confirmation() -> None:
+def test_put_of_a_new_key_is_a_cas_0_write_then_the_marker() -> None:
     store, fake = make_store(happy)
     key = canary_key()
     stored = store.put(key)
@@ -115,19 +115,18 @@ def test_put_sends_metadata_first_then_a_cas_0_write_then_the_confirmation() -> 
     path = store.key_location(api_id=key.api_id, key_id=key.key_id)
     calls = [(r.method, (r.url or "").removeprefix(ADDR)) for r in fake.sent]
     assert calls == [
-        ("GET", f"/v1/secret/metadata/{path}"),
-        ("POST", f"/v1/secret/metadata/{path}"),
         ("POST", f"/v1/secret/data/{path}"),
         ("POST", f"/v1/secret/metadata/{path}"),
     ]
-    marker, write, confirm = (json.loads(r.body or b"{}") for r in fake.sent[1:])
+    write, confirm = (json.loads(r.body or b"{}") for r in fake.sent)
     # Only custom_metadata: max_versions and delete_version_after are never sent (or reset).
-    assert set(marker) == {"custom_metadata"}
     assert set(confirm) == {"custom_metadata"}
     assert confirm["custom_metadata"]["version"] == "1"
+    assert confirm["custom_metadata"]["managed-by"] == "unkey-secrets"
+    assert confirm["custom_metadata"]["key_id"] == key.key_id
     assert write["options"] == {"cas": 0}
     assert write["data"]["key"] == key.secret.reveal()
-    assert key.secret.reveal() not in json.dumps([marker, confirm])
+    assert key.secret.reveal() not in json.dumps(confirm)
 
 
 def test_the_namespace_header_is_sent_when_configured() -> None:
@@ -173,22 +172,30 @@ def test_a_redirect_is_not_followed_with_the_plaintext() -> None:
     with pytest.raises(StoreError) as raised:
         store.put(key)
     assert_clean(raised.value, key)
-    assert len(fake.sent) == 3
+    assert len(fake.sent) == 1
+
+
+CAS_MISMATCH = (400, {"errors": ["check-and-set parameter did not match the current version"]})
 
 
 def test_put_owned_elsewhere_writes_nothing() -> None:
     def foreign(request: requests.PreparedRequest) -> tuple[int, Any]:
+        if request.method == "POST":
+            return CAS_MISMATCH
         meta = {"current_version": 1, "custom_metadata": {"owner": "terraform"}, "versions": {}}
         return 200, {"data": meta}
 
     store, fake = make_store(foreign)
     with pytest.raises(StoreError):
         store.put(canary_key())
-    assert [r.method for r in fake.sent] == ["GET"]
+    # The refused cas=0 write, then the metadata read; nothing else.
+    assert [r.method for r in fake.sent] == ["POST", "GET"]
 
 
 def test_put_of_another_key_id_at_the_path_is_a_conflict() -> None:
     def marked(request: requests.PreparedRequest) -> tuple[int, Any]:
+        if request.method == "POST":
+            return CAS_MISMATCH
         custom = {"managed-by": "unkey-secrets", "kind": "key", "key_id": "key_other"}
         return 200, {"data": {"current_version": 1, "custom_metadata": custom, "versions": {}}}
 
@@ -296,4 +303,5 @@ def test_a_cas_mismatch_twice_is_a_conflict() -> None:
     store, fake = make_store(busy)
     with pytest.raises(StoreConflictError, match="kept changing"):
         store.put(canary_key())
-    assert sum("/data/" in (r.url or "") for r in fake.sent) == 2
+    # The fast cas=0 write, then the careful rewrite twice.
+    assert sum("/data/" in (r.url or "") for r in fake.sent) == 3

@@ -24,7 +24,8 @@ class AwsSettings(BaseSettings):
 
     Read from ``AWS_REGION`` (or ``AWS_DEFAULT_REGION``), ``AWS_ENDPOINT_URL`` and
     ``UNKEY_SECRETS_AWS_KEY_TEMPLATE``, ``_ALIAS_TEMPLATE``, ``_KMS_KEY_ID``, ``_TAGS`` (a JSON
-    object), ``_REPLICA_REGIONS`` (a comma list or a JSON list) and ``_DESCRIPTION``. It holds no
+    object), ``_REPLICA_REGIONS`` (a comma list or a JSON list), ``_DESCRIPTION`` and
+    ``_MAX_CONNECTIONS``. It holds no
     secret value; credentials come from the standard AWS chain, never from here.
     """
 
@@ -45,6 +46,8 @@ class AwsSettings(BaseSettings):
     tags: dict[str, str] = Field(default_factory=dict)
     replica_regions: Annotated[tuple[str, ...], NoDecode] = ()
     description: str | None = None
+    #: HTTP connections kept by the client the store builds: the threads sharing the store.
+    max_connections: int | None = Field(default=None, gt=0, repr=False)
 
     @field_validator("endpoint_url")
     @classmethod

@@ -33,14 +33,18 @@ from ..._errors import (
     InvalidInputError,
     NotOwnedError,
     SecretNotFoundError,
+    StoreAccessError,
     StoreConflictError,
     StoredValueError,
+    StoreError,
+    StoreUnavailableError,
 )
 from ..._models import AliasState, IssuedKey, KeyEntry, StoredKey, StoredLocation
 from ..._payload import MANAGED_BY, key_fields
-from ..._redact import MaskedText
+from ..._redact import MaskedText, guarded
 from ..._validate import validate_key_id
 from ..base import (
+    _STAND_IN_KEY_ID,
     DEFAULT_ALIAS_TEMPLATE,
     DEFAULT_KEY_TEMPLATE,
     DEFAULT_ROTATION_TEMPLATE,
@@ -149,29 +153,60 @@ def _check_user_tags(tags: Mapping[str, str]) -> dict[str, str]:
     return clean
 
 
-def _default_client(region: str | None, endpoint_url: str | None) -> Any:
+#: botocore's default connection pool size.
+_DEFAULT_MAX_CONNECTIONS = 10
+
+
+def _default_client(
+    region: str | None, endpoint_url: str | None, max_connections: int | None = None
+) -> Any:
     try:
         import boto3
+        import botocore.session
         from botocore.config import Config
-        from botocore.exceptions import NoRegionError
+        from botocore.exceptions import NoRegionError, ProfileNotFound
     except ImportError:
         raise ConfigurationError(
             "the AWS Secrets Manager store needs boto3: pip install 'unkey-secrets[aws]'"
         ) from None
-    # botocore reads AWS_DEFAULT_REGION only; AWS_REGION (what Lambda and the SDKs of other
-    # languages set) is honoured here, and wins, as in AwsSettings.
-    session = boto3.session.Session(region_name=region or os.environ.get("AWS_REGION") or None)
+    failure: ConfigurationError
     try:
-        return session.client(
-            "secretsmanager",
-            endpoint_url=endpoint_url,
-            config=Config(retries={"mode": "standard"}),
+        core = botocore.session.get_session()
+        # botocore reads AWS_DEFAULT_REGION only; AWS_REGION (what Lambda and the SDKs of other
+        # languages set) is honoured here, and wins, as in AwsSettings.
+        session = boto3.session.Session(
+            botocore_session=core, region_name=region or os.environ.get("AWS_REGION") or None
+        )
+        options: dict[str, Any] = {
+            "max_pool_connections": max_connections or _DEFAULT_MAX_CONNECTIONS
+        }
+        if not _retries_configured(core):
+            # One retry layer: the flows retry a failed put or alias move (RetryPolicy), so
+            # botocore sends each request once instead of retrying inside every attempt.
+            # AWS_MAX_ATTEMPTS / AWS_RETRY_MODE (or the config file's) still win.
+            options["retries"] = {"mode": "standard", "total_max_attempts": 1}
+        return session.client("secretsmanager", endpoint_url=endpoint_url, config=Config(**options))
+    except ProfileNotFound as exc:
+        profile = exc.kwargs.get("profile")
+        failure = ConfigurationError(
+            f"the AWS profile {profile!r} is not in the AWS config or credentials file: fix "
+            "AWS_PROFILE (or unset it to use the default credential chain)"
         )
     except NoRegionError:
-        raise ConfigurationError(
+        failure = ConfigurationError(
             "no AWS region: set AWS_REGION or AWS_DEFAULT_REGION (or pass region=...) for the "
             "Secrets Manager store"
-        ) from None
+        )
+    # Raised outside the except block: botocore's error is not chained.
+    raise failure
+
+
+def _retries_configured(core: Any) -> bool:
+    """Whether AWS_MAX_ATTEMPTS / AWS_RETRY_MODE or the profile's config set the retries."""
+    if os.environ.get("AWS_MAX_ATTEMPTS") or os.environ.get("AWS_RETRY_MODE"):
+        return True
+    scoped = core.get_scoped_config()
+    return any(scoped.get(name) is not None for name in ("max_attempts", "retry_mode"))
 
 
 def _settings_from_env() -> AwsSettings:
@@ -219,6 +254,19 @@ class SecretsManagerStore(SecretStore):
     ``replica_regions`` and ``description`` apply to every secret the store creates. With
     ``settings``, each option left at its default is taken from the settings.
 
+    ``check_writable`` (which the flows call before Unkey) is a live preflight, once per store
+    object and secret name: credentials resolve and the endpoint answers a DescribeSecret of a
+    name under the key template (not found is the expected answer); anything else raises
+    :class:`~unkey_secrets.ConfigurationError` saying what to fix. A new key costs one
+    CreateSecret (tagged, with the key_id's ClientRequestToken); DescribeSecret follows only
+    when the name is taken, or when this object already tried to create it (a retry, or a
+    repeat: a repeated CreateSecret with the same token and value succeeds silently, so the
+    describe tells a no-op from a creation). The client built here sends each request once
+    (``total_max_attempts=1``): the flows' RetryPolicy is the one retry layer, as for Vault.
+    ``preflight=False`` skips the live part of the preflight. ``max_connections`` sizes its
+    connection pool (botocore keeps 10): set it to the number
+    of threads sharing the store. A client passed in keeps its own configuration.
+
     The writer needs CreateSecret, PutSecretValue, DescribeSecret, TagResource and
     UpdateSecretVersionStage, never GetSecretValue (see ``policies/aws-writer.json``). Tags are
     only ever set by CreateSecret (which needs TagResource for them); the policy allows no
@@ -229,6 +277,7 @@ class SecretsManagerStore(SecretStore):
 
     name = "aws"
 
+    @guarded
     def __init__(
         self,
         client: Any | None = None,
@@ -243,8 +292,16 @@ class SecretsManagerStore(SecretStore):
         replica_regions: Sequence[str] = (),
         description: str | None = None,
         settings: AwsSettings | None = None,
+        max_connections: int | None = None,
+        preflight: bool = True,
     ) -> None:
+        # What check_writable verified already, and the names this object tried to create.
+        self._checked: set[str] = set()
+        self._attempted: set[str] = set()
+        #: Whether check_writable asks Secrets Manager (once per name); False skips the call.
+        self.preflight = preflight
         if settings is not None:
+            max_connections = max_connections or settings.max_connections
             region = region or settings.region
             endpoint_url = endpoint_url or settings.endpoint_url
             if key_template == DEFAULT_KEY_TEMPLATE:
@@ -273,6 +330,10 @@ class SecretsManagerStore(SecretStore):
                 check_endpoint_url(endpoint_url)
             except ValueError as exc:
                 raise InvalidInputError("endpoint_url", str(exc)) from None
+        if max_connections is not None and (
+            not isinstance(max_connections, int) or max_connections < 1
+        ):
+            raise InvalidInputError("max_connections", "must be a positive number")
         if kms_key_id is not None and not (0 < len(kms_key_id) <= 2048):
             raise InvalidInputError("kms_key_id", "must be 1-2048 characters")
         if description is not None and len(description) > 2048:
@@ -287,13 +348,16 @@ class SecretsManagerStore(SecretStore):
         self.replica_regions = tuple(replica_regions)
         self.description = description
         botocore_errors()  # without botocore, refuse now rather than at the first failure
-        self._client = client if client is not None else _default_client(region, endpoint_url)
+        self._client = (
+            client if client is not None else _default_client(region, endpoint_url, max_connections)
+        )
         self._secrets = RotationSecrets(self._client)
         # Whoever built the client, the values travel over it: refuse plain http to a remote
         # host (e.g. from AWS_ENDPOINT_URL) before any request.
         check_client_endpoint(self._client)
 
     @classmethod
+    @guarded
     def from_settings(cls, settings: AwsSettings | None = None) -> SecretsManagerStore:
         """Build a store from :class:`AwsSettings` (read from the environment when not given).
 
@@ -307,11 +371,61 @@ class SecretsManagerStore(SecretStore):
         return self._client
 
     def __repr__(self) -> str:
-        region = getattr(getattr(self._client, "meta", None), "region_name", None)
+        # Safe on a half-built object (a constructor's error rendered with its frame locals).
+        client = getattr(self, "_client", None)
+        region = getattr(getattr(client, "meta", None), "region_name", None)
+        key = getattr(getattr(self, "key_template", None), "template", None)
+        alias = getattr(getattr(self, "alias_template", None), "template", None)
         return (
-            f"{type(self).__name__}(key_template={self.key_template.template!r}, "
-            f"alias_template={self.alias_template.template!r}, region={region!r})"
+            f"{type(self).__name__}(key_template={key!r}, alias_template={alias!r}, "
+            f"region={region!r})"
         )
+
+    # -- preflight ------------------------------------------------------------------------------
+
+    def _check_location(self, location: str) -> None:
+        """Refuse a rendered location that is not a Secrets Manager name (no I/O)."""
+        validate_secret_name(location)
+
+    @guarded
+    def check_writable(self, *, api_id: str, alias: str | None = None) -> None:
+        """Raise before Unkey is called if this store could not write a key of ``api_id``.
+
+        Besides the checks without I/O (every rendered name is a valid Secrets Manager name,
+        so an alias such as ``web-server`` is refused here), a live preflight, once per store
+        object and name: credentials resolve, and DescribeSecret of the key's name (a stand-in
+        key_id) answers, normally "not found". Failures raise
+        :class:`~unkey_secrets.ConfigurationError` saying what to fix.
+        """
+        super().check_writable(api_id=api_id, alias=alias)
+        probe = self.key_location(api_id=api_id, key_id=_STAND_IN_KEY_ID)
+        if self.preflight and probe not in self._checked:
+            self._probe(probe)
+            self._checked.add(probe)
+
+    def _probe(self, name: str) -> None:
+        failure: ConfigurationError
+        try:
+            self._secrets.describe(name)
+            return
+        except SecretNotFoundError:
+            return
+        except StoreAccessError as exc:
+            failure = ConfigurationError(
+                f"AWS refused DescribeSecret on {name} ({_reason(exc)}): check the credentials "
+                "(AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the role) and that the "
+                "writer policy policies/aws-writer.json is attached"
+            )
+        except StoreUnavailableError as exc:
+            failure = ConfigurationError(
+                f"could not reach Secrets Manager ({_reason(exc)}): check AWS_ENDPOINT_URL "
+                "and the region (AWS_REGION)"
+            )
+        except StoreError as exc:
+            failure = ConfigurationError(
+                f"Secrets Manager did not answer the preflight as expected ({_reason(exc)})"
+            )
+        raise failure
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -327,10 +441,13 @@ class SecretsManagerStore(SecretStore):
             **({TAG_ALIAS: key.alias} if key.alias else {}),
             **({TAG_REROLLED_FROM: key.rerolled_from} if key.rerolled_from else {}),
         }
-        # Describe first: Secrets Manager answers a repeated CreateSecret carrying the same token
-        # and value with plain success, which would hide that the key was already stored.
-        existing = self._describe(name)
+        # Create first: a taken name answers ResourceExistsException, and only then is it
+        # described. A repeated CreateSecret with the same token and value succeeds silently,
+        # so a name this object already tried is described first (a retry or a repeat must
+        # say created=False, not claim the creation twice).
+        existing = self._describe(name) if name in self._attempted else None
         if existing is None:
+            self._attempted.add(name)
             answer = self._create(name, token, value, tags)
             if answer is not None:
                 return self._location(answer["ARN"], key, token, created=True)
@@ -689,3 +806,11 @@ class SecretsManagerStore(SecretStore):
 
 
 _STAND_INS = {"api_id": "api_x", "key_id": "key_x", "alias": "x"}
+
+
+def _reason(exc: StoreError) -> str:
+    """The error code or failure class our message named, after its ``:`` or in brackets."""
+    text = str(exc)
+    if "(" in text and text.endswith(")"):
+        return text[text.rindex("(") + 1 : -1]
+    return text.rsplit(": ", 1)[-1]

@@ -18,7 +18,7 @@ from ..._errors import (
     StoreUnavailableError,
 )
 
-__all__ = ["STORE", "is_cas_mismatch", "is_missing", "require_hvac", "translate"]
+__all__ = ["STORE", "error_texts", "is_cas_mismatch", "is_missing", "require_hvac", "translate"]
 
 STORE = "vault"
 
@@ -53,6 +53,11 @@ def _errors(exc: BaseException) -> list[str]:
     if isinstance(errors, list):
         return [e for e in errors if isinstance(e, str)]
     return []
+
+
+def error_texts(exc: BaseException) -> list[str]:
+    """The ``errors`` strings of an hvac exception (Vault's own words; never shown to users)."""
+    return _errors(exc)
 
 
 def is_cas_mismatch(exc: BaseException) -> bool:

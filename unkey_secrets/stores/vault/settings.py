@@ -47,7 +47,8 @@ class VaultSettings(BaseSettings):
     hosts only.
 
     Our own, prefixed ``UNKEY_SECRETS_VAULT_``: ``MOUNT``, ``KV_VERSION``, ``KEY_TEMPLATE``,
-    ``ALIAS_TEMPLATE``, ``TIMEOUT``, ``AUTH_METHOD`` (token, approle, kubernetes, jwt, aws),
+    ``ALIAS_TEMPLATE``, ``TIMEOUT``, ``MAX_CONNECTIONS`` (HTTP connections per host: the
+    threads sharing the store), ``AUTH_METHOD`` (token, approle, kubernetes, jwt, aws),
     ``ROLE``, ``ROLE_ID``, ``SECRET_ID``, ``JWT``, ``JWT_PATH``, ``AUTH_MOUNT`` and
     ``AWS_SERVER_ID``. ``token``, ``secret_id`` and ``jwt`` are
     :class:`~pydantic.SecretStr`, so no repr shows them.
@@ -69,6 +70,8 @@ class VaultSettings(BaseSettings):
     alias_template: str = DEFAULT_ALIAS_TEMPLATE
     rotation_template: str = DEFAULT_ROTATION_TEMPLATE
     timeout: float = Field(default=30.0, gt=0)
+    #: HTTP connections kept per host: the number of threads sharing the store.
+    max_connections: int | None = Field(default=None, gt=0, repr=False)
 
     auth_method: AuthMethod = "token"
     role: str | None = None
