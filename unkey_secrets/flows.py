@@ -143,6 +143,8 @@ def provision(
     taken = None
     if alias is not None and replace:
         taken = store.alias_state(api_id=api_id, alias=alias)
+        if taken is not None:
+            _refuse_unfinished_rotation(store, api_id, alias, taken.key_id)
     elif alias is not None and store.alias_exists(api_id=api_id, alias=alias):
         raise RotationConflictError(
             f"alias {alias} names a key already; rotate that key, or replace it (replace=True; "
@@ -400,6 +402,18 @@ def _move_alias(
             key_id=issued.key_id,
             actions=(f"stored at {location.location}", f"alias {alias} not confirmed"),
         ) from _safe_cause(exc)
+
+
+def _refuse_unfinished_rotation(store: SecretStore, api_id: str, alias: str, key_id: str) -> None:
+    """Refuse to replace a key a rotation is still working on: it would strand what it made."""
+    record = store.read_rotation(api_id=api_id, key_id=key_id)
+    if record is not None and record.state in ("claimed", "stored"):
+        raise RotationConflictError(
+            f"key {key_id}, which alias {alias} names, has an unfinished rotation; finish it "
+            f"first (rotate key_id={key_id}), then replace",
+            key_id=None,
+            original_key_id=key_id,
+        )
 
 
 def _cut_replaced(

@@ -609,7 +609,7 @@ def test_the_handler_rotates_and_never_logs_or_returns_a_key(
     lines = [json.loads(r.getMessage()) for r in ours if r.name == "unkey_secrets.aws_lambda"]
     assert [line["step"] for line in lines] == list(STEPS)
     assert {line["secret"] for line in lines} == {world.sim.arn}
-    assert all(line["token"] == token for line in lines)
+    assert all(line["client_request_token"] == token for line in lines)
     assert lines[0]["original_key_id"] == world.original.key_id
     assert lines[0]["key_id"] == new_id
     assert lines[0]["request_id"]

@@ -192,7 +192,7 @@ def test_capture_from_stdin(
 
 
 @pytest.mark.parametrize("mode", ["human", "json"])
-def test_store_unreachable_exits_1_and_reports_compensation(
+def test_store_unreachable_exits_2_before_unkey_is_called(
     mode: str,
     kind: str,
     dead_port: int,
@@ -208,21 +208,17 @@ def test_store_unreachable_exits_1_and_reports_compensation(
             [*MODES[mode], "--store", kind, "provision", "--api-id", unkey_api_id],
             {**store, **unkey_env(server)},
         )
-    assert done.returncode == 1
+    # The live preflight finds the dead store: bad configuration, and Unkey never called.
+    assert done.returncode == 2, done.stderr
     (line,) = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
-    assert "CompensatedError" not in line  # the message, not the class
-    (key,) = unkey_emulator.keys(unkey_api_id)
-    assert key.deleted
-    assert f"deleted key {key.key_id} in Unkey" in line
-    assert len(issued) == 1
-    assert issued[0] not in done.stdout + done.stderr
+    assert "reach" in line
+    assert unkey_emulator.keys(unkey_api_id) == []
+    assert issued == []
     if mode == "json":
         (record,) = json_lines(done.stdout)
         assert record["ok"] is False
-        assert record["exit_code"] == 1
-        assert record["error"] == "CompensatedError"
-        assert record["key_id"] == key.key_id
-        assert record["actions"] == [f"deleted key {key.key_id} in Unkey"]
+        assert record["exit_code"] == 2
+        assert record["error"] == "ConfigurationError"
 
 
 def test_missing_root_key_is_a_configuration_error(
@@ -335,18 +331,15 @@ def test_capture_with_a_wrong_vault_token_deletes_only_when_asked(
         env,
         stdin=plaintext.encode(),
     )
-    assert done.returncode == 1, done.stderr
+    # A token Vault refuses is bad configuration, found before anything is written: the key
+    # is left as it is, even with --delete-if-unstored (nothing was tried, nothing changed).
+    assert done.returncode == 2, done.stderr
     assert plaintext not in done.stdout + done.stderr
     (record,) = json_lines(done.stdout)
+    assert record["error"] == "ConfigurationError"
     (key,) = [key for key in unkey_emulator.keys(unkey_api_id) if key.key_id == issued.key_id]
-    if delete:
-        assert key.deleted
-        assert record["actions"] == [f"deleted key {issued.key_id} in Unkey"]
-    else:
-        assert not key.deleted
-        assert unkey_client.verify_key(issued.secret).valid
-        assert record["actions"] == ["stored nothing"]
-        assert issued.key_id in done.stderr  # the error names the key to act on
+    assert not key.deleted
+    assert unkey_client.verify_key(issued.secret).valid
 
 
 def run_with_stdout(

@@ -12,6 +12,7 @@ from unkey_secrets import (
     AmbiguousOutcomeError,
     CompensatedError,
     CompensationFailedError,
+    ConfigurationError,
     FlowError,
     InvalidInputError,
     IssuedKey,
@@ -93,10 +94,18 @@ class FlakyStore(SecretStore):
 
 @pytest.fixture(params=["vault", "aws"])
 def unreachable_store(request: pytest.FixtureRequest, dead_port: int) -> SecretStore:
-    """A real store pointed at a loopback port where nothing listens."""
+    """A real store pointed at a loopback port where nothing listens.
+
+    Its live preflight is off: it stands for a store that went down after it was checked, so
+    the flows' compensation is what these tests see.
+    """
+    return _dead_store(request.param, dead_port, preflight=False)
+
+
+def _dead_store(kind: str, dead_port: int, *, preflight: bool) -> SecretStore:
     url = f"http://127.0.0.1:{dead_port}"
-    if request.param == "vault":
-        return VaultStore(hvac.Client(url=url, token="unused", timeout=2))
+    if kind == "vault":
+        return VaultStore(hvac.Client(url=url, token="unused", timeout=2), preflight=preflight)
     import boto3
     from botocore.config import Config
 
@@ -108,7 +117,7 @@ def unreachable_store(request: pytest.FixtureRequest, dead_port: int) -> SecretS
         aws_secret_access_key="testing",
         config=Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=1),
     )
-    return SecretsManagerStore(client)
+    return SecretsManagerStore(client, preflight=preflight)
 
 
 def fast_retry(recorder: Recorder | None = None) -> RetryPolicy:
@@ -355,17 +364,26 @@ def test_failed_rotation_restores_the_original_and_deletes_the_new_key(
     assert store.get(api_id=unkey_api_id, key_id=again.key_id).rerolled_from == first.key_id
 
 
-def test_a_store_that_cannot_be_reached_fails_the_rotation_before_unkey_is_called(
+@pytest.mark.parametrize("kind", ["vault", "aws"])
+@pytest.mark.parametrize("flow", ["provision", "rotate"])
+def test_a_store_that_cannot_be_reached_is_found_before_unkey_is_called(
     unkey_client: UnkeyClient,
     unkey_emulator: Emulator,
     unkey_api_id: str,
     vault_store: VaultStore,
-    unreachable_store: SecretStore,
+    dead_port: int,
+    kind: str,
+    flow: str,
 ) -> None:
     first = provision(unkey_client, vault_store, unkey_api_id)
+    dead = _dead_store(kind, dead_port, preflight=True)
     before = unkey_emulator.calls.copy()
-    with pytest.raises(StoreUnavailableError):
-        rotate(unkey_client, unreachable_store, unkey_api_id, first.key_id, retry=fast_retry())
+    call = {
+        "rotate": lambda: rotate(unkey_client, dead, unkey_api_id, first.key_id),
+        "provision": lambda: provision(unkey_client, dead, unkey_api_id),
+    }[flow]
+    with pytest.raises(ConfigurationError):
+        call()
     assert unkey_emulator.calls == before, "nothing sent to Unkey"
 
 

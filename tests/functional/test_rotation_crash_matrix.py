@@ -30,6 +30,7 @@ from unkey_secrets import (
     RotationConflictError,
     SecretStore,
     UnkeyClient,
+    capture,
     provision,
     rotate,
 )
@@ -38,7 +39,7 @@ from unkey_secrets.rotation.core import ROTATED_TO_META_KEY
 from unkey_secrets.rotation.protocol import RotationResult
 from unkey_secrets.stores.aws import SecretsManagerStore
 from unkey_secrets.stores.vault import VaultStore
-from unkey_secrets.testing.emulator import Emulator, EmulatorServer
+from unkey_secrets.testing.emulator import Emulator, EmulatorServer, EmulatorTransport
 
 from ._library_harness import BotoTap, Killed, Tracer, VaultTap, dead_owner, dead_pid
 
@@ -521,13 +522,14 @@ def test_the_stored_value_carries_the_keys_own_fields_and_expiry(rig: Rig) -> No
     assert_no_marks(rig, api_id)
 
 
-def add_raw_keys(emulator: Emulator, api_id: str, count: int) -> None:
-    """Keys made inside the emulator, not through its API (a big API costs no requests)."""
-    with emulator._lock:
-        store = emulator._store
-        api = store.apis[api_id]
+def add_raw_keys(emulator: Any, api_id: str, count: int) -> None:
+    """Keys made in-process (no socket), so a big API is cheap to set up."""
+    state = getattr(emulator, "emulator", emulator)
+    with UnkeyClient(
+        state.root_key, base_url="http://127.0.0.1", transport=EmulatorTransport(state)
+    ) as seeder:
         for n in range(count):
-            store._issue(api, "sk", 16, {"name": f"bulk-{n}", "external_id": "tenant_1"})
+            seeder.create_key(api_id, name=f"bulk-{n}", external_id="tenant_1")
 
 
 def test_cost_does_not_grow_with_the_apis_size(rig: Rig) -> None:
@@ -595,27 +597,51 @@ def test_round_trips_of_a_clean_rotation_by_alias(rig: Rig) -> None:
     assert calls == EXPECTED_STORE_CALLS[rig.kind], f"{len(calls)} store calls:\n{listing}"
 
 
-def test_a_rotation_whose_alias_is_replaced_meanwhile_leaves_no_key_without_end(rig: Rig) -> None:
-    """provision(replace=True) moves the alias while a rotation is between store and move."""
+def move_index(rig: Rig) -> int:
+    """The index of the move's first call: Vault re-reads the alias, Secrets Manager adds it."""
+    calls = clean_calls(rig)
+    move = "vault.GET metadata alias" if rig.kind == "vault" else "aws.PutSecretValue alias"
+    return calls.index(move, 1)
+
+
+def test_replacing_an_alias_while_its_key_rotates_is_refused(rig: Rig) -> None:
     api_id = rig.emulator.create_api("replaced")
     k1 = rig.provision(api_id)
     tracer = Tracer()
-    replaced: list[str] = []
+    refused: list[BaseException] = []
 
     def replace() -> None:
-        replaced.append(
-            provision(rig.unkey, rig.store, api_id, alias="svc", replace=True, retry=FAST).key_id
-        )
+        try:
+            provision(rig.unkey, rig.store, api_id, alias="svc", replace=True, retry=FAST)
+        except RotationConflictError as exc:
+            refused.append(exc)
 
-    # Just before the rotation writes the alias, someone replaces it.
-    # The move's first call: Vault re-reads the alias's metadata, Secrets Manager adds the version.
-    calls = clean_calls(rig)
-    move = "vault.GET metadata alias" if rig.kind == "vault" else "aws.PutSecretValue alias"
-    index = calls.index(move, 1)
-    tracer.on_call[(index, "before")] = replace
+    tracer.on_call[(move_index(rig), "before")] = replace
+    before = len(rig.emulator.keys(api_id))
+    result = rig.run(tracer, by_alias(api_id))
+    (error,) = refused
+    assert "unfinished rotation" in str(error)
+    assert len(rig.emulator.keys(api_id)) == before + 1, "the refused replace made no key"
+    assert_converged(rig, api_id, k1)
+    assert_one_key_without_end(rig, api_id, result.key_id)
+
+
+def test_a_rotation_whose_alias_is_taken_meanwhile_leaves_no_key_without_end(rig: Rig) -> None:
+    """capture(alias=...) moves the alias while a rotation is between store and move."""
+    api_id = rig.emulator.create_api("captured")
+    k1 = rig.provision(api_id)
+    tracer = Tracer()
+    captured: list[str] = []
+
+    def capture_onto_alias() -> None:
+        issued = rig.unkey.create_key(api_id)
+        capture(rig.store, api_id=api_id, key_id=issued.key_id, key=issued.secret, alias="svc")
+        captured.append(issued.key_id)
+
+    tracer.on_call[(move_index(rig), "before")] = capture_onto_alias
     with pytest.raises(CompensatedError) as raised:
         rig.run(tracer, by_alias(api_id))
-    (k3,) = replaced
+    (k3,) = captured
     assert raised.value.key_id is not None
     assert_one_key_without_end(rig, api_id, k3)
     assert rig.emulator.key(raised.value.key_id).expires is not None

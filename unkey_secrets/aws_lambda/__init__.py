@@ -160,7 +160,7 @@ def _root_key_from_answer(answer: Mapping[str, Any], secret_id: str) -> Secret:
     if text.startswith("{"):
         try:
             data = json.loads(text)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             # The decode error's .doc is the whole value: report the position only.
             raise ConfigurationError(f"secret {secret_id} is neither a root key nor JSON") from None
         text = data.get("root_key") if isinstance(data, dict) else None

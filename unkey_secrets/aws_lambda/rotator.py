@@ -42,6 +42,7 @@ from .._errors import (
     UnkeyAmbiguousError,
     UnkeyError,
     UnkeyNotFoundError,
+    UnkeyResponseError,
     UnkeySecretsError,
     UnkeyServerError,
 )
@@ -82,7 +83,7 @@ class StepRecord:
 
     secret: str
     step: str
-    token: str
+    client_request_token: str
     api_id: str | None = None
     original_key_id: str | None = None
     key_id: str | None = None
@@ -135,7 +136,7 @@ class Rotator:
         An error leaving it has the locals of every finished frame below it cleared.
         """
         secret_id, token, step = _read_event(event)
-        record = StepRecord(secret=secret_id, step=step, token=token)
+        record = StepRecord(secret=secret_id, step=step, client_request_token=token)
         try:
             state = self.secrets.describe(secret_id)
             record.secret = state.arn
@@ -261,7 +262,7 @@ class Rotator:
                 meta={MARKER_META_KEY: token},
                 enabled=False,
             )
-        except (UnkeyAmbiguousError, UnkeyServerError) as exc:
+        except (UnkeyAmbiguousError, UnkeyServerError, UnkeyResponseError) as exc:
             raise self._settle_lost(state.arn, api_id, token, (), cfg.external_id, exc) from exc
         record.outcome = "created-first-key"
         return issued
@@ -297,7 +298,7 @@ class Rotator:
         previous = original.previous_expires
         try:
             issued = side.reroll(original, self.config.hold)
-        except (UnkeyAmbiguousError, UnkeyServerError) as exc:
+        except (UnkeyAmbiguousError, UnkeyServerError, UnkeyResponseError) as exc:
             restore = (original_id, previous)
             raise self._settle_lost(
                 state.arn, api_id, token, (original_id,), info.external_id, exc, restore

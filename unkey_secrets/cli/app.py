@@ -126,7 +126,7 @@ class _Parser(argparse.ArgumentParser):
 def _meta(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise argparse.ArgumentTypeError("not valid JSON") from None
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError("must be a JSON object")

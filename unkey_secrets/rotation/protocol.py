@@ -45,6 +45,7 @@ from .._errors import (
     StoreError,
     UnkeyAmbiguousError,
     UnkeyError,
+    UnkeyResponseError,
     UnkeyServerError,
 )
 from .._models import AliasState, IssuedKey, StoredLocation
@@ -60,7 +61,7 @@ from .core import (
     marker_of,
     saved_expiry,
 )
-from .record import Owner, RotationRecord
+from .record import LIVE_ATTEMPTS, Owner, RotationRecord
 
 if TYPE_CHECKING:
     from ..stores.base import SecretStore
@@ -135,6 +136,15 @@ class Rotation:
 
     def run(self, key_id: str | None, alias: str | None) -> RotationResult:
         """Rotate ``key_id``, or the key ``alias`` names; see the module docstring."""
+        self.owner = Owner.me(self.now_ms())
+        LIVE_ATTEMPTS.add(self.owner.attempt)
+        try:
+            return self._run(key_id, alias)
+        finally:
+            # From now on a claim this attempt left behind reads as dead, even in this process.
+            LIVE_ATTEMPTS.discard(self.owner.attempt)
+
+    def _run(self, key_id: str | None, alias: str | None) -> RotationResult:
         states: dict[str, AliasState] = {}
         if alias is not None:
             state = self.store.alias_state(api_id=self.api_id, alias=alias)
@@ -179,7 +189,7 @@ class Rotation:
             from_key_id=key_id,
             state="claimed",
             aliases=tuple(sorted(states)),
-            owner=Owner.me(self.now_ms()),
+            owner=self.owner,
             grace_period_ms=_ms(self.grace_period),
         )
         try:
@@ -224,7 +234,7 @@ class Rotation:
                     original_key_id=record.from_key_id,
                 )
         state = "stored" if record.state == "stored" else "claimed"
-        mine = record.next(owner=Owner.me(self.now_ms()), state=state)
+        mine = record.next(owner=self.owner, state=state)
         if states is None:
             states = self._alias_states(mine.aliases, mine.from_key_id)
         try:
@@ -301,7 +311,8 @@ class Rotation:
                     f"{info.key_id}'s meta says it was rotated to {rotated_to}, but this store "
                     f"holds no such successor of it in API {self.api_id}; nothing was changed",
                 )
-            original = Original(info, record.previous_expires, True)
+            # Its expiry now is the cut: never put it later than that.
+            original = Original(info, info.expires, True)
             new_info = self.unkey.get_key(rotated_to)
             return self._tidy(record, side, original, new_info, (), None, (), "resumed")
         self._refuse_foreign_or_expired(info, record)
@@ -320,6 +331,17 @@ class Rotation:
             issued = side.reroll(original, self.hold)
         except (UnkeyAmbiguousError, UnkeyServerError) as exc:
             raise self._settle_lost_reroll(record, side, original) from exc
+        except UnkeyResponseError as exc:
+            if exc.key_id is None:
+                raise self._settle_lost_reroll(record, side, original) from exc
+            # Unkey made a key whose answer we cannot use: it is deleted, the original put back.
+            actions = self._compensate(record, side, original, exc.key_id, exc)
+            raise CompensatedError(
+                f"rerollKey answered with an unusable key for {exc.key_id}; " + "; ".join(actions),
+                key_id=exc.key_id,
+                original_key_id=record.from_key_id,
+                actions=actions,
+            ) from exc
         issued = dataclasses.replace(issued, alias=record.aliases[0] if record.aliases else None)
         location = self._store(record, side, original, issued)
         moved = self._move_aliases(record, side, original, issued, states)
@@ -504,11 +526,30 @@ class Rotation:
                 continue
             try:
                 moved.append(self.retry(_mover(self.store, issued, alias, expected)))
-            except Exception as exc:  # noqa: BLE001 (whatever failed, the key is stored)
-                raise self._alias_failed(record, side, original, issued, moved, alias, exc) from (
-                    _safe_cause(exc)
-                )
+            except BaseException as exc:
+                if self._landed(alias, issued):
+                    # The write landed and only its answer was lost (a retry then saw the new
+                    # revision and called it a conflict): the alias names the new key.
+                    location = self.store.describe_location(
+                        api_id=self.api_id, key_id=issued.key_id
+                    )
+                    moved.append(dataclasses.replace(location, alias=alias))
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                error = self._alias_failed(record, side, original, issued, moved, alias, exc)
+                if not isinstance(exc, Exception):
+                    raise  # interrupted: undone as far as possible, the interruption goes on
+                raise error from _safe_cause(exc)
         return tuple(moved)
+
+    def _landed(self, alias: str, issued: IssuedKey) -> bool:
+        """Whether ``alias`` names ``issued`` after all (best effort: False when unsure)."""
+        try:
+            state = self.store.alias_state(api_id=self.api_id, alias=alias)
+        except Exception:  # noqa: BLE001 (unsure: treat as not moved)
+            return False
+        return state is not None and state.key_id == issued.key_id
 
     def _alias_failed(
         self,
@@ -518,7 +559,7 @@ class Rotation:
         issued: IssuedKey,
         moved: list[StoredLocation],
         alias: str,
-        cause: Exception,
+        cause: BaseException,
     ) -> FlowError:
         """An alias could not be moved to the stored new key: undo what can be undone.
 

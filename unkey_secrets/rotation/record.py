@@ -32,7 +32,12 @@ from typing import Any, Literal
 from .._errors import StoredValueError
 from .._validate import validate_api_id, validate_key_id
 
+#: Attempt ids of the rotations running in this process now: an owner with this process's pid
+#: whose attempt is not here was interrupted (Ctrl-C in a long-lived process) and is dead.
+LIVE_ATTEMPTS: set[str] = set()
+
 __all__ = [
+    "LIVE_ATTEMPTS",
     "ROTATION_FORMAT",
     "Owner",
     "RotationRecord",
@@ -63,11 +68,13 @@ class Owner:
     def is_alive(self) -> bool:
         """Whether the run can still be at work, as far as this host can tell.
 
-        A process on this host that no longer exists is dead; a run on another host, or another
-        thread of this process, is taken to be alive.
+        A process on this host that no longer exists is dead, and so is an attempt of this
+        process that is no longer running; a run on another host is taken to be alive.
         """
-        if self.host != socket.gethostname() or self.pid == os.getpid():
+        if self.host != socket.gethostname():
             return True
+        if self.pid == os.getpid():
+            return self.attempt in LIVE_ATTEMPTS
         try:
             os.kill(self.pid, 0)
         except ProcessLookupError:

@@ -255,7 +255,7 @@ class InMemoryStore(SecretStore):
             value = entry.value
         try:
             data = json.loads(value)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             data = None
         return parse_rotation_fields(data, store=self.name, location=path)
 
