@@ -25,6 +25,7 @@ from ._errors import (
     FlowError,
     InvalidInputError,
     RotationConflictError,
+    StoreConflictError,
     StoreError,
     StoreUnavailableError,
     UnkeyAmbiguousError,
@@ -201,7 +202,8 @@ def provision(
                 actions=(f"stored at {location.location}", state),
             ) from exc
     # The alias moves last, so readers are never pointed at a disabled key.
-    current = _move_alias(store, issued, alias, retry, location, taken if replace else None)
+    expected = taken if replace else None
+    current = _move_alias(store, issued, alias, retry, location, expected, unkey)
     replaced_expires = None
     if taken is not None:
         replaced_expires = _cut_replaced(unkey, taken.key_id, grace_period, issued.key_id)
@@ -389,18 +391,39 @@ def _move_alias(
     retry: RetryPolicy,
     location: StoredLocation,
     expected: AliasState | _Unchecked | None,
+    unkey: UnkeyClient | None = None,
 ) -> StoredLocation | None:
-    """Point ``alias`` at the stored key. A failure deletes nothing: the write may have landed."""
+    """Point ``alias`` at the stored key.
+
+    A failure that may have landed deletes nothing. A conditional move that lost to another
+    writer (the alias names another key for sure) disables the new key when ``unkey`` is given:
+    no alias will ever name it, so it must not stay valid.
+    """
     if alias is None:
         return None
     try:
         return retry.run(lambda: store.set_current(issued, alias=alias, expected=expected))
     except Exception as exc:  # noqa: BLE001 (whatever failed, Unkey's side is settled)
+        actions: tuple[str, ...] = (f"stored at {location.location}",)
+        lost = isinstance(exc, StoreConflictError) and not isinstance(expected, _Unchecked)
+        if lost and unkey is not None:
+            try:
+                unkey.update_key(issued.key_id, enabled=False)
+                actions += (f"alias {alias} names another key", f"disabled key {issued.key_id}")
+            except UnkeyError:
+                actions += (f"alias {alias} names another key", "disabling it failed: revoke it")
+            raise FlowError(
+                f"key {issued.key_id} is stored at {location.location}, but alias {alias} was "
+                f"taken by another writer meanwhile ({_error_name(exc)}); "
+                + "; ".join(actions[1:]),
+                key_id=issued.key_id,
+                actions=actions,
+            ) from _safe_cause(exc)
         raise FlowError(
             f"key {issued.key_id} is stored at {location.location}, but moving alias {alias} "
             f"to it failed ({_error_name(exc)}): point it with store.set_current",
             key_id=issued.key_id,
-            actions=(f"stored at {location.location}", f"alias {alias} not confirmed"),
+            actions=(*actions, f"alias {alias} not confirmed"),
         ) from _safe_cause(exc)
 
 

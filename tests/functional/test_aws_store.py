@@ -45,6 +45,8 @@ def _tags(description: dict[str, Any]) -> dict[str, str]:
 
 
 class TestSecretsManagerStoreContract(SecretStoreContract):
+    records_late_alias = False
+
     @pytest.fixture
     def store(self, moto_server: MotoServer) -> SecretStore:
         return SecretsManagerStore(moto_server.client("secretsmanager"))

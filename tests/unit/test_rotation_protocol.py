@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from unkey_secrets import (
+    FlowError,
     IssuedKey,
     RetryPolicy,
     RotationConflictError,
@@ -151,3 +152,49 @@ def test_a_resumed_cut_never_reaches_past_the_originals_own_expiry(
     )
     assert again.outcome == "resumed"
     assert emulator.key(first.key_id).expires == ends, "never later than its own end"
+
+
+class TakenMeanwhile(InMemoryStore):
+    """Another writer creates the alias just before provision's own move."""
+
+    def _set_current(self, key: IssuedKey, path: str, alias: str, expected: Any) -> StoredLocation:
+        if expected is None and path not in self._entries:
+            other = IssuedKey(
+                key_id="key_othertenant", secret=key.secret, api_id=key.api_id, alias=alias
+            )
+            self._put(other, self.key_location(api_id=key.api_id, key_id=other.key_id))
+            super()._set_current(other, path, alias, None)
+        return super()._set_current(key, path, alias, expected)
+
+
+def test_provision_that_loses_its_alias_to_another_writer_leaves_its_key_disabled(
+    emulator: Emulator, unkey: UnkeyClient
+) -> None:
+    store = TakenMeanwhile()
+    api_id = emulator.create_api("race")
+    with pytest.raises(FlowError, match="taken by another writer") as raised:
+        provision(unkey, store, api_id, alias="svc", retry=FAST)
+    key_id = raised.value.key_id
+    assert key_id is not None
+    assert not emulator.key(key_id).enabled, "no alias will name it: it must not be valid"
+    assert f"disabled key {key_id}" in raised.value.actions
+
+
+def test_a_lost_answer_to_the_claim_is_retried_as_the_same_attempt(
+    emulator: Emulator, unkey: UnkeyClient
+) -> None:
+    class ClaimAnswerLost(InMemoryStore):
+        lost = False
+
+        def _write_rotation(self, record: Any, path: str) -> None:
+            super()._write_rotation(record, path)
+            if not self.lost:
+                self.lost = True
+                raise StoreUnavailableError("no answer", store=self.name)
+
+    store = ClaimAnswerLost()
+    api_id = emulator.create_api("claim")
+    provision(unkey, store, api_id, alias="svc")
+    result = rotate(unkey, store, api_id, alias="svc", grace_period=GRACE, retry=FAST)
+    assert result.outcome == "rotated"
+    assert live_without_end(emulator, api_id) == [result.key_id]

@@ -44,7 +44,7 @@ from typing import Any
 
 from .._errors import ConfigurationError, UnkeySecretsError
 from .._errors import RotationStepError as RotationStepError
-from .._redact import guarded
+from .._redact import guarded, hold
 from .._secret import Secret
 from ..stores.aws.errors import call, check_client_endpoint
 from ..unkey import UnkeyClient
@@ -128,6 +128,7 @@ def _root_key(secrets_manager: Any, config: RuntimeConfig) -> Secret:
     if config.allow_root_key_env:
         value = os.environ.get("UNKEY_ROOT_KEY", "").strip()
         if value:
+            hold(value)
             return Secret(value)
         raise ConfigurationError("UNKEY_ALLOW_ROOT_KEY_ENV is true but UNKEY_ROOT_KEY is empty")
     raise ConfigurationError(
@@ -166,6 +167,7 @@ def _root_key_from_answer(answer: Mapping[str, Any], secret_id: str) -> Secret:
         text = data.get("root_key") if isinstance(data, dict) else None
         if not isinstance(text, str) or not text:
             raise ConfigurationError(f"secret {secret_id}'s JSON has no string member root_key")
+    hold(text)
     return Secret(text)
 
 

@@ -112,7 +112,7 @@ class Rotation:
         api_id: str,
         *,
         grace_period: dt.timedelta,
-        retry: Callable[[Callable[[], StoredLocation]], StoredLocation],
+        retry: Callable[[Callable[[], Any]], Any],
         takeover: bool = False,
         lease: dt.timedelta = DEFAULT_LEASE,
         hold: dt.timedelta = ROTATION_HOLD,
@@ -147,7 +147,7 @@ class Rotation:
     def _run(self, key_id: str | None, alias: str | None) -> RotationResult:
         states: dict[str, AliasState] = {}
         if alias is not None:
-            state = self.store.alias_state(api_id=self.api_id, alias=alias)
+            state = self.retry(lambda: self.store.alias_state(api_id=self.api_id, alias=alias))
             if state is None:
                 raise InvalidInputError(
                     "alias", f"{alias} names no key of API {self.api_id}; provision one first"
@@ -193,7 +193,7 @@ class Rotation:
             grace_period_ms=_ms(self.grace_period),
         )
         try:
-            self.store.write_rotation(record)
+            self.retry(lambda: self.store.write_rotation(record))
         except StoreConflictError:
             existing = self.store.read_rotation(api_id=self.api_id, key_id=key_id)
             if existing is None:
@@ -215,6 +215,11 @@ class Rotation:
             self._finish_marks(record)
             return self._finished(record, outcome)
         owner = record.owner
+        if record.state == "claimed" and owner == self.owner:
+            # Our own claim, whose answer was lost and retried: carry on as this attempt.
+            return self._attempt(
+                record, info or self.unkey.get_key(record.from_key_id), states or {}, resumed=False
+            )
         if record.state == "claimed" and owner is not None and not self.takeover:
             age_ms = self.now_ms() - owner.since
             if owner.is_alive() and age_ms < _ms(self.lease):
@@ -420,7 +425,7 @@ class Rotation:
         self, record: RotationRecord, side: UnkeySide, original: Original, issued: IssuedKey
     ) -> StoredLocation:
         try:
-            return self.retry(lambda: self.store.put(issued))
+            location: StoredLocation = self.retry(lambda: self.store.put(issued))
         except Exception as exc:  # noqa: BLE001 (whatever failed, Unkey's side is settled)
             actions = self._compensate(record, side, original, issued.key_id, exc)
             raise CompensatedError(
@@ -438,6 +443,7 @@ class Rotation:
                     "interrupted while storing key_id=%s; undoing it failed", issued.key_id
                 )
             raise
+        return location
 
     def _compensate(
         self,

@@ -87,6 +87,11 @@ def _assert_no_plaintext(obj: object, key: IssuedKey) -> None:
 class SecretStoreContract:
     """The behaviour every :class:`~unkey_secrets.stores.SecretStore` promises."""
 
+    #: Whether an alias moved onto a key stored without one is recorded with the key. A store
+    #: that can only record it when the key is written (Secrets Manager's tags, under the
+    #: writer policy) sets this False: rotating such a key by key_id then needs ``alias=``.
+    records_late_alias = True
+
     @pytest.fixture
     def store(self) -> SecretStore:
         """Return the store under test, talking to a real server."""
@@ -258,6 +263,33 @@ class SecretStoreContract:
         now = store.alias_state(api_id=first.api_id, alias="svc")
         assert now is not None
         assert (now.key_id, now.rerolled_from) == (second.key_id, first.key_id)
+
+    def test_a_conditional_move_repeated_after_it_landed_is_a_no_op(
+        self, store: SecretStore
+    ) -> None:
+        # The retry of a move whose answer was lost names the state from before the move.
+        first = canary_key()
+        second = canary_key(api_id=first.api_id, rerolled_from=first.key_id)
+        store.put(first)
+        store.put(second)
+        store.set_current(first, alias="svc")
+        state = store.alias_state(api_id=first.api_id, alias="svc")
+        assert state is not None
+        assert store.set_current(second, alias="svc", expected=state).created
+        again = store.set_current(second, alias="svc", expected=state)
+        assert not again.created
+        assert store.get_current(api_id=first.api_id, alias="svc").key_id == second.key_id
+
+    def test_an_alias_moved_onto_a_stored_key_is_recorded_with_the_key(
+        self, store: SecretStore
+    ) -> None:
+        # Captured first, aliased later: a rotation by key_id must still find the alias.
+        key = canary_key()
+        store.put(key)
+        store.set_current(key, alias="later")
+        entry = store.key_entry(api_id=key.api_id, key_id=key.key_id)
+        assert entry is not None
+        assert entry.alias == ("later" if self.records_late_alias else None)
 
     def test_set_current_with_a_stale_state_is_refused(self, store: SecretStore) -> None:
         first = canary_key()

@@ -173,6 +173,9 @@ class InMemoryStore(SecretStore):
             entry = self._entries.get(path)
             if entry is not None:
                 self._check_owned(entry, path, "alias")
+            if entry is not None and entry.key_id == key.key_id:
+                # Already there (a repeated move, or one whose answer was lost): a no-op.
+                return self._stored(path, key.key_id, entry.revision, created=False, alias=alias)
             if isinstance(expected, AliasState):
                 if entry is None or str(entry.revision) != expected.revision:
                     raise StoreConflictError(
@@ -186,8 +189,6 @@ class InMemoryStore(SecretStore):
                     store=self.name,
                     location=path,
                 )
-            if entry is not None and entry.key_id == key.key_id:
-                return self._stored(path, key.key_id, entry.revision, created=False, alias=alias)
             key_path = self.key_location(api_id=key.api_id, key_id=key.key_id)
             stored = self._entries.get(key_path)
             if stored is None or stored.kind != "key" or stored.key_id != key.key_id:
@@ -196,6 +197,10 @@ class InMemoryStore(SecretStore):
                     store=self.name,
                     location=key_path,
                 )
+            if stored.alias is None:
+                # Stored without its alias (captured first, aliased later): record it, as the
+                # real stores do where they can, so a rotation by key_id moves this alias.
+                stored.alias = alias
             revision = entry.revision + 1 if entry is not None else 1
             self._entries[path] = _Entry(
                 kind="alias",

@@ -28,7 +28,7 @@ import httpx
 
 from .._errors import ConfigurationError, InvalidInputError, UnkeyResponseError
 from .._models import IssuedKey
-from .._redact import confined, guarded
+from .._redact import confined, guarded, hold
 from .._secret import Secret
 from .._validate import (
     _describe,
@@ -150,6 +150,8 @@ class UnkeyClient:
                 "root_key", f"expected a str or Secret, got {_describe(root_key)}"
             )
         secret = root_key if isinstance(root_key, Secret) else Secret(root_key)
+        # Masked in every log record from now on, whichever library would print it.
+        hold(secret)
         if not _ROOT_KEY.fullmatch(secret.reveal()):
             raise InvalidInputError(
                 "root_key", "expected 1-4096 printable ASCII characters, no spaces"

@@ -531,14 +531,21 @@ class SecretsManagerStore(SecretStore):
                     SecretString=value,
                     VersionStages=[_MOVING],
                 )
-            answer = self._call(
-                "update_secret_version_stage",
-                secret,
-                SecretId=secret,
-                VersionStage=AWSCURRENT,
-                MoveToVersionId=token,
-                RemoveFromVersionId=expected.revision,
-            )
+            try:
+                answer = self._call(
+                    "update_secret_version_stage",
+                    secret,
+                    SecretId=secret,
+                    VersionStage=AWSCURRENT,
+                    MoveToVersionId=token,
+                    RemoveFromVersionId=expected.revision,
+                )
+            except StoreConflictError:
+                # Our own earlier move (its answer was lost) is a move done; anything else lost.
+                existing = self._describe(secret)
+                if existing is None or AWSCURRENT not in (existing.stages(token) or ()):
+                    raise
+                return self._location(existing.arn, key, token, created=False, alias=expected.alias)
         else:
             # The state read named this key: the alias must still be at that version.
             existing = self._describe(secret)

@@ -17,7 +17,7 @@ from ..._errors import (
 )
 from ..._models import AliasState, IssuedKey, KeyEntry, StoredKey, StoredLocation
 from ..._payload import ALIAS_FORMAT, MANAGED_BY, key_fields, parse_alias_fields, parse_key_fields
-from ..._redact import guarded
+from ..._redact import guarded, hold
 from ..base import (
     _STAND_IN_KEY_ID,
     DEFAULT_ALIAS_TEMPLATE,
@@ -155,7 +155,8 @@ class VaultStore(SecretStore):
             rotation_template=rotation_template,
         )
         # Keys this object stored: an alias may move to them without asking Vault again.
-        self._stored: set[str] = set()
+        # Keys this object stored, with the alias recorded with each.
+        self._stored: dict[str, str | None] = {}
         # Paths whose cas=0 write this object sent for a key_id and has not marked yet: a
         # later put of that key_id finding them unmarked at version 1 found its own write.
         self._unmarked: dict[str, str] = {}
@@ -184,6 +185,8 @@ class VaultStore(SecretStore):
         else:
             _size_pool(client, max_connections)
         self.client = client
+        # A client the caller built carries a token we have not seen yet: mask it everywhere.
+        hold(getattr(client, "token", None))
 
     @classmethod
     @guarded
@@ -421,7 +424,7 @@ class VaultStore(SecretStore):
         """Mark ``path`` ours: from now on its metadata vouches for ``version`` holding ``key``."""
         self._write_metadata(path, {**_key_marker(key, custom), "version": str(version)})
         self._unmarked.pop(path, None)
-        self._stored.add(path)
+        self._stored[path] = key.alias
         return StoredLocation(
             store=STORE, location=self._location(path), key_id=key.key_id, version=str(version)
         )
@@ -453,7 +456,7 @@ class VaultStore(SecretStore):
                 continue
             # Confirm: from now on the metadata vouches for this version holding this key.
             self._write_metadata(path, {**marker, "version": str(version)})
-            self._stored.add(path)
+            self._stored[path] = key.alias
             return StoredLocation(
                 store=STORE, location=location, key_id=key.key_id, version=str(version)
             )
@@ -474,6 +477,18 @@ class VaultStore(SecretStore):
             # naming our key as the holder of the version someone else wrote.
             meta: dict[str, Any] | None = self._read_metadata(path)
             cas = int(expected.revision)
+            now: tuple[str, str | None] | None = _alias_key(meta) if meta is not None else None
+            if meta is not None and now is not None and now[0] == key.key_id:
+                # Our own earlier write (its answer was lost): the move is done.
+                self._check_owned(meta, path, kind="alias")
+                return StoredLocation(
+                    store=STORE,
+                    location=location,
+                    key_id=key.key_id,
+                    version=str(_current_version(meta)),
+                    created=False,
+                    alias=alias,
+                )
             if meta is None or _current_version(meta) != cas:
                 raise StoreConflictError(
                     f"alias {location} was moved by someone else meanwhile; read it and retry",
@@ -481,7 +496,6 @@ class VaultStore(SecretStore):
                     location=location,
                 )
             self._check_owned(meta, path, kind="alias")
-            now: tuple[str, str | None] | None = _alias_key(meta)
         else:
             meta = self._read_metadata(path)
             now, cas = None, 0
@@ -504,8 +518,9 @@ class VaultStore(SecretStore):
                         f"alias {location} {named} already", store=STORE, location=location
                     )
         key_path = self.key_location(api_id=key.api_id, key_id=key.key_id)
-        if key_path not in self._stored:
-            self._require_stored(key, key_path)
+        if self._stored.get(key_path) is None:
+            # Not stored by this object, or stored without an alias: check, and record it.
+            self._require_stored(dataclasses.replace(key, alias=alias), key_path)
         # Say first which key the next version will hold, keeping what the current one holds:
         # a crash between the two writes leaves the metadata telling both apart.
         custom = {_MANAGED_BY: MANAGED_BY, _KIND: "alias", "api_id": key.api_id}
@@ -517,11 +532,12 @@ class VaultStore(SecretStore):
         try:
             version = self._write_data(path, value, cas=cas)
         except _CasMismatch:
-            # Someone else wrote the next version: take back our claim about it, so the
-            # metadata never names our key for their version (the alias then reads as
-            # unconfirmed until it is moved again, rather than as the wrong key).
+            # Someone else wrote the next version: put back the metadata as it was before our
+            # claim, so it never names our key for their version (if their own claim was
+            # overwritten meanwhile, the alias reads as unconfirmed, never as the wrong key).
+            before = _custom(meta or {})
             self._write_metadata(
-                path, {k: v for k, v in custom.items() if not k.startswith("next_")}
+                path, before or {k: v for k, v in custom.items() if k[:5] != "next_"}
             )
             raise StoreConflictError(
                 f"alias {location} was moved by someone else meanwhile; read it and retry",
@@ -766,6 +782,11 @@ class VaultStore(SecretStore):
         if meta is not None:
             self._check_owned(meta, key_path, kind="key")
             if self._existing_key(meta, key, key_path) is not None:
+                custom = _custom(meta)
+                if key.alias and not custom.get("alias"):
+                    # Stored without its alias (captured first, aliased later): record it, so
+                    # a rotation of the key by key_id moves this alias too.
+                    self._write_metadata(key_path, {**custom, "alias": key.alias})
                 return
         location = self._location(key_path)
         raise SecretNotFoundError(
