@@ -152,12 +152,12 @@ class UnkeyAPIError(UnkeyError):
         detail: str,
         request_id: str | None,
     ) -> None:
-        from ._validate import untrusted_text
+        from ._validate import untrusted_request_id, untrusted_text
 
         # Unkey's words are untrusted: whoever builds this error, they are masked here.
         error_type, title, detail = (untrusted_text(t) for t in (error_type, title, detail))
         if request_id is not None:
-            request_id = untrusted_text(request_id)
+            request_id = untrusted_request_id(request_id)
         self.status = status
         self.error_type = error_type
         self.title = title

@@ -7,11 +7,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ._secret import Secret
 from ._validate import validate_alias, validate_api_id, validate_key_id
+
+# What a stored member name may look like to be shown in a repr.
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 __all__ = ["AliasState", "IssuedKey", "KeyEntry", "StoredKey", "StoredLocation"]
 
@@ -95,7 +99,9 @@ class StoredKey:
                 "alias",
             )
         )
-        return f"StoredKey({shown}, extra={sorted(self.extra)!r})"
+        # Member names are a writer's text too: shown only when they look like names.
+        names = sorted(n if _NAME.fullmatch(n) else "?" for n in self.extra if isinstance(n, str))
+        return f"StoredKey({shown}, extra={names!r})"
 
 
 @dataclass(frozen=True)

@@ -26,14 +26,22 @@ A rotation record (format ``unkey-secrets/rotation/v1``, no plaintext) is descri
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._errors import InvalidInputError, StoredValueError
 from ._models import IssuedKey, StoredKey
 from ._redact import MaskedDict
 from ._secret import Secret
-from ._validate import validate_api_id, validate_key_id, validate_key_plaintext
+from ._validate import (
+    validate_alias,
+    validate_api_id,
+    validate_external_id,
+    validate_key_id,
+    validate_key_plaintext,
+)
 
 __all__ = [
     "ALIAS_FORMAT",
@@ -51,6 +59,8 @@ KEY_FORMAT = "unkey-secrets/key/v1"
 ALIAS_FORMAT = "unkey-secrets/alias/v1"
 #: The value of the ownership marker (Vault custom_metadata / Secrets Manager tag "managed-by").
 MANAGED_BY = "unkey-secrets"
+# Unkey's prefix rule: 1-16 of [A-Za-z0-9_].
+_PREFIX = re.compile(r"[A-Za-z0-9_]{1,16}")
 
 
 def key_fields(issued: IssuedKey) -> dict[str, Any]:
@@ -142,13 +152,15 @@ def parse_key_fields(
         api_id=api_id,
         location=location,
         version=version,
-        name=_optional_str(data.get("name")),
-        external_id=_optional_str(data.get("external_id")),
-        issued_at=_optional_str(data.get("issued_at")),
-        prefix=_optional_str(data.get("prefix")),
+        # Text from a store is untrusted: each member is kept only in its own shape, so what
+        # a reader logs or an error quotes is never text a writer planted.
+        name=_optional_text(data.get("name"), key),
+        external_id=_optional_checked(data.get("external_id"), validate_external_id),
+        issued_at=_optional_text(data.get("issued_at"), key),
+        prefix=_optional_checked(data.get("prefix"), _validate_prefix),
         expires=expires if isinstance(expires, int) and not isinstance(expires, bool) else None,
         rerolled_from=_optional_key_id(rerolled_from),
-        alias=_optional_str(data.get("alias")),
+        alias=_optional_checked(data.get("alias"), validate_alias),
         extra={k: v for k, v in data.items() if k not in known},
     )
 
@@ -206,6 +218,28 @@ def parse_key_json(
 
 def _optional_str(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _optional_checked(value: object, check: Callable[[object], str]) -> str | None:
+    try:
+        return check(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _validate_prefix(value: object) -> str:
+    if not isinstance(value, str) or not _PREFIX.fullmatch(value):
+        raise ValueError("not a prefix")
+    return value
+
+
+def _optional_text(value: object, key: str) -> str | None:
+    """Free text (a name, a time) if it is short, printable, and does not hold the key."""
+    if not isinstance(value, str) or not 0 < len(value) <= 255 or key in value:
+        return None
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in value):
+        return None
+    return value
 
 
 def _optional_key_id(value: object) -> str | None:

@@ -20,6 +20,7 @@ __all__ = [
     "find_unsafe_char",
     "is_loopback_host",
     "require_tls_unless_loopback",
+    "untrusted_request_id",
     "untrusted_text",
     "validate_alias",
     "validate_api_id",
@@ -161,6 +162,23 @@ def untrusted_text(text: str, hide: Iterable[str] = (), limit: int = _MAX_UNTRUS
     )
     text = _TOKEN.sub(_mask_token, text)
     return text[:limit]
+
+
+_REQUEST_ID = re.compile(r"req_[A-Za-z0-9]{1,64}")
+
+
+def untrusted_request_id(value: str) -> str:
+    """Return Unkey's requestId as sent, if it has a requestId's shape; else mask it.
+
+    A requestId is ``req_`` and letters or digits: shown as is, so an operator can quote it to
+    Unkey. Anything else, or a value being confined or held as a credential, goes through
+    :func:`untrusted_text`.
+    """
+    from ._redact import scrub
+
+    if isinstance(value, str) and _REQUEST_ID.fullmatch(value) and scrub(value) == value:
+        return value
+    return untrusted_text(value)
 
 
 # -- hosts ------------------------------------------------------------------------------------

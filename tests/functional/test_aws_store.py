@@ -16,6 +16,7 @@ from unkey_secrets import (
     NotOwnedError,
     StoreAccessError,
     StoreConflictError,
+    StoredValueError,
     StoreUnavailableError,
     UnkeyClient,
     provision,
@@ -683,3 +684,16 @@ def test_a_constructor_error_renders_with_frame_locals(aws_env: pytest.MonkeyPat
     assert repr(half) == (
         "SecretsManagerStore(key_template=None, alias_template=None, region=None)"
     )
+
+
+@pytest.mark.parametrize(
+    "text", ['{"a":' * 5000 + "1" + "}" * 5000, '{"revision": ' + "9" * 5000 + "}"]
+)
+def test_a_rotation_record_that_cannot_be_decoded_is_a_stored_value_error(
+    sm: Any, text: str
+) -> None:
+    store = SecretsManagerStore(sm)
+    api_id, key_id = random_id("api"), random_id("key")
+    sm.create_secret(Name=store.rotation_location(api_id=api_id, key_id=key_id), SecretString=text)
+    with pytest.raises(StoredValueError):
+        store.read_rotation(api_id=api_id, key_id=key_id)

@@ -806,3 +806,23 @@ def test_constructor_errors_render_with_frame_locals(
         assert "secret-id-canary" not in rendered
     half = VaultStore.__new__(VaultStore)
     assert repr(half) == "VaultStore(url=None, mount=None, kv_version=None, key_template=None)"
+
+
+def test_a_value_nested_too_deeply_is_a_stored_value_error(
+    store: VaultStore, openbao_server: OpenBaoServer
+) -> None:
+    import requests
+
+    deep = "[" * 5000 + "1" + "]" * 5000  # arrays: OpenBao limits the number of strings
+    api_id = random_id("api")
+    path = store.alias_location(api_id=api_id, alias="deep")
+    root = openbao_server.client()
+    written = requests.post(
+        f"{root.url}/v1/secret/data/{path}",
+        data='{"data": {"deep": ' + deep + "}}",
+        headers={"X-Vault-Token": root.token},
+        timeout=10,
+    )
+    assert written.ok, written.status_code
+    with pytest.raises(StoredValueError, match="could not be decoded"):
+        store.get_current(api_id=api_id, alias="deep")

@@ -340,6 +340,7 @@ class UnkeyClient:
         answer = self._wire.call(_GET_KEY, body)
         return read_key_info(Reader(_GET_KEY.name, answer.data))
 
+    @guarded
     def update_key(
         self,
         key_id: str,
@@ -385,6 +386,7 @@ class UnkeyClient:
             raise InvalidInputError("changes", "nothing to update; pass at least one field")
         return _required_request_id(_UPDATE_KEY, self._wire.call(_UPDATE_KEY, body))
 
+    @guarded
     def delete_key(self, key_id: str, *, permanent: bool = False) -> str:
         """Delete ``key_id`` (keys.deleteKey) and return Unkey's requestId.
 
@@ -395,6 +397,7 @@ class UnkeyClient:
             body["permanent"] = True
         return _required_request_id(_DELETE_KEY, self._wire.call(_DELETE_KEY, body))
 
+    @guarded
     def list_keys(
         self,
         api_id: str,
@@ -442,11 +445,13 @@ class UnkeyClient:
 
     # -- apis -----------------------------------------------------------------------------
 
+    @guarded
     def create_api(self, name: str) -> str:
         """Create an API (keyspace) named ``name`` (apis.createApi); return its apiId."""
         answer = self._wire.call(_CREATE_API, {"name": check_text(name, "name", 3, 256)})
         return Reader(_CREATE_API.name, answer.data).required_text("apiId")
 
+    @guarded
     def get_api(self, api_id: str) -> ApiInfo:
         """Describe ``api_id`` (apis.getApi): a cheap check that the root key can see it."""
         answer = self._wire.call(_GET_API, {"apiId": validate_api_id(api_id)})

@@ -30,8 +30,9 @@ from .._errors import (
     UnkeyServerError,
     UnkeyTransportError,
 )
+from .._redact import guarded
 from .._secret import Secret
-from .._validate import _describe, is_loopback_host, untrusted_text
+from .._validate import _describe, is_loopback_host, untrusted_request_id, untrusted_text
 from .backoff import Backoff, parse_retry_after
 
 __all__ = ["Answer", "Operation", "Wire", "ambiguous", "check_base_url"]
@@ -113,8 +114,8 @@ def _request_id(doc: object) -> str | None:
     if isinstance(doc, dict) and isinstance(doc.get("meta"), dict):
         value = doc["meta"].get("requestId")
         if isinstance(value, str):
-            # Logged and quoted in errors: held to the same rule as any text Unkey sends.
-            return untrusted_text(value, limit=_MAX_ERROR_TEXT)
+            # Logged and quoted in errors: shown only in a requestId's own shape.
+            return untrusted_request_id(value)
     return None
 
 
@@ -162,6 +163,7 @@ class Wire:
     def __repr__(self) -> str:
         return f"Wire(base_url={self.base_url!r})"
 
+    @guarded
     def call(self, op: Operation, body: dict[str, Any], hide: tuple[str, ...] = ()) -> Answer:
         """Send ``body`` to ``op``, retrying if it is idempotent; return the success envelope.
 

@@ -40,7 +40,7 @@ from ..._errors import (
     StoreUnavailableError,
 )
 from ..._models import AliasState, IssuedKey, KeyEntry, StoredKey, StoredLocation
-from ..._payload import MANAGED_BY, key_fields
+from ..._payload import MANAGED_BY, key_fields, load_stored_json
 from ..._redact import MaskedText, guarded
 from ..._validate import validate_key_id
 from ..base import (
@@ -599,10 +599,7 @@ class SecretsManagerStore(SecretStore):
             return None
         text = response.get("SecretString")
         location = str(response.get("ARN") or name)
-        try:
-            data = json.loads(text) if isinstance(text, str) else None
-        except json.JSONDecodeError:
-            data = None
+        data = load_stored_json(text, store=self.name, location=location)
         return parse_rotation_fields(data, store=self.name, location=location)
 
     def _write_rotation(self, record: RotationRecord, path: str) -> None:

@@ -641,6 +641,15 @@ class VaultStore(SecretStore):
                 error = _CasMismatch()
             else:
                 error = translate(exc, operation=operation, location=self._location(path))
+        except (ValueError, RecursionError):
+            # Vault's answer could not be decoded (a value nested too deeply, an integer too
+            # long): the answer holds the value, so only the location is named.
+            location = self._location(path)
+            error = StoredValueError(
+                f"Vault's answer to {operation} of {location} could not be decoded",
+                store=STORE,
+                location=location,
+            )
         # Raised outside the except block, so nothing (request body included) is chained.
         raise error
 
