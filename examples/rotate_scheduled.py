@@ -17,6 +17,8 @@ How to run it (the variables as in README, "Command line"; the token needs the w
     export UNKEY_ROOT_KEY=... UNKEY_BASE_URL=... VAULT_ADDR=... VAULT_TOKEN=...
     python examples/rotate_scheduled.py --api-id api_123 --alias billing --alias tenant-acme
     python examples/rotate_scheduled.py --api-id api_123 --alias billing --grace-period 3600
+    # keys younger than --min-age (default 3600 s) are skipped: to rotate one just issued,
+    python examples/rotate_scheduled.py --api-id api_123 --alias billing --min-age 0
 
 As a Kubernetes CronJob, run the same command daily (``schedule: "0 3 * * *"``,
 ``concurrencyPolicy: Forbid``, ``restartPolicy: OnFailure``): two runs at once are safe too,
