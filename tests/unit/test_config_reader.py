@@ -8,6 +8,7 @@ import pickle
 import threading
 import time
 import warnings
+from collections.abc import Callable
 
 import pytest
 
@@ -16,13 +17,16 @@ from unkey_secrets import (
     Secret,
     SecretNotFoundError,
     StoreAccessError,
+    StoredKey,
     StoredValueError,
     StoreUnavailableError,
     UnkeyClient,
 )
 from unkey_secrets.config import (
+    DEFAULT_MAX_STALE,
     CachedKey,
     KeyAccessDeniedError,
+    KeyExpiredError,
     KeyInfo,
     KeyNotFoundError,
     KeyReader,
@@ -404,3 +408,229 @@ def test_expiry_is_in_unix_ms(store: InMemoryStore, reader: KeyReader) -> None:
     assert info.expires_at is not None
     assert info.expires_at.year == 2100
     assert not info.expired(time.time())
+
+
+# -- review fixes: single-flight per caller, expired keys, max_stale, hostile records -------------
+
+
+class WallClock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _join_a_gated_read(
+    store: SlowStore, first: Callable[[], object], second: Callable[[], object]
+) -> list[object]:
+    """Run ``first`` (it leads the read the gate holds), then ``second`` (it joins), then open."""
+    outcomes: list[object] = [None, None]
+
+    def run(index: int, call: Callable[[], object]) -> None:
+        try:
+            outcomes[index] = call()
+        except BaseException as exc:  # noqa: BLE001
+            outcomes[index] = exc
+
+    leader = threading.Thread(target=run, args=(0, first))
+    leader.start()
+    deadline = time.monotonic() + 5
+    while store.entered < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    joiner = threading.Thread(target=run, args=(1, second))
+    joiner.start()
+    time.sleep(0.2)  # the second caller is now waiting on the first one's read
+    store.gate.set()
+    leader.join(5)
+    joiner.join(5)
+    return outcomes
+
+
+def _cached_then_stale(max_age: float = 60) -> tuple[SlowStore, Clock, CachedKey, IssuedKey]:
+    store = SlowStore()
+    store.gate.set()
+    key = _stored(store)
+    clock = Clock()
+    cached = KeyReader(store, max_age=max_age, clock=clock).key(api_id=API, alias="billing")
+    cached.get()
+    clock.now += max_age + 1
+    store.gate.clear()
+    store.entered = 0
+    store.fail_next("get_current", StoreUnavailableError("down", store="memory"))
+    return store, clock, cached, key
+
+
+def test_a_get_joining_a_failing_refresh_still_serves_the_cached_key() -> None:
+    store, _, cached, key = _cached_then_stale()
+    refreshed, got = _join_a_gated_read(store, cached.refresh, cached.get)
+    assert isinstance(refreshed, KeyStoreUnavailableError)
+    assert isinstance(got, StoredKey)
+    assert got.key_id == key.key_id
+    assert cached.reads == 2  # the first read, then one read shared by both callers
+
+
+def test_a_refresh_joining_a_get_that_fell_back_raises() -> None:
+    store, _, cached, key = _cached_then_stale()
+    got, refreshed = _join_a_gated_read(store, cached.get, cached.refresh)
+    assert isinstance(got, StoredKey)
+    assert got.key_id == key.key_id
+    assert isinstance(refreshed, KeyStoreUnavailableError)
+    assert cached.reads == 2
+
+
+def test_many_gets_joining_a_failed_read_back_off_and_warn_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store, _, cached, key = _cached_then_stale()
+    with caplog.at_level(logging.WARNING, logger="unkey_secrets.config"):
+        outcomes = _join_a_gated_read(store, cached.get, cached.get)
+    assert [o.key_id for o in outcomes if isinstance(o, StoredKey)] == [key.key_id] * 2
+    assert caplog.text.count("serving the cached key") == 1
+    assert cached._backoff == 1.0
+
+
+def _expiring(store: InMemoryStore, expires_ms: int) -> IssuedKey:
+    key = canary_key(api_id=API, alias="billing")
+    key = IssuedKey(
+        key_id=key.key_id, secret=key.secret, api_id=API, alias="billing", expires=expires_ms
+    )
+    store.put(key)
+    store.set_current(key, alias="billing")
+    return key
+
+
+def test_a_stored_key_that_has_expired_is_never_served(store: InMemoryStore) -> None:
+    wall = WallClock()
+    key = _expiring(store, int(wall.now * 1000) - 1)
+    cached = KeyReader(store, max_age=60, wall_clock=wall).key(api_id=API, alias="billing")
+    with pytest.raises(KeyExpiredError) as raised:
+        cached.get(field="billing_key")
+    error = raised.value
+    assert isinstance(error, KeyRevokedError)
+    assert isinstance(error, StoredValueError)
+    assert (error.code, error.key_id, error.alias) == ("EXPIRED", key.key_id, "billing")
+    assert "expired" in str(error)
+    assert "'billing_key'" in str(error)
+    assert key.secret.reveal() not in str(error)
+    assert key.secret.reveal() not in repr(error.__dict__)
+
+
+def test_a_cached_key_is_not_served_past_its_own_expiry(store: InMemoryStore) -> None:
+    wall = WallClock()
+    clock = Clock()
+    key = _expiring(store, int(wall.now * 1000) + 10_000)
+    cached = KeyReader(store, max_age=300, clock=clock, wall_clock=wall).key(
+        api_id=API, alias="billing"
+    )
+    assert cached.get().key_id == key.key_id
+    wall.now += 9
+    clock.now += 9
+    assert cached.get().key_id == key.key_id
+    assert cached.reads == 1
+    wall.now += 1  # its expiry, well within max_age
+    with pytest.raises(KeyExpiredError):
+        cached.get()
+    assert cached.reads == 2  # read again, and the store still holds the expired key
+    # Once the alias moves on, the next get() picks the new key up within max_age.
+    renewed = _stored(store)
+    assert cached.get().key_id == renewed.key_id
+
+
+def test_an_expired_cached_key_is_not_served_while_the_store_is_down(
+    store: InMemoryStore,
+) -> None:
+    wall = WallClock()
+    clock = Clock()
+    _expiring(store, int(wall.now * 1000) + 100_000)
+    cached = KeyReader(store, max_age=60, clock=clock, wall_clock=wall).key(
+        api_id=API, alias="billing"
+    )
+    cached.get()
+    clock.now += 61
+    wall.now += 100
+    store.fail_next("get_current", StoreUnavailableError("down", store="memory"))
+    with pytest.raises(KeyStoreUnavailableError):
+        cached.get()
+
+
+def test_the_cached_key_is_served_at_most_max_stale_past_max_age(
+    store: InMemoryStore, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = _stored(store)
+    cached = KeyReader(store, max_age=60, max_stale=100, clock=clock).key(
+        api_id=API, alias="billing"
+    )
+    cached.get()
+    store.fail_next("get_current", StoreUnavailableError("down", store="memory"), times=1000)
+    served = 0
+    with caplog.at_level(logging.WARNING, logger="unkey_secrets.config"):
+        for _ in range(1000):
+            clock.now += 10
+            try:
+                assert cached.get().key_id == key.key_id
+            except KeyStoreUnavailableError:
+                break
+            served += 1
+    # Read at 1000; stale from 1060; served until 1160 (exclusive), refused from then on.
+    assert clock.now == 1160
+    assert served == 15
+    assert "more than max_stale" in caplog.text
+    assert key.secret.reveal() not in caplog.text
+    with pytest.raises(KeyStoreUnavailableError):
+        cached.get()
+    store._failures.clear()
+    assert cached.get().key_id == key.key_id  # the store is back: fresh again
+
+
+def test_max_stale_zero_never_serves_a_stale_key(store: InMemoryStore, clock: Clock) -> None:
+    _stored(store)
+    cached = KeyReader(store, max_age=60, max_stale=0, clock=clock).key(api_id=API, alias="billing")
+    cached.get()
+    clock.now += 61
+    store.fail_next("get_current", StoreUnavailableError("down", store="memory"))
+    with pytest.raises(KeyStoreUnavailableError):
+        cached.get()
+
+
+def test_max_stale_defaults_to_ten_minutes(store: InMemoryStore) -> None:
+    reader = KeyReader(store)
+    assert reader.max_stale == DEFAULT_MAX_STALE == 600.0
+    assert reader.key(api_id=API, alias="billing").max_stale == 600.0
+    assert "max_stale=600" in repr(reader)
+
+
+@pytest.mark.parametrize("error", [RecursionError("too deep"), ValueError("bad record")])
+def test_a_hostile_rotation_record_does_not_break_get(
+    store: InMemoryStore, error: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = _stored(store, rerolled_from="key_original1")
+    store.fail_next("read_rotation", error)
+    with caplog.at_level(logging.WARNING, logger="unkey_secrets.config"):
+        assert KeyReader(store, max_age=60).get(api_id=API, alias="billing").key_id == key.key_id
+    assert type(error).__name__ in caplog.text
+    assert str(error) not in caplog.text
+
+
+@pytest.mark.parametrize("name", ["max_age", "max_stale"])
+@pytest.mark.parametrize(
+    "bad",
+    [-0.0, -1e-300, 10**400, float("-inf"), None],
+    ids=["minus-zero", "tiny-negative", "huge-int", "minus-inf", "none"],
+)
+def test_seconds_are_finite_and_not_negative(store: InMemoryStore, name: str, bad: object) -> None:
+    from unkey_secrets import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match=name):
+        KeyReader(store, **{name: bad})  # type: ignore[arg-type]
+
+
+def test_zero_max_age_reads_every_time(store: InMemoryStore) -> None:
+    _stored(store)
+    reader = KeyReader(store, max_age=0, max_stale=0)
+    assert (reader.max_age, reader.max_stale) == (0.0, 0.0)
+    assert str(reader.max_age) == "0.0"
+    cached = reader.key(api_id=API, alias="billing")
+    cached.get()
+    cached.get()
+    assert cached.reads == 2

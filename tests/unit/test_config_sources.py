@@ -201,3 +201,64 @@ def test_importing_config_loads_no_sdk() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip() == "[]"
+
+
+CANARY = "canary_" + "ab12" * 8
+
+
+def _typed_class(reader: KeyReader) -> type[BaseSettings]:
+    class Settings(BaseSettings):
+        typed_key: Annotated[UnkeySecretStr, BILLING]
+
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings, env_settings, UnkeyKeySource(settings_cls, reader))
+
+    return Settings
+
+
+def _check_unread(value: object) -> None:
+    assert isinstance(value, UnkeySecretStr)
+    assert value.get_secret_value() == CANARY
+    assert value.info is None
+    assert key_info(value) is None
+    assert CANARY not in repr(value)
+    assert CANARY not in str(value)
+    assert repr(value) == "UnkeySecretStr('**********')"
+
+
+def test_an_unkey_secret_str_field_accepts_a_value_from_init(reader: KeyReader) -> None:
+    settings: Any = _typed_class(reader)(typed_key=CANARY)
+    _check_unread(settings.typed_key)
+    assert reader.key(api_id=API, alias="billing").reads == 0
+
+
+def test_an_unkey_secret_str_field_accepts_a_value_from_the_environment(
+    reader: KeyReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TYPED_KEY", CANARY)
+    settings: Any = _typed_class(reader)()
+    _check_unread(settings.typed_key)
+
+
+def test_an_unkey_secret_str_field_survives_a_json_round_trip(
+    store: InMemoryStore, reader: KeyReader
+) -> None:
+    key = _stored(store, "billing")
+    settings_cls = _typed_class(reader)
+    settings: Any = settings_cls()
+    assert settings.typed_key.info.key_id == key.key_id
+    dumped = settings.model_dump_json()
+    assert key.secret.reveal() not in dumped
+    again: Any = settings_cls.model_validate_json(dumped)  # pydantic dumps the mask
+    assert isinstance(again.typed_key, UnkeySecretStr)
+    assert again.typed_key.info is None
+    loaded: Any = settings_cls.model_validate_json(f'{{"typed_key": "{CANARY}"}}')
+    _check_unread(loaded.typed_key)

@@ -30,6 +30,7 @@ from ._source import UnkeyKeySource
 from .aws import UnkeySecretsManagerSource
 from .errors import (
     KeyAccessDeniedError,
+    KeyExpiredError,
     KeyNotFoundError,
     KeyRevokedError,
     KeyShapeError,
@@ -38,6 +39,7 @@ from .errors import (
 )
 from .reader import (
     DEFAULT_MAX_AGE,
+    DEFAULT_MAX_STALE,
     CachedKey,
     ChangeCallback,
     KeyReader,
@@ -48,9 +50,11 @@ from .vault import UnkeyVaultSource
 
 __all__ = [
     "DEFAULT_MAX_AGE",
+    "DEFAULT_MAX_STALE",
     "CachedKey",
     "ChangeCallback",
     "KeyAccessDeniedError",
+    "KeyExpiredError",
     "KeyInfo",
     "KeyNotFoundError",
     "KeyReader",

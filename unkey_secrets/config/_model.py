@@ -124,18 +124,24 @@ class UnkeySecretStr(SecretStr):
     :func:`key_info` on a ``SecretStr`` field). ``repr``/``str`` print a mask and the key_id,
     ``==`` runs in constant time, the hash does not depend on the plaintext, and pickling is
     refused (``copy`` returns the same object). The plaintext: ``get_secret_value()``.
+
+    ``info`` is None when the value did not come from an unkey-secrets source: pydantic builds
+    ``UnkeySecretStr(value)`` for a field typed ``UnkeySecretStr`` that ``init_settings``, the
+    environment or ``model_validate_json`` filled.
     """
 
-    def __init__(self, secret_value: str, info: KeyInfo) -> None:
+    def __init__(self, secret_value: str, info: KeyInfo | None = None) -> None:
         super().__init__(secret_value)
         self._info = info
 
     @property
-    def info(self) -> KeyInfo:
-        """The key's metadata: key_id, version, expiry... (no plaintext)."""
+    def info(self) -> KeyInfo | None:
+        """The key's metadata: key_id, version, expiry... (no plaintext); None if not read."""
         return self._info
 
     def __repr__(self) -> str:
+        if self._info is None:
+            return f"UnkeySecretStr('{_MASK}')"
         return (
             f"UnkeySecretStr('{_MASK}', key_id={self._info.key_id!r}, "
             f"version={self._info.version!r})"
@@ -171,6 +177,7 @@ class UnkeySecretStr(SecretStr):
 def key_info(value: object) -> KeyInfo | None:
     """The :class:`KeyInfo` of a settings field a source filled; None for any other value.
 
-    ``key_info(settings.billing_key).key_id`` works on a field typed plain ``SecretStr``.
+    ``key_info(settings.billing_key).key_id`` works on a field typed plain ``SecretStr``. An
+    :class:`UnkeySecretStr` another source filled (``init_settings``...) has none: None.
     """
     return value.info if isinstance(value, UnkeySecretStr) else None

@@ -10,6 +10,7 @@
     ├── StoredValueError
     │   ├── KeyShapeError             the value is not an unkey-secrets key (or another key's)
     │   └── KeyRevokedError           Unkey says the stored key is not valid (``verify=True``)
+    │       └── KeyExpiredError       the stored key's own expiry has passed
     └── StoreUnavailableError
         └── KeyStoreUnavailableError  Vault sealed or unreachable, Secrets Manager throttling
 
@@ -35,6 +36,7 @@ __all__ = [
     "AWS_READER_POLICY",
     "VAULT_READER_POLICY",
     "KeyAccessDeniedError",
+    "KeyExpiredError",
     "KeyNotFoundError",
     "KeyRevokedError",
     "KeyShapeError",
@@ -111,6 +113,14 @@ class KeyRevokedError(ReaderError, StoredValueError):
             key_id=key_id,
             field=field,
         )
+
+
+class KeyExpiredError(KeyRevokedError):
+    """The key read (or cached) has an ``expires`` that has passed: it is never handed out.
+
+    Raised with or without ``verify``, as :class:`KeyRevokedError` with ``code`` ``EXPIRED``
+    (a caller catching that catches this too). Rotate the alias to a key that has not expired.
+    """
 
 
 class KeyStoreUnavailableError(ReaderError, StoreUnavailableError):

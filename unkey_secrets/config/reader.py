@@ -5,6 +5,8 @@ out one :class:`CachedKey` per alias or key_id. A cached key is read again when 
 than ``max_age`` seconds (as Powertools' parameters and ``aws-secretsmanager-caching`` do),
 or at once with :meth:`CachedKey.refresh` (for an app that just got a 401). However many
 threads ask, one read per alias is in flight at a time; the others wait for its answer.
+While the store fails, the cached key is served for at most ``max_stale`` seconds past
+``max_age``; a key whose own expiry has passed is never handed out.
 
 A rotation keeps the old key valid for its grace period, so an app whose ``max_age`` is
 shorter than the grace period never uses a key that has ended. The reader checks this: when
@@ -28,7 +30,7 @@ from .._models import StoredKey
 from .._redact import guarded
 from .._secret import Secret
 from ._model import KeyInfo, UnkeyKey, UnkeySecretStr
-from .errors import KeyRevokedError, check_matches, translate_read_error
+from .errors import KeyExpiredError, KeyRevokedError, check_matches, translate_read_error
 
 if TYPE_CHECKING:
     import hvac
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_AGE",
+    "DEFAULT_MAX_STALE",
     "CachedKey",
     "ChangeCallback",
     "KeyReader",
@@ -52,6 +55,9 @@ _log = logging.getLogger("unkey_secrets.config")
 
 #: The default ``max_age``: 5 minutes, well inside the default 24 h grace period.
 DEFAULT_MAX_AGE = 300.0
+#: The default ``max_stale``: while the store fails, the cached key is served at most 10
+#: minutes past ``max_age`` (then the store's error is raised), well inside a 24 h grace period.
+DEFAULT_MAX_STALE = 600.0
 #: Verification codes that mean the key itself can no longer be used.
 _DEAD_CODES = frozenset({"NOT_FOUND", "DISABLED", "EXPIRED"})
 #: After a failed automatic refresh served the cached key, the next try waits this long
@@ -81,24 +87,35 @@ def field_ref(settings_cls: type[BaseSettings], field_name: str) -> UnkeyKey:
     )
 
 
-def _check_max_age(max_age: float) -> float:
-    if (
-        not isinstance(max_age, (int, float))
-        or isinstance(max_age, bool)
-        or not math.isfinite(max_age)
-        or max_age < 0
-    ):
-        raise InvalidInputError("max_age", "expected a finite number of seconds, 0 or more")
-    return float(max_age)
+def _check_seconds(name: str, value: float) -> float:
+    """``value`` as a float: a finite number of seconds, 0 or more (-0.0 is refused too)."""
+    problem = InvalidInputError(name, "expected a finite number of seconds, 0 or more")
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise problem
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int too large for a float
+        raise problem from None
+    if not math.isfinite(seconds) or math.copysign(1.0, seconds) < 0:
+        raise problem
+    return seconds
 
 
 class _Flight:
-    """One read in progress; the threads that asked meanwhile wait for its outcome."""
+    """One read in progress; the threads that asked meanwhile wait for its outcome.
+
+    ``result`` or ``error`` is what the read itself gave, never a fallback: each waiter
+    decides for itself whether it may serve the cached key instead (a :meth:`CachedKey.get`
+    may, a :meth:`CachedKey.refresh` never does).
+    """
 
     def __init__(self) -> None:
         self.done = threading.Event()
         self.result: StoredKey | None = None
         self.error: BaseException | None = None
+        #: Set by the first get() that handled this read's failure, so the back-off is advanced
+        #: (and the warning logged) once per failed read, however many threads waited.
+        self.handled = False
 
 
 class CachedKey:
@@ -106,10 +123,15 @@ class CachedKey:
 
     Built by :meth:`KeyReader.key`. Thread-safe: :meth:`get` answers from memory while the
     key is fresh; when it is older than ``max_age`` (seconds), one caller reads the store and
-    the others wait for that read (single-flight). If an automatic re-read fails and the
-    cached key's own expiry has not passed, the cached key is returned, a warning is logged
-    (never the key), and the store is tried again after 1 s, 2 s, 4 s... (at most
-    ``max_age``). :meth:`refresh` always reads and raises on failure.
+    the others wait for that read (single-flight). If an automatic re-read fails (the store
+    is unreachable, refuses or holds a bad value), the cached key is returned, a warning is
+    logged (never the key), and the store is tried again after 1 s, 2 s, 4 s... (at most
+    ``max_age``), for at most ``max_stale`` seconds past ``max_age``; after that the store's
+    error is raised. :meth:`refresh` always reads (or joins the read in flight) and raises on
+    failure: it never returns the cached key after a failed read.
+
+    A key whose own ``expires`` has passed is never returned, neither fresh from the store nor
+    from the cache: :class:`~.KeyExpiredError` (a :class:`~.KeyRevokedError`).
 
     Errors (:mod:`unkey_secrets.config.errors`): :class:`~.KeyNotFoundError`,
     :class:`~.KeyAccessDeniedError` (naming the reader policy), :class:`~.KeyShapeError`,
@@ -124,6 +146,7 @@ class CachedKey:
         self._stored: StoredKey | None = None
         self._info: KeyInfo | None = None
         self._fresh_until = -math.inf
+        self._stale_until = -math.inf
         self._backoff = 0.0
         self._flight: _Flight | None = None
         self._callbacks: list[ChangeCallback] = []
@@ -141,13 +164,20 @@ class CachedKey:
         """Seconds a read stays fresh (the reader's ``max_age``)."""
         return self._reader.max_age
 
+    @property
+    def max_stale(self) -> float:
+        """Seconds past ``max_age`` the cached key may be served while the store fails."""
+        return self._reader.max_stale
+
     # -- reading -------------------------------------------------------------------------------
 
     @guarded
     def get(self, *, field: str | None = None) -> StoredKey:
         """The current key (``.secret`` is masked in every repr), read if older than max_age.
 
-        ``field`` names the settings field being filled, for error messages.
+        ``field`` names the settings field being filled, for error messages. Serves the cached
+        key while the store fails, for at most ``max_stale`` seconds past ``max_age``; never a
+        key whose own expiry has passed (:class:`~.KeyExpiredError`).
         """
         return self._obtain(force=False, field=field)
 
@@ -155,7 +185,8 @@ class CachedKey:
     def refresh(self) -> StoredKey:
         """Read the store now (or join the read already in flight) and return the key.
 
-        For an app that just got a 401 with the cached key. Raises on failure.
+        For an app that just got a 401 with the cached key. Raises on failure, joined read's
+        included: it never falls back to the cached key.
         """
         return self._obtain(force=True, field=None)
 
@@ -201,7 +232,12 @@ class CachedKey:
     def _obtain(self, *, force: bool, field: str | None) -> StoredKey:
         clock = self._reader.clock
         with self._lock:
-            if not force and self._stored is not None and clock() < self._fresh_until:
+            if (
+                not force
+                and self._stored is not None
+                and clock() < self._fresh_until
+                and not self._expired_locked()
+            ):
                 return self._stored
             flight = self._flight
             leader = flight is None
@@ -209,20 +245,21 @@ class CachedKey:
                 flight = self._flight = _Flight()
         if not leader:
             flight.done.wait()
-            if flight.error is not None:
+            if flight.error is None:
+                assert flight.result is not None
+                return flight.result
+            fallback = None if force else self._fallback(flight.error, flight)
+            if fallback is None:
                 raise flight.error
-            assert flight.result is not None
-            return flight.result
+            return fallback
         try:
             stored = self._read(field)
         except BaseException as exc:
-            fallback = None if force else self._fallback(exc)
+            flight.error = exc
+            # Decided before the flight ends, so a caller arriving next sees the back-off.
+            fallback = None if force else self._fallback(exc, flight)
             with self._lock:
                 self._flight = None
-                if fallback is None:
-                    flight.error = exc
-                else:
-                    flight.result = fallback
             flight.done.set()
             if fallback is None:
                 raise
@@ -255,11 +292,37 @@ class CachedKey:
             failure = translate_read_error(exc, self.ref, field=field)
         else:
             check_matches(stored, self.ref, store=reader.store.name, field=field)
+            self._check_expiry(stored, field)
             if reader.verify:
                 self._verify(stored, field)
             return stored
         # Raised outside the handler: nothing the store's error chained comes along.
         raise failure
+
+    def _subject(self, field: str | None) -> str:
+        return f"settings field {field!r} ({self.ref.describe()})" if field else self.ref.describe()
+
+    def _check_expiry(self, stored: StoredKey, field: str | None) -> None:
+        """Raise :class:`KeyExpiredError` if ``stored``'s own expiry has passed."""
+        if stored.expires is None or stored.expires > self._reader.wall_clock() * 1000:
+            return
+        raise KeyExpiredError(
+            f"{self._subject(field)}: the stored key {stored.key_id} at {stored.location} "
+            f"expired at {stored.expires} (Unix ms); rotate the alias or point it at a key that "
+            "has not expired",
+            store=self._reader.store.name,
+            location=stored.location,
+            api_id=self.ref.api_id,
+            alias=self.ref.alias,
+            key_id=stored.key_id,
+            field=field,
+            code="EXPIRED",
+        )
+
+    def _expired_locked(self) -> bool:
+        """Whether the cached key's own expiry has passed (lock held)."""
+        info = self._info
+        return info is not None and info.expired(self._reader.wall_clock())
 
     def _verify(self, stored: StoredKey, field: str | None) -> None:
         unkey = self._reader.unkey
@@ -267,14 +330,10 @@ class CachedKey:
         # credits_cost=0: a check must not use up a key's credits.
         verdict = unkey.verify_key(stored.secret, credits_cost=0)
         if not verdict.valid and verdict.code in _DEAD_CODES:
-            subject = (
-                f"settings field {field!r} ({self.ref.describe()})"
-                if field
-                else (self.ref.describe())
-            )
             raise KeyRevokedError(
-                f"{subject}: the stored key {stored.key_id} at {stored.location} is not valid "
-                f"in Unkey ({verdict.code}); rotate the alias or point it at a valid key",
+                f"{self._subject(field)}: the stored key {stored.key_id} at {stored.location} "
+                f"is not valid in Unkey ({verdict.code}); rotate the alias or point it at a "
+                "valid key",
                 store=self._reader.store.name,
                 location=stored.location,
                 api_id=self.ref.api_id,
@@ -291,28 +350,53 @@ class CachedKey:
             old = self._info
             self._stored, self._info = stored, info
             self._fresh_until = self._reader.clock() + self._reader.max_age
+            self._stale_until = self._fresh_until + self._reader.max_stale
             self._backoff = 0.0
         return old, info
 
-    def _fallback(self, exc: BaseException) -> StoredKey | None:
-        """The cached key to serve after a failed automatic re-read, or None to raise."""
+    def _fallback(self, exc: BaseException, flight: _Flight) -> StoredKey | None:
+        """The cached key a get() may serve after ``flight``'s read failed, or None to raise.
+
+        Only for a store or value error (not a revoked or expired key), only while the cached
+        key has not expired, and only until ``max_stale`` seconds past its ``max_age``. The
+        first caller to handle ``flight``'s failure advances the back-off and logs.
+        """
         if not isinstance(exc, UnkeySecretsError) or isinstance(exc, KeyRevokedError):
             return None
         with self._lock:
             stored, info = self._stored, self._info
-            if stored is None or info is None or info.expired(time.time()):
+            if stored is None or info is None or self._expired_locked():
                 return None
-            self._backoff = min(max(self._backoff * 2, _FIRST_BACKOFF), max(self.max_age, 1.0))
-            self._fresh_until = self._reader.clock() + self._backoff
-            backoff = self._backoff
-        _log.warning(
-            "re-reading %s failed (%s: %s); serving the cached key %s, next try in %.0f s",
-            self.ref.describe(),
-            type(exc).__name__,
-            exc,
-            info.key_id,
-            backoff,
-        )
+            now = self._reader.clock()
+            too_stale = now >= self._stale_until
+            first = not flight.handled
+            flight.handled = True
+            if first and not too_stale:
+                self._backoff = min(max(self._backoff * 2, _FIRST_BACKOFF), max(self.max_age, 1.0))
+                self._fresh_until = min(now + self._backoff, self._stale_until)
+            backoff, left = self._backoff, self._stale_until - now
+        if too_stale:
+            if first:
+                _log.error(
+                    "re-reading %s failed (%s); not serving the cached key %s: it is stale by "
+                    "more than max_stale (%g s past max_age)",
+                    self.ref.describe(),
+                    type(exc).__name__,
+                    info.key_id,
+                    self.max_stale,
+                )
+            return None
+        if first:
+            _log.warning(
+                "re-reading %s failed (%s: %s); serving the cached key %s, next try in %.0f s "
+                "(for at most %.0f s more)",
+                self.ref.describe(),
+                type(exc).__name__,
+                exc,
+                info.key_id,
+                backoff,
+                left,
+            )
         return stored
 
     def _check_grace(self, stored: StoredKey) -> None:
@@ -323,10 +407,18 @@ class CachedKey:
         self._checked_grace.add(stored.key_id)
         try:
             record = self._reader.store.read_rotation(api_id=stored.api_id, key_id=original)
+            grace_ms = record.grace_period_ms if record is not None else None
+            if grace_ms is None or self.max_age * 1000 <= grace_ms:
+                return
         except UnkeySecretsError:
             return  # A reader may lack read on the records: nothing to check then.
-        grace_ms = record.grace_period_ms if record is not None else None
-        if grace_ms is None or self.max_age * 1000 <= grace_ms:
+        except Exception as exc:  # noqa: BLE001 (a best-effort check must not break get())
+            # A hostile or damaged record (say JSON nested too deep): name the class only.
+            _log.warning(
+                "could not check the grace period of the rotation that issued %s (%s)",
+                stored.key_id,
+                type(exc).__name__,
+            )
             return
         warnings.warn(
             MaxAgeWarning(
@@ -344,12 +436,18 @@ class KeyReader:
 
     ``store`` is any :class:`~unkey_secrets.SecretStore` (or build one with :meth:`vault` or
     :meth:`secrets_manager`). ``max_age`` is in seconds (0: read every time; default 300).
+    ``max_stale`` is how many seconds past ``max_age`` a cached key may still be served while
+    the store fails (default 600; 0: never serve a stale key); after it, the store's error is
+    raised. Keep ``max_age + max_stale`` inside the rotation grace period. Both must be finite
+    and 0 or more (``-0.0`` included, refused). A key whose own expiry has passed is never
+    served (:class:`~unkey_secrets.config.KeyExpiredError`).
     ``verify=True`` asks Unkey (``unkey``, an :class:`~unkey_secrets.UnkeyClient` whose root
     key may verify keys) about every key read, at no credit cost, and raises
     :class:`~unkey_secrets.config.KeyRevokedError` for a key Unkey has revoked, disabled or
     expired. ``relogin`` is called once, and the read tried again, when the store refuses a
     read (an expired Vault token); :meth:`vault` sets it for every auth method but ``token``.
-    ``clock`` (monotonic seconds) is for tests.
+    ``clock`` (monotonic seconds) and ``wall_clock`` (Unix seconds, compared with a key's
+    ``expires``) are for tests.
     """
 
     def __init__(
@@ -357,27 +455,31 @@ class KeyReader:
         store: SecretStore,
         *,
         max_age: float = DEFAULT_MAX_AGE,
+        max_stale: float = DEFAULT_MAX_STALE,
         unkey: UnkeyClient | None = None,
         verify: bool = False,
         relogin: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
-        self.max_age = _check_max_age(max_age)
+        self.max_age = _check_seconds("max_age", max_age)
+        self.max_stale = _check_seconds("max_stale", max_stale)
         if verify and unkey is None:
             raise ConfigurationError("verify=True needs unkey=UnkeyClient(...) to ask Unkey")
         self.unkey = unkey
         self.verify = verify
         self.relogin = relogin
         self.clock = clock
+        self.wall_clock = wall_clock
         self._lock = threading.Lock()
         self._keys: dict[UnkeyKey, CachedKey] = {}
         self._relogin_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return (
-            f"KeyReader(store={self.store!r}, max_age={self.max_age:g}, verify={self.verify}, "
-            f"keys={len(self._keys)})"
+            f"KeyReader(store={self.store!r}, max_age={self.max_age:g}, "
+            f"max_stale={self.max_stale:g}, verify={self.verify}, keys={len(self._keys)})"
         )
 
     @classmethod
