@@ -1,0 +1,368 @@
+"""provision_many and the bulk input, in-process: the emulator over a transport, a memory store."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from unkey_secrets import NotOwnedError, StoreUnavailableError, UnkeyClient
+from unkey_secrets.bulk import (
+    BulkInputError,
+    BulkLine,
+    LineResult,
+    TokenBucket,
+    check_file,
+    parse_line,
+    provision_many,
+    read_lines,
+)
+from unkey_secrets.flows import RetryPolicy
+from unkey_secrets.testing import InMemoryStore
+from unkey_secrets.testing.emulator import Emulator, EmulatorTransport
+
+NO_WAIT = RetryPolicy(sleep=lambda _: None)
+
+
+class FakeTime:
+    """A clock that only moves when something sleeps; thread-safe."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+        self._lock = threading.Lock()
+
+    def clock(self) -> float:
+        with self._lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.slept.append(seconds)
+            self.now += seconds
+
+
+@pytest.fixture
+def emulator() -> Emulator:
+    return Emulator()
+
+
+@pytest.fixture
+def api_id(emulator: Emulator) -> str:
+    return emulator.create_api("bulk")
+
+
+@pytest.fixture
+def unkey(emulator: Emulator) -> Iterator[UnkeyClient]:
+    with UnkeyClient(
+        emulator.root_key,
+        base_url="http://127.0.0.1",
+        transport=EmulatorTransport(emulator),
+        sleep=lambda _: None,
+    ) as client:
+        yield client
+
+
+def run(
+    unkey: UnkeyClient, store: InMemoryStore, lines: list[BulkLine], **options: object
+) -> list[LineResult]:
+    fake = FakeTime()
+    options.setdefault("retry", NO_WAIT)
+    options.setdefault("concurrency", 4)
+    results = list(
+        provision_many(
+            unkey,
+            store,
+            lines,
+            sleep=fake.sleep,
+            clock=fake.clock,
+            **options,  # type: ignore[arg-type]
+        )
+    )
+    return sorted(results, key=lambda r: r.line)
+
+
+def alias_lines(api_id: str, count: int, **fields: object) -> list[BulkLine]:
+    return [BulkLine(number=i + 1, api_id=api_id, alias=f"svc{i}", **fields) for i in range(count)]  # type: ignore[arg-type]
+
+
+def live_keys(emulator: Emulator, api_id: str) -> list[str]:
+    return [k.key_id for k in emulator.keys(api_id) if not k.deleted]
+
+
+# -- input ------------------------------------------------------------------------------------
+
+
+def test_parse_line_reads_every_field() -> None:
+    line = parse_line(
+        3,
+        {
+            "api": "api_123",
+            "alias": "billing",
+            "externalId": "tenant_1",
+            "name": "Billing",
+            "prefix": "live",
+            "meta": '{"team": "pay"}',
+            "expires": "4102444799000",
+            "permissions": "a.read b.write",
+            "roles": "",
+        },
+    )
+    assert line == BulkLine(
+        number=3,
+        api_id="api_123",
+        alias="billing",
+        external_id="tenant_1",
+        name="Billing",
+        prefix="live",
+        meta={"team": "pay"},
+        expires=4102444799000,
+        permissions=("a.read", "b.write"),
+    )
+    assert line.identity == ("api_123", "alias", "billing")
+    assert line.create_options()["permissions"] == ["a.read", "b.write"]
+
+
+@pytest.mark.parametrize(
+    ("record", "field"),
+    [
+        ({"alias": "x"}, "api"),
+        ({"api": "api_123"}, "alias"),
+        ({"api": "api_123", "alias": "x", "colour": "red"}, "column"),
+        ({"api": "api_123", "alias": "no/slash"}, "alias"),
+        ({"api": "api_123", "alias": "x", "meta": "{not json"}, "meta"),
+        ({"api": "api_123", "alias": "x", "meta": "[1]"}, "meta"),
+        ({"api": "api_123", "alias": "x", "meta": {"unkey_secrets_op": "1"}}, "meta"),
+        ({"api": "api_123", "alias": "x", "expires": "soon"}, "expires"),
+        ({"api": "api_123", "alias": "x", "prefix": "has space"}, "prefix"),
+        ({"api": "api_123", "externalId": "bad id"}, "external_id"),
+    ],
+)
+def test_parse_line_refuses(record: dict[str, object], field: str) -> None:
+    with pytest.raises(BulkInputError) as caught:
+        parse_line(7, record)
+    assert caught.value.line == 7
+    assert caught.value.field == f"line 7: {field}"
+
+
+def test_errors_never_quote_the_value() -> None:
+    with pytest.raises(BulkInputError) as caught:
+        parse_line(1, {"api": "api_123", "alias": "x", "meta": "{secret_value"})
+    assert "secret_value" not in str(caught.value)
+
+
+def test_read_lines_streams_csv_and_json_lines(tmp_path: Path) -> None:
+    csv_file = tmp_path / "keys.csv"
+    csv_file.write_text('api,alias,meta\napi_123,a,"{""x"": 1}"\n\napi_123,b,\n')
+    jsonl = tmp_path / "keys.txt"
+    jsonl.write_text('{"api": "api_123", "externalId": "t1"}\n\n{"api": "api_123", "alias": "c"}\n')
+    assert [(x.number, x.alias, x.meta) for x in read_lines(csv_file)] == [
+        (2, "a", {"x": 1}),
+        (4, "b", None),
+    ]
+    assert [(x.number, x.external_id) for x in read_lines(jsonl)] == [(1, "t1"), (3, None)]
+
+
+def test_check_file_counts_and_collects_every_bad_line(tmp_path: Path) -> None:
+    path = tmp_path / "keys.jsonl"
+    path.write_text(
+        '{"api": "api_123", "alias": "a"}\nnot json\n[1]\n{"api": "api_123"}\n'
+        '{"api": "api_123", "alias": "b"}\n'
+    )
+    count, errors = check_file(path)
+    assert count == 2
+    assert [e.line for e in errors] == [2, 3, 4]
+    with pytest.raises(BulkInputError):
+        list(read_lines(path))
+
+
+def test_check_file_refuses_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(Exception, match="cannot be read"):
+        check_file(tmp_path / "nope.csv")
+
+
+# -- the token bucket ---------------------------------------------------------------------------
+
+
+def test_token_bucket_holds_the_rate_across_threads() -> None:
+    fake = FakeTime()
+    bucket = TokenBucket(50, burst=5, clock=fake.clock, sleep=lambda _: None)
+    waits = [bucket.acquire() for _ in range(105)]
+    # 5 saved up, then each token is due 1/50 s after the one before.
+    assert waits[:5] == [0.0] * 5
+    assert waits[104] == pytest.approx(100 / 50)
+
+
+def test_token_bucket_refills_with_time() -> None:
+    fake = FakeTime()
+    bucket = TokenBucket(10, burst=1, clock=fake.clock, sleep=fake.sleep)
+    for _ in range(20):
+        bucket.acquire()
+    assert fake.now - 1000.0 == pytest.approx(1.9)
+
+
+# -- provision_many -----------------------------------------------------------------------------
+
+
+def test_every_line_is_provisioned_once_and_a_rerun_skips_them(
+    emulator: Emulator, api_id: str, unkey: UnkeyClient
+) -> None:
+    store = InMemoryStore()
+    lines = alias_lines(api_id, 30) + [
+        BulkLine(number=100 + i, api_id=api_id, external_id=f"tenant{i}") for i in range(10)
+    ]
+    first = run(unkey, store, lines, concurrency=8)
+    assert Counter(r.status for r in first) == {"created": 40}
+    assert all(r.key_id and r.location for r in first)
+    again = run(unkey, store, lines, concurrency=8)
+    assert Counter(r.status for r in again) == {"exists": 40}
+    assert len(live_keys(emulator, api_id)) == 40
+    for key in emulator.keys(api_id):
+        assert key.enabled
+        assert "unkey_secrets_op" not in (key.meta or {})
+
+
+def test_lines_naming_the_same_alias_make_one_key(
+    emulator: Emulator, api_id: str, unkey: UnkeyClient
+) -> None:
+    store = InMemoryStore()
+    lines = [BulkLine(number=i, api_id=api_id, alias="same") for i in range(1, 9)]
+    results = run(unkey, store, lines, concurrency=8)
+    assert Counter(r.status for r in results) == {"created": 1, "exists": 7}
+    assert len(live_keys(emulator, api_id)) == 1
+
+
+def test_a_429_holds_every_worker_for_retry_after_and_fails_nothing(
+    emulator: Emulator, api_id: str, unkey: UnkeyClient
+) -> None:
+    store = InMemoryStore()
+    emulator.faults.fail_next("keys.createKey", times=6, status=429)  # Retry-After: 1
+    fake = FakeTime()
+    results = list(
+        provision_many(
+            unkey,
+            store,
+            alias_lines(api_id, 12),
+            concurrency=4,
+            retry=NO_WAIT,
+            sleep=fake.sleep,
+            clock=fake.clock,
+        )
+    )
+    assert Counter(r.status for r in results) == {"created": 12}
+    assert sum(r.attempts for r in results) == 12  # a 429 is not an attempt
+    assert fake.slept
+    assert max(fake.slept) <= 1.0
+    assert len(live_keys(emulator, api_id)) == 12
+
+
+def test_a_store_outage_mid_file_is_ridden_out(
+    emulator: Emulator, api_id: str, unkey: UnkeyClient
+) -> None:
+    store = InMemoryStore()
+    # Longer than the flow's own 4 attempts: the flow compensates, bulk runs the line again.
+    store.fail_next("put", StoreUnavailableError("down", store="memory"), times=6)
+    results = run(unkey, store, alias_lines(api_id, 10), concurrency=1)
+    assert Counter(r.status for r in results) == {"created": 10}
+    assert max(r.attempts for r in results) == 2
+    assert len(live_keys(emulator, api_id)) == 10
+
+
+def test_a_failed_line_does_not_stop_the_others(
+    emulator: Emulator, api_id: str, unkey: UnkeyClient
+) -> None:
+    store = InMemoryStore()
+    store.fail_next("put", NotOwnedError("not ours", store="memory"))
+    results = run(unkey, store, alias_lines(api_id, 5), concurrency=1)
+    assert Counter(r.status for r in results) == {"created": 4, "failed": 1}
+    failed = next(r for r in results if r.status == "failed")
+    assert failed.error == "CompensatedError"
+    assert failed.message
+    assert "deleted key" in failed.message
+    assert failed.attempts == 1  # not worth retrying
+    assert len(live_keys(emulator, api_id)) == 4
+    again = run(unkey, store, alias_lines(api_id, 5), concurrency=1)
+    assert Counter(r.status for r in again) == {"exists": 4, "created": 1}
+    assert len(live_keys(emulator, api_id)) == 5
+
+
+def test_a_key_left_disabled_is_enabled_by_the_rerun(
+    emulator: Emulator, api_id: str, unkey: UnkeyClient
+) -> None:
+    store = InMemoryStore()
+    lines = [BulkLine(number=1, api_id=api_id, external_id="tenant_a", meta={"team": "x"})]
+    emulator.faults.fail_next("keys.updateKey", times=10, status=500)
+    first = run(unkey, store, lines)
+    assert first[0].status == "failed"
+    assert first[0].key_id is not None
+    assert not emulator.key(first[0].key_id).enabled
+    emulator.faults.clear()
+    again = run(unkey, store, lines)
+    assert again[0].status == "completed"
+    assert again[0].key_id == first[0].key_id
+    key = emulator.key(first[0].key_id)
+    assert key.enabled
+    assert key.meta == {"team": "x"}
+    assert live_keys(emulator, api_id) == [first[0].key_id]
+    assert run(unkey, store, lines)[0].status == "exists"
+
+
+def test_an_alias_left_unmoved_is_moved_by_the_rerun(
+    emulator: Emulator, api_id: str, unkey: UnkeyClient
+) -> None:
+    store = InMemoryStore()
+    lines = [BulkLine(number=1, api_id=api_id, alias="billing", external_id="tenant_b")]
+    store.fail_next("set_current", StoreUnavailableError("down", store="memory"), times=4)
+    first = run(unkey, store, lines)
+    assert first[0].status == "failed"
+    assert first[0].key_id is not None
+    assert not store.alias_exists(api_id=api_id, alias="billing")
+    again = run(unkey, store, lines)
+    assert again[0].status == "completed"
+    assert store.get_current(api_id=api_id, alias="billing").key_id == first[0].key_id
+    assert live_keys(emulator, api_id) == [first[0].key_id]
+
+
+def test_a_key_disabled_on_purpose_is_left_alone(
+    emulator: Emulator, api_id: str, unkey: UnkeyClient
+) -> None:
+    store = InMemoryStore()
+    lines = [BulkLine(number=1, api_id=api_id, external_id="tenant_c")]
+    key_id = run(unkey, store, lines)[0].key_id
+    assert key_id is not None
+    unkey.update_key(key_id, enabled=False)
+    assert run(unkey, store, lines)[0].status == "exists"
+    assert not emulator.key(key_id).enabled
+
+
+def test_input_is_read_lazily_with_a_bounded_window(api_id: str, unkey: UnkeyClient) -> None:
+    pulled = 0
+
+    def lines() -> Iterator[BulkLine]:
+        nonlocal pulled
+        for number in itertools.count(1):
+            pulled += 1
+            yield BulkLine(number=number, api_id=api_id, alias=f"a{number}")
+
+    results = provision_many(unkey, InMemoryStore(), lines(), concurrency=2, retry=NO_WAIT)
+    for _ in range(5):
+        next(results)
+    assert pulled <= 5 + 2 * 2 + 1
+    results.close()  # type: ignore[attr-defined]
+
+
+def test_results_hold_no_plaintext(emulator: Emulator, api_id: str, unkey: UnkeyClient) -> None:
+    store = InMemoryStore()
+    results = run(unkey, store, alias_lines(api_id, 3))
+    text = json.dumps([r.__dict__ for r in results], default=str)
+    for key in emulator.keys(api_id):
+        assert key.start not in text or len(key.start) < 8
+    for result in results:
+        assert result.key_id is not None
+        secret = store.get(api_id=api_id, key_id=result.key_id).secret.reveal()
+        assert secret not in text

@@ -1,0 +1,774 @@
+"""Provision many keys from a file: bounded concurrency, rate limits honoured, resumable.
+
+:func:`provision_many` runs :func:`~unkey_secrets.provision` for each :class:`BulkLine` on a
+bounded pool of threads and yields one :class:`LineResult` per line, in the order lines finish.
+It reads its input lazily and keeps at most ``2 * concurrency`` lines in flight, so memory does
+not grow with the number of lines. :func:`read_lines` streams a CSV or JSON-lines file into
+lines; :func:`check_file` validates a whole file, streaming, before anything is sent.
+
+What a line is, and when it counts as done (a re-run skips it, and never makes a second key):
+
+* a line with an ``alias`` is done when the alias names a key (``provision`` refuses a taken
+  alias before it calls Unkey);
+* a line with an ``externalId`` and no alias is done when Unkey holds a key with that
+  externalId (``apis.listKeys``, filtered by it) that this store holds too, stored without an
+  alias;
+* a line with both also looks for a key with that externalId stored for its alias: an earlier
+  run that stored the key but did not move the alias (or, in safe mode, did not enable the key)
+  is finished, not repeated;
+* a line with neither is refused: it could not be recognised on a re-run.
+
+Two lines naming the same alias (or externalId) never run at the same time; the later one
+finds the earlier one's key. Rate limits: a 429 from Unkey (``UnkeyRateLimitedError``, raised
+after the client's own retries, or at once for ``keys.createKey``, which is never retried and
+made nothing) pauses every worker for its ``Retry-After`` and runs the line again. Secrets
+Manager's write quota is shared by all workers through a token bucket per quota group (default
+50 requests/s each), applied to the store's botocore client for the run. A line that fails for
+a transient reason after the flow settled Unkey's side (nothing left behind) is tried again;
+any other failure is reported in its result and the other lines go on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+from ._errors import (
+    AmbiguousOutcomeError,
+    CompensatedError,
+    FlowError,
+    InvalidInputError,
+    RotationConflictError,
+    StoreError,
+    StoreUnavailableError,
+    UnkeyAmbiguousError,
+    UnkeyRateLimitedError,
+    UnkeySecretsError,
+    UnkeyServerError,
+    UnkeyTransportError,
+)
+from ._models import IssuedKey
+from ._validate import validate_alias, validate_api_id, validate_external_id
+from .flows import ProvisionResult, RetryPolicy, provision
+from .rotation.core import MARKER_META_KEY
+from .stores.base import SecretStore
+from .unkey import UnkeyClient
+from .unkey.backoff import Backoff
+from .unkey.options import (
+    check_meta,
+    check_permissions,
+    check_prefix,
+    check_roles,
+    check_text,
+    check_timestamp,
+)
+
+__all__ = [
+    "AWS_WRITE_QUOTA",
+    "DONE",
+    "BulkInputError",
+    "BulkLine",
+    "Format",
+    "LineResult",
+    "Status",
+    "TokenBucket",
+    "check_file",
+    "parse_line",
+    "provision_many",
+    "read_lines",
+]
+
+logger = logging.getLogger("unkey_secrets.bulk")
+
+#: Secrets Manager's default quota for each group of write operations, requests per second.
+AWS_WRITE_QUOTA = 50.0
+#: Secrets Manager write operations, by the quota they count against (AWS's published quotas:
+#: CreateSecret, DeleteSecret, and one combined rate for the operations that change a secret).
+_AWS_WRITE_GROUPS = {
+    "CreateSecret": "create",
+    "DeleteSecret": "delete",
+    "PutSecretValue": "update",
+    "UpdateSecret": "update",
+    "UpdateSecretVersionStage": "update",
+    "RestoreSecret": "update",
+    "RotateSecret": "update",
+    "ReplicateSecretToRegion": "update",
+    "RemoveRegionsFromReplication": "update",
+}
+
+#: A line's outcome. Done: ``created`` (this run made the key), ``exists`` (an earlier run
+#: did; nothing was sent to Unkey but the look-up), ``completed`` (an earlier run stored the
+#: key and this run finished it: enabled it and/or moved its alias). Not done: ``failed``.
+Status = Literal["created", "exists", "completed", "failed"]
+DONE: frozenset[str] = frozenset({"created", "exists", "completed"})
+
+_FIELDS = {
+    "api": "api_id",
+    "api_id": "api_id",
+    "apiId": "api_id",
+    "alias": "alias",
+    "name": "name",
+    "externalId": "external_id",
+    "external_id": "external_id",
+    "prefix": "prefix",
+    "meta": "meta",
+    "expires": "expires",
+    "permissions": "permissions",
+    "roles": "roles",
+}
+
+
+class BulkInputError(InvalidInputError):
+    """A line of the input is not a valid key description; ``line`` is its number (1-based)."""
+
+    def __init__(self, line: int, field: str, problem: str) -> None:
+        self.line = line
+        super().__init__(f"line {line}: {field}", problem)
+
+
+@dataclass(frozen=True)
+class BulkLine:
+    """One key to provision: the API, how it is recognised (alias, externalId), its options."""
+
+    number: int
+    api_id: str
+    alias: str | None = None
+    external_id: str | None = None
+    name: str | None = None
+    prefix: str | None = None
+    meta: Mapping[str, Any] | None = field(default=None, repr=False)
+    expires: int | None = None
+    permissions: tuple[str, ...] | None = None
+    roles: tuple[str, ...] | None = None
+
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        """What recognises the line on a re-run: the alias, or else the externalId."""
+        if self.alias is not None:
+            return (self.api_id, "alias", self.alias)
+        assert self.external_id is not None
+        return (self.api_id, "external_id", self.external_id)
+
+    def create_options(self) -> dict[str, Any]:
+        """The options :func:`~unkey_secrets.provision` passes to ``keys.createKey``."""
+        options: dict[str, Any] = {}
+        for name in ("name", "external_id", "prefix", "meta", "expires"):
+            value = getattr(self, name)
+            if value is not None:
+                options[name] = dict(value) if name == "meta" else value
+        if self.permissions is not None:
+            options["permissions"] = list(self.permissions)
+        if self.roles is not None:
+            options["roles"] = list(self.roles)
+        return options
+
+
+@dataclass(frozen=True)
+class LineResult:
+    """What happened to one line: no plaintext, safe to print."""
+
+    line: int
+    api_id: str
+    alias: str | None
+    external_id: str | None
+    status: Status
+    key_id: str | None = None
+    location: str | None = None
+    #: For a failure: the error's class name, its message (ours never hold a key) and, for a
+    #: flow error, what was done to the key in Unkey.
+    error: str | None = None
+    message: str | None = None
+    actions: tuple[str, ...] = ()
+    #: How many times the line ran (transient failures and 429s run it again).
+    attempts: int = 1
+
+    @property
+    def done(self) -> bool:
+        """Whether the line's key exists and is stored (this run or an earlier one)."""
+        return self.status in DONE
+
+
+# -- input ----------------------------------------------------------------------------------
+
+
+def parse_line(number: int, record: Mapping[str, Any]) -> BulkLine:
+    """Build a :class:`BulkLine` from one record (a CSV row or a JSON object); validate it all.
+
+    Empty CSV cells count as absent. In CSV, ``meta`` is a JSON object and ``permissions`` and
+    ``roles`` are space-separated; ``expires`` is Unix milliseconds. Errors name the line and
+    the field, never the value.
+    """
+    values: dict[str, Any] = {}
+    for raw_name, value in record.items():
+        if raw_name is None:  # csv: more cells than the header has names
+            raise BulkInputError(number, "row", "has more cells than the header has columns")
+        name = _FIELDS.get(str(raw_name).strip())
+        if name is None:
+            raise BulkInputError(
+                number,
+                "column",
+                f"unknown field {str(raw_name)[:40]!r} (known: {', '.join(sorted(_FIELDS))})",
+            )
+        if value is None or value == "":
+            continue
+        if name in values:
+            raise BulkInputError(number, name, "given twice")
+        values[name] = value
+    try:
+        return _build_line(number, values)
+    except BulkInputError:
+        raise
+    except InvalidInputError as exc:
+        raise BulkInputError(number, exc.field, exc.problem) from None
+
+
+def _build_line(number: int, values: dict[str, Any]) -> BulkLine:
+    if "api_id" not in values:
+        raise BulkInputError(number, "api", "is required")
+    api_id = validate_api_id(values["api_id"], "api")
+    alias = values.get("alias")
+    external_id = values.get("external_id")
+    if alias is None and external_id is None:
+        raise BulkInputError(
+            number, "alias", "give an alias or an externalId, so a re-run can recognise the line"
+        )
+    meta = values.get("meta")
+    if isinstance(meta, str):
+        try:
+            meta = json.loads(meta)
+        except (ValueError, RecursionError):
+            raise BulkInputError(number, "meta", "is not valid JSON") from None
+    if meta is not None:
+        if not isinstance(meta, dict):
+            raise BulkInputError(number, "meta", "must be a JSON object")
+        meta = check_meta(meta)
+        if any(str(k).startswith("unkey_secrets_") for k in meta):
+            raise BulkInputError(number, "meta", "members starting 'unkey_secrets_' are ours")
+    expires = values.get("expires")
+    if isinstance(expires, str):
+        if not expires.strip().isdigit():
+            raise BulkInputError(number, "expires", "must be Unix milliseconds")
+        expires = int(expires)
+    return BulkLine(
+        number=number,
+        api_id=api_id,
+        alias=None if alias is None else validate_alias(alias),
+        external_id=None if external_id is None else validate_external_id(external_id),
+        name=None if values.get("name") is None else check_text(values["name"], "name", 1, 255),
+        prefix=None if values.get("prefix") is None else check_prefix(values["prefix"]),
+        meta=meta,
+        expires=None if expires is None else check_timestamp(expires, "expires"),
+        permissions=_strings(values.get("permissions"), check_permissions),
+        roles=_strings(values.get("roles"), check_roles),
+    )
+
+
+def _strings(value: object, check: Callable[[object], list[str]]) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = value.split()
+    return tuple(check(value))
+
+
+Format = Literal["csv", "jsonl"]
+
+
+def _detect_format(path: Path, first: str) -> Format:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    return "jsonl" if first.lstrip().startswith("{") else "csv"
+
+
+def read_lines(path: str | Path, *, format: Format | None = None) -> Iterator[BulkLine]:
+    """Stream the lines of a CSV (with a header) or JSON-lines file, one at a time.
+
+    The format comes from ``format``, else the extension (``.csv``; ``.jsonl``, ``.ndjson``,
+    ``.json``), else the first character (``{``: JSON lines). Blank lines are skipped; a line
+    that is not valid raises :class:`BulkInputError` naming its number.
+    """
+    for parsed in _records(Path(path), format):
+        if isinstance(parsed, BulkInputError):
+            raise parsed
+        yield parsed
+
+
+def _records(path: Path, format: Format | None) -> Iterator[BulkLine | BulkInputError]:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        first = handle.readline()
+        handle.seek(0)
+        kind = format or _detect_format(path, first)
+        if kind == "csv":
+            yield from _csv_lines(handle)
+        elif kind == "jsonl":
+            yield from _json_lines(handle)
+        else:
+            raise InvalidInputError("format", "expected 'csv' or 'jsonl'")
+
+
+def _parsed(number: int, record: Mapping[str, Any]) -> BulkLine | BulkInputError:
+    try:
+        return parse_line(number, record)
+    except BulkInputError as exc:
+        return exc
+
+
+def _csv_lines(handle: TextIO) -> Iterator[BulkLine | BulkInputError]:
+    reader = csv.DictReader(handle)
+    if not reader.fieldnames:
+        return
+    for row in reader:
+        if not any((value or "").strip() for value in row.values() if isinstance(value, str)):
+            continue
+        yield _parsed(reader.line_num, row)
+
+
+def _json_lines(handle: TextIO) -> Iterator[BulkLine | BulkInputError]:
+    for number, text in enumerate(handle, start=1):
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
+        except (ValueError, RecursionError):
+            yield BulkInputError(number, "line", "is not valid JSON")
+            continue
+        if not isinstance(record, dict):
+            yield BulkInputError(number, "line", "must be a JSON object")
+            continue
+        yield _parsed(number, record)
+
+
+def check_file(
+    path: str | Path,
+    *,
+    format: Format | None = None,
+    max_errors: int = 20,
+) -> tuple[int, list[BulkInputError]]:
+    """Validate every line of a file, streaming; return the number of lines and the errors.
+
+    Keeps the first ``max_errors`` errors (and counts every valid line). A file that cannot be
+    read at all raises :class:`~unkey_secrets.InvalidInputError`.
+    """
+    count, errors = 0, list[BulkInputError]()
+    try:
+        for parsed in _records(Path(path), format):
+            if isinstance(parsed, BulkInputError):
+                if len(errors) < max_errors:
+                    errors.append(parsed)
+            else:
+                count += 1
+    except OSError as exc:
+        raise InvalidInputError("file", f"cannot be read ({type(exc).__name__})") from None
+    except UnicodeDecodeError:
+        raise InvalidInputError("file", "is not UTF-8 text") from None
+    except csv.Error:
+        raise InvalidInputError("file", "is not valid CSV") from None
+    return count, errors
+
+
+# -- rate limits ----------------------------------------------------------------------------
+
+
+class TokenBucket:
+    """A thread-safe token bucket: ``rate`` tokens a second, at most ``burst`` saved up.
+
+    :meth:`acquire` takes a token, sleeping until one is due; waiters are served in the order
+    they asked (each reserves the next token, so the rate holds however many threads share it).
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not rate > 0:
+            raise InvalidInputError("rate", "must be a positive number of requests a second")
+        self.rate = float(rate)
+        self.burst = float(burst if burst is not None else max(1.0, rate / 10))
+        if self.burst < 1:
+            raise InvalidInputError("burst", "must be at least 1")
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._tokens = self.burst
+        self._last = clock()
+
+    def acquire(self) -> float:
+        """Take one token; return how long it waited (seconds)."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            self._tokens -= 1
+            wait_for = 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+        if wait_for:
+            self._sleep(wait_for)
+        return wait_for
+
+
+@contextlib.contextmanager
+def _aws_write_throttle(store: SecretStore, rate: float | None) -> Iterator[None]:
+    """Hold Secrets Manager writes to ``rate`` per quota group, for the store's botocore client.
+
+    A store without a botocore client (Vault, a plugin) is not throttled here.
+    """
+    events = getattr(getattr(getattr(store, "client", None), "meta", None), "events", None)
+    if rate is None or events is None or getattr(store, "name", None) != "aws":
+        yield
+        return
+    buckets = {group: TokenBucket(rate) for group in set(_AWS_WRITE_GROUPS.values())}
+
+    def before_call(model: Any = None, **_: Any) -> None:
+        group = _AWS_WRITE_GROUPS.get(getattr(model, "name", ""))
+        if group is not None:
+            buckets[group].acquire()
+
+    unique_id = f"unkey-secrets-bulk-{uuid.uuid4().hex}"
+    events.register("before-call.secrets-manager", before_call, unique_id=unique_id)
+    try:
+        yield
+    finally:
+        events.unregister("before-call.secrets-manager", unique_id=unique_id)
+
+
+class _Gate:
+    """Where every worker waits while Unkey has asked us (429 Retry-After) to hold off."""
+
+    def __init__(self, clock: Callable[[], float], sleep: Callable[[float], None]) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._until = 0.0
+
+    def hold(self, seconds: float) -> None:
+        with self._lock:
+            self._until = max(self._until, self._clock() + seconds)
+
+    def wait(self) -> None:
+        while True:
+            with self._lock:
+                remaining = self._until - self._clock()
+            if remaining <= 0:
+                return
+            self._sleep(remaining)
+
+
+class _Claims:
+    """Identities (alias or externalId) being worked on: one line per identity at a time."""
+
+    def __init__(self) -> None:
+        self._busy: set[tuple[str, str, str]] = set()
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, identity: tuple[str, str, str]) -> Iterator[None]:
+        with self._changed:
+            while identity in self._busy:
+                self._changed.wait()
+            self._busy.add(identity)
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._busy.discard(identity)
+                self._changed.notify_all()
+
+
+# -- the work -------------------------------------------------------------------------------
+
+
+class _Found:
+    """A key an earlier run made for a line, and whether it still needs finishing."""
+
+    def __init__(self, key_id: str, enable: bool, move_alias: bool) -> None:
+        self.key_id = key_id
+        self.enable = enable
+        self.move_alias = move_alias
+
+
+@dataclass
+class _Runner:
+    unkey: UnkeyClient
+    store: SecretStore
+    mode: Literal["safe", "fast"]
+    retry: RetryPolicy
+    attempts: int
+    max_rate_limit_waits: int
+    backoff: Backoff
+    gate: _Gate
+    claims: _Claims
+    sleep: Callable[[float], None]
+
+    def run(self, line: BulkLine) -> LineResult:
+        try:
+            with self.claims.hold(line.identity):
+                return self._run(line)
+        except Exception as exc:  # noqa: BLE001 (a line's failure never stops the others)
+            return _failed(line, exc, 1)
+
+    def _run(self, line: BulkLine) -> LineResult:
+        attempt, waits = 0, 0
+        while True:
+            attempt += 1
+            self.gate.wait()
+            try:
+                return self._once(line, attempt)
+            except UnkeyRateLimitedError as exc:
+                waits += 1
+                if waits > self.max_rate_limit_waits:
+                    return _failed(line, exc, attempt)
+                pause = exc.retry_after if exc.retry_after is not None else 1.0
+                logger.info(
+                    "line %d: Unkey rate limit, all workers wait %.1f s", line.number, pause
+                )
+                self.gate.hold(pause)
+                attempt -= 1  # a 429 made nothing: it does not use up an attempt
+            except Exception as exc:  # noqa: BLE001 (classified below, reported otherwise)
+                if attempt >= self.attempts or not _worth_retrying(exc):
+                    return _failed(line, exc, attempt)
+                delay = self.backoff.delay(attempt - 1)
+                logger.info(
+                    "line %d: %s, trying again in %.2f s", line.number, type(exc).__name__, delay
+                )
+                self.sleep(delay)
+
+    def _once(self, line: BulkLine, attempt: int) -> LineResult:
+        if line.external_id is not None:
+            if line.alias is not None and self.store.alias_exists(
+                api_id=line.api_id, alias=line.alias
+            ):
+                return _result(line, "exists", attempt)
+            found = self._find(line)
+            if found is not None:
+                return self._finish(line, found, attempt)
+        try:
+            result = provision(
+                self.unkey,
+                self.store,
+                line.api_id,
+                alias=line.alias,
+                mode=self.mode,
+                retry=self.retry,
+                **line.create_options(),
+            )
+        except RotationConflictError as exc:
+            if exc.key_id is None and exc.original_key_id is None:  # the alias names a key
+                return _result(line, "exists", attempt)
+            raise
+        return _created(line, result, attempt)
+
+    def _find(self, line: BulkLine) -> _Found | None:
+        """A key an earlier run made for this line and stored here, if there is one."""
+        assert line.external_id is not None
+        for info in self.unkey.list_keys(
+            line.api_id, external_id=line.external_id, revalidate_keys_cache=True
+        ):
+            entry = self.store.key_entry(api_id=line.api_id, key_id=info.key_id)
+            if entry is None or entry.alias != line.alias:
+                continue
+            # Safe mode strips its marker when it enables the key: a disabled key that still
+            # carries it was never enabled. A key disabled later (without it) is left alone.
+            unfinished = not info.enabled and MARKER_META_KEY in (info.meta or {})
+            return _Found(info.key_id, enable=unfinished, move_alias=line.alias is not None)
+        return None
+
+    def _finish(self, line: BulkLine, found: _Found, attempt: int) -> LineResult:
+        """Finish what an earlier run left: enable the key, point the alias at it."""
+        if not found.enable and not found.move_alias:
+            return _result(line, "exists", attempt, key_id=found.key_id)
+        if found.enable:
+            self.unkey.update_key(found.key_id, enabled=True, meta=dict(line.meta or {}) or None)
+        location = None
+        if found.move_alias and line.alias is not None:
+            # The alias holds a copy of the key's value: read it back (a reader's permission).
+            stored = self.store.get(api_id=line.api_id, key_id=found.key_id)
+            issued = IssuedKey(
+                key_id=stored.key_id,
+                secret=stored.secret,
+                api_id=stored.api_id,
+                name=stored.name,
+                external_id=stored.external_id,
+                prefix=stored.prefix,
+                expires=stored.expires,
+                rerolled_from=stored.rerolled_from,
+                issued_at=_parse_time(stored.issued_at),
+                alias=line.alias,
+            )
+            del stored
+            moved = self.retry.run(
+                lambda: self.store.set_current(issued, alias=line.alias or "", expected=None)
+            )
+            location = moved.location
+        logger.info("line %d: finished key_id=%s left by an earlier run", line.number, found.key_id)
+        return _result(line, "completed", attempt, key_id=found.key_id, location=location)
+
+
+def _parse_time(text: str | None) -> dt.datetime:
+    if text:
+        with contextlib.suppress(ValueError):
+            return dt.datetime.fromisoformat(text)
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _worth_retrying(exc: BaseException) -> bool:
+    """A failure after which nothing of the line is left, and that may pass."""
+    if isinstance(exc, AmbiguousOutcomeError):
+        return True  # settled: what Unkey made was found and deleted
+    if isinstance(exc, CompensatedError):
+        return isinstance(exc.__cause__, StoreUnavailableError)
+    if isinstance(exc, FlowError):
+        return False  # a stored key or an unsettled one: an operator decides
+    if isinstance(exc, UnkeyAmbiguousError):
+        return False  # raised outside a flow: cannot tell what happened
+    return isinstance(exc, (StoreUnavailableError, UnkeyServerError, UnkeyTransportError))
+
+
+def _result(
+    line: BulkLine,
+    status: Status,
+    attempts: int,
+    *,
+    key_id: str | None = None,
+    location: str | None = None,
+) -> LineResult:
+    return LineResult(
+        line=line.number,
+        api_id=line.api_id,
+        alias=line.alias,
+        external_id=line.external_id,
+        status=status,
+        key_id=key_id,
+        location=location,
+        attempts=attempts,
+    )
+
+
+def _created(line: BulkLine, result: ProvisionResult, attempts: int) -> LineResult:
+    return _result(
+        line, "created", attempts, key_id=result.key_id, location=result.location.location
+    )
+
+
+def _failed(line: BulkLine, exc: BaseException, attempts: int) -> LineResult:
+    if isinstance(exc, UnkeySecretsError):
+        message = " ".join(str(exc).split())
+    else:
+        message = f"unexpected {type(exc).__name__}"  # a foreign error may quote its input
+    key_id = exc.key_id if isinstance(exc, FlowError) else None
+    actions = exc.actions if isinstance(exc, FlowError) else ()
+    location = exc.location if isinstance(exc, StoreError) else None
+    return LineResult(
+        line=line.number,
+        api_id=line.api_id,
+        alias=line.alias,
+        external_id=line.external_id,
+        status="failed",
+        key_id=key_id,
+        location=location,
+        error=type(exc).__name__,
+        message=message,
+        actions=tuple(actions),
+        attempts=attempts,
+    )
+
+
+def provision_many(
+    unkey: UnkeyClient,
+    store: SecretStore,
+    lines: Iterable[BulkLine],
+    *,
+    concurrency: int = 4,
+    mode: Literal["safe", "fast"] = "safe",
+    retry: RetryPolicy | None = None,
+    attempts: int = 4,
+    max_rate_limit_waits: int = 50,
+    store_writes_per_second: float | None = AWS_WRITE_QUOTA,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[LineResult]:
+    """Provision every line on ``concurrency`` threads; yield each line's result as it finishes.
+
+    ``lines`` is consumed lazily (at most ``2 * concurrency`` in flight). A line already done
+    (see the module's docstring) is not provisioned again. A line that fails for a transient
+    reason that left nothing behind (a store outage the flow compensated, a settled lost answer,
+    Unkey unreachable) runs again, up to ``attempts`` times in all, with backoff; a 429 from
+    Unkey holds every worker for its Retry-After and does not count as an attempt (at most
+    ``max_rate_limit_waits`` of them per line). Other failures end the line with
+    ``status="failed"``; the other lines go on. ``store_writes_per_second`` holds a Secrets
+    Manager store's writes (per AWS quota group, across all workers) to that rate; None turns
+    it off, and other stores are not throttled. The client and the store are shared by the
+    threads: size the store's connection pool (``max_connections``) to ``concurrency``.
+
+    Closing the iterator early (``break``) waits for the lines in flight and starts no more.
+    """
+    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+        raise InvalidInputError("concurrency", "must be a whole number, at least 1")
+    if mode not in ("safe", "fast"):
+        raise InvalidInputError("mode", "expected 'safe' or 'fast'")
+    if attempts < 1:
+        raise InvalidInputError("attempts", "must be at least 1")
+    if store_writes_per_second is not None and not store_writes_per_second > 0:
+        raise InvalidInputError("store_writes_per_second", "must be positive, or None")
+    runner = _Runner(
+        unkey=unkey,
+        store=store,
+        mode=mode,
+        retry=retry or RetryPolicy(),
+        attempts=attempts,
+        max_rate_limit_waits=max_rate_limit_waits,
+        backoff=Backoff(max_retries=attempts, base=0.5, cap=10.0),
+        gate=_Gate(clock, sleep),
+        claims=_Claims(),
+        sleep=sleep,
+    )
+    return _drive(runner, store, lines, concurrency, store_writes_per_second)
+
+
+def _drive(
+    runner: _Runner,
+    store: SecretStore,
+    lines: Iterable[BulkLine],
+    concurrency: int,
+    rate: float | None,
+) -> Iterator[LineResult]:
+    window = 2 * concurrency
+    source = iter(lines)
+    with (
+        _aws_write_throttle(store, rate),
+        ThreadPoolExecutor(concurrency, thread_name_prefix="unkey-bulk") as pool,
+    ):
+        pending: set[Future[LineResult]] = set()
+        try:
+            exhausted = False
+            while True:
+                while not exhausted and len(pending) < window:
+                    line = next(source, None)
+                    if line is None:
+                        exhausted = True
+                    else:
+                        pending.add(pool.submit(runner.run, line))
+                if not pending:
+                    return
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    yield future.result()
+        finally:
+            for future in pending:
+                future.cancel()

@@ -1,0 +1,272 @@
+"""``unkey-secrets bulk FILE``: provision one key per line of a CSV or JSON-lines file.
+
+The file is checked whole first (streaming: memory does not grow with it), so a bad line is
+exit ``2`` with nothing sent. Then the lines run on ``--concurrency`` threads
+(:func:`unkey_secrets.bulk.provision_many`): Unkey's 429 ``Retry-After`` holds every worker,
+Secrets Manager writes are kept under its quota, a failed line does not stop the others, and a
+re-run skips the lines already done. Output: with ``--json`` one object per line and a summary
+object; otherwise one line per failed line and a summary. A progress bar goes to stderr when it
+is a terminal, never under ``--json``.
+
+Exit codes: ``0`` every line done (created now, or by an earlier run); ``1`` some lines failed
+(the others are done; run the same command again to retry them); ``2`` the file or an option is
+invalid (nothing was sent); ``130`` interrupted (lines in flight finish first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from .._errors import InvalidInputError, UnkeySecretsError
+from .._redact import scrub
+from ..bulk import AWS_WRITE_QUOTA, LineResult, check_file, provision_many, read_lines
+from . import app
+from .output import Output
+
+__all__ = ["BulkFailedError", "Summary", "add_parser", "line_record", "run"]
+
+#: Failed line numbers kept for the summary (the count is always exact).
+_SHOWN_FAILURES = 20
+#: Invalid lines reported before giving up on a file.
+_SHOWN_INVALID = 20
+
+
+class BulkFailedError(UnkeySecretsError):
+    """Some lines failed (exit 1); the others are done. The message names the first ones."""
+
+
+def _concurrency(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a whole number") from None
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError("must be 1-256")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a number") from None
+    if not 0 < value <= 10_000:
+        raise argparse.ArgumentTypeError("must be more than 0 and at most 10000")
+    return value
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add the ``bulk`` command to ``subparsers`` (the result of ``add_subparsers``)."""
+    bulk = subparsers.add_parser(
+        "bulk",
+        help="provision one key per line of a CSV or JSON-lines file; safe to run again",
+        description="Provision one key per line of FILE (CSV with a header, or JSON lines) with "
+        "the fields api, alias, externalId, name, prefix, meta (a JSON object), expires (Unix "
+        "ms), permissions, roles. Each line needs an alias or an externalId: a re-run skips the "
+        "lines already done and never makes a second key for a line.",
+        epilog="Exit codes: 0 every line done, 1 some lines failed (run it again to retry them), "
+        "2 invalid file or option (nothing sent), 130 interrupted.",
+        allow_abbrev=False,
+    )
+    bulk.add_argument("file", metavar="FILE", help="the CSV or JSON-lines file")
+    bulk.add_argument(
+        "--format", choices=("csv", "jsonl"), help="the file's format (default: from its name)"
+    )
+    bulk.add_argument(
+        "--concurrency",
+        type=_concurrency,
+        default=4,
+        metavar="N",
+        help="lines worked on at once (default 4, at most 256)",
+    )
+    bulk.add_argument(
+        "--mode",
+        choices=("safe", "fast"),
+        default="safe",
+        help="as provision's --mode (default safe)",
+    )
+    bulk.add_argument(
+        "--store-writes-per-second",
+        type=_rate,
+        default=AWS_WRITE_QUOTA,
+        metavar="R",
+        help=f"Secrets Manager only: writes a second per AWS quota group, shared by every "
+        f"worker (default {AWS_WRITE_QUOTA:g}, AWS's quota; lower it when other jobs write too)",
+    )
+    bulk.add_argument(
+        "--no-progress", action="store_true", help="no progress bar, even on a terminal"
+    )
+
+
+def line_record(result: LineResult) -> dict[str, Any]:
+    """What ``bulk --json`` prints for one line."""
+    return {
+        "command": "bulk",
+        "line": result.line,
+        "ok": result.done,
+        "status": result.status,
+        "api_id": result.api_id,
+        "alias": result.alias,
+        "external_id": result.external_id,
+        "key_id": result.key_id,
+        "location": result.location,
+        "attempts": result.attempts,
+        "error": result.error,
+        "message": result.message,
+        "actions": list(result.actions),
+    }
+
+
+@dataclass
+class Summary:
+    """Counts by status, and the first failed lines."""
+
+    total: int
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"created": 0, "exists": 0, "completed": 0, "failed": 0}
+    )
+    failed_lines: list[int] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def add(self, result: LineResult) -> None:
+        """Count one finished line."""
+        self.counts[result.status] += 1
+        if not result.done and len(self.failed_lines) < _SHOWN_FAILURES:
+            self.failed_lines.append(result.line)
+
+    @property
+    def finished(self) -> int:
+        """Lines finished so far, done or failed."""
+        return sum(self.counts.values())
+
+    def record(self) -> dict[str, Any]:
+        """The summary object ``--json`` prints last."""
+        return {
+            "command": "bulk",
+            "ok": self.counts["failed"] == 0 and self.finished == self.total,
+            "summary": True,
+            "lines": self.total,
+            "finished": self.finished,
+            **self.counts,
+            "failed_lines": list(self.failed_lines),
+            "seconds": round(time.monotonic() - self.started, 3),
+        }
+
+    def text(self) -> str:
+        """The summary line printed last."""
+        c = self.counts
+        text = (
+            f"bulk: {self.finished} of {self.total} lines: {c['created']} created, "
+            f"{c['exists']} already done, {c['completed']} finished from an earlier run, "
+            f"{c['failed']} failed"
+        )
+        return text + (f" (lines {_lines(self)})" if self.failed_lines else "")
+
+
+def _lines(summary: Summary) -> str:
+    more = summary.counts["failed"] - len(summary.failed_lines)
+    return ", ".join(map(str, summary.failed_lines)) + (f" and {more} more" if more > 0 else "")
+
+
+class _Progress:
+    """A one-line progress bar on a terminal, redrawn at most ten times a second."""
+
+    def __init__(self, stream: TextIO | None, summary: Summary, enabled: bool) -> None:
+        self.stream = stream
+        self.summary = summary
+        self.enabled = enabled and stream is not None
+        self._drawn = 0.0
+
+    def update(self, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not force and now - self._drawn < 0.1:
+            return
+        self._drawn = now
+        s = self.summary
+        total = max(s.total, 1)
+        filled = int(30 * s.finished / total)
+        rate = s.finished / max(now - s.started, 1e-9)
+        bar = "#" * filled + "." * (30 - filled)
+        self._put(f"\r[{bar}] {s.finished}/{s.total} {rate:6.1f}/s failed {s.counts['failed']} ")
+
+    def clear(self) -> None:
+        if self.enabled:
+            self._put("\r" + " " * 78 + "\r")
+
+    def _put(self, text: str) -> None:
+        try:
+            assert self.stream is not None
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):
+            self.enabled = False
+
+
+def _say(stream: TextIO | None, line: str) -> None:
+    if stream is None:
+        return
+    try:
+        stream.write(scrub(line) + "\n")
+        stream.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _check(path: str, fmt: str | None, out: Output) -> int:
+    """Validate the whole file before anything is sent; return its number of lines."""
+    count, errors = check_file(path, format=fmt, max_errors=_SHOWN_INVALID)  # type: ignore[arg-type]
+    if errors:
+        for error in errors:
+            _say(out.stderr, f"invalid {error.field}: {error.problem}")
+        first = errors[0]
+        raise InvalidInputError(
+            "file",
+            f"{len(errors)}{'+' if len(errors) >= _SHOWN_INVALID else ''} invalid line(s), the "
+            f"first at {first.field} ({first.problem}); nothing was sent",
+        )
+    return count
+
+
+def run(args: argparse.Namespace, out: Output) -> None:
+    """Run ``bulk`` with the parsed ``args``; raise for a failure exit (see the module)."""
+    total = _check(args.file, args.format, out)
+    store = app.store_from_env(args.store)
+    summary = Summary(total=total)
+    stderr = out.stderr
+    show = not args.json and not args.no_progress and stderr is not None and stderr.isatty()
+    progress = _Progress(stderr, summary, show)
+    try:
+        with app.unkey_from_env() as unkey:
+            results = provision_many(
+                unkey,
+                store,
+                read_lines(args.file, format=args.format),
+                concurrency=args.concurrency,
+                mode=args.mode,
+                store_writes_per_second=args.store_writes_per_second,
+            )
+            for result in results:
+                summary.add(result)
+                if args.json:
+                    out.result(line_record(result))
+                elif not result.done:
+                    progress.clear()
+                    key = f" (key {result.key_id})" if result.key_id else ""
+                    _say(out.stdout, f"line {result.line} failed{key}: {result.message}")
+                progress.update()
+    finally:
+        progress.clear()
+        if args.json:
+            out.result(summary.record())
+        else:
+            _say(out.stdout, summary.text())
+    if summary.counts["failed"]:
+        raise BulkFailedError(
+            f"{summary.counts['failed']} of {total} lines failed (lines {_lines(summary)}); "
+            "the others are done: run the same command again to retry the failed lines"
+        )
