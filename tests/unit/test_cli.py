@@ -169,7 +169,10 @@ def test_defaults() -> None:
         (["provision", "--api-id", API, "--meta", "[1]"], "--meta: must be a JSON object"),
         (["provision", "--api-id", API, "--meta", "{"], "--meta: not valid JSON"),
         (["provision", "--api-id", API, "--expires", "soon"], "--expires: must be a whole"),
-        (["rotate", "--api-id", API, "--key-id", KEY, "--grace-period", "-5"], "negative"),
+        (
+            ["rotate", "--api-id", API, "--key-id", KEY, "--grace-period", "-5"],
+            "--grace-period: must be whole seconds or a duration such as 30m",
+        ),
         (
             ["rotate", "--api-id", API, "--key-id", KEY, "--grace-period", "9" * 20],
             "--grace-period: may be at most 315360000",
@@ -216,7 +219,7 @@ def test_usage_errors_exit_2(
 @pytest.mark.parametrize(
     ("argv", "as_json"),
     [
-        (["stores", "--json"], False),  # a command's argument, not the global option
+        (["stores", "--json", "--nope"], True),  # a global option after the command
         (["--store", "--json", "stores"], False),  # --store's value, however it looks
         (["--store", "x", "--json", "-vv", "stores", "--nope"], True),
         (["-vv", "--json", "rotate", "--api-id", API], True),

@@ -2,16 +2,28 @@
 
 ::
 
-    unkey-secrets [--json] [-v | -vv] [--store NAME] COMMAND ...
+    unkey-secrets [--json] [-v | -vv] [--store NAME] [SETTINGS FLAGS] COMMAND ...
 
     provision --api-id API [--alias NAME [--replace]] [--mode safe|fast] [--name N] [--prefix P]
               [--external-id E] [--meta JSON] [--expires MS] [--permission P ...] [--role R ...]
-    rotate    --api-id API (--alias NAME | --key-id KEY) [--grace-period SECONDS]
+    rotate    --api-id API (--alias NAME | --key-id KEY) [--grace-period DURATION]
               [--allow-short-grace] [--takeover]
     capture   --api-id API --key-id KEY [--alias NAME] [--rerolled-from KEY | --delete-if-unstored]
               [--prompt]
     show      --api-id API (--alias NAME | --key-id KEY)
     stores
+    list      --api-id API [--all] [--status S ...] [--alias NAME ...] [--external-id E]
+              [--limit N] [--after KEY]
+    verify    --api-id API (--alias NAME ... | --aliases-file FILE | --key-id KEY ...)
+    reconcile --api-id API [--alias NAME ...] [--apply] [--min-age DURATION]
+    doctor    --api-id API [--alias NAME] [--write-probe]
+    rotate-due --api-id API --older-than DURATION (--alias NAME ... | --aliases-file FILE |
+              --all-aliases) [--age-from unkey|store] [--grace-period DURATION] [--dry-run]
+    bulk      (when installed: unkey_secrets/cli/bulk.py)
+
+Global options go before or after the command. Durations are seconds or ``30m``, ``24h``,
+``90d``. The settings flags ``--vault-addr``, ``--vault-namespace``, ``--mount``, ``--region``,
+``--profile`` and ``--endpoint-url`` override the environment variable each one names.
 
 Configuration comes from the environment only, through the settings the library already reads:
 ``UNKEY_ROOT_KEY`` and ``UNKEY_BASE_URL`` for Unkey, and the chosen store's own variables
@@ -23,10 +35,12 @@ revoke it. ``show`` reads the stored value (a reader's permission) and prints it
 (key_id, location, version, issued_at, expires, rerolled_from), never the key.
 
 Exit codes: ``0`` done; ``1`` the command failed (a flow, store or Unkey error, or an unexpected
-error, which is named by its class only); ``2`` usage, invalid input or configuration;
-``130`` interrupted. A failure ends with one line, ``error: <message>``, on stderr (warning log
-lines, e.g. about a compensation, may precede it; with ``--json`` an error object also goes to
-stdout, usage errors included); tracebacks are never printed. A stdout that is closed or whose
+error, which is named by its class only); ``2`` usage, invalid input or configuration; ``3``
+a check ran and found problems (verify, reconcile, doctor); ``4`` some items failed, the others
+were done (rotate-due, bulk); ``130`` interrupted. A failure ends with one line,
+``error: <message>``, on stderr (warning log lines, e.g. about a compensation, may precede it;
+with ``--json`` an error object also goes to stdout, usage errors included); tracebacks are
+never printed. A stdout that is closed or whose
 reader went away does not change the exit code of a command that succeeded. The process disables
 core dumps and installs the log guards before anything else.
 """
@@ -56,6 +70,16 @@ from .._secret import Secret
 from ..rotation.core import DEFAULT_GRACE_PERIOD, MINIMUM_GRACE_PERIOD
 from ..stores import SecretStore, available_stores, load_store
 from ..unkey import UnkeyClient
+from . import options as _options
+from .commands import MODULES
+from .options import (
+    GLOBAL_VALUE_OPTIONS,
+    add_global_options,
+    closest_command,
+    duration,
+    environment_overrides,
+    settings_overrides,
+)
 from .output import (
     Output,
     capture_record,
@@ -72,13 +96,17 @@ if TYPE_CHECKING:
 __all__ = [
     "COMMANDS",
     "EXIT_FAILURE",
+    "EXIT_FINDINGS",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "EXIT_PARTIAL",
     "EXIT_USAGE",
     "MAX_GRACE_SECONDS",
     "MAX_KEY_BYTES",
+    "PartialFailure",
     "UsageError",
     "build_parser",
+    "command_names",
     "configure_logging",
     "exit_code_for",
     "main",
@@ -88,18 +116,22 @@ __all__ = [
     "usage_message",
 ]
 
-EXIT_OK = 0
-#: A flow, store or Unkey error (what was undone is in the message), or an unexpected error.
-EXIT_FAILURE = 1
-#: Bad usage, invalid input or configuration: nothing was sent, or nothing could be.
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-
 #: The longest key ``capture`` accepts on stdin; Unkey keys are far shorter.
 MAX_KEY_BYTES = 4096
 #: The longest ``--grace-period`` accepted (10 x 365 days); Unkey's expiry cannot go past 2100.
 MAX_GRACE_SECONDS = 10 * 365 * 24 * 3600
 _LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+#: The exit codes (defined in :mod:`.options`, shared by every command module).
+EXIT_OK = _options.EXIT_OK
+EXIT_FAILURE = _options.EXIT_FAILURE
+EXIT_USAGE = _options.EXIT_USAGE
+EXIT_FINDINGS = _options.EXIT_FINDINGS
+EXIT_PARTIAL = _options.EXIT_PARTIAL
+EXIT_INTERRUPTED = _options.EXIT_INTERRUPTED
+#: Raised by a command over many items when some failed: exit :data:`EXIT_PARTIAL`.
+PartialFailure = _options.PartialFailure
 
 
 class UsageError(Exception):
@@ -144,36 +176,29 @@ def _non_negative_int(text: str) -> int:
 
 
 def _grace_seconds(text: str) -> int:
-    value = _non_negative_int(text)
+    value = duration(text)
     if value > MAX_GRACE_SECONDS:
         raise argparse.ArgumentTypeError(f"may be at most {MAX_GRACE_SECONDS} (10 years)")
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``unkey-secrets`` argument parser."""
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``unkey-secrets`` argument parser (``argv``: the arguments it will parse, if known).
+
+    ``bulk``'s module is imported only when ``argv`` names it or asks for help.
+    """
     parser = _Parser(
         prog="unkey-secrets",
         description="Issue, rotate and store Unkey API keys in Vault or AWS Secrets Manager, "
         "without the plaintext touching disk, logs or this command's output.",
         epilog="Exit codes: 0 done, 1 the command failed, 2 usage, input or configuration, "
-        "130 interrupted. Configuration is read from the environment only.",
+        "3 a check found problems (verify, reconcile, doctor), 4 some items failed "
+        "(rotate-due, bulk), 130 interrupted. Configuration is read from the environment, "
+        "which the settings flags override. Global options go before or after the command.",
         allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "--json", action="store_true", help="print one JSON object per result (and per error)"
-    )
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        default=0,
-        help="log our INFO records to stderr; twice: every library at DEBUG (keys stay masked)",
-    )
-    parser.add_argument(
-        "--store", metavar="NAME", help="where keys are written: vault, aws or a plugin's name"
-    )
+    add_global_options(parser, top=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     provision = commands.add_parser(
@@ -230,9 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument(
         "--grace-period",
         type=_grace_seconds,
-        metavar="SECONDS",
-        help=f"how long the old key stays valid (default {default_grace}, "
-        f"at most {MAX_GRACE_SECONDS})",
+        metavar="DURATION",
+        help=f"how long the old key stays valid: seconds or 24h, 90d... (default {default_grace}"
+        f" s, at most {MAX_GRACE_SECONDS} s)",
     )
     minimum = int(MINIMUM_GRACE_PERIOD.total_seconds())
     rotate.add_argument(
@@ -277,7 +302,45 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--key-id", metavar="KEY", help="the key to show, by its keyId")
 
     commands.add_parser("stores", help="list the installed stores", allow_abbrev=False)
+    for module in dict.fromkeys(MODULES.values()):
+        _command_module(module).add_parser(commands)
+    if _has_bulk():
+        if argv is None or "bulk" in argv or not {"-h", "--help"}.isdisjoint(argv):
+            _bulk_module().add_parser(commands)
+        else:
+            # Not this run's command: a stand-in keeps bulk's own imports off start-up.
+            commands.add_parser("bulk", help="run bulk --help", allow_abbrev=False)
+    for command in commands.choices.values():
+        add_global_options(command, top=False)
     return parser
+
+
+def _command_module(name: str) -> Any:
+    import importlib
+
+    return importlib.import_module(f"{__package__}.commands.{name}")
+
+
+def _has_bulk() -> bool:
+    """Whether ``unkey_secrets.cli.bulk`` is installed (found without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec(f"{__package__}.bulk") is not None
+
+
+def _bulk_module() -> Any:
+    """``unkey_secrets.cli.bulk``: ``add_parser(subparsers)`` and ``run(args, out)``."""
+    import importlib
+
+    return importlib.import_module(f"{__package__}.bulk")
+
+
+def command_names() -> list[str]:
+    """Every command's name, the operations commands and ``bulk`` (when installed) included."""
+    names = [*COMMANDS, *MODULES]
+    if _has_bulk():
+        names.append("bulk")
+    return names
 
 
 def _api_and_alias(command: argparse.ArgumentParser) -> None:
@@ -353,19 +416,23 @@ def _known_words(parser: argparse.ArgumentParser) -> set[str]:
 
 
 def _global_json(argv: Sequence[str]) -> tuple[bool, str | None]:
-    """Whether ``--json`` is among the global options of ``argv``, and the command named."""
+    """Whether ``--json`` is given (before or after the command), and the command named."""
     as_json = False
+    command: str | None = None
+    names = set(command_names())
     remaining = iter(argv)
     for arg in remaining:
-        if arg == "--store":
+        if arg in GLOBAL_VALUE_OPTIONS:
             next(remaining, None)  # its value, whatever it looks like
         elif arg == "--json":
             as_json = True
-        elif arg in COMMANDS:
-            return as_json, arg
-        elif arg == "--" or not arg.startswith("-"):
+        elif arg == "--":
             break
-    return as_json, None
+        elif command is None and not arg.startswith("-"):
+            if arg not in names:
+                break
+            command = arg
+    return as_json, command
 
 
 # -- configuration --------------------------------------------------------------------------
@@ -559,7 +626,9 @@ def _stores(args: argparse.Namespace, out: Output) -> None:
     out.result(stores_record(available_stores()))
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace, Output], None]] = {
+#: The commands defined here; the operations commands live in :mod:`.commands`, ``bulk`` in
+#: :mod:`.bulk` when it is installed (see :func:`command_names`).
+COMMANDS: dict[str, Callable[[argparse.Namespace, Output], int | None]] = {
     "provision": _provision,
     "rotate": _rotate,
     "capture": _capture,
@@ -572,7 +641,23 @@ def exit_code_for(exc: BaseException) -> int:
     """The documented exit code of a failure."""
     if isinstance(exc, (InvalidInputError, ConfigurationError)):
         return EXIT_USAGE
+    if isinstance(exc, PartialFailure):
+        return EXIT_PARTIAL
     return EXIT_FAILURE
+
+
+def _runner(command: str) -> Callable[[argparse.Namespace, Output], int | None]:
+    if command in COMMANDS:
+        return COMMANDS[command]
+    if command in MODULES:
+        run: Callable[[argparse.Namespace, Output], int | None] = _command_module(
+            MODULES[command]
+        ).run
+        return run
+    if command == "bulk" and _has_bulk():
+        bulk_run: Callable[[argparse.Namespace, Output], int | None] = _bulk_module().run
+        return bulk_run
+    raise UsageError(f"unknown command {command}")  # pragma: no cover - argparse refuses it
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -580,7 +665,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     disable_core_dumps()
     install_guards()
     arguments = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser = build_parser(arguments)
     try:
         args = parser.parse_args(arguments)
         if args.command == "rotate" and args.key_id is None and args.alias is None:
@@ -589,6 +674,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         as_json, command = _global_json(arguments)
         out = Output(json=as_json, stdout=sys.stdout, stderr=sys.stderr)
         message = usage_message(str(exc), arguments, parser)
+        typo = closest_command(arguments, command_names())
+        if typo is not None and "invalid choice" in message:
+            message = f"{message}; did you mean {typo[1]!r}?"
         out.usage(parser.format_usage(), message, command, EXIT_USAGE)
         return EXIT_USAGE
     except SystemExit as exc:  # --help and --version print, then exit 0
@@ -597,7 +685,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Output(json=args.json, stdout=sys.stdout, stderr=sys.stderr)
     configure_logging(args.verbose)
     try:
-        COMMANDS[args.command](args, out)
+        run = _runner(args.command)
+        with environment_overrides(settings_overrides(args)):
+            code = run(args, out)
     except KeyboardInterrupt as exc:
         out.failure(args.command, exc, EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
@@ -605,4 +695,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = exit_code_for(exc)
         out.failure(args.command, exc, code)
         return code
-    return EXIT_OK
+    return EXIT_OK if code is None else code

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -33,6 +34,7 @@ __all__ = [
     "error_record",
     "location_record",
     "provision_record",
+    "register_human",
     "rotation_record",
     "settle",
     "show_record",
@@ -193,7 +195,33 @@ def usage_record(command: str | None, message: str, exit_code: int) -> Record:
     }
 
 
+#: command -> how its records read on a terminal; see :func:`register_human`.
+_RENDERERS: dict[str, Callable[[Record], list[str]]] = {}
+
+
+def register_human(command: str, render: Callable[[Record], list[str]]) -> None:
+    """Make ``render`` print ``command``'s records without ``--json`` (a plugin command's too).
+
+    A command without one prints each record as ``name value`` pairs.
+    """
+    _RENDERERS[command] = render
+
+
+def _pairs(record: Record) -> list[str]:
+    shown = [
+        f"{name} {value}"
+        for name, value in sorted(record.items())
+        if name not in ("command", "ok") and value is not None and not isinstance(value, dict)
+    ]
+    return [" ".join(shown)]
+
+
 def _human(record: Record) -> list[str]:
+    render = _RENDERERS.get(str(record.get("command")))
+    if render is not None:
+        return render(record)
+    if record["command"] not in _HEADLINES and record["command"] not in ("stores", "show"):
+        return _pairs(record)
     if record["command"] == "stores":
         return [str(name) for name in record["stores"]]
     if record["command"] == "show":
@@ -254,6 +282,101 @@ def _where(label: str, location: Record | None) -> list[str]:
     state = "" if location["created"] else " (already there, nothing written)"
     version = f" version {location['version']}" if location["version"] else ""
     return [f"{label} {location['store']} {location['location']}{version}{state}"]
+
+
+# -- the operations commands ------------------------------------------------------------------
+
+
+def _list_lines(record: Record) -> list[str]:
+    if record.get("summary"):
+        more = f"; more after key {record['next_after']} (--after)" if record["truncated"] else ""
+        return [
+            f"{record['count']} key(s) of API {record['api_id']} listed from "
+            f"{record['store']}{more}"
+        ]
+    alias = record["alias"] or "-"
+    expires = record["expires_at"] or "never"
+    stored = "" if record["stored"] else "  (not stored)"
+    return [
+        f"{record['key_id']}  {record['status']:<8}  alias {alias}  created "
+        f"{record['created'] or 'unknown'}  expires {expires}{stored}"
+    ]
+
+
+def _verify_lines(record: Record) -> list[str]:
+    if record.get("summary"):
+        return [
+            f"{record['checked']} checked, {record['problems']} problem(s) "
+            f"(API {record['api_id']}, {record['store']})"
+        ]
+    what = f"alias {record['alias']}" if record["alias"] is not None else "key"
+    key = record["key_id"] or "?"
+    if record["ok"]:
+        return [f"ok       {what}: key {key} verifies ({record['code']})"]
+    return [f"PROBLEM  {what}: key {key} {record['problem']}"]
+
+
+def _reconcile_lines(record: Record) -> list[str]:
+    if record.get("summary"):
+        return [
+            f"{record['findings_left']} finding(s) left, {record['fixed']} fixed, "
+            f"{record['young_skipped']} recent key(s) skipped, {record['aliases_checked']} "
+            f"alias(es) checked (API {record['api_id']}, {record['store']})"
+        ]
+    finding = record["finding"]
+    if finding == "orphan":
+        subject = f"key {record['key_id']} (marker {record['marker']}, not in the store)"
+    elif finding == "stale":
+        subject = f"key {record['key_id']} is {record['status']} in Unkey, still stored at " + str(
+            record["location"]
+        )
+    elif finding == "dead-alias" and record.get("key_id"):
+        subject = f"alias {record['alias']} names key {record['key_id']}, {record['status']}"
+    else:
+        subject = f"alias {record['alias']}"
+    return [f"{finding}: {subject}: {record['action']}"]
+
+
+def _doctor_lines(record: Record) -> list[str]:
+    if record.get("summary"):
+        return [f"{record['failed']} check(s) failed, {record['unchecked']} unchecked"]
+    if "for_command" in record:
+        line = f"{record['for_command']:<18} ready: {record['ready']}"
+        if record["missing"]:
+            line += f"; missing {', '.join(record['missing'])}"
+            if record["granted_by"]:
+                line += f" (granted by {'; '.join(record['granted_by'])})"
+        return [line]
+    line = f"{record['result']:<9} {record['check']}: {record['detail']}"
+    if record["granted_by"] and record["result"] == "failed":
+        line += f" (granted by {record['granted_by']})"
+    return [line]
+
+
+def _rotate_due_lines(record: Record) -> list[str]:
+    if record.get("summary"):
+        return [
+            f"{record['considered']} alias(es): {record['rotated']} rotated, {record['due']} "
+            f"due, {record['not_due']} not due, {record['failed']} failed, "
+            f"{record['missing']} missing"
+        ]
+    age = "" if record["age_seconds"] is None else f", {record['age_seconds'] // 86400} day(s) old"
+    key = f" key {record['key_id']}" if record["key_id"] else ""
+    outcome = record["outcome"]
+    if outcome == "rotated":
+        return [f"rotated   alias {record['alias']}:{key} -> key {record['new_key_id']}{age}"]
+    tail = f": {record['error']}" if record["error"] else ""
+    return [f"{outcome:<9} alias {record['alias']}:{key}{age}{tail}"]
+
+
+for _command, _render in (
+    ("list", _list_lines),
+    ("verify", _verify_lines),
+    ("reconcile", _reconcile_lines),
+    ("doctor", _doctor_lines),
+    ("rotate-due", _rotate_due_lines),
+):
+    register_human(_command, _render)
 
 
 #: The note on stderr when a result was produced but stdout could not take it.

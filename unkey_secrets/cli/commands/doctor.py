@@ -1,0 +1,355 @@
+"""``doctor``: can this environment run each command? Connectivity, auth and permissions.
+
+Each permission is probed with one cheap call that changes nothing:
+
+* Unkey: ``apis.getApi`` (``read_api``), ``apis.listKeys`` with a page of 1 (``read_key`` and
+  ``read_api``), ``keys.verifyKey`` of a dummy key (``verify_key``; it answers NOT_FOUND). There
+  is no such call for ``create_key``, ``update_key`` and ``delete_key``: ``--write-probe``
+  creates a disabled key (marked, so ``reconcile`` finds it if its deletion fails), updates it
+  and deletes it; without it they are reported as unchecked.
+* The store: ``check_writable`` (the store's live preflight: Vault's capabilities on the key,
+  alias and rotation-record paths, or Secrets Manager's DescribeSecret), the metadata read
+  ``key_entry`` uses, ``alias_state``, ``read_rotation`` and a reader's ``get``, each of a name
+  that does not exist (a "not found" answer means the permission is there).
+
+A record per check (``ok`` true, false, or null for unchecked) names, when it fails, the
+shipped policy or root-key permission that grants it; then a record per command says whether
+it can run here. Exit 0 when nothing failed (unchecked is not failed), 3 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..._errors import (
+    ConfigurationError,
+    SecretNotFoundError,
+    StoreAccessError,
+    StoreError,
+    UnkeyAuthError,
+    UnkeyError,
+    UnkeyNotFoundError,
+    UnkeySecretsError,
+)
+from ..._redact import confined
+from ...rotation.core import MARKER_META_KEY
+from ..options import EXIT_FINDINGS
+from ..output import Output
+from ._common import open_store, open_unkey
+
+__all__ = ["NEEDS", "add_parser", "run"]
+
+#: A key_id and an alias that no store holds, for probes that must find nothing.
+_PROBE_KEY_ID = "key_unkeysecretsdoctorprobe"
+_PROBE_ALIAS = "unkey-secrets-doctor-probe"
+_DUMMY_KEY = "unkey_secrets_doctor_dummy_key_0000000000"
+
+_UNKEY_WRITE = ("unkey.create_key", "unkey.update_key", "unkey.delete_key")
+#: What each command needs: the names of the checks below.
+NEEDS: dict[str, tuple[str, ...]] = {
+    "provision": (*_UNKEY_WRITE, "unkey.read_key", "store.write", "store.metadata"),
+    "rotate": (
+        *_UNKEY_WRITE,
+        "unkey.read_key",
+        "store.write",
+        "store.metadata",
+        "store.alias_state",
+        "store.read_rotation",
+    ),
+    "capture": ("store.write", "store.metadata"),
+    "show": ("store.read",),
+    "list": ("unkey.read_key", "store.metadata"),
+    "verify": ("unkey.verify_key", "store.read"),
+    "reconcile": ("unkey.read_key", "store.metadata", "store.alias_state"),
+    "reconcile --apply": (
+        "unkey.read_key",
+        "unkey.delete_key",
+        "store.metadata",
+        "store.alias_state",
+    ),
+    "rotate-due": (
+        *_UNKEY_WRITE,
+        "unkey.read_key",
+        "store.write",
+        "store.metadata",
+        "store.alias_state",
+        "store.read_rotation",
+    ),
+    "bulk": (*_UNKEY_WRITE, "unkey.read_key", "store.write", "store.metadata"),
+}
+
+_UNKEY_GRANTS = {
+    "unkey.config": "UNKEY_ROOT_KEY (and UNKEY_BASE_URL) in the environment",
+    "unkey.read_api": "root key permission api.*.read_api (or api.<api_id>.read_api)",
+    "unkey.read_key": "root key permissions api.*.read_key and api.*.read_api",
+    "unkey.verify_key": "root key permission api.*.verify_key",
+    "unkey.create_key": "root key permission api.*.create_key",
+    "unkey.update_key": "root key permission api.*.update_key",
+    "unkey.delete_key": "root key permission api.*.delete_key",
+}
+_STORE_GRANTS = {
+    "vault": {
+        "store.config": "VAULT_ADDR and VAULT_TOKEN (or an auth method's settings)",
+        "store.write": "policies/vault-writer.hcl",
+        "store.metadata": "policies/vault-writer.hcl",
+        "store.alias_state": "policies/vault-writer.hcl",
+        "store.read_rotation": "policies/vault-writer.hcl",
+        "store.read": "policies/vault-reader.hcl",
+    },
+    "aws": {
+        "store.config": "AWS_REGION and the AWS credential chain (AWS_PROFILE, a role...)",
+        "store.write": "policies/aws-writer.json",
+        "store.metadata": "policies/aws-writer.json",
+        "store.alias_state": "policies/aws-rotator.json",
+        "store.read_rotation": "policies/aws-rotator.json",
+        "store.read": "policies/aws-reader.json",
+    },
+}
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """The ``doctor`` command's parser."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "doctor",
+        help="check connectivity, auth and the permissions each command needs",
+        allow_abbrev=False,
+    )
+    parser.add_argument("--api-id", required=True, help="the Unkey API (keyspace) to check")
+    parser.add_argument(
+        "--alias", metavar="NAME", help="also check the writes of this alias's paths"
+    )
+    parser.add_argument(
+        "--write-probe",
+        action="store_true",
+        help="check create_key, update_key and delete_key by creating a disabled key and "
+        "deleting it (changes Unkey; without it they are unchecked)",
+    )
+    return parser
+
+
+@dataclass
+class _Check:
+    name: str
+    ok: bool | None
+    detail: str
+    grants: str | None = None
+
+
+def run(args: argparse.Namespace, out: Output) -> int:
+    """A record per check, one per command, then a summary; exit 3 if any check failed."""
+    checks: dict[str, _Check] = {}
+    for check in _unkey_checks(args):
+        checks[check.name] = check
+    for check in _store_checks(args):
+        checks[check.name] = check
+    failed = 0
+    for check in checks.values():
+        failed += check.ok is False
+        out.result(
+            {
+                "command": "doctor",
+                "ok": check.ok is not False,
+                "check": check.name,
+                "result": {True: "ok", False: "failed", None: "unchecked"}[check.ok],
+                "detail": check.detail,
+                "granted_by": check.grants if check.ok is not True else None,
+            }
+        )
+    for command, needs in NEEDS.items():
+        missing = [n for n in needs if checks.get(n, _Check(n, None, "")).ok is False]
+        unknown = [n for n in needs if checks.get(n, _Check(n, None, "")).ok is None]
+        grants = sorted({checks[n].grants or "" for n in missing if n in checks} - {""})
+        out.result(
+            {
+                "command": "doctor",
+                "ok": not missing,
+                "for_command": command,
+                "ready": "no" if missing else ("unknown" if unknown else "yes"),
+                "missing": missing,
+                "unchecked": unknown,
+                "granted_by": grants,
+            }
+        )
+    out.result(
+        {
+            "command": "doctor",
+            "ok": failed == 0,
+            "summary": True,
+            "api_id": args.api_id,
+            "store": args.store,
+            "failed": failed,
+            "unchecked": sum(c.ok is None for c in checks.values()),
+        }
+    )
+    return EXIT_FINDINGS if failed else 0
+
+
+# -- Unkey ----------------------------------------------------------------------------------
+
+
+def _unkey_checks(args: argparse.Namespace) -> list[_Check]:
+    names = ("read_api", "read_key", "verify_key", "create_key", "update_key", "delete_key")
+
+    def grant(name: str) -> str:
+        return _UNKEY_GRANTS[name]
+
+    try:
+        client = open_unkey()
+    except UnkeySecretsError as exc:
+        failure = _Check("unkey.config", False, str(exc), grant("unkey.config"))
+        return [failure] + [
+            _Check(f"unkey.{n}", None, "not checked: no Unkey client", grant(f"unkey.{n}"))
+            for n in names
+        ]
+    checks = [_Check("unkey.config", True, "root key and base URL set")]
+    with client as unkey:
+        first = _unkey_probe("unkey.read_api", lambda: unkey.get_api(args.api_id))
+        checks.append(first)
+        if first.ok is False and first.detail.startswith(("could not reach", "root key refused")):
+            return checks + [
+                _Check(f"unkey.{n}", None, "not checked: " + first.detail, grant(f"unkey.{n}"))
+                for n in names[1:]
+            ]
+        checks.append(
+            _unkey_probe(
+                "unkey.read_key",
+                lambda: next(iter(unkey.list_keys(args.api_id, limit=1)), None),
+            )
+        )
+        checks.append(
+            _unkey_probe("unkey.verify_key", lambda: unkey.verify_key(_DUMMY_KEY, credits_cost=0))
+        )
+        if args.write_probe:
+            checks += _write_probe(unkey, args.api_id)
+        else:
+            checks += [
+                _Check(
+                    f"unkey.{n}",
+                    None,
+                    "no call checks it without a change: pass --write-probe",
+                    grant(f"unkey.{n}"),
+                )
+                for n in ("create_key", "update_key", "delete_key")
+            ]
+    return checks
+
+
+def _unkey_probe(name: str, call: Callable[[], object]) -> _Check:
+    grants = _UNKEY_GRANTS[name]
+    try:
+        call()
+    except UnkeyAuthError as exc:
+        if exc.status == 401:
+            return _Check(name, False, "root key refused (401): check UNKEY_ROOT_KEY", grants)
+        return _Check(name, False, f"missing permission (403): {exc.detail}", grants)
+    except UnkeyNotFoundError:
+        return _Check(name, False, "no such API for this root key's workspace (404)", grants)
+    except UnkeyError as exc:
+        transport = type(exc).__name__ in ("UnkeyTransportError", "UnkeyAmbiguousError")
+        what = "could not reach Unkey" if transport else "Unkey did not answer as expected"
+        return _Check(name, False, f"{what} ({type(exc).__name__}): check UNKEY_BASE_URL", grants)
+    return _Check(name, True, "granted")
+
+
+def _write_probe(unkey: Any, api_id: str) -> list[_Check]:
+    marker = "op_" + secrets.token_hex(12)
+    create = _Check("unkey.create_key", None, "", _UNKEY_GRANTS["unkey.create_key"])
+    update = _Check(
+        "unkey.update_key",
+        None,
+        "not checked: no key was created",
+        _UNKEY_GRANTS["unkey.update_key"],
+    )
+    delete = _Check(
+        "unkey.delete_key",
+        None,
+        "not checked: no key was created",
+        _UNKEY_GRANTS["unkey.delete_key"],
+    )
+    key_id: str | None = None
+
+    def make() -> None:
+        nonlocal key_id
+        issued = unkey.create_key(
+            api_id,
+            enabled=False,
+            name="unkey-secrets doctor probe",
+            meta={MARKER_META_KEY: marker, "unkey_secrets_probe": True},
+        )
+        with confined(issued.secret):
+            key_id = issued.key_id
+            del issued
+
+    found = _unkey_probe("unkey.create_key", make)
+    create.ok, create.detail = found.ok, found.detail
+    if key_id is None:
+        if found.ok is False and "404" in found.detail:
+            create.detail = "missing permission or no such API (createKey answers 404 for both)"
+        return [create, update, delete]
+    created = key_id
+    found = _unkey_probe("unkey.update_key", lambda: unkey.update_key(created, enabled=False))
+    update.ok, update.detail = found.ok, found.detail
+    found = _unkey_probe("unkey.delete_key", lambda: unkey.delete_key(created))
+    delete.ok, delete.detail = found.ok, found.detail
+    if delete.ok is not True:
+        delete.detail += (
+            f"; the disabled probe key {created} is left in Unkey (reconcile --apply deletes it)"
+        )
+    else:
+        create.detail = update.detail = f"granted (probe key {created}, deleted)"
+    return [create, update, delete]
+
+
+# -- the store ------------------------------------------------------------------------------
+
+_STORE_NAMES = ("write", "metadata", "alias_state", "read_rotation", "read")
+
+
+def _store_checks(args: argparse.Namespace) -> list[_Check]:
+    grants = _STORE_GRANTS.get(args.store or "", {})
+
+    def grant(name: str) -> str | None:
+        return grants.get(name)
+
+    if not args.store:
+        return [
+            _Check(f"store.{n}", None, "no store chosen: pass --store", grant(f"store.{n}"))
+            for n in ("config", *_STORE_NAMES)
+        ]
+    try:
+        store = open_store(args)
+    except UnkeySecretsError as exc:
+        return [_Check("store.config", False, str(exc), grant("store.config"))] + [
+            _Check(
+                f"store.{n}", None, "not checked: the store is not configured", grant(f"store.{n}")
+            )
+            for n in _STORE_NAMES
+        ]
+    api_id, alias = args.api_id, args.alias or _PROBE_ALIAS
+    probes: dict[str, Callable[[], object]] = {
+        "write": lambda: store.check_writable(api_id=api_id, alias=alias),
+        "metadata": lambda: store.key_entry(api_id=api_id, key_id=_PROBE_KEY_ID),
+        "alias_state": lambda: store.alias_state(api_id=api_id, alias=alias),
+        "read_rotation": lambda: store.read_rotation(api_id=api_id, key_id=_PROBE_KEY_ID),
+        "read": lambda: store.get(api_id=api_id, key_id=_PROBE_KEY_ID),
+    }
+    checks = [_Check("store.config", True, f"{store.name} store configured")]
+    for short, call in probes.items():
+        name = f"store.{short}"
+        try:
+            call()
+        except SecretNotFoundError:
+            checks.append(_Check(name, True, "granted (nothing there, as expected)"))
+        except StoreAccessError as exc:
+            checks.append(_Check(name, False, f"refused: {exc}", grant(name)))
+        except ConfigurationError as exc:
+            checks.append(_Check(name, False, str(exc), grant(name)))
+        except StoreError as exc:
+            checks.append(_Check(name, False, f"failed ({type(exc).__name__}: {exc})", grant(name)))
+        else:
+            checks.append(_Check(name, True, "granted"))
+    return checks

@@ -1,0 +1,246 @@
+"""Conventions shared by every command: global options, durations, settings flags, exit codes.
+
+* Global options (``--json``, ``-v``, ``--store`` and the settings flags) are accepted before
+  the command and after it, as ``vault`` and ``aws`` accept theirs.
+* Durations are whole seconds or ``30m``, ``24h``, ``90d``, ``2w``, or a sum such as ``1h30m``.
+* The settings flags (``--vault-addr``, ``--vault-namespace``, ``--mount``, ``--region``,
+  ``--profile``, ``--endpoint-url``) override the environment variable each one names, for the
+  run of one command only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import difflib
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+from .._errors import InvalidInputError, UnkeySecretsError
+from .._validate import validate_alias
+
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_FINDINGS",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_PARTIAL",
+    "EXIT_USAGE",
+    "GLOBAL_VALUE_OPTIONS",
+    "MAX_ALIASES",
+    "SETTINGS_FLAGS",
+    "PartialFailure",
+    "add_global_options",
+    "aliases_from",
+    "closest_command",
+    "duration",
+    "environment_overrides",
+    "format_duration",
+    "settings_overrides",
+]
+
+EXIT_OK = 0
+#: A flow, store or Unkey error (what was undone is in the message), or an unexpected error.
+EXIT_FAILURE = 1
+#: Bad usage, invalid input or configuration: nothing was sent, or nothing could be.
+EXIT_USAGE = 2
+#: A check ran to the end and found problems (verify, reconcile, doctor).
+EXIT_FINDINGS = 3
+#: Some items of a command over many failed, the others were done (rotate-due, bulk).
+EXIT_PARTIAL = 4
+EXIT_INTERRUPTED = 130
+
+
+class PartialFailure(UnkeySecretsError):
+    """Some items failed and the others were done; exit code :data:`EXIT_PARTIAL`.
+
+    A command over many items (``bulk``) may raise it after printing its per-item results:
+    ``main`` prints ``error: <message>`` and exits 4.
+    """
+
+
+#: flag -> (environment variable it overrides, help). Each wins over the environment.
+SETTINGS_FLAGS: Mapping[str, tuple[str, str]] = {
+    "--vault-addr": ("VAULT_ADDR", "Vault's address (overrides VAULT_ADDR)"),
+    "--vault-namespace": ("VAULT_NAMESPACE", "Vault namespace (overrides VAULT_NAMESPACE)"),
+    "--mount": (
+        "UNKEY_SECRETS_VAULT_MOUNT",
+        "Vault KV v2 mount (overrides UNKEY_SECRETS_VAULT_MOUNT; default secret)",
+    ),
+    "--region": ("AWS_REGION", "AWS region (overrides AWS_REGION and AWS_DEFAULT_REGION)"),
+    "--profile": ("AWS_PROFILE", "AWS profile from the AWS config files (overrides AWS_PROFILE)"),
+    "--endpoint-url": ("AWS_ENDPOINT_URL", "Secrets Manager endpoint (overrides AWS_ENDPOINT_URL)"),
+}
+#: Global options that take a value (the value is never a command name).
+GLOBAL_VALUE_OPTIONS = frozenset({"--store", *SETTINGS_FLAGS})
+
+
+def add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """The global options, on the top parser (``top``) or again on a command's parser.
+
+    On a command's parser every default is SUPPRESS, so a value given before the command is
+    kept unless the same option is given again after it.
+    """
+
+    def default(value: object) -> object:
+        return value if top else argparse.SUPPRESS
+
+    group = parser.add_argument_group("global options (before or after the command)")
+    group.add_argument(
+        "--json",
+        action="store_true",
+        default=default(False),
+        help="print one JSON object per result (and per error)",
+    )
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=default(0),
+        help="log our INFO records to stderr; twice: every library at DEBUG (keys stay masked)",
+    )
+    group.add_argument(
+        "--store",
+        metavar="NAME",
+        default=default(None),
+        help="where keys are written: vault, aws or a plugin's name",
+    )
+    for flag, (_, text) in SETTINGS_FLAGS.items():
+        metavar = flag.rpartition("-")[2].upper()
+        group.add_argument(flag, metavar=metavar, default=default(None), help=text)
+
+
+def settings_overrides(args: argparse.Namespace) -> dict[str, str]:
+    """The environment variables the settings flags given in ``args`` set."""
+    overrides: dict[str, str] = {}
+    for flag, (variable, _) in SETTINGS_FLAGS.items():
+        value = getattr(args, flag.lstrip("-").replace("-", "_"), None)
+        if value is None:
+            continue
+        if not value or not value.isprintable():
+            raise InvalidInputError(flag, "must be a non-empty printable value")
+        overrides[variable] = value
+        if variable == "AWS_REGION":
+            overrides["AWS_DEFAULT_REGION"] = value
+    return overrides
+
+
+@contextlib.contextmanager
+def environment_overrides(overrides: Mapping[str, str]) -> Iterator[None]:
+    """Set ``overrides`` in ``os.environ`` for the block, then put every variable back."""
+    saved = {name: os.environ.get(name) for name in overrides}
+    os.environ.update(overrides)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+# -- durations ------------------------------------------------------------------------------
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"(?:\d{1,12}[smhdw])+")
+
+
+def duration(text: str) -> int:
+    """Seconds from ``"3600"``, ``"30m"``, ``"24h"``, ``"90d"``, ``"2w"`` or ``"1h30m"``.
+
+    The error names the accepted forms, never the value.
+    """
+    text = text.strip()
+    if re.fullmatch(r"\d+", text):
+        return int(text, 10)
+    if not _DURATION.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            "must be whole seconds or a duration such as 30m, 24h, 90d or 1h30m"
+        )
+    return sum(int(n) * _UNITS[unit] for n, unit in re.findall(r"(\d+)([smhdw])", text))
+
+
+def format_duration(seconds: float) -> str:
+    """``seconds`` as the largest whole units: ``3d4h``, ``45m``, ``12s``."""
+    left = max(0, int(seconds))
+    if left == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if left >= size:
+            parts.append(f"{left // size}{unit}")
+            left %= size
+        if len(parts) == 2:
+            break
+    return "".join(parts)
+
+
+# -- mistyped commands ----------------------------------------------------------------------
+
+
+def closest_command(argv: Sequence[str], commands: Iterable[str]) -> tuple[str, str] | None:
+    """The command word of ``argv`` when it is not a command, and the closest command.
+
+    None when ``argv`` names a command, names none, or nothing is close. Only our command's
+    name is ever shown; the typed word is not echoed.
+    """
+    names = list(commands)
+    remaining = iter(argv)
+    for arg in remaining:
+        if arg in GLOBAL_VALUE_OPTIONS:
+            next(remaining, None)
+        elif arg == "--":
+            break
+        elif not arg.startswith("-"):
+            if arg in names:
+                return None
+            match = difflib.get_close_matches(arg, names, n=1, cutoff=0.6)
+            return (arg, match[0]) if match else None
+    return None
+
+
+# -- alias lists ----------------------------------------------------------------------------
+
+#: The most aliases one file may name (the file is read whole, then checked line by line).
+MAX_ALIASES = 100_000
+
+
+def aliases_from(given: Sequence[str] | None, path: str | None) -> list[str]:
+    """The aliases of ``--alias`` (repeatable) and of ``--aliases-file`` (one per line).
+
+    In the file, blank lines and ``#`` comments are skipped; ``-`` reads stdin. Each alias is
+    validated; duplicates are dropped, the first order kept.
+    """
+    names = list(given or [])
+    if path is not None:
+        names += _read_alias_file(path)
+    seen: dict[str, None] = {}
+    for number, name in enumerate(names, 1):
+        validate_alias(name, "alias" if number <= len(given or []) else "--aliases-file line")
+        seen.setdefault(name, None)
+    return list(seen)
+
+
+def _read_alias_file(path: str) -> list[str]:
+    import sys
+
+    try:
+        if path == "-":
+            text = sys.stdin.read() if sys.stdin is not None else ""
+        else:
+            text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(
+            "--aliases-file", f"cannot be read ({type(exc).__name__})"
+        ) from None
+    names = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            names.append(line)
+    if len(names) > MAX_ALIASES:
+        raise InvalidInputError("--aliases-file", f"names more than {MAX_ALIASES} aliases")
+    return names
