@@ -1,0 +1,59 @@
+variable "region" {
+  description = "AWS region to deploy to."
+  type        = string
+  default     = "eu-west-1"
+}
+
+variable "name_prefix" {
+  description = "Prefix of every name: secrets are <prefix>/<api_id>/<key>, the root key <prefix>-root-key, the function <prefix>-secrets-rotation."
+  type        = string
+  default     = "unkey"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,40}$", var.name_prefix))
+    error_message = "name_prefix must be 1-40 letters, digits, hyphens or underscores."
+  }
+}
+
+variable "package_path" {
+  description = "The package `make lambda-zip` built."
+  type        = string
+  default     = "../../../build/lambda.zip"
+}
+
+variable "runtime" {
+  description = "The Python that built the package (`make lambda-zip` prints it)."
+  type        = string
+  default     = "python3.12"
+}
+
+variable "unkey_base_url" {
+  description = "Where Unkey's API is."
+  type        = string
+  default     = "https://api.unkey.com"
+}
+
+variable "keys" {
+  description = "The keys to manage: name => Unkey API id and rotation schedule."
+  type = map(object({
+    api_id                   = string
+    automatically_after_days = optional(number)
+    schedule_expression      = optional(string)
+  }))
+  default = {
+    billing = { api_id = "api_billing", automatically_after_days = 30 }
+    search  = { api_id = "api_search", schedule_expression = "rate(10 days)" }
+  }
+}
+
+variable "recovery_window_in_days" {
+  description = "Days a deleted secret can be restored (0 deletes at once)."
+  type        = number
+  default     = 7
+}
+
+variable "tags" {
+  description = "Tags for everything."
+  type        = map(string)
+  default     = { project = "unkey-secrets-example" }
+}

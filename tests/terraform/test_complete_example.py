@@ -1,0 +1,471 @@
+"""terraform/examples/complete applied to moto server, rotated by the real handler, then destroyed.
+
+The example (both modules, two keys) is applied with the aws provider's endpoints pointed at the
+session's in-process moto server. moto cannot run a Lambda without docker, so its RotateSecret
+is replaced by one that does what AWS does before invoking the function and records the event
+(:mod:`._moto_rotation`); the test then plays Lambda: it builds the handler's rotator from the
+environment Terraform gave the function (root key read from the secret Terraform made, Unkey
+being the emulator) and runs the four steps with the recorded token. The tests run in file
+order and share one deployment; the last one destroys it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.functional._rotation_harness import STEPS, FaithfulMoto
+from tests.security._canary import needles
+from unkey_secrets import UnkeyClient
+from unkey_secrets._payload import parse_key_json
+from unkey_secrets.aws_lambda import RuntimeConfig, build_rotator
+from unkey_secrets.testing.emulator import EmulatorServer
+from unkey_secrets.testing.moto import MotoServer
+
+from ._moto_rotation import Invocation, RotateSecretRecorder
+from ._terraform import ROOT, Terraform
+
+pytestmark = pytest.mark.terraform
+
+ACCOUNT = "123456789012"
+HANDLER = "unkey_secrets.aws_lambda.handler"
+RETENTION_DAYS = 30
+GRACE_MS = 86_400_000
+
+
+@dataclass
+class Deployment:
+    tf: Terraform
+    workdir: Path
+    moto: MotoServer
+    unkey: EmulatorServer
+    recorder: RotateSecretRecorder
+    prefix: str
+    api_ids: dict[str, str]
+    root_key: str
+    outputs: dict[str, Any]
+    #: Everything terraform printed: hunted for keys like the state.
+    printed: list[str] = field(default_factory=list)
+    destroyed: bool = False
+
+    def output(self, name: str) -> Any:
+        return self.outputs[name]["value"]
+
+    def client(self, service: str) -> Any:
+        return self.moto.client(service)
+
+    def run(self, *args: str) -> str:
+        done = self.tf.run([*args, "-no-color"], self.workdir)
+        self.printed += [done.stdout, done.stderr]
+        return done.stdout
+
+
+def _build_package(target: Path) -> Path:
+    """What `make lambda-zip` builds, with the same script, for this interpreter."""
+    spec = importlib.util.spec_from_file_location(
+        "_build_lambda_zip", ROOT / "scripts" / "build_lambda_zip.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.build(target)
+    return target
+
+
+def _moto_override(url: str) -> str:
+    """Point the example's provider at moto: fake credentials, no account or metadata checks."""
+    services = ("iam", "kms", "lambda", "logs", "secretsmanager", "sts")
+    endpoints = "\n".join(f"    {service} = {json.dumps(url)}" for service in services)
+    return f"""\
+provider "aws" {{
+  access_key                  = "testing"
+  secret_key                  = "testing"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+  skip_region_validation      = true
+
+  endpoints {{
+{endpoints}
+  }}
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    terraform: Terraform,
+    tf_tree: Path,
+    moto_server: MotoServer,
+    unkey_emulator_server: EmulatorServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Deployment]:
+    workdir = tf_tree / "examples" / "complete"
+    scratch = tmp_path_factory.mktemp("complete")
+    package = _build_package(scratch / "lambda.zip")
+    emulator = unkey_emulator_server.emulator
+    api_ids = {"billing": emulator.create_api("billing"), "search": emulator.create_api("search")}
+    prefix = "tf" + uuid.uuid4().hex[:8]
+    (workdir / "moto_override.tf").write_text(_moto_override(moto_server.url))
+    variables = {
+        "region": moto_server.region,
+        "name_prefix": prefix,
+        "package_path": str(package),
+        "runtime": f"python{sys.version_info.major}.{sys.version_info.minor}",
+        "unkey_base_url": unkey_emulator_server.url,
+        "keys": {
+            "billing": {"api_id": api_ids["billing"], "automatically_after_days": 30},
+            "search": {"api_id": api_ids["search"], "schedule_expression": "rate(10 days)"},
+        },
+        "recovery_window_in_days": 0,
+    }
+    (workdir / "test.auto.tfvars.json").write_text(json.dumps(variables))
+    with pytest.MonkeyPatch.context() as patch:
+        FaithfulMoto(patch)
+        recorder = RotateSecretRecorder(patch).install()
+        deployment = Deployment(
+            tf=terraform,
+            workdir=workdir,
+            moto=moto_server,
+            unkey=unkey_emulator_server,
+            recorder=recorder,
+            prefix=prefix,
+            api_ids=api_ids,
+            root_key=emulator.add_root_key(["*"]),
+            outputs={},
+        )
+        try:
+            deployment.run("apply", "-auto-approve", "-input=false")
+            deployment.outputs = json.loads(deployment.run("output", "-json"))
+            yield deployment
+        finally:
+            if not deployment.destroyed:
+                deployment.run("destroy", "-auto-approve", "-input=false")
+
+
+@dataclass
+class Rotation:
+    invocation: Invocation
+    results: list[dict[str, str | None]]
+
+
+@dataclass
+class Rotated:
+    deployment: Deployment
+    #: key name => [the bootstrap, a scheduled rotation]
+    rotations: dict[str, list[Rotation]]
+    #: `terraform plan -detailed-exitcode` once both keys were rotated twice.
+    plan: subprocess.CompletedProcess[str]
+
+
+def _run_steps(deployment: Deployment, invocation: Invocation) -> Rotation:
+    """Play Lambda: the function's own environment, the four steps with the recorded token."""
+    lam = deployment.client("lambda")
+    config = lam.get_function_configuration(FunctionName=invocation.function_arn)
+    rotator = build_rotator(
+        RuntimeConfig.from_environ(config["Environment"]["Variables"]),
+        secrets_manager=deployment.client("secretsmanager"),
+    )
+    try:
+        event = {"SecretId": invocation.secret_arn, "ClientRequestToken": invocation.token}
+        results = [rotator.handle({**event, "Step": step}) for step in STEPS]
+    finally:
+        rotator.unkey.close()
+    return Rotation(invocation, results)
+
+
+@pytest.fixture(scope="module")
+def rotated(deployment: Deployment) -> Rotated:
+    """Both keys' first rotation (apply started it), then a second one as the schedule would."""
+    sm = deployment.client("secretsmanager")
+    # The operator's one manual step: the root key goes into the secret Terraform made.
+    sm.put_secret_value(
+        SecretId=deployment.output("root_key_secret_arn"), SecretString=deployment.root_key
+    )
+    by_secret = {arn: name for name, arn in deployment.output("secret_arns").items()}
+    rotations: dict[str, list[Rotation]] = {name: [] for name in by_secret.values()}
+    started = list(deployment.recorder.invocations)
+    for invocation in started:
+        rotations[by_secret[invocation.secret_arn]].append(_run_steps(deployment, invocation))
+    for arn, name in by_secret.items():
+        answer = sm.rotate_secret(SecretId=arn)
+        invocation = deployment.recorder.invocations[-1]
+        assert invocation.token == answer["VersionId"]
+        rotations[name].append(_run_steps(deployment, invocation))
+    plan = deployment.tf.run(
+        ["plan", "-detailed-exitcode", "-input=false", "-no-color"], deployment.workdir, check=False
+    )
+    deployment.printed += [plan.stdout, plan.stderr]
+    return Rotated(deployment, rotations, plan)
+
+
+def _secret_versions(deployment: Deployment, arn: str) -> dict[str, str]:
+    """Every version's value of a secret (moto's record: deprecated versions included)."""
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    secret = secretsmanager_backends[ACCOUNT][deployment.moto.region].secrets[arn]
+    return {v: d["secret_string"] for v, d in secret.versions.items() if "secret_string" in d}
+
+
+def _statements(document: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+    def listed(value: str | list[str]) -> tuple[str, ...]:
+        return tuple(sorted([value] if isinstance(value, str) else value))
+
+    found = {}
+    for statement in document["Statement"]:
+        assert statement["Sid"] not in found, "one statement per purpose"
+        assert set(statement) <= {"Sid", "Effect", "Action", "Resource", "Condition"}
+        found[statement["Sid"]] = (
+            statement["Effect"],
+            listed(statement["Action"]),
+            listed(statement["Resource"]),
+            statement.get("Condition"),
+        )
+    return found
+
+
+# -- what apply made --------------------------------------------------------------------------
+
+
+def test_apply_makes_the_function_with_the_documented_environment(deployment: Deployment) -> None:
+    lam = deployment.client("lambda")
+    config = lam.get_function_configuration(FunctionName=deployment.output("function_arn"))
+    assert config["FunctionName"] == f"{deployment.prefix}-secrets-rotation"
+    assert config["Handler"] == HANDLER
+    assert config["Runtime"] == f"python{sys.version_info.major}.{sys.version_info.minor}"
+    environment = config["Environment"]["Variables"]
+    assert environment == {
+        "UNKEY_ROOT_KEY_SECRET_ID": deployment.output("root_key_secret_arn"),
+        "UNKEY_BASE_URL": deployment.unkey.url,
+        "UNKEY_TIMEOUT": "10",
+        "UNKEY_GRACE_PERIOD_SECONDS": "86400",
+        "UNKEY_KEY_PREFIX": "live",
+    }, "the root key by secret ARN, never as a value; every name the handler documents"
+    RuntimeConfig.from_environ(environment)  # the handler accepts it
+
+    logs = deployment.client("logs")
+    group = logs.describe_log_groups(logGroupNamePrefix=deployment.output("log_group_name"))
+    assert [g["retentionInDays"] for g in group["logGroups"]] == [RETENTION_DAYS]
+
+
+def test_secrets_manager_may_invoke_the_function_from_this_account_only(
+    deployment: Deployment,
+) -> None:
+    lam = deployment.client("lambda")
+    policy = json.loads(lam.get_policy(FunctionName=deployment.output("function_arn"))["Policy"])
+    [statement] = policy["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Action"] == "lambda:InvokeFunction"
+    assert statement["Principal"] == {"Service": "secretsmanager.amazonaws.com"}
+    assert statement["Resource"] == deployment.output("function_arn")
+    assert statement["Condition"] == {"StringEquals": {"AWS:SourceAccount": ACCOUNT}}
+
+
+def test_each_key_is_a_tagged_encrypted_secret_with_no_value_and_rotation_on(
+    deployment: Deployment,
+) -> None:
+    sm = deployment.client("secretsmanager")
+    arns = deployment.output("secret_arns")
+    assert set(arns) == {"billing", "search"}
+    rules = {
+        "billing": {"AutomaticallyAfterDays": 30},
+        "search": {"ScheduleExpression": "rate(10 days)"},
+    }
+    for name, arn in arns.items():
+        described = sm.describe_secret(SecretId=arn)
+        api_id = deployment.api_ids[name]
+        assert described["Name"] == f"{deployment.prefix}/{api_id}/{name}"
+        tags = {t["Key"]: t["Value"] for t in described["Tags"]}
+        assert tags["managed-by"] == "unkey-secrets"
+        assert tags["unkey-api-id"] == api_id
+        assert described["KmsKeyId"] == deployment.output("kms_key_arn")
+        assert described["RotationEnabled"] is True
+        assert described["RotationLambdaARN"] == deployment.output("function_arn")
+        assert {k: v for k, v in described["RotationRules"].items() if v} == rules[name]
+        # Terraform wrote no value: only the version the rotation started, still empty.
+        assert _secret_versions(deployment, arn) == {}
+    # Apply started one rotation per secret, aimed at the module's function.
+    started = deployment.recorder.invocations[:2]
+    assert {i.secret_arn for i in started} == set(arns.values())
+    assert {i.function_arn for i in started} == {deployment.output("function_arn")}
+
+
+def test_the_role_grants_exactly_the_listed_actions_on_exactly_the_listed_resources(
+    deployment: Deployment,
+) -> None:
+    iam = deployment.client("iam")
+    role = deployment.output("role_name")
+    function_arn = deployment.output("function_arn")
+    region = deployment.moto.region
+    secrets = tuple(
+        sorted(
+            f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{deployment.prefix}/"
+            f"{deployment.api_ids[name]}/{name}-??????"
+            for name in ("billing", "search")
+        )
+    )
+    for arn in deployment.output("secret_arns").values():
+        assert any(arn[:-6] + "??????" == pattern for pattern in secrets), arn
+    log_group = deployment.output("log_group_name")
+    assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == []
+    [name] = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+    if isinstance(document, str):
+        document = json.loads(document)
+    assert _statements(document) == {
+        "RotateTheManagedSecrets": (
+            "Allow",
+            (
+                "secretsmanager:DescribeSecret",
+                "secretsmanager:GetSecretValue",
+                "secretsmanager:PutSecretValue",
+                "secretsmanager:UpdateSecretVersionStage",
+            ),
+            secrets,
+            {"StringEquals": {"secretsmanager:resource/AllowRotationLambdaArn": function_arn}},
+        ),
+        "ReadTheUnkeyRootKey": (
+            "Allow",
+            ("secretsmanager:GetSecretValue",),
+            (deployment.output("root_key_secret_arn"),),
+            None,
+        ),
+        "UseTheSecretsKmsKeysThroughSecretsManager": (
+            "Allow",
+            ("kms:Decrypt", "kms:GenerateDataKey"),
+            (deployment.output("kms_key_arn"),),
+            {"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}},
+        ),
+        "WriteItsOwnLogs": (
+            "Allow",
+            ("logs:CreateLogStream", "logs:PutLogEvents"),
+            (f"arn:aws:logs:{region}:{ACCOUNT}:log-group:{log_group}:*",),
+            None,
+        ),
+    }
+    trust = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
+    if isinstance(trust, str):
+        trust = json.loads(trust)
+    [statement] = trust["Statement"]
+    assert statement["Principal"] == {"Service": "lambda.amazonaws.com"}
+    assert statement["Action"] == "sts:AssumeRole"
+
+
+# -- the handler on the secrets Terraform made ------------------------------------------------
+
+
+def test_the_handler_bootstraps_then_rotates_each_secret_terraform_made(rotated: Rotated) -> None:
+    deployment = rotated.deployment
+    sm = deployment.client("secretsmanager")
+    for name, arn in deployment.output("secret_arns").items():
+        first, second = rotated.rotations[name]
+        assert [r["outcome"] for r in first.results] == [
+            "created-first-key",
+            "enabled",
+            "valid",
+            "finished",
+        ]
+        assert [r["outcome"] for r in second.results] == [
+            "rerolled",
+            "nothing-to-do",
+            "valid",
+            "finished",
+        ]
+        stages = sm.describe_secret(SecretId=arn)["VersionIdsToStages"]
+        assert stages[second.invocation.token] == ["AWSCURRENT"]
+        assert stages[first.invocation.token] == ["AWSPREVIOUS"]
+        current = parse_key_json(
+            sm.get_secret_value(SecretId=arn)["SecretString"], store="aws", location=arn
+        )
+        original = parse_key_json(
+            sm.get_secret_value(SecretId=arn, VersionStage="AWSPREVIOUS")["SecretString"],
+            store="aws",
+            location=arn,
+        )
+        assert current.api_id == original.api_id == deployment.api_ids[name], "the tag's API"
+        assert original.secret.reveal().startswith("live_"), "the module's key_prefix"
+        assert current.rerolled_from == original.key_id
+        assert first.results[0]["key_id"] == original.key_id
+        assert second.results[0]["key_id"] == current.key_id
+        with UnkeyClient(deployment.root_key, base_url=deployment.unkey.url) as unkey:
+            assert unkey.verify_key(current.secret).valid
+            assert unkey.verify_key(original.secret).valid, "the original is in its grace"
+        expires = deployment.unkey.emulator.key(original.key_id).expires
+        assert expires is not None
+        assert expires <= time.time() * 1000 + GRACE_MS, "the grace period Terraform set"
+
+
+def test_a_plan_after_the_rotations_shows_no_change(rotated: Rotated) -> None:
+    plan = rotated.plan
+    assert plan.returncode == 0, (
+        f"plan wants changes after the rotations:\n{plan.stdout}{plan.stderr}"
+    )
+    assert "No changes." in plan.stdout
+
+
+def test_state_plan_and_output_hold_no_key(rotated: Rotated) -> None:
+    deployment = rotated.deployment
+    hunted: dict[str, list[str]] = {"the root key": needles(deployment.root_key)}
+    for arn in deployment.output("secret_arns").values():
+        for version, text in _secret_versions(deployment, arn).items():
+            key = parse_key_json(text, store="aws", location=arn).secret.reveal()
+            hunted[f"key of version {version}"] = needles(key)
+    assert len(hunted) == 1 + 4, "two keys per secret were issued and stored"
+    state = deployment.run("show", "-json")
+    resources = json.loads(state)["values"]["root_module"]
+    types = {r["type"] for m in resources.get("child_modules", []) for r in m["resources"]}
+    types |= {r["type"] for r in resources.get("resources", [])}
+    assert "aws_secretsmanager_secret_version" not in types
+    assert "aws_secretsmanager_secret_rotation" in types
+    raw_state = (deployment.workdir / "terraform.tfstate").read_text()
+    plan = rotated.plan.stdout + rotated.plan.stderr
+    channels = {"show -json": state, "terraform.tfstate": raw_state, "plan": plan}
+    channels["everything terraform printed"] = "\n".join(deployment.printed)
+    leaks = [
+        f"{what} in {channel}"
+        for channel, text in channels.items()
+        for what, fragments in hunted.items()
+        if any(fragment in text for fragment in fragments)
+    ]
+    assert leaks == []
+    assert "SecretString" not in raw_state
+    assert '"secret_string"' not in raw_state
+
+
+# -- and gone ---------------------------------------------------------------------------------
+
+
+def test_destroy_removes_everything(deployment: Deployment) -> None:
+    arns = deployment.output("secret_arns")
+    root_key_arn = deployment.output("root_key_secret_arn")
+    deployment.run("destroy", "-auto-approve", "-input=false")
+    deployment.destroyed = True
+    state = json.loads((deployment.workdir / "terraform.tfstate").read_text())
+    assert state["resources"] == []
+    sm = deployment.client("secretsmanager")
+    listed = {s["ARN"] for s in sm.list_secrets()["SecretList"]}
+    assert listed.isdisjoint({*arns.values(), root_key_arn})
+    lam = deployment.client("lambda")
+    assert all(
+        f["FunctionName"] != f"{deployment.prefix}-secrets-rotation"
+        for f in lam.list_functions()["Functions"]
+    )
+    iam = deployment.client("iam")
+    assert all(r["RoleName"] != deployment.output("role_name") for r in iam.list_roles()["Roles"])
+    logs = deployment.client("logs")
+    groups = logs.describe_log_groups(logGroupNamePrefix=deployment.output("log_group_name"))
+    assert groups["logGroups"] == []
+    kms = deployment.client("kms")
+    key = kms.describe_key(KeyId=deployment.output("kms_key_arn"))["KeyMetadata"]
+    assert key["KeyState"] == "PendingDeletion"
