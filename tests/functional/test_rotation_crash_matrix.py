@@ -465,7 +465,7 @@ def test_two_rotations_at_once(rig: Rig) -> None:
                         leader.append(n)
                 if not first and leader[0] != n:
                     # The follower writes its claim only after the leader's landed.
-                    assert claimed.wait(10)
+                    assert claimed.wait(120)
             original_before(label)
 
         def after(label: str) -> None:
@@ -473,11 +473,11 @@ def test_two_rotations_at_once(rig: Rig) -> None:
             if rotation_record_write(label) and leader and leader[0] == n and not claimed.is_set():
                 claimed.set()
                 # Hold the claim until the other run has given up.
-                follower_done.wait(10)
+                follower_done.wait(120)
 
         tracer.before, tracer.after = before, after  # type: ignore[method-assign]
         try:
-            barrier.wait(10)
+            barrier.wait(120)
             outcomes[n] = rig.run(tracer, by_alias(api_id))
         except BaseException as exc:  # noqa: BLE001 (reported by the test)
             outcomes[n] = exc

@@ -32,6 +32,8 @@ DEFAULT_ALIAS_TEMPLATE = "unkey/{api_id}/by-name/{alias}"
 DEFAULT_ROTATION_TEMPLATE = "unkey/rotated-from/{api_id}/{key_id}"
 # Today's key_ids are "key_" + 9 characters, older ones up to about 26.
 _STAND_IN_KEY_ID = "key_" + "x" * 28
+# An alias of a typical length, standing in for the one a caller will name.
+_STAND_IN_ALIAS = "alias-stand-in"
 
 
 class _Unchecked:
