@@ -18,6 +18,23 @@ What a line is, and when it counts as done (a re-run skips it, and never makes a
   is finished, not repeated;
 * a line with neither is refused: it could not be recognised on a re-run.
 
+A key an earlier run left half done (stored but disabled in safe mode, or stored but its alias
+not moved) is finished only once it is older than ``adopt_after`` (default 10 minutes, by
+Unkey's ``createdAt``): a younger one may belong to a run still working on it, and the line
+fails with :class:`LineInProgressError` (run it again later). The alias move is conditional
+(only if the alias does not exist yet): an alias naming another key is never moved. A key for
+the line's externalId that carries this store's provision marker, that the store does not hold,
+that is disabled and older than ``adopt_after`` was never enabled: it is deleted, and the
+line's ``actions`` say so. Enabled or stored keys are never deleted.
+
+Not safe to run twice at once over the same lines: :func:`provision_many` claims a line only
+within its own process (no cross-process claim), so two runs over the same externalId-only
+lines can each make a key. The ``bulk`` command holds an advisory lock on its input file for
+that reason; a caller of the library must not start two runs over the same lines either.
+
+Limits checked before anything is sent: a line over 1 MB (Unkey's request limit), and a
+``meta`` over 10 KB once serialized, are refused.
+
 Two lines naming the same alias (or externalId) never run at the same time; the later one
 finds the earlier one's key. Rate limits: a 429 from Unkey (``UnkeyRateLimitedError``, raised
 after the client's own retries, or at once for ``keys.createKey``, which is never retried and
@@ -50,6 +67,7 @@ from ._errors import (
     FlowError,
     InvalidInputError,
     RotationConflictError,
+    StoreConflictError,
     StoreError,
     StoreUnavailableError,
     UnkeyAmbiguousError,
@@ -75,11 +93,15 @@ from .unkey.options import (
 )
 
 __all__ = [
+    "ADOPT_AFTER",
     "AWS_WRITE_QUOTA",
     "DONE",
+    "MAX_LINE_BYTES",
+    "MAX_META_BYTES",
     "BulkInputError",
     "BulkLine",
     "Format",
+    "LineInProgressError",
     "LineResult",
     "Status",
     "TokenBucket",
@@ -93,6 +115,13 @@ logger = logging.getLogger("unkey_secrets.bulk")
 
 #: Secrets Manager's default quota for each group of write operations, requests per second.
 AWS_WRITE_QUOTA = 50.0
+#: A line over this many bytes is refused before anything is sent (Unkey's request limit).
+MAX_LINE_BYTES = 1024 * 1024
+#: A ``meta`` over this many bytes (serialized as JSON) is refused before anything is sent.
+MAX_META_BYTES = 10 * 1024
+#: Seconds after its creation (Unkey's ``createdAt``) before a half-done key is taken for an
+#: earlier, dead run's and finished (or, never enabled and unstored, deleted) by this one.
+ADOPT_AFTER = 600.0
 #: Secrets Manager write operations, by the quota they count against (AWS's published quotas:
 #: CreateSecret, DeleteSecret, and one combined rate for the operations that change a secret).
 _AWS_WRITE_GROUPS = {
@@ -108,8 +137,9 @@ _AWS_WRITE_GROUPS = {
 }
 
 #: A line's outcome. Done: ``created`` (this run made the key), ``exists`` (an earlier run
-#: did; nothing was sent to Unkey but the look-up), ``completed`` (an earlier run stored the
-#: key and this run finished it: enabled it and/or moved its alias). Not done: ``failed``.
+#: did; nothing was sent to Unkey but the look-up and any clean-up listed in ``actions``),
+#: ``completed`` (an earlier run stored the key and this run finished it: enabled it and/or
+#: moved its alias). Not done: ``failed``.
 Status = Literal["created", "exists", "completed", "failed"]
 DONE: frozenset[str] = frozenset({"created", "exists", "completed"})
 
@@ -135,6 +165,10 @@ class BulkInputError(InvalidInputError):
     def __init__(self, line: int, field: str, problem: str) -> None:
         self.line = line
         super().__init__(f"line {line}: {field}", problem)
+
+
+class LineInProgressError(UnkeySecretsError):
+    """A key for the line is half done and too young to be an earlier, dead run's: run later."""
 
 
 @dataclass(frozen=True)
@@ -209,6 +243,8 @@ def parse_line(number: int, record: Mapping[str, Any]) -> BulkLine:
     ``roles`` are space-separated; ``expires`` is Unix milliseconds. Errors name the line and
     the field, never the value.
     """
+    if _size(record) > MAX_LINE_BYTES:
+        raise BulkInputError(number, "line", f"is over {MAX_LINE_BYTES} bytes (Unkey's limit)")
     values: dict[str, Any] = {}
     for raw_name, value in record.items():
         if raw_name is None:  # csv: more cells than the header has names
@@ -253,6 +289,8 @@ def _build_line(number: int, values: dict[str, Any]) -> BulkLine:
         if not isinstance(meta, dict):
             raise BulkInputError(number, "meta", "must be a JSON object")
         meta = check_meta(meta)
+        if _size(meta) > MAX_META_BYTES:
+            raise BulkInputError(number, "meta", f"is over {MAX_META_BYTES} bytes as JSON")
         if any(str(k).startswith("unkey_secrets_") for k in meta):
             raise BulkInputError(number, "meta", "members starting 'unkey_secrets_' are ours")
     expires = values.get("expires")
@@ -272,6 +310,17 @@ def _build_line(number: int, values: dict[str, Any]) -> BulkLine:
         permissions=_strings(values.get("permissions"), check_permissions),
         roles=_strings(values.get("roles"), check_roles),
     )
+
+
+def _size(value: object) -> int:
+    """Bytes of ``value`` as compact JSON (a string: its UTF-8 bytes); huge if unserializable."""
+    if isinstance(value, str):
+        return len(value.encode("utf-8", "surrogatepass"))
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    except (ValueError, TypeError, RecursionError):
+        return MAX_LINE_BYTES + 1
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def _strings(value: object, check: Callable[[object], list[str]]) -> tuple[str, ...] | None:
@@ -338,7 +387,21 @@ def _csv_lines(handle: TextIO) -> Iterator[BulkLine | BulkInputError]:
 
 
 def _json_lines(handle: TextIO) -> Iterator[BulkLine | BulkInputError]:
-    for number, text in enumerate(handle, start=1):
+    number = 0
+    while True:
+        text = handle.readline(MAX_LINE_BYTES + 2)  # never more than that in memory
+        if not text:
+            return
+        number += 1
+        ended = text.endswith(("\n", "\r"))
+        if not ended and len(text) > MAX_LINE_BYTES:
+            while True:  # skip the rest of the oversized line
+                rest = handle.readline(65536)
+                if not rest or rest.endswith(("\n", "\r")):
+                    break
+        if _size(text.rstrip("\r\n")) > MAX_LINE_BYTES:
+            yield BulkInputError(number, "line", f"is over {MAX_LINE_BYTES} bytes (Unkey's limit)")
+            continue
         if not text.strip():
             continue
         try:
@@ -497,10 +560,12 @@ class _Claims:
 class _Found:
     """A key an earlier run made for a line, and whether it still needs finishing."""
 
-    def __init__(self, key_id: str, enable: bool, move_alias: bool) -> None:
+    def __init__(self, key_id: str, enable: bool, move_alias: bool, age: float) -> None:
         self.key_id = key_id
         self.enable = enable
         self.move_alias = move_alias
+        #: Seconds since Unkey created the key (by this host's clock).
+        self.age = age
 
 
 @dataclass
@@ -515,25 +580,28 @@ class _Runner:
     gate: _Gate
     claims: _Claims
     sleep: Callable[[float], None]
+    adopt_after: float
+    wall_clock: Callable[[], float]
 
     def run(self, line: BulkLine) -> LineResult:
+        actions: list[str] = []  # what this run did besides the line's own key (clean-ups)
         try:
             with self.claims.hold(line.identity):
-                return self._run(line)
+                return self._run(line, actions)
         except Exception as exc:  # noqa: BLE001 (a line's failure never stops the others)
-            return _failed(line, exc, 1)
+            return _failed(line, exc, 1, actions)
 
-    def _run(self, line: BulkLine) -> LineResult:
+    def _run(self, line: BulkLine, actions: list[str]) -> LineResult:
         attempt, waits = 0, 0
         while True:
             attempt += 1
             self.gate.wait()
             try:
-                return self._once(line, attempt)
+                return self._once(line, attempt, actions)
             except UnkeyRateLimitedError as exc:
                 waits += 1
                 if waits > self.max_rate_limit_waits:
-                    return _failed(line, exc, attempt)
+                    return _failed(line, exc, attempt, actions)
                 pause = exc.retry_after if exc.retry_after is not None else 1.0
                 logger.info(
                     "line %d: Unkey rate limit, all workers wait %.1f s", line.number, pause
@@ -542,22 +610,22 @@ class _Runner:
                 attempt -= 1  # a 429 made nothing: it does not use up an attempt
             except Exception as exc:  # noqa: BLE001 (classified below, reported otherwise)
                 if attempt >= self.attempts or not _worth_retrying(exc):
-                    return _failed(line, exc, attempt)
+                    return _failed(line, exc, attempt, actions)
                 delay = self.backoff.delay(attempt - 1)
                 logger.info(
                     "line %d: %s, trying again in %.2f s", line.number, type(exc).__name__, delay
                 )
                 self.sleep(delay)
 
-    def _once(self, line: BulkLine, attempt: int) -> LineResult:
+    def _once(self, line: BulkLine, attempt: int, actions: list[str]) -> LineResult:
         if line.external_id is not None:
+            found = self._find(line, actions)
             if line.alias is not None and self.store.alias_exists(
                 api_id=line.api_id, alias=line.alias
             ):
-                return _result(line, "exists", attempt)
-            found = self._find(line)
+                return _result(line, "exists", attempt, actions=actions)
             if found is not None:
-                return self._finish(line, found, attempt)
+                return self._finish(line, found, attempt, actions)
         try:
             result = provision(
                 self.unkey,
@@ -570,31 +638,80 @@ class _Runner:
             )
         except RotationConflictError as exc:
             if exc.key_id is None and exc.original_key_id is None:  # the alias names a key
-                return _result(line, "exists", attempt)
+                return _result(line, "exists", attempt, actions=actions)
             raise
-        return _created(line, result, attempt)
+        return _created(line, result, attempt, actions)
 
-    def _find(self, line: BulkLine) -> _Found | None:
-        """A key an earlier run made for this line and stored here, if there is one."""
+    def _find(self, line: BulkLine, actions: list[str]) -> _Found | None:
+        """A key an earlier run made for this line and stored here, if there is one.
+
+        On the way, deletes what a dead run left that was never enabled nor stored.
+        """
         assert line.external_id is not None
+        found: _Found | None = None
+        now_ms = self.wall_clock() * 1000
         for info in self.unkey.list_keys(
             line.api_id, external_id=line.external_id, revalidate_keys_cache=True
         ):
+            marker = (info.meta or {}).get(MARKER_META_KEY)
+            age = max(0.0, (now_ms - info.created_at) / 1000)
             entry = self.store.key_entry(api_id=line.api_id, key_id=info.key_id)
-            if entry is None or entry.alias != line.alias:
+            if entry is None:
+                self._clean_up(line, info.key_id, info.enabled, marker, age, actions)
+                continue
+            if found is not None or entry.alias != line.alias:
                 continue
             # Safe mode strips its marker when it enables the key: a disabled key that still
-            # carries it was never enabled. A key disabled later (without it) is left alone.
-            unfinished = not info.enabled and MARKER_META_KEY in (info.meta or {})
-            return _Found(info.key_id, enable=unfinished, move_alias=line.alias is not None)
-        return None
+            # carries a provision marker was never enabled. A key disabled later (without it),
+            # or by a rotation (its token), is left alone.
+            unfinished = not info.enabled and _is_provision_marker(marker)
+            found = _Found(
+                info.key_id, enable=unfinished, move_alias=line.alias is not None, age=age
+            )
+        return found
 
-    def _finish(self, line: BulkLine, found: _Found, attempt: int) -> LineResult:
-        """Finish what an earlier run left: enable the key, point the alias at it."""
+    def _clean_up(
+        self,
+        line: BulkLine,
+        key_id: str,
+        enabled: bool,
+        marker: object,
+        age: float,
+        actions: list[str],
+    ) -> None:
+        """Delete a key a dead run made for the line and never enabled nor stored."""
+        if enabled or not _is_provision_marker(marker, self.store.name):
+            return  # not ours, or someone may use it
+        if age < self.adopt_after:
+            logger.info(
+                "line %d: key_id=%s (disabled, not stored, %.0f s old) may belong to a run in "
+                "progress: left alone",
+                line.number,
+                key_id,
+                age,
+            )
+            return
+        self.unkey.delete_key(key_id)
+        actions.append(
+            f"deleted key {key_id}: an earlier run made it, never enabled it, never stored it"
+        )
+        logger.info("line %d: deleted key_id=%s left by an earlier run", line.number, key_id)
+
+    def _finish(
+        self, line: BulkLine, found: _Found, attempt: int, actions: list[str]
+    ) -> LineResult:
+        """Finish what an earlier, dead run left: enable the key, point the alias at it."""
         if not found.enable and not found.move_alias:
-            return _result(line, "exists", attempt, key_id=found.key_id)
+            return _result(line, "exists", attempt, key_id=found.key_id, actions=actions)
+        if found.age < self.adopt_after:
+            raise LineInProgressError(
+                f"key {found.key_id} for this line was made {found.age:.0f} s ago and is not "
+                f"finished: another run may still be working on it; run again after "
+                f"{self.adopt_after:.0f} s to finish it"
+            )
         if found.enable:
             self.unkey.update_key(found.key_id, enabled=True, meta=dict(line.meta or {}) or None)
+            actions.append(f"enabled key {found.key_id}")
         location = None
         if found.move_alias and line.alias is not None:
             # The alias holds a copy of the key's value: read it back (a reader's permission).
@@ -612,12 +729,34 @@ class _Runner:
                 alias=line.alias,
             )
             del stored
-            moved = self.retry.run(
-                lambda: self.store.set_current(issued, alias=line.alias or "", expected=None)
-            )
-            location = moved.location
+            try:
+                # Only if the alias does not exist yet: an alias naming a key is never moved.
+                moved = self.retry.run(
+                    lambda: self.store.set_current(issued, alias=line.alias or "", expected=None)
+                )
+            except StoreConflictError:
+                state = self.store.alias_state(api_id=line.api_id, alias=line.alias)
+                if state is None or state.key_id != found.key_id:
+                    raise
+                location = self.store.alias_location(api_id=line.api_id, alias=line.alias)
+            else:
+                location = moved.location
+            actions.append(f"pointed alias {line.alias} at key {found.key_id}")
         logger.info("line %d: finished key_id=%s left by an earlier run", line.number, found.key_id)
-        return _result(line, "completed", attempt, key_id=found.key_id, location=location)
+        return _result(
+            line, "completed", attempt, key_id=found.key_id, location=location, actions=actions
+        )
+
+
+def _is_provision_marker(value: object, store_name: str | None = None) -> bool:
+    """Whether ``value`` is provision's marker (``op_<store>_<hex>``; older: ``op_<hex>``).
+
+    With ``store_name``: only a marker naming that store (an older one names none: not ours
+    to delete). Rotation tokens (``rot_...``, the Lambda's) are never provision markers.
+    """
+    if not isinstance(value, str) or not value.startswith("op_"):
+        return False
+    return store_name is None or value.startswith(f"op_{store_name}_")
 
 
 def _parse_time(text: str | None) -> dt.datetime:
@@ -647,6 +786,7 @@ def _result(
     *,
     key_id: str | None = None,
     location: str | None = None,
+    actions: Iterable[str] = (),
 ) -> LineResult:
     return LineResult(
         line=line.number,
@@ -656,23 +796,33 @@ def _result(
         status=status,
         key_id=key_id,
         location=location,
+        actions=tuple(actions),
         attempts=attempts,
     )
 
 
-def _created(line: BulkLine, result: ProvisionResult, attempts: int) -> LineResult:
+def _created(
+    line: BulkLine, result: ProvisionResult, attempts: int, actions: Iterable[str] = ()
+) -> LineResult:
     return _result(
-        line, "created", attempts, key_id=result.key_id, location=result.location.location
+        line,
+        "created",
+        attempts,
+        key_id=result.key_id,
+        location=result.location.location,
+        actions=actions,
     )
 
 
-def _failed(line: BulkLine, exc: BaseException, attempts: int) -> LineResult:
+def _failed(
+    line: BulkLine, exc: BaseException, attempts: int, done: Iterable[str] = ()
+) -> LineResult:
     if isinstance(exc, UnkeySecretsError):
         message = " ".join(str(exc).split())
     else:
         message = f"unexpected {type(exc).__name__}"  # a foreign error may quote its input
     key_id = exc.key_id if isinstance(exc, FlowError) else None
-    actions = exc.actions if isinstance(exc, FlowError) else ()
+    actions = (*done, *(exc.actions if isinstance(exc, FlowError) else ()))
     location = exc.location if isinstance(exc, StoreError) else None
     return LineResult(
         line=line.number,
@@ -702,6 +852,8 @@ def provision_many(
     store_writes_per_second: float | None = AWS_WRITE_QUOTA,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    adopt_after: float = ADOPT_AFTER,
+    wall_clock: Callable[[], float] = time.time,
 ) -> Iterator[LineResult]:
     """Provision every line on ``concurrency`` threads; yield each line's result as it finishes.
 
@@ -716,6 +868,14 @@ def provision_many(
     it off, and other stores are not throttled. The client and the store are shared by the
     threads: size the store's connection pool (``max_connections``) to ``concurrency``.
 
+    A half-done key left for a line is finished (or, never enabled nor stored, deleted) only
+    once it is ``adopt_after`` seconds old by Unkey's ``createdAt`` and ``wall_clock`` (Unix
+    seconds); a younger one fails the line with :class:`LineInProgressError`.
+
+    Not safe to run twice at once over the same lines (in two processes, or two calls): lines
+    are claimed only within one call, so two runs over the same externalId-only lines can each
+    make a key. Serialize runs over the same input (the ``bulk`` command locks its file).
+
     Closing the iterator early (``break``) waits for the lines in flight and starts no more.
     """
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
@@ -724,6 +884,8 @@ def provision_many(
         raise InvalidInputError("mode", "expected 'safe' or 'fast'")
     if attempts < 1:
         raise InvalidInputError("attempts", "must be at least 1")
+    if not adopt_after >= 0:
+        raise InvalidInputError("adopt_after", "must be zero or more seconds")
     if store_writes_per_second is not None and not store_writes_per_second > 0:
         raise InvalidInputError("store_writes_per_second", "must be positive, or None")
     runner = _Runner(
@@ -737,6 +899,8 @@ def provision_many(
         gate=_Gate(clock, sleep),
         claims=_Claims(),
         sleep=sleep,
+        adopt_after=float(adopt_after),
+        wall_clock=wall_clock,
     )
     return _drive(runner, store, lines, concurrency, store_writes_per_second)
 

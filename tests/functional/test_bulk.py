@@ -158,3 +158,71 @@ def test_cli_bulk_against_the_real_stores(
     live = [k for k in unkey_emulator_server.emulator.keys(api_id) if not k.deleted]
     assert len(live) == 6
     assert all(k.meta and "n" in k.meta for k in live)
+
+
+def test_two_runs_at_once_leave_every_alias_on_an_enabled_key(
+    unkey_emulator_server: EmulatorServer, vault_store: VaultStore
+) -> None:
+    import threading
+
+    api_id = unkey_emulator_server.emulator.create_api("bulk-race")
+    work = [
+        BulkLine(number=i + 1, api_id=api_id, alias=f"r{i}", external_id=f"race{i}")
+        for i in range(12)
+    ]
+    with UnkeyClient(unkey_emulator_server.root_key, base_url=unkey_emulator_server.url) as unkey:
+        results: list[Any] = []
+
+        def one_run() -> None:
+            results.extend(provision_many(unkey, vault_store, work, concurrency=4, retry=NO_WAIT))
+
+        runs = [threading.Thread(target=one_run) for _ in range(2)]
+        for thread in runs:
+            thread.start()
+        for thread in runs:
+            thread.join(60)
+        for line in work:
+            assert line.alias is not None
+            current = vault_store.get_current(api_id=api_id, alias=line.alias)
+            assert unkey_emulator_server.emulator.key(current.key_id).enabled
+        aliases = {
+            line.alias: vault_store.get_current(api_id=api_id, alias=line.alias or "").key_id
+            for line in work
+        }
+        keys = len(unkey_emulator_server.emulator.keys(api_id))
+        # A later run makes no key and moves no alias; what it cannot finish it reports.
+        later = list(
+            provision_many(
+                unkey, vault_store, work, retry=NO_WAIT, wall_clock=lambda: time.time() + 3600
+            )
+        )
+        assert {r.error for r in later if not r.done} <= {"StoreConflictError"}
+        assert len(unkey_emulator_server.emulator.keys(api_id)) == keys
+        for alias, key_id in aliases.items():
+            assert vault_store.get_current(api_id=api_id, alias=alias or "").key_id == key_id
+
+
+def test_a_killed_runs_leftover_is_deleted_by_a_later_run(
+    unkey_emulator_server: EmulatorServer, vault_store: VaultStore
+) -> None:
+    import secrets
+
+    api_id = unkey_emulator_server.emulator.create_api("bulk-killed")
+    with UnkeyClient(unkey_emulator_server.root_key, base_url=unkey_emulator_server.url) as unkey:
+        # What a run killed between Unkey's create and the store's put leaves (safe mode).
+        marker = f"op_{vault_store.name}_{secrets.token_hex(12)}"
+        leftover = unkey.create_key(
+            api_id, external_id="killed", enabled=False, meta={"unkey_secrets_op": marker}
+        ).key_id
+        work = [BulkLine(number=1, api_id=api_id, alias="killed", external_id="killed")]
+        first = list(provision_many(unkey, vault_store, work, retry=NO_WAIT))
+        assert first[0].status == "created"
+        later = list(
+            provision_many(
+                unkey, vault_store, work, retry=NO_WAIT, wall_clock=lambda: time.time() + 3600
+            )
+        )
+        assert later[0].status == "exists"
+        assert any(leftover in action for action in later[0].actions)
+    live = [k.key_id for k in unkey_emulator_server.emulator.keys(api_id) if not k.deleted]
+    assert live == [first[0].key_id]

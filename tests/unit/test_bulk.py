@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import itertools
 import json
+import secrets
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from unkey_secrets import NotOwnedError, StoreUnavailableError, UnkeyClient
+from unkey_secrets import IssuedKey, NotOwnedError, StoreUnavailableError, UnkeyClient
 from unkey_secrets.bulk import (
+    ADOPT_AFTER,
+    MAX_LINE_BYTES,
+    MAX_META_BYTES,
     BulkInputError,
     BulkLine,
+    LineInProgressError,
     LineResult,
     TokenBucket,
     check_file,
@@ -27,6 +33,12 @@ from unkey_secrets.testing import InMemoryStore
 from unkey_secrets.testing.emulator import Emulator, EmulatorTransport
 
 NO_WAIT = RetryPolicy(sleep=lambda _: None)
+MARKER = "unkey_secrets_op"
+
+
+def later() -> float:
+    """A wall clock past the adoption threshold: what an earlier run left counts as dead."""
+    return time.time() + ADOPT_AFTER + 60
 
 
 class FakeTime:
@@ -302,9 +314,15 @@ def test_a_key_left_disabled_is_enabled_by_the_rerun(
     assert first[0].key_id is not None
     assert not emulator.key(first[0].key_id).enabled
     emulator.faults.clear()
-    again = run(unkey, store, lines)
+    # Too young: another run may still be working on it. Left as it is.
+    busy = run(unkey, store, lines)
+    assert busy[0].status == "failed"
+    assert busy[0].error == "LineInProgressError"
+    assert not emulator.key(first[0].key_id).enabled
+    again = run(unkey, store, lines, wall_clock=later)
     assert again[0].status == "completed"
     assert again[0].key_id == first[0].key_id
+    assert again[0].actions == (f"enabled key {first[0].key_id}",)
     key = emulator.key(first[0].key_id)
     assert key.enabled
     assert key.meta == {"team": "x"}
@@ -322,7 +340,9 @@ def test_an_alias_left_unmoved_is_moved_by_the_rerun(
     assert first[0].status == "failed"
     assert first[0].key_id is not None
     assert not store.alias_exists(api_id=api_id, alias="billing")
-    again = run(unkey, store, lines)
+    assert run(unkey, store, lines)[0].error == "LineInProgressError"
+    assert not store.alias_exists(api_id=api_id, alias="billing")
+    again = run(unkey, store, lines, wall_clock=later)
     assert again[0].status == "completed"
     assert store.get_current(api_id=api_id, alias="billing").key_id == first[0].key_id
     assert live_keys(emulator, api_id) == [first[0].key_id]
@@ -366,3 +386,172 @@ def test_results_hold_no_plaintext(emulator: Emulator, api_id: str, unkey: Unkey
         assert result.key_id is not None
         secret = store.get(api_id=api_id, key_id=result.key_id).secret.reveal()
         assert secret not in text
+
+
+# -- concurrent runs, leftovers ---------------------------------------------------------------
+
+
+class BlockingStore(InMemoryStore):
+    """Holds the first alias move until released: a run caught in the middle of a line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self._held = False
+
+    def set_current(self, key: IssuedKey, **options: object) -> object:  # type: ignore[override]
+        if not self._held:
+            self._held = True
+            self.entered.set()
+            assert self.release.wait(10)
+        return super().set_current(key, **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", ["safe", "fast"])
+def test_a_concurrent_run_never_adopts_a_key_another_run_is_working_on(
+    emulator: Emulator, api_id: str, unkey: UnkeyClient, mode: str
+) -> None:
+    store = BlockingStore()
+    lines = [BulkLine(number=1, api_id=api_id, alias="billing", external_id="tenant_r")]
+    first: list[LineResult] = []
+    worker = threading.Thread(target=lambda: first.extend(run(unkey, store, lines, mode=mode)))
+    worker.start()
+    try:
+        assert store.entered.wait(10)
+        # Run B meets A's key stored for the alias, alias not moved yet: it must not touch it.
+        second = run(unkey, store, lines, mode=mode)
+    finally:
+        store.release.set()
+        worker.join(10)
+    assert second[0].status == "failed"
+    assert second[0].error == "LineInProgressError"
+    assert first[0].status == "created"
+    current = store.get_current(api_id=api_id, alias="billing")
+    assert current.key_id == first[0].key_id
+    assert emulator.key(first[0].key_id).enabled
+    assert live_keys(emulator, api_id) == [first[0].key_id]
+    assert run(unkey, store, lines)[0].status == "exists"
+
+
+def test_two_runs_in_threads_leave_every_alias_on_an_enabled_key(
+    emulator: Emulator, api_id: str, unkey: UnkeyClient
+) -> None:
+    store = InMemoryStore()
+    lines = [
+        BulkLine(number=i, api_id=api_id, alias=f"svc{i}", external_id=f"t{i}")
+        for i in range(1, 21)
+    ]
+    results: list[list[LineResult]] = [[], []]
+    threads = [
+        threading.Thread(target=lambda i=i: results[i].extend(run(unkey, store, lines)))
+        for i in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    for line in lines:
+        assert line.alias is not None
+        current = store.get_current(api_id=api_id, alias=line.alias)
+        assert emulator.key(current.key_id).enabled, line
+
+
+def test_an_old_key_is_adopted_only_if_the_alias_is_still_free(
+    emulator: Emulator, api_id: str, unkey: UnkeyClient
+) -> None:
+    store = InMemoryStore()
+    lines = [BulkLine(number=1, api_id=api_id, alias="billing", external_id="tenant_m")]
+    store.fail_next("set_current", StoreUnavailableError("down", store="memory"), times=4)
+    left = run(unkey, store, lines)[0].key_id
+    assert left is not None
+    # Someone else points the alias at another key between our look-up and our move.
+    other = run(unkey, store, [BulkLine(number=1, api_id=api_id, alias="other")])[0].key_id
+    assert other is not None
+    real_exists = store.alias_exists
+    store.alias_exists = lambda **kw: False  # type: ignore[method-assign]
+    original = store.get(api_id=api_id, key_id=other)
+    issued = IssuedKey(
+        key_id=original.key_id,
+        secret=original.secret,
+        api_id=api_id,
+        alias="billing",
+    )
+    store.set_current(issued, alias="billing", expected=None)
+    result = run(unkey, store, lines, wall_clock=later)[0]
+    store.alias_exists = real_exists  # type: ignore[method-assign]
+    assert result.status == "failed"
+    assert result.error == "StoreConflictError"
+    assert store.get_current(api_id=api_id, alias="billing").key_id == other
+
+
+def test_a_disabled_unstored_key_left_by_a_killed_run_is_deleted_once_old(
+    emulator: Emulator, api_id: str, unkey: UnkeyClient
+) -> None:
+    store = InMemoryStore()
+    marker = f"op_memory_{secrets.token_hex(12)}"
+    leftover = unkey.create_key(
+        api_id, external_id="tenant_k", enabled=False, meta={MARKER: marker}
+    ).key_id
+    # Not ours to delete: enabled, another store's marker, a rotation's token, no marker.
+    kept = [
+        unkey.create_key(api_id, external_id="tenant_k", meta={MARKER: marker}).key_id,
+        unkey.create_key(
+            api_id, external_id="tenant_k", enabled=False, meta={MARKER: "op_vault_" + "a" * 24}
+        ).key_id,
+        unkey.create_key(
+            api_id, external_id="tenant_k", enabled=False, meta={MARKER: "rot_memory_ab12"}
+        ).key_id,
+        unkey.create_key(api_id, external_id="tenant_k", enabled=False).key_id,
+    ]
+    lines = [BulkLine(number=1, api_id=api_id, alias="svc", external_id="tenant_k")]
+    first = run(unkey, store, lines)[0]  # too young: may be a run in progress; left alone
+    assert first.status == "created"
+    assert first.actions == ()
+    assert leftover in live_keys(emulator, api_id)
+    again = run(unkey, store, lines, wall_clock=later)[0]
+    assert again.status == "exists"
+    assert len(again.actions) == 1
+    assert leftover in again.actions[0]
+    assert "deleted" in again.actions[0]
+    live = live_keys(emulator, api_id)
+    assert leftover not in live
+    assert set(kept) | {first.key_id} == set(live)
+    assert run(unkey, store, lines, wall_clock=later)[0].actions == ()
+
+
+def test_a_disabled_stored_key_with_a_rotation_token_is_not_enabled(
+    emulator: Emulator, api_id: str, unkey: UnkeyClient
+) -> None:
+    store = InMemoryStore()
+    lines = [BulkLine(number=1, api_id=api_id, external_id="tenant_t")]
+    key_id = run(unkey, store, lines)[0].key_id
+    assert key_id is not None
+    unkey.update_key(key_id, enabled=False, meta={MARKER: "rot_memory_" + "b" * 24})
+    assert run(unkey, store, lines, wall_clock=later)[0].status == "exists"
+    assert not emulator.key(key_id).enabled
+
+
+def test_limits_are_checked_before_anything_is_sent(tmp_path: Path) -> None:
+    meta = {"blob": "x" * (MAX_META_BYTES + 1)}
+    with pytest.raises(BulkInputError, match="meta"):
+        parse_line(1, {"api": "api_123", "alias": "a", "meta": meta})
+    parse_line(1, {"api": "api_123", "alias": "a", "meta": {"blob": "x" * 1000}})
+    path = tmp_path / "big.jsonl"
+    with path.open("w") as handle:
+        handle.write(json.dumps({"api": "api_123", "alias": "ok"}) + "\n")
+        handle.write(json.dumps({"api": "api_123", "alias": "m", "meta": meta}) + "\n")
+        big = {"api": "api_123", "alias": "b", "name": "n" * (MAX_LINE_BYTES + 10)}
+        handle.write(json.dumps(big) + "\n")
+        handle.write(json.dumps({"api": "api_123", "alias": "last"}) + "\n")
+    count, errors = check_file(path)
+    assert count == 2
+    assert [e.field for e in errors] == ["line 2: meta", "line 3: line"]
+    csv_path = tmp_path / "big.csv"
+    csv_path.write_text('api,alias,meta\napi_123,a,"' + json.dumps(meta).replace('"', '""') + '"\n')
+    count, errors = check_file(csv_path)
+    assert (count, [e.field for e in errors]) == (0, ["line 2: meta"])
+
+
+def test_in_progress_error_is_exported() -> None:
+    assert issubclass(LineInProgressError, Exception)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import io
 import json
 from pathlib import Path
@@ -87,14 +89,14 @@ def test_json_output_one_object_per_line_then_a_summary(
     assert json.loads(out.getvalue().splitlines()[-1])["exists"] == 5
 
 
-def test_some_lines_failed_is_exit_1_and_names_them(
+def test_some_lines_failed_is_exit_4_and_names_them(
     tmp_path: Path, emulator: Emulator, store: InMemoryStore
 ) -> None:
     api_id = emulator.create_api()
     path = write(tmp_path, api_id, 4)
     store.fail_next("put", NotOwnedError("not ours", store="memory"))
     out, err = io.StringIO(), io.StringIO()
-    assert main(["bulk", "--concurrency", "1", str(path)], out, err) == 1
+    assert main(["bulk", "--concurrency", "1", str(path)], out, err) == 4
     text = out.getvalue()
     assert "line 1 failed" in text
     assert "3 created" in text
@@ -143,3 +145,59 @@ def test_concurrency_is_checked(value: str) -> None:
     bulk_cli.add_parser(parser.add_subparsers(dest="command"))
     with pytest.raises(SystemExit):
         parser.parse_args(["bulk", "--concurrency", value, "f.csv"])
+
+
+def test_every_line_failed_is_exit_1(
+    tmp_path: Path, emulator: Emulator, store: InMemoryStore
+) -> None:
+    api_id = emulator.create_api()
+    path = write(tmp_path, api_id, 3)
+    store.fail_next("put", NotOwnedError("not ours", store="memory"), times=3)
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["bulk", "--concurrency", "1", str(path)], out, err) == 1
+    assert err.getvalue().startswith("error: all 3 lines failed")
+
+
+def test_help_states_the_exit_codes_and_the_lock() -> None:
+    parser = argparse.ArgumentParser()
+    bulk_cli.add_parser(parser.add_subparsers(dest="command"))
+    out = io.StringIO()
+    with pytest.raises(SystemExit), contextlib.redirect_stdout(out):
+        parser.parse_args(["bulk", "--help"])
+    text = " ".join(out.getvalue().split())
+    assert "4 some lines failed" in text
+    assert "1 every line failed" in text
+    assert "not safe to run twice at once" in text
+
+
+def test_a_second_run_of_the_same_file_is_exit_2_and_sends_nothing(
+    tmp_path: Path, emulator: Emulator, store: InMemoryStore
+) -> None:
+    api_id = emulator.create_api()
+    path = write(tmp_path, api_id, 3)
+    with path.open("rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # a run in progress
+        out, err = io.StringIO(), io.StringIO()
+        assert main(["bulk", str(path)], out, err) == 2
+    assert f"another bulk run is processing {path}" in err.getvalue()
+    assert sum(emulator.calls.values()) == 0
+    assert store.calls == []
+    assert main(["bulk", str(path)], io.StringIO(), io.StringIO()) == 0  # released
+
+
+def test_an_oversized_line_is_exit_2_and_nothing_is_sent(
+    tmp_path: Path, emulator: Emulator, store: InMemoryStore
+) -> None:
+    api_id = emulator.create_api()
+    path = tmp_path / "big.jsonl"
+    path.write_text(
+        json.dumps({"api": api_id, "alias": "ok"})
+        + "\n"
+        + json.dumps({"api": api_id, "alias": "big", "meta": {"x": "y" * 5_000_000}})
+        + "\n"
+    )
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["bulk", str(path)], out, err) == 2
+    assert "invalid line 2: line" in err.getvalue()
+    assert sum(emulator.calls.values()) == 0
+    assert store.calls == []

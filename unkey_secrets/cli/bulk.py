@@ -8,15 +8,24 @@ re-run skips the lines already done. Output: with ``--json`` one object per line
 object; otherwise one line per failed line and a summary. A progress bar goes to stderr when it
 is a terminal, never under ``--json``.
 
-Exit codes: ``0`` every line done (created now, or by an earlier run); ``1`` some lines failed
-(the others are done; run the same command again to retry them); ``2`` the file or an option is
-invalid (nothing was sent); ``130`` interrupted (lines in flight finish first).
+Only one ``bulk`` may work on a file at a time: the command holds an advisory lock
+(``flock``) on FILE while it runs, and a second run of the same file exits ``2``. The library
+call (:func:`~unkey_secrets.bulk.provision_many`) has no cross-process claim: it is not safe to
+run twice at once over the same lines.
+
+Exit codes: ``0`` every line done (created now, or by an earlier run); ``4`` some lines failed
+and the others are done (run the same command again to retry them); ``1`` every line failed (or
+an unexpected error); ``2`` the file or an option is invalid, or another ``bulk`` is working on
+the file (nothing was sent); ``130`` interrupted (lines in flight finish first).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -24,9 +33,18 @@ from .._errors import InvalidInputError, UnkeySecretsError
 from .._redact import scrub
 from ..bulk import AWS_WRITE_QUOTA, LineResult, check_file, provision_many, read_lines
 from . import app
+from .options import PartialFailure
 from .output import Output
 
-__all__ = ["BulkFailedError", "Summary", "add_parser", "line_record", "run"]
+__all__ = [
+    "BulkFailedError",
+    "BulkPartialFailure",
+    "Summary",
+    "add_parser",
+    "line_record",
+    "lock_file",
+    "run",
+]
 
 #: Failed line numbers kept for the summary (the count is always exact).
 _SHOWN_FAILURES = 20
@@ -35,7 +53,43 @@ _SHOWN_INVALID = 20
 
 
 class BulkFailedError(UnkeySecretsError):
-    """Some lines failed (exit 1); the others are done. The message names the first ones."""
+    """Lines failed; exit 1 when every line did. The message names the first ones."""
+
+
+class BulkPartialFailure(PartialFailure, BulkFailedError):
+    """Some lines failed and the others are done (exit 4). The message names the first ones."""
+
+
+@contextlib.contextmanager
+def lock_file(path: str) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (opened read-only) while the run lasts.
+
+    A second ``bulk`` of the same file while one runs is refused (:class:`InvalidInputError`,
+    exit 2). Where ``fcntl`` is missing (Windows) nothing is locked. A file that cannot be
+    opened is left to the file check, which reports it.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InvalidInputError(
+                "file", f"another bulk run is processing {path}; nothing was sent"
+            ) from None
+        except OSError:
+            pass  # a file system without locks: run unlocked
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _concurrency(text: str) -> int:
@@ -66,9 +120,14 @@ def add_parser(subparsers: Any) -> None:
         description="Provision one key per line of FILE (CSV with a header, or JSON lines) with "
         "the fields api, alias, externalId, name, prefix, meta (a JSON object), expires (Unix "
         "ms), permissions, roles. Each line needs an alias or an externalId: a re-run skips the "
-        "lines already done and never makes a second key for a line.",
-        epilog="Exit codes: 0 every line done, 1 some lines failed (run it again to retry them), "
-        "2 invalid file or option (nothing sent), 130 interrupted.",
+        "lines already done and never makes a second key for a line. A key an earlier run left "
+        "half done is finished once it is 10 minutes old (a younger one may be another run's: "
+        "the line fails, run again later). One bulk run per file at a time: FILE is locked "
+        "(flock) while it runs, and the library call provision_many is not safe to run twice "
+        "at once over the same lines. A line over 1 MB or a meta over 10 KB is refused.",
+        epilog="Exit codes: 0 every line done; 4 some lines failed, the others are done (run "
+        "it again to retry them); 1 every line failed; 2 invalid file or option, or another "
+        "bulk run is processing FILE (nothing sent); 130 interrupted.",
         allow_abbrev=False,
     )
     bulk.add_argument("file", metavar="FILE", help="the CSV or JSON-lines file")
@@ -234,6 +293,11 @@ def _check(path: str, fmt: str | None, out: Output) -> int:
 
 def run(args: argparse.Namespace, out: Output) -> None:
     """Run ``bulk`` with the parsed ``args``; raise for a failure exit (see the module)."""
+    with lock_file(args.file):
+        _run(args, out)
+
+
+def _run(args: argparse.Namespace, out: Output) -> None:
     total = _check(args.file, args.format, out)
     store = app.store_from_env(args.store)
     summary = Summary(total=total)
@@ -265,8 +329,15 @@ def run(args: argparse.Namespace, out: Output) -> None:
             out.result(summary.record())
         else:
             _say(out.stdout, summary.text())
-    if summary.counts["failed"]:
-        raise BulkFailedError(
-            f"{summary.counts['failed']} of {total} lines failed (lines {_lines(summary)}); "
-            "the others are done: run the same command again to retry the failed lines"
+    failed = summary.counts["failed"]
+    if not failed:
+        return
+    if failed < summary.finished:
+        raise BulkPartialFailure(
+            f"{failed} of {total} lines failed (lines {_lines(summary)}); the others are "
+            "done: run the same command again to retry the failed lines"
         )
+    raise BulkFailedError(
+        f"all {failed} lines failed (lines {_lines(summary)}); "
+        "run the same command again to retry them"
+    )
