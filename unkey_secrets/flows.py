@@ -162,7 +162,7 @@ def provision(
         raise InvalidInputError(
             "expires", "is in the past (it is Unix time in milliseconds, not seconds)"
         )
-    marker = _new_marker()
+    marker = _new_marker(store)
     external_id = create_options.get("external_id")
 
     if mode == "safe":
@@ -337,8 +337,13 @@ def capture(
     return location
 
 
-def _new_marker() -> str:
-    return "op_" + secrets.token_hex(12)
+def _new_marker(store: SecretStore) -> str:
+    """A create's marker, ``op_<store>_<24 hex>``.
+
+    The store kind says where a key carrying it belongs, so a reconcile run against another
+    store never takes it for an orphan.
+    """
+    return f"op_{store.name}_{secrets.token_hex(12)}"
 
 
 def _preflight(store: SecretStore, api_id: str, alias: str | None) -> None:
@@ -406,6 +411,9 @@ def _move_alias(
     except Exception as exc:  # noqa: BLE001 (whatever failed, Unkey's side is settled)
         actions: tuple[str, ...] = (f"stored at {location.location}",)
         lost = isinstance(exc, StoreConflictError) and not isinstance(expected, _Unchecked)
+        if lost and _names(store, issued, alias):
+            # The conflict was with our own write (its answer lost, then retried): it landed.
+            return store.describe_location(api_id=issued.api_id, key_id=issued.key_id)
         if lost and unkey is not None:
             try:
                 unkey.update_key(issued.key_id, enabled=False)
@@ -425,6 +433,15 @@ def _move_alias(
             key_id=issued.key_id,
             actions=(*actions, f"alias {alias} not confirmed"),
         ) from _safe_cause(exc)
+
+
+def _names(store: SecretStore, issued: IssuedKey, alias: str) -> bool:
+    """Whether ``alias`` names ``issued`` now (False when the store cannot say)."""
+    try:
+        state = store.alias_state(api_id=issued.api_id, alias=alias)
+    except Exception:  # noqa: BLE001 (a writer may not read the alias: it cannot tell)
+        return False
+    return state is not None and state.key_id == issued.key_id
 
 
 def _refuse_unfinished_rotation(store: SecretStore, api_id: str, alias: str, key_id: str) -> None:

@@ -489,7 +489,7 @@ def test_two_rotations_at_once(rig: Rig) -> None:
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(30)
+        thread.join(120)
     results = [o for o in outcomes.values() if isinstance(o, RotationResult)]
     conflicts = [o for o in outcomes.values() if isinstance(o, RotationConflictError)]
     assert len(results) == 1, outcomes

@@ -184,7 +184,8 @@ class Rotation:
         if rotated_to is not None:
             return self._rotated_out(key_id, alias or "", None)
         record = RotationRecord(
-            rotation=LIBRARY_TOKEN_PREFIX + secrets.token_hex(12),
+            # rot_<store>_<hex>: like provision's marker, it names the store kind.
+            rotation=f"{LIBRARY_TOKEN_PREFIX}{self.store.name}_{secrets.token_hex(12)}",
             api_id=self.api_id,
             from_key_id=key_id,
             state="claimed",
