@@ -69,7 +69,7 @@ def test_list_verify_reconcile(
     live = provision(unkey_client, target, unkey_api_id, alias="svc", mode="fast").key_id
     gone = provision(unkey_client, target, unkey_api_id, alias="old", mode="fast").key_id
     unkey_client.delete_key(gone)
-    orphan = unkey_client.create_key(unkey_api_id, meta={MARKER: "op_" + "a" * 24}).key_id
+    orphan = unkey_client.create_key(unkey_api_id, meta={MARKER: f"op_{kind}_" + "a" * 24}).key_id
     plaintexts = secrets_of(target, unkey_api_id, live, gone)
 
     listed = run_cli(["--json", "list", "--api-id", unkey_api_id, "--store", kind, "--all"], env)
@@ -112,6 +112,43 @@ def test_list_verify_reconcile(
     for done in (listed, verified, reported, applied):
         for plaintext in plaintexts:
             assert plaintext not in done.stdout + done.stderr
+
+
+def test_reconcile_against_the_other_store_deletes_none_of_its_keys(
+    openbao_server: OpenBaoServer,
+    moto_server: MotoServer,
+    unkey_emulator_server: EmulatorServer,
+    unkey_client: UnkeyClient,
+    unkey_api_id: str,
+) -> None:
+    vault = VaultStore(openbao_server.client())
+    aws = SecretsManagerStore(moto_server.client("secretsmanager"))
+    # Fast mode: the key keeps its marker, op_vault_..., once stored.
+    in_vault = provision(unkey_client, vault, unkey_api_id, alias="svc", mode="fast").key_id
+    env = {**vault_env(openbao_server), **aws_env(moto_server), **unkey_env(unkey_emulator_server)}
+    argv = ["--json", "--store", "aws", "reconcile", "--api-id", unkey_api_id, "--min-age", "0"]
+
+    refused = run_cli([*argv, "--apply"], env)
+    assert refused.returncode == 2, refused.stderr
+    assert "holds none of API" in refused.stderr
+    assert unkey_client.get_key(in_vault).enabled
+
+    in_aws = provision(unkey_client, aws, unkey_api_id, alias="api", mode="fast").key_id
+    lost = unkey_client.create_key(unkey_api_id, meta={MARKER: "op_aws_" + "b" * 24}).key_id
+    applied = run_cli([*argv, "--apply"], env)
+    assert applied.returncode == 0, applied.stderr
+    items, summary = split(applied.stdout)
+    by_key = {i["key_id"]: i for i in items if i["finding"] == "orphan"}
+    assert set(by_key) == {in_vault, lost}
+    assert by_key[in_vault]["belongs_to"] == "vault"
+    assert by_key[lost]["action"] == "deleted in Unkey"
+    assert summary["other_store_skipped"] == 1
+    assert unkey_client.get_key(in_vault).enabled
+    assert unkey_client.get_key(in_aws).enabled
+    vaults = run_cli([*argv[:2], "vault", *argv[3:], "--apply"], env)
+    assert vaults.returncode == 0, vaults.stdout + vaults.stderr
+    assert [i["belongs_to"] for i in split(vaults.stdout)[0]] == ["aws"]
+    assert unkey_client.get_key(in_aws).enabled
 
 
 def test_verify_with_a_readers_token_and_no_root_key_in_vault(
@@ -285,3 +322,7 @@ def test_a_mistyped_command_is_named(env: dict[str, str]) -> None:
     done = run_cli(["--store", "vault", "rotate_due", "--api-id", "api_1"], env)
     assert done.returncode == 2
     assert done.stderr.splitlines()[-1].endswith("did you mean 'rotate-due'?")
+    cut = run_cli(["--store", "vault", "rotate-du", "--api-id", "api_1"], env)
+    assert cut.returncode == 2
+    assert "'rotate-due', 'bulk'" in cut.stderr or "'rotate-due')" in cut.stderr
+    assert "<value>e" not in cut.stderr

@@ -121,6 +121,22 @@ module "root_key_in_the_environment" {
   grace_period_seconds  = 60
 }
 
+module "root_key_arn_with_a_wildcard" {
+  source              = "../modules/rotation-lambda"
+  package_path        = "lambda.zip"
+  runtime             = "python3.12"
+  secret_names        = ["unkey/api_123/billing"]
+  root_key_secret_arn = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:*"
+}
+
+module "root_key_arn_with_a_single_character_wildcard" {
+  source              = "../modules/rotation-lambda"
+  package_path        = "lambda.zip"
+  runtime             = "python3.12"
+  secret_names        = ["unkey/api_123/billing"]
+  root_key_secret_arn = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:root-key-??????"
+}
+
 module "two_schedules" {
   source              = "../modules/rotated-key"
   name                = "unkey/api_123/billing"
@@ -149,3 +165,5 @@ def test_bad_inputs_are_refused_with_their_reason(terraform: Terraform, tf_tree:
         "tags must not set managed-by or unkey-api-id",
     ):
         assert expected in errors
+    wildcard = "root_key_secret_arn must name one secret: no wildcard (* or ?)"
+    assert errors.count(wildcard) == 2  # secret:* and secret:root-key-??????

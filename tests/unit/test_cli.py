@@ -303,6 +303,28 @@ def test_usage_message_names_options_and_choices_only(message: str, expected: st
     assert "-x " not in shown
 
 
+@pytest.mark.parametrize("typed", ["rotate-du", "otate-due", "recon", "provisio"])
+def test_a_mistyped_command_leaves_the_choices_whole(
+    capsys: pytest.CaptureFixture[str], typed: str
+) -> None:
+    code, _, err = run(capsys, typed)
+    assert code == 2
+    assert "invalid choice: '<value>' (choose from 'provision', 'rotate'," in err
+    for command in ("rotate-due", "reconcile", "provision"):
+        assert f"'{command}'" in err
+    assert "<value>e" not in err
+    assert err.count("<value>") == 1
+    assert f"'{typed}'" not in err
+
+
+def test_a_typed_value_is_masked_as_a_whole_word_only() -> None:
+    parser = cli.build_parser()
+    shown = cli.usage_message(
+        "bad: rotate-du, xrotate-du and rotate-du; 'rotate-due'", ["rotate-du"], parser
+    )
+    assert shown == "bad: <value>, xrotate-du and <value>; 'rotate-due'"
+
+
 def test_help_and_version_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "--help")
     assert code == 0

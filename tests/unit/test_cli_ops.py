@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from unkey_secrets import ConfigurationError, UnkeyClient, provision
+from unkey_secrets import ConfigurationError, StoreConflictError, UnkeyClient, provision
 from unkey_secrets.cli import app as cli
 from unkey_secrets.cli import options
 from unkey_secrets.cli.output import Output
@@ -64,7 +64,7 @@ class World:
         finally:
             self.clock.offset = 0
 
-    def orphan(self, *, marker: str = "op_" + "0" * 24, days_ago: float = 1) -> str:
+    def orphan(self, *, marker: str = "op_memory_" + "0" * 24, days_ago: float = 1) -> str:
         """A key a lost answer left: our marker, never stored."""
         self.clock.offset = -days_ago * DAY
         try:
@@ -498,7 +498,7 @@ def test_reconcile_reports_then_applies(capsys: pytest.CaptureFixture[str], worl
     gone = world.provision("old")
     world.delete(gone)
     orphan = world.orphan(days_ago=1)
-    young = world.orphan(marker="rot_" + "1" * 24, days_ago=0)
+    young = world.orphan(marker="rot_memory_" + "1" * 24, days_ago=0)
     lambdas = world.orphan(marker="9b2f1c3e-4a5d-4e6f-8a7b-0c1d2e3f4a5b", days_ago=1)
     code, out, err = run(
         capsys, "--json", "reconcile", "--api-id", world.api, "--alias", "old", "--alias", "none"
@@ -550,6 +550,102 @@ def test_reconcile_min_age_takes_a_duration(
     assert split(out)[1]["young_skipped"] == 1
 
 
+def test_reconcile_leaves_another_stores_keys_alone(
+    capsys: pytest.CaptureFixture[str], world: World
+) -> None:
+    world.provision("svc")
+    vault = world.orphan(marker="op_vault_" + "2" * 24)
+    vault_rotation = world.orphan(marker="rot_vault_" + "3" * 24)
+    ours = world.orphan()
+    code, out, err = run(capsys, "--json", "reconcile", "--api-id", world.api, "--apply")
+    assert code == 0, err
+    items, summary = split(out)
+    by_key = {i["key_id"]: i for i in items}
+    assert by_key[ours]["action"] == "deleted in Unkey"
+    for key_id in (vault, vault_rotation):
+        assert by_key[key_id]["belongs_to"] == "vault"
+        assert by_key[key_id]["action"].startswith("left alone: belongs to store vault")
+    assert (summary["fixed"], summary["findings_left"], summary["other_store_skipped"]) == (1, 0, 2)
+    state = {k.key_id: k.deleted for k in world.emulator.keys(world.api)}
+    assert (state[ours], state[vault], state[vault_rotation]) == (True, False, False)
+
+
+def test_reconcile_deletes_unlabelled_markers_only_when_asked(
+    capsys: pytest.CaptureFixture[str], world: World
+) -> None:
+    world.provision("svc")
+    old = world.orphan(marker="op_" + "4" * 24)
+    old_rotation = world.orphan(marker="rot_" + "5" * 24)
+    code, out, _ = run(capsys, "--json", "reconcile", "--api-id", world.api, "--apply")
+    assert code == 3
+    items, summary = split(out)
+    assert {i["key_id"] for i in items} == {old, old_rotation}
+    assert all("--include-unlabelled deletes it" in i["action"] for i in items)
+    assert not any(k.deleted for k in world.emulator.keys(world.api))
+    code, out, _ = run(
+        capsys, "--json", "reconcile", "--api-id", world.api, "--apply", "--include-unlabelled"
+    )
+    assert code == 0
+    items, summary = split(out)
+    assert {i["action"] for i in items} == {"deleted in Unkey"}
+    assert summary["fixed"] == 2
+    state = {k.key_id: k.deleted for k in world.emulator.keys(world.api)}
+    assert state[old]
+    assert state[old_rotation]
+
+
+def test_reconcile_refuses_to_apply_against_a_store_holding_none_of_the_keys(
+    capsys: pytest.CaptureFixture[str], world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.provision("svc")
+    lost = world.orphan()
+    empty = InMemoryStore()  # the wrong store: same kind, none of the API's keys
+    monkeypatch.setattr(cli, "store_from_env", lambda name: empty)
+    code, out, err = run(capsys, "--json", "reconcile", "--api-id", world.api, "--apply")
+    assert code == 2
+    assert "refusing --apply" in err
+    assert "most likely the wrong store" in json.loads(out)["message"]
+    assert not any(k.deleted for k in world.emulator.keys(world.api))
+    code, out, _ = run(capsys, "--json", "reconcile", "--api-id", world.api)
+    assert code == 3  # without --apply: reported
+    assert lost in {i["key_id"] for i in split(out)[0]}
+
+
+def test_reconcile_reports_an_unconfirmed_alias_and_goes_on(
+    capsys: pytest.CaptureFixture[str], world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.provision("good")
+    gone = world.provision("bad")
+    world.delete(gone)
+    world.provision("odd")
+    checked = []
+    real = world.store.alias_state
+
+    def alias_state(*, api_id: str, alias: str) -> Any:
+        checked.append(alias)
+        if alias == "odd":
+            raise StoreConflictError(
+                "alias x holds a version its metadata does not vouch for",
+                store="memory",
+                location="x",
+            )
+        return real(api_id=api_id, alias=alias)
+
+    monkeypatch.setattr(world.store, "alias_state", alias_state)
+    code, out, err = run(
+        capsys, "--json", "reconcile", "--api-id", world.api, "--alias", "odd", "--alias", "bad"
+    )
+    assert code == 3, err
+    items, _ = split(out)
+    found = {(i["finding"], i.get("alias")) for i in items}
+    assert ("unconfirmed-alias", "odd") in found
+    assert ("dead-alias", "bad") in found
+    assert set(checked) == {"good", "bad", "odd"}
+    code, out, _ = run(capsys, "reconcile", "--api-id", world.api, "--alias", "odd")
+    assert code == 3
+    assert "unconfirmed-alias: alias odd: reported: alias x holds a version" in out
+
+
 # -- doctor ----------------------------------------------------------------------------------
 
 
@@ -573,7 +669,10 @@ def test_doctor_with_every_permission(capsys: pytest.CaptureFixture[str], world:
     code, seen = doctor(capsys, "--api-id", world.api, "--write-probe")
     assert code == 0
     assert seen["commands"]["provision"]["ready"] == "yes"
-    assert all(key.deleted for key in world.emulator.keys(world.api))  # the probe key
+    (probe,) = world.emulator.keys(world.api)
+    assert probe.deleted
+    assert probe.meta is not None
+    assert probe.meta[MARKER].startswith("op_memory_")  # provision's form: names the store
 
 
 def test_doctor_names_what_is_missing_and_what_grants_it(

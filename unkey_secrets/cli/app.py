@@ -390,14 +390,26 @@ def usage_message(message: str, argv: Sequence[str], parser: argparse.ArgumentPa
     for token in argv:
         values.add(token)
         values.add(token.partition("=")[2])
-    for value in sorted(values - known, key=len, reverse=True):
-        if len(value) >= 4:  # shorter ones are no secret, and would cut words in the message
-            message = message.replace(value, "<value>")
-    return message
+    # Shorter ones are no secret, and would cut words in the message.
+    given = sorted((value for value in values - known if len(value) >= 4), key=len, reverse=True)
+    if not given:
+        return message
+    # Whole tokens only, outside quotes: what is still quoted is an option name or a choice
+    # (the rest was masked above), and a typed value is never cut out of one (a mistyped
+    # 'rotate-du' left 'rotate-due' in the choices as '<value>e') nor out of a longer word.
+    whole = re.compile(
+        r"(?<![\w-])(?:" + "|".join(re.escape(value) for value in given) + r")(?![\w-])"
+    )
+    return "".join(
+        piece if index % 2 else whole.sub("<value>", piece)
+        for index, piece in enumerate(_QUOTED_SPLIT.split(message))
+    )
 
 
 #: A Python string literal, as ``%r`` writes a value into argparse's messages.
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"')
+#: The same, capturing: ``split`` yields unquoted and quoted pieces in turn.
+_QUOTED_SPLIT = re.compile(f"({_QUOTED.pattern})")
 
 
 def _known_words(parser: argparse.ArgumentParser) -> set[str]:

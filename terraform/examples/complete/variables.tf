@@ -22,9 +22,13 @@ variable "package_path" {
 }
 
 variable "runtime" {
-  description = "The Python that built the package (`make lambda-zip` prints it)."
+  description = "Lambda runtime of the Python that ran `make lambda-zip` (it prints it: python 3.11 -> python3.11). No default: plan and apply do not check that it matches the package (see the module's runtime input)."
   type        = string
-  default     = "python3.12"
+
+  validation {
+    condition     = can(regex("^python3\\.[0-9]+$", var.runtime))
+    error_message = "runtime must be the Lambda runtime of the Python that ran `make lambda-zip`, such as python3.12."
+  }
 }
 
 variable "unkey_base_url" {

@@ -30,7 +30,7 @@ variable "package_path" {
 }
 
 variable "runtime" {
-  description = "Lambda runtime: the Python that built the package (`make lambda-zip` prints it), e.g. python3.12. Its precompiled .pyc files are used only by that Python."
+  description = "Lambda runtime: the Python that built the package (`make lambda-zip` prints it), e.g. python3.12. It must match, and nothing checks it: the package's .pyc files serve that Python only (another runtime compiles every module on each cold start) and its dependencies were chosen by that Python's environment markers."
   type        = string
 
   validation {
@@ -158,6 +158,13 @@ variable "root_key_secret_arn" {
   validation {
     condition     = can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$", var.root_key_secret_arn))
     error_message = "root_key_secret_arn must be a Secrets Manager secret ARN (the root key is never an input)."
+  }
+
+  # The ARN goes into the policy's Resource as it is: `secret:*` would grant GetSecretValue on
+  # every secret of the account.
+  validation {
+    condition     = !can(regex("[*?]", var.root_key_secret_arn))
+    error_message = "root_key_secret_arn must name one secret: no wildcard (* or ?), which would grant GetSecretValue on other secrets."
   }
 }
 

@@ -224,7 +224,7 @@ def _unkey_checks(args: argparse.Namespace) -> list[_Check]:
             _unkey_probe("unkey.verify_key", lambda: unkey.verify_key(_DUMMY_KEY, credits_cost=0))
         )
         if args.write_probe:
-            checks += _write_probe(unkey, args.api_id)
+            checks += _write_probe(unkey, args.api_id, args.store)
         else:
             checks += [
                 _Check(
@@ -255,8 +255,12 @@ def _unkey_probe(name: str, call: Callable[[], object]) -> _Check:
     return _Check(name, True, "granted")
 
 
-def _write_probe(unkey: Any, api_id: str) -> list[_Check]:
-    marker = "op_" + secrets.token_hex(12)
+def _write_probe(unkey: Any, api_id: str, store_name: str | None) -> list[_Check]:
+    # Provision's marker form, op_<store>_<hex>: reconcile --store <store> --apply deletes a
+    # probe key left behind; without a store it has the older form no store claims.
+    marker = (
+        f"op_{store_name}_{secrets.token_hex(12)}" if store_name else "op_" + secrets.token_hex(12)
+    )
     create = _Check("unkey.create_key", None, "", _UNKEY_GRANTS["unkey.create_key"])
     update = _Check(
         "unkey.update_key",
@@ -297,7 +301,9 @@ def _write_probe(unkey: Any, api_id: str) -> list[_Check]:
     delete.ok, delete.detail = found.ok, found.detail
     if delete.ok is not True:
         delete.detail += (
-            f"; the disabled probe key {created} is left in Unkey (reconcile --apply deletes it)"
+            f"; the disabled probe key {created} is left in Unkey (reconcile "
+            + (f"--store {store_name} --apply" if store_name else "--apply --include-unlabelled")
+            + " deletes it once it is older than --min-age)"
         )
     else:
         create.detail = update.detail = f"granted (probe key {created}, deleted)"

@@ -3,15 +3,23 @@
 Findings:
 
 * ``orphan``: a key of the API whose ``meta`` carries our in-flight marker
-  (``unkey_secrets_op``, ``op_...`` from provision, ``rot_...`` from a library rotation) that
-  the store does not hold: left by an answer that was lost or a run that was killed. Keys
-  younger than ``--min-age`` are left alone (a run may be storing them now); keys marked by the
-  rotation Lambda are its own to settle. ``--apply`` deletes orphans in Unkey.
+  (``unkey_secrets_op``: ``op_<store>_...`` from provision, ``rot_<store>_...`` from a library
+  rotation) that the store does not hold: left by an answer that was lost or a run that was
+  killed. Keys younger than ``--min-age`` are left alone (a run may be storing them now); keys
+  marked by the rotation Lambda are its own to settle. ``--apply`` deletes an orphan in Unkey
+  only if its marker names this store's kind: a key whose marker names another store is that
+  store's (a fast-mode key keeps its marker) and is left alone, reported as such; a marker of
+  the older form that names no store (``op_<hex>``, ``rot_<hex>``) is reported and deleted only
+  with ``--include-unlabelled``. ``--apply`` is refused (exit 2) when Unkey lists keys of the
+  API and the store holds none of them: it is most likely the wrong store.
 * ``stale``: a key the store holds that Unkey deleted, or that expired or is disabled there.
   The stores have no delete, and the writer policies grant none, so ``--apply`` cannot prune
   them: each finding names the location to remove with an administrator's credential.
 * ``dead-alias``: an alias naming a key that is not valid in Unkey (or, given with
   ``--alias``, an alias that does not exist). Left as it is: rotate or ``provision --replace``.
+* ``unconfirmed-alias``: an alias whose current version its metadata does not vouch for
+  (written by another tool, or a move that died half-way); ``unowned-alias``: one unkey-secrets
+  did not create. Reported; the other aliases are still checked.
 
 Aliases checked: those given, and every alias a stored key of the API was stored for.
 """
@@ -19,9 +27,16 @@ Aliases checked: those given, and every alias a stored key of the API was stored
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any
 
-from ..._errors import StoreAccessError, UnkeyError
+from ..._errors import (
+    ConfigurationError,
+    NotOwnedError,
+    StoreAccessError,
+    StoreConflictError,
+    UnkeyError,
+)
 from ...rotation.core import LIBRARY_TOKEN_PREFIX, MARKER_META_KEY
 from ..options import EXIT_FINDINGS, aliases_from, duration, format_duration
 from ..output import Output, Record
@@ -35,11 +50,20 @@ from ._common import (
     unkey_status,
 )
 
-__all__ = ["DEFAULT_MIN_AGE", "OUR_MARKERS", "add_parser", "run"]
+__all__ = ["DEFAULT_MIN_AGE", "OUR_MARKERS", "add_parser", "marker_store", "run"]
 
 #: The marker prefixes our own flows write (provision's ``op_``, the library rotation's ``rot_``).
 OUR_MARKERS = ("op_", LIBRARY_TOKEN_PREFIX)
 DEFAULT_MIN_AGE = 3600
+
+#: ``op_<store>_<24 hex>`` / ``rot_<store>_<24 hex>``; the older form has no ``<store>_``.
+_MARKER = re.compile(r"(?:op|rot)_(?:(?P<store>.+)_)?[0-9a-f]{24}")
+
+
+def marker_store(marker: str) -> str | None:
+    """The store kind a marker of ours names; None for the older form (or one not parsed)."""
+    found = _MARKER.fullmatch(marker)
+    return found["store"] if found else None
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -63,6 +87,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="DURATION",
         help=f"an orphan must be at least this old (default {format_duration(DEFAULT_MIN_AGE)})"
         ": a younger key may be one a running provision or rotation is storing",
+    )
+    parser.add_argument(
+        "--include-unlabelled",
+        action="store_true",
+        help="with --apply, also delete orphans whose marker names no store (the older "
+        "op_<hex> / rot_<hex> form): only if this API's keys were all made for this store",
     )
     return parser
 
@@ -89,35 +119,77 @@ def run(args: argparse.Namespace, out: Output) -> int:
         else:
             left += 1
 
+    include_unlabelled: bool = getattr(args, "include_unlabelled", False)
+    other_store = 0
     with open_unkey() as unkey:
-        for info in unkey.list_keys(api_id, revalidate_keys_cache=True):
+        # Read everything first: --apply is refused before any delete if the store looks wrong.
+        listed = [
+            (info, store.key_entry(api_id=api_id, key_id=info.key_id))
+            for info in unkey.list_keys(api_id, revalidate_keys_cache=True)
+        ]
+        held = sum(entry is not None for _, entry in listed)
+        orphans: list[tuple[Any, str, str | None]] = []
+        for info, entry in listed:
             status = status_of(info, now)
             statuses[info.key_id] = status
             marker = (info.meta or {}).get(MARKER_META_KEY)
-            entry = store.key_entry(api_id=api_id, key_id=info.key_id)
             if entry is not None:
                 if entry.alias is not None:
                     aliases.setdefault(entry.alias, None)
                 if entry.rerolled_from is not None:
                     originals.add(entry.rerolled_from)
-                if status != "valid":
-                    report(_stale(store, api_id, info.key_id, status, args.apply))
                 continue
             if not (isinstance(marker, str) and marker.startswith(OUR_MARKERS)):
                 continue  # not made through us, or another tool's rotation in flight
-            age = max(0, now - info.created_at) / 1000
-            if age < args.min_age:
+            if max(0, now - info.created_at) / 1000 < args.min_age:
                 young += 1
                 continue
+            orphans.append((info, marker, marker_store(marker)))
+        deletable = {
+            info.key_id
+            for info, _, kind in orphans
+            if kind == store.name or (kind is None and include_unlabelled)
+        }
+        if args.apply and listed and not held:
+            raise ConfigurationError(
+                f"refusing --apply: the {store.name} store holds none of API {api_id}'s "
+                f"{len(listed)} key(s), so it is most likely the wrong store (or the wrong "
+                "settings for it), and the keys it would take for orphans may be live keys "
+                "another store holds; check --store and its settings, and run without --apply "
+                "to see the findings"
+            )
+        for info, entry in listed:
+            if entry is not None and statuses[info.key_id] != "valid":
+                report(_stale(store, api_id, info.key_id, statuses[info.key_id], args.apply))
+        for info, marker, kind in orphans:
             record: Record = {
                 "finding": "orphan",
                 "key_id": info.key_id,
-                "status": status,
+                "status": statuses[info.key_id],
                 "marker": marker,
-                "age_seconds": int(age),
+                "age_seconds": int(max(0, now - info.created_at) / 1000),
                 "action": "reported",
             }
-            if args.apply:
+            if kind is not None and kind != store.name:
+                # Another store's key (a fast-mode key keeps its marker): never ours to delete.
+                other_store += 1
+                record["belongs_to"] = kind
+                record["ok"] = True
+                record["action"] = (
+                    f"left alone: belongs to store {kind} (its marker names it); "
+                    f"check it with reconcile --store {kind}"
+                )
+                record.setdefault("command", "reconcile")
+                record.setdefault("api_id", api_id)
+                out.result(record)
+                continue
+            if kind is None:
+                record["action"] = (
+                    "reported: its marker names no store (made before markers named one), so "
+                    "it may be another store's live key"
+                    + ("" if include_unlabelled else "; --include-unlabelled deletes it")
+                )
+            if args.apply and info.key_id in deletable:
                 try:
                     unkey.delete_key(info.key_id)
                 except UnkeyError as exc:
@@ -137,6 +209,26 @@ def run(args: argparse.Namespace, out: Output) -> int:
         for alias in aliases:
             try:
                 state = store.alias_state(api_id=api_id, alias=alias)
+            except StoreConflictError as exc:
+                report(
+                    {
+                        "finding": "unconfirmed-alias",
+                        "alias": alias,
+                        "location": exc.location,
+                        "action": f"reported: {exc}",
+                    }
+                )
+                continue
+            except NotOwnedError as exc:
+                report(
+                    {
+                        "finding": "unowned-alias",
+                        "alias": alias,
+                        "location": exc.location,
+                        "action": f"reported: {exc}",
+                    }
+                )
+                continue
             except StoreAccessError as exc:
                 report(
                     {
@@ -186,6 +278,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
             "findings_left": left,
             "fixed": fixed,
             "young_skipped": young,
+            "other_store_skipped": other_store,
             "aliases_checked": len(aliases),
         }
     )
