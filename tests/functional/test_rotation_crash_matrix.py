@@ -72,11 +72,13 @@ class Rig:
     emulator: Emulator
     unkey: UnkeyClient  # untraced: set-up and inspection
     store: SecretStore  # untraced
-    new_store: Callable[[], tuple[SecretStore, BotoTap | VaultTap]]
+    new_store: Callable[[bool], tuple[SecretStore, BotoTap | VaultTap]]
 
     @contextlib.contextmanager
-    def traced(self, tracer: Tracer) -> Iterator[tuple[UnkeyClient, SecretStore]]:
-        store, tap = self.new_store()
+    def traced(
+        self, tracer: Tracer, *, own_client: bool = False
+    ) -> Iterator[tuple[UnkeyClient, SecretStore]]:
+        store, tap = self.new_store(own_client)
         tap.tracer = tracer
         http = tracer.httpx_client()
         unkey = UnkeyClient(
@@ -88,8 +90,15 @@ class Rig:
             tap.tracer = None
             http.close()
 
-    def run(self, tracer: Tracer, call: Callable[[UnkeyClient, SecretStore], Any]) -> Any:
-        with self.traced(tracer) as (unkey, store):
+    def run(
+        self,
+        tracer: Tracer,
+        call: Callable[[UnkeyClient, SecretStore], Any],
+        *,
+        own_client: bool = False,
+    ) -> Any:
+        """Run ``call`` traced; ``own_client`` for runs at once (a tap traces one run)."""
+        with self.traced(tracer, own_client=own_client) as (unkey, store):
             return call(unkey, store)
 
     def provision(self, api_id: str, alias: str | None = "svc", **options: Any) -> ProvisionResult:
@@ -114,7 +123,7 @@ def rig(
     if kind == "vault":
         bao = request.getfixturevalue("openbao_server")
 
-        def new_store() -> tuple[SecretStore, BotoTap | VaultTap]:
+        def new_store(own_client: bool = False) -> tuple[SecretStore, BotoTap | VaultTap]:
             client = bao.client()
             tap = VaultTap(client)
             # A warm store: its once-per-object live preflight is left out of the counts
@@ -127,7 +136,10 @@ def rig(
         shared = moto.client("secretsmanager")
         taps: list[BotoTap] = []
 
-        def new_store() -> tuple[SecretStore, BotoTap | VaultTap]:
+        def new_store(own_client: bool = False) -> tuple[SecretStore, BotoTap | VaultTap]:
+            if own_client:
+                client = moto.client("secretsmanager")
+                return SecretsManagerStore(client, preflight=False), BotoTap(client)
             # One botocore client per test (building one is slow), a fresh store per run.
             if not taps:
                 taps.append(BotoTap(shared))
@@ -478,7 +490,7 @@ def test_two_rotations_at_once(rig: Rig) -> None:
         tracer.before, tracer.after = before, after  # type: ignore[method-assign]
         try:
             barrier.wait(120)
-            outcomes[n] = rig.run(tracer, by_alias(api_id))
+            outcomes[n] = rig.run(tracer, by_alias(api_id), own_client=True)
         except BaseException as exc:  # noqa: BLE001 (reported by the test)
             outcomes[n] = exc
         finally:
