@@ -47,3 +47,34 @@ def dead_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+# -- the CLI's functional tests: one store kind at a time, by environment ---------------------
+
+
+@pytest.fixture(params=["vault", "aws"])
+def kind(request: pytest.FixtureRequest) -> str:
+    """The store the CLI is pointed at: ``vault`` or ``aws``."""
+    return str(request.param)
+
+
+@pytest.fixture
+def env(
+    kind: str,
+    openbao_server: OpenBaoServer,
+    moto_server: MotoServer,
+    unkey_emulator_server: EmulatorServer,
+) -> dict[str, str]:
+    """The CLI's environment for the store ``kind`` and the session's emulator."""
+    from ._cli_harness import aws_env, unkey_env, vault_env
+
+    store = vault_env(openbao_server) if kind == "vault" else aws_env(moto_server)
+    return {**store, **unkey_env(unkey_emulator_server)}
+
+
+@pytest.fixture
+def target(kind: str, openbao_server: OpenBaoServer, moto_server: MotoServer) -> SecretStore:
+    """The same store, in-process, to check what the CLI wrote."""
+    if kind == "vault":
+        return VaultStore(openbao_server.client())
+    return SecretsManagerStore(moto_server.client("secretsmanager"))

@@ -16,10 +16,8 @@ import sys
 import pytest
 
 from unkey_secrets import SecretStore, UnkeyClient, provision, rotate
-from unkey_secrets.stores.aws import SecretsManagerStore
 from unkey_secrets.stores.vault import VaultStore
 from unkey_secrets.testing.emulator import Emulator, EmulatorServer
-from unkey_secrets.testing.moto import MotoServer
 from unkey_secrets.testing.openbao import OpenBaoServer
 
 from ._cli_harness import (
@@ -36,31 +34,6 @@ from ._cli_harness import (
 pytestmark = pytest.mark.functional
 
 MODES = {"human": [], "json": ["--json"], "debug": ["-vv"]}
-
-
-@pytest.fixture(params=["vault", "aws"])
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def env(
-    kind: str,
-    openbao_server: OpenBaoServer,
-    moto_server: MotoServer,
-    unkey_emulator_server: EmulatorServer,
-) -> dict[str, str]:
-    """The CLI's environment for the store ``kind`` and the session's emulator."""
-    store = vault_env(openbao_server) if kind == "vault" else aws_env(moto_server)
-    return {**store, **unkey_env(unkey_emulator_server)}
-
-
-@pytest.fixture
-def target(kind: str, openbao_server: OpenBaoServer, moto_server: MotoServer) -> SecretStore:
-    """The same store, in-process, to check what the CLI wrote."""
-    if kind == "vault":
-        return VaultStore(openbao_server.client())
-    return SecretsManagerStore(moto_server.client("secretsmanager"))
 
 
 def reported_key_id(mode: str, stdout: str, pattern: str) -> str:

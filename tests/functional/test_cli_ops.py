@@ -26,29 +26,6 @@ POLICIES = Path(__file__).resolve().parents[2] / "policies"
 MARKER = "unkey_secrets_op"
 
 
-@pytest.fixture(params=["vault", "aws"])
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def env(
-    kind: str,
-    openbao_server: OpenBaoServer,
-    moto_server: MotoServer,
-    unkey_emulator_server: EmulatorServer,
-) -> dict[str, str]:
-    store = vault_env(openbao_server) if kind == "vault" else aws_env(moto_server)
-    return {**store, **unkey_env(unkey_emulator_server)}
-
-
-@pytest.fixture
-def target(kind: str, openbao_server: OpenBaoServer, moto_server: MotoServer) -> SecretStore:
-    if kind == "vault":
-        return VaultStore(openbao_server.client())
-    return SecretsManagerStore(moto_server.client("secretsmanager"))
-
-
 def split(stdout: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     *items, summary = json_lines(stdout)
     assert summary["summary"] is True
