@@ -12,6 +12,7 @@ import re
 import resource
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -430,3 +431,16 @@ def test_show_of_a_missing_alias_exits_1(kind: str, env: dict[str, str], unkey_a
     assert done.stdout == ""
     (line,) = done.stderr.splitlines()
     assert line.startswith(f"error: {kind} holds no alias never_made of API {unkey_api_id}")
+
+
+def test_show_with_a_writers_token_names_the_reader_policy(
+    openbao_server: OpenBaoServer, unkey_emulator_server: EmulatorServer, unkey_api_id: str
+) -> None:
+    policies = Path(__file__).resolve().parents[2] / "policies"
+    openbao_server.write_policy("show-writer", (policies / "vault-writer.hcl").read_text())
+    token = openbao_server.create_token("show-writer")
+    env = {**vault_env(openbao_server), "VAULT_TOKEN": token, **unkey_env(unkey_emulator_server)}
+    done = run_cli(["--store", "vault", "show", "--api-id", unkey_api_id, "--alias", "x"], env)
+    assert done.returncode == 1, done.stderr
+    assert "policies/vault-reader.hcl" in done.stderr
+    assert token not in done.stderr

@@ -63,6 +63,7 @@ from .._errors import (
     ConfigurationError,
     InvalidInputError,
     SecretNotFoundError,
+    StoreAccessError,
     UnkeySecretsError,
 )
 from .._redact import confined, disable_core_dumps, install_guards
@@ -241,7 +242,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         help="reroll a key, store the new one, keep the old one valid for a grace period",
         allow_abbrev=False,
     )
-    _api_and_alias(rotate)
+    _api_and_alias(
+        rotate,
+        "the alias whose key to rotate (the documented way); every alias naming the key moves",
+    )
     rotate.add_argument(
         "--key-id",
         help="the key to rotate, if not the one --alias names (every alias naming it moves)",
@@ -343,10 +347,12 @@ def command_names() -> list[str]:
     return names
 
 
-def _api_and_alias(command: argparse.ArgumentParser) -> None:
+def _api_and_alias(command: argparse.ArgumentParser, alias_help: str | None = None) -> None:
     command.add_argument("--api-id", required=True, help="the Unkey API (keyspace)")
     command.add_argument(
-        "--alias", metavar="NAME", help="also point this stable, reader-facing name at the key"
+        "--alias",
+        metavar="NAME",
+        help=alias_help or "also point this stable, reader-facing name at the key",
     )
 
 
@@ -623,6 +629,16 @@ def _show(args: argparse.Namespace, out: Output) -> None:
         raise SecretNotFoundError(
             f"{store.name} holds no {what} of API {args.api_id}"
             + (f" (nothing at {exc.location})" if exc.location else ""),
+            store=exc.store,
+            location=exc.location,
+        ) from None
+    except StoreAccessError as exc:
+        # show reads the value: a writer's credentials may not. Say which policy grants it.
+        policy = (
+            "policies/vault-reader.hcl" if store.name == "vault" else "policies/aws-reader.json"
+        )
+        raise StoreAccessError(
+            f"{exc}; show reads the stored value, which the reader policy grants ({policy})",
             store=exc.store,
             location=exc.location,
         ) from None
