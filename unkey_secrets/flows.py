@@ -42,7 +42,7 @@ from .rotation.core import (
     MARKER_META_KEY,
     check_grace_period,
 )
-from .rotation.protocol import DEFAULT_LEASE, Rotation, RotationResult
+from .rotation.protocol import DEFAULT_LEASE, Rotation, RotationResult, alias_names
 from .stores.base import UNCHECKED, SecretStore, _Unchecked
 from .unkey import UnkeyClient
 from .unkey.backoff import Backoff
@@ -411,7 +411,7 @@ def _move_alias(
     except Exception as exc:  # noqa: BLE001 (whatever failed, Unkey's side is settled)
         actions: tuple[str, ...] = (f"stored at {location.location}",)
         lost = isinstance(exc, StoreConflictError) and not isinstance(expected, _Unchecked)
-        if lost and _names(store, issued, alias):
+        if lost and alias_names(store, alias, issued):
             # The conflict was with our own write (its answer lost, then retried): it landed.
             return store.describe_location(api_id=issued.api_id, key_id=issued.key_id)
         if lost and unkey is not None:
@@ -433,15 +433,6 @@ def _move_alias(
             key_id=issued.key_id,
             actions=(*actions, f"alias {alias} not confirmed"),
         ) from _safe_cause(exc)
-
-
-def _names(store: SecretStore, issued: IssuedKey, alias: str) -> bool:
-    """Whether ``alias`` names ``issued`` now (False when the store cannot say)."""
-    try:
-        state = store.alias_state(api_id=issued.api_id, alias=alias)
-    except Exception:  # noqa: BLE001 (a writer may not read the alias: it cannot tell)
-        return False
-    return state is not None and state.key_id == issued.key_id
 
 
 def _refuse_unfinished_rotation(store: SecretStore, api_id: str, alias: str, key_id: str) -> None:

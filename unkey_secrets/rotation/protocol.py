@@ -66,7 +66,7 @@ from .record import LIVE_ATTEMPTS, Owner, RotationRecord
 if TYPE_CHECKING:
     from ..stores.base import SecretStore
 
-__all__ = ["DEFAULT_LEASE", "Rotation", "RotationResult"]
+__all__ = ["DEFAULT_LEASE", "Rotation", "RotationResult", "alias_names"]
 
 logger = logging.getLogger("unkey_secrets.flows")
 
@@ -534,7 +534,7 @@ class Rotation:
             try:
                 moved.append(self.retry(_mover(self.store, issued, alias, expected)))
             except BaseException as exc:
-                if self._landed(alias, issued):
+                if alias_names(self.store, alias, issued):
                     # The write landed and only its answer was lost (a retry then saw the new
                     # revision and called it a conflict): the alias names the new key.
                     location = self.store.describe_location(
@@ -549,14 +549,6 @@ class Rotation:
                     raise  # interrupted: undone as far as possible, the interruption goes on
                 raise error from _safe_cause(exc)
         return tuple(moved)
-
-    def _landed(self, alias: str, issued: IssuedKey) -> bool:
-        """Whether ``alias`` names ``issued`` after all (best effort: False when unsure)."""
-        try:
-            state = self.store.alias_state(api_id=self.api_id, alias=alias)
-        except Exception:  # noqa: BLE001 (unsure: treat as not moved)
-            return False
-        return state is not None and state.key_id == issued.key_id
 
     def _alias_failed(
         self,
@@ -771,6 +763,18 @@ class Rotation:
                 record.from_key_id,
                 _error_name(exc),
             )
+
+
+def alias_names(store: SecretStore, alias: str, issued: IssuedKey) -> bool:
+    """Whether ``alias`` names ``issued`` now: a move whose answer was lost may have landed.
+
+    Best effort: False when the store cannot say (a writer may not read the alias).
+    """
+    try:
+        state = store.alias_state(api_id=issued.api_id, alias=alias)
+    except Exception:  # noqa: BLE001 (unsure: treat as not moved)
+        return False
+    return state is not None and state.key_id == issued.key_id
 
 
 def _rotated_to(info: KeyInfo) -> str | None:
