@@ -68,7 +68,7 @@ from .options import (
 from .wire import Answer, Operation, Wire, ambiguous, check_base_url
 
 if TYPE_CHECKING:
-    from ..settings import UnkeySettings
+    from .settings import UnkeySettings
 
 __all__ = [
     "UNSET",
@@ -184,7 +184,7 @@ class UnkeyClient:
 
     @classmethod
     def from_settings(cls, settings: UnkeySettings | None = None, **kwargs: Any) -> UnkeyClient:
-        """Build a client from :class:`~unkey_secrets.settings.UnkeySettings` (the environment).
+        """Build a client from :class:`~.settings.UnkeySettings` (read from the environment).
 
         ``kwargs`` override the settings and take the constructor's other options.
         """
@@ -462,7 +462,7 @@ class UnkeyClient:
 def _load_settings() -> UnkeySettings:
     from pydantic import ValidationError
 
-    from ..settings import UnkeySettings
+    from .settings import UnkeySettings
 
     try:
         return UnkeySettings()
