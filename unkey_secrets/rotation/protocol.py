@@ -28,7 +28,6 @@ import dataclasses
 import datetime as dt
 import logging
 import secrets
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,7 +60,7 @@ from .core import (
     marker_of,
     saved_expiry,
 )
-from .record import LIVE_ATTEMPTS, Owner, RotationRecord
+from .record import LIVE_ATTEMPTS, PROCESSES, Owner, RotationRecord
 
 if TYPE_CHECKING:
     from ..stores.base import SecretStore
@@ -224,7 +223,7 @@ class Rotation:
         if record.state == "claimed" and owner is not None and not self.takeover:
             age_ms = self.now_ms() - owner.since
             if owner.is_alive() and age_ms < _ms(self.lease):
-                if owner.host == socket.gethostname():
+                if owner.host == PROCESSES.get().current()[0]:
                     wait = "that process is still running on this host"
                 else:
                     left = _ms(self.lease) // 1000 - age_ms // 1000

@@ -21,13 +21,14 @@ the original was cut to ``original_expires`` and nothing is left to do.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import os
 import secrets
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from .._errors import StoredValueError
 from .._validate import validate_api_id, validate_key_id
@@ -38,8 +39,11 @@ LIVE_ATTEMPTS: set[str] = set()
 
 __all__ = [
     "LIVE_ATTEMPTS",
+    "PROCESSES",
     "ROTATION_FORMAT",
+    "LocalProcesses",
     "Owner",
+    "Processes",
     "RotationRecord",
     "State",
     "parse_rotation_fields",
@@ -49,6 +53,58 @@ ROTATION_FORMAT = "unkey-secrets/rotation/v1"
 
 State = Literal["claimed", "stored", "released", "done"]
 _STATES = ("claimed", "stored", "released", "done")
+
+
+class Processes(Protocol):
+    """Where a run happens and whether another run can still be at work.
+
+    The rotation record names its owner by host and pid; this is what decides whether that
+    owner is alive. :class:`LocalProcesses` asks the operating system; a simulator gives each
+    of its actors a process of its own.
+    """
+
+    def current(self) -> tuple[str, int]:
+        """The host name and pid of the run asking."""
+        ...
+
+    def is_alive(self, owner: Owner) -> bool:
+        """Whether ``owner`` can still be at work, as far as this host can tell."""
+        ...
+
+
+class LocalProcesses:
+    """The operating system's view: this host's name, this process's pid, ``kill(pid, 0)``."""
+
+    def current(self) -> tuple[str, int]:
+        """``socket.gethostname()`` and ``os.getpid()``."""
+        return socket.gethostname(), os.getpid()
+
+    def is_alive(self, owner: Owner) -> bool:
+        """Whether ``owner`` can still be at work, as far as this host can tell.
+
+        A process on this host that no longer exists is dead, and so is an attempt of this
+        process that is no longer running; a run on another host is taken to be alive.
+        """
+        host, pid = self.current()
+        if owner.host != host:
+            return True
+        if owner.pid == pid:
+            return owner.attempt in LIVE_ATTEMPTS
+        try:
+            os.kill(owner.pid, 0)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            return True
+        return True
+
+
+#: The process table runs in this context consult (a context variable, so a simulator's
+#: threads can each be a process of their own).
+PROCESSES: contextvars.ContextVar[Processes] = contextvars.ContextVar(
+    "unkey_secrets_processes",
+    default=LocalProcesses(),  # noqa: B039 (stateless: one instance serves every context)
+)
 
 
 @dataclass(frozen=True)
@@ -63,25 +119,12 @@ class Owner:
     @classmethod
     def me(cls, now_ms: int) -> Owner:
         """A new owner for this process, starting ``now_ms`` (Unix ms)."""
-        return cls(secrets.token_hex(8), socket.gethostname(), os.getpid(), now_ms)
+        host, pid = PROCESSES.get().current()
+        return cls(secrets.token_hex(8), host, pid, now_ms)
 
     def is_alive(self) -> bool:
-        """Whether the run can still be at work, as far as this host can tell.
-
-        A process on this host that no longer exists is dead, and so is an attempt of this
-        process that is no longer running; a run on another host is taken to be alive.
-        """
-        if self.host != socket.gethostname():
-            return True
-        if self.pid == os.getpid():
-            return self.attempt in LIVE_ATTEMPTS
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except OSError:
-            return True
-        return True
+        """Whether the run can still be at work, as far as :data:`PROCESSES` can tell."""
+        return PROCESSES.get().is_alive(self)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,183 @@
+"""Enumerate schedules: every interleaving up to a bound on preemptions, times every fault.
+
+A schedule is a list of choices (which actor goes at each step) and at most one fault. The
+search is the classic preemption-bounded one: run a schedule, then for every step past its
+forced prefix try each other actor that was waiting there, as long as the preemptions stay
+within the bound. Every schedule is run exactly once. Beyond the bound, seeded random
+schedules sample deeper interleavings.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from unkey_secrets import RotationConflictError
+from unkey_secrets.rotation.protocol import DEFAULT_LEASE
+from unkey_secrets.rotation.record import PROCESSES
+
+from .judge import Outcome, judge
+from .scenarios import Scenario, rerun
+from .scheduler import Fault, Hung, Scheduler
+from .world import STORE_READ_FAULTS, STORE_WRITE_FAULTS, STORE_WRITES, UNKEY_FAULTS, World
+
+
+@dataclass
+class Run:
+    """One schedule's run: its choices, its fault, and what the judge found."""
+
+    scenario: str
+    prefix: list[int]
+    fault: Fault | None
+    trace: list[int] = field(default_factory=list)
+    labels: list[tuple[str, ...]] = field(default_factory=list)
+    waiting: list[tuple[int, ...]] = field(default_factory=list)
+    preempted: list[bool] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    fault_fired: bool = False
+
+    def replay(self) -> str:
+        """How to run this schedule again (paste into ``python -m tests.simulation``)."""
+        fault = f" --fault {self.fault}" if self.fault else ""
+        return f"--scenario '{self.scenario}' --schedule {','.join(map(str, self.trace))}{fault}"
+
+
+def run_one(scenario: Scenario, prefix: list[int], fault: Fault | None) -> Run:
+    """Run ``scenario`` under one schedule, recover, and judge the end state."""
+    world = World(prefix, fault)
+    token = PROCESSES.set(PROCESSES.get())
+    run = Run(scenario.name, prefix, fault)
+    try:
+        world.as_process()
+        ctx = scenario.setup(world, world.client())
+        for actor in scenario.actors:
+            world.actor(
+                actor.name, lambda client, a=actor: a.call(world, ctx, client), host=actor.host
+            )
+        try:
+            world.scheduler.run()
+        except Hung as exc:
+            run.problems.append(f"hung: {exc}")
+        sched: Scheduler = world.scheduler
+        run.trace = [d.picked for d in sched.trace]
+        run.labels = [tuple(a.labels) for a in sched.actors]
+        run.waiting = [d.waiting for d in sched.trace]
+        run.preempted = [d.preemption for d in sched.trace]
+        run.fault_fired = sched.fault_fired
+        if run.problems:
+            return run
+        outcomes = [Outcome(a.name, a.result, a.error, a.killed) for a in sched.actors]
+        outcomes += _recover(world, scenario, ctx, outcomes)
+        run.problems = judge(world, scenario.expect(world, ctx), outcomes)
+        return run
+    finally:
+        world.close()
+        PROCESSES.reset(token)
+
+
+def _recover(world: World, scenario: Scenario, ctx: dict, outcomes: list[Outcome]) -> list[Outcome]:
+    """Run again every call that was killed or failed, as the README says to."""
+    later: list[Outcome] = []
+    pending = [
+        (actor, outcome)
+        for actor, outcome in zip(scenario.actors, outcomes, strict=True)
+        if rerun(outcome.error, outcome.killed)
+    ]
+    for _round in range(3):
+        if not pending:
+            break
+        left = []
+        for actor, _outcome in pending:
+            world.as_process(actor.host)
+            client = world.client()
+            try:
+                result = actor.call(world, ctx, client)
+            except RotationConflictError as exc:
+                later.append(Outcome(actor.name, error=exc, recovery=True))
+                left.append((actor, _outcome))
+                continue
+            except Exception as exc:  # noqa: BLE001 (judged)
+                later.append(Outcome(actor.name, error=exc, recovery=True))
+                if rerun(exc, False):
+                    left.append((actor, _outcome))
+                continue
+            later.append(Outcome(actor.name, result, recovery=True))
+        pending = left
+        # Another host's claim is honoured until its lease ends: the documented wait.
+        world.clock.sleep(DEFAULT_LEASE.total_seconds() + 1)
+    # Only the last answer of each re-run counts as its report.
+    last: dict[str, Outcome] = {}
+    for outcome in later:
+        last[outcome.actor] = outcome
+    return list(last.values())
+
+
+def faults_for(labels: tuple[str, ...]) -> Iterator[tuple[int, str]]:
+    """Every (point, fault) an actor's points allow: a kill anywhere, the rest by kind."""
+    for at, label in enumerate(labels, start=1):
+        kind, _, operation = label.partition(":")
+        if kind == "unkey":
+            kinds: tuple[str, ...] = UNKEY_FAULTS
+        elif operation in STORE_WRITES:
+            kinds = STORE_WRITE_FAULTS
+        else:
+            kinds = STORE_READ_FAULTS
+        for fault in kinds:
+            yield at, fault
+    yield len(labels) + 1, "kill"  # after its last call, before it reports
+
+
+def explore(scenario: Scenario, bound: int, *, faults: bool, fault_bound: int) -> Iterator[Run]:
+    """Every schedule of ``scenario`` within the bounds (see the module docstring)."""
+    base = run_one(scenario, [], None)
+    yield from _interleavings(scenario, base, None, bound)
+    if not faults:
+        return
+    seen: set[Fault] = set()
+    for index, labels in enumerate(base.labels):
+        for at, kind in faults_for(labels):
+            fault = Fault(index, at, kind)
+            if fault in seen:
+                continue
+            seen.add(fault)
+            first = run_one(scenario, [], fault)
+            yield from _interleavings(scenario, first, fault, fault_bound)
+
+
+def _interleavings(
+    scenario: Scenario, first: Run, fault: Fault | None, bound: int
+) -> Iterator[Run]:
+    stack = [first]
+    while stack:
+        run = stack.pop()
+        yield run
+        used = sum(run.preempted[: len(run.prefix)])
+        for step in range(len(run.prefix), len(run.trace)):
+            previous = run.trace[step - 1] if step else None
+            for other in run.waiting[step]:
+                if other == run.trace[step]:
+                    continue
+                cost = previous is not None and previous in run.waiting[step] and other != previous
+                if used + cost > bound:
+                    continue
+                stack.append(run_one(scenario, [*run.trace[:step], other], fault))
+            used += run.preempted[step]
+
+
+def random_runs(scenario: Scenario, count: int, seed: int) -> Iterator[Run]:
+    """Seeded random schedules (any number of preemptions), a random fault in half of them."""
+    rng = random.Random(seed)
+    base = run_one(scenario, [], None)
+    options = [
+        Fault(i, at, k) for i, labels in enumerate(base.labels) for at, k in faults_for(labels)
+    ]
+    for _ in range(count):
+        prefix = [rng.randrange(len(scenario.actors)) for _ in range(60)]
+        fault = rng.choice(options) if options and rng.random() < 0.5 else None
+        yield run_one(scenario, _fit(prefix), fault)
+
+
+def _fit(prefix: list[int]) -> list[int]:
+    # A random choice list is read leniently: see Scheduler's "random" mode.
+    return [-1 - p for p in prefix]
