@@ -1,0 +1,364 @@
+"""One set of Secrets Manager scenarios, run against InMemorySecretsManager and a real moto server.
+
+Backends:
+
+* ``double``: :class:`~unkey_secrets.testing.InMemorySecretsManager`; every scenario must pass.
+* ``moto``: moto server with :class:`FaithfulMoto` applied (its fixes for the places moto
+  differs from AWS in a rotation); every scenario passes except those in ``MOTO_DIFFERS``,
+  which FaithfulMoto does not fix: they are strict xfails, so a moto that starts agreeing
+  with AWS fails this file and the list gets updated.
+* ``moto-raw``: moto as shipped, for the scenarios FaithfulMoto fixes or moto differs on:
+  strict xfails that prove each documented difference is real.
+
+A scenario takes a :class:`Side` and asserts AWS's behaviour.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from unkey_secrets.stores.aws import SecretsManagerStore
+from unkey_secrets.testing import InMemorySecretsManager
+from unkey_secrets.testing.contract import canary_key
+from unkey_secrets.testing.moto import MotoServer
+
+from ._rotation_harness import FaithfulMoto, SecretsManagerSim
+
+ARN = re.compile(
+    r"arn:aws:secretsmanager:us-east-1:123456789012:secret:(?P<name>.+)-[A-Za-z0-9]{6}"
+)
+
+
+@dataclass
+class Side:
+    """A client, and what RotateSecret does before invoking the Lambda, for one backend."""
+
+    client: Any
+    start_rotation: Callable[[str, str], str]
+
+    def secret(self, value: str | None = "v1") -> str:
+        options: dict[str, Any] = {"Name": f"contract/{uuid.uuid4().hex}"}
+        if value is not None:
+            options["SecretString"] = value
+        return str(self.client.create_secret(**options)["ARN"])
+
+    def labelled(self, arn: str) -> dict[str, list[str]]:
+        answer = self.client.describe_secret(SecretId=arn).get("VersionIdsToStages") or {}
+        return {v: sorted(s) for v, s in answer.items() if s}
+
+    def current(self, arn: str) -> str:
+        return str(
+            self.client.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["VersionId"]
+        )
+
+    def refused(self, code: str, call: Callable[[], object]) -> ClientError:
+        with pytest.raises(ClientError) as raised:
+            call()
+        assert raised.value.response["Error"]["Code"] == code
+        return raised.value
+
+
+def token() -> str:
+    return str(uuid.uuid4())
+
+
+# -- scenarios ---------------------------------------------------------------------------------
+
+
+def describe_shapes(side: Side) -> None:
+    name = f"contract/{uuid.uuid4().hex}"
+    first = token()
+    created = side.client.create_secret(
+        Name=name,
+        SecretString="v",
+        ClientRequestToken=first,
+        Tags=[{"Key": "managed-by", "Value": "unkey-secrets"}],
+    )
+    assert created["VersionId"] == first
+    assert created["Name"] == name
+    match = ARN.fullmatch(created["ARN"])
+    assert match is not None
+    assert match["name"] == name
+    for secret_id in (name, created["ARN"]):
+        answer = side.client.describe_secret(SecretId=secret_id)
+        assert answer["ARN"] == created["ARN"]
+        assert answer["Tags"] == [{"Key": "managed-by", "Value": "unkey-secrets"}]
+        assert answer["VersionIdsToStages"] == {first: ["AWSCURRENT"]}
+        assert not answer.get("RotationEnabled")
+        assert answer.get("DeletedDate") is None
+        assert "SecretString" not in answer
+
+
+def not_found(side: Side) -> None:
+    missing = f"contract/missing-{uuid.uuid4().hex}"
+    error = side.refused(
+        "ResourceNotFoundException", lambda: side.client.describe_secret(SecretId=missing)
+    )
+    assert "can't find the specified secret" in str(error)
+    side.refused(
+        "ResourceNotFoundException",
+        lambda: side.client.put_secret_value(SecretId=missing, SecretString="v"),
+    )
+    arn = side.secret()
+    side.refused(
+        "ResourceNotFoundException",
+        lambda: side.client.get_secret_value(SecretId=arn, VersionStage="AWSPENDING"),
+    )
+
+
+def idempotent_put(side: Side) -> None:
+    arn = side.secret()
+    t = token()
+    first = side.client.put_secret_value(SecretId=arn, ClientRequestToken=t, SecretString="v2")
+    assert (first["VersionId"], first["VersionStages"]) == (t, ["AWSCURRENT"])
+    again = side.client.put_secret_value(SecretId=arn, ClientRequestToken=t, SecretString="v2")
+    assert (again["VersionId"], again["VersionStages"]) == (t, ["AWSCURRENT"])
+    assert len(side.labelled(arn)) == 2
+    side.refused(
+        "ResourceExistsException",
+        lambda: side.client.put_secret_value(SecretId=arn, ClientRequestToken=t, SecretString="x"),
+    )
+    assert side.client.get_secret_value(SecretId=arn, VersionId=t)["SecretString"] == "v2"
+
+
+def create_conflicts(side: Side) -> None:
+    name = f"contract/{uuid.uuid4().hex}"
+    t = token()
+    first = side.client.create_secret(Name=name, SecretString="v", ClientRequestToken=t)
+    again = side.client.create_secret(Name=name, SecretString="v", ClientRequestToken=t)
+    assert again["ARN"] == first["ARN"]
+    side.refused(
+        "ResourceExistsException",
+        lambda: side.client.create_secret(Name=name, SecretString="other", ClientRequestToken=t),
+    )
+    side.refused(
+        "ResourceExistsException", lambda: side.client.create_secret(Name=name, SecretString="v")
+    )
+
+
+def awscurrent_moves_awsprevious(side: Side) -> None:
+    arn = side.secret()
+    v1 = side.current(arn)
+    v2 = token()
+    side.client.put_secret_value(
+        SecretId=arn, ClientRequestToken=v2, SecretString="2", VersionStages=["AWSPENDING"]
+    )
+    assert side.labelled(arn) == {v1: ["AWSCURRENT"], v2: ["AWSPENDING"]}
+    side.client.update_secret_version_stage(
+        SecretId=arn, VersionStage="AWSCURRENT", MoveToVersionId=v2, RemoveFromVersionId=v1
+    )
+    assert side.labelled(arn) == {v1: ["AWSPREVIOUS"], v2: ["AWSCURRENT", "AWSPENDING"]}
+    side.client.update_secret_version_stage(
+        SecretId=arn, VersionStage="AWSPENDING", RemoveFromVersionId=v2
+    )
+    assert side.labelled(arn) == {v1: ["AWSPREVIOUS"], v2: ["AWSCURRENT"]}
+
+
+def awscurrent_needs_remove_from(side: Side) -> None:
+    arn = side.secret()
+    v1 = side.current(arn)
+    v2 = token()
+    side.client.put_secret_value(
+        SecretId=arn, ClientRequestToken=v2, SecretString="2", VersionStages=["AWSPENDING"]
+    )
+    side.refused(
+        "InvalidParameterException",
+        lambda: side.client.update_secret_version_stage(
+            SecretId=arn, VersionStage="AWSCURRENT", MoveToVersionId=v2
+        ),
+    )
+    side.refused(
+        "InvalidParameterException",
+        lambda: side.client.update_secret_version_stage(
+            SecretId=arn, VersionStage="AWSCURRENT", MoveToVersionId=v2, RemoveFromVersionId=v2
+        ),
+    )
+    assert side.labelled(arn) == {v1: ["AWSCURRENT"], v2: ["AWSPENDING"]}
+
+
+def store_round_trip(side: Side) -> None:
+    store = SecretsManagerStore(side.client)
+    key, newer = canary_key(), canary_key()
+    newer = type(newer)(**{**vars(newer), "api_id": key.api_id})
+    store.put(key)
+    assert store.put(key).created is False
+    store.set_current(key, alias="svc")
+    store.put(newer)
+    state = store.alias_state(api_id=key.api_id, alias="svc")
+    store.set_current(newer, alias="svc", expected=state)
+    assert store.get_current(api_id=key.api_id, alias="svc").key_id == newer.key_id
+
+
+# The three places FaithfulMoto corrects.
+
+
+def filled_pending_is_not_overwritten(side: Side) -> None:
+    arn = side.secret()
+    t = side.start_rotation(arn, token())
+    side.client.put_secret_value(
+        SecretId=arn, ClientRequestToken=t, SecretString="first", VersionStages=["AWSPENDING"]
+    )
+    side.refused(
+        "ResourceExistsException",
+        lambda: side.client.put_secret_value(
+            SecretId=arn, ClientRequestToken=t, SecretString="second", VersionStages=["AWSPENDING"]
+        ),
+    )
+    answer = side.client.get_secret_value(SecretId=arn, VersionStage="AWSPENDING")
+    assert answer["SecretString"] == "first"
+
+
+def get_follows_awscurrent(side: Side) -> None:
+    arn = side.secret("old")
+    v1 = side.current(arn)
+    v2 = token()
+    side.client.put_secret_value(
+        SecretId=arn, ClientRequestToken=v2, SecretString="new", VersionStages=["AWSPENDING"]
+    )
+    side.client.update_secret_version_stage(
+        SecretId=arn, VersionStage="AWSCURRENT", MoveToVersionId=v2, RemoveFromVersionId=v1
+    )
+    answer = side.client.get_secret_value(SecretId=arn)
+    assert (answer["VersionId"], answer["SecretString"]) == (v2, "new")
+
+
+def awscurrent_onto_a_secret_without_one(side: Side) -> None:
+    arn = side.secret(None)
+    t = side.start_rotation(arn, token())
+    side.client.put_secret_value(
+        SecretId=arn, ClientRequestToken=t, SecretString="first", VersionStages=["AWSPENDING"]
+    )
+    side.client.update_secret_version_stage(
+        SecretId=arn, VersionStage="AWSCURRENT", MoveToVersionId=t
+    )
+    assert side.labelled(arn) == {t: ["AWSCURRENT", "AWSPENDING"]}
+    assert side.client.get_secret_value(SecretId=arn)["SecretString"] == "first"
+
+
+# Where moto differs and FaithfulMoto does not correct it.
+
+
+def any_label_held_elsewhere_needs_remove_from(side: Side) -> None:
+    arn = side.secret()
+    v1 = side.current(arn)
+    side.client.update_secret_version_stage(SecretId=arn, VersionStage="BLUE", MoveToVersionId=v1)
+    v2 = token()
+    side.client.put_secret_value(
+        SecretId=arn, ClientRequestToken=v2, SecretString="2", VersionStages=["GREEN"]
+    )
+    side.refused(
+        "InvalidParameterException",
+        lambda: side.client.update_secret_version_stage(
+            SecretId=arn, VersionStage="BLUE", MoveToVersionId=v2
+        ),
+    )
+
+
+def a_move_to_an_unknown_version_changes_nothing(side: Side) -> None:
+    arn = side.secret()
+    v1 = side.current(arn)
+    side.refused(
+        "InvalidParameterException",
+        lambda: side.client.update_secret_version_stage(
+            SecretId=arn, VersionStage="AWSCURRENT", MoveToVersionId=token(), RemoveFromVersionId=v1
+        ),
+    )
+    assert side.labelled(arn) == {v1: ["AWSCURRENT"]}, "moto takes the label off first"
+
+
+def describe_lists_labelled_versions_only(side: Side) -> None:
+    arn = side.secret()
+    v1 = side.current(arn)
+    for _ in range(2):
+        side.client.put_secret_value(SecretId=arn, ClientRequestToken=token(), SecretString="n")
+    stages = side.client.describe_secret(SecretId=arn)["VersionIdsToStages"]
+    assert v1 not in stages, "a version without label is deprecated and not listed"
+
+
+def value_over_65536_bytes_is_refused(side: Side) -> None:
+    arn = side.secret()
+    side.client.put_secret_value(SecretId=arn, SecretString="x" * 65_536)
+    side.refused(
+        "ValidationException",
+        lambda: side.client.put_secret_value(SecretId=arn, SecretString="x" * 65_537),
+    )
+
+
+COMMON = [
+    describe_shapes,
+    not_found,
+    idempotent_put,
+    create_conflicts,
+    awscurrent_moves_awsprevious,
+    awscurrent_needs_remove_from,
+    store_round_trip,
+]
+FAITHFUL_MOTO_FIXES = [
+    filled_pending_is_not_overwritten,
+    get_follows_awscurrent,
+    awscurrent_onto_a_secret_without_one,
+]
+MOTO_DIFFERS = [
+    any_label_held_elsewhere_needs_remove_from,
+    a_move_to_an_unknown_version_changes_nothing,
+    describe_lists_labelled_versions_only,
+    value_over_65536_bytes_is_refused,
+]
+
+
+def _differs(reason: str) -> pytest.MarkDecorator:
+    return pytest.mark.xfail(strict=True, reason=reason)
+
+
+CASES = (
+    [pytest.param(s, "double", id=f"double-{s.__name__}") for s in COMMON + FAITHFUL_MOTO_FIXES]
+    + [pytest.param(s, "double", id=f"double-{s.__name__}") for s in MOTO_DIFFERS]
+    + [pytest.param(s, "moto", id=f"moto-{s.__name__}") for s in COMMON + FAITHFUL_MOTO_FIXES]
+    + [
+        pytest.param(
+            s, "moto", id=f"moto-{s.__name__}", marks=_differs("moto differs from AWS here")
+        )
+        for s in MOTO_DIFFERS
+    ]
+    + [
+        pytest.param(
+            s,
+            "moto-raw",
+            id=f"moto-raw-{s.__name__}",
+            marks=_differs("moto as shipped differs from AWS here (FaithfulMoto fixes it)"),
+        )
+        for s in FAITHFUL_MOTO_FIXES
+    ]
+)
+
+
+@pytest.fixture
+def make_side(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Side]:
+    def make(backend: str) -> Side:
+        if backend == "double":
+            double = InMemorySecretsManager()
+            return Side(double, double.start_rotation)
+        if backend == "moto":
+            FaithfulMoto(monkeypatch)
+        client = moto_server.client("secretsmanager")
+
+        def start(arn: str, t: str) -> str:
+            return SecretsManagerSim(moto_server, client, arn).start(t)
+
+        return Side(client, start)
+
+    return make
+
+
+@pytest.mark.parametrize(("scenario", "backend"), CASES)
+def test_scenario(
+    scenario: Callable[[Side], None], backend: str, make_side: Callable[[str], Side]
+) -> None:
+    scenario(make_side(backend))
