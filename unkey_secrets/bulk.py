@@ -16,13 +16,19 @@ What a line is, and when it counts as done (a re-run skips it, and never makes a
 * a line with both also looks for a key with that externalId stored for its alias: an earlier
   run that stored the key but did not move the alias (or, in safe mode, did not enable the key)
   is finished, not repeated;
+* a line with an alias and no externalId whose alias is free looks for a key stored for its
+  alias that no alias names (an earlier run killed before the alias move): the API's keys
+  without an externalId are listed once per run, and those made with the line's name and meta
+  are looked up in the store's metadata; one found is finished, not repeated;
 * a line with neither is refused: it could not be recognised on a re-run.
 
 A key an earlier run left half done (stored but disabled in safe mode, or stored but its alias
 not moved) is finished only once it is older than ``adopt_after`` (default 10 minutes, by
 Unkey's ``createdAt``): a younger one may belong to a run still working on it, and the line
-fails with :class:`LineInProgressError` (run it again later). The alias move is conditional
-(only if the alias does not exist yet): an alias naming another key is never moved. A key for
+fails with :class:`LineInProgressError` (run it again later). A caller that knows no other run
+is alive (``exclusive=True``; the ``bulk`` command, which holds its file's lock) finishes it at
+once. The alias move is conditional (only if the alias does not exist yet): an alias naming
+another key is never moved. A key for
 the line's externalId that carries this store's provision marker, that the store does not hold,
 that is disabled and older than ``adopt_after`` was never enabled: it is deleted, and the
 line's ``actions`` say so. Enabled or stored keys are never deleted.
@@ -36,9 +42,9 @@ Limits checked before anything is sent: a line over 1 MB (Unkey's request limit)
 ``meta`` over 10 KB once serialized, are refused.
 
 Two lines naming the same alias (or externalId) never run at the same time; the later one
-finds the earlier one's key. Rate limits: a 429 from Unkey (``UnkeyRateLimitedError``, raised
-after the client's own retries, or at once for ``keys.createKey``, which is never retried and
-made nothing) pauses every worker for its ``Retry-After`` and runs the line again. Secrets
+finds the earlier one's key. Rate limits: a 429 from Unkey, on any call and whatever its
+``Retry-After``, pauses every worker for that long and sends the same call again: a 429 means
+Unkey applied nothing (createKey included), so the line goes on where it was. Secrets
 Manager's write quota is shared by all workers through a token bucket per quota group (default
 50 requests/s each), applied to the store's botocore client for the run. A line that fails for
 a transient reason after the flow settled Unkey's side (nothing left behind) is tried again;
@@ -48,6 +54,7 @@ any other failure is reported in its result and the other lines go on.
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import datetime as dt
 import json
@@ -76,13 +83,14 @@ from ._errors import (
     UnkeyServerError,
     UnkeyTransportError,
 )
-from ._models import IssuedKey
+from ._models import IssuedKey, KeyEntry
 from ._validate import validate_alias, validate_api_id, validate_external_id
 from .flows import ProvisionResult, RetryPolicy, provision
 from .rotation.core import MARKER_META_KEY
 from .stores.base import SecretStore
 from .unkey import UnkeyClient
 from .unkey.backoff import Backoff
+from .unkey.models import KeyInfo
 from .unkey.options import (
     check_meta,
     check_permissions,
@@ -91,6 +99,7 @@ from .unkey.options import (
     check_text,
     check_timestamp,
 )
+from .unkey.wire import Answer, Operation, Wire
 
 __all__ = [
     "ADOPT_AFTER",
@@ -533,6 +542,120 @@ class _Gate:
             self._sleep(remaining)
 
 
+class _GatedWire(Wire):
+    """The run's Unkey wire: every call waits at the shared gate, and a 429 holds it.
+
+    A 429 is Unkey refusing the request before acting on it, whichever the call (createKey
+    included) and whatever its Retry-After: nothing was applied, so the same call is sent again
+    once the gate opens, and the flow above never sees it. Every worker waits at the gate, so
+    the pause is shared, not paid by each in turn. The client's own 429 retries (which sleep
+    one thread only, and give up on a Retry-After over its backoff cap) are turned off here.
+    At most ``max_waits`` waits per line (:meth:`start_line`); the next 429 is raised.
+    """
+
+    def __init__(self, inner: Wire, gate: _Gate, max_waits: int) -> None:
+        super().__init__(
+            inner.http,
+            base_url=inner.base_url,
+            root_key=inner.root_key,
+            user_agent=inner.user_agent,
+            timeout=inner.timeout,
+            backoff=inner.backoff,
+            sleep=inner.sleep,
+        )
+        self.gate = gate
+        self.max_waits = max_waits
+        self._line = threading.local()
+
+    def start_line(self) -> None:
+        """Give the calling worker's next line its own budget of waits."""
+        self._line.waits = 0
+
+    @property
+    def waits(self) -> int:
+        """How many 429s the calling worker's line has waited out."""
+        return int(getattr(self._line, "waits", 0))
+
+    def call(self, op: Operation, body: dict[str, Any], hide: tuple[str, ...] = ()) -> Answer:
+        while True:
+            self.gate.wait()
+            try:
+                return super().call(op, body, hide)
+            except UnkeyRateLimitedError as exc:
+                waits = self.waits + 1
+                if waits > self.max_waits:
+                    raise
+                self._line.waits = waits
+                pause = exc.retry_after if exc.retry_after is not None else 1.0
+                logger.info("%s: Unkey rate limit, all workers wait %.1f s", op.name, pause)
+                self.gate.hold(pause)
+
+    def _should_retry(self, op: Operation, status: int, retries: int) -> bool:
+        # 429s are waited out at the gate (above), by every worker at once.
+        return status != 429 and super()._should_retry(op, status, retries)
+
+
+def _gated(unkey: UnkeyClient, gate: _Gate, max_waits: int) -> tuple[UnkeyClient, _GatedWire]:
+    """A copy of ``unkey`` for the run, sharing its connections, whose calls pass the gate."""
+    gated = copy.copy(unkey)
+    wire = _GatedWire(unkey._wire, gate, max_waits)
+    gated._wire = wire
+    gated._owns_client = False  # the caller's client owns the connections and closes them
+    return gated, wire
+
+
+class _Leftovers:
+    """Keys an earlier run may have left half done for an alias-only line, listed once a run.
+
+    Such a key has no externalId to find it by: the API's keys without one are listed once per
+    run (on the first alias-only line whose alias is free) and kept; a line's candidates are
+    those with its name and meta, whose store entry (read once, cached) names its alias. Keys
+    this run makes are not listed: a line never adopts a key of its own run.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._listed: dict[str, list[KeyInfo]] = {}
+        self._entries: dict[str, KeyEntry | None] = {}
+
+    def find(
+        self, unkey: UnkeyClient, store: SecretStore, line: BulkLine
+    ) -> list[tuple[KeyInfo, KeyEntry]]:
+        """The listed keys that are stored here for ``line``'s alias and made like it."""
+        with self._lock:  # one listing per API and run: the other workers wait for it
+            listed = self._listed.get(line.api_id)
+            if listed is None:
+                listed = [
+                    info
+                    for info in unkey.list_keys(line.api_id, revalidate_keys_cache=True)
+                    if info.external_id is None
+                ]
+                self._listed[line.api_id] = listed
+        found = []
+        for info in listed:
+            if info.name != line.name or _user_meta(info.meta) != dict(line.meta or {}):
+                continue
+            if not info.enabled and not _is_provision_marker(
+                (info.meta or {}).get(MARKER_META_KEY), store.name
+            ):
+                continue  # disabled by someone, not a provision that never enabled it
+            with self._lock:
+                known = info.key_id in self._entries
+                entry = self._entries.get(info.key_id)
+            if not known:
+                entry = store.key_entry(api_id=line.api_id, key_id=info.key_id)
+                with self._lock:
+                    self._entries[info.key_id] = entry
+            if entry is not None and entry.alias == line.alias:
+                found.append((info, entry))
+        return found
+
+
+def _user_meta(meta: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A key's meta without our own members (a create's marker)."""
+    return {k: v for k, v in (meta or {}).items() if not str(k).startswith("unkey_secrets_")}
+
+
 class _Claims:
     """Identities (alias or externalId) being worked on: one line per identity at a time."""
 
@@ -582,9 +705,12 @@ class _Runner:
     sleep: Callable[[float], None]
     adopt_after: float
     wall_clock: Callable[[], float]
+    wire: _GatedWire
+    leftovers: _Leftovers
 
     def run(self, line: BulkLine) -> LineResult:
         actions: list[str] = []  # what this run did besides the line's own key (clean-ups)
+        self.wire.start_line()
         try:
             with self.claims.hold(line.identity):
                 return self._run(line, actions)
@@ -592,23 +718,14 @@ class _Runner:
             return _failed(line, exc, 1, actions)
 
     def _run(self, line: BulkLine, actions: list[str]) -> LineResult:
-        attempt, waits = 0, 0
+        attempt = 0
         while True:
             attempt += 1
-            self.gate.wait()
             try:
                 return self._once(line, attempt, actions)
-            except UnkeyRateLimitedError as exc:
-                waits += 1
-                if waits > self.max_rate_limit_waits:
-                    return _failed(line, exc, attempt, actions)
-                pause = exc.retry_after if exc.retry_after is not None else 1.0
-                logger.info(
-                    "line %d: Unkey rate limit, all workers wait %.1f s", line.number, pause
-                )
-                self.gate.hold(pause)
-                attempt -= 1  # a 429 made nothing: it does not use up an attempt
             except Exception as exc:  # noqa: BLE001 (classified below, reported otherwise)
+                # 429s were waited out at the gate (see _GatedWire); one that reaches here
+                # used up the line's waits and fails it, as any error not worth retrying.
                 if attempt >= self.attempts or not _worth_retrying(exc):
                     return _failed(line, exc, attempt, actions)
                 delay = self.backoff.delay(attempt - 1)
@@ -624,6 +741,12 @@ class _Runner:
                 api_id=line.api_id, alias=line.alias
             ):
                 return _result(line, "exists", attempt, actions=actions)
+            if found is not None:
+                return self._finish(line, found, attempt, actions)
+        elif line.alias is not None:
+            if self.store.alias_exists(api_id=line.api_id, alias=line.alias):
+                return _result(line, "exists", attempt, actions=actions)
+            found = self._find_by_alias(line)
             if found is not None:
                 return self._finish(line, found, attempt, actions)
         try:
@@ -669,6 +792,21 @@ class _Runner:
                 info.key_id, enable=unfinished, move_alias=line.alias is not None, age=age
             )
         return found
+
+    def _find_by_alias(self, line: BulkLine) -> _Found | None:
+        """A key an earlier run made for an alias-only line and stored, alias not moved yet.
+
+        Killed between the enable and the alias move, or between the store write and the
+        enable, a run leaves a key stored for the alias that no alias names: it is the line's
+        key (adopting it is what keeps the line at one live key), found by listing the API
+        once a run (:class:`_Leftovers`). An enabled one is preferred, then the oldest.
+        """
+        candidates = self.leftovers.find(self.unkey, self.store, line)
+        if not candidates:
+            return None
+        info, _ = min(candidates, key=lambda c: (not c[0].enabled, c[0].created_at))
+        age = max(0.0, (self.wall_clock() * 1000 - info.created_at) / 1000)
+        return _Found(info.key_id, enable=not info.enabled, move_alias=True, age=age)
 
     def _clean_up(
         self,
@@ -854,15 +992,17 @@ def provision_many(
     clock: Callable[[], float] = time.monotonic,
     adopt_after: float = ADOPT_AFTER,
     wall_clock: Callable[[], float] = time.time,
+    exclusive: bool = False,
 ) -> Iterator[LineResult]:
     """Provision every line on ``concurrency`` threads; yield each line's result as it finishes.
 
     ``lines`` is consumed lazily (at most ``2 * concurrency`` in flight). A line already done
     (see the module's docstring) is not provisioned again. A line that fails for a transient
     reason that left nothing behind (a store outage the flow compensated, a settled lost answer,
-    Unkey unreachable) runs again, up to ``attempts`` times in all, with backoff; a 429 from
-    Unkey holds every worker for its Retry-After and does not count as an attempt (at most
-    ``max_rate_limit_waits`` of them per line). Other failures end the line with
+    Unkey unreachable) runs again, up to ``attempts`` times in all, with backoff. A 429 from
+    Unkey, on any call, holds every worker for its Retry-After and the same call is sent again
+    (nothing was applied); it does not count as an attempt (at most ``max_rate_limit_waits``
+    waits per line, then the line fails). Other failures end the line with
     ``status="failed"``; the other lines go on. ``store_writes_per_second`` holds a Secrets
     Manager store's writes (per AWS quota group, across all workers) to that rate; None turns
     it off, and other stores are not throttled. The client and the store are shared by the
@@ -870,7 +1010,10 @@ def provision_many(
 
     A half-done key left for a line is finished (or, never enabled nor stored, deleted) only
     once it is ``adopt_after`` seconds old by Unkey's ``createdAt`` and ``wall_clock`` (Unix
-    seconds); a younger one fails the line with :class:`LineInProgressError`.
+    seconds); a younger one fails the line with :class:`LineInProgressError`. ``exclusive=True``
+    says no other run can be working on these lines (the ``bulk`` command passes it while it
+    holds its file's lock): half-done keys are then an earlier, dead run's and are finished at
+    once, whatever their age.
 
     Not safe to run twice at once over the same lines (in two processes, or two calls): lines
     are claimed only within one call, so two runs over the same externalId-only lines can each
@@ -888,19 +1031,23 @@ def provision_many(
         raise InvalidInputError("adopt_after", "must be zero or more seconds")
     if store_writes_per_second is not None and not store_writes_per_second > 0:
         raise InvalidInputError("store_writes_per_second", "must be positive, or None")
+    gate = _Gate(clock, sleep)
+    gated, wire = _gated(unkey, gate, max_rate_limit_waits)
     runner = _Runner(
-        unkey=unkey,
+        unkey=gated,
         store=store,
         mode=mode,
         retry=retry or RetryPolicy(),
         attempts=attempts,
         max_rate_limit_waits=max_rate_limit_waits,
         backoff=Backoff(max_retries=attempts, base=0.5, cap=10.0),
-        gate=_Gate(clock, sleep),
+        gate=gate,
         claims=_Claims(),
         sleep=sleep,
-        adopt_after=float(adopt_after),
+        adopt_after=0.0 if exclusive else float(adopt_after),
         wall_clock=wall_clock,
+        wire=wire,
+        leftovers=_Leftovers(),
     )
     return _drive(runner, store, lines, concurrency, store_writes_per_second)
 

@@ -22,6 +22,7 @@ from ._errors import (
     AmbiguousOutcomeError,
     CompensatedError,
     CompensationFailedError,
+    ConfigurationError,
     FlowError,
     InvalidInputError,
     RotationConflictError,
@@ -31,6 +32,7 @@ from ._errors import (
     UnkeyAmbiguousError,
     UnkeyError,
     UnkeyResponseError,
+    UnkeySecretsError,
     UnkeyServerError,
 )
 from ._models import AliasState, IssuedKey, StoredLocation
@@ -306,35 +308,122 @@ def capture(
     ``key_id`` and ``key``. With an ``unkey`` client, a created key that cannot be stored is
     deleted in Unkey; without one, or for a rerolled key (``rerolled_from``: deleting it could
     strand the service while the original expires), the error names the key_id to act on.
+    "Cannot be stored" covers the up-front check too (ids, templates, the store's live
+    preflight), which is retried under ``retry`` like the write: the key is already in Unkey,
+    so a failed check is settled as a failed write is. A failed alias move, after the key was
+    stored, deletes nothing and says the alias is not confirmed.
     Drop your own reference to the response afterwards: the SDK's objects print the plaintext
     in their repr.
     """
     retry = retry or RetryPolicy()
     issued = _issued_from_response(response, api_id, key_id, key, rerolled_from)
-    _preflight(store, api_id, alias)
+    # From here on the caller has handed us a key that exists in Unkey: whatever fails before
+    # it is stored (the up-front check included) settles it as a failed write does.
+    location = _store_captured(store, issued, alias, retry, unkey)
     if alias is not None:
         issued = dataclasses.replace(issued, alias=alias)
-    if unkey is not None and rerolled_from is None:
-        location = _put_or_compensate(unkey, store, issued, retry)
-    else:
-        try:
-            location = retry.run(lambda: store.put(issued))
-        except Exception as exc:  # noqa: BLE001 (whatever failed, Unkey's side is settled)
-            if rerolled_from is not None:
-                # Deleting the new key now could strand the service: the original may already
-                # be counting down its grace period, and its earlier expiry is not known here.
-                advice = f"it was kept because key {rerolled_from} may be expiring"
-            else:
-                advice = "it was left as it is in Unkey: revoke it"
-            raise FlowError(
-                f"key {issued.key_id} could not be stored ({_error_name(exc)}); {advice}, "
-                "or capture it again",
-                key_id=issued.key_id,
-                original_key_id=rerolled_from,
-                actions=("stored nothing",),
-            ) from _safe_cause(exc)
+    # The key is stored now: a failed alias move deletes nothing (its write may have landed,
+    # and an alias naming a deleted key would strand its readers); the error says so.
     _move_alias(store, issued, alias, retry, location, UNCHECKED)
     return location
+
+
+def _store_captured(
+    store: SecretStore,
+    issued: IssuedKey,
+    alias: str | None,
+    retry: RetryPolicy,
+    unkey: UnkeyClient | None,
+) -> StoredLocation:
+    """Check the target, then store a captured key; on any failure settle it and raise.
+
+    The up-front check runs under ``retry`` like the write itself (a dropped answer is not the
+    end of it), and its failure is the write's failure: the key is never left unstored and
+    unnamed. Settled means: with ``unkey`` (and not a rerolled key) deleted in Unkey, else
+    named in the error with what to do. Errors name the key_id, never the key.
+    """
+    try:
+        if alias is not None:
+            issued = dataclasses.replace(issued, alias=alias)
+        retry.run(lambda: _check_target(store, issued.api_id, alias))
+        # A debug-printing http.client would print the write: refuse it, as a failed write.
+        check_http_debug()
+        return retry.run(lambda: store.put(issued))
+    except Exception as exc:  # noqa: BLE001 (whatever failed, Unkey's side is settled)
+        failure = _unwrap_preflight(exc)
+        if unkey is not None and issued.rerolled_from is None:
+            actions = _compensate(unkey, issued.key_id, failure)
+            raise CompensatedError(
+                f"storing key {issued.key_id} failed ({_captured_reason(failure)}); "
+                + "; ".join(actions),
+                key_id=issued.key_id,
+                actions=actions,
+            ) from _own_cause(failure)
+        if issued.rerolled_from is not None:
+            # Deleting the new key now could strand the service: the original may already
+            # be counting down its grace period, and its earlier expiry is not known here.
+            advice = f"it was kept because key {issued.rerolled_from} may be expiring"
+        else:
+            advice = "it was left as it is in Unkey: revoke it"
+        raise FlowError(
+            f"key {issued.key_id} could not be stored ({_captured_reason(failure)}); "
+            f"{advice}, or capture it again",
+            key_id=issued.key_id,
+            original_key_id=issued.rerolled_from,
+            actions=("stored nothing",),
+        ) from _own_cause(failure)
+    except BaseException as exc:
+        # Interrupted (Ctrl-C, SystemExit): undo what we can, then let the interruption go on.
+        if unkey is not None and issued.rerolled_from is None:
+            try:
+                _compensate(unkey, issued.key_id, exc)
+            except CompensationFailedError:
+                logger.error("interrupted capturing key_id=%s; deleting it failed", issued.key_id)
+        else:
+            logger.error("interrupted capturing key_id=%s; it may be unstored", issued.key_id)
+        raise
+
+
+class _PreflightUnsure(StoreUnavailableError):
+    """A live preflight failed with a ConfigurationError; retried, as it may be transient.
+
+    The stores report an unreachable store in their preflight as a ConfigurationError, which
+    cannot be told apart from a lasting misconfiguration here. Retrying a lasting one costs a
+    few round trips; not retrying a transient one would leave a captured key unstored.
+    """
+
+    def __init__(self, cause: ConfigurationError, store: str) -> None:
+        super().__init__(str(cause), store=store)
+        self.cause = cause
+
+
+def _check_target(store: SecretStore, api_id: str, alias: str | None) -> None:
+    """The up-front check of :func:`capture`: ids, templates, then the store's live preflight."""
+    validate_api_id(api_id)
+    try:
+        store.check_writable(api_id=api_id, alias=alias)
+    except ConfigurationError as exc:
+        failure = _PreflightUnsure(exc, store.name)
+    else:
+        return
+    # Raised outside the except block: nothing is chained.
+    raise failure
+
+
+def _unwrap_preflight(exc: Exception) -> Exception:
+    return exc.cause if isinstance(exc, _PreflightUnsure) else exc
+
+
+def _captured_reason(exc: BaseException) -> str:
+    # Our own errors never carry a plaintext (a ConfigurationError says what to fix); anything
+    # else is named by its class only.
+    own = isinstance(exc, UnkeySecretsError)
+    return f"{type(exc).__name__}: {exc}" if own else type(exc).__name__
+
+
+def _own_cause(exc: BaseException) -> BaseException | None:
+    # A foreign exception (a plugin store, an SDK) may echo its input: do not chain it.
+    return exc if isinstance(exc, UnkeySecretsError) else None
 
 
 def _new_marker(store: SecretStore) -> str:

@@ -9,9 +9,11 @@ object; otherwise one line per failed line and a summary. A progress bar goes to
 is a terminal, never under ``--json``.
 
 Only one ``bulk`` may work on a file at a time: the command holds an advisory lock
-(``flock``) on FILE while it runs, and a second run of the same file exits ``2``. The library
-call (:func:`~unkey_secrets.bulk.provision_many`) has no cross-process claim: it is not safe to
-run twice at once over the same lines.
+(``flock``) on FILE while it runs, and a second run of the same file exits ``2``. Holding it,
+no earlier run of the file can still be alive: a key one left half done is finished at once
+(``provision_many(exclusive=True)``). The library call
+(:func:`~unkey_secrets.bulk.provision_many`) has no cross-process claim: it is not safe to run
+twice at once over the same lines.
 
 Exit codes: ``0`` every line done (created now, or by an earlier run); ``4`` some lines failed
 and the others are done (run the same command again to retry them); ``1`` every line failed (or
@@ -61,22 +63,23 @@ class BulkPartialFailure(PartialFailure, BulkFailedError):
 
 
 @contextlib.contextmanager
-def lock_file(path: str) -> Iterator[None]:
+def lock_file(path: str) -> Iterator[bool]:
     """Hold an exclusive advisory lock on ``path`` (opened read-only) while the run lasts.
 
-    A second ``bulk`` of the same file while one runs is refused (:class:`InvalidInputError`,
-    exit 2). Where ``fcntl`` is missing (Windows) nothing is locked. A file that cannot be
-    opened is left to the file check, which reports it.
+    Yields whether the lock is held. A second ``bulk`` of the same file while one runs is
+    refused (:class:`InvalidInputError`, exit 2). Where ``fcntl`` is missing (Windows), or the
+    file system has no locks, nothing is locked (False). A file that cannot be opened is left
+    to the file check, which reports it.
     """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
-        yield
+        yield False
         return
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError:
-        yield
+        yield False
         return
     try:
         try:
@@ -86,8 +89,10 @@ def lock_file(path: str) -> Iterator[None]:
                 "file", f"another bulk run is processing {path}; nothing was sent"
             ) from None
         except OSError:
-            pass  # a file system without locks: run unlocked
-        yield
+            locked = False  # a file system without locks: run unlocked
+        else:
+            locked = True
+        yield locked
     finally:
         os.close(fd)  # releases the lock
 
@@ -120,11 +125,12 @@ def add_parser(subparsers: Any) -> None:
         description="Provision one key per line of FILE (CSV with a header, or JSON lines) with "
         "the fields api, alias, externalId, name, prefix, meta (a JSON object), expires (Unix "
         "ms), permissions, roles. Each line needs an alias or an externalId: a re-run skips the "
-        "lines already done and never makes a second key for a line. A key an earlier run left "
-        "half done is finished once it is 10 minutes old (a younger one may be another run's: "
-        "the line fails, run again later). One bulk run per file at a time: FILE is locked "
-        "(flock) while it runs, and the library call provision_many is not safe to run twice "
-        "at once over the same lines. A line over 1 MB or a meta over 10 KB is refused.",
+        "lines already done and never makes a second key for a line, and finishes a key an "
+        "earlier run of FILE left half done at once (where FILE cannot be locked, once it is 10 "
+        "minutes old: a younger one may be another run's, the line fails, run again later). "
+        "One bulk run per file at a time: FILE is locked (flock) while it runs, and the "
+        "library call provision_many is not safe to run twice at once over the same lines. "
+        "A line over 1 MB or a meta over 10 KB is refused.",
         epilog="Exit codes: 0 every line done; 4 some lines failed, the others are done (run "
         "it again to retry them); 1 every line failed; 2 invalid file or option, or another "
         "bulk run is processing FILE (nothing sent); 130 interrupted.",
@@ -293,11 +299,11 @@ def _check(path: str, fmt: str | None, out: Output) -> int:
 
 def run(args: argparse.Namespace, out: Output) -> None:
     """Run ``bulk`` with the parsed ``args``; raise for a failure exit (see the module)."""
-    with lock_file(args.file):
-        _run(args, out)
+    with lock_file(args.file) as locked:
+        _run(args, out, locked)
 
 
-def _run(args: argparse.Namespace, out: Output) -> None:
+def _run(args: argparse.Namespace, out: Output, locked: bool) -> None:
     total = _check(args.file, args.format, out)
     store = app.store_from_env(args.store)
     summary = Summary(total=total)
@@ -313,6 +319,9 @@ def _run(args: argparse.Namespace, out: Output) -> None:
                 concurrency=args.concurrency,
                 mode=args.mode,
                 store_writes_per_second=args.store_writes_per_second,
+                # Holding the file's lock, no other run of this file can be alive: what an
+                # earlier run of it left half done is finished now, not after 10 minutes.
+                exclusive=locked,
             )
             for result in results:
                 summary.add(result)
