@@ -232,42 +232,71 @@ def test_a_far_off_command_gets_no_suggestion(capsys: pytest.CaptureFixture[str]
 
 
 _FLAGS = [
-    ("--vault-addr", "VAULT_ADDR", "http://127.0.0.1:8200"),
-    ("--vault-namespace", "VAULT_NAMESPACE", "team-a"),
-    ("--mount", "UNKEY_SECRETS_VAULT_MOUNT", "kv"),
-    ("--region", "AWS_REGION", "eu-west-1"),
-    ("--profile", "AWS_PROFILE", "deploy"),
-    ("--endpoint-url", "AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+    ("--vault-addr", "vault", "addr", "VAULT_ADDR", "http://127.0.0.1:8200"),
+    ("--vault-namespace", "vault", "namespace", "VAULT_NAMESPACE", "team-a"),
+    ("--mount", "vault", "mount", "UNKEY_SECRETS_VAULT_MOUNT", "kv"),
+    ("--region", "aws", "region", "AWS_REGION", "eu-west-1"),
+    ("--profile", "aws", "profile", "AWS_PROFILE", "deploy"),
+    ("--endpoint-url", "aws", "endpoint_url", "AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
 ]
 
 
-@pytest.mark.parametrize(("flag", "variable", "value"), _FLAGS)
+@pytest.mark.parametrize(("flag", "store", "field", "variable", "value"), _FLAGS)
 @pytest.mark.parametrize("after", [False, True])
 def test_settings_flags_override_the_environment_for_the_command_only(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     flag: str,
+    store: str,
+    field: str,
     variable: str,
     value: str,
     after: bool,
 ) -> None:
+    # The flag reaches the store's settings as an override; the environment is not changed.
+    from pydantic_settings import BaseSettings
+
+    from unkey_secrets.settings import AwsSettings, VaultSettings, load_settings
+
     monkeypatch.setenv(variable, "from-the-environment")
-    seen: dict[str, str | None] = {}
+    seen: dict[str, object] = {}
+    classes: dict[str, type[BaseSettings]] = {"vault": VaultSettings, "aws": AwsSettings}
+    settings_class = classes[store]
 
-    def store_from_env(name: str | None) -> InMemoryStore:
-        seen["value"] = os.environ.get(variable)
-        seen["default_region"] = os.environ.get("AWS_DEFAULT_REGION")
-        raise ConfigurationError("stop here")
+    class Recording:
+        @classmethod
+        def from_settings(cls, **overrides: str) -> InMemoryStore:
+            seen["overrides"] = overrides
+            seen["environ"] = os.environ.get(variable)
+            seen["value"] = getattr(load_settings(settings_class, **overrides), field)
+            raise ConfigurationError("stop here")
 
-    monkeypatch.setattr(cli, "store_from_env", store_from_env)
+    monkeypatch.setattr(cli, "load_store", lambda name: Recording)
+    before = dict(os.environ)
     argv = ["show", "--api-id", "api_1", "--alias", "a"]
     argv = [*argv, flag, value] if after else [flag, value, *argv]
-    code, _, err = run(capsys, "--store", "vault", *argv)
+    code, _, err = run(capsys, "--store", store, *argv)
     assert (code, err) == (2, "error: stop here\n")
+    assert seen["overrides"] == {field: value}
+    assert seen["environ"] == "from-the-environment"
     assert seen["value"] == value
-    if variable == "AWS_REGION":
-        assert seen["default_region"] == value
-    assert os.environ[variable] == "from-the-environment"
+    assert dict(os.environ) == before
+
+
+def test_a_settings_flag_for_another_store_is_not_passed(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[dict[str, str]] = []
+
+    class Recording:
+        @classmethod
+        def from_settings(cls, **overrides: str) -> InMemoryStore:
+            seen.append(overrides)
+            return InMemoryStore()
+
+    monkeypatch.setattr(cli, "load_store", lambda name: Recording)
+    run(capsys, "--store", "memory", "show", "--api-id", "api_1", "--alias", "a", "--mount", "kv")
+    assert seen == [{}]
 
 
 def test_a_settings_flag_unset_before_is_unset_after(

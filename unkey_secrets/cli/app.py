@@ -23,16 +23,20 @@
 
 Global options go before or after the command. Durations are seconds or ``30m``, ``24h``,
 ``90d``. The settings flags ``--vault-addr``, ``--vault-namespace``, ``--mount``, ``--region``,
-``--profile`` and ``--endpoint-url`` override the environment variable each one names.
+``--profile`` and ``--endpoint-url`` win over the environment variable each one names.
 
-Configuration comes from the environment only, through the settings the library already reads:
-``UNKEY_ROOT_KEY`` and ``UNKEY_BASE_URL`` for Unkey, and the chosen store's own variables
-(``VAULT_ADDR``, ``VAULT_TOKEN``...; ``AWS_REGION``, ``AWS_ENDPOINT_URL`` and the standard AWS
-credential chain). No option takes a secret: ``capture`` reads the key from stdin, where neither
-``ps`` nor the shell history sees it. ``capture`` never deletes a key in Unkey unless asked with
-``--delete-if-unstored``: the key may already be in use, and a wrong store setting must not
-revoke it. ``show`` reads the stored value (a reader's permission) and prints its metadata
-(key_id, location, version, issued_at, expires, rerolled_from), never the key.
+Configuration flows through the library's one precedence chain
+(:func:`unkey_secrets.settings.load_settings`): a settings flag, then the environment, then the
+default. The flags are handed to the chosen store's ``from_settings`` as overrides; the
+environment itself is never changed. The rest comes from the settings the library already
+reads: ``UNKEY_ROOT_KEY`` and ``UNKEY_BASE_URL`` for Unkey, and the chosen store's own
+variables (``VAULT_ADDR``, ``VAULT_TOKEN``...; ``AWS_REGION``, ``AWS_ENDPOINT_URL`` and the
+standard AWS credential chain). No option takes a secret: ``capture`` reads the key from
+stdin, where neither ``ps`` nor the shell history sees it. ``capture`` never deletes a key in
+Unkey unless asked with ``--delete-if-unstored``: the key may already be in use, and a wrong
+store setting must not revoke it. ``show`` reads the stored value (a reader's permission) and
+prints its metadata (key_id, location, version, issued_at, expires, rerolled_from), never the
+key.
 
 Exit codes: ``0`` done; ``1`` the command failed (a flow, store or Unkey error, or an unexpected
 error, which is named by its class only); ``2`` usage, invalid input or configuration; ``3``
@@ -49,13 +53,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import contextvars
 import datetime as dt
 import getpass
 import json
 import logging
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import __version__, flows
@@ -78,7 +83,6 @@ from .options import (
     add_global_options,
     closest_command,
     duration,
-    environment_overrides,
     settings_overrides,
 )
 from .output import (
@@ -194,8 +198,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         "without the plaintext touching disk, logs or this command's output.",
         epilog="Exit codes: 0 done, 1 the command failed, 2 usage, input or configuration, "
         "3 a check found problems (verify, reconcile, doctor), 4 some items failed "
-        "(rotate-due, bulk), 130 interrupted. Configuration is read from the environment, "
-        "which the settings flags override. Global options go before or after the command.",
+        "(rotate-due, bulk), 130 interrupted. Configuration is read from the environment; "
+        "the settings flags win over it (the environment is not changed). Global options go "
+        "before or after the command.",
         allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -456,13 +461,29 @@ def _global_json(argv: Sequence[str]) -> tuple[bool, str | None]:
 # -- configuration --------------------------------------------------------------------------
 
 
+#: The settings flags of the command running now, by store name then field (set by main for
+#: one run). A context variable rather than os.environ: nothing outside the run sees them, and
+#: the seams below keep their one-argument form (tests, and cli/bulk.py, call them so).
+_FLAG_OVERRIDES: contextvars.ContextVar[Mapping[str, Mapping[str, str]] | None] = (
+    contextvars.ContextVar("unkey_secrets_cli_flag_overrides", default=None)
+)
+
+
 def unkey_from_env() -> UnkeyClient:
     """The Unkey client, from ``UNKEY_ROOT_KEY``, ``UNKEY_BASE_URL``... (a seam for tests)."""
     return UnkeyClient.from_settings()
 
 
-def store_from_env(name: str | None) -> SecretStore:
-    """The store registered as ``name``, configured from the environment (a seam for tests)."""
+def store_from_env(
+    name: str | None, overrides: Mapping[str, Mapping[str, str]] | None = None
+) -> SecretStore:
+    """The store registered as ``name``, configured from the environment (a seam for tests).
+
+    ``overrides`` (default: the running command's settings flags) maps a store name to the
+    settings fields to override; those for ``name`` go to its ``from_settings`` as keywords,
+    where they win over the environment. Raises :class:`~unkey_secrets.ConfigurationError`
+    when no store is chosen, the store cannot be configured this way, or a setting is bad.
+    """
     if not name:
         installed = ", ".join(available_stores()) or "none"
         raise ConfigurationError(f"choose a store with --store (installed: {installed})")
@@ -473,8 +494,12 @@ def store_from_env(name: str | None) -> SecretStore:
             f"store {name!r} has no from_settings(), so it cannot be configured from the "
             "environment; use it from Python instead"
         )
+    if overrides is None:
+        overrides = _FLAG_OVERRIDES.get() or {}
+    given = dict(overrides.get(name, {}))
     try:
-        store = factory()
+        # Keywords only when a flag was given: a plugin's from_settings may take none.
+        store = factory(**given)
     except UnkeySecretsError:
         raise
     except ValueError as exc:
@@ -714,8 +739,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.verbose)
     try:
         run = _runner(args.command)
-        with environment_overrides(settings_overrides(args)):
+        token = _FLAG_OVERRIDES.set(settings_overrides(args))
+        try:
             code = run(args, out)
+        finally:
+            _FLAG_OVERRIDES.reset(token)
     except KeyboardInterrupt as exc:
         out.failure(args.command, exc, EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED

@@ -4,18 +4,18 @@
   the command and after it, as ``vault`` and ``aws`` accept theirs.
 * Durations are whole seconds or ``30m``, ``24h``, ``90d``, ``2w``, or a sum such as ``1h30m``.
 * The settings flags (``--vault-addr``, ``--vault-namespace``, ``--mount``, ``--region``,
-  ``--profile``, ``--endpoint-url``) override the environment variable each one names, for the
-  run of one command only.
+  ``--profile``, ``--endpoint-url``) win over the environment variable each one names: they
+  are handed to the store's settings as overrides (see
+  :func:`unkey_secrets.settings.load_settings`), and ``os.environ`` is never changed.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import difflib
-import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from .._errors import InvalidInputError, UnkeySecretsError
@@ -32,11 +32,11 @@ __all__ = [
     "MAX_ALIASES",
     "SETTINGS_FLAGS",
     "PartialFailure",
+    "SettingsFlag",
     "add_global_options",
     "aliases_from",
     "closest_command",
     "duration",
-    "environment_overrides",
     "format_duration",
     "settings_overrides",
 ]
@@ -61,17 +61,50 @@ class PartialFailure(UnkeySecretsError):
     """
 
 
-#: flag -> (environment variable it overrides, help). Each wins over the environment.
-SETTINGS_FLAGS: Mapping[str, tuple[str, str]] = {
-    "--vault-addr": ("VAULT_ADDR", "Vault's address (overrides VAULT_ADDR)"),
-    "--vault-namespace": ("VAULT_NAMESPACE", "Vault namespace (overrides VAULT_NAMESPACE)"),
-    "--mount": (
+@dataclass(frozen=True)
+class SettingsFlag:
+    """A global option that sets one field of one store's settings for the run.
+
+    ``store`` is the store's registered name, ``field`` the settings field it overrides (the
+    store's ``from_settings`` takes it as a keyword), ``variable`` the environment variable
+    it wins over, ``help`` the option's help.
+    """
+
+    store: str
+    field: str
+    variable: str
+    help: str
+
+
+#: flag -> what it overrides. Each wins over the environment, which it leaves unchanged.
+SETTINGS_FLAGS: Mapping[str, SettingsFlag] = {
+    "--vault-addr": SettingsFlag(
+        "vault", "addr", "VAULT_ADDR", "Vault's address (overrides VAULT_ADDR)"
+    ),
+    "--vault-namespace": SettingsFlag(
+        "vault", "namespace", "VAULT_NAMESPACE", "Vault namespace (overrides VAULT_NAMESPACE)"
+    ),
+    "--mount": SettingsFlag(
+        "vault",
+        "mount",
         "UNKEY_SECRETS_VAULT_MOUNT",
         "Vault KV v2 mount (overrides UNKEY_SECRETS_VAULT_MOUNT; default secret)",
     ),
-    "--region": ("AWS_REGION", "AWS region (overrides AWS_REGION and AWS_DEFAULT_REGION)"),
-    "--profile": ("AWS_PROFILE", "AWS profile from the AWS config files (overrides AWS_PROFILE)"),
-    "--endpoint-url": ("AWS_ENDPOINT_URL", "Secrets Manager endpoint (overrides AWS_ENDPOINT_URL)"),
+    "--region": SettingsFlag(
+        "aws", "region", "AWS_REGION", "AWS region (overrides AWS_REGION and AWS_DEFAULT_REGION)"
+    ),
+    "--profile": SettingsFlag(
+        "aws",
+        "profile",
+        "AWS_PROFILE",
+        "AWS profile from the AWS config files (overrides AWS_PROFILE)",
+    ),
+    "--endpoint-url": SettingsFlag(
+        "aws",
+        "endpoint_url",
+        "AWS_ENDPOINT_URL",
+        "Secrets Manager endpoint (overrides AWS_ENDPOINT_URL)",
+    ),
 }
 #: Global options that take a value (the value is never a command name).
 GLOBAL_VALUE_OPTIONS = frozenset({"--store", *SETTINGS_FLAGS})
@@ -107,39 +140,27 @@ def add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         default=default(None),
         help="where keys are written: vault, aws or a plugin's name",
     )
-    for flag, (_, text) in SETTINGS_FLAGS.items():
+    for flag, setting in SETTINGS_FLAGS.items():
         metavar = flag.rpartition("-")[2].upper()
-        group.add_argument(flag, metavar=metavar, default=default(None), help=text)
+        group.add_argument(flag, metavar=metavar, default=default(None), help=setting.help)
 
 
-def settings_overrides(args: argparse.Namespace) -> dict[str, str]:
-    """The environment variables the settings flags given in ``args`` set."""
-    overrides: dict[str, str] = {}
-    for flag, (variable, _) in SETTINGS_FLAGS.items():
+def settings_overrides(args: argparse.Namespace) -> dict[str, dict[str, str]]:
+    """The settings overrides the flags given in ``args`` make, by store name then field.
+
+    ``{"vault": {"addr": "https://vault.internal"}}`` for ``--vault-addr``; a store no flag
+    names is absent. A flag given empty or with a control character raises
+    :class:`~unkey_secrets.InvalidInputError` naming the flag, not the value.
+    """
+    overrides: dict[str, dict[str, str]] = {}
+    for flag, setting in SETTINGS_FLAGS.items():
         value = getattr(args, flag.lstrip("-").replace("-", "_"), None)
         if value is None:
             continue
         if not value or not value.isprintable():
             raise InvalidInputError(flag, "must be a non-empty printable value")
-        overrides[variable] = value
-        if variable == "AWS_REGION":
-            overrides["AWS_DEFAULT_REGION"] = value
+        overrides.setdefault(setting.store, {})[setting.field] = value
     return overrides
-
-
-@contextlib.contextmanager
-def environment_overrides(overrides: Mapping[str, str]) -> Iterator[None]:
-    """Set ``overrides`` in ``os.environ`` for the block, then put every variable back."""
-    saved = {name: os.environ.get(name) for name in overrides}
-    os.environ.update(overrides)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 # -- durations ------------------------------------------------------------------------------

@@ -500,7 +500,11 @@ class KeyReader:
         from ..stores.vault import VaultStore
         from ..stores.vault.auth import build_client, login
 
-        settings = settings if settings is not None else _vault_settings_from_env()
+        if settings is None:
+            from .._config import load_settings
+            from ..stores.vault.settings import VaultSettings
+
+            settings = load_settings(VaultSettings)
         relogin: Callable[[], None] | None = None
         if client is None:
             client = build_client(settings)
@@ -576,20 +580,3 @@ class KeyReader:
             return self.store.get_current(api_id=ref.api_id, alias=ref.alias)
         assert ref.key_id is not None
         return self.store.get(api_id=ref.api_id, key_id=ref.key_id)
-
-
-def _vault_settings_from_env() -> VaultSettings:
-    from pydantic import ValidationError
-
-    from ..stores.vault.settings import VaultSettings
-
-    failure: ConfigurationError
-    try:
-        return VaultSettings()
-    except ValidationError as exc:
-        # The error's text quotes the offending input; name the settings and the problem only.
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        failure = ConfigurationError(f"invalid Vault settings: {problems}")
-    raise failure

@@ -76,6 +76,11 @@ __all__ = [
 ]
 
 
+#: The constructor options that are also settings: from_settings loads them as overrides.
+#: (The root key is not one: it comes from the settings, never beside them.)
+_SETTINGS: Final = ("base_url", "timeout", "max_retries")
+
+
 class _Unset(enum.Enum):
     UNSET = "UNSET"
 
@@ -184,12 +189,22 @@ class UnkeyClient:
 
     @classmethod
     def from_settings(cls, settings: UnkeySettings | None = None, **kwargs: Any) -> UnkeyClient:
-        """Build a client from :class:`~.settings.UnkeySettings` (read from the environment).
+        """Build a client from :class:`~.settings.UnkeySettings`, loaded when not given.
 
-        ``kwargs`` override the settings and take the constructor's other options.
+        Without ``settings``, the members of ``kwargs`` that name a setting (``base_url``,
+        ``timeout`` in seconds, ``max_retries``) are its overrides in
+        :func:`~unkey_secrets.settings.load_settings`: each wins over its ``UNKEY_*``
+        environment variable, which wins over the default. With ``settings``, ``kwargs``
+        override them as constructor options. The other ``kwargs`` are the constructor's other
+        options. Raises :class:`~unkey_secrets.ConfigurationError` when no root key is set or
+        a setting is invalid (naming it, never its value).
         """
         if settings is None:
-            settings = _load_settings()
+            from .._config import load_settings
+            from .settings import UnkeySettings
+
+            given = {name: kwargs.pop(name) for name in _SETTINGS if name in kwargs}
+            settings = load_settings(UnkeySettings, **given)
         if settings.root_key is None:
             raise ConfigurationError("UNKEY_ROOT_KEY is not set; the Unkey client needs a root key")
         options: dict[str, Any] = {
@@ -457,21 +472,6 @@ class UnkeyClient:
         answer = self._wire.call(_GET_API, {"apiId": validate_api_id(api_id)})
         reader = Reader(_GET_API.name, answer.data)
         return ApiInfo(api_id=reader.required_text("id"), name=reader.required_text("name"))
-
-
-def _load_settings() -> UnkeySettings:
-    from pydantic import ValidationError
-
-    from .settings import UnkeySettings
-
-    try:
-        return UnkeySettings()
-    except ValidationError as exc:
-        # Field names only: a ValidationError's text quotes the input.
-        fields = sorted({".".join(str(part) for part in err["loc"]) for err in exc.errors()})
-    raise ConfigurationError(
-        f"invalid Unkey settings: {', '.join(fields)} (see the UNKEY_* environment variables)"
-    )
 
 
 def _required_request_id(op: Operation, answer: Answer) -> str:

@@ -22,10 +22,10 @@ def check_endpoint_url(url: str) -> str:
 class AwsSettings(BaseSettings):
     """Where and how the Secrets Manager store writes.
 
-    Read from ``AWS_REGION`` (or ``AWS_DEFAULT_REGION``), ``AWS_ENDPOINT_URL`` and
-    ``UNKEY_SECRETS_AWS_KEY_TEMPLATE``, ``_ALIAS_TEMPLATE``, ``_KMS_KEY_ID``, ``_TAGS`` (a JSON
-    object), ``_REPLICA_REGIONS`` (a comma list or a JSON list), ``_DESCRIPTION`` and
-    ``_MAX_CONNECTIONS``. It holds no
+    Read from ``AWS_REGION`` (or ``AWS_DEFAULT_REGION``), ``AWS_ENDPOINT_URL``, ``AWS_PROFILE``
+    (a profile of the AWS config files) and ``UNKEY_SECRETS_AWS_KEY_TEMPLATE``,
+    ``_ALIAS_TEMPLATE``, ``_KMS_KEY_ID``, ``_TAGS`` (a JSON object), ``_REPLICA_REGIONS`` (a
+    comma list or a JSON list), ``_DESCRIPTION`` and ``_MAX_CONNECTIONS``. It holds no
     secret value; credentials come from the standard AWS chain, never from here.
     """
 
@@ -33,11 +33,18 @@ class AwsSettings(BaseSettings):
         env_prefix="UNKEY_SECRETS_AWS_", extra="ignore", populate_by_name=True
     )
 
+    # The standard AWS names only: a bare field name in an alias would also be read from the
+    # environment (case-insensitively), so an unrelated REGION or ENDPOINT_URL would redirect
+    # the writes. The field names still work as arguments (populate_by_name).
     region: str | None = Field(
-        default=None, validation_alias=AliasChoices("region", "AWS_REGION", "AWS_DEFAULT_REGION")
+        default=None, validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
     )
     endpoint_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("endpoint_url", "AWS_ENDPOINT_URL")
+        default=None, validation_alias=AliasChoices("AWS_ENDPOINT_URL")
+    )
+    #: The AWS config files' profile the store's client uses (None: botocore's default chain).
+    profile: str | None = Field(
+        default=None, validation_alias=AliasChoices("AWS_PROFILE"), repr=False
     )
     key_template: str = DEFAULT_KEY_TEMPLATE
     alias_template: str = DEFAULT_ALIAS_TEMPLATE
@@ -53,6 +60,11 @@ class AwsSettings(BaseSettings):
     @classmethod
     def _endpoint_is_safe(cls, value: str | None) -> str | None:
         return None if value is None or value == "" else check_endpoint_url(value)
+
+    @field_validator("profile")
+    @classmethod
+    def _empty_profile_is_unset(cls, value: str | None) -> str | None:
+        return value or None
 
     @field_validator("replica_regions", mode="before")
     @classmethod

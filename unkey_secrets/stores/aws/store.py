@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from ..._config import load_settings
 from ..._errors import (
     ConfigurationError,
     InvalidInputError,
@@ -158,7 +159,10 @@ _DEFAULT_MAX_CONNECTIONS = 10
 
 
 def _default_client(
-    region: str | None, endpoint_url: str | None, max_connections: int | None = None
+    region: str | None,
+    endpoint_url: str | None,
+    max_connections: int | None = None,
+    profile: str | None = None,
 ) -> Any:
     try:
         import boto3
@@ -171,7 +175,11 @@ def _default_client(
         ) from None
     failure: ConfigurationError
     try:
-        core = botocore.session.get_session()
+        # A profile given explicitly (a setting, the CLI's --profile) wins over AWS_PROFILE,
+        # which botocore reads itself when none is given.
+        core = (
+            botocore.session.Session(profile=profile) if profile else botocore.session.get_session()
+        )
         # botocore reads AWS_DEFAULT_REGION only; AWS_REGION (what Lambda and the SDKs of other
         # languages set) is honoured here, and wins, as in AwsSettings.
         session = boto3.session.Session(
@@ -190,7 +198,8 @@ def _default_client(
         profile = exc.kwargs.get("profile")
         failure = ConfigurationError(
             f"the AWS profile {profile!r} is not in the AWS config or credentials file: fix "
-            "AWS_PROFILE (or unset it to use the default credential chain)"
+            "the profile given (AWS_PROFILE, or the profile setting), or unset it to use the "
+            "default credential chain"
         )
     except NoRegionError:
         failure = ConfigurationError(
@@ -209,38 +218,6 @@ def _retries_configured(core: Any) -> bool:
     return any(scoped.get(name) is not None for name in ("max_attempts", "retry_mode"))
 
 
-def _settings_from_env() -> AwsSettings:
-    from pydantic import ValidationError
-    from pydantic_settings import SettingsError
-
-    failure: ConfigurationError
-    try:
-        return AwsSettings()
-    except ValidationError as exc:
-        # The error's text and its input quote the value; name the settings and the problem.
-        problems = "; ".join(f"{_setting_name(err['loc'])}: {err['msg']}" for err in exc.errors())
-        failure = ConfigurationError(f"invalid AWS settings: {problems}")
-    except SettingsError:
-        # Raised for a value that is not JSON where JSON is expected; its cause holds the value.
-        failure = ConfigurationError(
-            "invalid AWS settings: UNKEY_SECRETS_AWS_TAGS must be a JSON object of strings"
-        )
-    # Raised outside the handler, so the pydantic error (and the input it holds) is not chained.
-    raise failure
-
-
-def _setting_name(loc: tuple[int | str, ...]) -> str:
-    field = str(loc[0]) if loc else ""
-    names = {
-        "region": "AWS_REGION",
-        "aws_region": "AWS_REGION",
-        "aws_default_region": "AWS_DEFAULT_REGION",
-        "endpoint_url": "AWS_ENDPOINT_URL",
-        "aws_endpoint_url": "AWS_ENDPOINT_URL",
-    }
-    return names.get(field.lower(), f"UNKEY_SECRETS_AWS_{field.upper()}")
-
-
 def _operation(method: str) -> str:
     return "".join(part.title() for part in method.split("_"))
 
@@ -249,10 +226,11 @@ class SecretsManagerStore(SecretStore):
     """Keys in AWS Secrets Manager, one secret per key_id, created only, tagged as ours.
 
     Pass a boto3 ``secretsmanager`` client, or let the store build one from the standard
-    credential chain (``region`` and ``endpoint_url`` as given; boto3 also honours
-    ``AWS_ENDPOINT_URL``) with botocore's "standard" retry mode. ``kms_key_id``, ``tags``,
-    ``replica_regions`` and ``description`` apply to every secret the store creates. With
-    ``settings``, each option left at its default is taken from the settings.
+    credential chain (``region``, ``endpoint_url`` and ``profile`` as given; boto3 also honours
+    ``AWS_ENDPOINT_URL`` and ``AWS_PROFILE``) with botocore's "standard" retry mode.
+    ``kms_key_id``, ``tags``, ``replica_regions`` and ``description`` apply to every secret
+    the store creates. With ``settings``, each option left at its default is taken from the
+    settings.
 
     ``check_writable`` (which the flows call before Unkey) is a live preflight, once per store
     object and secret name: credentials resolve and the endpoint answers a DescribeSecret of a
@@ -294,6 +272,7 @@ class SecretsManagerStore(SecretStore):
         settings: AwsSettings | None = None,
         max_connections: int | None = None,
         preflight: bool = True,
+        profile: str | None = None,
     ) -> None:
         # What check_writable verified already, and the names this object tried to create.
         self._checked: set[str] = set()
@@ -314,6 +293,7 @@ class SecretsManagerStore(SecretStore):
             tags = tags if tags is not None else settings.tags
             replica_regions = replica_regions or settings.replica_regions
             description = description or settings.description
+            profile = profile or settings.profile
         super().__init__(
             key_template=key_template,
             alias_template=alias_template,
@@ -349,7 +329,9 @@ class SecretsManagerStore(SecretStore):
         self.description = description
         botocore_errors()  # without botocore, refuse now rather than at the first failure
         self._client = (
-            client if client is not None else _default_client(region, endpoint_url, max_connections)
+            client
+            if client is not None
+            else _default_client(region, endpoint_url, max_connections, profile)
         )
         self._secrets = RotationSecrets(self._client)
         # Whoever built the client, the values travel over it: refuse plain http to a remote
@@ -358,12 +340,22 @@ class SecretsManagerStore(SecretStore):
 
     @classmethod
     @guarded
-    def from_settings(cls, settings: AwsSettings | None = None) -> SecretsManagerStore:
-        """Build a store from :class:`AwsSettings` (read from the environment when not given).
+    def from_settings(
+        cls, settings: AwsSettings | None = None, **overrides: Any
+    ) -> SecretsManagerStore:
+        """Build a store from :class:`AwsSettings`, or load them with ``overrides``.
 
-        A bad setting raises :class:`~unkey_secrets.ConfigurationError` naming it, not its value.
+        Without ``settings``, they are loaded by :func:`~unkey_secrets.settings.load_settings`:
+        each override (an :class:`AwsSettings` field: ``region``, ``endpoint_url``,
+        ``profile``...) wins over its environment variable, which wins over the default.
+        ``overrides`` with ``settings`` raise :class:`~unkey_secrets.ConfigurationError`, as
+        does a bad setting (naming it, never its value).
         """
-        return cls(settings=settings if settings is not None else _settings_from_env())
+        if settings is None:
+            settings = load_settings(AwsSettings, **overrides)
+        elif overrides:
+            raise ConfigurationError("pass settings or overrides, not both")
+        return cls(settings=settings)
 
     @property
     def client(self) -> Any:

@@ -7,6 +7,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from ..._config import load_settings
 from ..._errors import (
     ConfigurationError,
     NotOwnedError,
@@ -179,7 +180,7 @@ class VaultStore(SecretStore):
         if client is None:
             from .auth import build_client, login
 
-            settings = settings if settings is not None else _settings_from_env()
+            settings = settings if settings is not None else load_settings(VaultSettings)
             client = build_client(settings)
             _size_pool(client, max_connections)
             login(client, settings)
@@ -191,12 +192,21 @@ class VaultStore(SecretStore):
 
     @classmethod
     @guarded
-    def from_settings(cls, settings: VaultSettings | None = None) -> VaultStore:
-        """Build a store from ``settings`` (default: the environment) and log in.
+    def from_settings(cls, settings: VaultSettings | None = None, **overrides: Any) -> VaultStore:
+        """Build a store from ``settings``, or load them with ``overrides``, and log in.
 
-        Logging in talks to Vault for every method but ``token``.
+        Without ``settings``, they are loaded by :func:`~unkey_secrets.settings.load_settings`:
+        each override (a :class:`VaultSettings` field: ``addr``, ``namespace``, ``mount``...)
+        wins over its environment variable, which wins over the default. ``overrides`` with
+        ``settings``, or a bad setting, raise :class:`~unkey_secrets.ConfigurationError`
+        (naming the setting, never its value). Logging in talks to Vault for every method but
+        ``token``.
         """
-        return cls(settings=settings if settings is not None else _settings_from_env())
+        if settings is None:
+            settings = load_settings(VaultSettings, **overrides)
+        elif overrides:
+            raise ConfigurationError("pass settings or overrides, not both")
+        return cls(settings=settings)
 
     def __repr__(self) -> str:
         # Safe on a half-built object (a constructor's error rendered with its frame locals).
@@ -827,19 +837,6 @@ def _size_pool(client: hvac.Client, max_connections: int | None) -> None:
     session = client.adapter.session
     for prefix in ("https://", "http://"):
         session.mount(prefix, HTTPAdapter(pool_maxsize=max_connections))
-
-
-def _settings_from_env() -> VaultSettings:
-    from pydantic import ValidationError
-
-    try:
-        return VaultSettings()
-    except ValidationError as exc:
-        # The error's text quotes the offending input; name the settings and the problem only.
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigurationError(f"invalid Vault settings: {problems}") from None
 
 
 def _now() -> str:
