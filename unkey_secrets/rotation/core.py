@@ -201,7 +201,12 @@ class UnkeySide:
         self.unkey.update_key(key_id, expires=expires, meta=rest or None)
 
     def strip(self, key_id: str, meta: Mapping[str, Any] | None) -> None:
-        """Give the new key its own meta back (it copied our marks with the reroll)."""
+        """Give the new key its own meta back (it copied our marks with the reroll).
+
+        Its expiry is left alone: a later rotation may have cut it meanwhile, and a late
+        retry must not undo that cut. The reroll gave it the original's own expiry already
+        (:meth:`mark` takes any hold off before rerolling).
+        """
         self.unkey.update_key(key_id, meta=user_meta(meta) or None)
 
 

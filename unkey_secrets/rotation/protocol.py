@@ -240,8 +240,6 @@ class Rotation:
                 )
         state = "stored" if record.state == "stored" else "claimed"
         mine = record.next(owner=self.owner, state=state)
-        if states is None:
-            states = self._alias_states(mine.aliases, mine.from_key_id)
         try:
             self.store.write_rotation(mine)
         except StoreConflictError:
@@ -250,7 +248,10 @@ class Rotation:
                 key_id=record.key_id,
                 original_key_id=record.from_key_id,
             ) from None
-        info = info or self.unkey.get_key(mine.from_key_id)
+        # Taken over: whatever was read before the claim may be stale (the dead run may have
+        # marked the key, put it on its hold, moved an alias), so read it all again.
+        states = self._alias_states(mine.aliases, mine.from_key_id)
+        info = self.unkey.get_key(mine.from_key_id)
         return self._attempt(mine, info, states, resumed=True)
 
     def _rotated_out(self, key_id: str, alias: str, state: AliasState | None) -> RotationResult:
@@ -533,9 +534,17 @@ class Rotation:
             try:
                 moved.append(self.retry(_mover(self.store, issued, alias, expected)))
             except BaseException as exc:
-                if alias_names(self.store, alias, issued):
-                    # The write landed and only its answer was lost (a retry then saw the new
-                    # revision and called it a conflict): the alias names the new key.
+                # The write may have landed with only its answer lost (a retry then saw the new
+                # revision and called it a conflict): read the alias back, never guess.
+                try:
+                    now = self.retry(
+                        lambda a=alias: self.store.alias_state(api_id=self.api_id, alias=a)  # type: ignore[misc]
+                    )
+                except Exception:  # unknown: nothing may be cut
+                    if not isinstance(exc, Exception):
+                        raise
+                    raise self._alias_unknown(record, issued, alias, exc) from _safe_cause(exc)
+                if now is not None and now.key_id == issued.key_id:
                     location = self.store.describe_location(
                         api_id=self.api_id, key_id=issued.key_id
                     )
@@ -543,7 +552,7 @@ class Rotation:
                     if not isinstance(exc, Exception):
                         raise
                     continue
-                error = self._alias_failed(record, side, original, issued, moved, alias, exc)
+                error = self._alias_failed(record, side, original, issued, moved, alias, exc, now)
                 if not isinstance(exc, Exception):
                     raise  # interrupted: undone as far as possible, the interruption goes on
                 raise error from _safe_cause(exc)
@@ -558,6 +567,7 @@ class Rotation:
         moved: list[StoredLocation],
         alias: str,
         cause: BaseException,
+        now: AliasState | None,
     ) -> FlowError:
         """An alias could not be moved to the stored new key: undo what can be undone.
 
@@ -580,10 +590,8 @@ class Rotation:
         kept = False
         try:
             side.cut(issued.key_id, final, original.info.meta)
-            # A conflict means someone else moved the alias: it no longer names the original.
-            if not isinstance(cause, StoreConflictError):
-                state = self.store.alias_state(api_id=self.api_id, alias=alias)
-                kept = state is not None and state.key_id == record.from_key_id
+            # Read back after the failure: does the alias still name the original?
+            kept = now is not None and now.key_id == record.from_key_id
             if kept:
                 side.restore(original)
             else:
@@ -615,6 +623,26 @@ class Rotation:
             key_id=issued.key_id,
             original_key_id=record.from_key_id,
             actions=actions,
+        )
+
+    def _alias_unknown(
+        self, record: RotationRecord, issued: IssuedKey, alias: str, cause: BaseException
+    ) -> FlowError:
+        """Moving ``alias`` failed and reading it back failed too: nothing may be cut.
+
+        The alias may name the new key already; cutting it could strand every reader. Both
+        keys stay valid (the original on its hold), the record is released naming the new
+        key, and the next run reads the alias and finishes or undoes the rotation.
+        """
+        self._release(record, key_id=issued.key_id)
+        return AmbiguousOutcomeError(
+            f"key {issued.key_id} is stored, but moving alias {alias} to it failed "
+            f"({_error_name(cause)}) and the alias could not be read back; whether it names "
+            f"the new key is unknown, so nothing was cut (key {record.from_key_id} stays valid "
+            "on its rotation hold). Run the rotation again to finish it",
+            key_id=issued.key_id,
+            original_key_id=record.from_key_id,
+            actions=("stored", f"alias {alias} unknown", "nothing cut"),
         )
 
     def _abandon(
@@ -681,7 +709,19 @@ class Rotation:
             original_expires=final,
             finished=self.now_ms(),
         )
-        self._write_quietly(done)
+        try:
+            self._write(done)
+        except Exception as exc:  # noqa: BLE001 (named safely below; never chained if foreign)
+            # The rotation is finished for readers, but the record still says claimed: its
+            # marks stay on the new key, so the next run (by alias or key_id) finds and ends it.
+            raise FlowError(
+                f"key {new_id} is stored and current and key {record.from_key_id} ends at "
+                f"{final}, but marking the rotation record done failed ({_error_name(exc)}); "
+                "run the rotation again to finish it (it changes nothing else)",
+                key_id=new_id,
+                original_key_id=record.from_key_id,
+                actions=("stored", "aliases moved", "old keys cut", "record not marked done"),
+            ) from _safe_cause(exc)
         # Last: a new key without our marks tells the next rotation this one finished. If it
         # fails, the record is done and the next run (by alias or key_id) strips them.
         self._strip_quietly(side, new_id, original.info.meta)
@@ -749,13 +789,25 @@ class Rotation:
             side = UnkeySide(self.unkey, self.api_id, record.rotation, clock=self.clock)
             side.strip(record.key_id, info.meta)
 
+    def _write(self, record: RotationRecord) -> None:
+        """Write ``record`` with retries; a retry that finds it written already is success."""
+        try:
+            self.retry(lambda: self.store.write_rotation(record))
+        except StoreConflictError:
+            # The write may have landed with its answer lost: then the stored record is ours.
+            stored = self.retry(
+                lambda: self.store.read_rotation(api_id=self.api_id, key_id=record.from_key_id)
+            )
+            if stored is None or stored.revision != record.revision or stored != record:
+                raise
+
     def _release(self, record: RotationRecord, *, key_id: str | None = None) -> None:
         """Give the rotation up so the next run may start at once (best effort)."""
         self._write_quietly(record.next(state="released", owner=None, key_id=key_id))
 
     def _write_quietly(self, record: RotationRecord) -> None:
         try:
-            self.store.write_rotation(record)
+            self._write(record)
         except Exception as exc:  # noqa: BLE001 (the record only speeds up the next run)
             logger.warning(
                 "could not update the rotation record of key_id=%s (%s); the next run settles it",
