@@ -1,8 +1,9 @@
 """unkey-secrets: Unkey API keys, straight into Vault or AWS Secrets Manager.
 
 A key Unkey creates or rerolls is written to the store under its key_id and never reaches disk,
-logs or error text. Start with :func:`provision`, :func:`rotate` and :func:`capture`; stores
-are loaded by name with :func:`load_store` (``"vault"``, ``"aws"``, or a plugin's).
+logs or error text. Start with :func:`provision`, :func:`rotate` and :func:`capture`
+(:func:`reconcile` finds what Unkey and a store disagree on); stores are loaded by name with
+:func:`load_store` (``"vault"``, ``"aws"``, or a plugin's).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from ._errors import (
     UnkeyTransportError,
 )
 from ._models import AliasState, IssuedKey, KeyEntry, StoredKey, StoredLocation
+from ._reconcile import ReconcileFinding, ReconcileReport, reconcile
 from ._redact import install_guards
 from ._secret import Secret
 from .flows import ProvisionResult, RetryPolicy, capture, provision, rotate
@@ -62,6 +64,8 @@ __all__ = [
     "KeyEntry",
     "NotOwnedError",
     "ProvisionResult",
+    "ReconcileFinding",
+    "ReconcileReport",
     "RetryPolicy",
     "RotationConflictError",
     "RotationRecord",
@@ -95,5 +99,6 @@ __all__ = [
     "install_guards",
     "load_store",
     "provision",
+    "reconcile",
     "rotate",
 ]

@@ -14,6 +14,8 @@ EXPECTED = {
     "KeyEntry",
     "NotOwnedError",
     "ProvisionResult",
+    "ReconcileFinding",
+    "ReconcileReport",
     "RetryPolicy",
     "RotationConflictError",
     "RotationRecord",
@@ -47,6 +49,7 @@ EXPECTED = {
     "install_guards",
     "load_store",
     "provision",
+    "reconcile",
     "rotate",
 }
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import time
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from ..._errors import UnkeyNotFoundError
-from ...unkey import KeyInfo
+from ..._reconcile import KeyStatus, key_status, lookup_status
 
 if TYPE_CHECKING:
     from ...stores import SecretStore
@@ -25,8 +24,12 @@ __all__ = [
     "unkey_status",
 ]
 
-#: A key's state in Unkey, as the commands report it.
-Status = Literal["valid", "expired", "disabled", "deleted"]
+#: A key's state in Unkey, as the commands report it (the library's reconcile decides it).
+Status = KeyStatus
+#: A key's state from what Unkey said of it (None: Unkey does not have it).
+status_of = key_status
+#: Ask Unkey for one key (keys.getKey); a 404 is a deleted key.
+unkey_status = lookup_status
 
 
 def open_store(args: argparse.Namespace) -> SecretStore:
@@ -53,26 +56,6 @@ def iso(ms: int | None) -> str | None:
     if ms is None:
         return None
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def status_of(info: KeyInfo | None, now: int) -> Status:
-    """A key's state from what Unkey said of it (None: Unkey does not have it)."""
-    if info is None:
-        return "deleted"
-    if not info.enabled:
-        return "disabled"
-    if info.expires is not None and info.expires <= now:
-        return "expired"
-    return "valid"
-
-
-def unkey_status(unkey: UnkeyClient, key_id: str, now: int) -> tuple[Status, KeyInfo | None]:
-    """Ask Unkey for one key (keys.getKey); a 404 is a deleted key."""
-    try:
-        info = unkey.get_key(key_id)
-    except UnkeyNotFoundError:
-        return "deleted", None
-    return status_of(info, now), info
 
 
 def add_alias_options(parser: argparse.ArgumentParser, what: str) -> None:
