@@ -59,6 +59,7 @@ CLEAN_ROTATION = [
     # finishSecret
     "aws.DescribeSecret",
     "aws.GetSecretValue",
+    "aws.GetSecretValue",  # AWSCURRENT's version: still the key this rotation rerolled?
     "aws.UpdateSecretVersionStage",  # AWSCURRENT to the token
     "aws.UpdateSecretVersionStage",  # AWSPENDING off the token
     "aws.GetSecretValue",

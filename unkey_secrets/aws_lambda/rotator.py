@@ -187,7 +187,11 @@ class Rotator:
                 pending.api_id, token, keep, pending.external_id, record
             )
             return
-        current = self.secrets.read_stage(state.arn, AWSCURRENT)
+        # The version DescribeSecret named current, not whatever is current by now: an
+        # overlapping invocation of this token may have finished meanwhile, and rerolling its
+        # new key under the same token would mix the two rotations up.
+        holder = state.holder_of(AWSCURRENT)
+        current = None if holder is None else self.secrets.read_version(state.arn, holder)
         if current is None:
             issued = self._bootstrap(state, token, record)
         else:
@@ -195,6 +199,14 @@ class Rotator:
         record.key_id = issued.key_id
         record.request_id = issued.request_id
         self._store(state.arn, token, issued, record)
+        if record.outcome == "lost-race":
+            # The invocation that won may have finished the rotation before this one rerolled
+            # or restored the original's expiry (writes Unkey cannot make conditional): look
+            # again, after them, and finish it once more so the original ends as it should.
+            after = self.secrets.describe(state.arn)
+            stages = after.stages(token) or ()
+            if AWSCURRENT in stages:
+                self._complete(after.arn, token, AWSPENDING in stages, record)
 
     def _set(self, state: SecretState, token: str, record: StepRecord) -> None:
         pending = self._pending(state, token, "setSecret")
@@ -234,12 +246,46 @@ class Rotator:
         record.outcome = "valid"
 
     def _finish(self, state: SecretState, token: str, record: StepRecord) -> None:
-        self._pending(state, token, "finishSecret")
-        self.secrets.move_stage(
-            state.arn, AWSCURRENT, to_version=token, from_version=state.holder_of(AWSCURRENT)
-        )
+        pending = self._pending(state, token, "finishSecret")
+        holder = state.holder_of(AWSCURRENT)
+        if pending.rerolled_from is not None and holder is not None:
+            # Move AWSCURRENT only off the version holding the key this rotation rerolled:
+            # UpdateSecretVersionStage names that version, so a writer that moved it meanwhile
+            # (a library rotation of the same alias) makes the move fail rather than be undone.
+            current = self.secrets.read_version(state.arn, holder)
+            if current is None or current.key_id != pending.rerolled_from:
+                self._abandon(state, token, pending, current, record)
+        self.secrets.move_stage(state.arn, AWSCURRENT, to_version=token, from_version=holder)
         record.outcome = "finished"
         self._complete(state.arn, token, True, record)
+
+    def _abandon(
+        self,
+        state: SecretState,
+        token: str,
+        pending: StoredKey,
+        current: StoredKey | None,
+        record: StepRecord,
+    ) -> None:
+        """AWSCURRENT moved off the rerolled key during the rotation: this rotation lost.
+
+        Deletes only its own new key (first: a crash after it is settled by the next call),
+        takes AWSPENDING off its version and ends the original within the grace period (it
+        is current no more), then raises: the next rotation rotates what is current now.
+        """
+        original = pending.rerolled_from
+        assert original is not None
+        self._delete(pending.key_id, state.arn, "finishSecret")
+        self.secrets.move_stage(state.arn, AWSPENDING, to_version=None, from_version=token)
+        self._expire_original(original, pending.api_id, token, state.arn, record)
+        now = "holds no unkey-secrets key" if current is None else f"holds key {current.key_id}"
+        raise RotationStepError(
+            f"AWSCURRENT of {state.arn} no longer holds key {original}, which this rotation "
+            f"rerolled (it {now}: another writer replaced it); deleted the pending key "
+            f"{pending.key_id} and gave the rotation up; rotate again to rotate the current key",
+            step="finishSecret",
+            secret=state.arn,
+        )
 
     # -- createSecret's parts -------------------------------------------------------------
 
@@ -358,8 +404,13 @@ class Rotator:
                 # InvalidInputError: botocore refused the parameters; nothing was sent, and the
                 # new key is deleted like after any other failed put.
                 self._settle_put(arn, token, issued, exc, record)
-        # record.key_id is now the stored key: ours, or an overlapping invocation's.
-        keep = {k for k in (record.key_id, issued.rerolled_from) if k is not None}
+        # record.key_id is now the stored key: ours, or an overlapping invocation's (and
+        # record.original_key_id the key that one rerolled).
+        keep = {
+            k
+            for k in (record.key_id, record.original_key_id, issued.rerolled_from)
+            if k is not None
+        }
         record.swept += self._sweep_quietly(issued.api_id, token, keep, issued.external_id, record)
 
     def _settle_put(
@@ -388,7 +439,7 @@ class Rotator:
             # An overlapping invocation with the same token stored its key first.
             record.outcome = "lost-race"
             record.detail = f"deleted own key {issued.key_id}: version {token} was taken"
-            record.key_id = stored.key_id
+            self._note(record, stored)
             return
         raise RotationStepError(
             f"PutSecretValue failed ({_summary(cause)}); deleted new key {issued.key_id}",
@@ -448,15 +499,20 @@ class Rotator:
         self._note(record, stored)
         info = self.unkey.get_key(stored.key_id)
         meta = dict(info.meta or {})
-        if meta.get(MARKER_META_KEY) != token:
-            return
+        # Sweep and cut even when the new key's marks are gone: an overlapping invocation of
+        # this token may have made a key, or put the original's expiry back, after they went.
+        # Both only ever delete what no version holds and shorten, never lengthen, an expiry.
         original = stored.rerolled_from
         keep = {stored.key_id} | ({original} if original else set())
         record.swept = self._sweep(stored.api_id, token, keep, info.external_id)
         if original is not None:
             self._expire_original(original, stored.api_id, token, arn, record)
+        if meta.get(MARKER_META_KEY) != token:
+            return
         rest = {k: v for k, v in meta.items() if k not in _OURS}
-        self.unkey.update_key(stored.key_id, meta=rest or None)
+        # rerollKey copied the original's expiry of that moment, which may have been a hold
+        # (an overlapping invocation's reroll): the stored value says the key's own expiry.
+        self.unkey.update_key(stored.key_id, meta=rest or None, expires=stored.expires)
 
     def _expire_original(
         self, key_id: str, api_id: str, token: str, arn: str, record: StepRecord
