@@ -44,6 +44,7 @@ from .rotation.core import (
     MARKER_META_KEY,
     check_grace_period,
 )
+from .rotation.displace import Displacement
 from .rotation.protocol import DEFAULT_LEASE, Rotation, RotationResult, alias_names
 from .stores.base import UNCHECKED, SecretStore, _Unchecked
 from .unkey import UnkeyClient
@@ -118,6 +119,7 @@ def provision(
     allow_short_grace: bool = False,
     mode: Literal["safe", "fast"] = "safe",
     retry: RetryPolicy | None = None,
+    clock: Callable[[], float] = time.time,
     **create_options: Any,
 ) -> ProvisionResult:
     """Create a key in Unkey and store it; optionally point the stable ``alias`` at it.
@@ -133,6 +135,11 @@ def provision(
     ``replace=True``: then the alias moves to the new key and the key it named is cut to
     ``grace_period``, as a rotation would cut it. Running the same call again after the alias
     was taken by this very call is refused too: use :func:`rotate` to replace a key.
+
+    A replace takes part in the replaced key's rotation record
+    (:mod:`unkey_secrets.rotation.displace`): a live rotation of that key refuses it before
+    Unkey is called, a dead one is finished, and a replace killed anywhere is finished by the
+    same call run again (or by rotating the alias). ``clock`` returns Unix seconds.
     """
     retry = retry or RetryPolicy()
     if mode not in ("safe", "fast"):
@@ -145,9 +152,7 @@ def provision(
     _preflight(store, api_id, alias)
     taken = None
     if alias is not None and replace:
-        taken = store.alias_state(api_id=api_id, alias=alias)
-        if taken is not None:
-            _refuse_unfinished_rotation(store, api_id, alias, taken.key_id)
+        taken = retry.run(lambda: store.alias_state(api_id=api_id, alias=alias))
     elif alias is not None and store.alias_exists(api_id=api_id, alias=alias):
         raise RotationConflictError(
             f"alias {alias} names a key already; rotate that key, or replace it (replace=True; "
@@ -165,8 +170,74 @@ def provision(
             "expires", "is in the past (it is Unix time in milliseconds, not seconds)"
         )
     marker = _new_marker(store)
-    external_id = create_options.get("external_id")
+    displacement = None
+    if taken is not None and alias is not None:
+        rotation = Rotation(
+            unkey, store, api_id, grace_period=grace_period, retry=retry.run, clock=clock
+        )
+        displacement = Displacement(rotation, alias, taken, marker)
+        displacement.claim()
+        marker = displacement.token
+    try:
+        issued, location = _create_and_store(
+            unkey, store, api_id, alias, taken, marker, user_meta, mode, retry, create_options
+        )
+        # The alias moves last, so readers are never pointed at a disabled key.
+        expected = taken if replace else None
+        current = _move_alias(store, issued, alias, retry, location, expected, unkey)
+    except BaseException:
+        if displacement is not None:
+            # Whatever is left (a key stored but not named) carries the record's token: the
+            # next run of this replace, or a rotation of the alias, takes the claim and ends it.
+            displacement.release()
+        raise
+    replaced_expires = None
+    if displacement is not None and taken is not None:
+        try:
+            replaced_expires = displacement.finish(issued.key_id)
+        except UnkeyError as exc:
+            raise FlowError(
+                f"key {issued.key_id} is stored and the alias names it, but cutting the "
+                f"replaced key {taken.key_id} to the grace period failed "
+                f"({type(exc).__name__}); run the same call again to finish",
+                key_id=issued.key_id,
+                original_key_id=taken.key_id,
+                actions=("stored", "alias moved", f"key {taken.key_id} not cut"),
+            ) from exc
+    logger.info(
+        "provisioned key_id=%s api_id=%s location=%s version=%s mode=%s",
+        issued.key_id,
+        api_id,
+        location.location,
+        location.version,
+        mode,
+    )
+    return ProvisionResult(
+        key_id=issued.key_id,
+        api_id=api_id,
+        location=location,
+        current=current,
+        request_id=issued.request_id,
+        mode=mode,
+        replaced_key_id=taken.key_id if taken is not None else None,
+        replaced_expires=replaced_expires,
+    )
 
+
+def _create_and_store(
+    unkey: UnkeyClient,
+    store: SecretStore,
+    api_id: str,
+    alias: str | None,
+    taken: AliasState | None,
+    marker: str,
+    user_meta: dict[str, Any],
+    mode: str,
+    retry: RetryPolicy,
+    create_options: dict[str, Any],
+) -> tuple[IssuedKey, StoredLocation]:
+    """Create the key (marked), store it, enable it (safe mode); undo on failure."""
+    external_id = create_options.get("external_id")
     if mode == "safe":
         create_options["enabled"] = False
     try:
@@ -189,11 +260,16 @@ def provision(
         ) from exc
 
     if alias is not None:
-        issued = dataclasses.replace(issued, alias=alias)
+        # A replace records the key it replaced; its marks stay until the replace is done.
+        replaced = taken.key_id if taken is not None else None
+        issued = dataclasses.replace(issued, alias=alias, rerolled_from=replaced)
     location = _put_or_compensate(unkey, store, issued, retry)
     if mode == "safe":
         try:
-            unkey.update_key(issued.key_id, enabled=True, meta=user_meta or None)
+            if taken is not None:
+                unkey.update_key(issued.key_id, enabled=True)
+            else:
+                unkey.update_key(issued.key_id, enabled=True, meta=user_meta or None)
         except UnkeyError as exc:
             state = _enabled_state(unkey, issued.key_id)
             raise FlowError(
@@ -203,30 +279,7 @@ def provision(
                 key_id=issued.key_id,
                 actions=(f"stored at {location.location}", state),
             ) from exc
-    # The alias moves last, so readers are never pointed at a disabled key.
-    expected = taken if replace else None
-    current = _move_alias(store, issued, alias, retry, location, expected, unkey)
-    replaced_expires = None
-    if taken is not None:
-        replaced_expires = _cut_replaced(unkey, taken.key_id, grace_period, issued.key_id)
-    logger.info(
-        "provisioned key_id=%s api_id=%s location=%s version=%s mode=%s",
-        issued.key_id,
-        api_id,
-        location.location,
-        location.version,
-        mode,
-    )
-    return ProvisionResult(
-        key_id=issued.key_id,
-        api_id=api_id,
-        location=location,
-        current=current,
-        request_id=issued.request_id,
-        mode=mode,
-        replaced_key_id=taken.key_id if taken is not None else None,
-        replaced_expires=replaced_expires,
-    )
+    return issued, location
 
 
 @guarded
@@ -522,40 +575,6 @@ def _move_alias(
             key_id=issued.key_id,
             actions=(*actions, f"alias {alias} not confirmed"),
         ) from _safe_cause(exc)
-
-
-def _refuse_unfinished_rotation(store: SecretStore, api_id: str, alias: str, key_id: str) -> None:
-    """Refuse to replace a key a rotation is still working on: it would strand what it made."""
-    record = store.read_rotation(api_id=api_id, key_id=key_id)
-    if record is not None and record.state in ("claimed", "stored"):
-        raise RotationConflictError(
-            f"key {key_id}, which alias {alias} names, has an unfinished rotation; finish it "
-            f"first (rotate key_id={key_id}), then replace",
-            key_id=None,
-            original_key_id=key_id,
-        )
-
-
-def _cut_replaced(
-    unkey: UnkeyClient, key_id: str, grace_period: dt.timedelta, successor: str
-) -> int:
-    """Cut the key an alias named before ``replace=True`` to the grace period (Unix ms)."""
-    try:
-        info = unkey.get_key(key_id)
-        cut = _now_ms() + int(grace_period.total_seconds() * 1000)
-        if info.expires is not None:
-            cut = min(cut, info.expires)
-        if info.expires != cut:
-            unkey.update_key(key_id, expires=cut)
-    except UnkeyError as exc:
-        raise FlowError(
-            f"key {successor} is stored and the alias names it, but cutting the replaced key "
-            f"{key_id} to the grace period failed ({type(exc).__name__}); set its expiry",
-            key_id=successor,
-            original_key_id=key_id,
-            actions=("stored", "alias moved", f"key {key_id} not cut"),
-        ) from exc
-    return cut
 
 
 def _error_name(exc: BaseException) -> str:

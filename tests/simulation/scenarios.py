@@ -82,6 +82,7 @@ def provision_replace(world: World, ctx: dict[str, Any], client: UnkeyClient) ->
         replace=True,
         grace_period=GRACE,
         retry=world.retry,
+        clock=world.clock,
     )
 
 

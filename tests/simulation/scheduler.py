@@ -66,6 +66,8 @@ class ActorState:
     result: Any = None
     error: BaseException | None = None
     labels: list[str] = field(default_factory=list)
+    #: Called when the actor is killed (its process is dead from then on).
+    on_kill: Callable[[], None] = lambda: None
 
 
 class Scheduler:
@@ -130,6 +132,7 @@ class Scheduler:
                 self.fault_fired = True
                 if fault.kind == "kill":
                     actor.killed = True
+                    actor.on_kill()
                     self._turn = None
                     self._cv.notify_all()
                     while not self._closed:
@@ -140,9 +143,15 @@ class Scheduler:
 
     # -- called from the test's thread -----------------------------------------------------
 
-    def add(self, name: str, body: Callable[[], Any], setup: Callable[[], None]) -> None:
+    def add(
+        self,
+        name: str,
+        body: Callable[[], Any],
+        setup: Callable[[], None],
+        on_kill: Callable[[], None],
+    ) -> None:
         """Add an actor; ``setup`` runs first in its thread (its process identity)."""
-        actor = ActorState(len(self.actors), name, body)
+        actor = ActorState(len(self.actors), name, body, on_kill=on_kill)
 
         def main() -> None:
             self._local.actor = actor

@@ -218,7 +218,7 @@ class World:
                 # The process exits (a killed one never gets here: it stays dead).
                 self.processes.alive.discard(me)
 
-        self.scheduler.add(name, run, setup)
+        self.scheduler.add(name, run, setup, lambda: self.processes.alive.discard(me))
 
     def as_process(self, host: str = "h1") -> tuple[str, int]:
         """Make the calling thread a new process on ``host`` (set-up and recovery)."""

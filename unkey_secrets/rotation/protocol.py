@@ -143,6 +143,18 @@ class Rotation:
             # From now on a claim this attempt left behind reads as dead, even in this process.
             LIVE_ATTEMPTS.discard(self.owner.attempt)
 
+    def finish(self, record: RotationRecord) -> RotationResult:
+        """Finish the unfinished rotation ``record`` describes (its run died), as a re-run would.
+
+        Raises :class:`~unkey_secrets.RotationConflictError` if its run is still alive.
+        """
+        self.owner = Owner.me(self.now_ms())
+        LIVE_ATTEMPTS.add(self.owner.attempt)
+        try:
+            return self._continue(record, outcome="resumed")
+        finally:
+            LIVE_ATTEMPTS.discard(self.owner.attempt)
+
     def _run(self, key_id: str | None, alias: str | None) -> RotationResult:
         states: dict[str, AliasState] = {}
         if alias is not None:
