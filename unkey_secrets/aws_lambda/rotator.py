@@ -277,7 +277,7 @@ class Rotator:
         assert original is not None
         self._delete(pending.key_id, state.arn, "finishSecret")
         self.secrets.move_stage(state.arn, AWSPENDING, to_version=None, from_version=token)
-        self._expire_original(original, pending.api_id, token, state.arn, record)
+        self._end_replaced(original, pending.api_id, token, state.arn, record)
         now = "holds no unkey-secrets key" if current is None else f"holds key {current.key_id}"
         raise RotationStepError(
             f"AWSCURRENT of {state.arn} no longer holds key {original}, which this rotation "
@@ -513,6 +513,29 @@ class Rotator:
         # rerollKey copied the original's expiry of that moment, which may have been a hold
         # (an overlapping invocation's reroll): the stored value says the key's own expiry.
         self.unkey.update_key(stored.key_id, meta=rest or None, expires=stored.expires)
+
+    def _end_replaced(
+        self, key_id: str, api_id: str, token: str, arn: str, record: StepRecord
+    ) -> None:
+        """End ``key_id``, which the secret no longer holds, within the grace period.
+
+        Whoever marked it last: this rotation's reroll and restore may have lengthened its
+        expiry after the writer that replaced it had cut it. Only ever shortens.
+        """
+        try:
+            info = self.unkey.get_key(key_id)
+        except UnkeyNotFoundError:
+            return
+        meta = info.meta or {}
+        previous = info.expires
+        if marker_of(info) is not None and PREVIOUS_EXPIRES_META_KEY in meta:
+            saved = _expiry(meta[PREVIOUS_EXPIRES_META_KEY], key_id, arn)
+            previous = saved if previous is None or saved is None else min(saved, previous)
+        side = UnkeySide(self.unkey, api_id, token, clock=self.clock)
+        target = side.cut_target(previous, self.config.grace_period)
+        if info.expires is None or info.expires > target:
+            self.unkey.update_key(key_id, expires=target)
+        record.original_expires = min(target, info.expires or target)
 
     def _expire_original(
         self, key_id: str, api_id: str, token: str, arn: str, record: StepRecord
