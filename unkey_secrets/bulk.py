@@ -85,7 +85,7 @@ from ._errors import (
 )
 from ._models import IssuedKey, KeyEntry
 from ._validate import validate_alias, validate_api_id, validate_external_id
-from .flows import ProvisionResult, RetryPolicy, provision
+from .flows import ProvisionResult, RetryPolicy, finish_half_done, provision
 from .rotation.core import MARKER_META_KEY
 from .stores.base import SecretStore
 from .unkey import UnkeyClient
@@ -734,18 +734,36 @@ class _Runner:
                 )
                 self.sleep(delay)
 
+    def _taken(self, line: BulkLine, attempt: int, actions: list[str]) -> LineResult:
+        """The line's alias names a key: done, or a safe-mode key a dead run left disabled."""
+        assert line.alias is not None
+        done = finish_half_done(
+            self.unkey, self.store, line.api_id, line.alias, self.retry, self.mode
+        )
+        if done is None:
+            return _result(line, "exists", attempt, actions=actions)
+        actions.append(f"enabled key {done.key_id}, left disabled by an earlier run")
+        return _result(
+            line,
+            "completed",
+            attempt,
+            key_id=done.key_id,
+            location=done.location.location,
+            actions=actions,
+        )
+
     def _once(self, line: BulkLine, attempt: int, actions: list[str]) -> LineResult:
         if line.external_id is not None:
             found = self._find(line, actions)
             if line.alias is not None and self.store.alias_exists(
                 api_id=line.api_id, alias=line.alias
             ):
-                return _result(line, "exists", attempt, actions=actions)
+                return self._taken(line, attempt, actions)
             if found is not None:
                 return self._finish(line, found, attempt, actions)
         elif line.alias is not None:
             if self.store.alias_exists(api_id=line.api_id, alias=line.alias):
-                return _result(line, "exists", attempt, actions=actions)
+                return self._taken(line, attempt, actions)
             found = self._find_by_alias(line)
             if found is not None:
                 return self._finish(line, found, attempt, actions)

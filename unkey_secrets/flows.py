@@ -43,7 +43,9 @@ from .rotation.core import (
     DEFAULT_GRACE_PERIOD,
     MARKER_META_KEY,
     check_grace_period,
+    marker_of,
 )
+from .rotation.core import user_meta as user_meta_of
 from .rotation.displace import Displacement
 from .rotation.protocol import DEFAULT_LEASE, Rotation, RotationResult, alias_names
 from .stores.base import UNCHECKED, SecretStore, _Unchecked
@@ -54,6 +56,7 @@ __all__ = [
     "ProvisionResult",
     "RetryPolicy",
     "capture",
+    "finish_half_done",
     "provision",
     "rotate",
 ]
@@ -154,6 +157,9 @@ def provision(
     if alias is not None and replace:
         taken = retry.run(lambda: store.alias_state(api_id=api_id, alias=alias))
     elif alias is not None and store.alias_exists(api_id=api_id, alias=alias):
+        adopted = finish_half_done(unkey, store, api_id, alias, retry, mode)
+        if adopted is not None:
+            return adopted
         raise RotationConflictError(
             f"alias {alias} names a key already; rotate that key, or replace it (replace=True; "
             "--replace on the command line): the alias then moves to the new key and the old "
@@ -182,9 +188,13 @@ def provision(
         issued, location = _create_and_store(
             unkey, store, api_id, alias, taken, marker, user_meta, mode, retry, create_options
         )
-        # The alias moves last, so readers are never pointed at a disabled key.
         expected = taken if replace else None
         current = _move_alias(store, issued, alias, retry, location, expected, unkey)
+        if mode == "safe" and taken is None and alias is not None:
+            # A new alias names the key before it is enabled: no reader used it before, and a
+            # run killed in between leaves the alias on a disabled key carrying our marker,
+            # which the same call run again finds and finishes (see _finish_half_done).
+            _enable(unkey, issued, location, alias, user_meta)
     except BaseException:
         if displacement is not None:
             # Whatever is left (a key stored but not named) carries the record's token: the
@@ -264,22 +274,80 @@ def _create_and_store(
         replaced = taken.key_id if taken is not None else None
         issued = dataclasses.replace(issued, alias=alias, rerolled_from=replaced)
     location = _put_or_compensate(unkey, store, issued, retry)
-    if mode == "safe":
-        try:
-            if taken is not None:
-                unkey.update_key(issued.key_id, enabled=True)
-            else:
-                unkey.update_key(issued.key_id, enabled=True, meta=user_meta or None)
-        except UnkeyError as exc:
-            state = _enabled_state(unkey, issued.key_id)
-            raise FlowError(
-                f"key {issued.key_id} is stored at {location.location} but enabling it failed "
-                f"({type(exc).__name__}); it is {state}"
-                + (f" and alias {alias} was not moved to it" if alias is not None else ""),
-                key_id=issued.key_id,
-                actions=(f"stored at {location.location}", state),
-            ) from exc
+    if mode == "safe" and taken is not None:
+        # Replacing: the alias moves last, so its readers are never pointed at a disabled
+        # key; the marks stay until the replace is done.
+        _enable(unkey, issued, location, alias, None, keep_meta=True)
+    elif mode == "safe" and alias is None:
+        _enable(unkey, issued, location, alias, user_meta)
     return issued, location
+
+
+def _enable(
+    unkey: UnkeyClient,
+    issued: IssuedKey,
+    location: StoredLocation,
+    alias: str | None,
+    user_meta: dict[str, Any] | None,
+    *,
+    keep_meta: bool = False,
+) -> None:
+    """Enable a safe-mode key (and give it its own meta back, unless ``keep_meta``)."""
+    try:
+        if keep_meta:
+            unkey.update_key(issued.key_id, enabled=True)
+        else:
+            unkey.update_key(issued.key_id, enabled=True, meta=user_meta or None)
+    except UnkeyError as exc:
+        state = _enabled_state(unkey, issued.key_id)
+        raise FlowError(
+            f"key {issued.key_id} is stored at {location.location} but enabling it failed "
+            f"({type(exc).__name__}); it is {state}"
+            + (f"; run the same call again to finish (alias {alias} names it)" if alias else ""),
+            key_id=issued.key_id,
+            actions=(f"stored at {location.location}", state),
+        ) from exc
+
+
+def finish_half_done(
+    unkey: UnkeyClient,
+    store: SecretStore,
+    api_id: str,
+    alias: str,
+    retry: RetryPolicy,
+    mode: str,
+) -> ProvisionResult | None:
+    """Finish a safe-mode run of this call that died between its alias move and its enable.
+
+    The alias is taken; if the key it names is disabled and still carries a provision marker
+    (``op_``), it is enabled and its marker removed, which is all that run had left to do.
+    Anything else (a working key, a store this writer may not read) gives None: the caller
+    refuses as before.
+    """
+    try:
+        state = retry.run(lambda: store.alias_state(api_id=api_id, alias=alias))
+    except StoreError:
+        return None
+    if state is None:
+        return None
+    info = unkey.get_key(state.key_id)
+    marker = marker_of(info)
+    if info.enabled or marker is None or not marker.startswith("op_"):
+        return None
+    location = store.describe_location(api_id=api_id, key_id=info.key_id)
+    unkey.update_key(info.key_id, enabled=True, meta=user_meta_of(info.meta) or None)
+    logger.info("finished key_id=%s api_id=%s: enabled for alias %s", info.key_id, api_id, alias)
+    current = dataclasses.replace(
+        location, location=store.alias_location(api_id=api_id, alias=alias), alias=alias
+    )
+    return ProvisionResult(
+        key_id=info.key_id,
+        api_id=api_id,
+        location=location,
+        current=current,
+        request_id=None,
+        mode="safe" if mode == "safe" else "fast",
+    )
 
 
 @guarded

@@ -26,21 +26,7 @@ def _quiet() -> Iterator[None]:
     logging.disable(logging.NOTSET)
 
 
-#: A library rotation whose last updateKey (stripping its marks off the new key) fails
-#: reports success and leaves the marks; the Lambda then refuses that key for good ("being
-#: rotated by rotate()"). Settling it needs the library's rotation record (see the report).
-_LIBRARY_MARKS_LEFT = pytest.mark.xfail(
-    strict=True, reason="a finished library rotation's leftover marks block the Lambda"
-)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=_LIBRARY_MARKS_LEFT) if n == "lambda x library-rotate" else n
-        for n in sorted(LAMBDA_SCENARIOS)
-    ],
-)
+@pytest.mark.parametrize("name", sorted(LAMBDA_SCENARIOS))
 def test_every_schedule_within_the_bounds_ends_well(name: str) -> None:
     runs = failed = 0
     first = ""

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from unkey_secrets import UnkeyClient
+from unkey_secrets import StoreUnavailableError, UnkeyClient
 from unkey_secrets.bulk import DONE, BulkLine, LineResult, provision_many
 from unkey_secrets.flows import RetryPolicy
 from unkey_secrets.testing import InMemoryStore
@@ -254,12 +254,13 @@ def test_a_rerun_holding_the_lock_finishes_a_half_done_alias_line_at_once() -> N
     api_id = emulator.create_api("bulk")
     store = InMemoryStore()
     lines = [BulkLine(number=1, api_id=api_id, alias="billing")]
-    emulator.faults.fail_next("keys.updateKey", times=10, status=500)
+    # The key is stored (disabled) and the alias move keeps failing: the line is half done.
+    store.fail_next("set_current", StoreUnavailableError("down", store="memory"), times=10)
     with client(emulator) as unkey:
         first = list(provision_many(unkey, store, lines, retry=NO_WAIT))
         assert first[0].status == "failed"
         assert first[0].key_id is not None
-        emulator.faults.clear()
+        store.clear_failures()
         # Without the lock's guarantee, a young half-done key may be another run's.
         busy = list(provision_many(unkey, store, lines, retry=NO_WAIT))
         assert busy[0].error == "LineInProgressError"

@@ -735,8 +735,9 @@ class Rotation:
                 actions=("stored", "aliases moved", "old keys cut", "record not marked done"),
             ) from _safe_cause(exc)
         # Last: a new key without our marks tells the next rotation this one finished. If it
-        # fails, the record is done and the next run (by alias or key_id) strips them.
-        self._strip_quietly(side, new_id, original.info.meta)
+        # fails, the record is done, the run reports it, and the next run (by alias or key_id)
+        # strips them.
+        self._strip(side, new_id, original.info.meta)
         logger.info(
             "rotated key_id=%s key_id=%s api_id=%s aliases=%s outcome=%s",
             record.from_key_id,
@@ -782,15 +783,24 @@ class Rotation:
         if not any(k.key_id == key_id for k in listed):
             raise InvalidInputError("key_id", f"{key_id} is not a key of API {self.api_id}")
 
-    def _strip_quietly(self, side: UnkeySide, key_id: str, meta: dict[str, Any] | None) -> None:
+    def _strip(self, side: UnkeySide, key_id: str, meta: dict[str, Any] | None) -> None:
+        """Clear the new key's marks; failing that, say the rotation is not finished.
+
+        The marks tell every other rotation (the Lambda's included) that this one is still in
+        flight, so a rotation that leaves them is reported as unfinished: the re-run clears
+        them and changes nothing else.
+        """
         try:
             side.strip(key_id, meta)
         except UnkeyError as exc:
-            logger.warning(
-                "rotated to key_id=%s but clearing its meta failed (%s); the next run does it",
-                key_id,
-                type(exc).__name__,
-            )
+            raise FlowError(
+                f"rotated to key {key_id} (stored, named by its aliases, the old key cut), but "
+                f"clearing its rotation marks failed ({type(exc).__name__}); run the rotation "
+                "again to clear them (it changes nothing else)",
+                key_id=key_id,
+                original_key_id=None,
+                actions=("stored", "aliases moved", "old keys cut", "marks not cleared"),
+            ) from exc
 
     def _finish_marks(self, record: RotationRecord) -> None:
         """A done rotation whose new key still carries its marks: strip them now."""

@@ -128,6 +128,11 @@ class InMemoryStore(SecretStore):
         with self._lock:
             self._failures.setdefault(operation, []).extend([error] * times)
 
+    def clear_failures(self) -> None:
+        """Drop every failure :meth:`fail_next` queued that has not happened yet."""
+        with self._lock:
+            self._failures.clear()
+
     def locations(self) -> list[str]:
         """Return every location held, sorted (values are never shown)."""
         with self._lock:
