@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -32,7 +32,6 @@ from ._errors import (
     UnkeyAmbiguousError,
     UnkeyError,
     UnkeyResponseError,
-    UnkeySecretsError,
     UnkeyServerError,
 )
 from ._models import AliasState, IssuedKey, StoredLocation
@@ -48,6 +47,7 @@ from .rotation.core import (
 from .rotation.core import user_meta as user_meta_of
 from .rotation.displace import Displacement
 from .rotation.protocol import DEFAULT_LEASE, Rotation, RotationResult, alias_names
+from .settle import describe_error, find_marked, lost_answer_settled, safe_cause, undo_create
 from .stores.base import UNCHECKED, SecretStore, _Unchecked
 from .unkey import UnkeyClient
 from .unkey.backoff import Backoff
@@ -261,7 +261,7 @@ def _create_and_store(
         if exc.key_id is None:
             raise
         # Unkey made a key whose plaintext is not a key's shape: it can never be stored.
-        actions = _compensate(unkey, exc.key_id, exc)
+        actions = undo_create(unkey, exc.key_id, exc)
         raise CompensatedError(
             f"createKey answered key {exc.key_id} with a value that is not an Unkey key; "
             + "; ".join(actions),
@@ -273,7 +273,7 @@ def _create_and_store(
         # A replace records the key it replaced; its marks stay until the replace is done.
         replaced = taken.key_id if taken is not None else None
         issued = dataclasses.replace(issued, alias=alias, rerolled_from=replaced)
-    location = _put_or_compensate(unkey, store, issued, retry)
+    location = _put_orundo_create(unkey, store, issued, retry)
     if mode == "safe" and taken is not None:
         # Replacing: the alias moves last, so its readers are never pointed at a disabled
         # key; the marks stay until the replace is done.
@@ -473,13 +473,13 @@ def _store_captured(
     except Exception as exc:  # noqa: BLE001 (whatever failed, Unkey's side is settled)
         failure = _unwrap_preflight(exc)
         if unkey is not None and issued.rerolled_from is None:
-            actions = _compensate(unkey, issued.key_id, failure)
+            actions = undo_create(unkey, issued.key_id, failure)
             raise CompensatedError(
-                f"storing key {issued.key_id} failed ({_captured_reason(failure)}); "
+                f"storing key {issued.key_id} failed ({describe_error(failure)}); "
                 + "; ".join(actions),
                 key_id=issued.key_id,
                 actions=actions,
-            ) from _own_cause(failure)
+            ) from safe_cause(failure)
         if issued.rerolled_from is not None:
             # Deleting the new key now could strand the service: the original may already
             # be counting down its grace period, and its earlier expiry is not known here.
@@ -487,17 +487,17 @@ def _store_captured(
         else:
             advice = "it was left as it is in Unkey: revoke it"
         raise FlowError(
-            f"key {issued.key_id} could not be stored ({_captured_reason(failure)}); "
+            f"key {issued.key_id} could not be stored ({describe_error(failure)}); "
             f"{advice}, or capture it again",
             key_id=issued.key_id,
             original_key_id=issued.rerolled_from,
             actions=("stored nothing",),
-        ) from _own_cause(failure)
+        ) from safe_cause(failure)
     except BaseException as exc:
         # Interrupted (Ctrl-C, SystemExit): undo what we can, then let the interruption go on.
         if unkey is not None and issued.rerolled_from is None:
             try:
-                _compensate(unkey, issued.key_id, exc)
+                undo_create(unkey, issued.key_id, exc)
             except CompensationFailedError:
                 logger.error("interrupted capturing key_id=%s; deleting it failed", issued.key_id)
         else:
@@ -535,18 +535,6 @@ def _unwrap_preflight(exc: Exception) -> Exception:
     return exc.cause if isinstance(exc, _PreflightUnsure) else exc
 
 
-def _captured_reason(exc: BaseException) -> str:
-    # Our own errors never carry a plaintext (a ConfigurationError says what to fix); anything
-    # else is named by its class only.
-    own = isinstance(exc, UnkeySecretsError)
-    return f"{type(exc).__name__}: {exc}" if own else type(exc).__name__
-
-
-def _own_cause(exc: BaseException) -> BaseException | None:
-    # A foreign exception (a plugin store, an SDK) may echo its input: do not chain it.
-    return exc if isinstance(exc, UnkeySecretsError) else None
-
-
 def _new_marker(store: SecretStore) -> str:
     """A create's marker, ``op_<store>_<24 hex>``.
 
@@ -577,23 +565,23 @@ def _enabled_state(unkey: UnkeyClient, key_id: str) -> str:
     return "enabled" if enabled else "disabled until it is enabled"
 
 
-def _put_or_compensate(
+def _put_orundo_create(
     unkey: UnkeyClient, store: SecretStore, issued: IssuedKey, retry: RetryPolicy
 ) -> StoredLocation:
     """Store a created key; on any failure delete it in Unkey and raise."""
     try:
         return retry.run(lambda: store.put(issued))
     except Exception as exc:  # noqa: BLE001 (whatever failed, Unkey's side is settled)
-        actions = _compensate(unkey, issued.key_id, exc)
+        actions = undo_create(unkey, issued.key_id, exc)
         raise CompensatedError(
-            f"storing key {issued.key_id} failed ({_error_name(exc)}); " + "; ".join(actions),
+            f"storing key {issued.key_id} failed ({describe_error(exc)}); " + "; ".join(actions),
             key_id=issued.key_id,
             actions=actions,
-        ) from _safe_cause(exc)
+        ) from safe_cause(exc)
     except BaseException as exc:
         # Interrupted (Ctrl-C, SystemExit): undo what we can, then let the interruption go on.
         try:
-            _compensate(unkey, issued.key_id, exc)
+            undo_create(unkey, issued.key_id, exc)
         except CompensationFailedError:
             logger.error("interrupted while storing key_id=%s; undoing it failed", issued.key_id)
         raise
@@ -632,52 +620,17 @@ def _move_alias(
                 actions += (f"alias {alias} names another key", "disabling it failed: revoke it")
             raise FlowError(
                 f"key {issued.key_id} is stored at {location.location}, but alias {alias} was "
-                f"taken by another writer meanwhile ({_error_name(exc)}); "
+                f"taken by another writer meanwhile ({describe_error(exc)}); "
                 + "; ".join(actions[1:]),
                 key_id=issued.key_id,
                 actions=actions,
-            ) from _safe_cause(exc)
+            ) from safe_cause(exc)
         raise FlowError(
             f"key {issued.key_id} is stored at {location.location}, but moving alias {alias} "
-            f"to it failed ({_error_name(exc)}): point it with store.set_current",
+            f"to it failed ({describe_error(exc)}): point it with store.set_current",
             key_id=issued.key_id,
             actions=(*actions, f"alias {alias} not confirmed"),
-        ) from _safe_cause(exc)
-
-
-def _error_name(exc: BaseException) -> str:
-    # Our store errors never carry a plaintext; anything else is named by its class only.
-    return f"{type(exc).__name__}: {exc}" if isinstance(exc, StoreError) else type(exc).__name__
-
-
-def _safe_cause(exc: BaseException) -> BaseException | None:
-    # A foreign exception (a plugin store, an SDK) may echo its input: do not chain it.
-    return exc if isinstance(exc, StoreError) else None
-
-
-def _compensate(unkey: UnkeyClient, key_id: str, cause: BaseException) -> tuple[str, ...]:
-    try:
-        unkey.delete_key(key_id)
-    except UnkeyError as exc:
-        raise CompensationFailedError(
-            f"storing key {key_id} failed ({type(cause).__name__}) and deleting it failed "
-            f"({type(exc).__name__}: {exc}). Revoke key {key_id}",
-            key_id=key_id,
-            actions=(),
-        ) from exc
-    actions = (f"deleted key {key_id} in Unkey",)
-    logger.warning("compensated key_id=%s actions=%s", key_id, actions)
-    return actions
-
-
-def _find_marked(
-    unkey: UnkeyClient, api_id: str, marker: str, external_id: str | None, exclude: str | None
-) -> list[str]:
-    found = []
-    for info in unkey.list_keys(api_id, external_id=external_id, revalidate_keys_cache=True):
-        if (info.meta or {}).get(MARKER_META_KEY) == marker and info.key_id != exclude:
-            found.append(info.key_id)
-    return found
+        ) from safe_cause(exc)
 
 
 def _settle_lost_create(
@@ -685,7 +638,7 @@ def _settle_lost_create(
 ) -> AmbiguousOutcomeError:
     """A createKey got no answer: find what it made, delete it (we never saw its plaintext)."""
     try:
-        found = _find_marked(unkey, api_id, marker, external_id, None)
+        found = [info.key_id for info in find_marked(unkey, api_id, marker, external_id)]
         for key_id in found:
             unkey.delete_key(key_id)
     except UnkeyError as exc:
@@ -696,28 +649,7 @@ def _settle_lost_create(
             key_id=None,
             actions=(),
         ) from exc
-    return _ambiguity_settled("createKey", found, ())
-
-
-def _ambiguity_settled(
-    operation: str,
-    found: Iterable[str],
-    extra_actions: tuple[str, ...],
-    original_key_id: str | None = None,
-) -> AmbiguousOutcomeError:
-    found = list(found)
-    if found:
-        actions = tuple(f"deleted key {k}, made by the unanswered request" for k in found)
-    else:
-        actions = ("Unkey had not acted",)
-    actions += extra_actions
-    return AmbiguousOutcomeError(
-        f"{operation} got no clear answer; " + "; ".join(actions) + ". Nothing was stored; "
-        "it is safe to try again",
-        key_id=found[0] if found else None,
-        original_key_id=original_key_id,
-        actions=actions,
-    )
+    return lost_answer_settled("createKey", found, ())
 
 
 def _issued_from_response(

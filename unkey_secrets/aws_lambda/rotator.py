@@ -43,7 +43,6 @@ from .._errors import (
     UnkeyError,
     UnkeyNotFoundError,
     UnkeyResponseError,
-    UnkeySecretsError,
     UnkeyServerError,
 )
 from .._models import IssuedKey, StoredKey
@@ -56,6 +55,7 @@ from ..rotation.core import (
     UnkeySide,
     marker_of,
 )
+from ..settle import describe_error
 from ..stores.aws.secrets import AWSCURRENT, AWSPENDING, RotationSecrets, SecretState
 from ..unkey import UnkeyClient
 from .config import RotationConfig
@@ -148,7 +148,7 @@ class Rotator:
                 getattr(self, "_" + step.removesuffix("Secret"))(state, token, record)
         except BaseException as exc:
             record.outcome = "error"
-            record.error = _summary(exc)
+            record.error = describe_error(exc)
             logger.error("%s", record.line())
             raise
         logger.info("%s", record.line())
@@ -353,7 +353,9 @@ class Rotator:
             self.unkey.update_key(original_id, expires=previous)
         except UnkeyError as exc:
             # The hold keeps the original alive; finishSecret sets its final expiry anyway.
-            record.warnings.append(f"could not restore {original_id}'s expiry: {_summary(exc)}")
+            record.warnings.append(
+                f"could not restore {original_id}'s expiry: {describe_error(exc)}"
+            )
         record.outcome = "rerolled"
         return issued
 
@@ -425,14 +427,16 @@ class Rotator:
             stored = self.secrets.read_version(arn, token)
         except StoreError as exc:
             raise RotationStepError(
-                f"PutSecretValue failed ({_summary(cause)}) and reading version {token} back "
-                f"failed ({_summary(exc)}); key {issued.key_id} is marked and the next attempt "
-                "deletes it if it was not stored",
+                f"PutSecretValue failed ({describe_error(cause)}) and reading version {token} "
+                f"back failed ({describe_error(exc)}); key {issued.key_id} is marked and the next "
+                "attempt deletes it if it was not stored",
                 step="createSecret",
                 secret=arn,
             ) from exc
         if stored is not None and stored.key_id == issued.key_id:
-            record.warnings.append(f"PutSecretValue answered {_summary(cause)} but had stored it")
+            record.warnings.append(
+                f"PutSecretValue answered {describe_error(cause)} but had stored it"
+            )
             return
         self._delete(issued.key_id, arn, "createSecret")
         if stored is not None:
@@ -442,7 +446,7 @@ class Rotator:
             self._note(record, stored)
             return
         raise RotationStepError(
-            f"PutSecretValue failed ({_summary(cause)}); deleted new key {issued.key_id}",
+            f"PutSecretValue failed ({describe_error(cause)}); deleted new key {issued.key_id}",
             step="createSecret",
             secret=arn,
         ) from cause
@@ -469,8 +473,8 @@ class Rotator:
                 self.unkey.update_key(restore[0], expires=restore[1])
         except (UnkeyError, StoreError) as exc:
             return RotationStepError(
-                f"{operation} got no clear answer ({_summary(cause)}) and settling it failed "
-                f"({_summary(exc)}); the next attempt deletes keys marked with {token}",
+                f"{operation} got no clear answer ({describe_error(cause)}) and settling it failed "
+                f"({describe_error(exc)}); the next attempt deletes keys marked with {token}",
                 step="createSecret",
                 secret=arn,
             )
@@ -478,7 +482,7 @@ class Rotator:
         if restore is not None:
             done.append(f"restored {restore[0]}'s expiry")
         return RotationStepError(
-            f"{operation} got no clear answer ({_summary(cause)}); " + "; ".join(done),
+            f"{operation} got no clear answer ({describe_error(cause)}); " + "; ".join(done),
             step="createSecret",
             secret=arn,
         )
@@ -598,7 +602,7 @@ class Rotator:
         try:
             return self._sweep(api_id, token, keep, external_id)
         except UnkeyError as exc:
-            record.warnings.append(f"sweep failed, finishSecret retries it: {_summary(exc)}")
+            record.warnings.append(f"sweep failed, finishSecret retries it: {describe_error(exc)}")
             return []
 
     def _delete(self, key_id: str, arn: str, step: str) -> None:
@@ -608,7 +612,7 @@ class Rotator:
             pass
         except UnkeyError as exc:
             raise RotationStepError(
-                f"could not delete unstored key {key_id} ({_summary(exc)}); it is marked and "
+                f"could not delete unstored key {key_id} ({describe_error(exc)}); it is marked and "
                 "the next attempt deletes it",
                 step=step,
                 secret=arn,
@@ -646,10 +650,3 @@ def _expiry(value: object, key_id: str, arn: str) -> int | None:
 
 def _ms(delta: dt.timedelta) -> int:
     return int(delta.total_seconds() * 1000)
-
-
-def _summary(exc: BaseException) -> str:
-    # Our own errors never carry a key; anything else is named by type only.
-    if isinstance(exc, UnkeySecretsError):
-        return f"{type(exc).__name__}: {exc}"
-    return type(exc).__name__

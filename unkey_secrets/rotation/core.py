@@ -23,6 +23,8 @@ from typing import Any
 
 from .._errors import InvalidInputError, UnkeyNotFoundError
 from .._models import IssuedKey
+from ..settle import keys as _settle
+from ..settle.keys import cut_target, find_marked
 from ..unkey import KeyInfo, UnkeyClient
 
 __all__ = [
@@ -43,8 +45,6 @@ __all__ = [
     "user_meta",
 ]
 
-#: The ``meta`` member naming the rotation (or create) a key belongs to while it is in flight.
-MARKER_META_KEY = "unkey_secrets_op"
 #: The ``meta`` member keeping the original's pre-rotation expiry (ms or null) while it rotates.
 PREVIOUS_EXPIRES_META_KEY = "unkey_secrets_previous_expires"
 #: The ``meta`` member a rotated-out key keeps: the key that replaced it. It tells a re-run
@@ -62,6 +62,10 @@ ROTATION_HOLD = dt.timedelta(days=30)
 LIBRARY_TOKEN_PREFIX = "rot_"  # noqa: S105 (a prefix of ids, not a credential)
 #: Unkey's largest accepted timestamp (ms), for expiries and grace periods.
 MAX_TIMESTAMP_MS = 4_102_444_800_000
+
+#: The ``meta`` member naming the rotation (or create) a key belongs to while it is in flight
+#: (defined with the settling that finds such keys).
+MARKER_META_KEY = _settle.MARKER_META_KEY
 
 _OURS = frozenset({MARKER_META_KEY, PREVIOUS_EXPIRES_META_KEY, ROTATED_TO_META_KEY})
 
@@ -158,13 +162,7 @@ class UnkeySide:
 
         Only called when an attempt may have been lost; the happy path never lists keys.
         """
-        return [
-            info
-            for info in self.unkey.list_keys(
-                self.api_id, external_id=external_id, revalidate_keys_cache=True
-            )
-            if marker_of(info) == self.token and info.key_id not in exclude
-        ]
+        return find_marked(self.unkey, self.api_id, self.token, external_id, exclude)
 
     def delete(self, key_id: str) -> None:
         """deleteKey; a key that is already gone is fine."""
@@ -180,8 +178,7 @@ class UnkeySide:
 
     def cut_target(self, previous_expires: int | None, grace_period: dt.timedelta) -> int:
         """``min(previous_expires, now + grace_period)`` in Unix ms."""
-        cut = self.now_ms() + int(grace_period.total_seconds() * 1000)
-        return cut if previous_expires is None else min(cut, previous_expires)
+        return cut_target(self.now_ms(), previous_expires, grace_period)
 
     def cut(
         self,

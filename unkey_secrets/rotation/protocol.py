@@ -48,6 +48,7 @@ from .._errors import (
     UnkeyServerError,
 )
 from .._models import AliasState, IssuedKey, StoredLocation
+from ..settle import describe_error, lost_answer_settled, safe_cause
 from ..unkey import KeyInfo, UnkeyClient
 from .core import (
     LIBRARY_TOKEN_PREFIX,
@@ -442,11 +443,12 @@ class Rotation:
         except Exception as exc:  # noqa: BLE001 (whatever failed, Unkey's side is settled)
             actions = self._compensate(record, side, original, issued.key_id, exc)
             raise CompensatedError(
-                f"storing key {issued.key_id} failed ({_error_name(exc)}); " + "; ".join(actions),
+                f"storing key {issued.key_id} failed ({describe_error(exc)}); "
+                + "; ".join(actions),
                 key_id=issued.key_id,
                 original_key_id=record.from_key_id,
                 actions=actions,
-            ) from _safe_cause(exc)
+            ) from safe_cause(exc)
         except BaseException as exc:
             # Interrupted (Ctrl-C, SystemExit): undo what we can, then let the interruption go on.
             try:
@@ -513,16 +515,8 @@ class Rotation:
                 actions=(),
             )
         self._release(record)
-        actions = tuple(f"deleted key {k}, made by the unanswered request" for k in found) or (
-            "Unkey had not acted",
-        )
-        actions += (f"restored key {key_id}'s expiry",)
-        return AmbiguousOutcomeError(
-            "rerollKey got no clear answer; " + "; ".join(actions) + ". Nothing was stored; "
-            "it is safe to try again",
-            key_id=found[0] if found else None,
-            original_key_id=key_id,
-            actions=actions,
+        return lost_answer_settled(
+            "rerollKey", found, (f"restored key {key_id}'s expiry",), original_key_id=key_id
         )
 
     def _move_aliases(
@@ -555,7 +549,7 @@ class Rotation:
                 except Exception:  # unknown: nothing may be cut
                     if not isinstance(exc, Exception):
                         raise
-                    raise self._alias_unknown(record, issued, alias, exc) from _safe_cause(exc)
+                    raise self._alias_unknown(record, issued, alias, exc) from safe_cause(exc)
                 if now is not None and now.key_id == issued.key_id:
                     location = self.store.describe_location(
                         api_id=self.api_id, key_id=issued.key_id
@@ -567,7 +561,7 @@ class Rotation:
                 error = self._alias_failed(record, side, original, issued, moved, alias, exc, now)
                 if not isinstance(exc, Exception):
                     raise  # interrupted: undone as far as possible, the interruption goes on
-                raise error from _safe_cause(exc)
+                raise error from safe_cause(exc)
         return tuple(moved)
 
     def _alias_failed(
@@ -592,7 +586,7 @@ class Rotation:
             self._release(record, key_id=issued.key_id)
             return FlowError(
                 f"{where} and named by alias {moved[0].alias}, but moving alias {alias} to it "
-                f"failed ({_error_name(cause)}); point {alias} with set_current, then run the "
+                f"failed ({describe_error(cause)}); point {alias} with set_current, then run the "
                 "rotation again to finish it",
                 key_id=issued.key_id,
                 original_key_id=record.from_key_id,
@@ -613,7 +607,7 @@ class Rotation:
         except (UnkeyError, StoreError) as exc:
             self._release(record, key_id=issued.key_id)
             return CompensationFailedError(
-                f"{where}, but moving alias {alias} to it failed ({_error_name(cause)}) and "
+                f"{where}, but moving alias {alias} to it failed ({describe_error(cause)}) and "
                 f"undoing the rotation failed ({type(exc).__name__}); run the rotation again "
                 "to clear it up",
                 key_id=issued.key_id,
@@ -629,7 +623,7 @@ class Rotation:
             else f"cut key {record.from_key_id} to the grace period: alias {alias} names another",
         )
         return CompensatedError(
-            f"{where}, but moving alias {alias} to it failed ({_error_name(cause)}); "
+            f"{where}, but moving alias {alias} to it failed ({describe_error(cause)}); "
             + "; ".join(actions[1:])
             + ". Nothing changed for readers; run the rotation again",
             key_id=issued.key_id,
@@ -649,7 +643,7 @@ class Rotation:
         self._release(record, key_id=issued.key_id)
         return AmbiguousOutcomeError(
             f"key {issued.key_id} is stored, but moving alias {alias} to it failed "
-            f"({_error_name(cause)}) and the alias could not be read back; whether it names "
+            f"({describe_error(cause)}) and the alias could not be read back; whether it names "
             f"the new key is unknown, so nothing was cut (key {record.from_key_id} stays valid "
             "on its rotation hold). Run the rotation again to finish it",
             key_id=issued.key_id,
@@ -728,12 +722,12 @@ class Rotation:
             # marks stay on the new key, so the next run (by alias or key_id) finds and ends it.
             raise FlowError(
                 f"key {new_id} is stored and current and key {record.from_key_id} ends at "
-                f"{final}, but marking the rotation record done failed ({_error_name(exc)}); "
+                f"{final}, but marking the rotation record done failed ({describe_error(exc)}); "
                 "run the rotation again to finish it (it changes nothing else)",
                 key_id=new_id,
                 original_key_id=record.from_key_id,
                 actions=("stored", "aliases moved", "old keys cut", "record not marked done"),
-            ) from _safe_cause(exc)
+            ) from safe_cause(exc)
         # Last: a new key without our marks tells the next rotation this one finished. If it
         # fails, the record is done, the run reports it, and the next run (by alias or key_id)
         # strips them.
@@ -834,7 +828,7 @@ class Rotation:
             logger.warning(
                 "could not update the rotation record of key_id=%s (%s); the next run settles it",
                 record.from_key_id,
-                _error_name(exc),
+                describe_error(exc),
             )
 
 
@@ -863,13 +857,3 @@ def _mover(
 
 def _ms(delta: dt.timedelta) -> int:
     return int(delta.total_seconds() * 1000)
-
-
-def _error_name(exc: BaseException) -> str:
-    # Our store errors never carry a plaintext; anything else is named by its class only.
-    return f"{type(exc).__name__}: {exc}" if isinstance(exc, StoreError) else type(exc).__name__
-
-
-def _safe_cause(exc: BaseException) -> BaseException | None:
-    # A foreign exception (a plugin store, an SDK) may echo its input: do not chain it.
-    return exc if isinstance(exc, StoreError) else None

@@ -1,0 +1,26 @@
+"""Settling a write whatever happens: one place for what every write path does when it fails.
+
+provision, capture, rotate, bulk and the rotation Lambda all use these, so they settle the
+same way:
+
+* :func:`describe_error` names an error without its text unless it is one of ours (which
+  never carries a credential), and :func:`safe_cause` chains only ours;
+* :func:`cut_target` is the one rule for how long a displaced key stays valid;
+* :func:`find_marked` finds the keys a create or reroll whose answer was lost made (they
+  carry its marker in ``meta``), and :func:`lost_answer_settled` says what was done about them;
+* :func:`undo_create` deletes a key Unkey made that could not be stored.
+"""
+
+from __future__ import annotations
+
+from .errors import describe_error, safe_cause
+from .keys import cut_target, find_marked, lost_answer_settled, undo_create
+
+__all__ = [
+    "cut_target",
+    "describe_error",
+    "find_marked",
+    "lost_answer_settled",
+    "safe_cause",
+    "undo_create",
+]
