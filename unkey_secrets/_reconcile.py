@@ -15,6 +15,16 @@ of an API in Unkey and what the store holds of each, then decides. Its findings:
   store (``op_<hex>``, ``rot_<hex>``) is deleted only with ``include_unlabelled``.
 * ``stale``: a key the store holds that Unkey deleted, or that expired or is disabled there.
   Stores have no delete (and the writer policies grant none): reported with its location.
+* ``unnamed``: a key the store holds, valid in Unkey, stored for an alias that does not name
+  it (nor does any other alias checked), still carrying this store's provision marker
+  (``op_<store>_...``) and replaced by no key (no stored entry's ``rerolled_from`` names it,
+  its meta has no ``unkey_secrets_rotated_to``): a provision killed (or failed) between its
+  store write and its alias move left it valid and named by nothing. Keys younger than
+  ``min_age`` are skipped (a run may be moving the alias now); one whose alias could not be
+  read is not decided. With ``apply`` it is disabled in Unkey (never deleted: the store holds
+  it); the alias is read again afterwards and, should a run have pointed it at the key
+  meanwhile, the key is enabled again and the finding says so (a failed re-read leaves the
+  finding open: check the alias).
 * ``dead-alias``: an alias naming a key that is not valid in Unkey (or, when asked for by
   name, an alias that does not exist).
 * ``unconfirmed-alias`` (its current version is not vouched for by its metadata),
@@ -39,12 +49,14 @@ from ._errors import (
     NotOwnedError,
     StoreAccessError,
     StoreConflictError,
+    StoreError,
     UnkeyError,
     UnkeyNotFoundError,
 )
-from .rotation.core import LIBRARY_TOKEN_PREFIX, MARKER_META_KEY
+from .rotation.core import LIBRARY_TOKEN_PREFIX, MARKER_META_KEY, ROTATED_TO_META_KEY
 
 if TYPE_CHECKING:
+    from ._models import AliasState
     from .stores.base import SecretStore
     from .unkey import KeyInfo, UnkeyClient
 
@@ -65,12 +77,19 @@ __all__ = [
 KeyStatus = Literal["valid", "expired", "disabled", "deleted"]
 #: What a :class:`ReconcileFinding` is about (see the module's docstring).
 FindingKind = Literal[
-    "orphan", "stale", "dead-alias", "unconfirmed-alias", "unowned-alias", "unchecked-alias"
+    "orphan",
+    "stale",
+    "unnamed",
+    "dead-alias",
+    "unconfirmed-alias",
+    "unowned-alias",
+    "unchecked-alias",
 ]
 
 #: The marker prefixes our own flows write (provision's ``op_``, the library rotation's ``rot_``).
 OUR_MARKERS = ("op_", LIBRARY_TOKEN_PREFIX)
-#: How old an orphan must be before it is reported: a younger one may be a running flow's.
+#: How old an orphan (or unnamed key) must be before it is reported: a younger one may be a
+#: running flow's.
 DEFAULT_MIN_AGE = dt.timedelta(hours=1)
 
 #: ``op_<store>_<24 hex>`` / ``rot_<store>_<24 hex>``; the older form has no ``<store>_``.
@@ -113,7 +132,8 @@ class ReconcileFinding:
     ``action`` says it in words (``"deleted in Unkey"``, ``"reported: ..."``). ``resolved``:
     fixed by this run. ``belongs_to``: an orphan whose marker names another store, left alone
     (nothing to do here, so it is :attr:`ok` without being fixed). ``age_seconds``: an
-    orphan's age in whole seconds. The other members are set where the kind has them.
+    orphan's or unnamed key's age in whole seconds. The other members are set where the kind
+    has them.
     """
 
     kind: FindingKind
@@ -137,8 +157,9 @@ class ReconcileFinding:
 class ReconcileReport:
     """What :func:`reconcile` found and did; holds ids, locations and states, never a key.
 
-    ``findings`` are in the order they were decided. ``young_skipped`` counts orphans younger
-    than ``min_age``, ``other_store_skipped`` orphans another store's marker names,
+    ``findings`` are in the order they were decided. ``young_skipped`` counts orphans and
+    unnamed keys younger than ``min_age``, ``other_store_skipped`` orphans another store's
+    marker names,
     ``aliases_checked`` the aliases looked at.
     """
 
@@ -157,7 +178,7 @@ class ReconcileReport:
 
     @property
     def fixed(self) -> int:
-        """Findings this run fixed (orphans deleted in Unkey)."""
+        """Findings this run fixed (orphans deleted, unnamed keys disabled in Unkey)."""
         return sum(finding.resolved for finding in self.findings)
 
 
@@ -177,16 +198,19 @@ def reconcile(
 
     Lists every key of the API (``apis.listKeys``, cache revalidated) and reads the store's
     entry of each before deciding anything. ``aliases`` are checked besides every alias a
-    stored key names. With ``apply``, orphans whose marker names ``store``'s kind (and, with
-    ``include_unlabelled``, those whose marker names no store) are deleted in Unkey; nothing
-    else is changed anywhere. ``min_age``: how old an orphan must be to be acted on or
-    reported. ``now_ms``: the time in Unix ms (default: the system clock). ``on_finding`` is
-    called with each finding as it is decided (the CLI prints them as they come).
+    stored key names (each alias is read once; ``unnamed`` is decided from those reads, so it
+    costs no further call). With ``apply``, orphans whose marker names ``store``'s kind (and,
+    with ``include_unlabelled``, those whose marker names no store) are deleted in Unkey, and
+    unnamed keys are disabled there (updateKey ``enabled=False``, then the alias is read again:
+    a key a run pointed it at meanwhile is enabled again); nothing else is changed anywhere.
+    ``min_age``: how old an orphan or unnamed key must be to be acted on or reported.
+    ``now_ms``: the time in Unix ms (default: the system clock). ``on_finding`` is called with
+    each finding as it is decided (the CLI prints them as they come).
 
     Raises :class:`~unkey_secrets.ConfigurationError`, before any delete, when ``apply`` is
     asked and Unkey lists keys of the API of which ``store`` holds none (most likely the wrong
     store); :class:`~unkey_secrets.UnkeyError` and :class:`~unkey_secrets.StoreError` from
-    the reads. A failed delete is reported in its finding's ``action``, not raised.
+    the reads. A failed delete or disable is reported in its finding's ``action``, not raised.
     """
     now = int(time.time() * 1000) if now_ms is None else now_ms
     findings: list[ReconcileFinding] = []
@@ -208,12 +232,24 @@ def reconcile(
     ]
     held = sum(entry is not None for _, entry in listed)
     orphans: list[tuple[KeyInfo, str, str | None]] = []
+    # Stored, valid, stored for an alias and still carrying this store's provision marker:
+    # unnamed if that alias turns out not to name it (decided once the aliases are read).
+    maybe_unnamed: list[tuple[KeyInfo, str, str]] = []
+    own_marker = f"op_{store.name}_"
     for info, entry in listed:
         statuses[info.key_id] = key_status(info, now)
-        marker = (info.meta or {}).get(MARKER_META_KEY)
+        meta = info.meta or {}
+        marker = meta.get(MARKER_META_KEY)
         if entry is not None:
             if entry.alias is not None:
                 checked.setdefault(entry.alias, None)
+                if (
+                    statuses[info.key_id] == "valid"
+                    and isinstance(marker, str)
+                    and marker.startswith(own_marker)
+                    and meta.get(ROTATED_TO_META_KEY) is None
+                ):
+                    maybe_unnamed.append((info, entry.alias, marker))
             if entry.rerolled_from is not None:
                 originals.add(entry.rerolled_from)
             continue
@@ -249,11 +285,21 @@ def reconcile(
             statuses[key_id] = status
             if status != "valid":
                 found(_stale(store, api_id, key_id, status, apply))
+    # What each alias names (an alias that could not be read is missing: undecided).
+    names: dict[str, str | None] = {}
     for alias in checked:
         for finding in _alias_findings(
-            unkey, store, api_id, alias, statuses, now, asked=alias in asked, apply=apply
+            unkey, store, api_id, alias, statuses, now, names, asked=alias in asked, apply=apply
         ):
             found(finding)
+    named = set(names.values())
+    for info, alias, marker in maybe_unnamed:
+        if info.key_id in originals or info.key_id in named or alias not in names:
+            continue  # replaced by a stored key, named by an alias, or its alias unread
+        if max(0, now - info.created_at) / 1000 < min_age.total_seconds():
+            young += 1  # a live provision may be between its store write and its alias move
+            continue
+        found(_unnamed(unkey, store, api_id, info, alias, marker, now, apply=apply))
     return ReconcileReport(
         api_id=api_id,
         store=store.name,
@@ -311,6 +357,63 @@ def _orphan(
     return finding
 
 
+def _unnamed(
+    unkey: UnkeyClient,
+    store: SecretStore,
+    api_id: str,
+    info: KeyInfo,
+    alias: str,
+    marker: str,
+    now: int,
+    *,
+    apply: bool,
+) -> ReconcileFinding:
+    """Report one unnamed key, and disable it in Unkey when ``apply`` (never delete it)."""
+    finding = ReconcileFinding(
+        kind="unnamed",
+        key_id=info.key_id,
+        alias=alias,
+        status=key_status(info, now),
+        location=store.key_location(api_id=api_id, key_id=info.key_id),
+        marker=marker,
+        age_seconds=int(max(0, now - info.created_at) / 1000),
+        action=f"reported: stored for alias {alias}, which does not name it; --apply disables "
+        "it in Unkey",
+    )
+    if not apply:
+        return finding
+    try:
+        unkey.update_key(info.key_id, enabled=False)
+    except UnkeyError as exc:
+        return dataclasses.replace(finding, action=f"disable failed ({type(exc).__name__}: {exc})")
+    # A run finishing this key (bulk adopts a key stored for its alias that no alias names) may
+    # have pointed the alias at it since it was read: read it again, and undo if so.
+    try:
+        state: AliasState | None = store.alias_state(api_id=api_id, alias=alias)
+    except StoreError as exc:
+        return dataclasses.replace(
+            finding,
+            action=f"disabled in Unkey; reading alias {alias} again failed "
+            f"({type(exc).__name__}): check that it does not name the key (if it does, "
+            "enable the key again)",
+        )
+    if state is None or state.key_id != info.key_id:
+        return dataclasses.replace(finding, action="disabled in Unkey", resolved=True)
+    try:
+        unkey.update_key(info.key_id, enabled=True)
+    except UnkeyError as exc:
+        return dataclasses.replace(
+            finding,
+            action=f"alias {alias} was pointed at it meanwhile, but enabling it again failed "
+            f"({type(exc).__name__}: {exc}): enable it now",
+        )
+    return dataclasses.replace(
+        finding,
+        action=f"left enabled: alias {alias} was pointed at it meanwhile (a run finished it)",
+        resolved=True,
+    )
+
+
 def _stale(
     store: SecretStore, api_id: str, key_id: str, status: KeyStatus, apply: bool
 ) -> ReconcileFinding:
@@ -333,11 +436,16 @@ def _alias_findings(
     alias: str,
     statuses: dict[str, KeyStatus],
     now: int,
+    names: dict[str, str | None],
     *,
     asked: bool,
     apply: bool,
 ) -> list[ReconcileFinding]:
-    """The findings about one alias (``asked``: named by the caller); fills ``statuses``."""
+    """The findings about one alias (``asked``: named by the caller).
+
+    Fills ``statuses``, and ``names`` with the key the alias names (None: no such alias) when
+    the alias could be read.
+    """
     try:
         state = store.alias_state(api_id=api_id, alias=alias)
     except StoreConflictError as exc:
@@ -364,6 +472,7 @@ def _alias_findings(
                 "policy grants that read",
             )
         ]
+    names[alias] = None if state is None else state.key_id
     if state is None:
         if asked:
             return [

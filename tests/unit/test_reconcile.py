@@ -14,12 +14,17 @@ import pytest
 
 from unkey_secrets import (
     ConfigurationError,
+    FlowError,
+    IssuedKey,
     ReconcileFinding,
     ReconcileReport,
+    RetryPolicy,
+    StoreUnavailableError,
     UnkeyClient,
     UnkeyServerError,
     provision,
     reconcile,
+    rotate,
 )
 from unkey_secrets.testing import InMemoryStore
 from unkey_secrets.testing.emulator import Emulator
@@ -27,6 +32,8 @@ from unkey_secrets.testing.emulator.transport import EmulatorTransport
 
 DAY = 86400
 MARKER = "unkey_secrets_op"
+ROTATED_TO = "unkey_secrets_rotated_to"
+HOUR_MS = 3600 * 1000
 
 
 class World:
@@ -212,3 +219,181 @@ def test_the_report_is_frozen_and_holds_no_plaintext(world: World) -> None:
     assert world.plaintexts
     for plaintext in world.plaintexts:
         assert plaintext not in text
+
+
+# -- unnamed: stored for an alias that does not name it, still valid -------------------------
+
+
+def killed_before_the_alias_move(world: World, alias: str = "svc") -> str:
+    """A real fast-mode provision whose alias move fails: stored, valid, marked, unnamed."""
+    world.store.fail_next("set_current", StoreUnavailableError("down", store="memory"), times=10)
+    try:
+        with world.client() as unkey, pytest.raises(FlowError) as caught:
+            provision(
+                unkey,
+                world.store,
+                world.api,
+                alias=alias,
+                mode="fast",
+                retry=RetryPolicy(sleep=lambda _: None),
+            )
+    finally:
+        world.store.clear_failures()
+    key_id = caught.value.key_id
+    assert key_id is not None
+    return key_id
+
+
+def stored_for(
+    world: World, alias: str | None, meta: dict[str, object], rerolled_from: str | None = None
+) -> IssuedKey:
+    """A key made in Unkey with ``meta`` and stored for ``alias`` (the alias not moved)."""
+    with world.client() as unkey:
+        issued = unkey.create_key(world.api, meta=meta)
+    issued = dataclasses.replace(issued, alias=alias, rerolled_from=rerolled_from)
+    world.store.put(issued)
+    return issued
+
+
+def enabled(world: World, key_id: str) -> bool:
+    with world.client() as unkey:
+        return unkey.get_key(key_id).enabled
+
+
+def unnamed(report: ReconcileReport) -> list[ReconcileFinding]:
+    return [f for f in report.findings if f.kind == "unnamed"]
+
+
+def test_a_provision_killed_before_its_alias_move_is_found_once_old_enough(
+    world: World,
+) -> None:
+    key_id = killed_before_the_alias_move(world)
+    with world.client() as unkey:
+        info = unkey.get_key(key_id)
+    assert info.enabled
+    assert str((info.meta or {})[MARKER]).startswith("op_memory_")
+    assert world.store.alias_state(api_id=world.api, alias="svc") is None
+    now = int(time.time() * 1000)
+
+    young = world.run(now_ms=now)
+    assert unnamed(young) == []
+    assert young.young_skipped == 1
+    assert young.findings_left == 0
+
+    report = world.run(now_ms=now + 2 * HOUR_MS)
+    (finding,) = report.findings
+    assert (finding.kind, finding.key_id, finding.alias, finding.status) == (
+        "unnamed",
+        key_id,
+        "svc",
+        "valid",
+    )
+    assert finding.location == world.store.key_location(api_id=world.api, key_id=key_id)
+    assert finding.age_seconds is not None
+    assert 2 * 3600 - 60 <= finding.age_seconds <= 2 * 3600
+    assert finding.action.startswith("reported")
+    assert (finding.resolved, finding.ok, report.findings_left, report.young_skipped) == (
+        False,
+        False,
+        1,
+        0,
+    )
+    assert enabled(world, key_id)  # reporting changes nothing
+    assert kinds(world.run(min_age=dt.timedelta(0))) == {("unnamed", key_id, "svc")}
+
+
+def test_apply_disables_an_unnamed_key_and_keeps_it_stored(world: World) -> None:
+    key_id = killed_before_the_alias_move(world)
+    later = int(time.time() * 1000) + 2 * HOUR_MS
+    report = world.run(apply=True, now_ms=later)
+    (finding,) = report.findings
+    assert (finding.kind, finding.action, finding.resolved, finding.ok) == (
+        "unnamed",
+        "disabled in Unkey",
+        True,
+        True,
+    )
+    assert (report.fixed, report.findings_left) == (1, 0)
+    assert not enabled(world, key_id)
+    assert world.deleted()[key_id] is False
+    assert world.store.key_entry(api_id=world.api, key_id=key_id) is not None
+    # Disabled, it is now a stale entry (the store has no delete), no longer unnamed.
+    assert kinds(world.run(now_ms=later)) == {("stale", key_id, None)}
+
+
+def test_keys_that_are_not_unnamed_are_not_reported(world: World) -> None:
+    # A fast-mode key the alias names (it keeps its marker).
+    named = world.provision("svc")
+    with world.client() as unkey:
+        assert str((unkey.get_key(named).meta or {})[MARKER]).startswith("op_memory_")
+    # Stored without an alias.
+    stored_for(world, None, {MARKER: "op_memory_" + "a" * 24})
+    # Stored for an alias that names it not, but another store's marker names it.
+    stored_for(world, "other", {MARKER: "op_vault_" + "b" * 24})
+    # Replaced: a stored key rerolled from it names it (the alias names its replacement).
+    replaced = stored_for(world, "rep", {MARKER: "op_memory_" + "c" * 24})
+    replacement = stored_for(world, "rep", {}, rerolled_from=replaced.key_id)
+    world.store.set_current(replacement, alias="rep", expected=None)
+    # Rotated out: its meta names the key that replaced it.
+    stored_for(world, "svc", {MARKER: "op_memory_" + "d" * 24, ROTATED_TO: named})
+    # A real rotation of a fast-mode key: the original stays valid for its grace period.
+    rotated = world.provision("rot")
+    with world.client() as unkey:
+        rotate(unkey, world.store, world.api, alias="rot")
+    assert world.run(now_ms=int(time.time() * 1000) + 2 * HOUR_MS).findings == ()
+    report = world.run(apply=True, now_ms=int(time.time() * 1000) + 2 * HOUR_MS)
+    assert (report.findings, report.fixed) == ((), 0)
+    assert enabled(world, named)
+    assert enabled(world, rotated)
+
+
+def test_a_key_another_alias_names_is_not_unnamed(world: World) -> None:
+    key_id = killed_before_the_alias_move(world)
+    stored = world.store.get(api_id=world.api, key_id=key_id)
+    issued = IssuedKey(key_id=key_id, secret=stored.secret, api_id=world.api, alias="svc")
+    world.store.set_current(issued, alias="extra", expected=None)
+    later = int(time.time() * 1000) + 2 * HOUR_MS
+    assert unnamed(world.run(aliases=["extra"], now_ms=later)) == []
+    assert [f.key_id for f in unnamed(world.run(now_ms=later))] == [key_id]  # extra unread
+
+
+def test_an_alias_pointed_at_it_meanwhile_gets_it_enabled_again(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key_id = killed_before_the_alias_move(world)
+    stored = world.store.get(api_id=world.api, key_id=key_id)
+    issued = IssuedKey(key_id=key_id, secret=stored.secret, api_id=world.api, alias="svc")
+    real_update = UnkeyClient.update_key
+
+    def update_then_adopt(self: UnkeyClient, key: str, **changes: object) -> None:
+        real_update(self, key, **changes)  # type: ignore[arg-type]
+        if changes == {"enabled": False}:
+            # Another run (bulk adopting the leftover) points the alias at it meanwhile.
+            world.store.set_current(issued, alias="svc", expected=None)
+
+    monkeypatch.setattr(UnkeyClient, "update_key", update_then_adopt)
+    report = world.run(apply=True, now_ms=int(time.time() * 1000) + 2 * HOUR_MS)
+    (finding,) = report.findings
+    assert finding.kind == "unnamed"
+    assert finding.action.startswith("left enabled: alias svc was pointed at it meanwhile")
+    assert finding.ok
+    assert enabled(world, key_id)
+
+
+def test_a_failed_disable_is_reported_not_raised(world: World) -> None:
+    key_id = killed_before_the_alias_move(world)
+    world.emulator.faults.fail_next("keys.updateKey", times=10, status=500)
+    report = world.run(apply=True, now_ms=int(time.time() * 1000) + 2 * HOUR_MS)
+    (finding,) = report.findings
+    assert (finding.kind, finding.key_id) == ("unnamed", key_id)
+    assert finding.action.startswith("disable failed (")
+    assert not finding.ok
+    assert report.findings_left == 1
+
+
+def test_a_key_whose_alias_cannot_be_read_is_not_decided(world: World) -> None:
+    key_id = killed_before_the_alias_move(world)
+    world.store.plant_foreign(world.store.alias_location(api_id=world.api, alias="svc"))
+    report = world.run(apply=True, now_ms=int(time.time() * 1000) + 2 * HOUR_MS)
+    assert kinds(report) == {("unowned-alias", None, "svc")}
+    assert enabled(world, key_id)

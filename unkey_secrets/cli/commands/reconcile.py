@@ -18,6 +18,11 @@ Findings:
 * ``stale``: a key the store holds that Unkey deleted, or that expired or is disabled there.
   The stores have no delete, and the writer policies grant none, so ``--apply`` cannot prune
   them: each finding names the location to remove with an administrator's credential.
+* ``unnamed``: a key the store holds, valid in Unkey, stored for an alias that does not name
+  it, still carrying this store's provision marker and replaced by no key: a provision killed
+  between its store write and its alias move (a fast-mode key keeps its marker). Keys younger
+  than ``--min-age`` are left alone. ``--apply`` disables it in Unkey (no alias names it, so it
+  must not stay valid); the stored key is not deleted.
 * ``dead-alias``: an alias naming a key that is not valid in Unkey (or, given with
   ``--alias``, an alias that does not exist). Left as it is: rotate or ``provision --replace``.
 * ``unconfirmed-alias``: an alias whose current version its metadata does not vouch for
@@ -53,6 +58,7 @@ marker_store = _library.marker_store
 _MEMBERS: dict[str, tuple[str, ...]] = {
     "orphan": ("key_id", "status", "marker", "age_seconds"),
     "stale": ("key_id", "status", "location"),
+    "unnamed": ("key_id", "alias", "status", "location", "age_seconds"),
     "dead-alias": ("alias", "key_id", "status"),
     "unconfirmed-alias": ("alias", "location"),
     "unowned-alias": ("alias", "location"),
@@ -72,15 +78,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--apply",
         action="store_true",
-        help="delete orphaned keys in Unkey (stale store entries cannot be pruned: reported)",
+        help="delete orphaned keys in Unkey and disable unnamed ones (stale store entries "
+        "cannot be pruned: reported)",
     )
     parser.add_argument(
         "--min-age",
         type=duration,
         default=DEFAULT_MIN_AGE,
         metavar="DURATION",
-        help=f"an orphan must be at least this old (default {format_duration(DEFAULT_MIN_AGE)})"
-        ": a younger key may be one a running provision or rotation is storing",
+        help="an orphan or unnamed key must be at least this old (default "
+        f"{format_duration(DEFAULT_MIN_AGE)}): a younger key may be one a running provision "
+        "or rotation is storing",
     )
     parser.add_argument(
         "--include-unlabelled",
