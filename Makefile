@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 # `make demo`: only what the demo runs (the stores' SDKs, OpenBao, moto), no linters or stubs.
 DEMO_STAMP := $(VENV)/.demo-stamp
 
-.PHONY: venv demo test lint typecheck unit bench clean
+.PHONY: venv demo test lint typecheck unit bench simulate clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks
+
+# The deterministic simulator at a deeper bound than `make test` runs it, plus random schedules.
+simulate: $(STAMP)
+	$(BIN)/python -m tests.simulation
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

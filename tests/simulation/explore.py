@@ -106,6 +106,9 @@ def _recover(world: World, scenario: Scenario, ctx: dict, outcomes: list[Outcome
         pending = left
         # Another host's claim is honoured until its lease ends: the documented wait.
         world.clock.sleep(DEFAULT_LEASE.total_seconds() + 1)
+    if scenario.after is not None:
+        world.as_process()
+        scenario.after(world, world.client())
     # Only the last answer of each re-run counts as its report.
     last: dict[str, Outcome] = {}
     for outcome in later:

@@ -1,0 +1,121 @@
+"""``make simulate``: every write path at a deeper bound, plus seeded random schedules.
+
+    python -m tests.simulation [--bound N] [--fault-bound N] [--random N] [--seed S]
+    python -m tests.simulation --scenario NAME --schedule 0,0,1,... [--fault kill@1:8]
+
+The first form prints one bar per scenario and kind of schedule (interleavings, faults,
+random) with its count of schedules and of violations, and exits 1 if any was found. The
+second replays one schedule (as a failure prints it) and shows every call and the end state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+from .explore import Run, explore, random_runs, run_one
+from .lambda_scenarios import LAMBDA_SCENARIOS, explore_lambda, run_lambda_one
+from .scenarios import SCENARIOS
+from .scheduler import Fault
+
+_WIDTH = 40
+
+
+def _fault(text: str | None) -> Fault | None:
+    if not text:
+        return None
+    kind, _, where = text.partition("@")
+    actor, _, at = where.partition(":")
+    return Fault(int(actor), int(at), kind)
+
+
+def _bar(label: str, runs: list[Run], seconds: float) -> bool:
+    bad = [r for r in runs if r.problems]
+    filled = _WIDTH if not runs else max(1, round(_WIDTH * (len(runs) - len(bad)) / len(runs)))
+    bar = "#" * filled + "x" * (_WIDTH - filled if bad else 0)
+    print(
+        f"{label:<60} {bar:<{_WIDTH}} {len(runs):>6} schedules {len(bad):>4} violations "
+        f"({seconds:.1f} s)"
+    )
+    for run in bad[:3]:
+        print(f"    {run.problems[0]}\n      replay: python -m tests.simulation {run.replay()}")
+    return not bad
+
+
+def _timed(produce: Callable[[], Iterator[Run]]) -> tuple[list[Run], float]:
+    started = time.perf_counter()
+    runs = list(produce())
+    return runs, time.perf_counter() - started
+
+
+def _explore_all(bound: int, fault_bound: int, random_count: int, seed: int) -> bool:
+    ok = True
+    total = 0
+    for name, scenario in sorted(SCENARIOS.items()):
+        runs, took = _timed(lambda s=scenario: explore(s, bound, faults=False, fault_bound=0))
+        ok &= _bar(f"{name}: interleavings <= {bound}", runs, took)
+        total += len(runs)
+        runs, took = _timed(
+            lambda s=scenario: (
+                r for r in explore(s, 0, faults=True, fault_bound=fault_bound) if r.fault
+            )
+        )
+        ok &= _bar(f"{name}: faults x interleavings <= {fault_bound}", runs, took)
+        total += len(runs)
+        if random_count:
+            runs, took = _timed(lambda s=scenario: random_runs(s, random_count, seed))
+            ok &= _bar(f"{name}: random ({seed})", runs, took)
+            total += len(runs)
+    for name, lam in sorted(LAMBDA_SCENARIOS.items()):
+        runs, took = _timed(lambda s=lam: explore_lambda(s, bound, faults=False, fault_bound=0))
+        ok &= _bar(f"{name}: interleavings <= {bound}", runs, took)
+        total += len(runs)
+        runs, took = _timed(
+            lambda s=lam: (
+                r for r in explore_lambda(s, 0, faults=True, fault_bound=fault_bound) if r.fault
+            )
+        )
+        ok &= _bar(f"{name}: faults x interleavings <= {fault_bound}", runs, took)
+        total += len(runs)
+    print(f"{total} schedules; " + ("no violation" if ok else "VIOLATIONS FOUND"))
+    return ok
+
+
+def _replay(name: str, schedule: str, fault: Fault | None) -> bool:
+    logging.disable(logging.NOTSET)
+    logging.basicConfig(level=logging.INFO, format="    log %(name)s: %(message)s")
+    prefix = [int(x) for x in schedule.split(",") if x]
+    if name in LAMBDA_SCENARIOS:
+        run = run_lambda_one(LAMBDA_SCENARIOS[name], prefix, fault)
+    else:
+        run = run_one(SCENARIOS[name], prefix, fault)
+    seen = [0] * len(run.labels)
+    for step, picked in enumerate(run.trace):
+        label = run.labels[picked][seen[picked]] if seen[picked] < len(run.labels[picked]) else "?"
+        seen[picked] += 1
+        print(f"  step {step:>3}: actor {picked} {label}")
+    print("problems:", run.problems or "none")
+    return not run.problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.simulation")
+    parser.add_argument("--bound", type=int, default=3)
+    parser.add_argument("--fault-bound", type=int, default=1)
+    parser.add_argument("--random", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--scenario")
+    parser.add_argument("--schedule", default="")
+    parser.add_argument("--fault")
+    args = parser.parse_args(argv)
+    logging.disable(logging.CRITICAL)
+    if args.scenario:
+        return 0 if _replay(args.scenario, args.schedule, _fault(args.fault)) else 1
+    return 0 if _explore_all(args.bound, args.fault_bound, args.random, args.seed) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
