@@ -305,15 +305,22 @@ def test_capture_with_a_wrong_vault_token_deletes_only_when_asked(
         env,
         stdin=plaintext.encode(),
     )
-    # A token Vault refuses is bad configuration, found before anything is written: the key
-    # is left as it is, even with --delete-if-unstored (nothing was tried, nothing changed).
-    assert done.returncode == 2, done.stderr
+    # A token Vault refuses is the store's failure once the key is in hand: with
+    # --delete-if-unstored the key is deleted (it can never be stored); without, the error
+    # names its key_id and says to revoke it. Either way the key's id is in the answer.
+    assert done.returncode == 1, done.stderr
     assert plaintext not in done.stdout + done.stderr
     (record,) = json_lines(done.stdout)
-    assert record["error"] == "ConfigurationError"
+    assert record["key_id"] == issued.key_id
     (key,) = [key for key in unkey_emulator.keys(unkey_api_id) if key.key_id == issued.key_id]
-    assert not key.deleted
-    assert unkey_client.verify_key(issued.secret).valid
+    if delete:
+        assert record["error"] == "CompensatedError"
+        assert key.deleted
+    else:
+        assert record["error"] == "FlowError"
+        assert "revoke it" in record["message"]
+        assert not key.deleted
+        assert unkey_client.verify_key(issued.secret).valid
 
 
 def run_with_stdout(
