@@ -193,7 +193,7 @@ def provision(
         if mode == "safe" and taken is None and alias is not None:
             # A new alias names the key before it is enabled: no reader used it before, and a
             # run killed in between leaves the alias on a disabled key carrying our marker,
-            # which the same call run again finds and finishes (see _finish_half_done).
+            # which the same call run again finds and finishes (finish_half_done).
             _enable(unkey, issued, location, alias, user_meta)
     except BaseException:
         if displacement is not None:
@@ -273,7 +273,7 @@ def _create_and_store(
         # A replace records the key it replaced; its marks stay until the replace is done.
         replaced = taken.key_id if taken is not None else None
         issued = dataclasses.replace(issued, alias=alias, rerolled_from=replaced)
-    location = _put_orundo_create(unkey, store, issued, retry)
+    location = _put_or_compensate(unkey, store, issued, retry)
     if mode == "safe" and taken is not None:
         # Replacing: the alias moves last, so its readers are never pointed at a disabled
         # key; the marks stay until the replace is done.
@@ -303,10 +303,18 @@ def _enable(
         raise FlowError(
             f"key {issued.key_id} is stored at {location.location} but enabling it failed "
             f"({type(exc).__name__}); it is {state}"
-            + (f"; run the same call again to finish (alias {alias} names it)" if alias else ""),
+            + _enable_advice(alias, keep_meta),
             key_id=issued.key_id,
             actions=(f"stored at {location.location}", state),
         ) from exc
+
+
+def _enable_advice(alias: str | None, replacing: bool) -> str:
+    if alias is None:
+        return ""
+    if replacing:
+        return f" and alias {alias} was not moved to it; run the same call again to finish"
+    return f"; alias {alias} names it: run the same call again to finish"
 
 
 def finish_half_done(
@@ -565,7 +573,7 @@ def _enabled_state(unkey: UnkeyClient, key_id: str) -> str:
     return "enabled" if enabled else "disabled until it is enabled"
 
 
-def _put_orundo_create(
+def _put_or_compensate(
     unkey: UnkeyClient, store: SecretStore, issued: IssuedKey, retry: RetryPolicy
 ) -> StoredLocation:
     """Store a created key; on any failure delete it in Unkey and raise."""
