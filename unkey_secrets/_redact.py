@@ -454,15 +454,16 @@ def guarded(func: Callable[_P, _R]) -> Callable[_P, _R]:
     @functools.wraps(func)
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         install_guards()
+        # Handed over without a name: while ``func`` runs, this frame holds no argument (a
+        # plaintext, an SDK response), so an error reporter that walks the live stack when a
+        # log record is made (Sentry's attach_stacktrace) finds none here.
+        held: list[Any] = [args, kwargs]
+        del args, kwargs
         try:
-            return func(*args, **kwargs)
+            return func(*held.pop(0), **held.pop(0))
         except BaseException as exc:
             _clear_frames(exc)
             raise
-        finally:
-            # This frame is in the traceback too: drop the arguments (a plaintext, an SDK
-            # response) before it finishes.
-            del args, kwargs
 
     return wrapper
 

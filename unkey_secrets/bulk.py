@@ -86,7 +86,7 @@ from ._errors import (
 from ._models import IssuedKey, KeyEntry
 from ._validate import validate_alias, validate_api_id, validate_external_id
 from .flows import ProvisionResult, RetryPolicy, finish_half_done, provision
-from .rotation.core import MARKER_META_KEY
+from .rotation.core import MARKER_META_KEY, PENDING_META_KEY
 from .stores.base import SecretStore
 from .unkey import UnkeyClient
 from .unkey.backoff import Backoff
@@ -805,7 +805,7 @@ class _Runner:
             # Safe mode strips its marker when it enables the key: a disabled key that still
             # carries a provision marker was never enabled. A key disabled later (without it),
             # or by a rotation (its token), is left alone.
-            unfinished = not info.enabled and _is_provision_marker(marker)
+            unfinished = not info.enabled and _is_provision_marker(marker) and _pending(info)
             found = _Found(
                 info.key_id, enable=unfinished, move_alias=line.alias is not None, age=age
             )
@@ -819,7 +819,13 @@ class _Runner:
         key (adopting it is what keeps the line at one live key), found by listing the API
         once a run (:class:`_Leftovers`). An enabled one is preferred, then the oldest.
         """
-        candidates = self.leftovers.find(self.unkey, self.store, line)
+        # A disabled key without safe mode's pending mark was disabled on purpose: not ours
+        # to enable.
+        candidates = [
+            c
+            for c in self.leftovers.find(self.unkey, self.store, line)
+            if c[0].enabled or _pending(c[0])
+        ]
         if not candidates:
             return None
         info, _ = min(candidates, key=lambda c: (not c[0].enabled, c[0].created_at))
@@ -902,6 +908,11 @@ class _Runner:
         return _result(
             line, "completed", attempt, key_id=found.key_id, location=location, actions=actions
         )
+
+
+def _pending(info: KeyInfo) -> bool:
+    """Whether a key carries safe mode's pending mark: created disabled, never enabled."""
+    return (info.meta or {}).get(PENDING_META_KEY) == "enable"
 
 
 def _is_provision_marker(value: object, store_name: str | None = None) -> bool:

@@ -41,6 +41,7 @@ from ._validate import validate_api_id, validate_key_id, validate_key_plaintext
 from .rotation.core import (
     DEFAULT_GRACE_PERIOD,
     MARKER_META_KEY,
+    PENDING_META_KEY,
     check_grace_period,
     marker_of,
 )
@@ -251,9 +252,10 @@ def _create_and_store(
     if mode == "safe":
         create_options["enabled"] = False
     try:
-        issued = unkey.create_key(
-            api_id, meta={**user_meta, MARKER_META_KEY: marker}, **create_options
-        )
+        ours = {MARKER_META_KEY: marker}
+        if mode == "safe":
+            ours[PENDING_META_KEY] = "enable"
+        issued = unkey.create_key(api_id, meta={**user_meta, **ours}, **create_options)
     except (UnkeyAmbiguousError, UnkeyServerError) as exc:
         # A 5xx may come from a proxy after Unkey acted: settle it like a lost answer.
         raise _settle_lost_create(unkey, api_id, marker, external_id) from exc
@@ -302,8 +304,7 @@ def _enable(
         state = _enabled_state(unkey, issued.key_id)
         raise FlowError(
             f"key {issued.key_id} is stored at {location.location} but enabling it failed "
-            f"({type(exc).__name__}); it is {state}"
-            + _enable_advice(alias, keep_meta),
+            f"({type(exc).__name__}); it is {state}" + _enable_advice(alias, keep_meta),
             key_id=issued.key_id,
             actions=(f"stored at {location.location}", state),
         ) from exc
@@ -328,7 +329,8 @@ def finish_half_done(
     """Finish a safe-mode run of this call that died between its alias move and its enable.
 
     The alias is taken; if the key it names is disabled and still carries a provision marker
-    (``op_``), it is enabled and its marker removed, which is all that run had left to do.
+    (``op_``) and the pending mark safe mode creates keys with, it is enabled and its marks
+    removed, which is all that run had left to do.
     Anything else (a working key, a store this writer may not read) gives None: the caller
     refuses as before.
     """
@@ -340,7 +342,9 @@ def finish_half_done(
         return None
     info = unkey.get_key(state.key_id)
     marker = marker_of(info)
-    if info.enabled or marker is None or not marker.startswith("op_"):
+    pending = (info.meta or {}).get(PENDING_META_KEY) == "enable"
+    if info.enabled or not pending or marker is None or not marker.startswith("op_"):
+        # A key an operator disabled (it carries no pending mark) is never enabled here.
         return None
     location = store.describe_location(api_id=api_id, key_id=info.key_id)
     unkey.update_key(info.key_id, enabled=True, meta=user_meta_of(info.meta) or None)
@@ -446,6 +450,10 @@ def capture(
     """
     retry = retry or RetryPolicy()
     issued = _issued_from_response(response, api_id, key_id, key, rerolled_from)
+    # The plaintext lives on in ``issued`` (a masked Secret) only: the raw argument and the
+    # SDK's response (whose repr prints it) leave this frame, so a log record made below with
+    # the live stack attached (Sentry's attach_stacktrace) finds neither.
+    del response, key
     # From here on the caller has handed us a key that exists in Unkey: whatever fails before
     # it is stored (the up-front check included) settles it as a failed write does.
     location = _store_captured(store, issued, alias, retry, unkey)

@@ -719,20 +719,33 @@ def test_a_failed_alias_move_deletes_nothing(
     key_id = raised.value.key_id
     assert key_id is not None
     assert not unkey_emulator.key(key_id).deleted, "the alias write may have landed"
-    assert unkey_emulator.key(key_id).enabled
+    # Safe mode enables a key for a new alias only once the alias names it: until then it
+    # stays disabled (never a valid key that no alias names).
+    assert not unkey_emulator.key(key_id).enabled
     assert vault_store.contains(api_id=unkey_api_id, key_id=key_id)
 
 
-def test_safe_mode_moves_the_alias_only_after_enabling(
+def test_safe_mode_enables_a_new_alias_key_last_and_the_rerun_finishes_it(
     unkey_client: UnkeyClient, unkey_emulator: Emulator, unkey_api_id: str, vault_store: VaultStore
 ) -> None:
-    from unkey_secrets import SecretNotFoundError
-
     unkey_emulator.faults.fail_next("keys.updateKey", times=10, status=500)
-    with pytest.raises(FlowError, match="was not moved"):
+    with pytest.raises(FlowError, match="names it: run the same call again") as raised:
         provision(unkey_client, vault_store, unkey_api_id, alias="svc")
-    with pytest.raises(SecretNotFoundError):
-        vault_store.get_current(api_id=unkey_api_id, alias="svc")
+    key_id = raised.value.key_id
+    assert key_id is not None
+    assert vault_store.get_current(api_id=unkey_api_id, alias="svc").key_id == key_id
+    assert not unkey_emulator.key(key_id).enabled
+    unkey_emulator.faults.clear()
+    again = provision(unkey_client, vault_store, unkey_api_id, alias="svc")
+    assert again.key_id == key_id
+    key = unkey_emulator.key(key_id)
+    assert key.enabled
+    assert not any(name.startswith("unkey_secrets_") for name in key.meta or {})
+    # Run once more, the call is refused as any provision onto a taken alias is.
+    from unkey_secrets import RotationConflictError
+
+    with pytest.raises(RotationConflictError):
+        provision(unkey_client, vault_store, unkey_api_id, alias="svc")
 
 
 class FailsTidyingAfterStore(FlakyStore):

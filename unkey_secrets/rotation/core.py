@@ -33,6 +33,7 @@ __all__ = [
     "MARKER_META_KEY",
     "MAX_TIMESTAMP_MS",
     "MINIMUM_GRACE_PERIOD",
+    "PENDING_META_KEY",
     "PREVIOUS_EXPIRES_META_KEY",
     "ROTATED_TO_META_KEY",
     "ROTATION_HOLD",
@@ -50,6 +51,10 @@ PREVIOUS_EXPIRES_META_KEY = "unkey_secrets_previous_expires"
 #: The ``meta`` member a rotated-out key keeps: the key that replaced it. It tells a re-run
 #: (even one that finds no record) that this key was rotated already.
 ROTATED_TO_META_KEY = "unkey_secrets_rotated_to"
+#: The ``meta`` member a safe-mode provision creates its key with (``"enable"``) and removes
+#: when it enables it: a disabled key carrying it is one a run left half done, never one an
+#: operator disabled.
+PENDING_META_KEY = "unkey_secrets_pending"
 #: How long a rotated-out key stays valid by default: well past any reader's cache (Powertools
 #: caches 5 minutes, the Secrets Manager caching client 1 hour).
 DEFAULT_GRACE_PERIOD = dt.timedelta(hours=24)
@@ -67,7 +72,9 @@ MAX_TIMESTAMP_MS = 4_102_444_800_000
 #: (defined with the settling that finds such keys).
 MARKER_META_KEY = _settle.MARKER_META_KEY
 
-_OURS = frozenset({MARKER_META_KEY, PREVIOUS_EXPIRES_META_KEY, ROTATED_TO_META_KEY})
+_OURS = frozenset(
+    {MARKER_META_KEY, PENDING_META_KEY, PREVIOUS_EXPIRES_META_KEY, ROTATED_TO_META_KEY}
+)
 
 #: Returns the time as Unix seconds; tests pass their own.
 Clock = Callable[[], float]

@@ -380,6 +380,21 @@ class Rotation:
     def _refuse_foreign_or_expired(self, info: KeyInfo, record: RotationRecord) -> None:
         meta = info.meta or {}
         marker = marker_of(info)
+        if not info.enabled:
+            # rerollKey copies the original's settings: the new key would be disabled too. A
+            # safe-mode provision cut short leaves exactly this (its marker on a disabled key).
+            self._release(record)
+            half_done = marker is not None and marker.startswith("op_")
+            raise InvalidInputError(
+                "key_id",
+                f"{info.key_id} is disabled in Unkey, so its successor would be too; "
+                + (
+                    "a provision of it was cut short: run that provision again to finish it, "
+                    "then rotate"
+                    if half_done
+                    else "enable it first, or provision a new key"
+                ),
+            )
         previous = info.expires
         if marker is not None and PREVIOUS_EXPIRES_META_KEY in meta:
             if marker != record.rotation:
