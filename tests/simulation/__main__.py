@@ -1,11 +1,15 @@
 """``make simulate``: every write path at a deeper bound, plus seeded random schedules.
 
     python -m tests.simulation [--bound N] [--fault-bound N] [--random N] [--seed S]
+                               [--scenario NAME ...]
     python -m tests.simulation --scenario NAME --schedule 0,0,1,... [--fault kill@1:8]
+    python -m tests.simulation --list
 
 The first form prints one bar per scenario and kind of schedule (interleavings, faults,
-random) with its count of schedules and of violations, and exits 1 if any was found. The
-second replays one schedule (as a failure prints it) and shows every call and the end state.
+random) with its count of schedules and of violations, and exits 1 if any was found; with
+``--scenario`` it explores only those. The second replays one schedule (as a failure prints
+it) and shows every call and what the judge found. A fault is ``KIND@ACTOR:CALL``: the
+``CALL``-th call (1-based) that actor ``ACTOR`` (0-based) makes.
 """
 
 from __future__ import annotations
@@ -24,12 +28,32 @@ from .scheduler import Fault
 _WIDTH = 40
 
 
+_KINDS = (
+    "kill",
+    "unkey_503",
+    "unkey_dropped",
+    "unkey_429",
+    "store_down",
+    "store_outage",
+    "store_lost",
+)
+
+
 def _fault(text: str | None) -> Fault | None:
     if not text:
         return None
     kind, _, where = text.partition("@")
     actor, _, at = where.partition(":")
+    if kind not in _KINDS or not actor.isdigit() or not at.isdigit() or int(at) < 1:
+        raise SystemExit(
+            f"--fault {text!r}: expected KIND@ACTOR:CALL, KIND one of {', '.join(_KINDS)}, "
+            "ACTOR from 0, CALL from 1 (e.g. kill@1:8)"
+        )
     return Fault(int(actor), int(at), kind)
+
+
+def _names() -> list[str]:
+    return sorted(SCENARIOS) + sorted(LAMBDA_SCENARIOS)
 
 
 def _bar(label: str, runs: list[Run], seconds: float) -> bool:
@@ -51,10 +75,14 @@ def _timed(produce: Callable[[], Iterator[Run]]) -> tuple[list[Run], float]:
     return runs, time.perf_counter() - started
 
 
-def _explore_all(bound: int, fault_bound: int, random_count: int, seed: int) -> bool:
+def _explore_all(
+    bound: int, fault_bound: int, random_count: int, seed: int, only: list[str]
+) -> bool:
     ok = True
     total = 0
     for name, scenario in sorted(SCENARIOS.items()):
+        if only and name not in only:
+            continue
         runs, took = _timed(lambda s=scenario: explore(s, bound, faults=False, fault_bound=0))
         ok &= _bar(f"{name}: interleavings <= {bound}", runs, took)
         total += len(runs)
@@ -70,6 +98,8 @@ def _explore_all(bound: int, fault_bound: int, random_count: int, seed: int) -> 
             ok &= _bar(f"{name}: random ({seed})", runs, took)
             total += len(runs)
     for name, lam in sorted(LAMBDA_SCENARIOS.items()):
+        if only and name not in only:
+            continue
         runs, took = _timed(lambda s=lam: explore_lambda(s, bound, faults=False, fault_bound=0))
         ok &= _bar(f"{name}: interleavings <= {bound}", runs, took)
         total += len(runs)
@@ -87,34 +117,63 @@ def _explore_all(bound: int, fault_bound: int, random_count: int, seed: int) -> 
 def _replay(name: str, schedule: str, fault: Fault | None) -> bool:
     logging.disable(logging.NOTSET)
     logging.basicConfig(level=logging.INFO, format="    log %(name)s: %(message)s")
-    prefix = [int(x) for x in schedule.split(",") if x]
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # each call is shown as a step below
+    try:
+        prefix = [int(x) for x in schedule.split(",") if x]
+    except ValueError:
+        raise SystemExit(f"--schedule {schedule!r}: expected actor numbers, e.g. 0,0,1") from None
     if name in LAMBDA_SCENARIOS:
         run = run_lambda_one(LAMBDA_SCENARIOS[name], prefix, fault)
     else:
         run = run_one(SCENARIOS[name], prefix, fault)
+    if fault is not None and not run.fault_fired:
+        print(f"the fault {fault} never fired: actor {fault.actor} made fewer calls")
+        return False
+    if run.problems and run.problems[0].startswith("hung: schedule names actor"):
+        print(f"not a schedule of this scenario: {run.problems[0].removeprefix('hung: ')}")
+        return False
     seen = [0] * len(run.labels)
     for step, picked in enumerate(run.trace):
         label = run.labels[picked][seen[picked]] if seen[picked] < len(run.labels[picked]) else "?"
         seen[picked] += 1
-        print(f"  step {step:>3}: actor {picked} {label}")
+        hit = fault is not None and fault.actor == picked and fault.at == seen[picked]
+        print(f"  step {step:>3}: actor {picked} {label}" + (f"   <- {fault.kind}" if hit else ""))
+    print("  (then the documented recovery: re-runs, and the judge)")
     print("problems:", run.problems or "none")
     return not run.problems
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.simulation")
-    parser.add_argument("--bound", type=int, default=3)
-    parser.add_argument("--fault-bound", type=int, default=1)
-    parser.add_argument("--random", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=14)
-    parser.add_argument("--scenario")
-    parser.add_argument("--schedule", default="")
-    parser.add_argument("--fault")
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.simulation",
+        description="Explore the write paths' schedules, or replay one.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--bound", type=int, default=3, help="preemptions without a fault")
+    parser.add_argument("--fault-bound", type=int, default=1, help="preemptions around each fault")
+    parser.add_argument("--random", type=int, default=200, help="random schedules a scenario")
+    parser.add_argument("--seed", type=int, default=14, help="the random schedules' seed")
+    parser.add_argument(
+        "--scenario", action="append", default=[], help="only this scenario (repeatable)"
+    )
+    parser.add_argument("--schedule", help="replay this schedule (actor per step: 0,0,1,...)")
+    parser.add_argument("--fault", help="with --schedule: KIND@ACTOR:CALL, e.g. kill@1:8")
+    parser.add_argument("--list", action="store_true", help="list the scenarios")
     args = parser.parse_args(argv)
     logging.disable(logging.CRITICAL)
-    if args.scenario:
-        return 0 if _replay(args.scenario, args.schedule, _fault(args.fault)) else 1
-    return 0 if _explore_all(args.bound, args.fault_bound, args.random, args.seed) else 1
+    if args.list:
+        print("\n".join(_names()))
+        return 0
+    unknown = [n for n in args.scenario if n not in _names()]
+    if unknown:
+        parser.error(f"no scenario {unknown[0]!r}; --list shows them")
+    if args.schedule is not None:
+        if len(args.scenario) != 1:
+            parser.error("--schedule replays one scenario: name it with --scenario")
+        ok = _replay(args.scenario[0], args.schedule, _fault(args.fault))
+        return 0 if ok else 1
+    ok = _explore_all(args.bound, args.fault_bound, args.random, args.seed, args.scenario)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
