@@ -643,7 +643,8 @@ def _move_alias(
             ) from safe_cause(exc)
         raise FlowError(
             f"key {issued.key_id} is stored at {location.location}, but moving alias {alias} "
-            f"to it failed ({describe_error(exc)}): point it with store.set_current",
+            f"to it failed ({describe_error(exc)}) and is not confirmed: run the same call "
+            "again (reconcile reports a key left stored that no alias names)",
             key_id=issued.key_id,
             actions=(*actions, f"alias {alias} not confirmed"),
         ) from safe_cause(exc)
