@@ -48,7 +48,14 @@ from .rotation.core import (
 from .rotation.core import user_meta as user_meta_of
 from .rotation.displace import Displacement
 from .rotation.protocol import DEFAULT_LEASE, Rotation, RotationResult, alias_names
-from .settle import describe_error, find_marked, lost_answer_settled, safe_cause, undo_create
+from .settle import (
+    describe_error,
+    find_marked,
+    lost_answer_settled,
+    safe_cause,
+    store_or_undo,
+    undo_create,
+)
 from .stores.base import UNCHECKED, SecretStore, _Unchecked
 from .unkey import UnkeyClient
 from .unkey.backoff import Backoff
@@ -584,23 +591,22 @@ def _enabled_state(unkey: UnkeyClient, key_id: str) -> str:
 def _put_or_compensate(
     unkey: UnkeyClient, store: SecretStore, issued: IssuedKey, retry: RetryPolicy
 ) -> StoredLocation:
-    """Store a created key; on any failure delete it in Unkey and raise."""
-    try:
-        return retry.run(lambda: store.put(issued))
-    except Exception as exc:  # noqa: BLE001 (whatever failed, Unkey's side is settled)
-        actions = undo_create(unkey, issued.key_id, exc)
-        raise CompensatedError(
-            f"storing key {issued.key_id} failed ({describe_error(exc)}); " + "; ".join(actions),
-            key_id=issued.key_id,
-            actions=actions,
-        ) from safe_cause(exc)
-    except BaseException as exc:
-        # Interrupted (Ctrl-C, SystemExit): undo what we can, then let the interruption go on.
-        try:
-            undo_create(unkey, issued.key_id, exc)
-        except CompensationFailedError:
-            logger.error("interrupted while storing key_id=%s; undoing it failed", issued.key_id)
-        raise
+    """Store a created key; if that fails, delete it in Unkey, unless the store holds it."""
+    return store_or_undo(
+        lambda: retry.run(lambda: store.put(issued)),
+        lambda cause: undo_create(unkey, issued.key_id, cause),
+        key_id=issued.key_id,
+        stored=lambda: stored_location(store, issued.api_id, issued.key_id, retry),
+    )
+
+
+def stored_location(
+    store: SecretStore, api_id: str, key_id: str, retry: RetryPolicy
+) -> StoredLocation | None:
+    """Where ``store`` holds ``key_id`` (asked from metadata, retried), or None."""
+    if retry.run(lambda: store.contains(api_id=api_id, key_id=key_id)):
+        return store.describe_location(api_id=api_id, key_id=key_id)
+    return None
 
 
 def _move_alias(

@@ -8,13 +8,16 @@ same way:
 * :func:`cut_target` is the one rule for how long a displaced key stays valid;
 * :func:`find_marked` finds the keys a create or reroll whose answer was lost made (they
   carry its marker in ``meta``), and :func:`lost_answer_settled` says what was done about them;
-* :func:`undo_create` deletes a key Unkey made that could not be stored.
+* :func:`undo_create` deletes a key Unkey made that could not be stored, and
+  :func:`store_or_undo` stores a new key or undoes Unkey's side, asking the store first
+  whether a failed write landed.
 """
 
 from __future__ import annotations
 
 from .errors import describe_error, safe_cause
 from .keys import cut_target, find_marked, lost_answer_settled, undo_create
+from .store import store_or_undo
 
 __all__ = [
     "cut_target",
@@ -22,5 +25,6 @@ __all__ = [
     "find_marked",
     "lost_answer_settled",
     "safe_cause",
+    "store_or_undo",
     "undo_create",
 ]
