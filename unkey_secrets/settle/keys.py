@@ -7,7 +7,12 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from .._errors import AmbiguousOutcomeError, CompensationFailedError, UnkeyError
+from .._errors import (
+    AmbiguousOutcomeError,
+    CompensationFailedError,
+    UnkeyError,
+    UnkeyNotFoundError,
+)
 
 if TYPE_CHECKING:
     from ..unkey import KeyInfo, UnkeyClient
@@ -76,11 +81,13 @@ def lost_answer_settled(
 def undo_create(unkey: UnkeyClient, key_id: str, cause: BaseException) -> tuple[str, ...]:
     """Delete a key Unkey made that could not be stored; returns what was done.
 
-    Raises :class:`~unkey_secrets.CompensationFailedError` (naming the key to revoke) when
-    the delete fails too.
+    A key already gone is fine. Raises :class:`~unkey_secrets.CompensationFailedError`
+    (naming the key to revoke) when the delete fails.
     """
     try:
         unkey.delete_key(key_id)
+    except UnkeyNotFoundError:
+        pass  # gone already: what undoing wants
     except UnkeyError as exc:
         raise CompensationFailedError(
             f"storing key {key_id} failed ({type(cause).__name__}) and deleting it failed "
