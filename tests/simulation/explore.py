@@ -92,7 +92,7 @@ def _recover(world: World, scenario: Scenario, ctx: dict, outcomes: list[Outcome
             world.as_process(actor.host)
             client = world.client()
             try:
-                result = actor.call(world, ctx, client)
+                result = (actor.rerun_call or actor.call)(world, ctx, client)
             except RotationConflictError as exc:
                 later.append(Outcome(actor.name, error=exc, recovery=True))
                 left.append((actor, _outcome))

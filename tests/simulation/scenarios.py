@@ -14,14 +14,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from unkey_secrets import (
+    CompensatedError,
     InvalidInputError,
     RotationConflictError,
     UnkeyClient,
+    UnkeySecretsError,
+    capture,
     provision,
     reconcile,
     rotate,
 )
 from unkey_secrets._reconcile import DEFAULT_MIN_AGE
+from unkey_secrets.bulk import BulkLine, provision_many
 
 from .judge import Expect
 from .world import GRACE, World
@@ -34,6 +38,8 @@ class Actor:
     name: str
     call: Call
     host: str = "h1"
+    #: What the README says to run again, when it is not the same call.
+    rerun_call: Call | None = None
 
 
 @dataclass(frozen=True)
@@ -99,13 +105,77 @@ def provision_new(mode: str) -> Call:
     return call
 
 
+def _with_captured_key(world: World, client: UnkeyClient) -> dict[str, Any]:
+    ctx = _provisioned(world, client)
+    # A key the caller made with its own SDK call, to hand to capture (held in memory only).
+    ctx["C"] = client.create_key(world.api_id, prefix="cap")
+    return ctx
+
+
+def capture_alias(world: World, ctx: dict[str, Any], client: UnkeyClient) -> Any:
+    made = ctx["C"]
+    return capture(
+        world.store,
+        api_id=world.api_id,
+        key_id=made.key_id,
+        key=made.secret,
+        alias="cap",
+        unkey=client,
+        retry=world.retry,
+    )
+
+
+def _captured(world: World, ctx: dict[str, Any]) -> Expect:
+    # A capture that could not store its key deletes it: then no alias names it.
+    return Expect(alias="cap", alias_required=False)
+
+
+def bulk_line(world: World, ctx: dict[str, Any], client: UnkeyClient) -> Any:
+    return _bulk(world, client, exclusive=False)
+
+
+def _bulk(world: World, client: UnkeyClient, *, exclusive: bool) -> Any:
+    line = BulkLine(number=1, api_id=world.api_id, alias="line")
+    results = list(
+        provision_many(
+            client,
+            world.store,
+            [line],
+            concurrency=1,
+            retry=world.retry,
+            store_writes_per_second=None,
+            sleep=world.clock.sleep,
+            clock=world.clock,
+            wall_clock=world.clock,
+            exclusive=exclusive,
+        )
+    )
+    (result,) = results
+    if result.status == "failed":
+        # The command exits 4 on a failed line; its documented recovery is running the file
+        # again (holding the file's lock: exclusive).
+        raise BulkLineFailed(result.message or "")
+    return result
+
+
+class BulkLineFailed(UnkeySecretsError):
+    """A bulk line ended failed (the command's exit 4): the file is run again."""
+
+
+def bulk_rerun(world: World, ctx: dict[str, Any], client: UnkeyClient) -> Any:
+    return _bulk(world, client, exclusive=True)
+
+
 def rerun(error: BaseException | None, killed: bool) -> bool:
     """Whether the README tells the caller to run the same call again after this."""
     if killed:
         return True
     # Another run at work finishes the job itself; a rotation given up because its alias
     # moved meanwhile needs nothing more; bad input is not retried.
-    return error is not None and not isinstance(error, (InvalidInputError, RotationConflictError))
+    # A capture whose key was deleted (CompensatedError) has nothing left to capture.
+    return error is not None and not isinstance(
+        error, (InvalidInputError, RotationConflictError, CompensatedError)
+    )
 
 
 def reconcile_later(world: World, client: UnkeyClient) -> None:
@@ -134,6 +204,17 @@ SCENARIOS: dict[str, Scenario] = {
             (Actor("A", rotate_alias), Actor("P", provision_replace)),
         ),
         Scenario("provision-replace", (Actor("P", provision_replace),)),
+        Scenario(
+            "capture-alias",
+            (Actor("C", capture_alias),),
+            expect=_captured,
+            setup=_with_captured_key,
+        ),
+        Scenario(
+            "bulk-line",
+            (Actor("L", bulk_line, rerun_call=bulk_rerun),),
+            expect=lambda world, ctx: Expect(alias="line"),
+        ),
         Scenario("provision-safe", (Actor("P", provision_new("safe")),), expect=_new_alias),
         Scenario(
             "provision-fast",

@@ -97,13 +97,19 @@ class Scheduler:
         self._turn: int | None = None
         self._closed = False
         self._local = threading.local()
+        #: The actor whose turn it is (or who is starting up); None outside the run.
+        self._active: ActorState | None = None
 
     # -- called from actor threads ---------------------------------------------------------
 
     def current(self) -> ActorState | None:
-        """The actor this thread is (None outside the actors: set-up, recovery, judging)."""
+        """The actor this thread is (None outside the actors: set-up, recovery, judging).
+
+        A thread an actor started (bulk's workers) is that actor: only the actor whose turn
+        it is runs at all, so an unregistered thread that reaches a point works for it.
+        """
         actor: ActorState | None = getattr(self._local, "actor", None)
-        return actor
+        return actor if actor is not None else self._active
 
     def point(self, label: str) -> str | None:
         """Stop here until scheduled; return the fault to act out here, if any.
@@ -174,6 +180,7 @@ class Scheduler:
         """Run every actor to its end (or its kill), choosing who goes at each point."""
         for actor in self.actors:
             assert actor.thread is not None
+            self._active = actor
             actor.thread.start()
             # Started one by one: each runs alone up to its first point.
             self._settle(actor, -1)
@@ -182,6 +189,7 @@ class Scheduler:
             with self._cv:
                 waiting = tuple(a.index for a in self.actors if a.waiting is not None)
             if not waiting:
+                self._active = None
                 return
             step = len(self.trace)
             if step >= self.max_steps:
@@ -205,6 +213,7 @@ class Scheduler:
             at = actor.points
             with self._cv:
                 self._turn = picked
+                self._active = actor
                 self._cv.notify_all()
             self._settle(actor, at)
             previous = picked
@@ -226,6 +235,7 @@ class Scheduler:
 
     def close(self) -> None:
         """Unwind every thread still blocked (killed actors) and wait for them."""
+        self._active = None
         with self._cv:
             self._closed = True
             self._cv.notify_all()
