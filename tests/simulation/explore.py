@@ -82,7 +82,7 @@ def _recover(world: World, scenario: Scenario, ctx: dict, outcomes: list[Outcome
     pending = [
         (actor, outcome)
         for actor, outcome in zip(scenario.actors, outcomes, strict=True)
-        if rerun(outcome.error, outcome.killed)
+        if rerun(outcome.error, outcome.killed, compensated=actor.rerun_compensated)
     ]
     for _round in range(3):
         if not pending:
@@ -99,7 +99,7 @@ def _recover(world: World, scenario: Scenario, ctx: dict, outcomes: list[Outcome
                 continue
             except Exception as exc:  # noqa: BLE001 (judged)
                 later.append(Outcome(actor.name, error=exc, recovery=True))
-                if rerun(exc, False):
+                if rerun(exc, False, compensated=actor.rerun_compensated):
                     left.append((actor, _outcome))
                 continue
             later.append(Outcome(actor.name, result, recovery=True))
