@@ -10,7 +10,7 @@ schedules sample deeper interleavings.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from unkey_secrets import RotationConflictError
@@ -131,26 +131,43 @@ def faults_for(labels: tuple[str, ...]) -> Iterator[tuple[int, str]]:
     yield len(labels) + 1, "kill"  # after its last call, before it reports
 
 
+#: Runs one schedule: (prefix, fault) -> the judged run.
+Runner = Callable[[list[int], Fault | None], Run]
+#: Every (point, fault kind) an actor's recorded call labels allow.
+FaultsFor = Callable[[tuple[str, ...]], Iterator[tuple[int, str]]]
+
+
 def explore(scenario: Scenario, bound: int, *, faults: bool, fault_bound: int) -> Iterator[Run]:
     """Every schedule of ``scenario`` within the bounds (see the module docstring)."""
-    base = run_one(scenario, [], None)
-    yield from _interleavings(scenario, base, None, bound)
+    return search(
+        lambda prefix, fault: run_one(scenario, prefix, fault),
+        faults_for,
+        bound,
+        faults=faults,
+        fault_bound=fault_bound,
+    )
+
+
+def search(
+    runner: Runner, fault_kinds: FaultsFor, bound: int, *, faults: bool, fault_bound: int
+) -> Iterator[Run]:
+    """The search itself, for any kind of scenario: interleavings, then every fault."""
+    base = runner([], None)
+    yield from _interleavings(runner, base, None, bound)
     if not faults:
         return
     seen: set[Fault] = set()
     for index, labels in enumerate(base.labels):
-        for at, kind in faults_for(labels):
+        for at, kind in fault_kinds(labels):
             fault = Fault(index, at, kind)
             if fault in seen:
                 continue
             seen.add(fault)
-            first = run_one(scenario, [], fault)
-            yield from _interleavings(scenario, first, fault, fault_bound)
+            first = runner([], fault)
+            yield from _interleavings(runner, first, fault, fault_bound)
 
 
-def _interleavings(
-    scenario: Scenario, first: Run, fault: Fault | None, bound: int
-) -> Iterator[Run]:
+def _interleavings(runner: Runner, first: Run, fault: Fault | None, bound: int) -> Iterator[Run]:
     stack = [first]
     while stack:
         run = stack.pop()
@@ -164,7 +181,7 @@ def _interleavings(
                 cost = previous is not None and previous in run.waiting[step] and other != previous
                 if used + cost > bound:
                     continue
-                stack.append(run_one(scenario, [*run.trace[:step], other], fault))
+                stack.append(runner([*run.trace[:step], other], fault))
             used += run.preempted[step]
 
 
