@@ -57,7 +57,7 @@ from ..rotation.core import (
 )
 from ..settle import describe_error
 from ..stores.aws.secrets import AWSCURRENT, AWSPENDING, RotationSecrets, SecretState
-from ..unkey import UnkeyClient
+from ..unkey import KeyInfo, UnkeyClient
 from .config import RotationConfig
 
 __all__ = [
@@ -184,7 +184,7 @@ class Rotator:
             record.outcome = "exists"
             keep = {k for k in (pending.key_id, pending.rerolled_from) if k is not None}
             record.swept = self._sweep_quietly(
-                pending.api_id, token, keep, pending.external_id, record
+                state.arn, pending.api_id, token, keep, pending.external_id, record
             )
             return
         # The version DescribeSecret named current, not whatever is current by now: an
@@ -389,7 +389,7 @@ class Rotator:
         if AWSPENDING in stages:
             return False
         # Abandoned: its version lost AWSPENDING, so it can never finish; its keys are unused.
-        swept = self._sweep(api_id, stale, {original_id}, external_id)
+        swept = self._sweep(state.arn, api_id, stale, {original_id}, external_id)
         record.swept.extend(swept)
         if swept:
             record.warnings.append(f"deleted keys of the abandoned rotation {stale}")
@@ -413,7 +413,9 @@ class Rotator:
             for k in (record.key_id, record.original_key_id, issued.rerolled_from)
             if k is not None
         }
-        record.swept += self._sweep_quietly(issued.api_id, token, keep, issued.external_id, record)
+        record.swept += self._sweep_quietly(
+            arn, issued.api_id, token, keep, issued.external_id, record
+        )
 
     def _settle_put(
         self,
@@ -468,7 +470,7 @@ class Rotator:
             stored = self.secrets.read_version(arn, token)
             if stored is not None:
                 keep.add(stored.key_id)
-            found = self._sweep(api_id, token, keep, external_id)
+            found = self._sweep(arn, api_id, token, keep, external_id)
             if restore is not None:
                 self.unkey.update_key(restore[0], expires=restore[1])
         except (UnkeyError, StoreError) as exc:
@@ -508,7 +510,7 @@ class Rotator:
         # Both only ever delete what no version holds and shorten, never lengthen, an expiry.
         original = stored.rerolled_from
         keep = {stored.key_id} | ({original} if original else set())
-        record.swept = self._sweep(stored.api_id, token, keep, info.external_id)
+        record.swept = self._sweep(arn, stored.api_id, token, keep, info.external_id)
         if original is not None:
             self._expire_original(original, stored.api_id, token, arn, record)
         if meta.get(MARKER_META_KEY) != token:
@@ -582,16 +584,68 @@ class Rotator:
             )
         return pending
 
-    def _sweep(self, api_id: str, token: str, keep: set[str], external_id: str | None) -> list[str]:
-        """Delete every key marked with ``token`` except ``keep``: made by lost attempts."""
+    def _sweep(
+        self, arn: str, api_id: str, token: str, keep: set[str], external_id: str | None
+    ) -> list[str]:
+        """Delete every key marked with ``token`` except ``keep``: made by lost attempts.
+
+        A marked key that a labelled version of the secret holds was never made by this rotation: it
+        is an original an attempt marked from a read the secret had moved past (another writer
+        rotated it meanwhile, then the attempt died). It is never deleted; it is ended within
+        the grace period (only ever shortened) and given its own meta back, unless it is current.
+        """
         side = UnkeySide(self.unkey, api_id, token, clock=self.clock)
-        found = [info.key_id for info in side.marked_keys(external_id, keep)]
-        for key_id in found:
-            side.delete(key_id)
+        marked = side.marked_keys(external_id, keep)
+        if not marked:
+            return []
+        held, current = self._held_keys(arn)
+        found = []
+        for info in marked:
+            if info.key_id not in held:
+                side.delete(info.key_id)
+                found.append(info.key_id)
+            elif info.key_id != current:
+                self._release_original(info, api_id, token, arn)
         return found
+
+    def _held_keys(self, arn: str) -> tuple[set[str], str | None]:
+        """Every key a labelled version of the secret holds, and AWSCURRENT's.
+
+        An unlabelled version is one no reader asks for (an abandoned rotation's): its key is
+        a leftover like any other.
+        """
+        held: set[str] = set()
+        current = None
+        for version, stages in self.secrets.describe(arn).versions.items():
+            if not stages:
+                continue
+            try:
+                stored = self.secrets.read_version(arn, version)
+            except StoredValueError:
+                continue
+            if stored is None:
+                continue
+            held.add(stored.key_id)
+            if AWSCURRENT in stages:
+                current = stored.key_id
+        return held, current
+
+    def _release_original(self, info: KeyInfo, api_id: str, token: str, arn: str) -> None:
+        """End a held key that a lost attempt marked (never lengthened) and strip our marks."""
+        meta = info.meta or {}
+        target = info.expires
+        if PREVIOUS_EXPIRES_META_KEY in meta:
+            saved = _expiry(meta[PREVIOUS_EXPIRES_META_KEY], info.key_id, arn)
+            previous = saved if info.expires is None or saved is None else min(saved, info.expires)
+            side = UnkeySide(self.unkey, api_id, token, clock=self.clock)
+            cut = side.cut_target(previous, self.config.grace_period)
+            target = cut if info.expires is None else min(cut, info.expires)
+        rest = {k: v for k, v in meta.items() if k not in _OURS}
+        self.unkey.update_key(info.key_id, meta=rest or None, expires=target)
 
     def _sweep_quietly(
         self,
+        arn: str,
         api_id: str,
         token: str,
         keep: set[str],
@@ -600,8 +654,8 @@ class Rotator:
     ) -> list[str]:
         """Sweep once the pending value is known; a failure is left for finishSecret."""
         try:
-            return self._sweep(api_id, token, keep, external_id)
-        except UnkeyError as exc:
+            return self._sweep(arn, api_id, token, keep, external_id)
+        except (UnkeyError, StoreError) as exc:
             record.warnings.append(f"sweep failed, finishSecret retries it: {describe_error(exc)}")
             return []
 
