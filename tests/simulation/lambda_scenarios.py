@@ -38,7 +38,7 @@ from unkey_secrets.stores.aws import SecretsManagerStore
 from unkey_secrets.testing import InMemorySecretsManager
 from unkey_secrets.testing.emulator.model import sha256
 
-from .explore import Run
+from .explore import Run, search
 from .judge import Outcome
 from .scenarios import rerun
 from .scheduler import Fault, Hung, Scheduler
@@ -437,39 +437,13 @@ def explore_lambda(
     scenario: LambdaScenario, bound: int, *, faults: bool, fault_bound: int
 ) -> Iterator[Run]:
     """Every schedule of ``scenario`` within the bounds, as :func:`explore.explore` does."""
-    base = run_lambda_one(scenario, [], None)
-    yield from _interleavings(scenario, base, None, bound)
-    if not faults:
-        return
-    seen: set[Fault] = set()
-    for index, labels in enumerate(base.labels):
-        for at, kind in lambda_faults_for(labels):
-            fault = Fault(index, at, kind)
-            if fault in seen:
-                continue
-            seen.add(fault)
-            first = run_lambda_one(scenario, [], fault)
-            yield from _interleavings(scenario, first, fault, fault_bound)
-
-
-def _interleavings(
-    scenario: LambdaScenario, first: Run, fault: Fault | None, bound: int
-) -> Iterator[Run]:
-    stack = [first]
-    while stack:
-        run = stack.pop()
-        yield run
-        used = sum(run.preempted[: len(run.prefix)])
-        for step in range(len(run.prefix), len(run.trace)):
-            previous = run.trace[step - 1] if step else None
-            for other in run.waiting[step]:
-                if other == run.trace[step]:
-                    continue
-                cost = previous is not None and previous in run.waiting[step] and other != previous
-                if used + cost > bound:
-                    continue
-                stack.append(run_lambda_one(scenario, [*run.trace[:step], other], fault))
-            used += run.preempted[step]
+    return search(
+        lambda prefix, fault: run_lambda_one(scenario, prefix, fault),
+        lambda_faults_for,
+        bound,
+        faults=faults,
+        fault_bound=fault_bound,
+    )
 
 
 @dataclass
