@@ -596,11 +596,11 @@ def _put_or_compensate(
         lambda: retry.run(lambda: store.put(issued)),
         lambda cause: undo_create(unkey, issued.key_id, cause),
         key_id=issued.key_id,
-        stored=lambda: stored_location(store, issued.api_id, issued.key_id, retry),
+        stored=lambda: _stored_location(store, issued.api_id, issued.key_id, retry),
     )
 
 
-def stored_location(
+def _stored_location(
     store: SecretStore, api_id: str, key_id: str, retry: RetryPolicy
 ) -> StoredLocation | None:
     """Where ``store`` holds ``key_id`` (asked from metadata, retried), or None."""

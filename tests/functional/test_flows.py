@@ -182,9 +182,12 @@ def test_provision_deletes_the_key_when_the_store_stays_down(
     with pytest.raises(CompensatedError) as raised:
         provision(unkey_client, unreachable_store, unkey_api_id, retry=fast_retry(recorder))
     error = raised.value
-    assert len(recorder.delays) == 2, "the idempotent write was retried before giving up"
+    # The write was retried (2 delays), then the store was asked, with retries, whether it
+    # landed (2 more): it could not say, and a key no alias names yet is deleted.
+    assert len(recorder.delays) == 4, "the write and the read-back were retried"
     assert error.key_id is not None
     assert f"deleted key {error.key_id}" in str(error)
+    assert "could not say whether the write landed" in str(error)
     assert unkey_emulator.key(error.key_id).deleted
     assert isinstance(error.__cause__, StoreUnavailableError)
 

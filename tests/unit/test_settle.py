@@ -7,7 +7,6 @@ import datetime as dt
 import pytest
 
 from unkey_secrets import (
-    AmbiguousOutcomeError,
     CompensatedError,
     CompensationFailedError,
     StoredLocation,
@@ -64,18 +63,19 @@ def test_a_write_that_did_not_land_is_undone_and_said_so() -> None:
     assert isinstance(raised.value.__cause__, StoreUnavailableError)
 
 
-def test_when_the_store_cannot_say_nothing_is_undone() -> None:
+def test_when_the_store_cannot_say_the_unnamed_key_is_undone_and_said_so() -> None:
+    # No alias names a key before it is stored: undoing strands no reader.
     undone: list[BaseException] = []
-    with pytest.raises(AmbiguousOutcomeError) as raised:
+    with pytest.raises(CompensatedError) as raised:
         store_or_undo(
             lambda: _fail(StoreUnavailableError("down", store="memory")),
-            lambda cause: undone.append(cause) or (),
+            lambda cause: undone.append(cause) or ("deleted key key_1 in Unkey",),
             key_id="key_1",
             stored=lambda: _fail(StoreUnavailableError("still down", store="memory")),
         )
-    assert undone == []
+    assert len(undone) == 1
     assert raised.value.key_id == "key_1"
-    assert "nothing was undone" in str(raised.value)
+    assert "could not say whether the write landed" in str(raised.value)
 
 
 def test_a_foreign_failure_is_named_by_class_and_never_chained() -> None:

@@ -448,24 +448,19 @@ class Attempt:
         """Store the new key at its own location (the put retried), or undo the reroll.
 
         A failed put is settled by :func:`~unkey_secrets.settle.store_or_undo`: the store is
-        asked whether it holds the key (then it did land); if it does not, the key is deleted
-        and the original put back (:class:`~unkey_secrets.CompensatedError`); if it cannot
-        say, nothing is undone and the record is released naming the key
-        (:class:`~unkey_secrets.AmbiguousOutcomeError`), for the next run to settle.
+        asked whether it holds the key (then it did land and the rotation goes on); if it
+        does not, or cannot say, the key is deleted and the original put back
+        (:class:`~unkey_secrets.CompensatedError`): no alias names the new key yet.
         """
         rot, issued = self.rotation, self.issued
         assert issued is not None
-        try:
-            self.location = store_or_undo(
-                lambda: rot.retry(lambda: rot.store.put(issued)),
-                lambda cause: self._undo_reroll(issued.key_id, cause),
-                key_id=issued.key_id,
-                stored=lambda: self._stored_location(issued.key_id),
-                original_key_id=self.record.from_key_id,
-            )
-        except AmbiguousOutcomeError:
-            self.release(key_id=issued.key_id)
-            raise
+        self.location = store_or_undo(
+            lambda: rot.retry(lambda: rot.store.put(issued)),
+            lambda cause: self._undo_reroll(issued.key_id, cause),
+            key_id=issued.key_id,
+            stored=lambda: self._stored_location(issued.key_id),
+            original_key_id=self.record.from_key_id,
+        )
 
     def _stored_location(self, key_id: str) -> StoredLocation | None:
         """Where the store holds ``key_id`` (asked from metadata, retried), or None."""

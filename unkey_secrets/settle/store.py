@@ -5,11 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from .._errors import (
-    AmbiguousOutcomeError,
-    CompensatedError,
-    CompensationFailedError,
-)
+from .._errors import CompensatedError, CompensationFailedError
 from .._models import StoredLocation
 from .errors import describe_error, safe_cause
 
@@ -32,10 +28,10 @@ def store_or_undo(
     (``stored``: the location if it holds ``key_id``, None if it does not; it may raise):
 
     * it holds the key: the write landed; its location is returned, nothing is undone;
-    * it does not: ``undo`` (delete the new key, put an original back) runs and
-      :class:`~unkey_secrets.CompensatedError` says what it did;
-    * it cannot say: nothing is undone (deleting a key a store may hold would strand its
-      readers) and :class:`~unkey_secrets.AmbiguousOutcomeError` names the key to check.
+    * it does not, or cannot say (it is down): ``undo`` (delete the new key, put an original
+      back) runs and :class:`~unkey_secrets.CompensatedError` says what it did. No alias
+      names a key before it is stored, so undoing strands no reader; if an unreadable store
+      did hold it, the error says so and ``reconcile`` reports the entry as stale.
 
     An interruption (Ctrl-C, SystemExit) undoes what it can and goes on. ``undo`` raises
     :class:`~unkey_secrets.CompensationFailedError` when it cannot finish.
@@ -51,23 +47,21 @@ def store_or_undo(
             logger.error("interrupted while storing key_id=%s; undoing it failed", key_id)
         raise
     # Settled outside the except block: the failure is chained only if it is ours.
+    unsure = ""
     try:
         location = stored()
-    except Exception as exc:  # noqa: BLE001 (unknown: nothing may be undone)
-        raise AmbiguousOutcomeError(
-            f"storing key {key_id} failed ({describe_error(failure)}) and the store could not "
-            f"say whether it holds it ({describe_error(exc)}); nothing was undone: run the "
-            "same call again, or check the store and revoke the key if it is not there",
-            key_id=key_id,
-            original_key_id=original_key_id,
-            actions=("store unknown", "nothing undone"),
-        ) from safe_cause(failure)
+    except Exception as exc:  # noqa: BLE001 (named below; the store is down)
+        location = None
+        unsure = (
+            f" (the store could not say whether the write landed: {describe_error(exc)}; if "
+            "it did, reconcile reports the entry as stale)"
+        )
     if location is not None:
         logger.warning("key_id=%s: the write's answer was lost, but the store holds it", key_id)
         return location
     actions = undo(failure)
     raise CompensatedError(
-        f"storing key {key_id} failed ({describe_error(failure)}); " + "; ".join(actions),
+        f"storing key {key_id} failed ({describe_error(failure)}); " + "; ".join(actions) + unsure,
         key_id=key_id,
         original_key_id=original_key_id,
         actions=actions,
