@@ -213,11 +213,6 @@ def test_the_lambda_wins_with_a_key_rerolled_while_the_library_held_the_original
         assert judge_lambda(world, ctx, outcomes) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the library's rotate() hands its new key the Lambda's hold on the original "
-    "(unkey_secrets/rotation: mark() skips the expiry on a stale read, strip() never sets it)",
-)
 def test_the_library_wins_with_a_key_rerolled_while_the_lambda_held_the_original() -> None:
     """The Lambda marks and rerolls K (K on its 30-day hold); the library, which read K before,
     marks it without taking the hold off, rerolls (X copies the hold) and wins. The Lambda

@@ -135,5 +135,5 @@ def test_a_planted_missing_claim_is_caught(monkeypatch: pytest.MonkeyPatch) -> N
         )
 
     monkeypatch.setattr(InMemoryStore, "_write_rotation", unchecked)
-    runs = list(explore(SCENARIOS["rotate-alias x2"], 2, faults=False, fault_bound=0))
+    runs = list(explore(SCENARIOS["rotate-alias x2"], 1, faults=True, fault_bound=0))
     assert any(r.problems for r in runs)

@@ -26,8 +26,6 @@ NEVER_RETRIED: dict[str, Callable[[UnkeyClient], Any]] = {
     "create_key": lambda c: c.create_key("api_123"),
     "reroll_key": lambda c: c.reroll_key("key_old123", expiration_ms=60_000, api_id="api_123"),
     "create_api": lambda c: c.create_api("demo"),
-    # An update that must not land late (a rotation's last one): sent once when asked.
-    "update_key_once": lambda c: c.update_key("key_abc123", meta=None, once=True),
 }
 IDEMPOTENT: dict[str, tuple[Callable[[UnkeyClient], Any], httpx.Response]] = {
     "verify_key": (lambda c: c.verify_key("some_key"), ok({"valid": True, "code": "VALID"})),

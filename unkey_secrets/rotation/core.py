@@ -139,10 +139,10 @@ class UnkeySide:
             MARKER_META_KEY: self.token,
             PREVIOUS_EXPIRES_META_KEY: previous,
         }
-        if info.expires != previous:
-            self.unkey.update_key(info.key_id, meta=marked, expires=previous)
-        else:
-            self.unkey.update_key(info.key_id, meta=marked)
+        # The expiry is written even when the read says it is unchanged: another rotation (the
+        # Lambda's) may have put a hold on the key since, and the reroll that follows copies
+        # whatever expiry the key has then into the new key.
+        self.unkey.update_key(info.key_id, meta=marked, expires=previous)
         return Original(dataclasses.replace(info, meta=marked, expires=previous), previous, False)
 
     def reroll(self, original: Original, hold: dt.timedelta = ROTATION_HOLD) -> IssuedKey:
@@ -207,9 +207,10 @@ class UnkeySide:
     def strip(self, key_id: str, meta: Mapping[str, Any] | None) -> None:
         """Give the new key its own meta back (it copied our marks with the reroll).
 
-        Its expiry is left alone: a later rotation may have cut it meanwhile, and a late
-        retry must not undo that cut. The reroll gave it the original's own expiry already
-        (:meth:`mark` takes any hold off before rerolling).
+        Its expiry is left alone: a later rotation or replace may have cut it meanwhile, and
+        no update after the key is published may undo that (Unkey has no conditional update).
+        The reroll gave it the original's own expiry: :meth:`mark` writes that expiry back
+        onto the original just before.
         """
         self.unkey.update_key(key_id, meta=user_meta(meta) or None)
 

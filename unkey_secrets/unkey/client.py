@@ -95,7 +95,6 @@ _CREATE_KEY = Operation("keys.createKey", retried=False, changes_state=True)
 _REROLL_KEY = Operation("keys.rerollKey", retried=False, changes_state=True)
 _CREATE_API = Operation("apis.createApi", retried=False, changes_state=True)
 _UPDATE_KEY = Operation("keys.updateKey", retried=True, changes_state=True)
-_UPDATE_KEY_ONCE = Operation("keys.updateKey", retried=False, changes_state=True)
 _DELETE_KEY = Operation("keys.deleteKey", retried=True, changes_state=True)
 _VERIFY_KEY = Operation("keys.verifyKey", retried=True, changes_state=False)
 _GET_KEY = Operation("keys.getKey", retried=True, changes_state=False)
@@ -370,15 +369,12 @@ class UnkeyClient:
         enabled: bool | _Unset = UNSET,
         roles: Sequence[str] | _Unset = UNSET,
         permissions: Sequence[str] | _Unset = UNSET,
-        once: bool = False,
     ) -> str:
         """Change ``key_id`` (keys.updateKey) and return Unkey's requestId.
 
         A field left :data:`UNSET` is unchanged, a value sets it, and None clears it (name,
         external_id, meta, expires; credits=None means unlimited). Roles and permissions
-        replace the key's whole list. ``once`` sends it a single time, never retried: for an
-        update that must not land late, after someone else changed the key (an unanswered
-        one raises :class:`~unkey_secrets.UnkeyAmbiguousError`).
+        replace the key's whole list.
         """
         body: dict[str, Any] = {"keyId": validate_key_id(key_id)}
         changes: dict[str, tuple[str, object, Callable[[Any], Any]]] = {
@@ -403,8 +399,7 @@ class UnkeyClient:
                 body[wire] = check(value)
         if len(body) == 1:
             raise InvalidInputError("changes", "nothing to update; pass at least one field")
-        op = _UPDATE_KEY_ONCE if once else _UPDATE_KEY
-        return _required_request_id(op, self._wire.call(op, body))
+        return _required_request_id(_UPDATE_KEY, self._wire.call(_UPDATE_KEY, body))
 
     @guarded
     def delete_key(self, key_id: str, *, permanent: bool = False) -> str:
