@@ -47,6 +47,7 @@ CLEAN_ROTATION = [
     "unkey.keys.updateKey",  # marker + pre-rotation expiry into meta
     "unkey.keys.rerollKey",
     "unkey.keys.updateKey",  # the original's own expiry back
+    "unkey.keys.updateKey",  # the new key's: its original's expiry and this rotation's marks
     "aws.PutSecretValue",
     "unkey.apis.listKeys",  # sweep keys of lost attempts
     # setSecret

@@ -179,12 +179,6 @@ def test_a_killed_create_retried_after_the_library_won_never_deletes_the_stored_
         assert judge_lambda(world, ctx, outcomes) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the Lambda's new key copies the library's marker, so finishSecret's tail skips its "
-    "expiry; the fix (an updateKey of the new key after the reroll) changes CLEAN_ROTATION in "
-    "tests/functional/test_aws_lambda.py",
-)
 def test_the_lambda_wins_with_a_key_rerolled_while_the_library_held_the_original() -> None:
     """The library marks K between the Lambda's mark and its reroll, and rerolls first.
 

@@ -356,6 +356,15 @@ class Rotator:
             record.warnings.append(
                 f"could not restore {original_id}'s expiry: {describe_error(exc)}"
             )
+        try:
+            # rerollKey copied the original's expiry and meta as they were at that moment: a
+            # hold and marks a library rotation put on it in between included. Nobody rotates
+            # the new key before it is stored, so setting them now undoes no one's change.
+            self.unkey.update_key(issued.key_id, expires=previous, meta=original.info.meta)
+        except UnkeyError as exc:
+            record.warnings.append(
+                f"could not set {issued.key_id}'s expiry and marks: {describe_error(exc)}"
+            )
         record.outcome = "rerolled"
         return issued
 
