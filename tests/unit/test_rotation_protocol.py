@@ -16,6 +16,7 @@ import pytest
 
 from unkey_secrets import (
     FlowError,
+    InvalidInputError,
     IssuedKey,
     RetryPolicy,
     RotationConflictError,
@@ -198,3 +199,13 @@ def test_a_lost_answer_to_the_claim_is_retried_as_the_same_attempt(
     result = rotate(unkey, store, api_id, alias="svc", grace_period=GRACE, retry=FAST)
     assert result.outcome == "rotated"
     assert live_without_end(emulator, api_id) == [result.key_id]
+
+
+def test_rotating_a_key_unkey_does_not_know_names_it_and_changes_nothing(
+    emulator: Emulator, unkey: UnkeyClient
+) -> None:
+    store = InMemoryStore()
+    api_id = emulator.create_api("unknown")
+    with pytest.raises(InvalidInputError, match="key_doesnotexist is not a key in Unkey"):
+        rotate(unkey, store, api_id, "key_doesnotexist", grace_period=GRACE, retry=FAST)
+    assert store.locations() == []

@@ -42,7 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._errors import InvalidInputError, StoreConflictError
+from .._errors import InvalidInputError, StoreConflictError, UnkeyNotFoundError
 from .._models import AliasState, IssuedKey, StoredLocation
 from ..settle import describe_error
 from .attempt import Attempt, rotated_to
@@ -288,7 +288,15 @@ class Rotation:
 
     def _require_key_of_api(self, key_id: str) -> None:
         """A key this store does not hold: check it belongs to the API (pages listKeys)."""
-        info = self.unkey.get_key(key_id)
+        try:
+            info = self.unkey.get_key(key_id)
+        except UnkeyNotFoundError:
+            info = None
+        if info is None:
+            # Raised outside the except block: Unkey's 404 text adds nothing to this.
+            raise InvalidInputError(
+                "key_id", f"{key_id} is not a key in Unkey (getKey: not found); nothing was changed"
+            )
         listed = self.unkey.list_keys(
             self.api_id, external_id=info.external_id, revalidate_keys_cache=True
         )
