@@ -35,8 +35,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Every core: the suite's servers start per worker, on free ports.
 test: lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
