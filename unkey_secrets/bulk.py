@@ -764,7 +764,11 @@ class _Runner:
         elif line.alias is not None:
             if self.store.alias_exists(api_id=line.api_id, alias=line.alias):
                 return self._taken(line, attempt, actions)
-            found = self._find_by_alias(line)
+            # Only fast mode can leave a valid key stored for the alias that no alias names
+            # (killed between its store write and its alias move): safe mode moves a new alias
+            # before enabling the key, so what it leaves there is disabled, or named by the
+            # alias (finished by _taken). Safe mode skips the API's listing this needs.
+            found = self._find_by_alias(line) if self.mode == "fast" else None
             if found is not None:
                 return self._finish(line, found, attempt, actions)
         try:
