@@ -14,7 +14,14 @@ import pytest
 
 from unkey_secrets import RotationResult, RotationStepError
 
-from .lambda_scenarios import LAMBDA_SCENARIOS, Played, explore_lambda, judge_lambda, play
+from .lambda_scenarios import (
+    LAMBDA_SCENARIOS,
+    Played,
+    explore_lambda,
+    judge_lambda,
+    play,
+    run_lambda_one,
+)
 from .lambda_scenarios import recover_lambda as recover
 from .scheduler import Fault
 
@@ -207,6 +214,12 @@ def test_the_lambda_wins_with_a_key_rerolled_while_the_library_held_the_original
         assert judge_lambda(world, ctx, outcomes) == []
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="a library rotation that read the original before the Lambda held it rerolls it "
+    "with the hold on; writing its stale expiry back instead would undo a cut the Lambda made "
+    "in the same window. Needs a claim the Lambda and the library share (see docs/simulation.md)",
+)
 def test_the_library_wins_with_a_key_rerolled_while_the_lambda_held_the_original() -> None:
     """The Lambda marks and rerolls K (K on its 30-day hold); the library, which read K before,
     marks it without taking the hold off, rerolls (X copies the hold) and wins. The Lambda
@@ -226,3 +239,12 @@ def test_the_library_wins_with_a_key_rerolled_while_the_lambda_held_the_original
         assert current["expires"] is None
         assert world.emulator.key(str(current["key_id"])).expires is None
         assert judge_lambda(world, ctx, outcomes) == []
+
+
+def test_a_library_rotation_never_writes_a_stale_expiry_over_the_lambdas_cut() -> None:
+    # The library reads K and claims; the Lambda runs all four steps (K rerolled and cut); the
+    # library marks K from its earlier read and is killed. K must still end, not live forever.
+    schedule = [1, 1, 1, 1, *[0] * 26, 1]
+    run = run_lambda_one(LAMBDA_SCENARIOS["lambda x library-rotate"], schedule, Fault(1, 6, "kill"))
+    assert run.fault_fired
+    assert run.problems == [], run.replay()

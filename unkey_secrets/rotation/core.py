@@ -139,10 +139,13 @@ class UnkeySide:
             MARKER_META_KEY: self.token,
             PREVIOUS_EXPIRES_META_KEY: previous,
         }
-        # The expiry is written even when the read says it is unchanged: another rotation (the
-        # Lambda's) may have put a hold on the key since, and the reroll that follows copies
-        # whatever expiry the key has then into the new key.
-        self.unkey.update_key(info.key_id, meta=marked, expires=previous)
+        # The expiry is written only when the read shows it changed: the read may be stale
+        # (the Lambda, which keeps no record here, may have cut the key since), and writing a
+        # stale expiry back would undo that cut. Unkey has no conditional update.
+        if info.expires != previous:
+            self.unkey.update_key(info.key_id, meta=marked, expires=previous)
+        else:
+            self.unkey.update_key(info.key_id, meta=marked)
         return Original(dataclasses.replace(info, meta=marked, expires=previous), previous, False)
 
     def reroll(self, original: Original, hold: dt.timedelta = ROTATION_HOLD) -> IssuedKey:
@@ -209,8 +212,7 @@ class UnkeySide:
 
         Its expiry is left alone: a later rotation or replace may have cut it meanwhile, and
         no update after the key is published may undo that (Unkey has no conditional update).
-        The reroll gave it the original's own expiry: :meth:`mark` writes that expiry back
-        onto the original just before.
+        The reroll gave it the original's expiry as it was then.
         """
         self.unkey.update_key(key_id, meta=user_meta(meta) or None)
 
