@@ -128,6 +128,8 @@ class AliasState:
     ``key_id`` is the key it names, ``rerolled_from`` that key's original (after a rotation),
     ``revision`` the store's own token for this state (a Vault KV version, a Secrets Manager
     VersionId): a move that names it fails if the alias changed meanwhile.
+    ``rotation_enabled`` is True when Secrets Manager rotates the alias's secret itself
+    (``RotationEnabled``: the rotation Lambda owns its rotations).
     """
 
     alias: str
@@ -135,6 +137,7 @@ class AliasState:
     key_id: str
     revision: str
     rerolled_from: str | None = None
+    rotation_enabled: bool = False
 
 
 @dataclass(frozen=True)

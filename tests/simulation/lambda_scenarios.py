@@ -287,7 +287,9 @@ def recover_lambda(
             except Exception as exc:  # noqa: BLE001 (judged)
                 later.append(Outcome(actor.name, error=exc, recovery=True))
                 # Another run's claim is waited out (its lease), as the README says.
-                if (
+                # A secret the Lambda rotates is refused by the library for good: final.
+                lambda_owned = "RotationEnabled" in str(exc)
+                if not lambda_owned and (
                     actor.call is None
                     or isinstance(exc, RotationConflictError)
                     or rerun(exc, False)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from .._errors import RotationConflictError, StoreConflictError, UnkeyError
 from .._models import AliasState
 from .core import PREVIOUS_EXPIRES_META_KEY, UnkeySide, marker_of, saved_expiry
-from .protocol import Rotation, _ms
+from .protocol import Rotation, _ms, refuse_lambda_managed
 from .record import LIVE_ATTEMPTS, Owner, RotationRecord
 
 if TYPE_CHECKING:
@@ -67,6 +67,7 @@ class Displacement:
         replaces that key now.
         """
         rot = self.rotation
+        refuse_lambda_managed([self.taken])
         LIVE_ATTEMPTS.add(self.owner.attempt)
         key_id = self.taken.key_id
         record = RotationRecord(

@@ -38,11 +38,16 @@ import datetime as dt
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._errors import InvalidInputError, StoreConflictError, UnkeyNotFoundError
+from .._errors import (
+    InvalidInputError,
+    RotationConflictError,
+    StoreConflictError,
+    UnkeyNotFoundError,
+)
 from .._models import AliasState, IssuedKey, StoredLocation
 from ..settle import describe_error
 from .attempt import Attempt, rotated_to
@@ -53,7 +58,13 @@ if TYPE_CHECKING:
     from ..stores.base import SecretStore
     from ..unkey import UnkeyClient
 
-__all__ = ["DEFAULT_LEASE", "Rotation", "RotationResult", "alias_names"]
+__all__ = [
+    "DEFAULT_LEASE",
+    "Rotation",
+    "RotationResult",
+    "alias_names",
+    "refuse_lambda_managed",
+]
 
 logger = logging.getLogger("unkey_secrets.flows")
 
@@ -168,6 +179,7 @@ class Rotation:
                 state = self.store.alias_state(api_id=self.api_id, alias=entry.alias)
                 if state is not None and state.key_id == key_id:
                     states[entry.alias] = state
+        refuse_lambda_managed(states.values())
         info = self.unkey.get_key(key_id)
         marker = marker_of(info)
         if predecessor is not None and marker is not None:
@@ -324,6 +336,24 @@ class Rotation:
                 "could not update the rotation record of key_id=%s (%s); the next run settles it",
                 record.from_key_id,
                 describe_error(exc),
+            )
+
+
+def refuse_lambda_managed(states: Iterable[AliasState]) -> None:
+    """Refuse an alias whose secret Secrets Manager rotates itself (``RotationEnabled``).
+
+    The rotation Lambda keeps its state in the secret's version stages, the library its record
+    in the store, and Unkey has no conditional update, so the two cannot share a claim on one
+    key: the secret the Lambda rotates is the Lambda's alone. Raised before Unkey is called.
+    """
+    for state in states:
+        if state.rotation_enabled:
+            raise RotationConflictError(
+                f"alias {state.alias}'s secret is rotated by Secrets Manager (RotationEnabled, "
+                "the rotation Lambda): rotate it there (aws secretsmanager rotate-secret), or "
+                "turn its rotation off to rotate it here; nothing was changed",
+                key_id=None,
+                original_key_id=state.key_id,
             )
 
 

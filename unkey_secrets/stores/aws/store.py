@@ -556,6 +556,11 @@ class SecretsManagerStore(SecretStore):
 
     def _alias_version(self, path: str) -> str | None:
         """The VersionId holding AWSCURRENT on the alias at ``path``; None if there is none."""
+        existing = self._alias_secret(path)
+        return existing.holder_of(AWSCURRENT) if existing is not None else None
+
+    def _alias_secret(self, path: str) -> SecretState | None:
+        """DescribeSecret of the alias at ``path`` (ours, and an alias); None if there is none."""
         secret = validate_secret_name(path)
         existing = self._describe(secret)
         if existing is None:
@@ -565,12 +570,13 @@ class SecretsManagerStore(SecretStore):
             raise StoreConflictError(
                 f"{secret} holds a key of its own, not an alias", store=self.name, location=secret
             )
-        return existing.holder_of(AWSCURRENT)
+        return existing
 
     def _alias_state(self, path: str, api_id: str, alias: str) -> AliasState | None:
         secret = validate_secret_name(path)
-        current = self._alias_version(path)
-        if current is None:
+        existing = self._alias_secret(path)
+        current = existing.holder_of(AWSCURRENT) if existing is not None else None
+        if existing is None or current is None:
             return None
         stored = self._read(secret, VersionId=current)
         return AliasState(
@@ -579,6 +585,7 @@ class SecretsManagerStore(SecretStore):
             key_id=stored.key_id,
             rerolled_from=stored.rerolled_from,
             revision=current,
+            rotation_enabled=existing.rotation_enabled,
         )
 
     def _read_rotation(self, path: str) -> RotationRecord | None:
