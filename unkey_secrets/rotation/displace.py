@@ -66,9 +66,23 @@ class Displacement:
         Raises :class:`~unkey_secrets.RotationConflictError` when a live run rotates or
         replaces that key now.
         """
-        rot = self.rotation
         refuse_lambda_managed([self.taken])
         LIVE_ATTEMPTS.add(self.owner.attempt)
+        try:
+            self.record = self._claim()
+        except BaseException:
+            # Refused before anything was claimed: this attempt is over.
+            LIVE_ATTEMPTS.discard(self.owner.attempt)
+            raise
+        try:
+            self._settle_maker()
+        except BaseException:
+            self.release()
+            raise
+
+    def _claim(self) -> RotationRecord:
+        """Write our claim on the displaced key's record (or take a dead one over)."""
+        rot = self.rotation
         key_id = self.taken.key_id
         record = RotationRecord(
             rotation=self.token,
@@ -110,12 +124,7 @@ class Displacement:
                         key_id=None,
                         original_key_id=key_id,
                     ) from None
-        self.record = record
-        try:
-            self._settle_maker()
-        except BaseException:
-            self.release()
-            raise
+        return record
 
     def _refuse_live(self, existing: RotationRecord) -> None:
         rot, owner = self.rotation, existing.owner
