@@ -55,25 +55,30 @@ def run_one(scenario: Scenario, prefix: list[int], fault: Fault | None) -> Run:
             world.actor(
                 actor.name, lambda client, a=actor: a.call(world, ctx, client), host=actor.host
             )
-        try:
-            world.scheduler.run()
-        except Hung as exc:
-            run.problems.append(f"hung: {exc}")
-        sched: Scheduler = world.scheduler
-        run.trace = [d.picked for d in sched.trace]
-        run.labels = [tuple(a.labels) for a in sched.actors]
-        run.waiting = [d.waiting for d in sched.trace]
-        run.preempted = [d.preemption for d in sched.trace]
-        run.fault_fired = sched.fault_fired
+        outcomes = schedule(world, run)
         if run.problems:
             return run
-        outcomes = [Outcome(a.name, a.result, a.error, a.killed) for a in sched.actors]
         outcomes += _recover(world, scenario, ctx, outcomes)
         run.problems = judge(world, scenario.expect(world, ctx), outcomes)
         return run
     finally:
         world.close()
         PROCESSES.reset(token)
+
+
+def schedule(world: World, run: Run) -> list[Outcome]:
+    """Run ``world``'s actors under ``run``'s schedule; record it in ``run``; their outcomes."""
+    try:
+        world.scheduler.run()
+    except Hung as exc:
+        run.problems.append(f"hung: {exc}")
+    sched: Scheduler = world.scheduler
+    run.trace = [d.picked for d in sched.trace]
+    run.labels = [tuple(a.labels) for a in sched.actors]
+    run.waiting = [d.waiting for d in sched.trace]
+    run.preempted = [d.preemption for d in sched.trace]
+    run.fault_fired = sched.fault_fired
+    return [Outcome(a.name, a.result, a.error, a.killed) for a in sched.actors]
 
 
 def _recover(world: World, scenario: Scenario, ctx: dict, outcomes: list[Outcome]) -> list[Outcome]:

@@ -103,6 +103,20 @@ def judge(world: World, expect: Expect, outcomes: list[Outcome]) -> list[str]:
     return problems
 
 
+def reporter(outcome: Outcome) -> tuple[str, str | None]:
+    """Who reported ``outcome``, and the problem if an error outside our tree escaped."""
+    who = outcome.actor + (" (re-run)" if outcome.recovery else "")
+    error = outcome.error
+    if error is not None and not isinstance(error, UnkeySecretsError):
+        return who, f"{who}: {type(error).__name__} escaped, outside the documented tree"
+    return who, None
+
+
+def stays_valid(key: Any, grace_end: int) -> bool:
+    """Whether an emulated key exists, is not deleted and outlives ``grace_end`` (Unix ms)."""
+    return key is not None and not key.deleted and (key.expires is None or key.expires > grace_end)
+
+
 def _reported(
     outcome: Outcome,
     keys: dict[str, Any],
@@ -110,10 +124,9 @@ def _reported(
     named: dict[str, str],
     grace_end: int,
 ) -> list[str]:
-    who = outcome.actor + (" (re-run)" if outcome.recovery else "")
-    error = outcome.error
-    if error is not None and not isinstance(error, UnkeySecretsError):
-        return [f"{who}: {type(error).__name__} escaped, outside the documented tree"]
+    who, escaped = reporter(outcome)
+    if escaped is not None:
+        return [escaped]
     result = outcome.result
     problems = []
     if isinstance(result, RotationResult):
@@ -129,7 +142,7 @@ def _reported(
                 f"{who}: reported {result.outcome} to {result.key_id}, which no alias names "
                 "and which stays valid"
             )
-        if old is not None and not old.deleted and (old.expires is None or old.expires > grace_end):
+        if stays_valid(old, grace_end):
             problems.append(
                 f"{who}: reported {result.outcome} from {result.original_key_id}, which stays "
                 "valid past the grace period"

@@ -26,7 +26,6 @@ from unkey_secrets import (
     RotationConflictError,
     RotationResult,
     UnkeyClient,
-    UnkeySecretsError,
     provision,
     rotate,
 )
@@ -38,10 +37,10 @@ from unkey_secrets.stores.aws import SecretsManagerStore
 from unkey_secrets.testing import InMemorySecretsManager
 from unkey_secrets.testing.emulator.model import sha256
 
-from .explore import Run, search
-from .judge import Outcome
+from .explore import Run, schedule, search
+from .judge import Outcome, reporter, stays_valid
 from .scenarios import rerun
-from .scheduler import Fault, Hung, Scheduler
+from .scheduler import Fault
 from .world import GRACE, UNKEY_FAULTS, World
 
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
@@ -238,17 +237,7 @@ def play(scenario: LambdaScenario, prefix: list[int], fault: Fault | None) -> It
             world.actor(
                 actor.name, lambda client, a=actor: a.run(world, ctx, client), host=actor.host
             )
-        try:
-            world.scheduler.run()
-        except Hung as exc:
-            run.problems.append(f"hung: {exc}")
-        sched: Scheduler = world.scheduler
-        run.trace = [d.picked for d in sched.trace]
-        run.labels = [tuple(a.labels) for a in sched.actors]
-        run.waiting = [d.waiting for d in sched.trace]
-        run.preempted = [d.preemption for d in sched.trace]
-        run.fault_fired = sched.fault_fired
-        outcomes = [Outcome(a.name, a.result, a.error, a.killed) for a in sched.actors]
+        outcomes = schedule(world, run)
         yield Played(world, ctx, run, outcomes)
     finally:
         world.close()
@@ -394,10 +383,9 @@ def _stored_keys(world: LambdaWorld) -> dict[str, str]:
 def _reported(
     outcome: Outcome, keys: dict[str, Any], current: str | None, grace_end: int
 ) -> list[str]:
-    who = outcome.actor + (" (re-run)" if outcome.recovery else "")
-    error = outcome.error
-    if error is not None and not isinstance(error, UnkeySecretsError):
-        return [f"{who}: {type(error).__name__} escaped, outside the documented tree"]
+    who, escaped = reporter(outcome)
+    if escaped is not None:
+        return [escaped]
     result = outcome.result
     problems = []
     if isinstance(result, RotationResult):
@@ -409,7 +397,7 @@ def _reported(
                 f"{who}: reported {result.outcome} to {result.key_id}, which is not current "
                 "and stays valid"
             )
-        if old is not None and not old.deleted and (old.expires is None or old.expires > grace_end):
+        if stays_valid(old, grace_end):
             problems.append(
                 f"{who}: reported {result.outcome} from {result.original_key_id}, which stays "
                 "valid past the grace period"
