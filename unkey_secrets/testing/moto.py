@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
@@ -42,8 +43,17 @@ def _quiet_server_class() -> Any:
     class QuietServer(ThreadedMotoServer):
         def _server_entry(self) -> None:
             app = DomainDispatcherApplication(create_backend_app)
+            lock = threading.Lock()
+
+            def one_at_a_time(environ: Any, start_response: Any) -> list[bytes]:
+                # Connections are still served concurrently, but moto's in-memory backends are
+                # not thread-safe (a dict changing size under iteration answers 500), where AWS
+                # is: each request is handled whole, one at a time.
+                with lock:
+                    return list(app(environ, start_response))
+
             self._server = make_server(
-                self._ip_address, self._port, app, True, request_handler=QuietHandler
+                self._ip_address, self._port, one_at_a_time, True, request_handler=QuietHandler
             )
             self._server_ready_event.set()
             self._server.serve_forever()
