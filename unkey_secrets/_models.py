@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from ._secret import Secret
 from ._validate import validate_alias, validate_api_id, validate_key_id
@@ -63,8 +62,11 @@ class StoredKey:
 
     The fields are the stored value's members (:mod:`unkey_secrets._payload`): ``expires`` is
     Unix ms (None: never), ``issued_at`` ISO 8601, ``rerolled_from`` the key this one replaced,
-    ``alias`` the reader-facing name it was stored for. ``extra`` holds members this version
-    does not know, by name only in its repr.
+    ``alias`` the reader-facing name it was stored for. ``extra`` names the members this
+    version does not know, sorted, each name that does not look like one (lower-case letters,
+    digits and ``_``, up to 32) shown as ``"?"``; their values are not kept, since a writer's
+    unknown member may hold anything (an earlier key, say), so ``dataclasses.asdict``,
+    ``vars``, ``repr`` and copies show none.
     """
 
     key_id: str
@@ -79,29 +81,33 @@ class StoredKey:
     expires: int | None = None
     rerolled_from: str | None = None
     alias: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+    extra: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # A member name is a writer's text too: only one that looks like a name is kept.
+        names = (n if isinstance(n, str) and _NAME.fullmatch(n) else "?" for n in self.extra)
+        object.__setattr__(self, "extra", tuple(sorted(names)))
 
     def __repr__(self) -> str:
-        shown = ", ".join(
-            f"{name}={getattr(self, name)!r}"
-            for name in (
-                "key_id",
-                "secret",
-                "api_id",
-                "location",
-                "version",
-                "name",
-                "external_id",
-                "issued_at",
-                "prefix",
-                "expires",
-                "rerolled_from",
-                "alias",
-            )
-        )
-        # Member names are a writer's text too: shown only when they look like names.
-        names = sorted(n if _NAME.fullmatch(n) else "?" for n in self.extra if isinstance(n, str))
-        return f"StoredKey({shown}, extra={names!r})"
+        # getattr with a default: safe on a half-built object rendered with frame locals.
+        shown = ", ".join(f"{name}={getattr(self, name, None)!r}" for name in _SHOWN)
+        return f"StoredKey({shown}, extra={list(getattr(self, 'extra', ()))!r})"
+
+
+_SHOWN = (
+    "key_id",
+    "secret",
+    "api_id",
+    "location",
+    "version",
+    "name",
+    "external_id",
+    "issued_at",
+    "prefix",
+    "expires",
+    "rerolled_from",
+    "alias",
+)
 
 
 @dataclass(frozen=True)

@@ -161,7 +161,8 @@ def parse_key_fields(
         expires=expires if isinstance(expires, int) and not isinstance(expires, bool) else None,
         rerolled_from=_optional_key_id(rerolled_from),
         alias=_optional_checked(data.get("alias"), validate_alias),
-        extra={k: v for k, v in data.items() if k not in known},
+        # Names only: an unknown member's value (an earlier key, say) is not kept anywhere.
+        extra=tuple(name for name in data if name not in known),
     )
 
 
