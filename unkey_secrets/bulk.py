@@ -562,6 +562,7 @@ class _GatedWire(Wire):
             timeout=inner.timeout,
             backoff=inner.backoff,
             sleep=inner.sleep,
+            max_answer_bytes=inner.max_answer_bytes,
         )
         self.gate = gate
         self.max_waits = max_waits

@@ -10,12 +10,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ._repr import field_repr
+
 __all__ = ["Backoff", "parse_retry_after"]
 
 _SYSTEM_RANDOM = random.SystemRandom()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Backoff:
     """Delays between attempts: ``uniform(0, min(cap, base * 2**retry))`` (full jitter).
 
@@ -27,6 +29,8 @@ class Backoff:
     base: float
     cap: float
     random: Callable[[], float] = field(default=_SYSTEM_RANDOM.random, repr=False)
+
+    __repr__ = field_repr
 
     def delay(self, retry: int) -> float:
         """Return the delay before retry number ``retry`` (0 for the first retry)."""

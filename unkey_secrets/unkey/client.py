@@ -1,22 +1,41 @@
 """Unkey v2 API client over httpx: create, reroll, verify, get, update, delete and list keys.
 
+Deadlines. ``timeout`` (seconds) is the deadline of one attempt: connecting, sending and
+receiving the whole answer (status line, headers and body, however slowly it trickles) end
+within it, not merely each socket read. With the client's own HTTP client this holds at every
+socket operation; with a caller's ``http_client``, its per-operation timeouts hold and the
+deadline is checked between the chunks of the body. A call is sent at most
+``max_retries + 1`` times, so it ends within ``(max_retries + 1) * timeout`` plus the backoff
+waits (each at most ``max_backoff``).
+
+Byte budget. An answer may hold at most ``max_answer_bytes`` bytes (16 MiB by default),
+counted after decompression (gzip and deflate, the encodings the requests accept): inflating
+stops one byte past it, however small the compressed body, and a declared Content-Length over
+it is refused before a byte of the body is read.
+
 Retries. ``keys.createKey``, ``keys.rerollKey`` and ``apis.createApi`` are never retried: each
 call makes something new. The other calls are idempotent and are retried up to ``max_retries``
-times on 429, 5xx and transport errors, with exponential backoff and full jitter; a 429's
-Retry-After is honoured, and one longer than ``max_backoff`` is raised instead of waited out.
+times on 429, 5xx, transport errors and lost answers (a deadline or budget breach), with
+exponential backoff and full jitter; a 429's Retry-After is honoured, and one longer than
+``max_backoff`` is raised instead of waited out. An error a caller's HTTP client or its hooks
+raise (``raise_for_status`` in a response hook) is not retried.
 
 Errors. Unkey's error envelope becomes an :class:`~unkey_secrets.UnkeyAPIError` subclass by
 status. A body that is not the documented shape becomes :class:`~unkey_secrets.UnkeyResponseError`
-and is never quoted. When a non-idempotent call may have acted without a readable answer (a
-timeout after sending, a 2xx we cannot read, a 5xx without Unkey's envelope, as a gateway sends),
-it raises :class:`~unkey_secrets.UnkeyAmbiguousError`, so the flows look for what it made.
-No error, log record or repr carries the root key or a plaintext key.
+and is never quoted. An answer lost after the request may have been sent (a timeout, a deadline
+or budget breach, a dropped connection, an error from the caller's HTTP client) is an
+:class:`~unkey_secrets.UnkeyTransportError`; for a call that changes state it is an
+:class:`~unkey_secrets.UnkeyAmbiguousError`, as are a 2xx we cannot read and a 5xx without
+Unkey's envelope (as a gateway sends), so the flows look for what it made. No exception of the
+HTTP client escapes, chained or not. No error, log record or repr carries the root key or a
+plaintext key.
 """
 
 from __future__ import annotations
 
 import enum
 import functools
+import math
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -37,6 +56,8 @@ from .._validate import (
     validate_key_id,
     validate_key_plaintext,
 )
+from ..transport.httpx import build_client, check_given_client, deadline_seconds
+from ..transport.policy import DEFAULT_MAX_ANSWER_BYTES
 from .backoff import Backoff
 from .models import (
     ApiInfo,
@@ -125,17 +146,50 @@ def _check_float(value: object, field: str, low: float, *, inclusive: bool = Tru
     raise InvalidInputError(field, f"expected a number {sign} {low:g}, got {_describe(value)}")
 
 
+def _check_timeout(value: object) -> httpx.Timeout:
+    """A finite number of seconds > 0, or an httpx.Timeout with finite values > 0 (some set)."""
+    if isinstance(value, httpx.Timeout):
+        try:
+            deadline_seconds(value)
+        except ValueError as exc:
+            problem = str(exc)
+        else:
+            return value
+        raise InvalidInputError("timeout", problem)
+    seconds = _check_float(value, "timeout", 0, inclusive=False)
+    if not math.isfinite(seconds):
+        raise InvalidInputError("timeout", "expected a finite number of seconds: calls are bounded")
+    return httpx.Timeout(seconds)
+
+
 class UnkeyClient:
     """Unkey v2 client over httpx (sync).
 
     ``root_key`` is held as a :class:`~unkey_secrets.Secret` and put into an
     ``Authorization: Bearer`` header per request; the client's repr shows ``base_url`` only.
     ``base_url`` must be https, or http to a loopback host (the emulator). TLS certificates are
-    always verified. Pass ``transport`` (e.g. ``httpx.MockTransport``) or a ready
-    ``http_client`` (which the caller closes); ``timeout`` applies to every request either way.
-    ``sleep`` is what waits between retries.
+    always verified.
+
+    ``timeout`` is each attempt's deadline in seconds (> 0, finite): connect, send and the whole
+    answer. An ``httpx.Timeout`` caps each socket operation by its own values and sets the
+    deadline to the longest of them. ``max_answer_bytes`` is each answer's budget in bytes,
+    counted after decompression (default 16 MiB). A call ends within
+    ``(max_retries + 1) * timeout`` plus its backoff waits (see the module docstring).
+
+    The client's own HTTP client reads the environment once, here: the proxy for an https
+    ``base_url`` (``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``; never one for plain http) and
+    the CA bundle (``SSL_CERT_FILE``, ``SSL_CERT_DIR``). Pass ``transport`` (e.g.
+    ``httpx.MockTransport``) to carry its requests, or a ready ``http_client`` (which the
+    caller closes): its redirects are never followed, ``timeout`` applies per request, and the
+    byte budget and the deadline are kept while reading each answer. ``sleep`` is what waits
+    between retries.
+
+    Raises :class:`~unkey_secrets.InvalidInputError` for a bad option (naming it, never the
+    root key's value) and :class:`~unkey_secrets.ConfigurationError` for an ``http_client``
+    that would send plain http through a proxy, or a proxy the client cannot use.
     """
 
+    @guarded
     def __init__(
         self,
         root_key: Secret | str,
@@ -145,6 +199,7 @@ class UnkeyClient:
         max_retries: int = 3,
         backoff: float = 0.2,
         max_backoff: float = 10.0,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
         transport: httpx.BaseTransport | None = None,
         http_client: httpx.Client | None = None,
         user_agent: str | None = None,
@@ -155,6 +210,8 @@ class UnkeyClient:
                 "root_key", f"expected a str or Secret, got {_describe(root_key)}"
             )
         secret = root_key if isinstance(root_key, Secret) else Secret(root_key)
+        # From here on only the Secret is held: a traceback's locals show its mask.
+        del root_key
         # Masked in every log record from now on, whichever library would print it.
         hold(secret)
         if not _ROOT_KEY.fullmatch(secret.reveal()):
@@ -162,32 +219,44 @@ class UnkeyClient:
                 "root_key", "expected 1-4096 printable ASCII characters, no spaces"
             )
         base_url = check_base_url(base_url)
-        if not isinstance(timeout, httpx.Timeout):
-            timeout = httpx.Timeout(_check_float(timeout, "timeout", 0, inclusive=False))
+        timeout = _check_timeout(timeout)
         retry_policy = Backoff(
             max_retries=check_int(max_retries, "max_retries", 0, 10),
             base=_check_float(backoff, "backoff", 0),
             cap=_check_float(max_backoff, "max_backoff", 0),
         )
+        answer_budget = check_int(max_answer_bytes, "max_answer_bytes", 1)
         if transport is not None and http_client is not None:
             raise InvalidInputError("transport", "pass transport or http_client, not both")
+        if transport is not None and not isinstance(transport, httpx.BaseTransport):
+            raise InvalidInputError(
+                "transport", f"expected an httpx.BaseTransport, got {_describe(transport)}"
+            )
+        if http_client is not None and not isinstance(http_client, httpx.Client):
+            raise InvalidInputError(
+                "http_client", f"expected an httpx.Client, got {_describe(http_client)}"
+            )
         agent = _default_user_agent() if user_agent is None else user_agent
         if not isinstance(agent, str) or not re.fullmatch(r"[ -~]{1,256}", agent):
             raise InvalidInputError("user_agent", "expected 1-256 printable ASCII characters")
         if not callable(sleep):
             raise InvalidInputError("sleep", f"expected a callable, got {_describe(sleep)}")
+        if http_client is not None:
+            check_given_client(http_client, base_url)
         self._owns_client = http_client is None
         self._wire = Wire(
-            http_client or httpx.Client(transport=transport, timeout=timeout),
+            http_client or build_client(base_url, timeout=timeout, transport=transport),
             base_url=base_url,
             root_key=secret,
             user_agent=agent,
             timeout=timeout,
             backoff=retry_policy,
             sleep=sleep,
+            max_answer_bytes=answer_budget,
         )
 
     @classmethod
+    @guarded
     def from_settings(cls, settings: UnkeySettings | None = None, **kwargs: Any) -> UnkeyClient:
         """Build a client from :class:`~.settings.UnkeySettings`, loaded when not given.
 
@@ -197,7 +266,7 @@ class UnkeyClient:
         environment variable, which wins over the default. With ``settings``, ``kwargs``
         override them as constructor options. The other ``kwargs`` are the constructor's other
         options. Raises :class:`~unkey_secrets.ConfigurationError` when no root key is set or
-        a setting is invalid (naming it, never its value).
+        a setting is invalid (naming it, never its value), and what the constructor raises.
         """
         if settings is None:
             from .._config import load_settings
@@ -216,7 +285,9 @@ class UnkeyClient:
         return cls(Secret(settings.root_key.get_secret_value()), **options)
 
     def __repr__(self) -> str:
-        return f"UnkeyClient(base_url={self._wire.base_url!r})"
+        # getattr: a half-built client (its __init__ failed) is rendered by error reporters.
+        wire = getattr(self, "_wire", None)
+        return f"UnkeyClient(base_url={getattr(wire, 'base_url', None)!r})"
 
     def __enter__(self) -> UnkeyClient:
         return self
@@ -229,6 +300,7 @@ class UnkeyClient:
     ) -> None:
         self.close()
 
+    @guarded
     def close(self) -> None:
         """Close the HTTP client, unless it was passed in (its owner closes it)."""
         if self._owns_client:

@@ -11,6 +11,7 @@ from typing import Any
 
 from .._errors import UnkeyResponseError
 from .._secret import Secret
+from ._repr import field_repr
 
 __all__ = [
     "ApiInfo",
@@ -24,7 +25,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Credits:
     """A key's usage quota.
 
@@ -38,8 +39,10 @@ class Credits:
     refill_amount: int | None = None
     refill_day: int | None = None
 
+    __repr__ = field_repr
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, repr=False)
 class Ratelimit:
     """A named rate limit: ``limit`` requests per ``duration`` milliseconds.
 
@@ -53,8 +56,10 @@ class Ratelimit:
     auto_apply: bool = False
     ratelimit_id: str | None = None
 
+    __repr__ = field_repr
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, repr=False)
 class KeyInfo:
     """A key as Unkey describes it (getKey, listKeys); times are Unix milliseconds.
 
@@ -78,8 +83,10 @@ class KeyInfo:
     ratelimits: tuple[Ratelimit, ...] = ()
     plaintext: Secret | None = None
 
+    __repr__ = field_repr
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, repr=False)
 class VerifyResult:
     """Unkey's verdict on a key; check ``valid`` first, then ``code`` (``"EXPIRED"``...).
 
@@ -98,13 +105,17 @@ class VerifyResult:
     external_id: str | None = None
     credits: int | None = None
 
+    __repr__ = field_repr
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, repr=False)
 class ApiInfo:
     """An Unkey API (keyspace): its id and name."""
 
     api_id: str
     name: str
+
+    __repr__ = field_repr
 
 
 class Reader:

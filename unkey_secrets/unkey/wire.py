@@ -1,9 +1,14 @@
 """The Unkey client's wire: one POST per attempt, the retry loop, and errors from answers.
 
+Each attempt runs under a deadline of its own (connect, send and the whole answer) and reads
+its answer into a byte budget (:mod:`unkey_secrets.transport`); a breach of either is a lost
+answer, like a dropped connection.
+
 Nothing here keeps a foreign exception: httpx errors hold the request (the Authorization
-header, and for verifyKey a key in the body) and JSON errors hold the whole body, so only
-their class name survives, and our errors are raised outside the ``except`` blocks so no
-``__context__`` points at them either.
+header, and for verifyKey a key in the body), JSON errors hold the whole body, and whatever a
+caller's client, hooks or transport raise may hold either, so only a description survives
+(the class name, and an HTTP status), and our errors are raised outside the ``except`` blocks
+so no ``__context__`` points at them either.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -33,6 +38,9 @@ from .._errors import (
 from .._redact import guarded
 from .._secret import Secret
 from .._validate import _describe, is_loopback_host, untrusted_request_id, untrusted_text
+from ..transport.httpx import ACCEPT_ENCODING, deadline_seconds, read_answer
+from ..transport.policy import DEFAULT_MAX_ANSWER_BYTES, Budget, TransportBreachError, deadline
+from ._repr import field_repr
 from .backoff import Backoff, parse_retry_after
 
 __all__ = ["Answer", "Operation", "Wire", "ambiguous", "check_base_url"]
@@ -57,7 +65,7 @@ _UNREADABLE: Final = object()
 _MAX_ERROR_TEXT = 500
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Operation:
     """One Unkey operation and how failures of it are treated."""
 
@@ -67,14 +75,45 @@ class Operation:
     #: A call that changes state and got no answer may have acted (ambiguous).
     changes_state: bool
 
+    __repr__ = field_repr
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, repr=False)
 class Answer:
-    """A success envelope: its ``data``, the whole envelope, and ``meta.requestId``."""
+    """A success envelope: its ``data``, the whole envelope, and ``meta.requestId``.
+
+    Its repr shows the requestId only: an answer (getKey with decrypt) may hold a plaintext.
+    """
 
     data: Any
     envelope: dict[str, Any]
     request_id: str | None
+
+    def __repr__(self) -> str:
+        return f"Answer(request_id={getattr(self, 'request_id', None)!r})"
+
+
+@dataclass(frozen=True, repr=False)
+class _Reply:
+    """An attempt's answer, read whole: its status, Retry-After header and parsed body."""
+
+    status: int
+    retry_after: str | None
+    #: Not in the repr: an answer (getKey with decrypt) may hold a plaintext.
+    doc: object = field(repr=False)
+
+    __repr__ = field_repr
+
+
+@dataclass(frozen=True, repr=False)
+class _Lost:
+    """An attempt that ended without an answer: what happened, and how to treat it."""
+
+    kind: str
+    never_sent: bool
+    worth_retrying: bool
+
+    __repr__ = field_repr
 
 
 def check_base_url(value: object) -> str:
@@ -110,6 +149,32 @@ def _parse_json(content: bytes) -> object:
         return _UNREADABLE
 
 
+#: Made in advance: when memory ran out, building the description could fail too.
+_OUT_OF_MEMORY: Final = _Lost(
+    "out of memory reading the answer", never_sent=False, worth_retrying=False
+)
+
+
+def _lost(exc: Exception) -> _Lost:
+    """Describe a failed attempt by ``exc`` without keeping it (it may hold the request)."""
+    if isinstance(exc, TransportBreachError):
+        return _Lost(str(exc), never_sent=False, worth_retrying=True)
+    if isinstance(exc, httpx.RequestError):
+        return _Lost(
+            type(exc).__name__,
+            never_sent=isinstance(exc, _NEVER_SENT),
+            worth_retrying=isinstance(exc, _WORTH_RETRYING),
+        )
+    if isinstance(exc, MemoryError):
+        return _OUT_OF_MEMORY
+    # Anything else came from a caller's client, hooks or transport (a raise_for_status hook):
+    # the request may have been sent, and what the error means is the caller's, not ours.
+    kind = f"{type(exc).__name__} from the HTTP client"
+    if isinstance(exc, httpx.HTTPStatusError):
+        kind += f" on status {exc.response.status_code}"
+    return _Lost(kind, never_sent=False, worth_retrying=False)
+
+
 def _request_id(doc: object) -> str | None:
     if isinstance(doc, dict) and isinstance(doc.get("meta"), dict):
         value = doc["meta"].get("requestId")
@@ -139,7 +204,12 @@ def _transport_error(op: Operation, kind: str, never_sent: bool, attempts: int) 
 
 
 class Wire:
-    """Sends operations to one Unkey base URL with one root key."""
+    """Sends operations to one Unkey base URL with one root key.
+
+    ``timeout`` caps each socket operation and sets each attempt's deadline
+    (:func:`~unkey_secrets.transport.httpx.deadline_seconds`); ``max_answer_bytes`` is each
+    answer's byte budget, counted after decompression.
+    """
 
     def __init__(
         self,
@@ -151,17 +221,20 @@ class Wire:
         timeout: httpx.Timeout,
         backoff: Backoff,
         sleep: Callable[[float], None],
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
         self.http = http
         self.base_url = base_url
         self.root_key = root_key
         self.user_agent = user_agent
         self.timeout = timeout
+        self.seconds = deadline_seconds(timeout)
         self.backoff = backoff
         self.sleep = sleep
+        self.max_answer_bytes = max_answer_bytes
 
     def __repr__(self) -> str:
-        return f"Wire(base_url={self.base_url!r})"
+        return f"Wire(base_url={getattr(self, 'base_url', None)!r})"
 
     @guarded
     def call(self, op: Operation, body: dict[str, Any], hide: tuple[str, ...] = ()) -> Answer:
@@ -172,43 +245,24 @@ class Wire:
         content = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
         retries = 0
         while True:
-            failure: httpx.RequestError | None = None
             started = time.perf_counter()
-            try:
-                response = self.http.post(
-                    f"{self.base_url}/v2/{op.name}",
-                    content=content,
-                    headers={
-                        "Authorization": f"Bearer {self.root_key.reveal()}",
-                        "Accept": "application/json",
-                        "Content-Type": "application/json",
-                        "User-Agent": self.user_agent,
-                    },
-                    timeout=self.timeout,
-                    follow_redirects=False,
-                )
-            except httpx.RequestError as exc:
-                failure = exc
+            reply = self._attempt(op, content)
             elapsed_ms = (time.perf_counter() - started) * 1000
-            if failure is not None:
-                kind, never_sent = type(failure).__name__, isinstance(failure, _NEVER_SENT)
-                worth_retrying = isinstance(failure, _WORTH_RETRYING)
-                failure = None
-                logger.debug("%s failed: %s after %.1f ms", op.name, kind, elapsed_ms)
-                if op.retried and worth_retrying and retries < self.backoff.max_retries:
-                    self._pause(op, retries, self.backoff.delay(retries), kind)
+            if isinstance(reply, _Lost):
+                logger.debug("%s failed: %s after %.1f ms", op.name, reply.kind, elapsed_ms)
+                if op.retried and reply.worth_retrying and retries < self.backoff.max_retries:
+                    self._pause(op, retries, self.backoff.delay(retries), reply.kind)
                     retries += 1
                     continue
-                raise _transport_error(op, kind, never_sent, retries + 1)
-            doc = _parse_json(response.content)
-            request_id = _request_id(doc)
-            status = response.status_code
+                raise _transport_error(op, reply.kind, reply.never_sent, retries + 1)
+            request_id = _request_id(reply.doc)
+            status = reply.status
             logger.debug(
                 "%s answered %d requestId=%s in %.1f ms", op.name, status, request_id, elapsed_ms
             )
             if self._should_retry(op, status, retries):
                 delay = self.backoff.delay(retries)
-                hint = parse_retry_after(response.headers.get("Retry-After"))
+                hint = parse_retry_after(reply.retry_after)
                 if status == 429 and hint is not None:
                     delay = hint
                 # A server that asks for a longer wait than max_backoff gets its error raised.
@@ -216,7 +270,41 @@ class Wire:
                     self._pause(op, retries, delay, f"status {status}")
                     retries += 1
                     continue
-            return self._decode(op, response, doc, request_id, hide)
+            return self._decode(op, reply, request_id, hide)
+
+    def _attempt(self, op: Operation, content: bytes) -> _Reply | _Lost:
+        """Send one POST and read its whole answer, under one deadline and one byte budget."""
+        lost: _Lost | None = None
+        try:
+            with (
+                deadline(self.seconds),
+                self.http.stream(
+                    "POST",
+                    f"{self.base_url}/v2/{op.name}",
+                    content=content,
+                    headers={
+                        "Authorization": f"Bearer {self.root_key.reveal()}",
+                        "Accept": "application/json",
+                        "Accept-Encoding": ACCEPT_ENCODING,
+                        "Content-Type": "application/json",
+                        "User-Agent": self.user_agent,
+                    },
+                    timeout=self.timeout,
+                    follow_redirects=False,
+                ) as response,
+            ):
+                status = response.status_code
+                retry_after = response.headers.get("Retry-After")
+                answer = read_answer(response, Budget(self.max_answer_bytes))
+        except Exception as exc:  # noqa: BLE001 (every failure is a lost answer: see _lost)
+            lost = _lost(exc)
+        if lost is not None:
+            return lost
+        try:
+            doc = _parse_json(answer)
+        except MemoryError:
+            return _OUT_OF_MEMORY
+        return _Reply(status, retry_after, doc)
 
     def _should_retry(self, op: Operation, status: int, retries: int) -> bool:
         return (
@@ -235,14 +323,9 @@ class Wire:
         self.sleep(delay)
 
     def _decode(
-        self,
-        op: Operation,
-        response: httpx.Response,
-        doc: object,
-        request_id: str | None,
-        hide: tuple[str, ...],
+        self, op: Operation, reply: _Reply, request_id: str | None, hide: tuple[str, ...]
     ) -> Answer:
-        status = response.status_code
+        status, doc = reply.status, reply.doc
         if 200 <= status < 300:
             if isinstance(doc, dict) and "data" in doc:
                 return Answer(doc["data"], doc, request_id)
@@ -285,7 +368,7 @@ class Wire:
         if status == 404:
             raise UnkeyNotFoundError(**common)
         if status == 429:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            retry_after = parse_retry_after(reply.retry_after)
             raise UnkeyRateLimitedError(**common, retry_after=retry_after)
         if status >= 500:
             raise UnkeyServerError(**common)
