@@ -40,6 +40,7 @@ from .errors import (
 from .reader import (
     DEFAULT_MAX_AGE,
     DEFAULT_MAX_STALE,
+    DEFAULT_READ_TIMEOUT,
     CachedKey,
     ChangeCallback,
     KeyReader,
@@ -51,6 +52,7 @@ from .vault import UnkeyVaultSource
 __all__ = [
     "DEFAULT_MAX_AGE",
     "DEFAULT_MAX_STALE",
+    "DEFAULT_READ_TIMEOUT",
     "CachedKey",
     "ChangeCallback",
     "KeyAccessDeniedError",

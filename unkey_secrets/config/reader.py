@@ -4,9 +4,11 @@
 out one :class:`CachedKey` per alias or key_id. A cached key is read again when it is older
 than ``max_age`` seconds (as Powertools' parameters and ``aws-secretsmanager-caching`` do),
 or at once with :meth:`CachedKey.refresh` (for an app that just got a 401). However many
-threads ask, one read per alias is in flight at a time; the others wait for its answer.
-While the store fails, the cached key is served for at most ``max_stale`` seconds past
-``max_age``; a key whose own expiry has passed is never handed out.
+threads ask, one read per alias is in flight at a time; the others wait for its answer, for at
+most ``read_timeout`` seconds (the bound of one read, which the read itself runs under as its
+transport deadline). While the store fails (or a read outlives that bound), the cached key is
+served for at most ``max_stale`` seconds past ``max_age``; a key whose own expiry has passed
+is never handed out.
 
 A rotation keeps the old key valid for its grace period, so an app whose ``max_age`` is
 shorter than the grace period never uses a key that has ended. The reader checks this: when
@@ -29,8 +31,15 @@ from .._errors import ConfigurationError, InvalidInputError, StoreError, UnkeySe
 from .._models import StoredKey
 from .._redact import guarded
 from .._secret import Secret
+from ..transport.policy import deadline
 from ._model import KeyInfo, UnkeyKey, UnkeySecretStr
-from .errors import KeyExpiredError, KeyRevokedError, check_matches, translate_read_error
+from .errors import (
+    KeyExpiredError,
+    KeyRevokedError,
+    KeyStoreUnavailableError,
+    check_matches,
+    translate_read_error,
+)
 
 if TYPE_CHECKING:
     import hvac
@@ -44,6 +53,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MAX_AGE",
     "DEFAULT_MAX_STALE",
+    "DEFAULT_READ_TIMEOUT",
     "CachedKey",
     "ChangeCallback",
     "KeyReader",
@@ -58,6 +68,9 @@ DEFAULT_MAX_AGE = 300.0
 #: The default ``max_stale``: while the store fails, the cached key is served at most 10
 #: minutes past ``max_age`` (then the store's error is raised), well inside a 24 h grace period.
 DEFAULT_MAX_STALE = 600.0
+#: The default ``read_timeout`` (seconds) of a store that shows no timeout of its own: the
+#: default timeout of hvac and of ``VaultSettings``.
+DEFAULT_READ_TIMEOUT = 30.0
 #: Verification codes that mean the key itself can no longer be used.
 _DEAD_CODES = frozenset({"NOT_FOUND", "DISABLED", "EXPIRED"})
 #: After a failed automatic refresh served the cached key, the next try waits this long
@@ -72,6 +85,7 @@ class MaxAgeWarning(UserWarning):
     """``max_age`` is longer than the grace period the last rotation recorded."""
 
 
+@guarded
 def field_ref(settings_cls: type[BaseSettings], field_name: str) -> UnkeyKey:
     """The :class:`UnkeyKey` marker of ``settings_cls``'s field ``field_name``.
 
@@ -101,15 +115,39 @@ def _check_seconds(name: str, value: float) -> float:
     return seconds
 
 
+def _check_bound(name: str, value: float) -> float:
+    """``value`` as a float: a finite, positive number of seconds."""
+    seconds = _check_seconds(name, value)
+    if seconds == 0:
+        raise InvalidInputError(name, "expected a finite number of seconds, more than 0")
+    return seconds
+
+
+def _client_timeout(store: SecretStore) -> float | None:
+    """The seconds the store's botocore client waits for an answer, if it is one that says."""
+    config = getattr(getattr(getattr(store, "client", None), "meta", None), "config", None)
+    timeout = getattr(config, "read_timeout", None)
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
+        return None
+    return float(timeout) if math.isfinite(timeout) and timeout > 0 else None
+
+
+def _seconds_text(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else repr(value)
+
+
 class _Flight:
     """One read in progress; the threads that asked meanwhile wait for its outcome.
 
     ``result`` or ``error`` is what the read itself gave, never a fallback: each waiter
     decides for itself whether it may serve the cached key instead (a :meth:`CachedKey.get`
-    may, a :meth:`CachedKey.refresh` never does).
+    may, a :meth:`CachedKey.refresh` never does). ``expires`` (monotonic seconds) is when the
+    read's bound ends: no caller waits for it past then, however long the read itself lasts.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, bound: float) -> None:
+        self.bound = bound
+        self.expires = time.monotonic() + bound
         self.done = threading.Event()
         self.result: StoredKey | None = None
         self.error: BaseException | None = None
@@ -123,12 +161,18 @@ class CachedKey:
 
     Built by :meth:`KeyReader.key`. Thread-safe: :meth:`get` answers from memory while the
     key is fresh; when it is older than ``max_age`` (seconds), one caller reads the store and
-    the others wait for that read (single-flight). If an automatic re-read fails (the store
-    is unreachable, refuses or holds a bad value), the cached key is returned, a warning is
-    logged (never the key), and the store is tried again after 1 s, 2 s, 4 s... (at most
-    ``max_age``), for at most ``max_stale`` seconds past ``max_age``; after that the store's
-    error is raised. :meth:`refresh` always reads (or joins the read in flight) and raises on
-    failure: it never returns the cached key after a failed read.
+    the others wait for that read (single-flight), each for at most the reader's
+    ``read_timeout`` seconds from the read's start (30 s by default). The read runs under a
+    transport deadline of ``read_timeout`` seconds (relogin and ``verify`` included), so the
+    caller making it is bounded too; a caller arriving while a read is in flight joins it, even
+    one already past its bound (it gets its answer at once), so a stuck read never piles up
+    more reads or waiting threads. If an automatic re-read fails (the store is unreachable,
+    refuses or holds a bad value) or is still running when the bound ends, the cached key is
+    returned, a warning is logged (never the key), and the store is tried again after 1 s, 2 s,
+    4 s... (at most ``max_age``), for at most ``max_stale`` seconds past ``max_age``; after
+    that the store's error is raised (:class:`~.KeyStoreUnavailableError` for a read past its
+    bound). :meth:`refresh` always reads (or joins the read in flight) and raises on failure or
+    at the end of the bound: it never returns the cached key instead.
 
     A key whose own ``expires`` has passed is never returned, neither fresh from the store nor
     from the cache: :class:`~.KeyExpiredError` (a :class:`~.KeyRevokedError`).
@@ -139,6 +183,7 @@ class CachedKey:
     (or an :class:`~unkey_secrets.UnkeyError` if Unkey could not be asked).
     """
 
+    @guarded
     def __init__(self, reader: KeyReader, ref: UnkeyKey) -> None:
         self._reader = reader
         self.ref = ref
@@ -155,19 +200,30 @@ class CachedKey:
         self.reads = 0
 
     def __repr__(self) -> str:
-        current = self._info.key_id if self._info is not None else None
-        store = self._reader.store.name
-        return f"CachedKey({self.ref.describe()}, store={store!r}, key_id={current!r})"
+        # Safe on a half-built object (a constructor's error rendered with its frame locals).
+        ref = getattr(self, "ref", None)
+        subject = ref.describe() if isinstance(ref, UnkeyKey) else "?"
+        store = getattr(getattr(getattr(self, "_reader", None), "store", None), "name", None)
+        current = getattr(getattr(self, "_info", None), "key_id", None)
+        return f"CachedKey({subject}, store={store!r}, key_id={current!r})"
 
     @property
+    @guarded
     def max_age(self) -> float:
         """Seconds a read stays fresh (the reader's ``max_age``)."""
         return self._reader.max_age
 
     @property
+    @guarded
     def max_stale(self) -> float:
         """Seconds past ``max_age`` the cached key may be served while the store fails."""
         return self._reader.max_stale
+
+    @property
+    @guarded
+    def read_timeout(self) -> float:
+        """Seconds a read may take, and a caller may wait for one (the reader's read_timeout)."""
+        return self._reader.read_timeout
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -175,9 +231,12 @@ class CachedKey:
     def get(self, *, field: str | None = None) -> StoredKey:
         """The current key (``.secret`` is masked in every repr), read if older than max_age.
 
-        ``field`` names the settings field being filled, for error messages. Serves the cached
-        key while the store fails, for at most ``max_stale`` seconds past ``max_age``; never a
-        key whose own expiry has passed (:class:`~.KeyExpiredError`).
+        ``field`` names the settings field being filled, for error messages. Returns within
+        ``read_timeout`` seconds (as the store's transport keeps the read's deadline). Serves the
+        cached key while the store fails or a read outlives ``read_timeout``, for at most
+        ``max_stale`` seconds past ``max_age``; never a key whose own expiry has passed
+        (:class:`~.KeyExpiredError`). Past ``max_stale``, raises the read's error
+        (:class:`~.KeyStoreUnavailableError` for a read still running after ``read_timeout``).
         """
         return self._obtain(force=False, field=field)
 
@@ -186,23 +245,29 @@ class CachedKey:
         """Read the store now (or join the read already in flight) and return the key.
 
         For an app that just got a 401 with the cached key. Raises on failure, joined read's
-        included: it never falls back to the cached key.
+        included, and :class:`~.KeyStoreUnavailableError` when the read it joined is still
+        running ``read_timeout`` seconds after it started: it never falls back to the cached key.
         """
         return self._obtain(force=True, field=None)
 
+    @guarded
     def secret(self) -> Secret:
         """The current key's plaintext holder (:meth:`Secret.reveal` gives the text)."""
-        return self.get().secret
+        # _obtain, not get(): one guarded layer per call on this hot path.
+        return self._obtain(force=False, field=None).secret
 
+    @guarded
     def secret_str(self) -> UnkeySecretStr:
         """The current key as a :class:`UnkeySecretStr` (a ``SecretStr`` with ``.info``)."""
-        stored = self.get()
+        stored = self._obtain(force=False, field=None)
         return UnkeySecretStr(stored.secret.reveal(), self._info_for(stored))
 
+    @guarded
     def info(self) -> KeyInfo:
         """The current key's metadata (key_id, version, expiry...), read if older than max_age."""
-        return self._info_for(self.get())
+        return self._info_for(self._obtain(force=False, field=None))
 
+    @guarded
     def on_change(self, callback: ChangeCallback) -> Callable[[], None]:
         """Call ``callback(old, new)`` (two :class:`KeyInfo`) whenever a read finds another key.
 
@@ -213,6 +278,7 @@ class CachedKey:
         with self._lock:
             self._callbacks.append(callback)
 
+        @guarded
         def unsubscribe() -> None:
             with self._lock:
                 if callback in self._callbacks:
@@ -230,7 +296,8 @@ class CachedKey:
         return KeyInfo.from_stored(stored, store=self._reader.store.name, fetched_at=time.time())
 
     def _obtain(self, *, force: bool, field: str | None) -> StoredKey:
-        clock = self._reader.clock
+        reader = self._reader
+        clock = reader.clock
         with self._lock:
             if (
                 not force
@@ -242,18 +309,14 @@ class CachedKey:
             flight = self._flight
             leader = flight is None
             if flight is None:
-                flight = self._flight = _Flight()
+                flight = self._flight = _Flight(reader.read_timeout)
         if not leader:
-            flight.done.wait()
-            if flight.error is None:
-                assert flight.result is not None
-                return flight.result
-            fallback = None if force else self._fallback(flight.error, flight)
-            if fallback is None:
-                raise flight.error
-            return fallback
+            return self._join(flight, force=force, field=field)
         try:
-            stored = self._read(field)
+            # The whole read (relogin and verify included) under one deadline: each request's
+            # own deadline is capped by it, so this caller is bounded as its waiters are.
+            with deadline(flight.bound):
+                stored = self._read(field)
         except BaseException as exc:
             flight.error = exc
             # Decided before the flight ends, so a caller arriving next sees the back-off.
@@ -281,6 +344,35 @@ class CachedKey:
                     _log.warning("on_change callback failed (%s)", type(exc).__name__)
         self._check_grace(stored)
         return stored
+
+    def _join(self, flight: _Flight, *, force: bool, field: str | None) -> StoredKey:
+        """Wait for ``flight`` until its bound ends; its key, a fallback, or an error."""
+        error: BaseException
+        if flight.done.wait(max(flight.expires - time.monotonic(), 0.0)):
+            if flight.error is None:
+                assert flight.result is not None
+                return flight.result
+            error = flight.error
+        else:
+            error = self._overdue(flight, field)
+        fallback = None if force else self._fallback(error, flight)
+        if fallback is None:
+            raise error
+        return fallback
+
+    def _overdue(self, flight: _Flight, field: str | None) -> KeyStoreUnavailableError:
+        """The error for a caller whose wait for ``flight`` reached the read's bound."""
+        store = self._reader.store.name
+        return KeyStoreUnavailableError(
+            f"{self._subject(field)}: the read of the {store} store in flight gave no answer "
+            f"within read_timeout ({flight.bound:g} s); check that the store is reachable, or "
+            "raise read_timeout",
+            store=store,
+            api_id=self.ref.api_id,
+            alias=self.ref.alias,
+            key_id=self.ref.key_id,
+            field=field,
+        )
 
     def _read(self, field: str | None) -> StoredKey:
         """One read of the store (and of Unkey, with verify), errors translated."""
@@ -446,10 +538,18 @@ class KeyReader:
     :class:`~unkey_secrets.config.KeyRevokedError` for a key Unkey has revoked, disabled or
     expired. ``relogin`` is called once, and the read tried again, when the store refuses a
     read (an expired Vault token); :meth:`vault` sets it for every auth method but ``token``.
+    ``read_timeout`` (seconds, more than 0) bounds one read: it runs under a transport deadline
+    of that many seconds (relogin and ``verify`` included), and the callers waiting for it wait
+    no longer than that from its start (see :class:`CachedKey`). By default it is the store's
+    own: ``VaultSettings.timeout`` for :meth:`vault`, the botocore client's ``read_timeout``
+    for a Secrets Manager store, else :data:`DEFAULT_READ_TIMEOUT` (30 s).
     ``clock`` (monotonic seconds) and ``wall_clock`` (Unix seconds, compared with a key's
-    ``expires``) are for tests.
+    ``expires``) are for tests. Raises :class:`~unkey_secrets.InvalidInputError` for a bad
+    number of seconds and :class:`~unkey_secrets.ConfigurationError` for ``verify`` without
+    ``unkey``.
     """
 
+    @guarded
     def __init__(
         self,
         store: SecretStore,
@@ -459,12 +559,16 @@ class KeyReader:
         unkey: UnkeyClient | None = None,
         verify: bool = False,
         relogin: Callable[[], None] | None = None,
+        read_timeout: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.max_age = _check_seconds("max_age", max_age)
         self.max_stale = _check_seconds("max_stale", max_stale)
+        if read_timeout is None:
+            read_timeout = _client_timeout(store) or DEFAULT_READ_TIMEOUT
+        self.read_timeout = _check_bound("read_timeout", read_timeout)
         if verify and unkey is None:
             raise ConfigurationError("verify=True needs unkey=UnkeyClient(...) to ask Unkey")
         self.unkey = unkey
@@ -477,12 +581,19 @@ class KeyReader:
         self._relogin_lock = threading.Lock()
 
     def __repr__(self) -> str:
+        # Safe on a half-built object (a constructor's error rendered with its frame locals).
+        keys = getattr(self, "_keys", None)
         return (
-            f"KeyReader(store={self.store!r}, max_age={self.max_age:g}, "
-            f"max_stale={self.max_stale:g}, verify={self.verify}, keys={len(self._keys)})"
+            f"KeyReader(store={getattr(self, 'store', None)!r}, "
+            f"max_age={_seconds_text(getattr(self, 'max_age', None))}, "
+            f"max_stale={_seconds_text(getattr(self, 'max_stale', None))}, "
+            f"read_timeout={_seconds_text(getattr(self, 'read_timeout', None))}, "
+            f"verify={getattr(self, 'verify', None)}, "
+            f"keys={len(keys) if isinstance(keys, dict) else None})"
         )
 
     @classmethod
+    @guarded
     def vault(
         cls,
         settings: VaultSettings | None = None,
@@ -495,7 +606,9 @@ class KeyReader:
         ``settings`` default to the environment (:class:`~unkey_secrets.settings.VaultSettings`:
         token, ``~/.vault-token``, AppRole, Kubernetes, JWT or AWS IAM login, namespaces). With
         ``client``, an hvac client already logged in, no login is made. ``options`` are
-        :class:`KeyReader`'s. Logging in talks to Vault for every method but ``token``.
+        :class:`KeyReader`'s; ``read_timeout`` defaults to ``settings.timeout`` (seconds).
+        Logging in talks to Vault for every method but ``token``. A failed login raises the
+        Vault store's error; no frame it leaves keeps the credentials in its locals.
         """
         from ..stores.vault import VaultStore
         from ..stores.vault.auth import build_client, login
@@ -517,9 +630,11 @@ class KeyReader:
 
         store = VaultStore(client, settings=settings)
         options.setdefault("relogin", relogin)
+        options.setdefault("read_timeout", settings.timeout)
         return cls(store, **options)
 
     @classmethod
+    @guarded
     def secrets_manager(
         cls,
         settings: AwsSettings | None = None,
@@ -530,7 +645,8 @@ class KeyReader:
         """A reader of Secrets Manager (``AWS_REGION``, ``AWS_ENDPOINT_URL``, the credential chain).
 
         ``client`` is a boto3 ``secretsmanager`` client to use instead of building one;
-        ``options`` are :class:`KeyReader`'s.
+        ``options`` are :class:`KeyReader`'s (``read_timeout`` defaults to the client's botocore
+        ``read_timeout``, in seconds).
         """
         from ..stores.aws import SecretsManagerStore
 
@@ -538,27 +654,35 @@ class KeyReader:
             return cls(SecretsManagerStore.from_settings(), **options)
         return cls(SecretsManagerStore(client, settings=settings), **options)
 
+    @guarded
     def key(self, *, api_id: str, alias: str | None = None, key_id: str | None = None) -> CachedKey:
         """The :class:`CachedKey` for ``alias`` (or ``key_id``) of ``api_id``; one per name."""
-        return self.cached(UnkeyKey(api_id=api_id, alias=alias, key_id=key_id))
+        return self._cached(UnkeyKey(api_id=api_id, alias=alias, key_id=key_id))
 
+    @guarded
     def cached(self, ref: UnkeyKey) -> CachedKey:
         """The :class:`CachedKey` for ``ref`` (its ``store`` member is not checked here)."""
+        return self._cached(ref)
+
+    @guarded
+    def for_field(self, settings_cls: type[BaseSettings], field_name: str) -> CachedKey:
+        """The :class:`CachedKey` behind a settings field's :class:`UnkeyKey` marker."""
+        return self._cached(field_ref(settings_cls, field_name))
+
+    @guarded
+    def get(self, *, api_id: str, alias: str | None = None, key_id: str | None = None) -> StoredKey:
+        """``self.key(...).get()``: the current key, cached for ``max_age``."""
+        # The unguarded insides: one guarded layer per call on this hot path.
+        cached = self._cached(UnkeyKey(api_id=api_id, alias=alias, key_id=key_id))
+        return cached._obtain(force=False, field=None)
+
+    def _cached(self, ref: UnkeyKey) -> CachedKey:
         ref = UnkeyKey(api_id=ref.api_id, alias=ref.alias, key_id=ref.key_id)
         with self._lock:
             cached = self._keys.get(ref)
             if cached is None:
                 cached = self._keys[ref] = CachedKey(self, ref)
             return cached
-
-    def for_field(self, settings_cls: type[BaseSettings], field_name: str) -> CachedKey:
-        """The :class:`CachedKey` behind a settings field's :class:`UnkeyKey` marker."""
-        return self.cached(field_ref(settings_cls, field_name))
-
-    @guarded
-    def get(self, *, api_id: str, alias: str | None = None, key_id: str | None = None) -> StoredKey:
-        """``self.key(...).get()``: the current key, cached for ``max_age``."""
-        return self.key(api_id=api_id, alias=alias, key_id=key_id).get()
 
     def _read_store(self, ref: UnkeyKey) -> StoredKey:
         """One read of ``ref``; after a refusal, log in again once (if we can) and retry."""
