@@ -35,6 +35,9 @@ __all__ = [
 #: The encodings :func:`read_answer` decodes: what a request should accept.
 ACCEPT_ENCODING = "gzip, deflate"
 
+#: The most one inflate call produces (bytes): the answer grows by pieces this size at most.
+_PIECE = 1 << 20
+
 _PROXY_VARIABLES = {
     "http": ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"),
     "https": ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"),
@@ -183,8 +186,9 @@ class _Decoder:
             return
         pending = data
         while pending:
-            # One byte past the budget's room is enough to know it is broken.
-            room = budget.limit - budget.used + 1
+            # One byte past the budget's room is enough to know it is broken; and a piece at a
+            # time, so one call never holds much more than the budget in memory.
+            room = min(budget.limit - budget.used + 1, _PIECE)
             try:
                 out = self._inflater.decompress(pending, room)
             except zlib.error:
