@@ -53,6 +53,7 @@ from ._errors import (
     UnkeyError,
     UnkeyNotFoundError,
 )
+from ._validate import validate_alias, validate_api_id
 from .rotation.core import LIBRARY_TOKEN_PREFIX, MARKER_META_KEY, ROTATED_TO_META_KEY
 
 if TYPE_CHECKING:
@@ -212,6 +213,9 @@ def reconcile(
     store); :class:`~unkey_secrets.UnkeyError` and :class:`~unkey_secrets.StoreError` from
     the reads. A failed delete or disable is reported in its finding's ``action``, not raised.
     """
+    # Every caller-given name is checked before the first request.
+    validate_api_id(api_id)
+    aliases = [validate_alias(alias) for alias in aliases]
     now = int(time.time() * 1000) if now_ms is None else now_ms
     findings: list[ReconcileFinding] = []
 

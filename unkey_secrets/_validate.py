@@ -19,6 +19,7 @@ __all__ = [
     "PathTemplate",
     "find_unsafe_char",
     "is_loopback_host",
+    "needs_unkey_confirmation",
     "require_tls_unless_loopback",
     "untrusted_request_id",
     "untrusted_text",
@@ -31,6 +32,15 @@ __all__ = [
 
 # Unkey's own patterns for ids (keyId, apiId: 3-255 of [a-zA-Z0-9_]) and externalId.
 _ID = re.compile(r"[A-Za-z0-9_]{3,255}")
+# The ids Unkey makes are ``<kind>_`` and random letters and digits: 9 of them today
+# (``key_3fG9aK1pQ``), 22 in older ids (``key_2cGKbMxRyIzhCxo1Idjz8q``). A key is a run of 16 or
+# more random letters and digits behind an optional ``prefix_``, so an id holding such a run
+# must have exactly that form; the form still matches a key whose prefix is the kind itself.
+_LONG_RUN = re.compile(r"[A-Za-z0-9]{16}")
+_UNKEY_FORM = {
+    "key": re.compile(r"key_[A-Za-z0-9]+"),
+    "api": re.compile(r"api_[A-Za-z0-9]+"),
+}
 _EXTERNAL_ID = re.compile(r"[A-Za-z0-9_.\-]{1,255}")
 # An alias (a stable reader-facing name) becomes one path segment, so it is held to a safe
 # alphabet and may not be "." or "..".
@@ -53,14 +63,57 @@ def _check(field: str, value: object, pattern: re.Pattern[str], rule: str) -> st
     return value
 
 
+def _check_id(field: str, value: object, kind: str) -> str:
+    """Unkey's id pattern, then refuse what is a key or a credential rather than an id."""
+    from ._redact import scrub
+
+    text = _check(field, value, _ID, "3-255 characters of [A-Za-z0-9_]")
+    if _LONG_RUN.search(text) and not _UNKEY_FORM[kind].fullmatch(text):
+        raise InvalidInputError(
+            field,
+            f"got {_describe(text)} with a key's shape (a run of 16 or more letters and "
+            f"digits); an id with so long a run has Unkey's form {kind}_ and letters and "
+            "digits: were the id and the key swapped?",
+        )
+    if scrub(text) is not text:
+        raise InvalidInputError(
+            field,
+            f"got {_describe(text)} that this process holds as a key or a credential, not an id",
+        )
+    return text
+
+
 def validate_key_id(value: object, field: str = "key_id") -> str:
-    """Return ``value`` if it is a valid Unkey keyId (3-255 of ``[A-Za-z0-9_]``)."""
-    return _check(field, value, _ID, "3-255 characters of [A-Za-z0-9_]")
+    """Return ``value`` if it can be an Unkey keyId; raise InvalidInputError if not.
+
+    A keyId is 3-255 of ``[A-Za-z0-9_]`` (Unkey's pattern). One holding a run of 16 or more
+    letters and digits, the random part of a key, must have Unkey's own form ``key_`` and
+    letters and digits (older keyIds do); a value this process holds as a key or a
+    credential (:func:`~unkey_secrets._redact.confined`, :func:`~unkey_secrets._redact.hold`)
+    is refused whatever its shape. The error names ``field`` and describes the value by its
+    length only, so a key passed by mistake is never echoed. An id that passes may still be a
+    key whose prefix is ``key``: see :func:`needs_unkey_confirmation`.
+    """
+    return _check_id(field, value, "key")
 
 
 def validate_api_id(value: object, field: str = "api_id") -> str:
-    """Return ``value`` if it is a valid Unkey apiId (3-255 of ``[A-Za-z0-9_]``)."""
-    return _check(field, value, _ID, "3-255 characters of [A-Za-z0-9_]")
+    """Return ``value`` if it can be an Unkey apiId; raise InvalidInputError if not.
+
+    The rules of :func:`validate_key_id`, with Unkey's form ``api_`` for a long random part.
+    """
+    return _check_id(field, value, "api")
+
+
+def needs_unkey_confirmation(key_id: str) -> bool:
+    """Whether a valid ``key_id`` must be confirmed by Unkey before a store path holds it.
+
+    True when it holds a key's random run (16 or more letters and digits): an older keyId
+    (``key_2cGKbMxRyIzhCxo1Idjz8q``), or a key whose prefix is ``key``, which no shape tells
+    apart. The flows that have an Unkey client ask keys.getKey first; today's keyIds
+    (``key_`` and 9 characters) never need it.
+    """
+    return _LONG_RUN.search(key_id) is not None
 
 
 def validate_external_id(value: object, field: str = "external_id") -> str:

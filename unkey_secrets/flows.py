@@ -43,6 +43,7 @@ from .rotation.core import (
     MARKER_META_KEY,
     PENDING_META_KEY,
     check_grace_period,
+    confirm_key_id,
     marker_of,
 )
 from .rotation.core import user_meta as user_meta_of
@@ -402,17 +403,29 @@ def rotate(
     * a second run while one is under way fails with
       :class:`~unkey_secrets.RotationConflictError` before calling Unkey.
 
+    ``key_id`` and ``api_id`` are checked before any request: a value with a key's shape is
+    refused (:func:`~unkey_secrets._validate.validate_key_id`). A ``key_id`` holding a key's
+    random run (an older keyId, ``key_`` and 22 characters) is confirmed by Unkey with one
+    getKey before the store is asked anything about it, since a key whose prefix is ``key``
+    has the same shape.
+
     Unkey calls are constant in the API's size (getKey, updateKey, rerollKey, two updateKeys);
     listing the API's keys happens only to clear up after a lost attempt. ``clock`` returns
     Unix seconds (tests set it). Errors: :class:`~unkey_secrets.InvalidInputError` (nothing
-    sent), :class:`~unkey_secrets.RotationConflictError`, and the :class:`FlowError` family,
-    each naming the key_ids and what was done.
+    changed; it names the field, and never shows a value with a key's shape),
+    :class:`~unkey_secrets.RotationConflictError`, and the :class:`FlowError` family, each
+    naming the key_ids and what was done.
     """
     if key_id is None and alias is None:
         raise InvalidInputError("key_id", "name the key to rotate: pass alias (or key_id)")
     if key_id is not None:
         validate_key_id(key_id)
+    validate_api_id(api_id)
     check_grace_period(grace_period, allow_short_grace=allow_short_grace, now_ms=_now_ms())
+    if key_id is not None:
+        # An id the shape cannot tell from a key (key_ and a long random run) is confirmed
+        # by Unkey before the store is asked anything about it.
+        confirm_key_id(unkey, key_id)
     _preflight(store, api_id, alias)
     policy = retry or RetryPolicy()
     rotation = Rotation(

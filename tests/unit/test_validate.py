@@ -1,12 +1,16 @@
+import json
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from unkey_secrets import InvalidInputError, Secret
-from unkey_secrets._redact import confined
+from unkey_secrets._redact import confined, hold
 from unkey_secrets._validate import (
     PathTemplate,
     find_unsafe_char,
+    needs_unkey_confirmation,
     require_tls_unless_loopback,
     untrusted_text,
     validate_alias,
@@ -19,10 +23,46 @@ from unkey_secrets._validate import (
 KEY = "prod_3ZkValidateCanary8uVq2Lr7Wm1Nx"
 
 
-@pytest.mark.parametrize("good", ["key_123", "key_2cGKbMxRyIzhCxo1Idjz8q", "abc", "A" * 255])
+# Ids as Unkey makes them (today's 9 random characters, an older id's 22, the spec's examples)
+# and as tests and callers write them (short, with more underscores).
+REAL_KEY_IDS = [
+    "key_3fG9aK1pQ",
+    "key_2cGKbMxRyIzhCxo1Idjz8q",
+    "key_1234567890abcdef",
+    "key_abc123",
+    "key_not_found",
+    "abc",
+    "key_" + "A" * 251,
+]
+REAL_API_IDS = ["api_3fG9aK1pQxYz", "api_2cGKbMxRjIzhCxo1IdjH3a", "api_123", "abc", "a_1"]
+
+
+@pytest.mark.parametrize("good", REAL_KEY_IDS)
 def test_valid_key_ids_pass(good: str) -> None:
     assert validate_key_id(good) == good
+
+
+@pytest.mark.parametrize("good", REAL_API_IDS)
+def test_valid_api_ids_pass(good: str) -> None:
     assert validate_api_id(good) == good
+
+
+def test_the_emulators_ids_pass() -> None:
+    from unkey_secrets.testing.emulator import Emulator
+
+    emulator = Emulator()
+    api_id = emulator.create_api("ids")
+    assert validate_api_id(api_id) == api_id
+    for _ in range(50):
+        answer = emulator.handle(
+            "/v2/keys.createKey",
+            {"Authorization": f"Bearer {emulator.root_key}"},
+            json.dumps({"apiId": api_id}).encode(),
+        )
+        assert answer is not None
+        key_id = json.loads(answer[2])["data"]["keyId"]
+        assert validate_key_id(key_id) == key_id
+        assert not needs_unkey_confirmation(key_id)
 
 
 @pytest.mark.parametrize(
@@ -34,6 +74,68 @@ def test_invalid_key_ids_fail_without_echo(bad: object) -> None:
     assert raised.value.field == "key_id"
     if isinstance(bad, str) and len(bad) > 3:
         assert bad not in str(raised.value)
+
+
+# Keys as Unkey makes them: base58 of 16 or more bytes, behind a prefix or not.
+KEYS = [
+    KEY,
+    "3ZkValidateCanary8uVq2Lr7Wm1Nx",
+    "sk_live_3ZkValidateCanary8uVq2Lr",
+    "api_live_3ZkValidateCanary8uVq2",
+    "A" * 255,
+]
+
+
+@pytest.mark.parametrize("key", KEYS)
+@pytest.mark.parametrize(
+    ("check", "field"), [(validate_key_id, "key_id"), (validate_api_id, "api_id")]
+)
+def test_a_key_passed_as_an_id_is_refused_without_echo(
+    key: str, check: Callable[[object], str], field: str
+) -> None:
+    with pytest.raises(InvalidInputError) as raised:
+        check(key)
+    assert raised.value.field == field
+    assert "key's shape" in raised.value.problem
+    assert key not in str(raised.value)
+    assert key[-12:] not in repr(raised.value)
+
+
+def test_the_field_is_the_callers() -> None:
+    with pytest.raises(InvalidInputError) as raised:
+        validate_key_id(KEY, "--key-id")
+    assert raised.value.field == "--key-id"
+
+
+def test_a_value_held_or_in_flight_is_refused_whatever_its_shape() -> None:
+    # Id-shaped (no long run), so only the confinement registry can tell.
+    in_flight = "tok_a1b2_c3d4_e5f6"
+    assert validate_key_id(in_flight) == in_flight
+    with confined(Secret(in_flight)):
+        with pytest.raises(InvalidInputError) as raised:
+            validate_key_id(in_flight)
+        with pytest.raises(InvalidInputError):
+            validate_api_id(in_flight)
+    assert "holds as a key or a credential" in raised.value.problem
+    assert in_flight not in str(raised.value)
+    held = "cred_9z8y_7x6w_5v4u"
+    hold(held)
+    with pytest.raises(InvalidInputError, match="holds as a key or a credential"):
+        validate_key_id(held)
+
+
+@pytest.mark.parametrize(
+    ("key_id", "needed"),
+    [
+        ("key_3fG9aK1pQ", False),
+        ("key_abc123", False),
+        ("key_not_found", False),
+        ("key_2cGKbMxRyIzhCxo1Idjz8q", True),
+        ("key_" + "3ZkValidateCanary8uVq2Lr7Wm1Nx", True),
+    ],
+)
+def test_an_id_with_a_keys_random_run_needs_unkey_to_confirm_it(key_id: str, needed: bool) -> None:
+    assert needs_unkey_confirmation(validate_key_id(key_id)) is needed
 
 
 def test_external_id_and_alias_rules() -> None:
@@ -91,7 +193,7 @@ def test_render_refuses_missing_and_invalid_values() -> None:
 def test_render_enforces_the_length_limit() -> None:
     template = PathTemplate("p/{api_id}/{key_id}", max_length=20)
     with pytest.raises(InvalidInputError, match="over 20"):
-        template.render({"api_id": "api_1", "key_id": "k" * 30})
+        template.render({"api_id": "api_1", "key_id": "key_" + "k" * 26})
 
 
 @given(

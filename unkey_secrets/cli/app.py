@@ -73,7 +73,8 @@ from .._errors import (
 )
 from .._redact import confined, disable_core_dumps, install_guards
 from .._secret import Secret
-from ..rotation.core import DEFAULT_GRACE_PERIOD, MINIMUM_GRACE_PERIOD
+from .._validate import needs_unkey_confirmation, validate_key_id
+from ..rotation.core import DEFAULT_GRACE_PERIOD, MINIMUM_GRACE_PERIOD, confirm_key_id
 from ..stores import SecretStore, available_stores, load_store
 from ..unkey import UnkeyClient
 from . import options as _options
@@ -589,6 +590,8 @@ def _provision(args: argparse.Namespace, out: Output) -> None:
 
 
 def _rotate(args: argparse.Namespace, out: Output) -> None:
+    if args.key_id is not None:
+        validate_key_id(args.key_id, "--key-id")
     store = store_from_env(args.store)
     options: dict[str, Any] = {
         "allow_short_grace": args.allow_short_grace,
@@ -602,6 +605,7 @@ def _rotate(args: argparse.Namespace, out: Output) -> None:
 
 
 def _capture(args: argparse.Namespace, out: Output) -> None:
+    _confirm_ids({"--key-id": args.key_id, "--rerolled-from": args.rerolled_from})
     # Only on request: the key may be live already, and a wrong store setting (a bad
     # VAULT_TOKEN) must not revoke it. Checked before the key is read.
     unkey = _deleting_client() if args.delete_if_unstored else None
@@ -642,7 +646,37 @@ def _deleting_client() -> UnkeyClient:
         ) from None
 
 
+def _confirm_ids(ids: Mapping[str, str | None]) -> None:
+    """Check the keyIds given by flag, before any store is opened; raise InvalidInputError.
+
+    The shape is checked first (a key passed as an id is refused, unechoed). An id the shape
+    cannot tell from a key (``key_`` and a long random run: an older keyId, or a key whose
+    prefix is ``key``) is then confirmed with Unkey (one keys.getKey), so a store path never
+    holds a value Unkey does not know; without Unkey configured such an id is refused.
+    """
+    doubtful = {
+        flag: value
+        for flag, value in ids.items()
+        if value is not None and needs_unkey_confirmation(validate_key_id(value, flag))
+    }
+    if not doubtful:
+        return
+    try:
+        unkey = unkey_from_env()
+    except ConfigurationError:
+        raise InvalidInputError(
+            next(iter(doubtful)),
+            "has a key's random run (an older keyId, or a key whose prefix is key), so Unkey "
+            "confirms it before a store path holds it, and Unkey is not configured "
+            "(UNKEY_ROOT_KEY); configure it, or name the key by --alias",
+        ) from None
+    with unkey:
+        for flag, value in doubtful.items():
+            confirm_key_id(unkey, value, flag)
+
+
 def _show(args: argparse.Namespace, out: Output) -> None:
+    _confirm_ids({"--key-id": args.key_id})
     store = store_from_env(args.store)
     try:
         if args.alias is not None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from .._errors import InvalidInputError, UnkeyNotFoundError
 from .._models import IssuedKey
+from .._validate import needs_unkey_confirmation
 from ..settle import keys as _settle
 from ..settle.keys import cut_target, find_marked
 from ..unkey import KeyInfo, UnkeyClient
@@ -41,6 +42,7 @@ __all__ = [
     "Original",
     "UnkeySide",
     "check_grace_period",
+    "confirm_key_id",
     "marker_of",
     "saved_expiry",
     "user_meta",
@@ -78,6 +80,32 @@ _OURS = frozenset(
 
 #: Returns the time as Unix seconds; tests pass their own.
 Clock = Callable[[], float]
+
+
+def confirm_key_id(unkey: UnkeyClient, key_id: str, field: str = "key_id") -> None:
+    """Have Unkey confirm a caller's ``key_id`` before any store path is built from it.
+
+    Only an id that may be a key asks (one keys.getKey): one holding a key's random run, as
+    an older keyId does and as a key whose prefix is ``key`` does
+    (:func:`~unkey_secrets._validate.needs_unkey_confirmation`); any other returns at once.
+    Raises :class:`~unkey_secrets.InvalidInputError` naming ``field`` when Unkey has no such
+    key, without the value; Unkey's other errors (:class:`~unkey_secrets.UnkeyError`) pass
+    through. Nothing is changed either way.
+    """
+    if not needs_unkey_confirmation(key_id):
+        return
+    try:
+        unkey.get_key(key_id)
+    except UnkeyNotFoundError:
+        pass
+    else:
+        return
+    # Raised outside the except block: Unkey's 404 adds nothing, and the value is not shown.
+    raise InvalidInputError(
+        field,
+        "Unkey has no key with this id (getKey: not found); the value is not shown, as it has "
+        "a key's shape (a key whose prefix is key?); nothing was changed",
+    )
 
 
 def marker_of(info: KeyInfo) -> str | None:

@@ -14,6 +14,7 @@ from typing import Any
 from ..._errors import InvalidInputError, SecretNotFoundError, StoredValueError
 from ..._redact import confined
 from ..._validate import validate_key_id
+from ...rotation.core import confirm_key_id
 from ..options import EXIT_FINDINGS, aliases_from
 from ..output import Output
 from ._common import add_alias_options, open_store, open_unkey
@@ -51,6 +52,10 @@ def run(args: argparse.Namespace, out: Output) -> int:
     targets = [("alias", name) for name in aliases] + [("key_id", k) for k in key_ids]
     problems = 0
     with open_unkey() as unkey:
+        for key_id in key_ids:
+            # An id the shape cannot tell from a key is Unkey's to confirm before the store
+            # is asked for it (the read would put it in a request path).
+            confirm_key_id(unkey, key_id, "--key-id")
         for kind, name in targets:
             record: dict[str, Any] = {
                 "command": "verify",
