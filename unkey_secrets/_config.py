@@ -27,7 +27,7 @@ _S = TypeVar("_S", bound="BaseSettings")
 _MASK_FROM = 4
 
 
-@guarded
+@guarded(fresh=True)
 def load_settings(cls: type[_S], /, **overrides: Any) -> _S:
     """Build ``cls`` from ``overrides`` (by field name), then the environment, then defaults.
 
@@ -39,6 +39,8 @@ def load_settings(cls: type[_S], /, **overrides: Any) -> _S:
     ``cls``, or when a value, from the environment or an override alike, is invalid: the
     message names ``cls``, each field with the environment variables it reads and the
     problem, never the value, and pydantic's error (which holds the input) is not chained.
+    Any other error (a settings source's own) leaves as a fresh one, and no frame below this
+    call, pydantic-settings' own included, keeps its locals (the environment's values).
     """
     from pydantic import ValidationError
     from pydantic_settings import SettingsError

@@ -1,7 +1,7 @@
-"""The confinement guards: what keeps a plaintext key out of logs, tracebacks and stdout.
+"""The confinement guards: what keeps plaintext keys and credentials out of logs and tracebacks.
 
-Four guards, all installed by :func:`install_guards` (idempotent, thread-safe, called by every
-public entry point, so nobody has to remember it):
+Installed by :func:`install_guards` (idempotent, thread-safe, called by every public entry
+point, so nobody has to remember it), or applied where a value is held:
 
 * **Log records.** A process-wide log record factory, chained to the one it found, scrubs each
   record as it is created, whichever logger made it and however late a handler formats it (a
@@ -9,27 +9,43 @@ public entry point, so nobody has to remember it):
   by :func:`confined` around the I/O that carries them (also in their JSON-escaped and repr
   forms), and the shapes of bodies whose plaintext nobody knows in advance (botocore's
   ``SecretString``, Unkey's ``"key"``/``"plaintext"`` members, the ``unkey.py`` SDK's
-  ``key='...'`` reprs). A record is only rewritten (``msg`` rendered, ``args=()``) when something
-  had to be masked. Levels, handlers and formatters are never touched.
+  ``key='...'`` reprs). A message is only rewritten (``msg`` rendered, ``args=()``) when
+  something had to be masked. A record carrying an exception (``exc_info``, from any logger,
+  botocore's "Exception received when sending HTTP request." first of all) always has it
+  rendered as ``logging`` renders it, without frame locals, scrubbed into ``exc_text``, and
+  ``exc_info`` dropped: no handler, formatter or reporter downstream gets the live exception,
+  whose frames hold what they held (a signed request's session token, a login body). Levels,
+  handlers and formatters are never touched.
   Every credential the process holds is masked the same way, for as long as it is held: the
   ones named by the standard environment variables (``UNKEY_ROOT_KEY``, ``VAULT_TOKEN``,
   ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``...), read again on every entry point, and the
   ones registered with :func:`hold` where they are loaded (a ``~/.vault-token``, an AppRole
-  ``secret_id``, a JWT, the token a login returns). Credential-bearing shapes are masked whatever
-  their value: ``Authorization``, ``X-Vault-Token`` and ``X-Amz-Security-Token`` headers (as
-  header lines, in a canonical request and in header dict reprs), ``Bearer`` tokens,
-  ``secret_id``/``jwt``/``token``/``client_token`` members, presigned URL credentials and
-  botocore's ``Signature:`` line.
+  ``role_id`` and ``secret_id``, a JWT, the token a login returns). Credential-bearing shapes
+  are masked whatever their value: ``Authorization``, ``X-Vault-Token`` and
+  ``X-Amz-Security-Token`` headers (as header lines, in a canonical request and in header dict
+  reprs), ``Bearer`` tokens, ``secret_id``/``jwt``/``token``/``client_token`` members,
+  presigned URL credentials and botocore's ``Signature:`` line.
 * **http.client debug output.** ``http.client.HTTPConnection.debuglevel > 0`` prints whole
   requests to stdout, headers and bodies. Process-wide, every line it prints goes through the
   same scrubber as a log record (``http.client``'s own ``print`` is replaced by a scrubbing one,
   chained to whatever it was); and :func:`confined` and the logins refuse outright while it is
   set on the class, before anything is sent.
-* **Tracebacks.** :func:`guarded` wraps a public entry point; an exception leaving it has the
-  local variables of every finished frame below the entry point cleared, so a traceback rendered
-  with ``capture_locals=True`` (Sentry, rich) shows no value from inside the call. The stored
-  payload is a :class:`MaskedDict` and an encoded one a :class:`MaskedText`, whose reprs hide
-  the values, for the frames that are still running when something renders them.
+* **Tracebacks.** :func:`guarded` wraps every boundary: the public entry points, and each
+  constructor, factory, login and settings source that takes or loads a credential. An
+  exception leaving it (``KeyboardInterrupt`` included) has the locals of every finished frame
+  below the boundary cleared, in its cause and context chain too, so a traceback rendered with
+  ``capture_locals=True`` (Sentry, rich, loguru's ``diagnose``, pytest ``-l``) shows no value
+  from inside the call. A boundary whose error unwinds into code we do not own (the
+  pydantic-settings sources and their constructors, ``load_settings``, the Lambda's
+  configuration) uses ``guarded(fresh=True)``: the error that leaves is a fresh one
+  (:func:`fresh_error`) with no cause, no context and a traceback starting at the boundary.
+  The stored payload is a :class:`MaskedDict` and an encoded one a :class:`MaskedText`, whose
+  reprs hide the values, for the frames that are still running when something renders them;
+  every ``__repr__`` of ours works on an object whose constructor failed at any line.
+* **Holders.** What a generic serialiser or a deep locals renderer walks (``__slots__``,
+  ``__dict__``, ``dataclasses.asdict``, ``vars``) holds no plaintext: a
+  :class:`~unkey_secrets.Secret` keeps its value outside the object, the settings models type
+  every credential ``SecretStr``, and a stored value's unknown members are kept by name only.
 * **Core dumps.** :func:`disable_core_dumps` for processes (the CLI) that should never leave
   their memory on disk.
 """
@@ -49,9 +65,9 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, NoReturn, ParamSpec, TypeVar
+from typing import Any, NoReturn, ParamSpec, Protocol, TypeVar, overload
 
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, UnkeySecretsError
 from ._secret import Secret
 
 __all__ = [
@@ -61,6 +77,7 @@ __all__ = [
     "check_http_debug",
     "confined",
     "disable_core_dumps",
+    "fresh_error",
     "guarded",
     "hold",
     "install_guards",
@@ -305,16 +322,27 @@ def _scrub_record(record: logging.LogRecord) -> None:
         clean = scrub(message)
         if clean is not message:
             record.msg, record.args = clean, ()
-    if record.exc_info and record.exc_info[0] is not None:
-        rendered = _exception_formatter.formatException(record.exc_info)
-        clean = scrub(rendered)
-        if clean is not rendered:
-            # Keep the scrubbed text and drop the live exception, which still holds the value.
-            record.exc_text, record.exc_info = clean, None
+    if record.exc_info:
+        # Always, whoever logged it and however clean its plain rendering: the live exception
+        # reaches every frame it unwound through, and a formatter or handler that renders
+        # locals (or ships the exception itself) would print what those frames held, a signed
+        # request's session token included. Only its scrubbed text goes on.
+        if record.exc_info[0] is not None:
+            record.exc_text = scrub(_render_exception(record.exc_info))
+        record.exc_info = None
     elif record.exc_text:
         record.exc_text = scrub(record.exc_text)
     if record.stack_info:
         record.stack_info = scrub(record.stack_info)
+
+
+def _render_exception(exc_info: Any) -> str:
+    """The traceback text ``logging`` would print for ``exc_info``, without frame locals."""
+    try:
+        return _exception_formatter.formatException(exc_info)
+    except Exception:  # noqa: BLE001 (a record must be made whatever the exception does)
+        kind = getattr(exc_info[0], "__name__", "exception")
+        return f"{kind} (its traceback could not be rendered)"
 
 
 # -- the record factory ----------------------------------------------------------------------
@@ -443,14 +471,44 @@ def _clear_frames(exc: BaseException) -> None:
         pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
 
 
-def guarded(func: Callable[_P, _R]) -> Callable[_P, _R]:
+class _Guard(Protocol):
+    def __call__(self, func: Callable[_P, _R], /) -> Callable[_P, _R]: ...
+
+
+@overload
+def guarded(func: Callable[_P, _R], /) -> Callable[_P, _R]: ...
+
+
+@overload
+def guarded(*, fresh: bool) -> _Guard: ...
+
+
+def guarded(
+    func: Callable[_P, _R] | None = None, /, *, fresh: bool = False
+) -> Callable[_P, _R] | _Guard:
     """Wrap a public entry point: guards installed first, no frame locals leave with an error.
 
-    An exception raised through the wrapper has the locals of the finished frames in its
-    traceback (and in its cause and context chain) cleared: file names and line numbers stay,
-    the values that could hold a body or a plaintext go.
-    """
+    An exception raised through the wrapper (``KeyboardInterrupt`` and every other
+    ``BaseException`` included) has the locals of the finished frames in its traceback, and in
+    its cause and context chain, cleared: file names and line numbers stay, the values that
+    could hold a body, a plaintext or a credential go.
 
+    ``@guarded(fresh=True)`` is for a boundary whose error unwinds into code we do not own
+    (a pydantic-settings source, a constructor it calls, a login): what leaves is a fresh
+    exception instead (see :func:`fresh_error`), with no cause, no context and a traceback
+    that starts at the wrapper, so nothing the failing call reached can be reached from it.
+    """
+    if func is None:
+        return _FreshGuard() if fresh else guarded
+    return _guard(func, fresh=fresh)
+
+
+class _FreshGuard:
+    def __call__(self, func: Callable[_P, _R], /) -> Callable[_P, _R]:
+        return _guard(func, fresh=True)
+
+
+def _guard(func: Callable[_P, _R], *, fresh: bool) -> Callable[_P, _R]:
     @functools.wraps(func)
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         install_guards()
@@ -459,13 +517,53 @@ def guarded(func: Callable[_P, _R]) -> Callable[_P, _R]:
         # log record is made (Sentry's attach_stacktrace) finds none here.
         held: list[Any] = [args, kwargs]
         del args, kwargs
+        failure: BaseException
         try:
             return func(*held.pop(0), **held.pop(0))
         except BaseException as exc:
             _clear_frames(exc)
-            raise
+            if not fresh:
+                raise
+            failure = fresh_error(exc)
+        # Raised outside the handler: the original is not this one's context.
+        raise failure
 
     return wrapper
+
+
+#: The types a foreign exception's arguments may have to be carried over to a fresh one.
+_PLAIN_ARGUMENTS = (str, int, float, bool, type(None))
+
+
+def fresh_error(exc: BaseException) -> BaseException:
+    """Return a new exception standing for ``exc``, reaching nothing ``exc`` reached.
+
+    No traceback, no ``__cause__``, no ``__context__`` (and ``__suppress_context__`` set, as
+    ``raise ... from None`` does). One of ours
+    (:class:`~unkey_secrets.UnkeySecretsError`) is copied whole, as pickling copies it (its
+    messages and attributes never hold a credential). Any other keeps its type and its
+    arguments when they are plain values (``str`` ones scrubbed, see :func:`scrub`), and
+    nothing else: its attributes (a ``requests`` error's prepared request, say) are dropped.
+    One that cannot be rebuilt that way becomes an
+    :class:`~unkey_secrets.UnkeySecretsError` naming its type.
+    """
+    error: BaseException
+    if isinstance(exc, UnkeySecretsError):
+        rebuild, arguments, *_ = exc.__reduce__()
+        error = rebuild(*arguments)
+    else:
+        kind = type(exc)
+        arguments = exc.args if all(isinstance(a, _PLAIN_ARGUMENTS) for a in exc.args) else ()
+        try:
+            error = kind(*(scrub(a) if isinstance(a, str) else a for a in arguments))
+        except Exception:  # noqa: BLE001 (a type with required arguments of its own)
+            error = UnkeySecretsError(
+                f"{kind.__module__}.{kind.__qualname__} (its details are not kept: they may "
+                "hold a credential)"
+            )
+    # As ``raise ... from None`` marks it: a context the caller's own handler adds is not shown.
+    error.__suppress_context__ = True
+    return error
 
 
 # -- masked containers -----------------------------------------------------------------------

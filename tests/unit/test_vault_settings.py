@@ -45,7 +45,8 @@ def test_standard_and_prefixed_variables_are_read(monkeypatch: pytest.MonkeyPatc
     assert settings.kv_version == 1
     assert settings.key_template == "keys/{key_id}"
     assert settings.auth_method == "approle"
-    assert settings.role_id == "role-id"
+    assert settings.role_id is not None
+    assert settings.role_id.get_secret_value() == "role-id"
     assert settings.secret_id is not None
     assert settings.secret_id.get_secret_value() == "secret-id-value"
     assert settings.auth_mount == "approle-prod"

@@ -75,6 +75,7 @@ def handler(event: Mapping[str, Any], context: object = None) -> dict[str, str |
     return _RUNTIME.rotator().handle(event)
 
 
+@guarded(fresh=True)
 def build_rotator(config: RuntimeConfig, secrets_manager: Any = None) -> Rotator:
     """Make the clients from ``config``: boto3's ``secretsmanager`` and an :class:`UnkeyClient`.
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .._errors import ConfigurationError, InvalidInputError
+from .._redact import guarded
 from .._validate import validate_api_id, validate_external_id
 from ..unkey.options import check_permission_query, check_prefix, check_text
 
@@ -72,6 +73,7 @@ class RotationConfig:
             validate_external_id(self.external_id)
 
     @classmethod
+    @guarded(fresh=True)  # ``environ`` holds the root key and AWS credentials too
     def from_environ(cls, environ: Mapping[str, str]) -> RotationConfig:
         """Read the rotation's ``UNKEY_*`` variables (see the README's "Rotation Lambda")."""
         names = {
@@ -115,6 +117,7 @@ class RuntimeConfig:
     rotation: RotationConfig
 
     @classmethod
+    @guarded(fresh=True)  # ``environ`` holds the root key and AWS credentials too
     def from_environ(cls, environ: Mapping[str, str]) -> RuntimeConfig:
         """Read where the root key lives, ``UNKEY_BASE_URL``, ``UNKEY_TIMEOUT`` and the rest."""
         allow = environ.get("UNKEY_ALLOW_ROOT_KEY_ENV", "").strip().lower()

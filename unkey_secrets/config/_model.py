@@ -140,12 +140,11 @@ class UnkeySecretStr(SecretStr):
         return self._info
 
     def __repr__(self) -> str:
-        if self._info is None:
+        # getattr with a default: safe on a half-built object (rendered with frame locals).
+        info = getattr(self, "_info", None)
+        if info is None:
             return f"UnkeySecretStr('{_MASK}')"
-        return (
-            f"UnkeySecretStr('{_MASK}', key_id={self._info.key_id!r}, "
-            f"version={self._info.version!r})"
-        )
+        return f"UnkeySecretStr('{_MASK}', key_id={info.key_id!r}, version={info.version!r})"
 
     def __eq__(self, other: Any) -> bool:
         if not isinstance(other, SecretStr):

@@ -75,11 +75,18 @@ class UnkeyKeySource(PydanticBaseSettingsSource):
 
     A field whose marker names another store (``store="aws"`` for a Vault source) is left
     to that store's source. Errors: those of :meth:`CachedKey.get`.
+
+    Building a source and calling it are boundaries: an error leaves as a fresh one (no cause,
+    no context, no frame below it keeping its locals; see :func:`unkey_secrets._redact.guarded`),
+    and a failing call first empties what pydantic-settings shares with it (the values the
+    sources before it read, the environment's included), so the pydantic-settings frames the
+    error unwinds through show none of them.
     """
 
     #: The ``UnkeyKey.store`` this source fills; None: whatever the reader's store is named.
     store_name: ClassVar[str | None] = None
 
+    @guarded(fresh=True)
     def __init__(self, settings_cls: type[BaseSettings], reader: KeyReader) -> None:
         super().__init__(settings_cls)
         expected = type(self).store_name
@@ -91,15 +98,35 @@ class UnkeyKeySource(PydanticBaseSettingsSource):
         self.reader = reader
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(reader={self.reader!r})"
+        # Safe on a half-built source (its constructor's error rendered with frame locals).
+        return f"{type(self).__name__}(reader={getattr(self, 'reader', None)!r})"
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         """Unused: :meth:`__call__` fills the marked fields in one pass."""
         return None, field_name, False
 
-    @guarded
+    @guarded(fresh=True)
     def __call__(self) -> dict[str, Any]:
         """Return ``{field (or its alias): value}`` for every marked field of this store."""
+        try:
+            return self._values()
+        except BaseException:
+            self._forget_shared_state()
+            raise
+
+    def _forget_shared_state(self) -> None:
+        """Empty the dicts pydantic-settings shares with this source (its build is over).
+
+        ``current_state`` is the very dict pydantic-settings merges every source's values
+        into, and ``settings_sources_data`` holds each earlier source's own dict: its frames
+        keep them as locals while this source's error unwinds through them.
+        """
+        shared = getattr(self, "settings_sources_data", None)
+        for values in [getattr(self, "current_state", None), *(shared or {}).values(), shared]:
+            if isinstance(values, dict):
+                values.clear()
+
+    def _values(self) -> dict[str, Any]:
         owner = self.settings_cls.__name__
         store = self.reader.store.name
         plan: list[tuple[str, str, UnkeyKey, _Kind]] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .._redact import guarded
 from ._source import UnkeyKeySource
 from .reader import KeyReader
 
@@ -28,10 +29,14 @@ class UnkeySecretsManagerSource(UnkeyKeySource):
     object with a ``key`` member, so pydantic-settings' own ``AWSSecretsManagerSettingsSource``
     reads it too; this source adds the cache and refresh, the typed errors and the key's
     metadata.
+
+    Building it raises what :meth:`KeyReader.secrets_manager` raises, as a fresh error: no
+    cause, no context, and no frame below it keeps a credential.
     """
 
     store_name: ClassVar[str | None] = "aws"
 
+    @guarded(fresh=True)
     def __init__(
         self,
         settings_cls: type[BaseSettings],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .._redact import guarded
 from ._source import UnkeyKeySource
 from .reader import KeyReader
 
@@ -27,10 +28,14 @@ class UnkeyVaultSource(UnkeyKeySource):
 
     One read per alias, of ``<mount>/data/<alias path>``: the shipped reader policy
     (``policies/vault-reader.hcl``) is all it needs.
+
+    Building it raises what :meth:`KeyReader.vault` raises (a refused login, a bad setting),
+    as a fresh error: no cause, no context, and no frame below it keeps a credential.
     """
 
     store_name: ClassVar[str | None] = "vault"
 
+    @guarded(fresh=True)
     def __init__(
         self,
         settings_cls: type[BaseSettings],

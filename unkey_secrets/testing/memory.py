@@ -104,7 +104,8 @@ class InMemoryStore(SecretStore):
         self.calls: list[str] = []
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(locations={len(self._entries)})"
+        # getattr with a default: safe on a half-built object (rendered with frame locals).
+        return f"{type(self).__name__}(locations={len(getattr(self, '_entries', ()))})"
 
     # -- test helpers ------------------------------------------------------------------------
 

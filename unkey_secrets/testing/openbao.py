@@ -66,7 +66,9 @@ class OpenBaoServer:
         self._output: collections.deque[str] = collections.deque(maxlen=40)
 
     def __repr__(self) -> str:
-        return f"OpenBaoServer(url={self.url!r}, running={self.running})"
+        # getattr with defaults: safe on a half-built object (rendered with frame locals).
+        running = getattr(self, "_process", None) is not None and self.running
+        return f"OpenBaoServer(url={getattr(self, 'url', None)!r}, running={running})"
 
     @property
     def running(self) -> bool:

@@ -74,7 +74,12 @@ class LocalUnkey:
         self.emulator: Emulator = server.emulator
 
     def __repr__(self) -> str:
-        return f"LocalUnkey(url={self.url!r})"
+        # Safe on a half-built object, or one whose server is not started (no url yet).
+        server = getattr(self, "server", None)
+        url = None
+        if server is not None and getattr(server, "_server", None) is not None:
+            url = server.url
+        return f"LocalUnkey(url={url!r})"
 
     @property
     def url(self) -> str:

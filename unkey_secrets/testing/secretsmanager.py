@@ -245,9 +245,11 @@ class InMemorySecretsManager:
         self._failures: dict[str, list[_Failure]] = {}
 
     def __repr__(self) -> str:
+        # getattr with defaults: safe on a half-built object (rendered with frame locals).
         return (
-            f"{type(self).__name__}(region={self.region!r}, secrets={len(self._secrets)}, "
-            f"calls={len(self.calls)})"
+            f"{type(self).__name__}(region={getattr(self, 'region', None)!r}, "
+            f"secrets={len(getattr(self, '_secrets', ()))}, "
+            f"calls={len(getattr(self, 'calls', ()))})"
         )
 
     # -- test helpers --------------------------------------------------------------------------

@@ -73,6 +73,8 @@ class Deadline:
         self.expires = time.monotonic() + self.seconds
 
     def __repr__(self) -> str:
+        if not hasattr(self, "expires"):  # half-built (rendered with frame locals)
+            return "Deadline()"
         return f"Deadline(seconds={self.seconds:g}, remaining={self.remaining():.3f})"
 
     def remaining(self) -> float:

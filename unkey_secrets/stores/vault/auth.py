@@ -7,7 +7,11 @@ Auth methods: ``token`` (``VAULT_TOKEN``, else ``~/.vault-token`` as the vault C
 Credentials are never logged or put in an error message: each one is held
 (:func:`unkey_secrets._redact.hold`) as soon as it is read, so every log record and every line
 ``http.client`` debug output prints has it masked, and a login refuses to start while
-``http.client`` debug output is on.
+``http.client`` debug output is on. :func:`login` and :func:`read_token` are boundaries
+(:func:`unkey_secrets._redact.guarded`): whatever ends them (a refused login, an answer that
+is no login answer, a ``KeyboardInterrupt`` mid-request) leaves no frame it unwound through
+with a role_id, a secret_id, a JWT or a token in its locals; our own errors are raised
+outside ``except`` blocks, so none is chained to hvac's or requests' (which hold the body).
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..._errors import ConfigurationError, StoreAccessError, StoreError
-from ..._redact import check_http_debug, hold
+from ..._errors import ConfigurationError, StoreAccessError, StoreError, UnkeySecretsError
+from ..._redact import check_http_debug, guarded, hold
 from .errors import STORE, require_hvac, translate
 from .settings import VaultSettings
 
@@ -33,8 +37,12 @@ KUBERNETES_JWT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 _DEFAULT_MOUNTS = {"approle": "approle", "kubernetes": "kubernetes", "jwt": "jwt", "aws": "aws"}
 
 
+@guarded
 def read_token(settings: VaultSettings) -> str | None:
-    """Return ``VAULT_TOKEN``, else the token the vault CLI saved in ``~/.vault-token``."""
+    """Return ``VAULT_TOKEN``, else the token the vault CLI saved in ``~/.vault-token``.
+
+    None when neither is set (or the file cannot be read).
+    """
     if settings.token is not None and settings.token.get_secret_value():
         hold(settings.token)
         return settings.token.get_secret_value()
@@ -79,8 +87,16 @@ def build_client(
     return client
 
 
+@guarded
 def login(client: hvac.Client, settings: VaultSettings) -> None:
-    """Log ``client`` in with the method ``settings.auth_method`` names (token: nothing to do)."""
+    """Log ``client`` in with the method ``settings.auth_method`` names (token: nothing to do).
+
+    Raises :class:`~unkey_secrets.ConfigurationError` for a missing credential or role,
+    :class:`~unkey_secrets.StoreAccessError` when Vault refuses the login or answers it
+    without a token we can read (``{"auth": null}``, ``{}``, JSON too deeply nested), and the
+    errors of :func:`~unkey_secrets.stores.vault.errors.translate` when Vault cannot be reached
+    or breaks the transport policy. None of them is chained or quotes the answer.
+    """
     method = settings.auth_method
     if method == "token":
         return
@@ -94,8 +110,21 @@ def login(client: hvac.Client, settings: VaultSettings) -> None:
     error: StoreError | None = None
     try:
         _LOGINS[method](client, settings, mount)
+    except UnkeySecretsError:
+        raise  # ours, worded without a credential
     except (hve.VaultError, requests.exceptions.RequestException) as exc:
         error = _login_error(exc, method=method, location=location)
+    except (LookupError, TypeError, AttributeError, ValueError, RecursionError) as exc:
+        # hvac reads answer["auth"]["client_token"]: an answer that is no login answer
+        # ({"auth": null}, {}, JSON nested too deeply) fails there, not as a VaultError.
+        error = StoreAccessError(
+            f"Vault answered the {method} login at {location} without a token we can read "
+            f"({type(exc).__name__})",
+            store=STORE,
+            location=location,
+        )
+    except Exception as exc:  # noqa: BLE001 (the transport policy's breaches, and the like)
+        error = translate(exc, operation=f"{method} login", location=location)
     if error is not None:
         # Raised outside the except block: nothing (request body included) is chained.
         raise error
@@ -136,12 +165,16 @@ def _read_jwt(settings: VaultSettings, method: str, default_path: str | None) ->
         raise ConfigurationError(
             f"Vault {method} auth needs UNKEY_SECRETS_VAULT_JWT or UNKEY_SECRETS_VAULT_JWT_PATH"
         )
+    failure: str | None = None
     try:
         jwt = Path(path).read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
+        failure = type(exc).__name__
+    if failure is not None:
+        # Raised outside the except block: the read's error is not its context.
         raise ConfigurationError(
-            f"cannot read the JWT for Vault {method} auth from {path} ({type(exc).__name__})"
-        ) from None
+            f"cannot read the JWT for Vault {method} auth from {path} ({failure})"
+        )
     if not jwt:
         raise ConfigurationError(f"the JWT file {path} for Vault {method} auth is empty")
     hold(jwt)
@@ -149,7 +182,11 @@ def _read_jwt(settings: VaultSettings, method: str, default_path: str | None) ->
 
 
 def _approle(client: hvac.Client, settings: VaultSettings, mount: str) -> None:
-    role_id = _require(settings.role_id, "UNKEY_SECRETS_VAULT_ROLE_ID", "approle")
+    role_id = _require(
+        settings.role_id.get_secret_value() if settings.role_id else None,
+        "UNKEY_SECRETS_VAULT_ROLE_ID",
+        "approle",
+    )
     secret_id = settings.secret_id.get_secret_value() if settings.secret_id else None
     # With bind_secret_id off, the role_id alone logs in: it is held as a credential too.
     hold(role_id, secret_id)

@@ -50,8 +50,9 @@ class VaultSettings(BaseSettings):
     ``ALIAS_TEMPLATE``, ``TIMEOUT``, ``MAX_CONNECTIONS`` (HTTP connections per host: the
     threads sharing the store), ``AUTH_METHOD`` (token, approle, kubernetes, jwt, aws),
     ``ROLE``, ``ROLE_ID``, ``SECRET_ID``, ``JWT``, ``JWT_PATH``, ``AUTH_MOUNT`` and
-    ``AWS_SERVER_ID``. ``token``, ``secret_id`` and ``jwt`` are
-    :class:`~pydantic.SecretStr`, so no repr shows them.
+    ``AWS_SERVER_ID``. The credentials, ``token``, ``role_id`` (with ``bind_secret_id`` off it
+    logs in alone), ``secret_id`` and ``jwt``, are :class:`~pydantic.SecretStr`, so no repr
+    shows them: read them with ``get_secret_value()``.
     """
 
     model_config = SettingsConfigDict(
@@ -75,7 +76,7 @@ class VaultSettings(BaseSettings):
 
     auth_method: AuthMethod = "token"
     role: str | None = None
-    role_id: str | None = None
+    role_id: SecretStr | None = None
     secret_id: SecretStr | None = None
     jwt: SecretStr | None = None
     jwt_path: str | None = None
@@ -104,7 +105,12 @@ class VaultSettings(BaseSettings):
     def _auth_mount_is_safe(cls, value: str | None) -> str | None:
         return None if value is None or value == "" else check_mount(value)
 
-    @field_validator("namespace", "cacert", "capath", "role", "role_id", "jwt_path")
+    @field_validator("namespace", "cacert", "capath", "role", "jwt_path")
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("role_id")
+    @classmethod
+    def _empty_secret_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value() else None

@@ -197,10 +197,14 @@ class Faults:
         self._drop: collections.Counter[str] = collections.Counter()
 
     def __repr__(self) -> str:
-        with self._lock:
-            fail = {op: list(q) for op, q in self._fail.items() if q}
-            delay = {op: list(q) for op, q in self._delay.items() if q}
-            drop = +self._drop
+        lock = getattr(self, "_lock", None)
+        if lock is None:  # half-built (a constructor's error rendered with frame locals)
+            return "Faults()"
+        with lock:
+            fail = {op: list(q) for op, q in getattr(self, "_fail", {}).items() if q}
+            delay = {op: list(q) for op, q in getattr(self, "_delay", {}).items() if q}
+            dropped = getattr(self, "_drop", None)
+            drop = +dropped if dropped is not None else collections.Counter()
         return f"Faults(fail={fail}, delay={delay}, drop={dict(drop)})"
 
     def fail_next(self, operation: str, times: int = 1, status: int = 500) -> None:

@@ -102,8 +102,11 @@ class Emulator:
         self.faults = Faults()
 
     def __repr__(self) -> str:
+        store = getattr(self, "_store", None)
+        if store is None:  # half-built (a constructor's error rendered with frame locals)
+            return "Emulator()"
         with self._lock:
-            return f"Emulator(apis={len(self._store.apis)}, keys={len(self._store.keys)})"
+            return f"Emulator(apis={len(store.apis)}, keys={len(store.keys)})"
 
     @property
     def root_key(self) -> str:
@@ -429,7 +432,8 @@ class EmulatorServer:
         self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
-        where = self.url if self._server is not None else "not started"
+        # getattr with a default: safe on a half-built object (rendered with frame locals).
+        where = self.url if getattr(self, "_server", None) is not None else "not started"
         return f"EmulatorServer({where})"
 
     @property
