@@ -28,7 +28,9 @@ fixture                      yields
                              profile or config file; yields the dict it set
 ===========================  ====================================================================
 
-The ``*_env`` fixtures use ``monkeypatch``: the environment is put back after each test.
+The ``*_env`` fixtures use ``monkeypatch``: the environment is put back after each test. The
+dict each yields is an :class:`EnvValues`: its repr masks the credentials, so a failing test's
+report (``pytest -l``, a JUnit XML file kept as a CI artifact) shows none.
 """
 
 from __future__ import annotations
@@ -36,11 +38,12 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import pytest
 
 __all__ = [
+    "EnvValues",
     "LocalUnkey",
     "aws_env",
     "moto_clean",
@@ -128,6 +131,38 @@ class LocalUnkey:
         self.emulator.reset_faults()
 
 
+_MASK = "**********"
+
+
+class EnvValues(dict[str, str]):
+    """The variables an ``*_env`` fixture set: a dict whose repr and str mask the credentials.
+
+    Items read as set (``vault_env["VAULT_TOKEN"]`` is the token); only the renderings a test
+    report uses (``pytest -l``, an assertion's diff, a print) show ``**********`` for the
+    variables in :attr:`CREDENTIALS`.
+    """
+
+    #: The variables whose values are masked.
+    CREDENTIALS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "UNKEY_ROOT_KEY",
+            "VAULT_TOKEN",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_SECURITY_TOKEN",
+        }
+    )
+
+    def __repr__(self) -> str:
+        shown = (
+            f"{name!r}: {_MASK!r}" if name in self.CREDENTIALS else f"{name!r}: {value!r}"
+            for name, value in self.items()
+        )
+        return "{" + ", ".join(shown) + "}"
+
+    __str__ = __repr__
+
+
 @pytest.fixture(scope="session")
 def unkey_emulator_server() -> Iterator[EmulatorServer]:
     """A running Unkey emulator for the whole session."""
@@ -186,11 +221,13 @@ def unkey_env(
     monkeypatch: pytest.MonkeyPatch, unkey_emulator: LocalUnkey, unkey_api_id: str
 ) -> dict[str, str]:
     """``UNKEY_ROOT_KEY``, ``UNKEY_BASE_URL`` and ``UNKEY_API_ID`` for the code under test."""
-    values = {
-        "UNKEY_ROOT_KEY": unkey_emulator.root_key,
-        "UNKEY_BASE_URL": unkey_emulator.url,
-        "UNKEY_API_ID": unkey_api_id,
-    }
+    values = EnvValues(
+        {
+            "UNKEY_ROOT_KEY": unkey_emulator.root_key,
+            "UNKEY_BASE_URL": unkey_emulator.url,
+            "UNKEY_API_ID": unkey_api_id,
+        }
+    )
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     return values
@@ -202,7 +239,7 @@ def vault_env(monkeypatch: pytest.MonkeyPatch, openbao_server: OpenBaoServer) ->
     for name in list(os.environ):
         if name.startswith("VAULT_"):
             monkeypatch.delenv(name)
-    values = {"VAULT_ADDR": openbao_server.url, "VAULT_TOKEN": openbao_server.root_token}
+    values = EnvValues(VAULT_ADDR=openbao_server.url, VAULT_TOKEN=openbao_server.root_token)
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     return values
@@ -221,15 +258,17 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, moto_server: MotoServer) -> dict[st
         "AWS_WEB_IDENTITY_TOKEN_FILE",
     ):
         monkeypatch.delenv(name, raising=False)
-    values = {
-        "AWS_ENDPOINT_URL": moto_server.url,
-        "AWS_REGION": moto_server.region,
-        "AWS_DEFAULT_REGION": moto_server.region,
-        "AWS_ACCESS_KEY_ID": DUMMY_ACCESS_KEY_ID,
-        "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET_ACCESS_KEY,
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-    }
+    values = EnvValues(
+        {
+            "AWS_ENDPOINT_URL": moto_server.url,
+            "AWS_REGION": moto_server.region,
+            "AWS_DEFAULT_REGION": moto_server.region,
+            "AWS_ACCESS_KEY_ID": DUMMY_ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET_ACCESS_KEY,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        }
+    )
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     return values
