@@ -125,6 +125,9 @@ def test_kv_version_is_1_or_2() -> None:
 
 def test_vault_skip_verify_is_not_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VAULT_SKIP_VERIFY", "true")
+    # Without a CA bundle variable, the default trust store verifies (True).
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     client = _vault_auth.build_client(VaultSettings(addr="https://vault.internal", token="t"))
     assert client.adapter.session.verify is True
     assert client.adapter._kwargs["verify"] is True

@@ -59,18 +59,28 @@ def build_client(
 ) -> hvac.Client:
     """Return an hvac client for ``settings`` (not yet logged in unless the method is token).
 
-    TLS is always verified (``VAULT_CACERT`` or ``VAULT_CAPATH`` name a private CA) and
-    redirects are not followed, so a request body is never replayed to another address.
+    The client is held to the transport policy (:mod:`unkey_secrets.transport.requests`): TLS
+    is always verified (``VAULT_CACERT`` or ``VAULT_CAPATH`` name a private CA, else
+    ``REQUESTS_CA_BUNDLE``), redirects are never followed (a request body is never replayed to
+    another address), each request ends within ``settings.timeout`` seconds, whole answer
+    included, and an answer is at most :data:`~unkey_secrets.transport.DEFAULT_MAX_ANSWER_BYTES`.
+    Proxies (``HTTPS_PROXY``, ``NO_PROXY``: none for plain http) and the CA bundle are read from
+    the environment now, once. A ``session`` passed in keeps its own proxies and environment
+    settings; the policy's adapter is mounted on it.
     """
     hvac_module = require_hvac()
-    import requests
+    from ...transport.requests import apply_policy, build_session
 
     if not settings.addr:
         raise ConfigurationError("VAULT_ADDR is not set: where is Vault?")
     verify: bool | str = settings.cacert or settings.capath or True
-    session = session if session is not None else requests.Session()
-    # hvac prefers the session's verify over its own argument, so set it on the session.
-    session.verify = verify
+    if session is None:
+        session = build_session(settings.addr, verify=verify)
+    else:
+        session.verify = verify
+        apply_policy(session)
+    # hvac prefers the session's verify over its own argument: pass what the session holds.
+    verify = session.verify
     token = read_token(settings) if settings.auth_method == "token" else None
     if settings.auth_method == "token" and token is None:
         raise ConfigurationError("no Vault token: set VAULT_TOKEN or log in with the vault CLI")

@@ -84,7 +84,27 @@ def translate(exc: BaseException, *, operation: str, location: str) -> StoreErro
     import requests
     from hvac import exceptions as hve
 
+    from ...transport.policy import TransportBreachError
+    from ...transport.requests import RedirectRefusedError
+
     where = f"{operation} on {location}"
+    if isinstance(exc, TransportBreachError):
+        # The request may have been carried out: its answer is lost, as with a dropped
+        # connection, and the flows settle it the same way (read back, never guessed).
+        return StoreUnavailableError(
+            f"{where} broke the transport policy ({exc}): its answer is lost, and the request "
+            "may have been carried out",
+            store=STORE,
+            location=location,
+        )
+    if isinstance(exc, RedirectRefusedError):
+        return StoreError(
+            f"Vault answered {where} with a redirect ({exc.status}), which is never followed "
+            "(it would replay the token and the body to another address): point VAULT_ADDR at "
+            "the active node or its load balancer",
+            store=STORE,
+            location=location,
+        )
     if isinstance(exc, hve.VaultError):
         name = type(exc).__name__
         status = _STATUS.get(name)

@@ -29,7 +29,7 @@ from ..base import (
     _Unchecked,
 )
 from .errors import STORE, error_texts, is_cas_mismatch, require_hvac, translate
-from .settings import VaultSettings, check_mount
+from .settings import VaultSettings, check_mount, check_vault_addr
 
 if TYPE_CHECKING:
     import hvac
@@ -118,6 +118,17 @@ class VaultStore(SecretStore):
     ``max_connections`` sizes the HTTP connection pool (requests keeps 10 per host by default):
     set it to the number of threads sharing the store.
 
+    **Transport.** A ``client`` passed in is held to the same policy as one built from settings
+    (:mod:`unkey_secrets.transport`), before any request: its URL must be https, or plain http
+    to a loopback host (:class:`~unkey_secrets.ConfigurationError` otherwise); it never follows
+    a redirect (``allow_redirects`` is turned off, and a 3xx answer fails the request); and the
+    policy's adapter replaces the adapters of its session, so each request ends within the
+    client's timeout (seconds, the whole answer included, however slowly it comes), an answer
+    is at most :data:`~unkey_secrets.transport.DEFAULT_MAX_ANSWER_BYTES` once decompressed, and
+    plain http never goes through a proxy. A request that breaks the deadline or the budget has
+    lost its answer: it raises :class:`~unkey_secrets.StoreUnavailableError`, as a dropped
+    connection does.
+
     Errors: 401/403 become :class:`~unkey_secrets.StoreAccessError`, 5xx, 429 and connection
     failures :class:`~unkey_secrets.StoreUnavailableError`, a 404
     :class:`~unkey_secrets.SecretNotFoundError`; no error quotes Vault's answer or our request.
@@ -182,10 +193,10 @@ class VaultStore(SecretStore):
 
             settings = settings if settings is not None else load_settings(VaultSettings)
             client = build_client(settings)
-            _size_pool(client, max_connections)
+            _hold_to_policy(client, max_connections)
             login(client, settings)
         else:
-            _size_pool(client, max_connections)
+            _hold_to_policy(client, max_connections)
         self.client = client
         # A client the caller built carries a token we have not seen yet: mask it everywhere.
         hold(getattr(client, "token", None))
@@ -828,15 +839,27 @@ class VaultStore(SecretStore):
         return f"{self.mount}/{path}"
 
 
-def _size_pool(client: hvac.Client, max_connections: int | None) -> None:
-    """Give ``client``'s requests session pools of ``max_connections`` per host."""
-    if max_connections is None:
-        return
-    from requests.adapters import HTTPAdapter
+def _hold_to_policy(client: hvac.Client, max_connections: int | None) -> None:
+    """Hold ``client`` (built here or given) to the transport policy, before any request.
 
-    session = client.adapter.session
-    for prefix in ("https://", "http://"):
-        session.mount(prefix, HTTPAdapter(pool_maxsize=max_connections))
+    Its URL must be https, or plain http to a loopback host (ConfigurationError otherwise); it
+    never follows a redirect; its session carries the policy's adapter on every prefix (a
+    deadline of the client's timeout per request, the whole answer included; a byte budget per
+    answer; no proxy for plain http), with pools of ``max_connections`` per host when given.
+    """
+    from ...transport.requests import apply_policy
+
+    url = getattr(client, "url", None)
+    try:
+        check_vault_addr(url if isinstance(url, str) else "")
+    except ValueError:
+        # The URL is not quoted: it may carry credentials.
+        raise ConfigurationError(
+            "the hvac client's URL must be https://, or http:// to a loopback host only (a "
+            "token and the keys would cross the network in clear)"
+        ) from None
+    client.adapter.allow_redirects = False
+    apply_policy(client.adapter.session, pool_maxsize=max_connections)
 
 
 def _now() -> str:
