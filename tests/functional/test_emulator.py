@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import select
 import subprocess
@@ -13,11 +14,14 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from unkey_secrets.testing.emulator import Emulator, EmulatorServer, main
 from unkey_secrets.testing.emulator.schemas import (
     BAD_REQUEST_ENVELOPE,
     ERROR_ENVELOPE,
+    MAX_META_DEPTH,
     RESPONSES,
     validate,
 )
@@ -738,3 +742,300 @@ def test_command_line_refuses_a_non_loopback_host(capsys: pytest.CaptureFixture[
         main(["--host", "10.1.2.3"])
     assert raised.value.code == 2
     assert "not a loopback address" in capsys.readouterr().err
+
+
+# what the emulator accepts, it serves ---------------------------------------------------------
+
+
+def _nest(levels: int) -> Any:
+    """``levels`` objects and arrays, one inside the other, around a number."""
+    value: Any = 0
+    for level in range(levels):
+        value = {"n": value} if level % 2 else [value]
+    return value
+
+
+def _meta(levels: int) -> dict[str, Any]:
+    """A meta whose nesting is ``levels`` deep, the meta object itself included."""
+    return {"m": _nest(levels - 1)}
+
+
+def _deep_json(levels: int) -> bytes:
+    """``_nest(levels)`` as JSON text, written without recursion (any depth)."""
+    opening = "".join('{"n":' if level % 2 else "[" for level in reversed(range(levels)))
+    closing = "".join("}" if level % 2 else "]" for level in range(levels))
+    return (opening + "0" + closing).encode()
+
+
+def _strict(content: bytes) -> Any:
+    """Parse an answer as JSON proper: ``Infinity`` and ``NaN`` are not JSON."""
+
+    def refuse(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(content, parse_constant=refuse)
+
+
+def _served(api: Api, api_id: str, key_id: str | None, key: str | None) -> None:
+    """Every later read of the key and its API answers 200, in the documented shape."""
+    reads: list[tuple[str, dict[str, Any]]] = [
+        ("apis.getApi", {"apiId": api_id}),
+        ("apis.listKeys", {"apiId": api_id, "revalidateKeysCache": True}),
+        ("apis.listKeys", {"apiId": api_id, "revalidateKeysCache": True, "limit": 1}),
+    ]
+    if key_id is not None:
+        reads.append(("keys.getKey", {"keyId": key_id}))
+    if key is not None:
+        reads.append(("keys.verifyKey", {"key": key}))
+    for op, body in reads:
+        response = api.raw(op, body)
+        assert response.status_code == 200, (op, response.text[:300])
+        _strict(response.content)
+    if key_id is not None:
+        # A reroll copies everything the key holds: the new key must be servable too.
+        new = api.raw("keys.rerollKey", {"keyId": key_id, "expiration": 60_000})
+        assert new.status_code == 200, new.text[:300]
+        data = _strict(new.content)["data"]
+        for op, body in [
+            ("keys.getKey", {"keyId": data["keyId"]}),
+            ("keys.verifyKey", {"key": data["key"]}),
+            ("apis.listKeys", {"apiId": api_id, "revalidateKeysCache": True}),
+        ]:
+            response = api.raw(op, body)
+            assert response.status_code == 200, (op, response.text[:300])
+            _strict(response.content)
+
+
+def _write_then_read(api: Api, op: str, body: Any, api_id: str, key: tuple[str, str] | None) -> int:
+    """Send one write; if it is accepted, check every later read. Returns the write's status."""
+    if isinstance(body, bytes):
+        headers = {"Authorization": f"Bearer {api.server.root_key}"}
+        response = api.raw(op, None, headers=headers, content=body)
+    else:
+        response = api.raw(op, body)
+    if 400 <= response.status_code < 500:
+        return response.status_code
+    assert response.status_code == 200, response.text[:300]
+    data = _strict(response.content)["data"]
+    if "apiId" in data:  # a new API: its own reads
+        _served(api, data["apiId"], None, None)
+        return 200
+    key_id = data.get("keyId") if isinstance(data, dict) else None
+    plaintext = data.get("key") if isinstance(data, dict) else None
+    if key is not None:
+        key_id, plaintext = key_id or key[0], plaintext or key[1]
+    _served(api, api_id, key_id, plaintext)
+    return 200
+
+
+RATELIMIT = {"name": "burst", "limit": 10, "duration": 60_000, "autoApply": True}
+
+# (what, operation, body, the status Unkey answers): ``{api}`` and ``{key_id}`` stand for a
+# fresh API and a key in it, ``{key}`` for that key's plaintext.
+HOSTILE: list[tuple[str, str, Any, int]] = [
+    (
+        "meta 900 deep",
+        "keys.createKey",
+        b'{"apiId":"{api}","meta":{"m":' + _deep_json(899) + b"}}",
+        400,
+    ),
+    ("meta 400 deep", "keys.createKey", {"apiId": "{api}", "meta": _meta(400)}, 400),
+    ("meta 33 deep", "keys.createKey", {"apiId": "{api}", "meta": _meta(33)}, 400),
+    ("meta 32 deep", "keys.createKey", {"apiId": "{api}", "meta": _meta(32)}, 200),
+    ("meta a float past float64", "keys.createKey", b'{"apiId":"{api}","meta":{"x":1e400}}', 400),
+    (
+        "meta an integer past float64",
+        "keys.createKey",
+        b'{"apiId":"{api}","meta":{"x":1' + b"0" * 400 + b"}}",
+        400,
+    ),
+    ("meta an integer past int64", "keys.createKey", {"apiId": "{api}", "meta": {"x": 2**70}}, 200),
+    (
+        "ratelimit over Unkey's answer bounds",
+        "keys.createKey",
+        {"apiId": "{api}", "ratelimits": [{**RATELIMIT, "limit": 10**7}]},
+        400,
+    ),
+    (
+        "ratelimit duration over 30 days",
+        "keys.createKey",
+        {"apiId": "{api}", "ratelimits": [{**RATELIMIT, "duration": 10**12}]},
+        400,
+    ),
+    (
+        "ratelimit limit past int64",
+        "keys.createKey",
+        {"apiId": "{api}", "ratelimits": [{**RATELIMIT, "limit": 2**70}]},
+        400,
+    ),
+    (
+        "ratelimit at Unkey's bounds",
+        "keys.createKey",
+        {
+            "apiId": "{api}",
+            "ratelimits": [{**RATELIMIT, "limit": 1_000_000, "duration": 2_592_000_000}],
+        },
+        200,
+    ),
+    ("prefix of one underscore", "keys.createKey", {"apiId": "{api}", "prefix": "_"}, 200),
+    (
+        "longest prefix and bytes",
+        "keys.createKey",
+        {"apiId": "{api}", "prefix": "p" * 16, "byteLength": 255},
+        200,
+    ),
+    (
+        "update meta 900 deep",
+        "keys.updateKey",
+        b'{"keyId":"{key_id}","meta":{"m":' + _deep_json(899) + b"}}",
+        400,
+    ),
+    ("update meta 33 deep", "keys.updateKey", {"keyId": "{key_id}", "meta": _meta(33)}, 400),
+    (
+        "update meta a float past float64",
+        "keys.updateKey",
+        b'{"keyId":"{key_id}","meta":{"x":-1e999}}',
+        400,
+    ),
+    (
+        "update ratelimit over bounds",
+        "keys.updateKey",
+        {"keyId": "{key_id}", "ratelimits": [{**RATELIMIT, "limit": 2**70, "duration": 2**70}]},
+        400,
+    ),
+    (
+        "reroll with a deep unknown member",
+        "keys.rerollKey",
+        b'{"keyId":"{key_id}","expiration":0,"x":' + _deep_json(900) + b"}",
+        200,
+    ),
+    (
+        "verify an unknown ratelimit of 0 per 0 ms",
+        "keys.verifyKey",
+        {"key": "{key}", "ratelimits": [{"name": "fresh", "limit": 0, "duration": 0}]},
+        400,
+    ),
+    (
+        "verify a ratelimit of 1 per 1 ms",
+        "keys.verifyKey",
+        {"key": "{key}", "ratelimits": [{"name": "fresh", "limit": 1, "duration": 1}]},
+        400,
+    ),
+    (
+        "verify a ratelimit over bounds",
+        "keys.verifyKey",
+        {"key": "{key}", "ratelimits": [{"name": "fresh", "limit": 10**9, "duration": 10**13}]},
+        400,
+    ),
+    (
+        "verify an ad hoc ratelimit named past 128 characters",
+        "keys.verifyKey",
+        {"key": "{key}", "ratelimits": [{"name": "r" * 200, "limit": 5, "duration": 1000}]},
+        400,
+    ),
+    (
+        "verify an ad hoc ratelimit at the bounds",
+        "keys.verifyKey",
+        {
+            "key": "{key}",
+            "ratelimits": [
+                {"name": "r" * 128, "limit": 1_000_000, "duration": 2_592_000_000, "cost": 10**15}
+            ],
+        },
+        200,
+    ),
+    (
+        "verify the key's own ratelimit, limit and duration 0",
+        "keys.verifyKey",
+        {"key": "{key}", "ratelimits": [{"name": "burst", "limit": 0, "duration": 0}]},
+        200,
+    ),
+    # A lone surrogate, escaped: JSON text allows it, UTF-8 cannot carry it raw.
+    ("api with control characters", "apis.createApi", rb'{"name":"\u0000\u202e\ud800 api"}', 200),
+]
+
+
+def _fill(template: Any, values: dict[str, str]) -> Any:
+    """Put the fixture's ids in: placeholders are top-level members' values only."""
+    if isinstance(template, bytes):
+        for name, value in values.items():
+            template = template.replace(b"{" + name.encode() + b"}", value.encode())
+        return template
+    return {
+        name: values[value[1:-1]] if isinstance(value, str) and value[1:-1] in values else value
+        for name, value in template.items()
+    }
+
+
+@pytest.mark.parametrize(
+    ("op", "template", "status"), [case[1:] for case in HOSTILE], ids=[case[0] for case in HOSTILE]
+)
+def test_a_write_is_refused_or_every_later_read_serves_it(
+    api: Api, op: str, template: Any, status: int
+) -> None:
+    api_id = api.emulator.create_api("hostile")
+    key_id, key = api.create(api_id, ratelimits=[RATELIMIT])
+    body = _fill(template, {"api": api_id, "key_id": key_id, "key": key})
+    assert _write_then_read(api, op, body, api_id, (key_id, key)) == status
+    # Whatever was refused, the API and its key are served as before.
+    _served(api, api_id, key_id, key)
+
+
+def test_the_emulators_own_limits_are_refused_with_unkeys_400(api: Api, api_id: str) -> None:
+    error = api.error("keys.createKey", {"apiId": api_id, "meta": _meta(40)}, 400)
+    assert error["type"] == "https://unkey.com/docs/errors/unkey/application/invalid_input"
+    assert [(p["location"], p["message"]) for p in error["errors"]] == [
+        ("body.meta", f"must not nest objects and arrays more than {MAX_META_DEPTH} levels deep")
+    ]
+    headers = {"Authorization": f"Bearer {api.server.root_key}"}
+    body = f'{{"apiId":"{api_id}","meta":{{"x":1e400}}}}'.encode()
+    error = api.error("keys.createKey", None, 400, headers=headers, content=body)
+    assert error["errors"][0]["location"] == "body"
+    assert "64-bit float" in error["errors"][0]["message"]
+
+
+_JSON_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**320), max_value=10**320)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+)
+_JSON = st.recursive(
+    _JSON_LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+_METAS = st.dictionaries(st.text(max_size=8), _JSON, max_size=5)
+
+
+def _meta_json(meta: dict[str, Any], deep: int | None) -> str:
+    """``meta`` as JSON, with a member nested ``deep`` levels below it if asked."""
+    text = json.dumps(meta)
+    if deep is None:
+        return text
+    member = '"deep":' + _deep_json(deep).decode()
+    return "{" + member + ("," + text[1:] if meta else "}")
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(meta=_METAS, deep=st.none() | st.integers(1, 1200), update=st.booleans())
+def test_any_meta_is_refused_or_served(
+    api: Api, meta: dict[str, Any], deep: int | None, update: bool
+) -> None:
+    api_id = api.emulator.create_api("property")
+    meta_text = _meta_json(meta, deep)
+    if update:
+        key_id, key = api.create(api_id)
+        body = f'{{"keyId":"{key_id}","meta":{meta_text}}}'
+        status = _write_then_read(api, "keys.updateKey", body.encode(), api_id, (key_id, key))
+    else:
+        body = f'{{"apiId":"{api_id}","meta":{meta_text}}}'
+        status = _write_then_read(api, "keys.createKey", body.encode(), api_id, None)
+    assert status in (200, 400)

@@ -18,6 +18,7 @@ from .._validate import _describe, find_unsafe_char
 from .models import Credits, Ratelimit
 
 __all__ = [
+    "MAX_META_DEPTH",
     "MAX_TIMESTAMP_MS",
     "check_bool",
     "check_byte_length",
@@ -37,6 +38,10 @@ __all__ = [
 
 #: Unkey's upper bound for ``expires`` and ``expiration``: 2100-01-01T00:00:00Z in ms.
 MAX_TIMESTAMP_MS = 4_102_444_800_000
+#: How deep ``meta`` may nest, the meta object itself included: a meta far deeper could not be
+#: read back whole (decoding it, copying it recurses), so it is refused before it is sent; the
+#: emulator refuses the same.
+MAX_META_DEPTH = 32
 
 _PREFIX = re.compile(r"[A-Za-z0-9_]{1,16}")
 _PERMISSION = re.compile(r"[A-Za-z0-9_:\-.*]{1,128}")
@@ -122,7 +127,10 @@ def check_timestamp(value: object, field: str) -> int:
 
 
 def check_meta(value: object) -> dict[str, Any]:
-    """Return a JSON-clean copy of ``value``: a mapping of <= 100 string-keyed members."""
+    """Return a JSON-clean copy of ``value``: a mapping of <= 100 string-keyed members.
+
+    Objects and arrays nest at most :data:`MAX_META_DEPTH` levels, the mapping included.
+    """
     if not isinstance(value, Mapping):
         raise _invalid("meta", "a mapping", value)
     if len(value) > 100:
@@ -131,6 +139,10 @@ def check_meta(value: object) -> dict[str, Any]:
         raise InvalidInputError("meta", "keys must be strings")
     for key in value:
         _check_safe(key, "meta")
+    if _deeper_than(value, MAX_META_DEPTH):
+        raise InvalidInputError(
+            "meta", f"nests objects and arrays more than {MAX_META_DEPTH} levels deep"
+        )
     try:
         encoded = json.dumps(dict(value), allow_nan=False)
     except (TypeError, ValueError, RecursionError):
@@ -143,6 +155,27 @@ def check_meta(value: object) -> dict[str, Any]:
         )
     clean: dict[str, Any] = json.loads(encoded)
     return clean
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    """Whether ``value`` nests more than ``limit`` mappings and lists.
+
+    Walked level by level, without recursion; a cycle counts as too deep.
+    """
+    level: list[object] = [value]
+    depth = 0
+    while True:
+        containers = [item for item in level if isinstance(item, (Mapping, list, tuple))]
+        if not containers:
+            return False
+        depth += 1
+        if depth > limit:
+            return True
+        level = [
+            child
+            for item in containers
+            for child in (item.values() if isinstance(item, Mapping) else item)
+        ]
 
 
 def _check_strings(value: object, field: str, most: int) -> Sequence[str]:

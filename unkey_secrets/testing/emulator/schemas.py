@@ -2,8 +2,14 @@
 
 The schemas are written in a JSON Schema subset (type, properties, required,
 additionalProperties, min/maxLength, pattern, minimum/maximum, enum, items, maxItems,
-maxProperties) from the facts of Unkey's v2 API. :func:`validate` never quotes a value in a
+maxProperties, and ``maxDepth``: how many objects and arrays may nest, the value itself
+included) from the facts of Unkey's v2 API. :func:`validate` never quotes a value in a
 problem it reports: a request body may hold a plaintext key.
+
+Where Unkey documents no bound but the emulator needs one to answer every later call as
+documented, the bound is the emulator's own and a write past it gets Unkey's 400: ``meta``
+nests at most :data:`MAX_META_DEPTH` levels, and a key's rate limits stay within the bounds
+Unkey's answers document (:data:`MAX_RATELIMIT_LIMIT`, :data:`MAX_RATELIMIT_DURATION_MS`).
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ __all__ = [
     "EXTERNAL_ID_PATTERN",
     "ID_PATTERN",
     "MAX_INT64",
+    "MAX_META_DEPTH",
+    "MAX_RATELIMIT_DURATION_MS",
+    "MAX_RATELIMIT_LIMIT",
     "MAX_TIMESTAMP_MS",
     "PERMISSION_PATTERN",
     "REQUESTS",
@@ -39,6 +48,13 @@ Problem = dict[str, str]
 
 MAX_TIMESTAMP_MS = 4_102_444_800_000
 MAX_INT64 = 2**63 - 1
+#: How deep ``meta`` may nest, the meta object itself included. Unkey documents no bound; the
+#: emulator's is far past any real meta and far below the depth at which serving it again
+#: (copying it, encoding it) would fail.
+MAX_META_DEPTH = 32
+#: The bounds of a rate limit in Unkey's answers: requests per window, and the window in ms.
+MAX_RATELIMIT_LIMIT = 1_000_000
+MAX_RATELIMIT_DURATION_MS = 2_592_000_000
 ID_PATTERN = r"^[a-zA-Z0-9_]+$"
 EXTERNAL_ID_PATTERN = r"^[a-zA-Z0-9_.-]+$"
 PERMISSION_PATTERN = r"^[a-zA-Z0-9_:\-\.\*]+$"
@@ -95,9 +111,14 @@ def obj(
     )
 
 
-def free_object(max_properties: int | None = None, *, nullable: bool = False) -> dict[str, Any]:
-    """An object whose members are not described (meta)."""
-    return _typed("object", nullable, maxProperties=max_properties)
+def free_object(
+    max_properties: int | None = None,
+    *,
+    nullable: bool = False,
+    max_depth: int | None = None,
+) -> dict[str, Any]:
+    """An object whose members are not described (meta); ``max_depth`` bounds its nesting."""
+    return _typed("object", nullable, maxProperties=max_properties, maxDepth=max_depth)
 
 
 # -- the validator ------------------------------------------------------------------------------
@@ -158,6 +179,16 @@ def _check(schema: Schema, value: object, location: str, out: list[Problem]) -> 
             expected = " or ".join(_KIND_NAMES[kind] for kind in allowed)
             out.append(_problem(location, f"must be {expected}", f"Send {expected}."))
             return
+    depth = schema.get("maxDepth")
+    if depth is not None and _deeper_than(value, depth):
+        out.append(
+            _problem(
+                location,
+                f"must not nest objects and arrays more than {depth} levels deep",
+                "Flatten the structure.",
+            )
+        )
+        return
     if "enum" in schema and value not in schema["enum"]:
         choices = ", ".join(str(choice) for choice in schema["enum"])
         out.append(_problem(location, f"must be one of: {choices}"))
@@ -169,6 +200,25 @@ def _check(schema: Schema, value: object, location: str, out: list[Problem]) -> 
         _check_array(schema, value, location, out)
     elif isinstance(value, dict):
         _check_object(schema, value, location, out)
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    """Whether ``value`` nests more than ``limit`` objects and arrays (no recursion)."""
+    level: list[object] = [value]
+    depth = 0
+    while level:
+        containers = [item for item in level if isinstance(item, (dict, list))]
+        if not containers:
+            return False
+        depth += 1
+        if depth > limit:
+            return True
+        level = [
+            child
+            for container in containers
+            for child in (container.values() if isinstance(container, dict) else container)
+        ]
+    return False
 
 
 def _check_string(schema: Schema, value: str, location: str, out: list[Problem]) -> None:
@@ -228,7 +278,7 @@ _API_ID_CREATE = string(3, 255, ID_PATTERN)
 _API_ID_READ = string(8, 255, ID_PATTERN)
 _EXTERNAL_ID = string(1, 255, EXTERNAL_ID_PATTERN)
 _NAME = string(1, 255)
-_META = free_object(100)
+_META = free_object(100, max_depth=MAX_META_DEPTH)
 _ROLES = array(string(1, 128), 100)
 _PERMISSIONS = array(string(1, 128, PERMISSION_PATTERN), 1000)
 _TIMESTAMP = integer(0, MAX_TIMESTAMP_MS)
@@ -248,13 +298,15 @@ _CREDITS_UPDATE = obj(
     },
     nullable=True,
 )
-# Unkey leaves the rate limit objects open.
+# Unkey leaves the rate limit objects open. Its request schema bounds limit and duration by
+# int64 only; a key's limits are held to what its answers document, or they could not be
+# answered.
 _RATELIMITS = array(
     obj(
         {
             "name": string(3, 128),
-            "limit": integer(1),
-            "duration": integer(1000),
+            "limit": integer(1, MAX_RATELIMIT_LIMIT),
+            "duration": integer(1000, MAX_RATELIMIT_DURATION_MS),
             "autoApply": BOOLEAN,
         },
         ["name", "limit", "duration", "autoApply"],
@@ -310,8 +362,9 @@ REQUESTS: dict[str, Schema] = {
                     {
                         "name": string(3, 255),
                         "cost": integer(0),
-                        "limit": integer(0),
-                        "duration": integer(0),
+                        # 0 (or absent): the key's own limit; see Store._rate_limit.
+                        "limit": integer(0, MAX_RATELIMIT_LIMIT),
+                        "duration": integer(0, MAX_RATELIMIT_DURATION_MS),
                     },
                     ["name"],
                     closed=False,
@@ -327,7 +380,7 @@ REQUESTS: dict[str, Schema] = {
             "keyId": _KEY_ID,
             "name": string(1, 255, nullable=True),
             "externalId": string(1, 255, EXTERNAL_ID_PATTERN, nullable=True),
-            "meta": free_object(100, nullable=True),
+            "meta": free_object(100, nullable=True, max_depth=MAX_META_DEPTH),
             "expires": integer(0, MAX_TIMESTAMP_MS, nullable=True),
             "credits": _CREDITS_UPDATE,
             "ratelimits": _RATELIMITS,
@@ -348,8 +401,8 @@ _RATELIMIT_OUT = obj(
     {
         "id": _RATELIMIT_ID,
         "name": string(1, 128),
-        "limit": integer(1, 1_000_000),
-        "duration": integer(1000, 2_592_000_000),
+        "limit": integer(1, MAX_RATELIMIT_LIMIT),
+        "duration": integer(1000, MAX_RATELIMIT_DURATION_MS),
         "autoApply": BOOLEAN,
     },
     ["id", "name", "limit", "duration", "autoApply"],
@@ -422,10 +475,10 @@ _VERIFY_DATA = obj(
                     "exceeded": BOOLEAN,
                     "id": _RATELIMIT_ID,
                     "name": string(1, 128),
-                    "limit": integer(1, 1_000_000),
-                    "duration": integer(1000, 2_592_000_000),
-                    "reset": integer(1000, 2_592_000_000),
-                    "remaining": integer(0, 1_000_000),
+                    "limit": integer(1, MAX_RATELIMIT_LIMIT),
+                    "duration": integer(1000, MAX_RATELIMIT_DURATION_MS),
+                    "reset": integer(1000, MAX_RATELIMIT_DURATION_MS),
+                    "remaining": integer(0, MAX_RATELIMIT_LIMIT),
                     "autoApply": BOOLEAN,
                 },
                 ["id", "exceeded", "name", "limit", "duration", "reset", "remaining", "autoApply"],

@@ -417,20 +417,45 @@ class Store:
         """Fixed windows per key and limit name: the auto-applied ones and those asked for."""
         known = {limit["name"]: limit for limit in key.ratelimits}
         checks = {name: (limit, 1) for name, limit in known.items() if limit["autoApply"]}
-        for request in asked:
+        for index, request in enumerate(asked):
+            # A limit or duration of 0 means "the key's own", as if it were not given.
+            given = {f: request[f] for f in ("limit", "duration") if request.get(f)}
             limit = known.get(request["name"])
-            if limit is None and not ("limit" in request and "duration" in request):
+            if limit is None and len(given) < 2:
                 raise ApiError(
                     400,
                     "err:unkey:application:invalid_input",
                     "A requested rate limit does not exist on this key.",
                     [{"location": "body.ratelimits", "message": "unknown rate limit name"}],
                 )
+            if limit is None and len(request["name"]) > 128:
+                # An ad hoc limit is answered by its name, which Unkey's answers cap at 128.
+                raise ApiError(
+                    400,
+                    "err:unkey:application:invalid_input",
+                    "A rate limit name is at most 128 characters.",
+                    [
+                        {
+                            "location": f"body.ratelimits[{index}].name",
+                            "message": "must be at most 128 characters long",
+                        }
+                    ],
+                )
+            if given.get("duration", 1000) < 1000:
+                # A window under a second could not be answered as Unkey documents it.
+                raise ApiError(
+                    400,
+                    "err:unkey:application:invalid_input",
+                    "A rate limit window is at least 1000 ms.",
+                    [
+                        {
+                            "location": f"body.ratelimits[{index}].duration",
+                            "message": "must be 0 (the key's own) or >= 1000",
+                        }
+                    ],
+                )
             base = dict(limit) if limit else {"id": new_id("rl", 12), "autoApply": False}
-            base.update({"name": request["name"]})
-            for field in ("limit", "duration"):
-                if request.get(field):
-                    base[field] = request[field]
+            base.update({"name": request["name"], **given})
             checks[request["name"]] = (base, request.get("cost", 1))
         results, limited = [], False
         for name, (limit, cost) in checks.items():
