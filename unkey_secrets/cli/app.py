@@ -309,7 +309,12 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     show.add_argument("--api-id", required=True, help="the Unkey API (keyspace)")
     which = show.add_mutually_exclusive_group(required=True)
     which.add_argument("--alias", metavar="NAME", help="the alias whose current key to show")
-    which.add_argument("--key-id", metavar="KEY", help="the key to show, by its keyId")
+    which.add_argument(
+        "--key-id",
+        metavar="KEY",
+        help="the key to show, by its keyId (an older keyId, key_ and 22 characters, is first "
+        "confirmed with Unkey: UNKEY_ROOT_KEY)",
+    )
 
     commands.add_parser("stores", help="list the installed stores", allow_abbrev=False)
     for module in dict.fromkeys(MODULES.values()):
