@@ -25,6 +25,9 @@ Configuration (environment variables):
     A permission query testSecret requires the new key to pass (``"a.read AND b.write"``).
 ``UNKEY_KEY_PREFIX``, ``UNKEY_KEY_NAME``, ``UNKEY_EXTERNAL_ID``
     The first key's prefix, name and externalId (bootstrap only; rerolls copy the original's).
+``UNKEY_SECRETS_AWS_TIMEOUT``
+    The seconds one Secrets Manager request may take, connect to the last byte of the answer
+    (default 30).
 ``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_SECRETS_MANAGER``, ``AWS_REGION``
     Honoured as boto3 does (``AWS_REGION`` is passed to it explicitly, since botocore reads
     ``AWS_DEFAULT_REGION`` only). The endpoint must be https://, or http:// to a loopback host.
@@ -82,16 +85,29 @@ def build_rotator(config: RuntimeConfig, secrets_manager: Any = None) -> Rotator
     ``secrets_manager`` replaces the boto3 client (tests, or a client with custom settings).
     Either way, a client whose endpoint is plain http to anything but a loopback host (from
     ``AWS_ENDPOINT_URL``, say) is refused with :class:`~unkey_secrets.ConfigurationError`
-    before any request. ``AWS_REGION``, which botocore ignores, wins over ``AWS_DEFAULT_REGION``.
+    before any request, and the client is held to the transport policy
+    (:func:`unkey_secrets.transport.botocore.apply_policy`): each request, the root key's read
+    included, ends within ``config.store_timeout`` seconds (a client passed in: its own
+    ``connect_timeout + read_timeout``), whole answer included; an answer has a byte budget;
+    plain http never goes through a proxy. ``AWS_REGION``, which botocore ignores, wins over
+    ``AWS_DEFAULT_REGION``.
     """
+    from ..transport.botocore import apply_policy
+
     _keep_bodies_out_of_logs()
+    deadline: float | None = None
     if secrets_manager is None:
         import boto3
+        from botocore.config import Config
 
+        deadline = config.store_timeout
         secrets_manager = boto3.client(
-            "secretsmanager", region_name=os.environ.get("AWS_REGION") or None
+            "secretsmanager",
+            region_name=os.environ.get("AWS_REGION") or None,
+            config=Config(connect_timeout=deadline, read_timeout=deadline),
         )
     check_client_endpoint(secrets_manager)
+    apply_policy(secrets_manager, deadline=deadline)
     root_key = _root_key(secrets_manager, config)
     unkey = UnkeyClient(root_key, base_url=config.base_url, timeout=config.timeout)
     return Rotator(secrets_manager, unkey, config.rotation)

@@ -18,6 +18,7 @@ from ..unkey.options import check_permission_query, check_prefix, check_text
 __all__ = [
     "DEFAULT_GRACE_SECONDS",
     "DEFAULT_HOLD_SECONDS",
+    "DEFAULT_STORE_TIMEOUT_SECONDS",
     "MINIMUM_GRACE_SECONDS",
     "RotationConfig",
     "RuntimeConfig",
@@ -30,6 +31,9 @@ DEFAULT_GRACE_SECONDS = 86_400
 #: restore of the original's own expiry (the restore runs a moment later on the happy path).
 DEFAULT_HOLD_SECONDS = 30 * 86_400
 MINIMUM_GRACE_SECONDS = 300
+#: The seconds one Secrets Manager request may take, the whole answer included (the library's
+#: ``UNKEY_SECRETS_AWS_TIMEOUT`` default too).
+DEFAULT_STORE_TIMEOUT_SECONDS = 30.0
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
@@ -107,7 +111,9 @@ class RuntimeConfig:
     """How the Lambda reaches Unkey: where the root key lives and the client's options.
 
     The root key is read from the Secrets Manager secret ``root_key_secret_id`` (ARN or name);
-    ``UNKEY_ROOT_KEY`` is only honoured when ``allow_root_key_env`` is set.
+    ``UNKEY_ROOT_KEY`` is only honoured when ``allow_root_key_env`` is set. ``timeout`` is the
+    seconds one Unkey request may take, ``store_timeout`` one Secrets Manager request (each
+    from connect to the last byte of the answer).
     """
 
     root_key_secret_id: str | None
@@ -115,21 +121,30 @@ class RuntimeConfig:
     base_url: str
     timeout: float
     rotation: RotationConfig
+    store_timeout: float = DEFAULT_STORE_TIMEOUT_SECONDS
 
     @classmethod
     @guarded(fresh=True)  # ``environ`` holds the root key and AWS credentials too
     def from_environ(cls, environ: Mapping[str, str]) -> RuntimeConfig:
-        """Read where the root key lives, ``UNKEY_BASE_URL``, ``UNKEY_TIMEOUT`` and the rest."""
+        """Read the runtime's variables (the README's "Rotation Lambda" lists them).
+
+        ``UNKEY_ROOT_KEY_SECRET_ID``, ``UNKEY_ALLOW_ROOT_KEY_ENV``, ``UNKEY_BASE_URL``,
+        ``UNKEY_TIMEOUT``, ``UNKEY_SECRETS_AWS_TIMEOUT`` and the rotation's ``UNKEY_*``.
+        """
         allow = environ.get("UNKEY_ALLOW_ROOT_KEY_ENV", "").strip().lower()
         if allow not in _TRUE | _FALSE:
             raise ConfigurationError("UNKEY_ALLOW_ROOT_KEY_ENV must be true or false")
         timeout = _seconds(environ, "UNKEY_TIMEOUT", 10, minimum=1)
+        store_timeout = _seconds(
+            environ, "UNKEY_SECRETS_AWS_TIMEOUT", int(DEFAULT_STORE_TIMEOUT_SECONDS), minimum=1
+        )
         return cls(
             root_key_secret_id=_text(environ, "UNKEY_ROOT_KEY_SECRET_ID"),
             allow_root_key_env=allow in _TRUE,
             base_url=_text(environ, "UNKEY_BASE_URL") or "https://api.unkey.com",
             timeout=float(timeout),
             rotation=RotationConfig.from_environ(environ),
+            store_timeout=float(store_timeout),
         )
 
 

@@ -11,7 +11,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from ..._validate import require_tls_unless_loopback
 from ..base import DEFAULT_ALIAS_TEMPLATE, DEFAULT_KEY_TEMPLATE, DEFAULT_ROTATION_TEMPLATE
 
-__all__ = ["AwsSettings", "check_endpoint_url"]
+__all__ = ["DEFAULT_TIMEOUT_SECONDS", "AwsSettings", "check_endpoint_url"]
+
+#: The seconds one Secrets Manager request may take (connect, send, the whole answer) when the
+#: store builds its client and nothing else is set.
+DEFAULT_TIMEOUT_SECONDS = 30.0
 
 
 def check_endpoint_url(url: str) -> str:
@@ -25,8 +29,10 @@ class AwsSettings(BaseSettings):
     Read from ``AWS_REGION`` (or ``AWS_DEFAULT_REGION``), ``AWS_ENDPOINT_URL``, ``AWS_PROFILE``
     (a profile of the AWS config files) and ``UNKEY_SECRETS_AWS_KEY_TEMPLATE``,
     ``_ALIAS_TEMPLATE``, ``_KMS_KEY_ID``, ``_TAGS`` (a JSON object), ``_REPLICA_REGIONS`` (a
-    comma list or a JSON list), ``_DESCRIPTION`` and ``_MAX_CONNECTIONS``. It holds no
-    secret value; credentials come from the standard AWS chain, never from here.
+    comma list or a JSON list), ``_DESCRIPTION``, ``_MAX_CONNECTIONS`` and ``_TIMEOUT`` (the
+    seconds one request of the store's client may take, connect to the last byte of the
+    answer). It holds no secret value; credentials come from the standard AWS chain, never
+    from here.
     """
 
     model_config = SettingsConfigDict(
@@ -55,6 +61,8 @@ class AwsSettings(BaseSettings):
     description: str | None = None
     #: HTTP connections kept by the client the store builds: the threads sharing the store.
     max_connections: int | None = Field(default=None, gt=0, repr=False)
+    #: Seconds one request of the client the store builds may take, the whole answer included.
+    timeout: float = Field(default=DEFAULT_TIMEOUT_SECONDS, gt=0, repr=False)
 
     @field_validator("endpoint_url")
     @classmethod

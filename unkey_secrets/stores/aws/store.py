@@ -54,7 +54,7 @@ from ..base import (
 )
 from .errors import ResourceExistsError, botocore_errors, call, check_client_endpoint
 from .secrets import AWSCURRENT, RotationSecrets, SecretState, parse_stored_key
-from .settings import AwsSettings, check_endpoint_url
+from .settings import DEFAULT_TIMEOUT_SECONDS, AwsSettings, check_endpoint_url
 
 if TYPE_CHECKING:
     from ...rotation.record import RotationRecord
@@ -163,6 +163,7 @@ def _default_client(
     endpoint_url: str | None,
     max_connections: int | None = None,
     profile: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
 ) -> Any:
     try:
         import boto3
@@ -186,7 +187,10 @@ def _default_client(
             botocore_session=core, region_name=region or os.environ.get("AWS_REGION") or None
         )
         options: dict[str, Any] = {
-            "max_pool_connections": max_connections or _DEFAULT_MAX_CONNECTIONS
+            "max_pool_connections": max_connections or _DEFAULT_MAX_CONNECTIONS,
+            # The deadline (apply_policy) bounds the whole request; each part stays within it.
+            "connect_timeout": timeout,
+            "read_timeout": timeout,
         }
         if not _retries_configured(core):
             # One retry layer: the flows retry a failed put or alias move (RetryPolicy), so
@@ -245,6 +249,15 @@ class SecretsManagerStore(SecretStore):
     connection pool (botocore keeps 10): set it to the number
     of threads sharing the store. A client passed in keeps its own configuration.
 
+    **Transport.** Every request ends within its deadline, connect to the last byte of the
+    answer, however slowly the answer comes: ``timeout`` seconds (default 30, or the
+    settings'), or for a client passed in without ``timeout``, its ``connect_timeout +
+    read_timeout``. An answer is at most :data:`~unkey_secrets.transport.DEFAULT_MAX_ANSWER_BYTES`
+    and a plain-http endpoint never goes through a proxy (see
+    :mod:`unkey_secrets.transport.botocore`: the client's HTTP session is replaced, its
+    configuration kept). A request that breaks the deadline or the budget has lost its answer:
+    it raises :class:`~unkey_secrets.StoreUnavailableError`, as a dropped connection does.
+
     The writer needs CreateSecret, PutSecretValue, DescribeSecret, TagResource and
     UpdateSecretVersionStage, never GetSecretValue (see ``policies/aws-writer.json``). Tags are
     only ever set by CreateSecret (which needs TagResource for them); the policy allows no
@@ -273,7 +286,10 @@ class SecretsManagerStore(SecretStore):
         max_connections: int | None = None,
         preflight: bool = True,
         profile: str | None = None,
+        timeout: float | None = None,
     ) -> None:
+        # A timeout given here bounds a client passed in too; the settings' only one built here.
+        explicit_timeout = timeout
         # What check_writable verified already, and the names this object tried to create.
         self._checked: set[str] = set()
         self._attempted: set[str] = set()
@@ -294,6 +310,7 @@ class SecretsManagerStore(SecretStore):
             replica_regions = replica_regions or settings.replica_regions
             description = description or settings.description
             profile = profile or settings.profile
+            timeout = timeout or settings.timeout
         super().__init__(
             key_template=key_template,
             alias_template=alias_template,
@@ -314,6 +331,10 @@ class SecretsManagerStore(SecretStore):
             not isinstance(max_connections, int) or max_connections < 1
         ):
             raise InvalidInputError("max_connections", "must be a positive number")
+        if timeout is not None and (
+            not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0
+        ):
+            raise InvalidInputError("timeout", "must be a positive number of seconds")
         if kms_key_id is not None and not (0 < len(kms_key_id) <= 2048):
             raise InvalidInputError("kms_key_id", "must be 1-2048 characters")
         if description is not None and len(description) > 2048:
@@ -328,15 +349,21 @@ class SecretsManagerStore(SecretStore):
         self.replica_regions = tuple(replica_regions)
         self.description = description
         botocore_errors()  # without botocore, refuse now rather than at the first failure
+        built = client is None
+        deadline = timeout or DEFAULT_TIMEOUT_SECONDS
         self._client = (
             client
             if client is not None
-            else _default_client(region, endpoint_url, max_connections, profile)
+            else _default_client(region, endpoint_url, max_connections, profile, deadline)
         )
         self._secrets = RotationSecrets(self._client)
         # Whoever built the client, the values travel over it: refuse plain http to a remote
-        # host (e.g. from AWS_ENDPOINT_URL) before any request.
+        # host (e.g. from AWS_ENDPOINT_URL) before any request, and hold it to the transport
+        # policy (a deadline per request, a byte budget per answer, no proxy for plain http).
         check_client_endpoint(self._client)
+        from ...transport.botocore import apply_policy
+
+        apply_policy(self._client, deadline=deadline if built else explicit_timeout)
 
     @classmethod
     @guarded
