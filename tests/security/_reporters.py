@@ -7,27 +7,33 @@ sending HTTP request" at DEBUG). After the flow, ``report(error)`` hands it the 
 escaped, as an app's ``except`` block or excepthook would, and ``report_result(result)`` the
 value a successful flow returned, as an app would log it. ``text()`` is all it wrote.
 
-Each renders frame locals in its most revealing configuration, limits lifted so nothing is cut
-(a cut value still leaks its first characters):
+Each renders frame locals in its most revealing configuration, string limits lifted so no
+value is cut (a cut value still leaks its first characters):
 
 =================  ===============================================================================
 ``sentry``         sentry-sdk with an in-memory transport: ``capture_exception``, the logging
                    integration (every record a breadcrumb, WARNING and above an event, each with
                    the live stack: ``attach_stacktrace``), an ``EventHandler`` for every record
-                   with ``exc_info``, ``send_default_pii`` and the logs product on
-``loguru``         loguru with ``diagnose=True, backtrace=True``, the standard logging
-                   intercept, ``logger.opt(exception=...)``
+                   with ``exc_info``, every data collection category and the logs product on
+``loguru``         a loguru logger with ``diagnose=True, backtrace=True`` (each name on a frame's
+                   line shown with its value, the live stack above the catch point included),
+                   the standard logging intercept, ``logger.opt(exception=...)``
 ``rich``           ``rich.traceback.install(show_locals=True)``: the excepthook
 ``rich-handler``   ``RichHandler(rich_tracebacks=True, tracebacks_show_locals=True)`` on the root
-                   logger, ``logging.exception`` after the flow, ``Console.log`` of a result
+                   logger (records with ``exc_info``, and WARNING and above), ``logging.error``
+                   with the error after the flow, ``Console.log`` of a result
 ``structlog``      structlog's dev ``ConsoleRenderer`` (its default exception formatter: rich,
                    locals shown), for structlog's own logger and for stdlib records through
                    ``ProcessorFormatter``
 ``traceback``      ``traceback.TracebackException(capture_locals=True)``, for the error and for
                    every record's ``exc_info``
-``cgitb``          ``cgitb.text``, deprecated but still in 3.11 and 3.12
-``ipython``        IPython's verbose tracebacks (``VerboseTB``, ``%xmode Verbose``)
+``cgitb``          ``cgitb``'s text excepthook, deprecated but still in 3.11 and 3.12
+``ipython``        IPython's verbose tracebacks (``VerboseTB``, ``%xmode Verbose``), where
+                   IPython is installed
 =================  ===============================================================================
+
+Reporters that hold global state (sentry-sdk's client, rich's excepthook, rich's lexer choice)
+put it back when the flow's observation ends, so the suite's other tests run as without them.
 """
 
 from __future__ import annotations
@@ -159,6 +165,7 @@ def sentry_client() -> Iterator[None]:
     finally:
         sentry_sdk.get_client().close()
         sentry_sdk.get_global_scope().set_client(None)
+        _Envelopes.sink = None
 
 
 def _drop_harness_frames(value: Any) -> Any:
