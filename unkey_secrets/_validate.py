@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from . import _redact
 from ._errors import InvalidInputError
 from ._secret import Secret
 
@@ -65,8 +66,6 @@ def _check(field: str, value: object, pattern: re.Pattern[str], rule: str) -> st
 
 def _check_id(field: str, value: object, kind: str) -> str:
     """Unkey's id pattern, then refuse what is a key or a credential rather than an id."""
-    from ._redact import scrub
-
     text = _check(field, value, _ID, "3-255 characters of [A-Za-z0-9_]")
     if _LONG_RUN.search(text) and not _UNKEY_FORM[kind].fullmatch(text):
         raise InvalidInputError(
@@ -75,7 +74,9 @@ def _check_id(field: str, value: object, kind: str) -> str:
             f"digits); an id with so long a run has Unkey's form {kind}_ and letters and "
             "digits: were the id and the key swapped?",
         )
-    if scrub(text) is not text:
+    # The values being confined or held, as scrub() masks them (the masked shapes need
+    # quotes or separators, which an id cannot hold): a membership test is all it takes.
+    if any(needle in text for needle in _redact._needles):
         raise InvalidInputError(
             field,
             f"got {_describe(text)} that this process holds as a key or a credential, not an id",
