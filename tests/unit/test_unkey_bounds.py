@@ -340,7 +340,7 @@ def test_an_httpx_timeout_sets_the_deadline_to_its_longest_value() -> None:
     timeout = httpx.Timeout(2.0, connect=0.5, read=3.0)
     with make_client(fake, timeout=timeout) as client:
         client.get_key("key_abc123")
-        assert client._wire.seconds == 3.0
+        assert client._wire.deadline_seconds == 3.0
     assert fake.requests[0].extensions["timeout"] == timeout.as_dict()
 
 

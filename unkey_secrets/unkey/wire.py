@@ -228,7 +228,8 @@ class Wire:
         self.root_key = root_key
         self.user_agent = user_agent
         self.timeout = timeout
-        self.seconds = deadline_seconds(timeout)
+        #: Each attempt's deadline, in seconds.
+        self.deadline_seconds = deadline_seconds(timeout)
         self.backoff = backoff
         self.sleep = sleep
         self.max_answer_bytes = max_answer_bytes
@@ -277,7 +278,7 @@ class Wire:
         lost: _Lost | None = None
         try:
             with (
-                deadline(self.seconds),
+                deadline(self.deadline_seconds),
                 self.http.stream(
                     "POST",
                     f"{self.base_url}/v2/{op.name}",
