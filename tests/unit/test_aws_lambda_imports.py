@@ -31,6 +31,9 @@ FORBIDDEN = {
 def _added(code: str) -> set[str]:
     probe = (
         "import json, sys\n"
+        # As in the Lambda runtime, no rich: where it is installed (the dev extra), httpx
+        # imports it (and what it imports) for its own command line.
+        "sys.modules['rich'] = None\n"
         "import httpx\n"
         "before = set(sys.modules)\n"
         f"{code}\n"
