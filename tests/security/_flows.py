@@ -152,7 +152,9 @@ def unkey_answer(key_id: str, key: str) -> dict[str, Any]:
 
 
 def new_key_id() -> str:
-    return "key_" + secrets.token_hex(8)
+    # Today's keyId form (key_ and a short random part): a longer run is a key's shape, which
+    # the CLI confirms with Unkey before a store path holds it, and these ids are made up.
+    return "key_" + secrets.token_hex(6)
 
 
 for _kind in ("vault", "aws"):
