@@ -10,11 +10,14 @@ point, so nobody has to remember it), or applied where a value is held:
   forms), and the shapes of bodies whose plaintext nobody knows in advance (botocore's
   ``SecretString``, Unkey's ``"key"``/``"plaintext"`` members, the ``unkey.py`` SDK's
   ``key='...'`` reprs). A message is only rewritten (``msg`` rendered, ``args=()``) when
-  something had to be masked. A record carrying an exception (``exc_info``, from any logger,
-  botocore's "Exception received when sending HTTP request." first of all) always has it
-  rendered as ``logging`` renders it, without frame locals, scrubbed into ``exc_text``, and
-  ``exc_info`` dropped: no handler, formatter or reporter downstream gets the live exception,
-  whose frames hold what they held (a signed request's session token, a login body). Levels,
+  something had to be masked. A record carrying an exception (``exc_info``) from a logger on our
+  request paths (:data:`REQUEST_PATH_LOGGERS`: botocore's "Exception received when sending HTTP
+  request." first of all) always has it rendered as ``logging`` renders it, without frame
+  locals, scrubbed into ``exc_text``, and ``exc_info`` dropped: no handler, formatter or
+  reporter downstream gets the live exception, whose frames hold what they held (a signed
+  request's session token, a login body). An application's own records keep their live
+  exception (its reporters need it; our errors reach it with their frames cleared) unless its
+  plain rendering needed masking. Levels,
   handlers and formatters are never touched.
   Every credential the process holds is masked the same way, for as long as it is held: the
   ones named by the standard environment variables (``UNKEY_ROOT_KEY``, ``VAULT_TOKEN``,
@@ -323,17 +326,42 @@ def _scrub_record(record: logging.LogRecord) -> None:
         if clean is not message:
             record.msg, record.args = clean, ()
     if record.exc_info:
-        # Always, whoever logged it and however clean its plain rendering: the live exception
-        # reaches every frame it unwound through, and a formatter or handler that renders
-        # locals (or ships the exception itself) would print what those frames held, a signed
-        # request's session token included. Only its scrubbed text goes on.
-        if record.exc_info[0] is not None:
-            record.exc_text = scrub(_render_exception(record.exc_info))
-        record.exc_info = None
+        if record.exc_info[0] is None:
+            record.exc_info = None
+        else:
+            rendered = _render_exception(record.exc_info)
+            clean = scrub(rendered)
+            # The libraries on our request paths log exceptions mid-request: their live
+            # traceback reaches frames holding a signed request (a session token) or a body,
+            # which a formatter or reporter rendering locals would print, however clean the
+            # plain text. Only their scrubbed text goes on. An application's own records keep
+            # their exception for its reporters, unless its plain text needed masking.
+            if clean is not rendered or _on_our_paths(record.name):
+                record.exc_text, record.exc_info = clean, None
     elif record.exc_text:
         record.exc_text = scrub(record.exc_text)
     if record.stack_info:
         record.stack_info = scrub(record.stack_info)
+
+
+#: The loggers of the libraries our requests go through (and our own): a record they make with
+#: an exception never carries it live past the guard.
+REQUEST_PATH_LOGGERS = (
+    "unkey_secrets",
+    "botocore",
+    "boto3",
+    "s3transfer",
+    "urllib3",
+    "requests",
+    "hvac",
+    "httpx",
+    "httpcore",
+    "unkey",
+)
+
+
+def _on_our_paths(name: str) -> bool:
+    return any(name == root or name.startswith(root + ".") for root in REQUEST_PATH_LOGGERS)
 
 
 def _render_exception(exc_info: Any) -> str:

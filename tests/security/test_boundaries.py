@@ -28,7 +28,7 @@ import pytest
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from unkey_secrets import ConfigurationError, StoreAccessError, _redact
+from unkey_secrets import ConfigurationError, Secret, StoreAccessError, _redact
 from unkey_secrets._config import load_settings
 from unkey_secrets.aws_lambda import build_rotator, handler
 from unkey_secrets.aws_lambda.config import RotationConfig, RuntimeConfig
@@ -468,3 +468,41 @@ def test_a_botocore_exception_record_reaches_no_formatter_alive(
     text = "\n".join(LocalsFormatter().format(record) for record in root_at_debug)
     assert "Exception received when sending HTTP request" in text
     assert not found([session_token, secret_key], text)
+
+
+def test_an_applications_own_exception_record_stays_alive_for_its_reporters(
+    root_at_debug: list[logging.LogRecord],
+) -> None:
+    # Sentry's logging integration, RichHandler and structlog need the live exception of the
+    # application's own logger.exception(); only the request-path libraries' records lose it.
+    _redact.install_guards()
+    try:
+        raise ValueError("the application's own failure")
+    except ValueError:
+        logging.getLogger("myapp.billing").exception("billing sync failed")
+    try:
+        raise ValueError("a library's failure")
+    except ValueError:
+        logging.getLogger("urllib3.connectionpool").exception("retrying")
+    (own,) = [r for r in root_at_debug if r.name == "myapp.billing"]
+    (library,) = [r for r in root_at_debug if r.name == "urllib3.connectionpool"]
+    assert own.exc_info is not None
+    assert own.exc_info[0] is ValueError
+    assert library.exc_info is None
+    assert "a library's failure" in (library.exc_text or "")
+
+
+def test_an_applications_exception_record_holding_a_plaintext_is_scrubbed_and_dropped(
+    root_at_debug: list[logging.LogRecord],
+) -> None:
+    plaintext = "sk_" + new_canary()
+    secret = Secret(plaintext)
+    with _redact.confined(secret):
+        try:
+            raise ValueError(f"echoed {plaintext}")
+        except ValueError:
+            logging.getLogger("myapp.billing").exception("failed")
+    (own,) = [r for r in root_at_debug if r.name == "myapp.billing"]
+    assert own.exc_info is None
+    assert "ValueError" in (own.exc_text or "")
+    assert plaintext not in (own.exc_text or "")
