@@ -162,3 +162,26 @@ def test_unknown_stored_members_never_surface_as_values(path: Any) -> None:
     assert not leaks(key_canary, texts)
     assert stored.extra == ("?", "previous_key")  # by name, and a name that is no name as "?"
     assert stored.secret.reveal() == key_canary
+
+
+def test_a_rotation_record_keeps_no_unknown_member() -> None:
+    # The stored JSON may carry members we never wrote (an operator's, a newer version's); a
+    # record read from it has none of them, through asdict or vars.
+    from unkey_secrets.rotation.record import ROTATION_FORMAT, parse_rotation_fields
+
+    planted = "sk_" + "Q" * 24
+    record = parse_rotation_fields(
+        {
+            "format": ROTATION_FORMAT,
+            "revision": 1,
+            "rotation": "r1",
+            "api_id": "api_holders",
+            "from_key_id": "key_holders1",
+            "state": "released",
+            "planted": planted,
+        },
+        store="memory",
+        location="memory/r1",
+    )
+    assert planted not in repr(dataclasses.asdict(record))
+    assert "extra" not in {f.name for f in dataclasses.fields(record)}

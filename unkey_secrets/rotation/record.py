@@ -27,7 +27,7 @@ import os
 import secrets
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from .._errors import StoredValueError
@@ -143,7 +143,6 @@ class RotationRecord:
     original_expires: int | None = None
     grace_period_ms: int | None = None
     finished: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def next(self, **changes: Any) -> RotationRecord:
         """The record's next revision with ``changes`` applied."""
