@@ -55,7 +55,8 @@ def _describe(value: object) -> str:
     # Identifiers are not secret, but a caller may pass a key by mistake: describe, never echo.
     if isinstance(value, str):
         return f"a string of {len(value)} characters"
-    return f"a {type(value).__name__}"
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 def _check(field: str, value: object, pattern: re.Pattern[str], rule: str) -> str:

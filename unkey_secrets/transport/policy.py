@@ -25,6 +25,7 @@ __all__ = [
     "TransportBreachError",
     "current_deadline",
     "deadline",
+    "lost_answer",
     "proxy_for",
 ]
 
@@ -163,3 +164,19 @@ def proxy_for(url: str) -> str | None:
     if bypass(netloc, proxies):
         return None
     return proxy
+
+
+_READS = ("read", "get", "batchget", "list", "describe", "check")
+
+
+def lost_answer(where: str, operation: str, breach: TransportBreachError) -> str:
+    """The message for a store request whose answer a breach lost.
+
+    ``where`` names the request (operation and location), ``operation`` the store operation
+    (``read``, ``write metadata``, ``GetSecretValue``, ``approle login``...): only a write is
+    said to have maybe been carried out.
+    """
+    name = operation.lower().replace(" ", "").replace("_", "")
+    changes = not (name.startswith(_READS) or name.endswith("login"))
+    tail = "; the write may have been carried out" if changes else ""
+    return f"{where}: {breach}, so the answer is lost{tail}"

@@ -162,15 +162,14 @@ def translate(exc: BaseException, *, operation: str, location: str) -> UnkeySecr
     """
     from botocore import exceptions as bce
 
-    from ...transport.policy import TransportBreachError
+    from ...transport.policy import TransportBreachError, lost_answer
 
     where = f"{operation} on {location}"
     if isinstance(exc, TransportBreachError):
         # The request may have been carried out: its answer is lost, as with a dropped
         # connection, and the flows settle it the same way (read back, never guessed).
         return StoreUnavailableError(
-            f"{where} broke the transport policy ({exc}): its answer is lost, and the request "
-            "may have been carried out",
+            lost_answer(where, operation, exc),
             store=STORE,
             location=location,
         )

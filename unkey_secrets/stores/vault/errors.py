@@ -84,7 +84,7 @@ def translate(exc: BaseException, *, operation: str, location: str) -> StoreErro
     import requests
     from hvac import exceptions as hve
 
-    from ...transport.policy import TransportBreachError
+    from ...transport.policy import TransportBreachError, lost_answer
     from ...transport.requests import RedirectRefusedError
 
     where = f"{operation} on {location}"
@@ -92,8 +92,7 @@ def translate(exc: BaseException, *, operation: str, location: str) -> StoreErro
         # The request may have been carried out: its answer is lost, as with a dropped
         # connection, and the flows settle it the same way (read back, never guessed).
         return StoreUnavailableError(
-            f"{where} broke the transport policy ({exc}): its answer is lost, and the request "
-            "may have been carried out",
+            lost_answer(where, operation, exc),
             store=STORE,
             location=location,
         )
