@@ -148,18 +148,22 @@ def sentry_client() -> Iterator[None]:
     process) find no client and pass every call straight through.
     """
     import sentry_sdk
+    from sentry_sdk.consts import DEFAULT_OPTIONS
     from sentry_sdk.integrations.logging import LoggingIntegration
 
-    sentry_sdk.init(
-        transport=sentry_transport(),
-        attach_stacktrace=True,
-        include_local_variables=True,
-        # Every category of data the integrations collect (superseding send_default_pii).
-        data_collection={"user_info": True, "stack_frame_variables": True},
-        max_breadcrumbs=1000,
-        enable_logs=True,
-        integrations=[LoggingIntegration(level=logging.DEBUG, event_level=logging.WARNING)],
-    )
+    options: dict[str, Any] = {
+        "transport": sentry_transport(),
+        "attach_stacktrace": True,
+        # Frame locals on: sentry-sdk 2's include_local_variables (on by default), 3's
+        # data_collection stack_frame_variables; every other category of data too.
+        "include_local_variables": True,
+        "data_collection": {"user_info": True, "stack_frame_variables": True},
+        "max_breadcrumbs": 1000,
+        "enable_logs": True,
+        "integrations": [LoggingIntegration(level=logging.DEBUG, event_level=logging.WARNING)],
+    }
+    # Each option the installed major version knows (3 dropped some of 2's names).
+    sentry_sdk.init(**{name: value for name, value in options.items() if name in DEFAULT_OPTIONS})
     try:
         yield
     finally:
