@@ -121,6 +121,39 @@ def test_a_given_client_with_its_own_proxy_is_refused_for_plain_http(
     assert proxy.received == []
 
 
+class _RetryingTransport(httpx.BaseTransport):
+    """A wrapper in the shape retry and cache libraries use: the real transport in an attribute."""
+
+    def __init__(self, wrapped: httpx.BaseTransport) -> None:
+        self._wrapped = wrapped
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self._wrapped.handle_request(request)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_a_proxy_inside_a_wrapping_transport_is_refused_for_plain_http(
+    layers: int, no_proxies: pytest.MonkeyPatch, proxy: ListeningProxy, unkey: AnswerServer
+) -> None:
+    transport: httpx.BaseTransport = httpx.HTTPTransport(proxy=proxy.url)
+    for _ in range(layers):
+        transport = _RetryingTransport(transport)
+    with (
+        httpx.Client(trust_env=False, transport=transport) as http,
+        pytest.raises(ConfigurationError) as raised,
+    ):
+        UnkeyClient(ROOT, base_url=unkey.url, http_client=http)
+    assert "proxy= or mounts=" in str(raised.value)
+    assert proxy.received == []
+
+
+def test_a_wrapping_transport_without_a_proxy_is_used(
+    no_proxies: pytest.MonkeyPatch, unkey: AnswerServer
+) -> None:
+    with httpx.Client(trust_env=False, transport=_RetryingTransport(httpx.HTTPTransport())) as http:
+        UnkeyClient(ROOT, base_url=unkey.url, http_client=http)
+
+
 def test_a_given_client_whose_proxy_exempts_loopback_is_used(
     no_proxies: pytest.MonkeyPatch, proxy: ListeningProxy, unkey: AnswerServer
 ) -> None:

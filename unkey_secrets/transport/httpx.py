@@ -143,19 +143,39 @@ def check_given_client(client: httpx.Client, base_url: str) -> None:
     )
 
 
-def _proxied(transport: httpx.BaseTransport) -> bool:
-    """Whether ``transport`` sends through a proxy (httpx's, or ours)."""
+def _proxied(transport: object, depth: int = 0) -> bool:
+    """Whether ``transport`` sends through a proxy (httpx's, ours, or one it wraps).
+
+    A wrapper (a retrying or caching transport) holds the transport it delegates to in an
+    attribute whose name no interface fixes: every attribute holding a transport or a
+    connection pool is looked into, a few levels deep.
+    """
     import httpcore
 
     from ._httpcore import PolicyTransport
 
     if isinstance(transport, PolicyTransport):
         return transport.proxied
-    # An httpx.HTTPTransport keeps its pool in _pool: a proxy pool, or one with a proxy.
-    pool = getattr(transport, "_pool", None)
-    if isinstance(pool, (httpcore.HTTPProxy, httpcore.SOCKSProxy)):
+    if isinstance(transport, (httpcore.HTTPProxy, httpcore.SOCKSProxy)):
         return True
-    return getattr(pool, "_proxy", None) is not None
+    # An httpx.HTTPTransport keeps its pool in _pool: a proxy pool, or one with a proxy.
+    if getattr(transport, "_proxy", None) is not None:
+        return True
+    if depth >= _WRAPPER_DEPTH:
+        return False
+    try:
+        members = list(vars(transport).values())
+    except TypeError:  # no __dict__ (slots only): nothing wrapped that we can see
+        return False
+    return any(
+        _proxied(member, depth + 1)
+        for member in members
+        if isinstance(member, (httpx.BaseTransport, httpcore.ConnectionPool))
+    )
+
+
+#: How many wrappers deep a given client's transport is looked into for a proxy.
+_WRAPPER_DEPTH = 4
 
 
 class _Decoder:
