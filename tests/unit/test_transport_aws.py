@@ -22,6 +22,7 @@ from tests._policy_servers import (
     TRICKLE_LIMIT,
     declared_100_mb,
     endless_chunks,
+    json_answer,
     serve,
     trickle,
 )
@@ -228,3 +229,44 @@ def test_breaches_are_botocore_errors_and_lost_answers_and_pickle() -> None:
         copy = pickle.loads(pickle.dumps(error))  # noqa: S301 (our own bytes)
         assert type(copy) is type(error)
         assert str(copy) == str(error)
+
+
+# -- an answer botocore cannot decode ---------------------------------------------------------
+
+
+def _not_utf8(payload: bytes) -> Callable[..., None]:
+    """An answer whose JSON is whole but for one byte that is not UTF-8 (a mangling proxy)."""
+
+    def answer(handler: Any, server: Any, _: Any) -> None:
+        json_answer(handler, 200, payload[:-1] + b',"X":"\xff"}')
+
+    return answer
+
+
+def test_an_undecodable_read_answer_is_our_error_holding_no_stored_value() -> None:
+    import json
+
+    plaintext = "sk_" + "U" * 24
+    stored = json.dumps({"format": "unkey-secrets/v1", "key": plaintext, "key_id": KEY_ID})
+    payload = json.dumps({"Name": "n", "SecretString": stored, "VersionId": "v1"}).encode()
+    with serve(_not_utf8(payload)) as server:
+        store = SecretsManagerStore(sm_client(server.url), preflight=False)
+        error, _ = timed(lambda: store.get(api_id=API_ID, key_id=KEY_ID), StoreError)
+    # botocore's UnicodeDecodeError held the whole body in .object: none of it comes along.
+    assert type(error).__name__ == "StoredValueError"
+    assert "could not be decoded (UnicodeDecodeError)" in str(error)
+    assert error.__cause__ is None
+    assert error.__context__ is None
+    assert plaintext not in repr(vars(error))
+    assert plaintext not in repr(pickle.dumps(error))
+
+
+def test_an_undecodable_write_answer_is_a_lost_answer() -> None:
+    from unkey_secrets.testing.contract import canary_key
+
+    with serve(_not_utf8(b'{"ARN": "a", "Name": "n", "VersionId": "v1"}')) as server:
+        store = SecretsManagerStore(sm_client(server.url), preflight=False)
+        error, _ = timed(lambda: store.put(canary_key(api_id=API_ID)), StoreError)
+    assert isinstance(error, StoreUnavailableError)
+    assert "may have been carried out" in str(error)
+    assert error.__context__ is None

@@ -23,6 +23,7 @@ __all__ = [
     "Deadline",
     "DeadlineExceededError",
     "TransportBreachError",
+    "changes_state",
     "current_deadline",
     "deadline",
     "lost_answer",
@@ -169,6 +170,16 @@ def proxy_for(url: str) -> str | None:
 _READS = ("read", "get", "batchget", "list", "describe", "check")
 
 
+def changes_state(operation: str) -> bool:
+    """Whether a store ``operation`` may change what the store holds.
+
+    ``operation`` is a store operation's name (``read``, ``write metadata``, ``GetSecretValue``,
+    ``approle login``...); a lost answer to one that changes state may hide a change.
+    """
+    name = operation.lower().replace(" ", "").replace("_", "")
+    return not (name.startswith(_READS) or name.endswith("login"))
+
+
 def lost_answer(where: str, operation: str, breach: TransportBreachError) -> str:
     """The message for a store request whose answer a breach lost.
 
@@ -176,7 +187,5 @@ def lost_answer(where: str, operation: str, breach: TransportBreachError) -> str
     (``read``, ``write metadata``, ``GetSecretValue``, ``approle login``...): only a write is
     said to have maybe been carried out.
     """
-    name = operation.lower().replace(" ", "").replace("_", "")
-    changes = not (name.startswith(_READS) or name.endswith("login"))
-    tail = "; the write may have been carried out" if changes else ""
+    tail = "; the write may have been carried out" if changes_state(operation) else ""
     return f"{where}: {breach}, so the answer is lost{tail}"

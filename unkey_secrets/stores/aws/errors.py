@@ -20,6 +20,7 @@ from ..._errors import (
     SecretNotFoundError,
     StoreAccessError,
     StoreConflictError,
+    StoredValueError,
     StoreError,
     StoreUnavailableError,
     UnkeySecretsError,
@@ -135,15 +136,35 @@ def call(method: Callable[..., _T], *, operation: str, location: str, **params: 
 
     The translated error is raised outside the ``except`` block, so the botocore error is
     neither its cause nor its context (a ConnectionClosedError keeps the request, and its body
-    holds the SecretString). Any other exception passes through as it is. botocore is imported
-    only when something was raised.
+    holds the SecretString). An answer botocore cannot decode is a
+    :class:`~unkey_secrets.StoredValueError` for a read and a lost answer
+    (:class:`~unkey_secrets.StoreUnavailableError`) for a write. Any other exception passes
+    through as it is. botocore is imported only when something was raised.
     """
     failure: UnkeySecretsError
     try:
         return method(**params)
     except botocore_errors() as exc:
         failure = translate(exc, operation=operation, location=location)
+    except (ValueError, RecursionError, MemoryError) as exc:
+        # botocore could not decode the answer (a byte that is not UTF-8, JSON nested too
+        # deep): its error holds the whole body, a SecretString included. Only the class goes.
+        failure = _undecodable(type(exc).__name__, operation=operation, location=location)
     raise failure
+
+
+def _undecodable(kind: str, *, operation: str, location: str) -> UnkeySecretsError:
+    from ...transport.policy import changes_state
+
+    what = f"the answer to {operation} on {location} could not be decoded ({kind})"
+    if changes_state(operation):
+        # Sent, and perhaps carried out: a lost answer, which the flows settle by reading back.
+        return StoreUnavailableError(
+            f"{what}, so the answer is lost; the write may have been carried out",
+            store=STORE,
+            location=location,
+        )
+    return StoredValueError(what, store=STORE, location=location)
 
 
 def _status(exc: BaseException) -> int | None:
