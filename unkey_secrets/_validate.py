@@ -362,3 +362,24 @@ class PathTemplate:
         for segment in path.split("/"):
             if segment in ("", ".", ".."):
                 raise InvalidInputError(field, f"{path!r} has an empty, '.' or '..' segment")
+
+
+def nests_deeper_than(value: object, limit: int) -> bool:
+    """Whether ``value`` nests more than ``limit`` mappings and lists.
+
+    Walked level by level, without recursion; a cycle counts as too deep.
+    """
+    level: list[object] = [value]
+    depth = 0
+    while True:
+        containers = [item for item in level if isinstance(item, (Mapping, list, tuple))]
+        if not containers:
+            return False
+        depth += 1
+        if depth > limit:
+            return True
+        level = [
+            child
+            for item in containers
+            for child in (item.values() if isinstance(item, Mapping) else item)
+        ]

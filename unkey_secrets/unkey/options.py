@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._errors import InvalidInputError
-from .._validate import _describe, find_unsafe_char
+from .._validate import _describe, find_unsafe_char, nests_deeper_than
 from .models import Credits, Ratelimit
 
 __all__ = [
@@ -139,7 +139,7 @@ def check_meta(value: object) -> dict[str, Any]:
         raise InvalidInputError("meta", "keys must be strings")
     for key in value:
         _check_safe(key, "meta")
-    if _deeper_than(value, MAX_META_DEPTH):
+    if nests_deeper_than(value, MAX_META_DEPTH):
         raise InvalidInputError(
             "meta", f"nests objects and arrays more than {MAX_META_DEPTH} levels deep"
         )
@@ -155,27 +155,6 @@ def check_meta(value: object) -> dict[str, Any]:
         )
     clean: dict[str, Any] = json.loads(encoded)
     return clean
-
-
-def _deeper_than(value: object, limit: int) -> bool:
-    """Whether ``value`` nests more than ``limit`` mappings and lists.
-
-    Walked level by level, without recursion; a cycle counts as too deep.
-    """
-    level: list[object] = [value]
-    depth = 0
-    while True:
-        containers = [item for item in level if isinstance(item, (Mapping, list, tuple))]
-        if not containers:
-            return False
-        depth += 1
-        if depth > limit:
-            return True
-        level = [
-            child
-            for item in containers
-            for child in (item.values() if isinstance(item, Mapping) else item)
-        ]
 
 
 def _check_strings(value: object, field: str, most: int) -> Sequence[str]:

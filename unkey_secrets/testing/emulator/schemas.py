@@ -19,6 +19,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..._validate import nests_deeper_than
+
 __all__ = [
     "BAD_REQUEST_ENVELOPE",
     "BOOLEAN",
@@ -180,7 +182,7 @@ def _check(schema: Schema, value: object, location: str, out: list[Problem]) -> 
             out.append(_problem(location, f"must be {expected}", f"Send {expected}."))
             return
     depth = schema.get("maxDepth")
-    if depth is not None and _deeper_than(value, depth):
+    if depth is not None and nests_deeper_than(value, depth):
         out.append(
             _problem(
                 location,
@@ -200,25 +202,6 @@ def _check(schema: Schema, value: object, location: str, out: list[Problem]) -> 
         _check_array(schema, value, location, out)
     elif isinstance(value, dict):
         _check_object(schema, value, location, out)
-
-
-def _deeper_than(value: object, limit: int) -> bool:
-    """Whether ``value`` nests more than ``limit`` objects and arrays (no recursion)."""
-    level: list[object] = [value]
-    depth = 0
-    while level:
-        containers = [item for item in level if isinstance(item, (dict, list))]
-        if not containers:
-            return False
-        depth += 1
-        if depth > limit:
-            return True
-        level = [
-            child
-            for container in containers
-            for child in (container.values() if isinstance(container, dict) else container)
-        ]
-    return False
 
 
 def _check_string(schema: Schema, value: str, location: str, out: list[Problem]) -> None:
