@@ -180,6 +180,33 @@ def test_alias_move_keeps_retention_settings(
     assert state.key_id == second.key_id
 
 
+def test_alias_move_keeps_an_operators_own_metadata_members(
+    store: VaultStore, openbao_server: OpenBaoServer
+) -> None:
+    first = canary_key()
+    second = canary_key(api_id=first.api_id)
+    store.put(first)
+    store.put(second)
+    store.set_current(first, alias="svc")
+    alias = store.alias_location(api_id=first.api_id, alias="svc")
+    custom = metadata(openbao_server, alias)["custom_metadata"]
+    # Added by hand: an owner and a team. Ours are rewritten by the move; these stay.
+    write_metadata(
+        openbao_server,
+        alias,
+        {"custom_metadata": {**custom, "owner": "payments-oncall", "team": "billing"}},
+    )
+    store.set_current(second, alias="svc")
+    after = metadata(openbao_server, alias)["custom_metadata"]
+    assert after["owner"] == "payments-oncall"
+    assert after["team"] == "billing"
+    assert after["next_key_id"] == second.key_id
+    assert after["current_key_id"] == first.key_id
+    state = store.alias_state(api_id=first.api_id, alias="svc")
+    assert state is not None
+    assert state.key_id == second.key_id
+
+
 # -- crash recovery and races ---------------------------------------------------------------
 
 

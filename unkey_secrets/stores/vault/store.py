@@ -547,7 +547,9 @@ class VaultStore(SecretStore):
             self._require_stored(dataclasses.replace(key, alias=alias), key_path)
         # Say first which key the next version will hold, keeping what the current one holds:
         # a crash between the two writes leaves the metadata telling both apart.
-        custom = {_MANAGED_BY: MANAGED_BY, _KIND: "alias", "api_id": key.api_id}
+        # An operator's own members (an owner, a team) are kept, as on a key's path.
+        custom = {name: value for name, value in _custom(meta or {}).items() if not _ours(name)}
+        custom.update({_MANAGED_BY: MANAGED_BY, _KIND: "alias", "api_id": key.api_id})
         if now is not None and cas > 0:
             custom.update(_alias_members("current_", now, cas))
         custom.update(_alias_members("next_", (key.key_id, key.rerolled_from), cas + 1))
@@ -950,6 +952,13 @@ def _data_predates_metadata(meta: Mapping[str, Any]) -> bool:
         return False
     created = meta.get("created_time")
     return isinstance(created, str) and created == first.get("created_time")
+
+
+def _ours(name: str) -> bool:
+    """Whether an alias path's custom_metadata member ``name`` is one we write."""
+    return name in (_MANAGED_BY, _KIND, "api_id", "version") or name.startswith(
+        ("current_", "next_")
+    )
 
 
 def _alias_members(prefix: str, key: tuple[str, str | None], version: int) -> dict[str, str]:
