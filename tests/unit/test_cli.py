@@ -836,6 +836,21 @@ def test_output_survives_a_broken_stream(broken: Any) -> None:
 
 
 @pytest.mark.parametrize("broken", [BrokenPipe, closed_stream, lambda: None])
+@pytest.mark.parametrize("as_json", [True, False])
+def test_a_closed_stdout_gets_one_warning_per_run_however_many_results(
+    broken: Any, as_json: bool
+) -> None:
+    # `list --api-id X >&-` with 100 keys gave 101 identical warnings.
+    from unkey_secrets.cli.output import LOST_RESULT, Output
+
+    err = io.StringIO()
+    output = Output(json=as_json, stdout=broken(), stderr=err)
+    record = {"command": "stores", "ok": True, "stores": ["a"]}
+    assert not any(output.result(record) for _ in range(101))
+    assert err.getvalue().count(LOST_RESULT) == 1
+
+
+@pytest.mark.parametrize("broken", [BrokenPipe, closed_stream, lambda: None])
 def test_a_broken_stdout_after_success_still_exits_0(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,

@@ -12,6 +12,7 @@ output, never the outcome of a command that succeeded, and never shows a traceba
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -397,17 +398,22 @@ class Output:
     json: bool
     stdout: TextIO | None
     stderr: TextIO | None
+    #: Whether the note about a result stdout could not take was given: once per run.
+    lost_noted: bool = dataclasses.field(default=False, init=False)
 
     def result(self, record: Record) -> bool:
         """Print one result: one JSON object on one line, or human lines.
 
-        Returns False when stdout could not take it; a note then goes to stderr (if it can), and
-        the caller's exit code stays what the command earned.
+        Returns False when stdout could not take it; a note then goes to stderr (if it can,
+        once per run however many results are lost), and the caller's exit code stays what
+        the command earned.
         """
         lines = [json.dumps(record, sort_keys=True)] if self.json else _human(record)
         for line in lines:
             if not self._write(self.stdout, line):
-                self._write(self.stderr, LOST_RESULT)
+                if not self.lost_noted:
+                    self.lost_noted = True
+                    self._write(self.stderr, LOST_RESULT)
                 return False
         return True
 
