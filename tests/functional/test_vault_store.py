@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -153,58 +154,63 @@ def test_an_alias_holds_the_full_key_value_not_a_pointer(
     assert "path" not in data
 
 
-def test_alias_move_keeps_retention_settings(
-    store: VaultStore, openbao_server: OpenBaoServer
-) -> None:
+def move_after_an_operator_edit(
+    store: VaultStore,
+    server: OpenBaoServer,
+    edit: Callable[[dict[str, str]], dict[str, Any]],
+) -> tuple[IssuedKey, IssuedKey, dict[str, Any]]:
+    """Alias ``svc`` at a first key; an operator writes ``edit(custom_metadata)`` to its
+    metadata by hand; the alias moves to a second key. The two keys and the alias's metadata.
+    """
     first = canary_key()
     second = canary_key(api_id=first.api_id)
     store.put(first)
     store.put(second)
     store.set_current(first, alias="svc")
     alias = store.alias_location(api_id=first.api_id, alias="svc")
-    custom = metadata(openbao_server, alias)["custom_metadata"]
-    write_metadata(
-        openbao_server,
-        alias,
-        {"delete_version_after": "24h", "max_versions": 5, "custom_metadata": custom},
-    )
+    write_metadata(server, alias, edit(metadata(server, alias)["custom_metadata"]))
     store.set_current(second, alias="svc")
-    meta = metadata(openbao_server, alias)
+    state = store.alias_state(api_id=first.api_id, alias="svc")
+    assert state is not None
+    assert state.key_id == second.key_id
+    return first, second, metadata(server, alias)
+
+
+def test_alias_move_keeps_retention_settings(
+    store: VaultStore, openbao_server: OpenBaoServer
+) -> None:
+    _, second, meta = move_after_an_operator_edit(
+        store,
+        openbao_server,
+        lambda custom: {
+            "delete_version_after": "24h",
+            "max_versions": 5,
+            "custom_metadata": custom,
+        },
+    )
     assert meta["delete_version_after"] == "24h0m0s"
     assert meta["max_versions"] == 5
     assert meta["custom_metadata"]["next_key_id"] == second.key_id
     assert meta["custom_metadata"]["next_version"] == str(meta["current_version"])
     assert meta["custom_metadata"]["kind"] == "alias"
-    state = store.alias_state(api_id=first.api_id, alias="svc")
-    assert state is not None
-    assert state.key_id == second.key_id
 
 
 def test_alias_move_keeps_an_operators_own_metadata_members(
     store: VaultStore, openbao_server: OpenBaoServer
 ) -> None:
-    first = canary_key()
-    second = canary_key(api_id=first.api_id)
-    store.put(first)
-    store.put(second)
-    store.set_current(first, alias="svc")
-    alias = store.alias_location(api_id=first.api_id, alias="svc")
-    custom = metadata(openbao_server, alias)["custom_metadata"]
     # Added by hand: an owner and a team. Ours are rewritten by the move; these stay.
-    write_metadata(
+    first, second, meta = move_after_an_operator_edit(
+        store,
         openbao_server,
-        alias,
-        {"custom_metadata": {**custom, "owner": "payments-oncall", "team": "billing"}},
+        lambda custom: {
+            "custom_metadata": {**custom, "owner": "payments-oncall", "team": "billing"}
+        },
     )
-    store.set_current(second, alias="svc")
-    after = metadata(openbao_server, alias)["custom_metadata"]
+    after = meta["custom_metadata"]
     assert after["owner"] == "payments-oncall"
     assert after["team"] == "billing"
     assert after["next_key_id"] == second.key_id
     assert after["current_key_id"] == first.key_id
-    state = store.alias_state(api_id=first.api_id, alias="svc")
-    assert state is not None
-    assert state.key_id == second.key_id
 
 
 # -- crash recovery and races ---------------------------------------------------------------
