@@ -608,28 +608,21 @@ class KeyReader:
         ``client``, an hvac client already logged in, no login is made. ``options`` are
         :class:`KeyReader`'s; ``read_timeout`` defaults to ``settings.timeout`` (seconds).
         Logging in talks to Vault for every method but ``token``. A failed login raises the
-        Vault store's error; no frame it leaves keeps the credentials in its locals.
+        Vault store's error; no frame it leaves keeps the credentials in its locals. Without
+        ``client``, the token is kept alive for the reader's life (renewed ahead of its expiry,
+        a new login after a refusal: :mod:`unkey_secrets.stores.vault.auto_auth`); a given
+        client's token is the caller's to keep valid.
         """
         from ..stores.vault import VaultStore
-        from ..stores.vault.auth import build_client, login
 
         if settings is None:
             from .._config import load_settings
             from ..stores.vault.settings import VaultSettings
 
             settings = load_settings(VaultSettings)
-        relogin: Callable[[], None] | None = None
-        if client is None:
-            client = build_client(settings)
-            login(client, settings)
-            if settings.auth_method != "token":
-                built, chosen = client, settings
-
-                def relogin() -> None:
-                    login(built, chosen)
-
+        # A store built from settings keeps its token alive itself (renewed ahead of expiry,
+        # a new login after a refusal): see unkey_secrets.stores.vault.auto_auth.
         store = VaultStore(client, settings=settings)
-        options.setdefault("relogin", relogin)
         options.setdefault("read_timeout", settings.timeout)
         return cls(store, **options)
 

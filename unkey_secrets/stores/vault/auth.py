@@ -16,9 +16,9 @@ outside ``except`` blocks, so none is chained to hvac's or requests' (which hold
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..._errors import ConfigurationError, StoreAccessError, StoreError, UnkeySecretsError
 from ..._redact import check_http_debug, guarded, hold
@@ -29,12 +29,38 @@ if TYPE_CHECKING:
     import hvac
     import requests
 
-__all__ = ["KUBERNETES_JWT_PATH", "build_client", "login", "read_token"]
+__all__ = ["KUBERNETES_JWT_PATH", "Lease", "build_client", "lease_of", "login", "read_token"]
 
 #: Where Kubernetes mounts a pod's service account token.
 KUBERNETES_JWT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 _DEFAULT_MOUNTS = {"approle": "approle", "kubernetes": "kubernetes", "jwt": "jwt", "aws": "aws"}
+
+
+class Lease(NamedTuple):
+    """How long a Vault token lives, and whether it may be renewed.
+
+    ``ttl``: seconds from when it was read (0: no expiry); ``renewable``: whether
+    ``auth/token/renew-self`` may extend it.
+    """
+
+    ttl: float
+    renewable: bool
+
+
+def lease_of(answer: object, *, section: str) -> Lease | None:
+    """The :class:`Lease` in a Vault answer; None when it has none.
+
+    A login or renew answer has it under ``section="auth"`` (``lease_duration``), a
+    ``lookup-self`` answer under ``section="data"`` (``ttl``).
+    """
+    body = answer.get(section) if isinstance(answer, Mapping) else None
+    if not isinstance(body, Mapping):
+        return None
+    ttl = body.get("lease_duration" if section == "auth" else "ttl")
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 0:
+        return None
+    return Lease(float(ttl), body.get("renewable") is True)
 
 
 @guarded
@@ -98,8 +124,11 @@ def build_client(
 
 
 @guarded
-def login(client: hvac.Client, settings: VaultSettings) -> None:
+def login(client: hvac.Client, settings: VaultSettings) -> Lease | None:
     """Log ``client`` in with the method ``settings.auth_method`` names (token: nothing to do).
+
+    Returns the new token's :class:`Lease` (None for the token method, or when Vault's answer
+    does not say).
 
     Raises :class:`~unkey_secrets.ConfigurationError` for a missing credential or role,
     :class:`~unkey_secrets.StoreAccessError` when Vault refuses the login or answers it
@@ -109,7 +138,7 @@ def login(client: hvac.Client, settings: VaultSettings) -> None:
     """
     method = settings.auth_method
     if method == "token":
-        return
+        return None
     mount = settings.auth_mount or _DEFAULT_MOUNTS[method]
     location = f"auth/{mount}/login"
     # The login body carries the credential: refuse before it is built, not only before a write.
@@ -118,8 +147,9 @@ def login(client: hvac.Client, settings: VaultSettings) -> None:
     from hvac import exceptions as hve
 
     error: StoreError | None = None
+    answer: object = None
     try:
-        _LOGINS[method](client, settings, mount)
+        answer = _LOGINS[method](client, settings, mount)
     except UnkeySecretsError:
         raise  # ours, worded without a credential
     except (hve.VaultError, requests.exceptions.RequestException) as exc:
@@ -144,6 +174,7 @@ def login(client: hvac.Client, settings: VaultSettings) -> None:
         )
     # The token Vault issued is a credential too, sent with every later request.
     hold(client.adapter.token)
+    return lease_of(answer, section="auth")
 
 
 def _login_error(exc: Exception, *, method: str, location: str) -> StoreError:
@@ -191,7 +222,7 @@ def _read_jwt(settings: VaultSettings, method: str, default_path: str | None) ->
     return jwt
 
 
-def _approle(client: hvac.Client, settings: VaultSettings, mount: str) -> None:
+def _approle(client: hvac.Client, settings: VaultSettings, mount: str) -> Any:
     role_id = _require(
         settings.role_id.get_secret_value() if settings.role_id else None,
         "UNKEY_SECRETS_VAULT_ROLE_ID",
@@ -200,22 +231,22 @@ def _approle(client: hvac.Client, settings: VaultSettings, mount: str) -> None:
     secret_id = settings.secret_id.get_secret_value() if settings.secret_id else None
     # With bind_secret_id off, the role_id alone logs in: it is held as a credential too.
     hold(role_id, secret_id)
-    client.auth.approle.login(role_id=role_id, secret_id=secret_id, mount_point=mount)
+    return client.auth.approle.login(role_id=role_id, secret_id=secret_id, mount_point=mount)
 
 
-def _kubernetes(client: hvac.Client, settings: VaultSettings, mount: str) -> None:
+def _kubernetes(client: hvac.Client, settings: VaultSettings, mount: str) -> Any:
     role = _require(settings.role, "UNKEY_SECRETS_VAULT_ROLE", "kubernetes")
     jwt = _read_jwt(settings, "kubernetes", KUBERNETES_JWT_PATH)
-    client.auth.kubernetes.login(role=role, jwt=jwt, mount_point=mount)
+    return client.auth.kubernetes.login(role=role, jwt=jwt, mount_point=mount)
 
 
-def _jwt(client: hvac.Client, settings: VaultSettings, mount: str) -> None:
+def _jwt(client: hvac.Client, settings: VaultSettings, mount: str) -> Any:
     role = _require(settings.role, "UNKEY_SECRETS_VAULT_ROLE", "jwt")
     jwt = _read_jwt(settings, "jwt", None)
-    client.auth.jwt.jwt_login(role=role, jwt=jwt, path=mount)
+    return client.auth.jwt.jwt_login(role=role, jwt=jwt, path=mount)
 
 
-def _aws(client: hvac.Client, settings: VaultSettings, mount: str) -> None:
+def _aws(client: hvac.Client, settings: VaultSettings, mount: str) -> Any:
     try:
         import botocore.session
     except ImportError:
@@ -237,7 +268,7 @@ def _aws(client: hvac.Client, settings: VaultSettings, mount: str) -> None:
             location=f"auth/{mount}/login",
         )
     hold(frozen.secret_key, frozen.token)
-    client.auth.aws.iam_login(
+    return client.auth.aws.iam_login(
         access_key=frozen.access_key,
         secret_key=frozen.secret_key,
         session_token=frozen.token,
@@ -247,7 +278,7 @@ def _aws(client: hvac.Client, settings: VaultSettings, mount: str) -> None:
     )
 
 
-_LOGINS: dict[str, Callable[[hvac.Client, VaultSettings, str], None]] = {
+_LOGINS: dict[str, Callable[[hvac.Client, VaultSettings, str], Any]] = {
     "approle": _approle,
     "kubernetes": _kubernetes,
     "jwt": _jwt,

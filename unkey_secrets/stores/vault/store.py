@@ -28,6 +28,7 @@ from ..base import (
     SecretStore,
     _Unchecked,
 )
+from .auto_auth import AutoAuth
 from .errors import STORE, error_texts, is_cas_mismatch, require_hvac, translate
 from .settings import VaultSettings, check_mount, check_vault_addr
 
@@ -188,13 +189,17 @@ class VaultStore(SecretStore):
             not isinstance(max_connections, int) or max_connections < 1
         ):
             raise ConfigurationError("max_connections must be a positive number")
+        #: The token lifecycle of a client built here (None for a client passed in, whose
+        #: token is the caller's to keep valid).
+        self.auto_auth: AutoAuth | None = None
         if client is None:
-            from .auth import build_client, login
+            from .auth import build_client
 
             settings = settings if settings is not None else load_settings(VaultSettings)
             client = build_client(settings)
             _hold_to_policy(client, max_connections)
-            login(client, settings)
+            self.auto_auth = AutoAuth(client, settings)
+            self.auto_auth.start()
         else:
             _hold_to_policy(client, max_connections)
         self.client = client
@@ -279,7 +284,7 @@ class VaultStore(SecretStore):
 
         failure: ConfigurationError
         try:
-            return call()
+            return self._send(call)
         except hve.Forbidden as exc:
             if forbidden is not None:
                 failure = ConfigurationError(forbidden)
@@ -661,7 +666,7 @@ class VaultStore(SecretStore):
 
         error: Exception
         try:
-            return call()
+            return self._send(call)
         except (hve.VaultError, requests.exceptions.RequestException) as exc:
             if is_cas_mismatch(exc):
                 error = _CasMismatch()
@@ -678,6 +683,29 @@ class VaultStore(SecretStore):
             )
         # Raised outside the except block, so nothing (request body included) is chained.
         raise error
+
+    def _send(self, call: Callable[[], _T]) -> _T:
+        """``call()`` with a live token (renewed ahead of its expiry).
+
+        After a refusal (401/403), a new login and one more ``call()``: Vault refused the first,
+        so nothing was done.
+        """
+        auto_auth = self.auto_auth
+        if auto_auth is None:
+            return call()
+        from hvac import exceptions as hve
+
+        auto_auth.ensure()
+        token = self.client.adapter.token
+        try:
+            return call()
+        except (hve.Forbidden, hve.Unauthorized) as exc:
+            refusal: Exception = exc
+        # Outside the except block: a failed login is not chained to the refused request.
+        if not auto_auth.refused(token):
+            raise refusal
+        del refusal
+        return call()
 
     def _read_metadata(self, path: str) -> dict[str, Any] | None:
         try:
