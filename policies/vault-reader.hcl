@@ -6,3 +6,12 @@
 path "secret/data/unkey/*" {
   capabilities = ["read"]
 }
+
+# Keep the token alive for the app's life: look up its lease and renew it ahead of its expiry.
+# Vault's "default" policy grants both; listed for tokens made without it.
+path "auth/token/lookup-self" {
+  capabilities = ["read"]
+}
+path "auth/token/renew-self" {
+  capabilities = ["update"]
+}

@@ -29,3 +29,12 @@ path "secret/metadata/unkey/*" {
 path "sys/capabilities-self" {
   capabilities = ["update"]
 }
+
+# Keep the token alive through a long job (bulk, rotate-due): look up its lease and renew it
+# ahead of its expiry. Vault's "default" policy grants both; listed for tokens made without it.
+path "auth/token/lookup-self" {
+  capabilities = ["read"]
+}
+path "auth/token/renew-self" {
+  capabilities = ["update"]
+}
