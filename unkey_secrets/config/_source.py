@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import types
 import typing
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import SecretStr
+from pydantic import AliasPath, BaseModel, SecretStr
+from pydantic.dataclasses import is_pydantic_dataclass
 from pydantic.fields import FieldInfo
 from pydantic_settings import PydanticBaseSettingsSource
 
@@ -25,11 +28,8 @@ __all__ = ["UnkeyKeySource"]
 _Kind = Literal["secret_str", "secret", "info"]
 
 
-def _marker(field: FieldInfo) -> UnkeyKey | None:
-    for item in field.metadata:
-        if isinstance(item, UnkeyKey):
-            return item
-    return None
+def _markers(field: FieldInfo) -> list[UnkeyKey]:
+    return [item for item in field.metadata if isinstance(item, UnkeyKey)]
 
 
 def _kind(owner: str, name: str, annotation: Any) -> _Kind:
@@ -54,12 +54,140 @@ def _kind(owner: str, name: str, annotation: Any) -> _Kind:
     )
 
 
-def _key(name: str, field: FieldInfo) -> str:
-    """The name pydantic-settings expects a source's value under: the field's alias if any."""
-    alias = field.validation_alias
-    if isinstance(alias, str):
-        return alias
-    return field.alias or name
+# -- the names pydantic validates a field from ------------------------------------------------
+#
+# Mirrored from pydantic's own rules with its public API (``convert_to_aliases``, the config
+# keys), not from pydantic-settings' helpers: those are private, and within the pinned range
+# (pydantic-settings 2.3 onwards) they moved module and changed signature more than once.
+
+#: A place in the input pydantic validates: dict keys (str) and list indexes (int).
+_Path = tuple[str | int, ...]
+
+
+class _Missing:
+    pass
+
+
+_MISSING: Any = _Missing()
+
+
+def _config_of(model: type[Any]) -> Mapping[str, Any]:
+    """The pydantic config of a model class or pydantic dataclass."""
+    config = getattr(model, "model_config", None)
+    if config is None:
+        config = getattr(model, "__pydantic_config__", None)
+    return config or {}
+
+
+def _fields_of(model: type[Any]) -> dict[str, FieldInfo]:
+    if is_pydantic_dataclass(model):
+        fields: dict[str, FieldInfo] = model.__pydantic_fields__
+        return fields
+    return dict(typing.cast("type[BaseModel]", model).model_fields)
+
+
+def _by_alias_and_name(config: Mapping[str, Any]) -> tuple[bool, bool]:
+    """Whether pydantic validates by alias and by field name, as it resolves its config.
+
+    ``populate_by_name`` stands for ``validate_by_name`` when that is unset (pydantic < 2.11
+    knows only the former), and ``validate_by_alias=False`` implies validation by name.
+    """
+    by_alias = config.get("validate_by_alias") is not False
+    by_name = config.get("validate_by_name")
+    if by_name is None:
+        populate = config.get("populate_by_name")
+        if populate is not None:
+            return True, bool(populate)
+        return by_alias, not by_alias
+    return by_alias, bool(by_name)
+
+
+def _lookup_paths(name: str, field: FieldInfo, config: Mapping[str, Any]) -> list[_Path]:
+    """Where pydantic looks for ``field``'s input, in its order: the first one present wins.
+
+    The aliases (``validation_alias``, else ``alias``: a str, an ``AliasPath`` or the choices of
+    an ``AliasChoices``, alias generators' included) when validating by alias, then the field
+    name when validating by name or when no alias applies.
+    """
+    by_alias, by_name = _by_alias_and_name(config)
+    alias = field.validation_alias if field.validation_alias is not None else field.alias
+    paths: list[_Path] = []
+    if by_alias and alias is not None:
+        if isinstance(alias, str):
+            paths.append((alias,))
+        elif isinstance(alias, AliasPath):
+            paths.append(tuple(alias.convert_to_aliases()))
+        else:
+            paths.extend(tuple(path) for path in alias.convert_to_aliases())
+    if by_name or not paths:
+        paths.append((name,))
+    return list(dict.fromkeys(paths))
+
+
+def _resolve(data: Any, path: _Path) -> Any:
+    """The value at ``path`` in ``data`` as pydantic finds it, or ``_MISSING``."""
+    for step in path:
+        if isinstance(step, str):
+            if not isinstance(data, Mapping) or step not in data:
+                return _MISSING
+        elif not isinstance(data, (list, tuple)) or not -len(data) <= step < len(data):
+            return _MISSING
+        data = data[step]
+    return data
+
+
+def _strip(annotation: Any) -> Any:
+    while typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return annotation
+
+
+def _model(annotation: Any) -> type[Any] | None:
+    """The model a field nests (a BaseModel or pydantic dataclass, maybe Optional), or None."""
+    annotation = _strip(annotation)
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(members) != 1:
+            return None
+        annotation = _strip(members[0])
+    if isinstance(annotation, type) and (
+        issubclass(annotation, BaseModel) or is_pydantic_dataclass(annotation)
+    ):
+        return annotation
+    return None
+
+
+def _holds_marker(annotation: Any, seen: frozenset[type[Any]]) -> bool:
+    """Whether an UnkeyKey marker sits anywhere inside ``annotation`` (its models' included)."""
+    if typing.get_origin(annotation) is Annotated and any(
+        isinstance(item, UnkeyKey) for item in annotation.__metadata__
+    ):
+        return True
+    model = _model(annotation)
+    if model is not None:
+        if model in seen:
+            return False
+        inner = seen | {model}
+        return any(
+            _markers(field) or _holds_marker(field.annotation, inner)
+            for field in _fields_of(model).values()
+        )
+    return any(_holds_marker(arg, seen) for arg in typing.get_args(annotation))
+
+
+def _shown(path: _Path) -> str:
+    return ".".join(str(step) for step in path)
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """One marked field this source fills: where its value goes, and what it holds."""
+
+    label: str  # the field names from the settings class down, dotted: ``keys.billing``
+    path: _Path  # where the value goes in the source's dict
+    ref: UnkeyKey
+    kind: _Kind
 
 
 class UnkeyKeySource(PydanticBaseSettingsSource):
@@ -69,9 +197,24 @@ class UnkeyKeySource(PydanticBaseSettingsSource):
     (a ``SecretStr`` with ``.info``), one typed :class:`~unkey_secrets.Secret` a ``Secret``
     (the model needs ``arbitrary_types_allowed=True``), one typed :class:`KeyInfo` the key's
     metadata alone. Any other type (``str`` first of all) raises
-    :class:`~unkey_secrets.ConfigurationError` before any read. A field a source earlier in
-    ``settings_customise_sources``'s order already filled (say ``init_settings`` in a test) is
-    not read. Fields naming the same alias share a read (the reader's cache, while fresh).
+    :class:`~unkey_secrets.ConfigurationError` before any read. Fields naming the same alias
+    share a read (the reader's cache, while fresh).
+
+    A field is named as pydantic validates it: by its ``validation_alias`` (a str, an
+    ``AliasPath``, each choice of an ``AliasChoices``) or ``alias`` (an alias generator's
+    included), and by its name under ``populate_by_name``/``validate_by_name`` or when it has
+    no alias. A field any of whose names a source earlier in ``settings_customise_sources``'s
+    order already gave (``init_settings``, the environment, a dotenv file: they apply
+    ``env_prefix``, ``case_sensitive`` and ``env_nested_delimiter``) is not read. Otherwise its
+    value goes under its first name, the one pydantic looks at first. Marked fields of nested
+    models (a field typed a ``BaseModel`` or pydantic dataclass, or an Optional one) are filled
+    the same way, inside the nested value the earlier sources started; a nested model given
+    whole (a model instance) is left as given.
+
+    Declarations no source can fill raise :class:`~unkey_secrets.ConfigurationError` naming the
+    field, before any read: two markers on one field, a marked field whose first name runs
+    through a list index (``AliasPath("keys", 0)``), two marked fields filled under the same
+    name (or one inside the other), and markers inside a list, dict or union of models.
 
     A field whose marker names another store (``store="aws"`` for a Vault source) is left
     to that store's source. Errors: those of :meth:`CachedKey.get`.
@@ -107,7 +250,12 @@ class UnkeyKeySource(PydanticBaseSettingsSource):
 
     @guarded(fresh=True)
     def __call__(self) -> dict[str, Any]:
-        """Return ``{field (or its alias): value}`` for every marked field of this store."""
+        """Return ``{first name: value}`` for every marked field of this store not yet given.
+
+        A nested field's value sits in dicts under its model's names:
+        ``{"keys": {"billing": value}}``, which pydantic-settings merges into the earlier
+        sources' values.
+        """
         try:
             return self._values()
         except BaseException:
@@ -127,25 +275,110 @@ class UnkeyKeySource(PydanticBaseSettingsSource):
                 values.clear()
 
     def _values(self) -> dict[str, Any]:
+        slots: list[_Slot] = []
+        cls = self.settings_cls
+        self._plan(cls, _config_of(cls), self.current_state, (), "", frozenset({cls}), slots)
+        self._check_apart(slots)
+        values: dict[str, Any] = {}
+        for slot in slots:
+            cached = self.reader.cached(slot.ref)
+            stored = cached.get(field=slot.label)
+            value: Any
+            if slot.kind == "secret":
+                value = stored.secret
+            elif slot.kind == "info":
+                value = cached.info()
+            else:
+                value = UnkeySecretStr(stored.secret.reveal(), cached.info())
+            _place(values, slot.path, value)
+        return values
+
+    def _plan(
+        self,
+        model: type[Any],
+        config: Mapping[str, Any],
+        given: Any,
+        at: _Path,
+        label: str,
+        seen: frozenset[type[Any]],
+        slots: list[_Slot],
+    ) -> None:
+        """Add a slot for every marked field of ``model`` (nested ones too) not yet given.
+
+        ``given`` is what the earlier sources hold for ``model`` (``_MISSING``: nothing), ``at``
+        where this model's input sits in the source's dict, ``label`` its dotted field names.
+        """
         owner = self.settings_cls.__name__
         store = self.reader.store.name
-        plan: list[tuple[str, str, UnkeyKey, _Kind]] = []
-        for name, field in self.settings_cls.model_fields.items():
-            ref = _marker(field)
-            if ref is None or ref.store not in (None, store):
+        for name, field in _fields_of(model).items():
+            where = f"{label}{name}"
+            markers = _markers(field)
+            if len(markers) > 1:
+                raise ConfigurationError(
+                    f"{owner}.{where} carries {len(markers)} UnkeyKey markers: a field holds "
+                    "one key, so give it one"
+                )
+            paths = _lookup_paths(name, field, config)
+            found = next((p for p in paths if _resolve(given, p) is not _MISSING), None)
+            if markers:
+                ref = markers[0]
+                if ref.store not in (None, store):
+                    continue
+                kind = _kind(owner, where, field.annotation)
+                if found is None:  # no earlier source named the field in any of its names
+                    slots.append(_Slot(where, self._writable(where, at, paths[0]), ref, kind))
                 continue
-            plan.append((name, _key(name, field), ref, _kind(owner, name, field.annotation)))
-        state = self.current_state
-        values: dict[str, Any] = {}
-        for name, key, ref, kind in plan:
-            if key in state or name in state:
+            nested = _model(field.annotation)
+            if nested is None:
+                if _holds_marker(field.annotation, seen):
+                    raise ConfigurationError(
+                        f"{owner}.{where} holds UnkeyKey fields inside a list, dict or union of "
+                        "models, where no source can name them: move them to a field typed "
+                        "one model (or an Optional one)"
+                    )
                 continue
-            cached = self.reader.cached(ref)
-            stored = cached.get(field=name)
-            if kind == "secret":
-                values[key] = stored.secret
-            elif kind == "info":
-                values[key] = cached.info()
-            else:
-                values[key] = UnkeySecretStr(stored.secret.reveal(), cached.info())
-        return values
+            if nested in seen:  # a model that nests itself: its first level is filled
+                continue
+            inner = _MISSING if found is None else _resolve(given, found)
+            if found is not None and not isinstance(inner, Mapping):
+                continue  # given whole (a model instance): its fields are not ours to fill
+            self._plan(
+                nested,
+                _config_of(nested),
+                inner,
+                at + (paths[0] if found is None else found),
+                f"{where}.",
+                seen | {nested},
+                slots,
+            )
+
+    def _writable(self, where: str, at: _Path, path: _Path) -> _Path:
+        """``at + path``, refused when a list index is on the way (a source fills names)."""
+        full = at + path
+        if any(isinstance(step, int) for step in full):
+            raise ConfigurationError(
+                f"{self.settings_cls.__name__}.{where} would be filled at {_shown(full)!r}, "
+                "through a list index, which no source can fill alone: name it first by a str "
+                "alias (AliasChoices('BILLING_KEY', AliasPath(...))) or an AliasPath of names"
+            )
+        return full
+
+    def _check_apart(self, slots: list[_Slot]) -> None:
+        """Refuse two marked fields whose values would land on the same name (or inside it)."""
+        owner = self.settings_cls.__name__
+        for index, first in enumerate(slots):
+            for second in slots[index + 1 :]:
+                short, long = sorted((first.path, second.path), key=len)
+                if long[: len(short)] == short:
+                    raise ConfigurationError(
+                        f"{owner}.{first.label} and {owner}.{second.label} are both filled at "
+                        f"{_shown(short)!r}: give each field a name of its own"
+                    )
+
+
+def _place(values: dict[str, Any], path: _Path, value: Any) -> None:
+    """Put ``value`` at ``path`` (names only, kept apart by ``_check_apart``) in ``values``."""
+    *outer, last = path
+    for step in outer:
+        values = values.setdefault(typing.cast(str, step), {})
+    values[typing.cast(str, last)] = value
