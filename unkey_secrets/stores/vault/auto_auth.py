@@ -1,10 +1,14 @@
 """Keep a Vault token alive for as long as a job runs, as Vault Agent's auto-auth does.
 
-A store built from settings holds one :class:`AutoAuth`. Before each request
-(:meth:`AutoAuth.ensure`), once two thirds of the token's lease have passed, the token is
-renewed (``auth/token/renew-self``); a token that cannot be renewed (not renewable, at its
-``max_ttl``, or refused) is replaced by logging in again with the configured auth method
-(AppRole, Kubernetes, JWT, AWS IAM). When Vault refuses a request anyway (401/403: the job
+A store built from settings holds one :class:`AutoAuth`. Once two thirds of the token's lease
+have passed, the token is renewed (``auth/token/renew-self``); a token that cannot be renewed
+(not renewable, at its ``max_ttl``, or refused) is replaced by logging in again with the
+configured auth method (AppRole, Kubernetes, JWT, AWS IAM). This happens on a background
+daemon thread (one per store, named ``unkey-secrets-vault-token``, idle between renewals), so
+a job that goes quiet for longer than its token's TTL (a slow Unkey, a long sleep between two
+calls) still finds it alive, and before each request as well (:meth:`AutoAuth.ensure`), in
+case the thread was late. The thread ends when the store is garbage-collected or its token
+can no longer be extended. When Vault refuses a request anyway (401/403: the job
 sat idle past the token's expiry, or the token was revoked), :meth:`AutoAuth.refused` logs in
 again once and the request is sent again: a refused request was never carried out, so sending
 it again is safe, ``cas`` writes included. A job's length therefore never depends on the
@@ -24,6 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -79,6 +84,9 @@ class AutoAuth:
         self._expires: float | None = None
         self._renewable = False
         self._lookup_pending = False
+        # Wakes the watcher thread when the schedule changes or this object is collected.
+        self._wake = threading.Event()
+        self._watching = False
 
     def __repr__(self) -> str:
         # Safe on a half-built object (a constructor's error rendered with its frame locals).
@@ -111,7 +119,10 @@ class AutoAuth:
         if due is None or self.clock() < due:
             return
         # Another thread renewing: go on with the current token, which has a third left.
-        if not self._lock.acquire(blocking=False):
+        self._refresh_if_due(blocking=False)
+
+    def _refresh_if_due(self, *, blocking: bool) -> None:
+        if not self._lock.acquire(blocking=blocking):
             return
         try:
             due = self._due
@@ -213,3 +224,49 @@ class AutoAuth:
             return
         self._expires = now + lease.ttl
         self._due = now + lease.ttl * RENEW_AFTER
+        self._watch()
+
+    def _watch(self) -> None:
+        if self._watching:
+            self._wake.set()
+            return
+        self._watching = True
+        wake = self._wake
+        # The thread holds a weak reference only: a store dropped by its owner stops it.
+        weakref.finalize(self, wake.set)
+        threading.Thread(
+            target=_watcher, args=(weakref.ref(self), wake), name=_THREAD, daemon=True
+        ).start()
+
+
+_THREAD = "unkey-secrets-vault-token"
+
+
+def _watcher(ref: weakref.ref[AutoAuth], wake: threading.Event) -> None:
+    """Renew (or log in) when each lease is two thirds gone, until nothing more is due."""
+    while True:
+        auth = ref()
+        if auth is None:
+            return
+        with auth._lock:
+            # Under the lock, so a lease scheduled meanwhile finds no watcher and starts one.
+            due = auth._due
+            if due is None:
+                auth._watching = False
+                return
+        wait = due - auth.clock()
+        del auth  # not held while waiting: the store may be collected meanwhile
+        if wait > 0:
+            wake.wait(wait)
+            wake.clear()
+            continue
+        auth = ref()
+        if auth is None:
+            return
+        try:
+            auth._refresh_if_due(blocking=True)
+        except Exception as exc:  # noqa: BLE001 (never end the thread with a traceback)
+            # Only the class: an exception may hold a request, token header included.
+            _log.warning("Vault token renewal failed (%s)", type(exc).__name__)
+            auth._due = auth.clock() + RETRY_AFTER
+        del auth
