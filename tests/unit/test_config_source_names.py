@@ -17,7 +17,7 @@ from pydantic.alias_generators import to_camel
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from unkey_secrets import ConfigurationError
+from unkey_secrets import ConfigurationError, StoredKey
 from unkey_secrets.config import (
     CachedKey,
     KeyInfo,
@@ -576,3 +576,31 @@ def test_a_key_info_field_under_an_alias_is_filled(reader: KeyReader, billing: C
     assert isinstance(info, KeyInfo)
     assert info.key_id == billing.get().key_id
     assert billing.reads == 1
+
+
+class _MovesAfterEachRead(InMemoryStore):
+    """An alias that a rotation moves to a new key right after each read of it."""
+
+    def _get_current(self, path: str) -> StoredKey:
+        stored = super()._get_current(path)
+        key = canary_key(api_id=API, alias="billing")
+        self.put(key)
+        self.set_current(key, alias="billing")
+        return stored
+
+
+def test_a_field_is_one_read_and_its_info_describes_the_key_it_holds() -> None:
+    store = _MovesAfterEachRead()
+    first = canary_key(api_id=API, alias="billing")
+    store.put(first)
+    store.set_current(first, alias="billing")
+    reader = KeyReader(store, max_age=0)  # every question to the cache is a read
+
+    class Settings(BaseSettings):
+        billing_key: Annotated[UnkeySecretStr, BILLING] = Field(validation_alias="BILLING_KEY")
+        settings_customise_sources = _ours_last(reader)
+
+    value = _load(Settings).billing_key
+    assert reader.key(api_id=API, alias="billing").reads == 1
+    assert value.get_secret_value() == first.secret.reveal()
+    assert value.info.key_id == first.key_id

@@ -283,13 +283,16 @@ class UnkeyKeySource(PydanticBaseSettingsSource):
         for slot in slots:
             cached = self.reader.cached(slot.ref)
             stored = cached.get(field=slot.label)
+            # The metadata of this very read: asking the cache again would read once more
+            # (max_age=0), and could describe another key than the plaintext after a rotation.
+            info = cached._info_for(stored)
             value: Any
             if slot.kind == "secret":
                 value = stored.secret
             elif slot.kind == "info":
-                value = cached.info()
+                value = info
             else:
-                value = UnkeySecretStr(stored.secret.reveal(), cached.info())
+                value = UnkeySecretStr(stored.secret.reveal(), info)
             _place(values, slot.path, value)
         return values
 
