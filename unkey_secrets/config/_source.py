@@ -38,7 +38,12 @@ def _kind(owner: str, name: str, annotation: Any) -> _Kind:
     origin = typing.get_origin(annotation)
     if origin is typing.Union or origin is types.UnionType:
         candidates = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if len(candidates) == 1 and isinstance(candidates[0], type):
+    # get_origin first: Python 3.10 calls list[int] a type, which issubclass then refuses.
+    if (
+        len(candidates) == 1
+        and typing.get_origin(candidates[0]) is None
+        and isinstance(candidates[0], type)
+    ):
         kind = candidates[0]
         if issubclass(kind, SecretStr) and kind in (SecretStr, UnkeySecretStr):
             return "secret_str"
@@ -151,8 +156,11 @@ def _model(annotation: Any) -> type[Any] | None:
         if len(members) != 1:
             return None
         annotation = _strip(members[0])
-    if isinstance(annotation, type) and (
-        issubclass(annotation, BaseModel) or is_pydantic_dataclass(annotation)
+    # get_origin first: Python 3.10 calls list[int] a type, which issubclass then refuses.
+    if (
+        typing.get_origin(annotation) is None
+        and isinstance(annotation, type)
+        and (issubclass(annotation, BaseModel) or is_pydantic_dataclass(annotation))
     ):
         return annotation
     return None
