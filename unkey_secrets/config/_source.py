@@ -38,12 +38,7 @@ def _kind(owner: str, name: str, annotation: Any) -> _Kind:
     origin = typing.get_origin(annotation)
     if origin is typing.Union or origin is types.UnionType:
         candidates = [a for a in typing.get_args(annotation) if a is not type(None)]
-    # get_origin first: Python 3.10 calls list[int] a type, which issubclass then refuses.
-    if (
-        len(candidates) == 1
-        and typing.get_origin(candidates[0]) is None
-        and isinstance(candidates[0], type)
-    ):
+    if len(candidates) == 1 and isinstance(candidates[0], type):
         kind = candidates[0]
         if issubclass(kind, SecretStr) and kind in (SecretStr, UnkeySecretStr):
             return "secret_str"
@@ -156,7 +151,8 @@ def _model(annotation: Any) -> type[Any] | None:
         if len(members) != 1:
             return None
         annotation = _strip(members[0])
-    # get_origin first: Python 3.10 calls list[int] a type, which issubclass then refuses.
+    # get_origin first: Python 3.10 calls list[int] a type, and issubclass(list[int],
+    # BaseModel) raises TypeError there (ABCMeta's check wants a class).
     if (
         typing.get_origin(annotation) is None
         and isinstance(annotation, type)
