@@ -1,10 +1,9 @@
 """Drive the rotation handler as Secrets Manager would, against moto server and the emulator.
 
-moto server runs in this process (``ThreadedMotoServer``), so ``FaithfulMoto`` can correct the
-three places where moto's Secrets Manager differs from AWS in ways a rotation depends on, and
-``SecretsManagerSim.start`` can do what RotateSecret does before it invokes the function (moto
-can only invoke a real Lambda through docker). Kills are a ``BaseException`` raised from
-botocore's and httpx's own event hooks, before a request is sent or after its answer came back.
+The kit's moto server answers as AWS does and runs in this process, so ``SecretsManagerSim.start``
+can do on moto's own state what RotateSecret does before it invokes the function (moto can only
+invoke a real Lambda through docker). Kills are a ``BaseException`` raised from botocore's and
+httpx's own event hooks, before a request is sent or after its answer came back.
 """
 
 from __future__ import annotations
@@ -26,73 +25,6 @@ STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 
 class Killed(BaseException):
     """The Lambda process died here (timeout, OOM): nothing after this line runs."""
-
-
-class FaithfulMoto:
-    """Patch moto's Secrets Manager backend where it differs from AWS.
-
-    * PutSecretValue with a VersionId that already holds a different value fails with
-      ResourceExistsException in AWS; moto overwrites it when the version is AWSPENDING.
-    * Moving AWSCURRENT onto a secret that has no AWSCURRENT yet works in AWS; moto raises.
-    * GetSecretValue without a version or stage returns AWSCURRENT in AWS; moto returns the
-      version that was current when it was last *written*, even after AWSCURRENT moved.
-    """
-
-    def __init__(self, monkeypatch: Any) -> None:
-        from moto.secretsmanager import models
-        from moto.secretsmanager.exceptions import ResourceExistsException
-
-        backend_class = models.SecretsManagerBackend
-        original_check = backend_class._check_with_existing_secrets_and_versions
-        original_move = backend_class.update_secret_version_stage
-
-        def check(
-            backend: Any,
-            secret_name: str,
-            client_request_token: str | None,
-            secret_string: str | None,
-            secret_binary: str | None,
-            on_create: bool = False,
-        ) -> Any:
-            secret = backend.secrets.get(secret_name) if secret_name in backend.secrets else None
-            version = secret.versions.get(client_request_token) if secret else None
-            if version and ("secret_string" in version or "secret_binary" in version):
-                same = (
-                    version.get("secret_string") == secret_string
-                    and version.get("secret_binary") == secret_binary
-                )
-                if same:
-                    return secret
-                raise ResourceExistsException(
-                    f"You can't use ClientRequestToken {client_request_token} because that "
-                    f"value is already in use for a version of secret {secret.arn}."
-                )
-            return original_check(
-                backend, secret_name, client_request_token, secret_string, secret_binary, on_create
-            )
-
-        def move(
-            backend: Any,
-            secret_id: str,
-            version_stage: str,
-            remove_from_version_id: str,
-            move_to_version_id: str,
-        ) -> Any:
-            secret = backend.secrets[secret_id]
-            has_current = any("AWSCURRENT" in v["version_stages"] for v in secret.versions.values())
-            if version_stage == "AWSCURRENT" and not remove_from_version_id and not has_current:
-                secret.versions[move_to_version_id]["version_stages"].append("AWSCURRENT")
-                secret.default_version_id = move_to_version_id
-                return secret.arn, secret.name
-            answer = original_move(
-                backend, secret_id, version_stage, remove_from_version_id, move_to_version_id
-            )
-            if version_stage == "AWSCURRENT" and move_to_version_id:
-                secret.default_version_id = move_to_version_id
-            return answer
-
-        monkeypatch.setattr(backend_class, "_check_with_existing_secrets_and_versions", check)
-        monkeypatch.setattr(backend_class, "update_secret_version_stage", move)
 
 
 def backend_secret(moto: MotoServer, arn: str) -> Any:
@@ -195,15 +127,15 @@ class Tracer:
 @contextmanager
 def short_circuit(client: Any, operation: str, code: str, status: int = 400) -> Iterator[None]:
     """Make the next ``operation`` fail with ``code`` without reaching the server."""
-    from botocore.awsrequest import AWSResponse
+    from botocore.awsrequest import AWSResponse, HTTPHeaders
 
-    fired = []
+    fired: list[bool] = []
 
     def hook(model: Any, **_: Any) -> Any:
         if model.name != operation or fired:
             return None
         fired.append(True)
-        http = AWSResponse("http://127.0.0.1", status, {}, None)
+        http = AWSResponse("http://127.0.0.1", status, HTTPHeaders(), None)
         error = {"Error": {"Code": code, "Message": "injected"}}
         return http, {**error, "ResponseMetadata": {"HTTPStatusCode": status}}
 

@@ -3,12 +3,11 @@
 Backends:
 
 * ``double``: :class:`~unkey_secrets.testing.InMemorySecretsManager`; every scenario must pass.
-* ``moto``: moto server with :class:`FaithfulMoto` applied (its fixes for the places moto
-  differs from AWS in a rotation); every scenario passes except those in ``MOTO_DIFFERS``,
-  which FaithfulMoto does not fix: they are strict xfails, so a moto that starts agreeing
-  with AWS fails this file and the list gets updated.
-* ``moto-raw``: moto as shipped, for the scenarios FaithfulMoto fixes or moto differs on:
-  strict xfails that prove each documented difference is real.
+* ``moto``: the kit's moto server (the ``moto_server`` fixture), whose Secrets Manager answers
+  as AWS does; every scenario must pass.
+* ``moto-raw``: moto's own server as shipped, for the scenarios the kit corrects: strict
+  xfails that prove each correction is still needed, so a moto that starts agreeing with AWS
+  fails this file and the list gets updated.
 
 A scenario takes a :class:`Side` and asserts AWS's behaviour.
 """
@@ -17,7 +16,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +28,7 @@ from unkey_secrets.testing import InMemorySecretsManager
 from unkey_secrets.testing.contract import canary_key
 from unkey_secrets.testing.moto import MotoServer
 
-from ._rotation_harness import FaithfulMoto, SecretsManagerSim
+from ._rotation_harness import SecretsManagerSim
 
 ARN = re.compile(
     r"arn:aws:secretsmanager:us-east-1:123456789012:secret:(?P<name>.+)-[A-Za-z0-9]{6}"
@@ -196,7 +195,7 @@ def store_round_trip(side: Side) -> None:
     assert store.get_current(api_id=key.api_id, alias="svc").key_id == newer.key_id
 
 
-# The three places FaithfulMoto corrects.
+# Where moto as shipped differs from AWS and the kit corrects it.
 
 
 def filled_pending_is_not_overwritten(side: Side) -> None:
@@ -240,9 +239,6 @@ def awscurrent_onto_a_secret_without_one(side: Side) -> None:
     )
     assert side.labelled(arn) == {t: ["AWSCURRENT", "AWSPENDING"]}
     assert side.client.get_secret_value(SecretId=arn)["SecretString"] == "first"
-
-
-# Where moto differs and FaithfulMoto does not correct it.
 
 
 def any_label_held_elsewhere_needs_remove_from(side: Side) -> None:
@@ -300,12 +296,10 @@ COMMON = [
     awscurrent_needs_remove_from,
     store_round_trip,
 ]
-FAITHFUL_MOTO_FIXES = [
+KIT_CORRECTS = [
     filled_pending_is_not_overwritten,
     get_follows_awscurrent,
     awscurrent_onto_a_secret_without_one,
-]
-MOTO_DIFFERS = [
     any_label_held_elsewhere_needs_remove_from,
     a_move_to_an_unknown_version_changes_nothing,
     describe_lists_labelled_versions_only,
@@ -313,41 +307,51 @@ MOTO_DIFFERS = [
 ]
 
 
-def _differs(reason: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=reason)
-
-
+SCENARIOS = COMMON + KIT_CORRECTS
 CASES = (
-    [pytest.param(s, "double", id=f"double-{s.__name__}") for s in COMMON + FAITHFUL_MOTO_FIXES]
-    + [pytest.param(s, "double", id=f"double-{s.__name__}") for s in MOTO_DIFFERS]
-    + [pytest.param(s, "moto", id=f"moto-{s.__name__}") for s in COMMON + FAITHFUL_MOTO_FIXES]
-    + [
-        pytest.param(
-            s, "moto", id=f"moto-{s.__name__}", marks=_differs("moto differs from AWS here")
-        )
-        for s in MOTO_DIFFERS
-    ]
+    [pytest.param(s, "double", id=f"double-{s.__name__}") for s in SCENARIOS]
+    + [pytest.param(s, "moto", id=f"moto-{s.__name__}") for s in SCENARIOS]
     + [
         pytest.param(
             s,
             "moto-raw",
             id=f"moto-raw-{s.__name__}",
-            marks=_differs("moto as shipped differs from AWS here (FaithfulMoto fixes it)"),
+            marks=pytest.mark.xfail(
+                strict=True, reason="moto as shipped differs from AWS here (the kit corrects it)"
+            ),
         )
-        for s in FAITHFUL_MOTO_FIXES
+        for s in KIT_CORRECTS
     ]
 )
 
 
+@pytest.fixture(scope="module")
+def moto_as_shipped(moto_server: MotoServer) -> Iterator[str]:
+    """moto's own threaded server, without the kit's corrections; returns its URL.
+
+    It serves the same in-process state as ``moto_server``, so ``SecretsManagerSim`` works on it.
+    """
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
 @pytest.fixture
-def make_side(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Side]:
+def make_side(moto_server: MotoServer, request: pytest.FixtureRequest) -> Callable[[str], Side]:
     def make(backend: str) -> Side:
         if backend == "double":
             double = InMemorySecretsManager()
             return Side(double, double.start_rotation)
-        if backend == "moto":
-            FaithfulMoto(monkeypatch)
         client = moto_server.client("secretsmanager")
+        if backend == "moto-raw":
+            url = request.getfixturevalue("moto_as_shipped")
+            client = moto_server.client("secretsmanager", endpoint_url=url)
 
         def start(arn: str, t: str) -> str:
             return SecretsManagerSim(moto_server, client, arn).start(t)

@@ -52,7 +52,6 @@ from unkey_secrets._payload import parse_key_json
 from ..functional._cli_harness import aws_env, run_cli, tapped_emulator, unkey_env, vault_env
 from ..functional._rotation_harness import (
     STEPS,
-    FaithfulMoto,
     SecretsManagerSim,
     backend_secret,
     short_circuit,
@@ -460,7 +459,6 @@ def lambda_runtime(ctx: FlowContext) -> Iterator[Any]:
     moto, server = ctx.fixture("moto_server"), ctx.fixture("unkey_emulator_server")
     levels = {name: logging.getLogger(name).level for name in _LAMBDA_LOGGERS}
     with pytest.MonkeyPatch.context() as patch:
-        FaithfulMoto(patch)
         client = moto.client("secretsmanager")
         root = client.create_secret(
             Name=f"unkey/root/{uuid.uuid4().hex}",

@@ -18,7 +18,7 @@ from unkey_secrets import UnkeyClient, provision
 from unkey_secrets._payload import parse_key_json
 from unkey_secrets.stores.aws import SecretsManagerStore
 
-from ..functional._rotation_harness import FaithfulMoto, SecretsManagerSim
+from ..functional._rotation_harness import SecretsManagerSim
 from ._canary import needles
 
 _ROOT = Path(__file__).parents[2]
@@ -78,11 +78,9 @@ def test_no_write_to_disk_holds_a_plaintext(
     openbao_server: Any,
     moto_server: Any,
     unkey_emulator_server: Any,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     strace = _strace()
     trace = tmp_path / "trace.txt"
-    FaithfulMoto(monkeypatch)  # moto runs in this process: the child's Lambda talks to it
     rotation, token = _start_rotation(moto_server, unkey_emulator_server)
     (original,) = rotation.all_values().values()
     env = {

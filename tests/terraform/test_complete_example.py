@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.functional._rotation_harness import STEPS, FaithfulMoto
+from tests.functional._rotation_harness import STEPS
 from tests.security._canary import needles
 from unkey_secrets import UnkeyClient
 from unkey_secrets._payload import parse_key_json
@@ -132,7 +132,6 @@ def deployment(
     }
     (workdir / "test.auto.tfvars.json").write_text(json.dumps(variables))
     with pytest.MonkeyPatch.context() as patch:
-        FaithfulMoto(patch)
         recorder = RotateSecretRecorder(patch).install()
         deployment = Deployment(
             tf=terraform,
