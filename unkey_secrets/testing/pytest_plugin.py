@@ -200,6 +200,10 @@ def openbao_server() -> Iterator[OpenBaoServer]:
 def moto_server() -> Iterator[MotoServer]:
     """A running moto server (Secrets Manager, IAM, STS, KMS, Lambda) for the whole session.
 
+    Its Secrets Manager answers as AWS does where moto as shipped does not (after
+    UpdateSecretVersionStage, GetSecretValue without a stage reads the new AWSCURRENT; see
+    :mod:`unkey_secrets.testing.moto`).
+
     Its state lasts the session: use ``moto_clean`` for a test that needs it empty, or names
     unique to the test (``unkey_api_id`` makes every location unique).
     """
