@@ -9,7 +9,9 @@ Configuration (environment variables):
 
 ``UNKEY_ROOT_KEY_SECRET_ID``
     ARN or name of the Secrets Manager secret holding the Unkey root key (the plain string, or
-    JSON ``{"root_key": "..."}``). Read at first use, kept for the container's life.
+    JSON ``{"root_key": "..."}``). Read at first use and kept for the container's life; read
+    again, once per step, when Unkey refuses it (401 or 403), and the step runs once more with
+    what was read (see :class:`~unkey_secrets.aws_lambda.rotator.Rotator`).
 ``UNKEY_ALLOW_ROOT_KEY_ENV``
     ``true`` to accept ``UNKEY_ROOT_KEY`` as plaintext when no secret id is set (tests only).
 ``UNKEY_BASE_URL``, ``UNKEY_TIMEOUT``
@@ -110,7 +112,41 @@ def build_rotator(config: RuntimeConfig, secrets_manager: Any = None) -> Rotator
     apply_policy(secrets_manager, deadline=deadline)
     root_key = _root_key(secrets_manager, config)
     unkey = UnkeyClient(root_key, base_url=config.base_url, timeout=config.timeout)
-    return Rotator(secrets_manager, unkey, config.rotation)
+    reload = None
+    if config.root_key_secret_id is not None:
+        # UNKEY_ROOT_KEY (tests only) cannot change under a running process: nothing to reload.
+        reload = _RootKeyReader(secrets_manager, config, config.root_key_secret_id, root_key)
+    return Rotator(secrets_manager, unkey, config.rotation, reload_unkey=reload)
+
+
+class _RootKeyReader:
+    """Reads the root key's secret again for a :class:`Rotator` that Unkey refused.
+
+    Returns an :class:`UnkeyClient` for a new value, None for the value it already holds.
+    Raises what reading the secret raises (:class:`~unkey_secrets.ConfigurationError`) and
+    :class:`~unkey_secrets.InvalidInputError` for a value that is no root key. The Rotator
+    calls it under its lock, one call at a time.
+    """
+
+    def __init__(
+        self, secrets_manager: Any, config: RuntimeConfig, secret_id: str, root_key: Secret
+    ) -> None:
+        self._secrets_manager = secrets_manager
+        self._config = config
+        self._secret_id = secret_id
+        self._root_key = root_key
+
+    def __repr__(self) -> str:
+        return f"_RootKeyReader(secret_id={self._secret_id!r})"
+
+    def __call__(self) -> UnkeyClient | None:
+        root_key = _root_key_from_secret(self._secrets_manager, self._secret_id)
+        if root_key == self._root_key:  # Secret compares in constant time
+            return None
+        config = self._config
+        client = UnkeyClient(root_key, base_url=config.base_url, timeout=config.timeout)
+        self._root_key = root_key
+        return client
 
 
 class _Runtime:
@@ -132,7 +168,7 @@ class _Runtime:
         """Forget the clients (closing Unkey's), so the next call reads the environment again."""
         with self._lock:
             if self._rotator is not None:
-                self._rotator.unkey.close()
+                self._rotator.close()
             self._rotator = None
 
 

@@ -28,6 +28,7 @@ import datetime as dt
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,9 +41,11 @@ from .._errors import (
     StoredValueError,
     StoreError,
     UnkeyAmbiguousError,
+    UnkeyAuthError,
     UnkeyError,
     UnkeyNotFoundError,
     UnkeyResponseError,
+    UnkeySecretsError,
     UnkeyServerError,
 )
 from .._models import IssuedKey, StoredKey
@@ -114,6 +117,13 @@ class Rotator:
     """Runs the rotation steps for one Secrets Manager client and one Unkey client.
 
     ``secrets_manager`` is a boto3 ``secretsmanager`` client; ``clock`` returns Unix seconds.
+
+    ``reload_unkey`` is what Unkey refusing the root key (401 or 403) during a step calls, once
+    per step: it reads the root key again and returns a client holding it, or None when it is
+    unchanged, and the step then runs once more (with the new client, which every later step
+    uses too). A second refusal fails the step with :class:`~unkey_secrets.RotationStepError`.
+    A client it replaced is closed once no step is using it. Without ``reload_unkey``, a
+    refusal fails the step as any other Unkey error does.
     """
 
     def __init__(
@@ -123,36 +133,126 @@ class Rotator:
         config: RotationConfig | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        reload_unkey: Callable[[], UnkeyClient | None] | None = None,
     ) -> None:
         self.secrets = RotationSecrets(secrets_manager)
         self.unkey = unkey
         self.config = config or RotationConfig()
         self.clock = clock
+        self._reload_unkey = reload_unkey
+        # Guards the swap of self.unkey and the count of running steps. The Lambda runs one
+        # invocation per container at a time; a Rotator shared by threads stays correct too.
+        self._lock = threading.Lock()
+        self._running = 0
+        self._replaced: list[UnkeyClient] = []
 
     @guarded
     def handle(self, event: Mapping[str, Any]) -> dict[str, str | None]:
         """Run the step the rotation event names and log one line about it.
 
+        When Unkey refuses the root key (401 or 403) and the rotator has ``reload_unkey``, the
+        root key is read again and the step runs once more; the line's ``warnings`` say so. A
+        second refusal, or a failed read, raises :class:`~unkey_secrets.RotationStepError`.
         An error leaving it has the locals of every finished frame below it cleared.
         """
         secret_id, token, step = _read_event(event)
         record = StepRecord(secret=secret_id, step=step, client_request_token=token)
+        used = self._begin()
         try:
-            state = self.secrets.describe(secret_id)
-            record.secret = state.arn
-            stages = self._gate(state, token, step)
-            if AWSCURRENT in stages:
-                record.outcome = "already-current"
-                self._complete(state.arn, token, AWSPENDING in stages, record)
-            else:
-                getattr(self, "_" + step.removesuffix("Secret"))(state, token, record)
+            for attempt in (1, 2):
+                try:
+                    self._run(secret_id, token, step, record)
+                    break
+                except UnkeySecretsError as exc:
+                    refused = _refusal(exc) if self._reload_unkey is not None else None
+                    if refused is None:
+                        raise
+                    if attempt == 2:
+                        raise RotationStepError(
+                            f"{record.warnings[0]}, and Unkey refused it again "
+                            f"({describe_error(refused)}); put a root key holding the "
+                            "permissions this function needs into the secret "
+                            "UNKEY_ROOT_KEY_SECRET_ID names, as AWSCURRENT",
+                            step=step,
+                            secret=record.secret,
+                        ) from exc
+                    why = f"{refused.operation} answered {refused.status}"
+                # Run the step again. A 401/403 is Unkey refusing the request before acting on
+                # it: a refused rerollKey (not idempotent) or createKey made no key, so unlike
+                # a lost answer there is nothing to settle, and a refused updateKey or deleteKey
+                # changed nothing. What the step did before (a marker on the original, say) is
+                # what a stop at that line leaves, which every step's retry resumes from: this
+                # run is as safe as Secrets Manager's own retry of the step.
+                note = self._reload(used, why, step, record.secret)
+                record = StepRecord(
+                    secret=secret_id, step=step, client_request_token=token, warnings=[note]
+                )
         except BaseException as exc:
             record.outcome = "error"
             record.error = describe_error(exc)
             logger.error("%s", record.line())
             raise
+        finally:
+            self._end()
         logger.info("%s", record.line())
         return record.result()
+
+    @guarded
+    def close(self) -> None:
+        """Close the Unkey client, and those it replaced; call it once no step runs."""
+        with self._lock:
+            clients, self._replaced = [self.unkey, *self._replaced], []
+        for client in clients:
+            client.close()
+
+    def _run(self, secret_id: str, token: str, step: str, record: StepRecord) -> None:
+        state = self.secrets.describe(secret_id)
+        record.secret = state.arn
+        stages = self._gate(state, token, step)
+        if AWSCURRENT in stages:
+            record.outcome = "already-current"
+            self._complete(state.arn, token, AWSPENDING in stages, record)
+        else:
+            getattr(self, "_" + step.removesuffix("Secret"))(state, token, record)
+
+    # -- the root key ---------------------------------------------------------------------
+
+    def _begin(self) -> UnkeyClient:
+        with self._lock:
+            self._running += 1
+            return self.unkey
+
+    def _end(self) -> None:
+        with self._lock:
+            self._running -= 1
+            if self._running:
+                return
+            replaced, self._replaced = self._replaced, []
+        for client in replaced:
+            client.close()
+
+    def _reload(self, used: UnkeyClient, why: str, step: str, secret: str) -> str:
+        """Read the root key again after Unkey refused ``used``'s; returns the step's note."""
+        assert self._reload_unkey is not None
+        refused = f"Unkey refused the root key ({why})"
+        with self._lock:
+            if self.unkey is not used:
+                # A step on another thread read it again meanwhile: this step uses what it read.
+                return f"{refused}; another step had read it again; ran the step again"
+            try:
+                fresh = self._reload_unkey()
+            except UnkeySecretsError as exc:
+                raise RotationStepError(
+                    f"{refused} and reading it again failed: {describe_error(exc)}",
+                    step=step,
+                    secret=secret,
+                ) from exc
+            if fresh is None:
+                return f"{refused}; read it again from its secret: unchanged; ran the step again"
+            # Closed once no step uses it: another thread's step may be mid-request with it.
+            self._replaced.append(self.unkey)
+            self.unkey = fresh
+        return f"{refused}; read it again from its secret: a new root key; ran the step again"
 
     # -- the gate -------------------------------------------------------------------------
 
@@ -699,6 +799,16 @@ def _read_event(event: Mapping[str, Any]) -> tuple[str, str, str]:
     if step not in STEPS:
         raise InvalidInputError("Step", f"expected one of {', '.join(STEPS)}")
     return secret_id, token, str(step)
+
+
+def _refusal(exc: BaseException) -> UnkeyAuthError | None:
+    """Unkey's 401/403 that ``exc`` is or was raised from (a step wraps some Unkey errors)."""
+    cause: BaseException | None = exc
+    for _ in range(8):  # the chains we build are short; a cycle must not loop
+        if cause is None or isinstance(cause, UnkeyAuthError):
+            return cause
+        cause = cause.__cause__
+    return None
 
 
 def _expiry(value: object, key_id: str, arn: str) -> int | None:

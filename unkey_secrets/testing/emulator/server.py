@@ -153,6 +153,18 @@ class Emulator:
             self._root_keys[sha256(root_key)] = Principal(held)
         return root_key
 
+    def delete_root_key(self, root_key: str) -> None:
+        """Delete a root key :meth:`add_root_key` made: Unkey answers 401 to it from now on.
+
+        Raises ValueError for the emulator's own :attr:`root_key` or a key it does not hold
+        (the message never quotes the value).
+        """
+        digest = sha256(root_key) if isinstance(root_key, str) else ""
+        with self._lock:
+            if digest == sha256(self._root_key) or digest not in self._root_keys:
+                raise ValueError("not a root key add_root_key made (or it is already deleted)")
+            del self._root_keys[digest]
+
     def keys(self, api_id: str | None = None) -> list[EmulatedKey]:
         """Every stored key (deleted ones too), oldest first; ``api_id`` narrows to one API."""
         with self._lock:
