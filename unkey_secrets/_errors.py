@@ -19,6 +19,7 @@ Every error we raise derives from :class:`UnkeySecretsError`::
     │   ├── StoreConflictError       the target exists and holds something else
     │   ├── NotOwnedError            the target exists and was not created by unkey-secrets
     │   ├── SecretNotFoundError      nothing is stored at the location read
+    │   ├── DeletedVersionError      the location's current version was deleted or destroyed
     │   ├── StoreAccessError         the store refused our credentials or permissions
     │   ├── StoreUnavailableError    transient: connection, throttling, 5xx (worth retrying)
     │   └── StoredValueError         a stored value is not in the documented shape
@@ -53,6 +54,7 @@ __all__ = [
     "CompensatedError",
     "CompensationFailedError",
     "ConfigurationError",
+    "DeletedVersionError",
     "FlowError",
     "InvalidInputError",
     "NotOwnedError",
@@ -257,6 +259,36 @@ class NotOwnedError(StoreError):
 
 class SecretNotFoundError(StoreError, LookupError):
     """Nothing is stored at the location that was read."""
+
+
+class DeletedVersionError(StoreError):
+    """The location's current version was deleted or destroyed; nothing is read from it.
+
+    Not :class:`SecretNotFoundError`: something was stored, and the location's metadata still
+    says what (Vault KV v2 keeps a deleted version's metadata; ``bao kv delete`` and
+    ``delete_version_after`` delete the current version, ``bao kv destroy`` removes its data).
+    ``version`` is that KV version, ``deleted_at`` when it was deleted (RFC 3339, UTC, to the
+    second; None for a version destroyed without being deleted first), ``destroyed`` whether
+    its data is gone for good, and ``key_id`` the key the metadata names (None when it names
+    none). The message names the command that stores a new version there.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        store: str,
+        location: str | None = None,
+        version: int = 0,
+        deleted_at: str | None = None,
+        destroyed: bool = False,
+        key_id: str | None = None,
+    ) -> None:
+        super().__init__(message, store=store, location=location)
+        self.version = version
+        self.deleted_at = deleted_at
+        self.destroyed = destroyed
+        self.key_id = key_id
 
 
 class StoreAccessError(StoreError):

@@ -8,6 +8,7 @@ EXPECTED = {
     "CompensatedError",
     "CompensationFailedError",
     "ConfigurationError",
+    "DeletedVersionError",
     "FlowError",
     "InvalidInputError",
     "IssuedKey",

@@ -35,6 +35,7 @@ from .errors import (
     KeyRevokedError,
     KeyShapeError,
     KeyStoreUnavailableError,
+    KeyVersionDeletedError,
     ReaderError,
 )
 from .reader import (
@@ -63,6 +64,7 @@ __all__ = [
     "KeyRevokedError",
     "KeyShapeError",
     "KeyStoreUnavailableError",
+    "KeyVersionDeletedError",
     "MaxAgeWarning",
     "ReaderError",
     "StoreName",

@@ -5,6 +5,8 @@
     StoreError
     ├── SecretNotFoundError
     │   └── KeyNotFoundError          nothing under the alias / key_id (or a wrong mount/template)
+    ├── DeletedVersionError
+    │   └── KeyVersionDeletedError    the alias's current version was deleted; names the fix
     ├── StoreAccessError
     │   └── KeyAccessDeniedError      the reader's policy lacks read; names the policy to grant
     ├── StoredValueError
@@ -23,6 +25,7 @@ these too.
 from __future__ import annotations
 
 from .._errors import (
+    DeletedVersionError,
     SecretNotFoundError,
     StoreAccessError,
     StoredValueError,
@@ -41,6 +44,7 @@ __all__ = [
     "KeyRevokedError",
     "KeyShapeError",
     "KeyStoreUnavailableError",
+    "KeyVersionDeletedError",
     "ReaderError",
     "check_matches",
     "translate_read_error",
@@ -74,6 +78,44 @@ class ReaderError(StoreError):
 
 class KeyNotFoundError(ReaderError, SecretNotFoundError):
     """Nothing is stored under the alias or key_id (or the mount or template is not the one)."""
+
+
+class KeyVersionDeletedError(ReaderError, DeletedVersionError):
+    """The alias's current version was deleted or destroyed: no key is served from it.
+
+    Something was stored (unlike :class:`KeyNotFoundError`): ``version``, ``deleted_at`` and
+    ``destroyed`` say what happened, ``key_id`` names the key the alias's metadata still names,
+    and the message the command that stores a new version.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        store: str,
+        location: str | None = None,
+        api_id: str | None = None,
+        alias: str | None = None,
+        key_id: str | None = None,
+        field: str | None = None,
+        version: int = 0,
+        deleted_at: str | None = None,
+        destroyed: bool = False,
+    ) -> None:
+        super().__init__(
+            message,
+            store=store,
+            location=location,
+            api_id=api_id,
+            alias=alias,
+            key_id=key_id,
+            field=field,
+        )
+        # Set after the bases (DeletedVersionError's defaults would undo them).
+        self.key_id = key_id
+        self.version = version
+        self.deleted_at = deleted_at
+        self.destroyed = destroyed
 
 
 class KeyAccessDeniedError(ReaderError, StoreAccessError):
@@ -179,6 +221,19 @@ def translate_read_error(exc: StoreError, ref: UnkeyKey, *, field: str | None = 
             store=store,
             location=location,
             **ids,
+        )
+    if isinstance(exc, DeletedVersionError):
+        return KeyVersionDeletedError(
+            f"{subject}: {exc}",
+            store=store,
+            location=location,
+            api_id=ref.api_id,
+            alias=ref.alias,
+            key_id=ref.key_id or exc.key_id,
+            field=field,
+            version=exc.version,
+            deleted_at=exc.deleted_at,
+            destroyed=exc.destroyed,
         )
     if isinstance(exc, StoreAccessError):
         return KeyAccessDeniedError(

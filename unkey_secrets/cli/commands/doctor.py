@@ -11,10 +11,16 @@ Each permission is probed with one cheap call that changes nothing:
   alias and rotation-record paths, or Secrets Manager's DescribeSecret), the metadata read
   ``key_entry`` uses, ``alias_state``, ``read_rotation`` and a reader's ``get``, each of a name
   that does not exist (a "not found" answer means the permission is there).
+* Vault's ``delete_version_after`` (``store.retention``): set on the mount (``<mount>/config``)
+  or on the alias path, Vault deletes an alias's current version by itself, and readers fail
+  until the alias is rotated; with ``--alias``, a current version deleted or destroyed already
+  is named too, with the command that stores a new one. A finding is a warning
+  (``result: warning``), which fails nothing.
 
 A record per check (``ok`` true, false, or null for unchecked) names, when it fails, the
 shipped policy or root-key permission that grants it; then a record per command says whether
-it can run here. Exit 0 when nothing failed (unchecked is not failed), 3 otherwise.
+it can run here. Exit 0 when nothing failed (unchecked and warnings are not failed), 3
+otherwise.
 """
 
 from __future__ import annotations
@@ -137,6 +143,8 @@ class _Check:
     ok: bool | None
     detail: str
     grants: str | None = None
+    #: A finding that fails nothing (ok stays True): reported as ``result: warning``.
+    warning: bool = False
 
 
 def run(args: argparse.Namespace, out: Output) -> int:
@@ -154,7 +162,9 @@ def run(args: argparse.Namespace, out: Output) -> int:
                 "command": "doctor",
                 "ok": check.ok is not False,
                 "check": check.name,
-                "result": {True: "ok", False: "failed", None: "unchecked"}[check.ok],
+                "result": "warning"
+                if check.warning
+                else {True: "ok", False: "failed", None: "unchecked"}[check.ok],
                 "detail": check.detail,
                 "granted_by": check.grants if check.ok is not True else None,
             }
@@ -183,6 +193,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
             "store": args.store,
             "failed": failed,
             "unchecked": sum(c.ok is None for c in checks.values()),
+            "warnings": sum(c.warning for c in checks.values()),
         }
     )
     return EXIT_FINDINGS if failed else 0
@@ -358,4 +369,55 @@ def _store_checks(args: argparse.Namespace) -> list[_Check]:
             checks.append(_Check(name, False, f"failed ({type(exc).__name__}: {exc})", grant(name)))
         else:
             checks.append(_Check(name, True, "granted"))
+    if store.name == "vault":
+        checks.append(_retention(store, api_id, args.alias))
     return checks
+
+
+def _retention(store: Any, api_id: str, alias: str | None) -> _Check:
+    """``store.retention``: what would make (or made) Vault delete an alias's current version.
+
+    ``store`` is a :class:`~unkey_secrets.stores.vault.VaultStore`: the mount's
+    ``delete_version_after`` (``<mount>/config``, which the shipped policies do not let read:
+    then that part is unchecked) and, with ``alias``, what the alias path's metadata says.
+    """
+    name = "store.retention"
+    findings: list[str] = []
+    unread: str | None = None
+    try:
+        after = store.mount_delete_version_after()
+    except StoreAccessError:
+        unread = (
+            f"the mount's delete_version_after is not checked: the token may not read "
+            f"{store.mount}/config (a read there shows it; the writer policy does not grant it)"
+        )
+    except UnkeySecretsError as exc:
+        unread = f"the mount's delete_version_after is not checked ({type(exc).__name__}: {exc})"
+    else:
+        if after > 0:
+            findings.append(
+                f"the mount {store.mount} sets delete_version_after ({after:g} s): Vault deletes "
+                "every version written under it that long after it is written, and an alias "
+                "cannot be read once its current version is deleted (until it is rotated); set "
+                f"it to 0s: bao write {store.mount}/config delete_version_after=0s"
+            )
+    if alias is not None:
+        try:
+            findings += store.alias_retention(api_id=api_id, alias=alias)
+        except UnkeySecretsError as exc:
+            unread = (unread + "; " if unread else "") + (
+                f"alias {alias}'s metadata could not be read ({type(exc).__name__}: {exc})"
+            )
+    if findings:
+        detail = "; ".join(findings + ([unread] if unread else []))
+        return _Check(name, True, detail, warning=True)
+    if unread is not None:
+        return _Check(name, None, unread)
+    if alias is None:
+        return _Check(name, True, f"the mount {store.mount} sets no delete_version_after")
+    return _Check(
+        name,
+        True,
+        f"neither the mount {store.mount} nor alias {alias} sets delete_version_after, and the "
+        "alias's current version (if any) is not deleted",
+    )

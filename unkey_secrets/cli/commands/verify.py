@@ -11,7 +11,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..._errors import InvalidInputError, SecretNotFoundError, StoredValueError
+from ..._errors import (
+    DeletedVersionError,
+    InvalidInputError,
+    SecretNotFoundError,
+    StoredValueError,
+)
 from ..._redact import confined
 from ..._validate import validate_key_id
 from ...rotation.core import confirm_key_id
@@ -74,6 +79,9 @@ def run(args: argparse.Namespace, out: Output) -> int:
                     stored = store.get(api_id=api_id, key_id=name)
             except SecretNotFoundError:
                 record["problem"] = "not stored"
+            except DeletedVersionError as exc:
+                # That alias's problem (its message names the fix), not the run's end.
+                record["problem"] = str(exc)
             except StoredValueError as exc:
                 record["problem"] = f"stored value unusable: {exc}"
             else:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
+import re
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 
 from ..._config import load_settings
 from ..._errors import (
     ConfigurationError,
+    DeletedVersionError,
     NotOwnedError,
     SecretNotFoundError,
     StoreConflictError,
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = ["VaultStore"]
 
 _T = TypeVar("_T")
+_log = logging.getLogger("unkey_secrets.stores.vault")
 
 #: custom_metadata members we write (values are strings, as Vault requires).
 _MANAGED_BY = "managed-by"
@@ -94,7 +98,18 @@ class VaultStore(SecretStore):
     ``cas`` set to the version it saw, so two concurrent movers cannot both win: the loser gets
     :class:`~unkey_secrets.StoreConflictError`. The alias metadata records which key_id and
     which data version it describes (``current_key_id``, ``version``); it is trusted for the
-    no-op check only while that version is still the current one.
+    no-op check only while that version is still the current one, and readable.
+
+    **A deleted alias version.** ``bao kv delete``, ``bao kv destroy`` or
+    ``delete_version_after`` (on the path or the mount) may delete an alias's current version;
+    its metadata still names the key. :meth:`alias_state` answers from it, so a rotation or a
+    replace proceeds and its move (``cas`` = that version, which Vault allows over a deleted
+    one) stores a readable version; :meth:`get_current` raises
+    :class:`~unkey_secrets.DeletedVersionError` naming the version and the command that fixes
+    it, and serves nothing. ``delete_version_after`` at work is logged as a warning once per
+    store object, noticed on the metadata reads and write answers the flows make anyway (the
+    preflight's mount answer does not carry it); :meth:`mount_delete_version_after` and
+    :meth:`alias_retention` read it on demand (``doctor``).
 
     A marked path whose first data version was written before any metadata and whose metadata
     never vouched for a version is not treated as ours: that is how a foreign write racing a
@@ -176,6 +191,8 @@ class VaultStore(SecretStore):
         self._unmarked: dict[str, str] = {}
         # What check_writable verified already: the mount's KV version, and sets of paths.
         self._checked: set[tuple[str, ...]] = set()
+        # The retention warnings logged already (each once per store object).
+        self._warned: set[str] = set()
         #: Whether check_writable asks Vault (once per set of paths); False skips the calls.
         self.preflight = preflight
         try:
@@ -507,8 +524,9 @@ class VaultStore(SecretStore):
             meta: dict[str, Any] | None = self._read_metadata(path)
             cas = int(expected.revision)
             now: tuple[str, str | None] | None = _alias_key(meta) if meta is not None else None
-            if meta is not None and now is not None and now[0] == key.key_id:
-                # Our own earlier write (its answer was lost): the move is done.
+            if meta is not None and now is not None and now[0] == key.key_id and _alive(meta):
+                # Our own earlier write (its answer was lost): the move is done. (A deleted
+                # version naming our key is written again: readers cannot read it.)
                 self._check_owned(meta, path, kind="alias")
                 return StoredLocation(
                     store=STORE,
@@ -525,14 +543,16 @@ class VaultStore(SecretStore):
                     location=location,
                 )
             self._check_owned(meta, path, kind="alias")
+            self._notice_alias(meta, path)
         else:
             meta = self._read_metadata(path)
             now, cas = None, 0
             if meta is not None:
                 self._check_owned(meta, path, kind="alias")
+                self._notice_alias(meta, path)
                 now = _alias_key(meta)
                 cas = _current_version(meta)
-                if now is not None and now[0] == key.key_id:
+                if now is not None and now[0] == key.key_id and _alive(meta):
                     return StoredLocation(
                         store=STORE,
                         location=location,
@@ -543,6 +563,9 @@ class VaultStore(SecretStore):
                     )
                 if expected is None:
                     named = f"names key {now[0]}" if now else "exists"
+                    gone = _version_gone(meta, cas)
+                    if gone is not None:
+                        named += f" (its current version {cas} was {_gone_word(gone)})"
                     raise StoreConflictError(
                         f"alias {location} {named} already", store=STORE, location=location
                     )
@@ -591,12 +614,17 @@ class VaultStore(SecretStore):
         if meta is None:
             return None
         self._check_owned(meta, path, kind="alias")
+        self._notice_alias(meta, path)
+        # A deleted or destroyed current version still names its key here: a rotation or a
+        # replace proceeds from it, and its move (cas = that version) stores a readable one.
         now = _alias_key(meta)
         if now is None:
             location = self._location(path)
             raise StoreConflictError(
                 f"alias {location} holds a version its metadata does not vouch for (written by "
-                "another tool, or a move that died half-way); move it again with set_current",
+                "another tool, or a move that died half-way); point it at a stored key again: "
+                f"{self._command('capture', api_id, alias, '--key-id KEY_ID')} with that key "
+                "on stdin",
                 store=STORE,
                 location=location,
             )
@@ -635,9 +663,28 @@ class VaultStore(SecretStore):
         data, version = self._read_data(path)
         return parse_key_fields(data, store=STORE, location=self._location(path), version=version)
 
+    @guarded
+    def get_current(self, *, api_id: str, alias: str) -> StoredKey:
+        """Read the key behind ``alias`` (one read of the alias).
+
+        The value must be a key of ``api_id`` stored for this alias; otherwise
+        :class:`~unkey_secrets.StoredValueError`. Nothing stored there:
+        :class:`~unkey_secrets.SecretNotFoundError`. A current version that was deleted
+        (``bao kv delete``, ``delete_version_after``) or destroyed raises
+        :class:`~unkey_secrets.DeletedVersionError`, naming the version, when it was deleted,
+        the key its metadata still names and the command that stores a new version; no key
+        is guessed from the metadata.
+        """
+        try:
+            return super().get_current(api_id=api_id, alias=alias)
+        except DeletedVersionError as exc:
+            error = self._deleted_alias(exc, api_id=api_id, alias=alias)
+        # Raised outside the except block: nothing is chained.
+        raise error
+
     def _get_current(self, path: str) -> StoredKey:
         location = self._location(path)
-        data, version = self._read_data(path)
+        data, version = self._read_alias_data(path)
         if not (isinstance(data, Mapping) and data.get("format") == ALIAS_FORMAT):
             return parse_key_fields(data, store=STORE, location=location, version=version)
         # An alias written by an earlier release points at the key's own location.
@@ -657,6 +704,196 @@ class VaultStore(SecretStore):
                 location=location,
             )
         return stored
+
+    def _read_alias_data(self, path: str) -> tuple[object, str | None]:
+        """:meth:`_read_data` of an alias; a deleted or destroyed version raises.
+
+        :class:`DeletedVersionError` is built from the read's own answer: Vault sends the
+        version's metadata with its 404, so a reader's policy needs nothing more.
+        """
+        if self.kv_version == 1:
+            return self._read_data(path)
+        from hvac import exceptions as hve
+
+        def read() -> Any:
+            try:
+                return self.client.secrets.kv.v2.read_secret_version(
+                    path=path, mount_point=self.mount, raise_on_deleted_version=True
+                )
+            except hve.InvalidPath as exc:
+                answer = exc.json if isinstance(exc.json, Mapping) else None
+                if _gone_answer(answer) is None:
+                    raise
+                # The answer of a deleted version holds its metadata only, never data.
+                return answer
+
+        answer = self._call("read", path, read)
+        body = answer.get("data") if isinstance(answer, Mapping) else None
+        gone = _gone_answer(answer)
+        if gone is not None:
+            shaped, lost = gone
+            location = self._location(path)
+            named = _alias_key(shaped)
+            raise DeletedVersionError(
+                _gone_sentence(location, lost, named[0] if named else None),
+                store=STORE,
+                location=location,
+                version=lost.version,
+                deleted_at=lost.deleted_at,
+                destroyed=lost.destroyed,
+                key_id=named[0] if named else None,
+            )
+        if not isinstance(body, Mapping):
+            return None, None
+        meta = body.get("metadata")
+        version = meta.get("version") if isinstance(meta, Mapping) else None
+        return body.get("data"), (str(version) if isinstance(version, int) else None)
+
+    def _deleted_alias(
+        self, exc: DeletedVersionError, *, api_id: str, alias: str
+    ) -> DeletedVersionError:
+        """``exc`` with the fix: the rotation that stores a new version (or the undelete)."""
+        location = exc.location or self._location(self.alias_location(api_id=api_id, alias=alias))
+        if exc.key_id is not None:
+            fix = f"run {self._command('rotate', api_id, alias)} to store a new key there"
+        else:
+            fix = (
+                "point it at a stored key: "
+                f"{self._command('capture', api_id, alias, '--key-id KEY_ID')} with that key on "
+                "stdin"
+            )
+        if not exc.destroyed:
+            fix += (
+                f" (or bring this one back: bao kv undelete -versions={exc.version} {location}"
+                "; under delete_version_after Vault deletes it again)"
+            )
+        return DeletedVersionError(
+            f"{exc}: {fix}",
+            store=STORE,
+            location=location,
+            version=exc.version,
+            deleted_at=exc.deleted_at,
+            destroyed=exc.destroyed,
+            key_id=exc.key_id,
+        )
+
+    def _command(self, command: str, api_id: str, alias: str, extra: str = "") -> str:
+        """The ``unkey-secrets`` command line that acts on ``alias`` of this store."""
+        mount = f" --mount {self.mount}" if self.mount != "secret" else ""
+        more = f" {extra}" if extra else ""
+        return (
+            f"`unkey-secrets --store vault{mount} {command} --api-id {api_id} --alias {alias}"
+            f"{more}`"
+        )
+
+    # -- delete_version_after --------------------------------------------------------------
+
+    @guarded
+    def mount_delete_version_after(self) -> float:
+        """The mount's ``delete_version_after``, in seconds (0.0: not set), from ``<mount>/config``.
+
+        When set, Vault deletes every version written under the mount that long after it was
+        written (a path's own, shorter setting wins): an alias whose current version is
+        deleted cannot be read until it is rotated. Needs ``read`` on ``<mount>/config``, which
+        the shipped writer and reader policies do not grant:
+        :class:`~unkey_secrets.StoreAccessError` then. A missing mount raises
+        :class:`~unkey_secrets.StoreError`.
+        """
+        self._require_v2("reading the mount's config")
+        answer = self._call(
+            "read config", "config", lambda: self.client.adapter.get(f"/v1/{self.mount}/config")
+        )
+        data = answer.get("data") if isinstance(answer, Mapping) else None
+        after = data.get("delete_version_after") if isinstance(data, Mapping) else None
+        return _seconds(after)
+
+    @guarded
+    def alias_retention(self, *, api_id: str, alias: str) -> list[str]:
+        """What would make, or made, Vault delete ``alias``'s current version by itself.
+
+        One sentence per finding, read from the alias path's metadata (which the writer
+        policy grants): the path's own ``delete_version_after``; a current version due to be
+        deleted (``delete_version_after`` of the path or the mount at work); a current version
+        deleted or destroyed already, with the command that stores a new one. An empty list:
+        none of these (or no such alias).
+        """
+        path = self.alias_location(api_id=api_id, alias=alias)
+        self._require_v2("reading alias metadata")
+        meta = self._read_metadata(path)
+        if meta is None:
+            return []
+        return [sentence for _, sentence in self._alias_findings(meta, path, api_id, alias)]
+
+    def _alias_findings(
+        self, meta: Mapping[str, Any], path: str, api_id: str | None, alias: str | None
+    ) -> list[tuple[str, str]]:
+        """(kind, sentence) per finding; kind says what a warning is logged once for."""
+        location = self._location(path)
+        found: list[tuple[str, str]] = []
+        after = _seconds(meta.get("delete_version_after"))
+        if after > 0:
+            found.append(
+                (
+                    "path",
+                    f"alias {location} sets delete_version_after ({_duration(after)}): Vault "
+                    "deletes each version that long after it is written, and the alias cannot "
+                    "be read once its current version is deleted; remove it: bao kv metadata "
+                    f"put -delete-version-after=0s {location}",
+                )
+            )
+        current = _current_version(meta)
+        entry = _version_entry(meta, current)
+        gone = _gone(entry, current) if entry is not None else None
+        if gone is not None:
+            named = _alias_key(meta)
+            sentence = _gone_sentence(location, gone, named[0] if named else None)
+            if api_id is not None and alias is not None and named is not None:
+                sentence += f": run {self._command('rotate', api_id, alias)}"
+            else:
+                sentence += "; readers fail until a rotation of the alias stores a new version"
+            found.append((f"gone {location} {current}", sentence))
+        elif entry is not None and after == 0:
+            due = _due(entry)
+            if due is not None:
+                found.append(
+                    (
+                        "mount",
+                        f"Vault will delete version {current} of alias {location} at {due}: "
+                        f"delete_version_after is set on the mount ({self.mount}/config), and "
+                        "the alias cannot be read once its current version is deleted; set it "
+                        f"to 0s: bao write {self.mount}/config delete_version_after=0s",
+                    )
+                )
+        return found
+
+    def _notice_alias(self, meta: Mapping[str, Any], path: str) -> None:
+        """Log each finding of :meth:`_alias_findings` once per store object.
+
+        Noticed on the metadata read the flows make anyway (no round trip of its own): the
+        preflight's mount answer does not carry ``delete_version_after``.
+        """
+        for kind, finding in self._alias_findings(meta, path, None, None):
+            # A write's answer may have told of the mount's setting already.
+            said = {kind, "written"} if kind == "mount" else {kind}
+            if not said & self._warned:
+                self._warned.add(kind)
+                _log.warning("%s", finding)
+
+    def _notice_written(self, answer: Mapping[str, Any], path: str) -> None:
+        """Log once per store object that Vault will delete a version we just wrote."""
+        due = _due(answer)
+        if due is None or self._warned & {"written", "path", "mount"}:
+            return
+        self._warned.add("written")
+        _log.warning(
+            "Vault will delete version %s of %s at %s (delete_version_after, set on the path or "
+            "on the mount %s/config): a deleted alias version cannot be read until the alias is "
+            "rotated, a deleted key version makes the key unstored; set it to 0s",
+            answer.get("version"),
+            self._location(path),
+            due,
+            self.mount,
+        )
 
     # -- Vault calls -----------------------------------------------------------------------
 
@@ -751,7 +988,9 @@ class VaultStore(SecretStore):
             ),
         )
         body = answer.get("data") if isinstance(answer, Mapping) else None
-        return dict(body) if isinstance(body, Mapping) else {}
+        written = dict(body) if isinstance(body, Mapping) else {}
+        self._notice_written(written, path)
+        return written
 
     def _read_data(self, path: str) -> tuple[object, str | None]:
         if self.kv_version == 1:
@@ -951,20 +1190,145 @@ def _current_version(meta: Mapping[str, Any]) -> int:
     return version if isinstance(version, int) else 0
 
 
-def _version_state(meta: Mapping[str, Any], version: int) -> str | None:
+class _Gone(NamedTuple):
+    """A KV version that was deleted or destroyed."""
+
+    version: int
+    destroyed: bool
+    #: When it was deleted: RFC 3339, UTC, to the second; None if destroyed without a delete.
+    deleted_at: str | None
+
+
+def _version_entry(meta: Mapping[str, Any], version: int) -> Mapping[str, Any] | None:
     versions = meta.get("versions")
     entry = versions.get(str(version)) if isinstance(versions, Mapping) else None
-    if not isinstance(entry, Mapping):
+    return entry if isinstance(entry, Mapping) else None
+
+
+def _second(moment: object) -> str | None:
+    """Vault's RFC 3339 time (nanoseconds, UTC) to the second, or None if there is none."""
+    if not isinstance(moment, str) or len(moment) < 19:
         return None
+    return moment[:19] + "Z"
+
+
+def _now_second() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _gone(entry: Mapping[str, Any], version: int, *, vault_says: bool = False) -> _Gone | None:
+    """The deletion of ``version`` (its ``entry`` in ``versions``), if it happened.
+
+    A deletion_time still to come is ``delete_version_after`` at work: the version is
+    readable until then, unless ``vault_says`` (Vault answered its read with a 404: its clock
+    decides).
+    """
+    deleted_at = _second(entry.get("deletion_time"))
     if entry.get("destroyed"):
-        return "destroyed"
-    if entry.get("deletion_time"):
-        # RFC 3339 in UTC: the first 19 characters compare as text. A future deletion_time is
-        # delete_version_after at work; the version is readable until then.
-        deletion = str(entry["deletion_time"])[:19]
-        if deletion <= dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"):
-            return "deleted"
+        return _Gone(version, True, deleted_at)
+    # The same fixed-width UTC form on both sides: the texts compare as the times do.
+    if deleted_at is not None and (vault_says or deleted_at <= _now_second()):
+        return _Gone(version, False, deleted_at)
     return None
+
+
+def _due(entry: Mapping[str, Any]) -> str | None:
+    """When Vault will delete a version still readable (``delete_version_after``), or None."""
+    deleted_at = _second(entry.get("deletion_time"))
+    if entry.get("destroyed") or deleted_at is None or deleted_at <= _now_second():
+        return None
+    return deleted_at
+
+
+def _version_gone(meta: Mapping[str, Any], version: int) -> _Gone | None:
+    entry = _version_entry(meta, version)
+    return _gone(entry, version) if entry is not None else None
+
+
+def _version_state(meta: Mapping[str, Any], version: int) -> str | None:
+    gone = _version_gone(meta, version)
+    return None if gone is None else _gone_word(gone)
+
+
+def _alive(meta: Mapping[str, Any]) -> bool:
+    """Whether the current version can be read (neither deleted nor destroyed)."""
+    return _version_gone(meta, _current_version(meta)) is None
+
+
+def _gone_word(gone: _Gone) -> str:
+    return "destroyed" if gone.destroyed else "deleted"
+
+
+def _gone_sentence(location: str, gone: _Gone, key_id: str | None) -> str:
+    """What happened to an alias's current version, and the key its metadata names."""
+    if gone.destroyed:
+        how = "destroyed (bao kv destroy: its data is gone for good)"
+    else:
+        how = (
+            f"deleted (at {gone.deleted_at}) by an operator (bao kv delete) or by "
+            "delete_version_after"
+        )
+    names = f"still names {key_id}" if key_id else "names no key"
+    return f"the current version {gone.version} of {location} was {how}; its metadata {names}"
+
+
+def _gone_answer(answer: object) -> tuple[dict[str, Any], _Gone] | None:
+    """What Vault's 404 to a read of a deleted or destroyed version tells; None for another 404.
+
+    The path's metadata (in the shape a metadata read has, as far as the answer tells) and the
+    deletion.
+    """
+    body = answer.get("data") if isinstance(answer, Mapping) else None
+    if not isinstance(body, Mapping) or body.get("data") is not None:
+        return None
+    meta = body.get("metadata")
+    version = meta.get("version") if isinstance(meta, Mapping) else None
+    if not isinstance(meta, Mapping) or not isinstance(version, int) or version < 1:
+        return None
+    gone = _gone(meta, version, vault_says=True)
+    if gone is None:
+        return None
+    shaped = {"current_version": version, "custom_metadata": meta.get("custom_metadata")}
+    return shaped, gone
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+
+
+def _seconds(duration: object) -> float:
+    """Vault's duration (Go's form, ``1h30m0s``, or a number) in seconds.
+
+    0.0 if there is none or it cannot be read.
+    """
+    if isinstance(duration, (int, float)) and not isinstance(duration, bool):
+        return max(float(duration), 0.0)
+    if not isinstance(duration, str) or not duration:
+        return 0.0
+    parts = _DURATION_PART.findall(duration)
+    if "".join(number + unit for number, unit in parts) != duration:
+        return 0.0
+    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+
+
+def _duration(seconds: float) -> str:
+    """``seconds`` as ``1h30m0s``-style text, as Vault shows durations."""
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{seconds:g}s"
 
 
 def _data_predates_metadata(meta: Mapping[str, Any]) -> bool:
@@ -1003,10 +1367,12 @@ def _alias_key(meta: Mapping[str, Any]) -> tuple[str, str | None] | None:
     A move writes ``next_*`` before the data and keeps ``current_*``; whichever names the
     current KV version is what the alias holds. Metadata from before that scheme
     (``current_key_id`` with ``version``) is read too. None when nothing vouches for it.
+    A current version deleted or destroyed since is still named (the metadata outlives it):
+    ask :func:`_alive` whether it can be read.
     """
     custom = _custom(meta)
     current = _current_version(meta)
-    if current == 0 or _version_state(meta, current) is not None:
+    if current == 0:
         return None
     for prefix in ("next_", "current_"):
         if custom.get(prefix + "version") == str(current) and custom.get(prefix + "key_id"):
