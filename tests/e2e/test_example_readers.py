@@ -122,7 +122,7 @@ def external_secret(documents: list[dict[str, Any]]) -> tuple[dict[str, Any], di
     kinds = {doc["kind"]: doc for doc in documents}
     assert sorted(kinds) == ["ExternalSecret", "SecretStore"]
     for doc in documents:
-        assert doc["apiVersion"] == "external-secrets.io/v1beta1"
+        assert doc["apiVersion"] == "external-secrets.io/v1"
     secret_store, external = kinds["SecretStore"], kinds["ExternalSecret"]
     spec = external["spec"]
     assert spec["secretStoreRef"] == {
