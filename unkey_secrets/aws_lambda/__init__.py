@@ -137,7 +137,8 @@ class _RootKeyReader:
         self._root_key = root_key
 
     def __repr__(self) -> str:
-        return f"_RootKeyReader(secret_id={self._secret_id!r})"
+        # getattr: a half-built reader (its __init__ failed) is rendered by error reporters.
+        return f"_RootKeyReader(secret_id={getattr(self, '_secret_id', None)!r})"
 
     def __call__(self) -> UnkeyClient | None:
         root_key = _root_key_from_secret(self._secrets_manager, self._secret_id)
