@@ -199,8 +199,16 @@ def test_a_secret_scheduled_for_deletion_is_a_conflict(aws: SecretsManagerStore,
     key = canary_key()
     stored = aws.put(key)
     sm.delete_secret(SecretId=stored.location, RecoveryWindowInDays=7)
-    with pytest.raises(StoreConflictError):
+    with pytest.raises(StoreConflictError, match="scheduled for deletion"):
         aws.put(key)
+    # A new key whose name is taken by a deleted secret: CreateSecret itself is refused.
+    again = canary_key()
+    name = aws.key_location(api_id=again.api_id, key_id=again.key_id)
+    sm.create_secret(Name=name, SecretString="old")
+    sm.delete_secret(SecretId=name, RecoveryWindowInDays=7)
+    with pytest.raises(StoreConflictError, match="restore-secret --secret-id") as raised:
+        aws.put(again)
+    assert again.secret.reveal() not in str(raised.value)
 
 
 def test_a_foreign_stable_name_is_never_moved(aws: SecretsManagerStore, sm: Any) -> None:

@@ -105,6 +105,13 @@ class ResourceExistsError(StoreConflictError):
     """Secrets Manager's ResourceExistsException; the store resolves it by describing the secret."""
 
 
+def _aws_message(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    error = response.get("Error") if isinstance(response, dict) else None
+    message = error.get("Message") if isinstance(error, dict) else None
+    return message if isinstance(message, str) else ""
+
+
 def error_code(exc: BaseException) -> str | None:
     """Return the error code of a ``ClientError`` (or anything shaped like one), else None."""
     response = getattr(exc, "response", None)
@@ -208,8 +215,17 @@ def translate(exc: BaseException, *, operation: str, location: str) -> UnkeySecr
             # The label is not on the version named as holding it: the secret moved meanwhile.
             return StoreConflictError(message, store=STORE, location=location)
         if code == "InvalidRequestException":
-            # E.g. the secret is scheduled for deletion, or a version stage is not where we
-            # expected it: the target is in a state we will not write over.
+            if "scheduled for deletion" in _aws_message(exc):
+                # AWS's own words, which never quote a value: say what to do about it.
+                return StoreConflictError(
+                    f"{location} is scheduled for deletion ({operation}: {code}): restore it "
+                    f"(aws secretsmanager restore-secret --secret-id {location}) or wait until "
+                    "its recovery window ends, then run again",
+                    store=STORE,
+                    location=location,
+                )
+            # E.g. a version stage is not where we expected it: the target is in a state we
+            # will not write over.
             return StoreConflictError(message, store=STORE, location=location)
         if code in _ACCESS_CODES or status in (401, 403):
             return StoreAccessError(message, store=STORE, location=location)
