@@ -23,7 +23,12 @@ TERRAFORM_DIR = ROOT / "terraform"
 #: Every terraform call is killed after this many seconds, so nothing can hang CI.
 TIMEOUT = 120
 #: The AWS modules and the example: init + validate each against the mirror.
-AWS_DIRS = ("modules/rotation-lambda", "modules/rotated-key", "examples/complete")
+AWS_DIRS = (
+    "modules/rotation-lambda",
+    "modules/rotated-key",
+    "modules/rotation-alerts",
+    "examples/complete",
+)
 
 MIRROR_ENV = "UNKEY_SECRETS_TF_MIRROR"
 # Where images usually put a filesystem mirror (the folder that holds registry.terraform.io).
@@ -82,6 +87,42 @@ provider_installation {{
   }}
 }}
 disable_checkpoint = true
+"""
+
+
+def moto_provider(url: str, region: str | None = None) -> str:
+    """A provider block pointing every service the modules use at moto.
+
+    Without ``region`` it is an override of a configuration's own provider block (which sets
+    the region); with it, a provider block of its own. Fake credentials, no account, metadata
+    or region checks: nothing leaves loopback.
+    """
+    services = (
+        "cloudwatch",
+        "events",
+        "iam",
+        "kms",
+        "lambda",
+        "logs",
+        "secretsmanager",
+        "sns",
+        "sts",
+    )
+    endpoints = "\n".join(f"    {service} = {json.dumps(url)}" for service in services)
+    region_line = "" if region is None else f"  region = {json.dumps(region)}\n"
+    return f"""\
+provider "aws" {{
+{region_line}  access_key                  = "testing"
+  secret_key                  = "testing"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+  skip_region_validation      = true
+
+  endpoints {{
+{endpoints}
+  }}
+}}
 """
 
 

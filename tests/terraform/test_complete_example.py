@@ -32,8 +32,9 @@ from unkey_secrets.aws_lambda import RuntimeConfig, build_rotator
 from unkey_secrets.testing.emulator import EmulatorServer
 from unkey_secrets.testing.moto import MotoServer
 
+from ._moto_events import deliver_to_sns
 from ._moto_rotation import Invocation, RotateSecretRecorder
-from ._terraform import ROOT, Terraform
+from ._terraform import ROOT, Terraform, moto_provider
 
 pytestmark = pytest.mark.terraform
 
@@ -41,6 +42,10 @@ ACCOUNT = "123456789012"
 HANDLER = "unkey_secrets.aws_lambda.handler"
 RETENTION_DAYS = 30
 GRACE_MS = 86_400_000
+ALERT_EMAIL = "rotation-alerts@example.com"
+#: The example's function timeout (rotation-lambda's default) and the alerts module's defaults.
+TIMEOUT_SECONDS = 60
+KEY_AGE_MARGIN_SECONDS = 2 * 86400
 
 
 @dataclass
@@ -83,26 +88,6 @@ def _build_package(target: Path) -> Path:
     return target
 
 
-def _moto_override(url: str) -> str:
-    """Point the example's provider at moto: fake credentials, no account or metadata checks."""
-    services = ("iam", "kms", "lambda", "logs", "secretsmanager", "sts")
-    endpoints = "\n".join(f"    {service} = {json.dumps(url)}" for service in services)
-    return f"""\
-provider "aws" {{
-  access_key                  = "testing"
-  secret_key                  = "testing"
-  skip_credentials_validation = true
-  skip_requesting_account_id  = true
-  skip_metadata_api_check     = true
-  skip_region_validation      = true
-
-  endpoints {{
-{endpoints}
-  }}
-}}
-"""
-
-
 @pytest.fixture(scope="module")
 def deployment(
     terraform: Terraform,
@@ -117,7 +102,7 @@ def deployment(
     emulator = unkey_emulator_server.emulator
     api_ids = {"billing": emulator.create_api("billing"), "search": emulator.create_api("search")}
     prefix = "tf" + uuid.uuid4().hex[:8]
-    (workdir / "moto_override.tf").write_text(_moto_override(moto_server.url))
+    (workdir / "moto_override.tf").write_text(moto_provider(moto_server.url))
     variables = {
         "region": moto_server.region,
         "name_prefix": prefix,
@@ -129,10 +114,12 @@ def deployment(
             "search": {"api_id": api_ids["search"], "schedule_expression": "rate(10 days)"},
         },
         "recovery_window_in_days": 0,
+        "alert_email": ALERT_EMAIL,
     }
     (workdir / "test.auto.tfvars.json").write_text(json.dumps(variables))
     with pytest.MonkeyPatch.context() as patch:
         recorder = RotateSecretRecorder(patch).install()
+        deliver_to_sns(patch)
         deployment = Deployment(
             tf=terraform,
             workdir=workdir,
@@ -442,12 +429,364 @@ def test_state_plan_and_output_hold_no_key(rotated: Rotated) -> None:
     assert '"secret_string"' not in raw_state
 
 
+# -- alerts: rules, topic, alarms, dashboard ---------------------------------------------------
+
+
+def _rotation_event(name: str, secret_arn: str, region: str, error: str | None = None) -> Any:
+    """A Secrets Manager rotation event as EventBridge gets it from CloudTrail.
+
+    The shape of a real RotationFailed event: a service event ("AWS Service Event via
+    CloudTrail"), the secret's full ARN in detail.additionalEventData.SecretId, the failure's
+    reason in detail.errorMessage.
+    """
+    detail: dict[str, Any] = {
+        "eventVersion": "1.08",
+        "userIdentity": {"accountId": ACCOUNT, "invokedBy": "secretsmanager.amazonaws.com"},
+        "eventTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "eventSource": "secretsmanager.amazonaws.com",
+        "eventName": name,
+        "awsRegion": region,
+        "sourceIPAddress": "secretsmanager.amazonaws.com",
+        "userAgent": "secretsmanager.amazonaws.com",
+        "requestParameters": None,
+        "responseElements": None,
+        "additionalEventData": {"SecretId": secret_arn},
+        "requestID": f"Rotation-{secret_arn}-{uuid.uuid4().hex[:12]}",
+        "eventID": str(uuid.uuid4()),
+        "readOnly": False,
+        "eventType": "AwsServiceEvent",
+        "managementEvent": True,
+        "recipientAccountId": ACCOUNT,
+        "eventCategory": "Management",
+    }
+    if error is not None:
+        detail["errorMessage"] = error
+    return {
+        "Source": "aws.secretsmanager",
+        "DetailType": "AWS Service Event via CloudTrail",
+        "Detail": json.dumps(detail),
+    }
+
+
+def _rotate_secret_call(secret_arn: str, region: str) -> Any:
+    """The "AWS API Call via CloudTrail" event of a RotateSecret call on the secret."""
+    detail = {
+        "eventVersion": "1.08",
+        "eventSource": "secretsmanager.amazonaws.com",
+        "eventName": "RotateSecret",
+        "awsRegion": region,
+        "requestParameters": {"secretId": secret_arn, "rotateImmediately": True},
+        "responseElements": {"arn": secret_arn},
+        "eventID": str(uuid.uuid4()),
+        "eventType": "AwsApiCall",
+        "recipientAccountId": ACCOUNT,
+    }
+    return {
+        "Source": "aws.secretsmanager",
+        "DetailType": "AWS API Call via CloudTrail",
+        "Detail": json.dumps(detail),
+    }
+
+
+def _event_id(entry: Any) -> str:
+    return str(json.loads(entry["Detail"])["eventID"])
+
+
+def _drain(sqs: Any, queue_url: str) -> set[str]:
+    """The detail.eventID of every event delivered to the queue."""
+    found: set[str] = set()
+    for _ in range(100):  # bounded: a few events per test
+        answer = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)
+        messages = answer.get("Messages", [])
+        if not messages:
+            return found
+        for message in messages:
+            found.add(json.loads(message["Body"])["detail"]["eventID"])
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    raise AssertionError(f"{queue_url} never ran dry")
+
+
+def test_the_rules_match_a_failure_of_our_secrets_and_nothing_else(deployment: Deployment) -> None:
+    """Sample events go through moto's EventBridge and each rule's targets, as deployed.
+
+    moto does not implement TestEventPattern, but PutEvents matches every rule's stored pattern
+    and delivers what matches. The failure rule's own target, the topic, is read through a
+    queue the test subscribes to it; the success rule's, the event log, is shared with the
+    failure rule, so the success rule gets a queue of the test's as a second target. Both are
+    removed afterwards.
+    """
+    events, sns, sqs, logs = (deployment.client(s) for s in ("events", "sns", "sqs", "logs"))
+    region = deployment.moto.region
+    arns = deployment.output("secret_arns")
+    rules = deployment.output("alert_rule_names")
+    [succeeded_rule] = rules["succeeded"]
+    topic = deployment.output("alerts_topic_arn")
+    # A secret whose name starts with ours and a hyphen (what a prefix match would catch), and
+    # one of another application altogether.
+    billing = arns["billing"]
+    lookalike = f"{billing[:-7]}-old-AbCdEf"
+    stranger = f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:payments/db-password-Zz9Yx8"
+    samples = {
+        "failed billing": _rotation_event(
+            "RotationFailed", billing, region, "Error when executing lambda during createSecret"
+        ),
+        "failed search": _rotation_event("RotationFailed", arns["search"], region, "testSecret"),
+        "abandoned billing": _rotation_event("RotationAbandoned", billing, region),
+        "test rotation failed search": _rotation_event(
+            "TestRotationFailed", arns["search"], region, "testSecret"
+        ),
+        "succeeded billing": _rotation_event("RotationSucceeded", billing, region),
+        "succeeded search": _rotation_event("RotationSucceeded", arns["search"], region),
+        "started billing": _rotation_event("RotationStarted", billing, region),
+        "RotateSecret call on billing": _rotate_secret_call(billing, region),
+        "failed lookalike": _rotation_event("RotationFailed", lookalike, region, "x"),
+        "failed stranger": _rotation_event("RotationFailed", stranger, region, "x"),
+        "succeeded stranger": _rotation_event("RotationSucceeded", stranger, region),
+    }
+    ids = {name: _event_id(entry) for name, entry in samples.items()}
+
+    def queue(kind: str) -> tuple[str, str]:
+        url = sqs.create_queue(QueueName=f"{deployment.prefix}-{kind}")["QueueUrl"]
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        return url, attributes["Attributes"]["QueueArn"]
+
+    (paged, paged_arn), (charted, charted_arn) = queue("paged"), queue("charted")
+    subscription = sns.subscribe(
+        TopicArn=topic,
+        Protocol="sqs",
+        Endpoint=paged_arn,
+        Attributes={"RawMessageDelivery": "true"},
+    )["SubscriptionArn"]
+    try:
+        target = {"Id": "test-queue", "Arn": charted_arn}
+        assert events.put_targets(Rule=succeeded_rule, Targets=[target])["FailedEntryCount"] == 0
+        entries = list(samples.values())
+        for start in range(0, len(entries), 10):  # PutEvents takes 10 at a time
+            answer = events.put_events(Entries=entries[start : start + 10])
+            assert answer["FailedEntryCount"] == 0, answer
+        delivered = {"topic": _drain(sqs, paged), "success rule": _drain(sqs, charted)}
+    finally:
+        events.remove_targets(Rule=succeeded_rule, Ids=["test-queue"])
+        sns.unsubscribe(SubscriptionArn=subscription)
+        sqs.delete_queue(QueueUrl=paged)
+        sqs.delete_queue(QueueUrl=charted)
+
+    def named(found: set[str]) -> set[str]:
+        return {name for name, event_id in ids.items() if event_id in found}
+
+    failures = {
+        "failed billing",
+        "failed search",
+        "abandoned billing",
+        "test rotation failed search",
+    }
+    successes = {"succeeded billing", "succeeded search"}
+    assert named(delivered["topic"]) == failures
+    assert named(delivered["success rule"]) == successes
+
+    # The event log got both kinds, once each (no event matched both rules), and nothing else.
+    group = deployment.output("event_log_group_name")
+    logged = [
+        json.loads(e["message"])["detail"]["eventID"]
+        for e in logs.filter_log_events(logGroupName=group)["events"]
+    ]
+    assert sorted(named(set(logged))) == sorted(failures | successes)
+    assert len(logged) == len(failures | successes)
+
+
+def test_failures_go_to_the_topic_which_admits_only_these_rules_and_alarms(
+    deployment: Deployment,
+) -> None:
+    events, sns = deployment.client("events"), deployment.client("sns")
+    topic = deployment.output("alerts_topic_arn")
+    assert (
+        topic
+        == f"arn:aws:sns:{deployment.moto.region}:{ACCOUNT}:{deployment.prefix}-rotation-alerts"
+    )
+    rules = deployment.output("alert_rule_names")
+    [failed_rule] = rules["failed"]
+    [succeeded_rule] = rules["succeeded"]
+    group = deployment.output("event_log_group_name")
+    log_arn = f"arn:aws:logs:{deployment.moto.region}:{ACCOUNT}:log-group:{group}"
+
+    def targets(rule: str) -> dict[str, str]:
+        listed = events.list_targets_by_rule(Rule=rule)["Targets"]
+        return {t["Id"]: t["Arn"] for t in listed}
+
+    assert targets(failed_rule) == {"sns": topic, "event-log": log_arn}
+    assert targets(succeeded_rule) == {"event-log": log_arn}, (
+        "successes feed dashboards, not pagers"
+    )
+    rule_arns = sorted(events.describe_rule(Name=r)["Arn"] for r in (failed_rule, succeeded_rule))
+
+    policy = json.loads(sns.get_topic_attributes(TopicArn=topic)["Attributes"]["Policy"])
+    by_sid = {s["Sid"]: s for s in policy["Statement"]}
+    assert set(by_sid) == {
+        "TheAccountManagesTheTopic",
+        "EventBridgePublishesRotationEvents",
+        "CloudWatchPublishesRotationAlarms",
+    }
+    eventbridge = by_sid["EventBridgePublishesRotationEvents"]
+    assert eventbridge["Principal"] == {"Service": "events.amazonaws.com"}
+    assert eventbridge["Action"] == "sns:Publish"
+    assert eventbridge["Resource"] == topic
+    assert sorted(eventbridge["Condition"]["ArnEquals"]["aws:SourceArn"]) == rule_arns
+    cloudwatch = by_sid["CloudWatchPublishesRotationAlarms"]
+    assert cloudwatch["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert cloudwatch["Condition"] == {
+        "ArnLike": {
+            "aws:SourceArn": f"arn:aws:cloudwatch:{deployment.moto.region}:{ACCOUNT}:alarm:"
+            f"{deployment.prefix}-*"
+        },
+        "StringEquals": {"aws:SourceAccount": ACCOUNT},
+    }
+    owner = by_sid["TheAccountManagesTheTopic"]
+    assert owner["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
+
+    subscriptions = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [("email", ALERT_EMAIL)]
+
+
+def test_the_alarms_watch_the_function_and_each_keys_age_with_the_documented_thresholds(
+    deployment: Deployment,
+) -> None:
+    cloudwatch = deployment.client("cloudwatch")
+    prefix = deployment.prefix
+    topic = deployment.output("alerts_topic_arn")
+    function = f"{prefix}-secrets-rotation"
+    arns = deployment.output("secret_arns")
+    names = deployment.output("alarm_names")
+    assert names == {
+        "errors": f"{prefix}-rotation-errors",
+        "throttles": f"{prefix}-rotation-throttles",
+        "duration": f"{prefix}-rotation-duration",
+        "key-age-billing": f"{prefix}-key-age-billing",
+        "key-age-search": f"{prefix}-key-age-search",
+    }
+    found = {
+        a["AlarmName"]: a
+        for a in cloudwatch.describe_alarms(AlarmNamePrefix=f"{prefix}-")["MetricAlarms"]
+    }
+    assert set(found) == set(names.values())
+
+    def shape(alarm: Any) -> tuple[Any, ...]:
+        return (
+            alarm["Namespace"],
+            alarm["MetricName"],
+            {d["Name"]: d["Value"] for d in alarm["Dimensions"]},
+            alarm["Statistic"],
+            alarm["ComparisonOperator"],
+            alarm["Threshold"],
+            alarm["Period"],
+            alarm["EvaluationPeriods"],
+            alarm["TreatMissingData"],
+        )
+
+    function_dims = {"FunctionName": function}
+    ge, gt = "GreaterThanOrEqualToThreshold", "GreaterThanThreshold"
+    expected = {
+        "errors": ("AWS/Lambda", "Errors", function_dims, "Sum", ge, 1.0, 300, 1, "notBreaching"),
+        "throttles": (
+            "AWS/Lambda",
+            "Throttles",
+            function_dims,
+            "Sum",
+            ge,
+            1.0,
+            300,
+            1,
+            "notBreaching",
+        ),
+        # 80 % of the 60 s timeout, in milliseconds.
+        "duration": (
+            "AWS/Lambda",
+            "Duration",
+            function_dims,
+            "Maximum",
+            gt,
+            48_000.0,
+            300,
+            1,
+            "notBreaching",
+        ),
+        # The schedule (30 days; rate(10 days)) plus the two days' margin, in seconds, on the
+        # metric the function publishes: UnkeySecrets/CurrentKeyAgeSeconds by SecretId (ARN).
+        "key-age-billing": (
+            "UnkeySecrets",
+            "CurrentKeyAgeSeconds",
+            {"SecretId": arns["billing"]},
+            "Maximum",
+            gt,
+            float(30 * 86400 + KEY_AGE_MARGIN_SECONDS),
+            3600,
+            1,
+            "notBreaching",
+        ),
+        "key-age-search": (
+            "UnkeySecrets",
+            "CurrentKeyAgeSeconds",
+            {"SecretId": arns["search"]},
+            "Maximum",
+            gt,
+            float(10 * 86400 + KEY_AGE_MARGIN_SECONDS),
+            3600,
+            1,
+            "notBreaching",
+        ),
+    }
+    assert expected["duration"][5] == TIMEOUT_SECONDS * 1000 * 0.8
+    for kind, shape_expected in expected.items():
+        alarm = found[names[kind]]
+        assert shape(alarm) == shape_expected, kind
+        assert alarm["AlarmActions"] == [topic], kind
+        assert alarm["OKActions"] == [topic], kind
+        assert alarm["ActionsEnabled"] is True, kind
+        assert "Unit" not in alarm, "a unit would make the alarm blind to data published without"
+
+
+def test_the_dashboard_shows_the_rules_the_function_the_key_ages_and_the_event_log(
+    deployment: Deployment,
+) -> None:
+    cloudwatch = deployment.client("cloudwatch")
+    name = deployment.output("dashboard_name")
+    assert name == f"{deployment.prefix}-rotation"
+    body = json.loads(cloudwatch.get_dashboard(DashboardName=name)["DashboardBody"])
+    widgets = body["widgets"]
+    metrics = [
+        tuple(m[:4]) for w in widgets if w["type"] == "metric" for m in w["properties"]["metrics"]
+    ]
+    rules = deployment.output("alert_rule_names")
+    function = deployment.output("function_arn").rsplit(":", 1)[1]
+    arns = deployment.output("secret_arns")
+    assert ("AWS/Events", "TriggeredRules", "RuleName", rules["failed"][0]) in metrics
+    assert ("AWS/Events", "TriggeredRules", "RuleName", rules["succeeded"][0]) in metrics
+    for metric in ("Invocations", "Errors", "Throttles", "Duration"):
+        assert ("AWS/Lambda", metric, "FunctionName", function) in metrics
+    for arn in arns.values():
+        assert ("UnkeySecrets", "CurrentKeyAgeSeconds", "SecretId", arn) in metrics
+    [log_widget] = [w for w in widgets if w["type"] == "log"]
+    assert (
+        f"SOURCE '{deployment.output('event_log_group_name')}'" in log_widget["properties"]["query"]
+    )
+    overdue = {
+        a["label"]: a["value"]
+        for w in widgets
+        for a in w["properties"].get("annotations", {}).get("horizontal", [])
+    }
+    assert overdue["billing overdue"] == 30 * 86400 + KEY_AGE_MARGIN_SECONDS
+
+
 # -- and gone ---------------------------------------------------------------------------------
 
 
 def test_destroy_removes_everything(deployment: Deployment) -> None:
     arns = deployment.output("secret_arns")
     root_key_arn = deployment.output("root_key_secret_arn")
+    topic = deployment.output("alerts_topic_arn")
+    rules = [r for names in deployment.output("alert_rule_names").values() for r in names]
+    alarms = list(deployment.output("alarm_names").values())
+    assert len(rules) == 2
+    assert len(alarms) == 5
     deployment.run("destroy", "-auto-approve", "-input=false")
     deployment.destroyed = True
     state = json.loads((deployment.workdir / "terraform.tfstate").read_text())
@@ -468,3 +807,20 @@ def test_destroy_removes_everything(deployment: Deployment) -> None:
     kms = deployment.client("kms")
     key = kms.describe_key(KeyId=deployment.output("kms_key_arn"))["KeyMetadata"]
     assert key["KeyState"] == "PendingDeletion"
+    events = deployment.client("events")
+    assert not events.list_rules(NamePrefix=f"{deployment.prefix}-")["Rules"]
+    sns = deployment.client("sns")
+    assert topic not in {t["TopicArn"] for t in sns.list_topics()["Topics"]}
+    assert all(s["TopicArn"] != topic for s in sns.list_subscriptions()["Subscriptions"])
+    cloudwatch = deployment.client("cloudwatch")
+    assert not cloudwatch.describe_alarms(AlarmNames=alarms)["MetricAlarms"]
+    dashboards = cloudwatch.list_dashboards(DashboardNamePrefix=deployment.prefix)
+    assert dashboards["DashboardEntries"] == []
+    assert (
+        logs.describe_log_groups(logGroupNamePrefix=f"/aws/events/{deployment.prefix}-")[
+            "logGroups"
+        ]
+        == []
+    )
+    policies = logs.describe_resource_policies()["resourcePolicies"]
+    assert all(not p["policyName"].startswith(f"{deployment.prefix}-") for p in policies)

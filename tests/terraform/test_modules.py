@@ -16,7 +16,7 @@ from ._terraform import AWS_DIRS, ROOT, TERRAFORM_DIR, Terraform
 
 pytestmark = pytest.mark.terraform
 
-MODULES = ("modules/rotation-lambda", "modules/rotated-key", "vault")
+MODULES = ("modules/rotation-lambda", "modules/rotated-key", "modules/rotation-alerts", "vault")
 ALL_DIRS = (*MODULES, "examples/complete")
 
 _BLOCK = re.compile(r'^(variable|output) "([^"]+)" \{$(.*?)^\}$', re.M | re.S)
@@ -71,8 +71,9 @@ def test_each_input_with_a_shape_is_validated(folder: str) -> None:
     free = {"description", "tags", "policy_name_prefix", "verify_permissions", "log_kms_key_arn"}
     free |= {"role_permissions_boundary", "rotate_immediately", "force_overwrite_replica_secret"}
     free |= {"block_public_policy", "kms_key_id", "policies_dir", "token_policies_extra"}
+    free |= {"sns_kms_master_key_id"}  # a key id, ARN, alias name or alias ARN
     for name, body in blocks(TERRAFORM_DIR / folder, "variable").items():
-        if name in free:
+        if name in free or re.search(r"^\s*type\s*=\s*bool$", body, re.M):
             continue
         assert "validation {" in body, f"{folder}: variable {name} has no validation"
 

@@ -68,3 +68,32 @@ module "keys" {
   recovery_window_in_days = var.recovery_window_in_days
   tags                    = var.tags
 }
+
+# Alerts: a failed rotation of any of these secrets reaches the topic (and, with alert_email,
+# an inbox) before a reader meets an expired key; the function's errors, throttles and slow
+# steps raise alarms there too, and so does a key older than its schedule plus two days.
+module "alerts" {
+  source = "../../modules/rotation-alerts"
+  count  = var.alerts_enabled ? 1 : 0
+
+  name_prefix              = var.name_prefix
+  function_name            = module.rotation_lambda.function_name
+  function_timeout_seconds = module.rotation_lambda.timeout
+
+  secrets = {
+    for name, key in module.keys : name => {
+      arn                       = key.secret_arn
+      rotation_interval_seconds = key.rotation_interval_seconds
+    }
+  }
+
+  tags = var.tags
+}
+
+resource "aws_sns_topic_subscription" "alert_email" {
+  count = var.alerts_enabled && var.alert_email != null ? 1 : 0
+
+  topic_arn = module.alerts[0].sns_topic_arn
+  protocol  = "email"
+  endpoint  = var.alert_email
+}

@@ -61,3 +61,20 @@ variable "tags" {
   type        = map(string)
   default     = { project = "unkey-secrets-example" }
 }
+
+variable "alerts_enabled" {
+  description = "Add the rotation-alerts module: failure events to an SNS topic, alarms on the function and on each key's age, an event log and a dashboard."
+  type        = bool
+  default     = true
+}
+
+variable "alert_email" {
+  description = "An address to subscribe to the alerts topic (SNS e-mails a confirmation link first); null for none."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.alert_email == null || can(regex("^[^@\\s]+@[^@\\s]+$", coalesce(var.alert_email, "-")))
+    error_message = "alert_email must be an e-mail address."
+  }
+}

@@ -3,6 +3,17 @@
 # The first rotation creates the first key (the handler's bootstrap), and every later one
 # rerolls it, all inside the rotation function.
 
+locals {
+  # The schedule as seconds between rotations, for alerting on a late one: Secrets Manager's
+  # rate() takes hours or days; a cron() schedule has no fixed interval (null).
+  rate = try(regex("^rate\\(([0-9]+) (hours?|days?)\\)$", var.rotation_rules.schedule_expression), null)
+  rotation_interval_seconds = (
+    var.rotation_rules.automatically_after_days != null ? var.rotation_rules.automatically_after_days * 86400 :
+    local.rate == null ? null :
+    tonumber(local.rate[0]) * (startswith(local.rate[1], "day") ? 86400 : 3600)
+  )
+}
+
 resource "aws_secretsmanager_secret" "this" {
   name                           = var.name
   description                    = var.description

@@ -32,3 +32,8 @@ output "replicas" {
   description = "The secret's replicas: region, kms_key_id, status."
   value       = aws_secretsmanager_secret.this.replica
 }
+
+output "rotation_interval_seconds" {
+  description = "Seconds between scheduled rotations (automatically_after_days, or a rate(N days|hours) schedule_expression); null for a cron schedule. rotation-alerts' key-age alarm adds its margin to it."
+  value       = local.rotation_interval_seconds
+}

@@ -54,3 +54,8 @@ output "environment_variable_names" {
   description = "Names of the environment variables the function gets (their values are ids and settings, never a key)."
   value       = sort(keys(aws_lambda_function.this.environment[0].variables))
 }
+
+output "timeout" {
+  description = "The function's timeout in seconds (rotation-alerts' function_timeout_seconds)."
+  value       = aws_lambda_function.this.timeout
+}
