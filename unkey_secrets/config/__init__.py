@@ -39,11 +39,13 @@ from .errors import (
     ReaderError,
 )
 from .reader import (
+    DEFAULT_EXPIRY_WARNING,
     DEFAULT_MAX_AGE,
     DEFAULT_MAX_STALE,
     DEFAULT_READ_TIMEOUT,
     CachedKey,
     ChangeCallback,
+    KeyExpiringWarning,
     KeyReader,
     MaxAgeWarning,
     field_ref,
@@ -51,6 +53,7 @@ from .reader import (
 from .vault import UnkeyVaultSource
 
 __all__ = [
+    "DEFAULT_EXPIRY_WARNING",
     "DEFAULT_MAX_AGE",
     "DEFAULT_MAX_STALE",
     "DEFAULT_READ_TIMEOUT",
@@ -58,6 +61,7 @@ __all__ = [
     "ChangeCallback",
     "KeyAccessDeniedError",
     "KeyExpiredError",
+    "KeyExpiringWarning",
     "KeyInfo",
     "KeyNotFoundError",
     "KeyReader",

@@ -15,10 +15,16 @@ shorter than the grace period never uses a key that has ended. The reader checks
 it reads a key that replaced another, it reads that rotation's record (if its policy lets it)
 and warns with :class:`MaxAgeWarning` when ``max_age`` is longer than the recorded grace
 period.
+
+A key that ends without a rotation breaks its readers at its ``expires``. The reader warns
+ahead of time: when a key it reads ends within ``expiry_warning`` seconds (7 days by default),
+it issues a :class:`KeyExpiringWarning` and logs a warning on the ``unkey_secrets.config``
+logger, once per key_id (never the key itself).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 import threading
@@ -51,11 +57,13 @@ if TYPE_CHECKING:
     from ..unkey import UnkeyClient
 
 __all__ = [
+    "DEFAULT_EXPIRY_WARNING",
     "DEFAULT_MAX_AGE",
     "DEFAULT_MAX_STALE",
     "DEFAULT_READ_TIMEOUT",
     "CachedKey",
     "ChangeCallback",
+    "KeyExpiringWarning",
     "KeyReader",
     "MaxAgeWarning",
     "field_ref",
@@ -71,6 +79,8 @@ DEFAULT_MAX_STALE = 600.0
 #: The default ``read_timeout`` (seconds) of a store that shows no timeout of its own: the
 #: default timeout of hvac and of ``VaultSettings``.
 DEFAULT_READ_TIMEOUT = 30.0
+#: The default ``expiry_warning``: warn when the key read ends within 7 days (in seconds).
+DEFAULT_EXPIRY_WARNING = 7 * 86400.0
 #: Verification codes that mean the key itself can no longer be used.
 _DEAD_CODES = frozenset({"NOT_FOUND", "DISABLED", "EXPIRED"})
 #: After a failed automatic refresh served the cached key, the next try waits this long
@@ -83,6 +93,10 @@ ChangeCallback = Callable[[KeyInfo, KeyInfo], None]
 
 class MaxAgeWarning(UserWarning):
     """``max_age`` is longer than the grace period the last rotation recorded."""
+
+
+class KeyExpiringWarning(UserWarning):
+    """The key a reader serves ends (its ``expires``) within the reader's ``expiry_warning``."""
 
 
 @guarded
@@ -130,6 +144,21 @@ def _client_timeout(store: SecretStore) -> float | None:
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
         return None
     return float(timeout) if math.isfinite(timeout) and timeout > 0 else None
+
+
+def _duration_text(seconds: float) -> str:
+    """``seconds`` (0 or more) for people: ``6d 23h``, ``5h 2m``, ``42s``."""
+    whole = max(int(seconds), 0)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
 
 
 def _seconds_text(value: object) -> str:
@@ -196,6 +225,7 @@ class CachedKey:
         self._flight: _Flight | None = None
         self._callbacks: list[ChangeCallback] = []
         self._checked_grace: set[str] = set()
+        self._warned_expiry: set[str] = set()
         #: How many times the store was read (for tests and metrics).
         self.reads = 0
 
@@ -343,6 +373,7 @@ class CachedKey:
                 except Exception as exc:  # noqa: BLE001 (a callback must not break reads)
                     _log.warning("on_change callback failed (%s)", type(exc).__name__)
         self._check_grace(stored)
+        self._check_expiring(stored)
         return stored
 
     def _join(self, flight: _Flight, *, force: bool, field: str | None) -> StoredKey:
@@ -491,6 +522,29 @@ class CachedKey:
             )
         return stored
 
+    def _check_expiring(self, stored: StoredKey) -> None:
+        """Warn once per key_id if ``stored`` ends within the reader's ``expiry_warning``."""
+        threshold = self._reader.expiry_warning
+        if stored.expires is None or threshold <= 0:
+            return
+        left = stored.expires / 1000 - self._reader.wall_clock()
+        if left > threshold:
+            return
+        with self._lock:
+            # Once per key_id: a reader re-reads every max_age, and a warning each time is noise.
+            if stored.key_id in self._warned_expiry:
+                return
+            self._warned_expiry.add(stored.key_id)
+        ends = dt.datetime.fromtimestamp(stored.expires / 1000, tz=dt.timezone.utc)
+        message = (
+            f"the key {stored.key_id} read for {self.ref.describe()} expires at "
+            f"{ends.isoformat(timespec='seconds').replace('+00:00', 'Z')} ({stored.expires} Unix "
+            f"ms), in {_duration_text(left)}; rotate it before then (unkey-secrets rotate), or "
+            "this reader fails with KeyExpiredError from that moment"
+        )
+        _log.warning("%s", message)
+        warnings.warn(KeyExpiringWarning(message), stacklevel=2)
+
     def _check_grace(self, stored: StoredKey) -> None:
         """Warn once per key if max_age outlives the grace period of the rotation that made it."""
         original = stored.rerolled_from
@@ -543,6 +597,10 @@ class KeyReader:
     no longer than that from its start (see :class:`CachedKey`). By default it is the store's
     own: ``VaultSettings.timeout`` for :meth:`vault`, the botocore client's ``read_timeout``
     for a Secrets Manager store, else :data:`DEFAULT_READ_TIMEOUT` (30 s).
+    ``expiry_warning`` (seconds, default 7 days; 0: off): when a key read ends within that
+    long, a :class:`KeyExpiringWarning` is issued and a warning logged on the
+    ``unkey_secrets.config`` logger, once per key_id, checked at each read of the store (so at
+    most ``max_age`` seconds late).
     ``clock`` (monotonic seconds) and ``wall_clock`` (Unix seconds, compared with a key's
     ``expires``) are for tests. Raises :class:`~unkey_secrets.InvalidInputError` for a bad
     number of seconds and :class:`~unkey_secrets.ConfigurationError` for ``verify`` without
@@ -562,10 +620,12 @@ class KeyReader:
         read_timeout: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        expiry_warning: float = DEFAULT_EXPIRY_WARNING,
     ) -> None:
         self.store = store
         self.max_age = _check_seconds("max_age", max_age)
         self.max_stale = _check_seconds("max_stale", max_stale)
+        self.expiry_warning = _check_seconds("expiry_warning", expiry_warning)
         if read_timeout is None:
             read_timeout = _client_timeout(store) or DEFAULT_READ_TIMEOUT
         self.read_timeout = _check_bound("read_timeout", read_timeout)
