@@ -539,8 +539,9 @@ class CachedKey:
         message = (
             f"the key {stored.key_id} read for {self.ref.describe()} expires at "
             f"{ends.isoformat(timespec='seconds').replace('+00:00', 'Z')} ({stored.expires} Unix "
-            f"ms), in {_duration_text(left)}; rotate it before then (unkey-secrets rotate), or "
-            "this reader fails with KeyExpiredError from that moment"
+            f"ms), in {_duration_text(left)}; replace it before then (unkey-secrets provision "
+            "--alias NAME --replace: a rotation keeps a key's expiry), or this reader fails with "
+            "KeyExpiredError from that moment"
         )
         _log.warning("%s", message)
         warnings.warn(KeyExpiringWarning(message), stacklevel=2)
