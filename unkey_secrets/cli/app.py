@@ -13,10 +13,11 @@
     show      --api-id API (--alias NAME | --key-id KEY)
     stores
     list      --api-id API [--all] [--status S ...] [--alias NAME ...] [--external-id E]
-              [--limit N] [--after KEY]
+              [--limit N] [--after KEY] [--expiring-within DURATION]
     verify    --api-id API (--alias NAME ... | --aliases-file FILE | --key-id KEY ...)
+              [--expiring-within DURATION]
     reconcile --api-id API [--alias NAME ...] [--apply] [--min-age DURATION]
-    doctor    --api-id API [--alias NAME] [--write-probe]
+    doctor    --api-id API [--alias NAME] [--write-probe] [--expiring-within DURATION]
     rotate-due --api-id API --older-than DURATION (--alias NAME ... | --aliases-file FILE |
               --all-aliases) [--age-from unkey|store] [--grace-period DURATION] [--dry-run]
     bulk      (when installed: unkey_secrets/cli/bulk.py)
@@ -39,14 +40,14 @@ prints its metadata (key_id, location, version, issued_at, expires, rerolled_fro
 key.
 
 Exit codes: ``0`` done; ``1`` the command failed (a flow, store or Unkey error, or an unexpected
-error, which is named by its class only); ``2`` usage, invalid input or configuration; ``3``
-a check ran and found problems (verify, reconcile, doctor); ``4`` some items failed, the others
-were done (rotate-due, bulk); ``130`` interrupted. A failure ends with one line,
-``error: <message>``, on stderr (warning log lines, e.g. about a compensation, may precede it;
-with ``--json`` an error object also goes to stdout, usage errors included); tracebacks are
-never printed. A stdout that is closed or whose
-reader went away does not change the exit code of a command that succeeded. The process disables
-core dumps and installs the log guards before anything else.
+error, which is named by its class only); ``2`` usage, invalid input or configuration; ``3`` a
+check ran and found problems (verify, reconcile, doctor, list --expiring-within); ``4`` some
+items failed, the others were done (rotate-due, bulk); ``130`` interrupted. A failure ends with
+one line, ``error: <message>``, on stderr (warning log lines, e.g. about a compensation, may
+precede it; with ``--json`` an error object also goes to stdout, usage errors included);
+tracebacks are never printed. A stdout that is closed or whose reader went away does not change
+the exit code of a command that succeeded. The process disables core dumps and installs the log
+guards before anything else.
 """
 
 from __future__ import annotations
@@ -198,7 +199,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         description="Issue, rotate and store Unkey API keys in Vault or AWS Secrets Manager, "
         "without the plaintext touching disk, logs or this command's output.",
         epilog="Exit codes: 0 done, 1 the command failed, 2 usage, input or configuration, "
-        "3 a check found problems (verify, reconcile, doctor), 4 some items failed "
+        "3 a check found problems (verify, reconcile, doctor, list --expiring-within), 4 some "
+        "items failed "
         "(rotate-due, bulk), 130 interrupted. Configuration is read from the environment; "
         "the settings flags win over it (the environment is not changed). Global options go "
         "before or after the command.",

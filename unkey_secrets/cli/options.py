@@ -46,7 +46,8 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 #: Bad usage, invalid input or configuration: nothing was sent, or nothing could be.
 EXIT_USAGE = 2
-#: A check ran to the end and found problems (verify, reconcile, doctor).
+#: A check ran to the end and found problems (verify, reconcile, doctor, and list or verify
+#: --expiring-within finding a key that ends within it).
 EXIT_FINDINGS = 3
 #: Some items of a command over many failed, the others were done (rotate-due, bulk).
 EXIT_PARTIAL = 4

@@ -25,6 +25,7 @@ from .._models import StoredKey, StoredLocation
 from .._redact import scrub
 from ..flows import ProvisionResult
 from ..rotation.protocol import RotationResult
+from .options import format_duration
 
 __all__ = [
     "LOST_RESULT",
@@ -291,12 +292,16 @@ def _where(label: str, location: Record | None) -> list[str]:
 def _list_lines(record: Record) -> list[str]:
     if record.get("summary"):
         more = f"; more after key {record['next_after']} (--after)" if record["truncated"] else ""
+        within = record.get("expiring_within_seconds")
+        what = "key(s)" if within is None else f"key(s) expiring within {format_duration(within)}"
         return [
-            f"{record['count']} key(s) of API {record['api_id']} listed from "
-            f"{record['store']}{more}"
+            f"{record['count']} {what} of API {record['api_id']} listed from {record['store']}"
+            + more
         ]
     alias = record["alias"] or "-"
     expires = record["expires_at"] or "never"
+    if record.get("expiring"):
+        expires += f" (in {record['expires_in']})"
     stored = "" if record["stored"] else "  (not stored)"
     return [
         f"{record['key_id']}  {record['status']:<8}  alias {alias}  created "

@@ -16,6 +16,11 @@ Each permission is probed with one cheap call that changes nothing:
   until the alias is rotated; with ``--alias``, a current version deleted or destroyed already
   is named too, with the command that stores a new one. A finding is a warning
   (``result: warning``), which fails nothing.
+* Expiry ahead of time (``keys.expiring``): the API's stored keys that are valid and end
+  within ``--expiring-within`` (7 days by default) without a rotation having replaced them
+  (the rule ``list --expiring-within`` applies: :mod:`._expiry`), and the current key of
+  ``--alias``; only the keys in that window are looked up in the store. A finding is a
+  warning, naming each key, its alias, when it ends and the command that replaces it.
 
 A record per check (``ok`` true, false, or null for unchecked) names, when it fails, the
 shipped policy or root-key permission that grants it; then a record per command says whether
@@ -43,9 +48,17 @@ from ..._errors import (
 )
 from ..._redact import confined
 from ...rotation.core import MARKER_META_KEY
-from ..options import EXIT_FINDINGS
+from ..options import EXIT_FINDINGS, format_duration
 from ..output import Output
-from ._common import open_store, open_unkey
+from ._common import iso, now_ms, open_store, open_unkey, unkey_status
+from ._expiry import (
+    DEFAULT_EXPIRING_WITHIN,
+    AliasNames,
+    add_expiring_option,
+    decide,
+    in_window,
+    replace_advice,
+)
 
 __all__ = ["NEEDS", "add_parser", "run"]
 
@@ -134,6 +147,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="check create_key, update_key and delete_key by creating a disabled key and "
         "deleting it (changes Unkey; without it they are unchecked)",
     )
+    add_expiring_option(
+        parser,
+        "keys.expiring warns of current keys that end within DURATION from now (seconds, or "
+        "7d, 24h...; default 7d)",
+    )
+    parser.set_defaults(expiring_within=DEFAULT_EXPIRING_WITHIN)
     return parser
 
 
@@ -154,6 +173,10 @@ def run(args: argparse.Namespace, out: Output) -> int:
         checks[check.name] = check
     for check in _store_checks(args):
         checks[check.name] = check
+    checks.setdefault(
+        _EXPIRING,
+        _Check(_EXPIRING, None, "not checked: no store to look the keys up in (see store.config)"),
+    )
     failed = 0
     for check in checks.values():
         failed += check.ok is False
@@ -371,6 +394,7 @@ def _store_checks(args: argparse.Namespace) -> list[_Check]:
             checks.append(_Check(name, True, "granted"))
     if store.name == "vault":
         checks.append(_retention(store, api_id, args.alias))
+    checks.append(_expiring(store, api_id, args.alias, args.expiring_within))
     return checks
 
 
@@ -420,4 +444,67 @@ def _retention(store: Any, api_id: str, alias: str | None) -> _Check:
         True,
         f"neither the mount {store.mount} nor alias {alias} sets delete_version_after, and the "
         "alias's current version (if any) is not deleted",
+    )
+
+
+#: The name of the expiry check.
+_EXPIRING = "keys.expiring"
+#: How many expiring keys the check's detail names (the rest are counted).
+_NAMED_AT_MOST = 10
+
+
+def _expiring(store: Any, api_id: str, alias: str | None, within: int) -> _Check:
+    """``keys.expiring``: current keys of ``api_id`` ending within ``within`` seconds.
+
+    Unkey lists the API's keys (apis.listKeys, cache revalidated); each valid key in the window
+    is looked up in ``store`` (metadata only) and reported unless a rotation replaced it. With
+    ``alias``, the key it names is checked too, however it was stored. A finding is a warning.
+    """
+    span = format_duration(within)
+    try:
+        client = open_unkey()
+    except UnkeySecretsError as exc:
+        return _Check(_EXPIRING, None, f"not checked: no Unkey client ({exc})")
+    now = now_ms()
+    names = AliasNames(store, api_id)
+    found: dict[str, tuple[str | None, int]] = {}
+    try:
+        with client as unkey:
+            for info in unkey.list_keys(api_id, revalidate_keys_cache=True):
+                if not info.enabled or not in_window(info.expires, now, within):
+                    continue
+                entry = store.key_entry(api_id=api_id, key_id=info.key_id)
+                if entry is None:
+                    continue  # not this store's key
+                if decide(info.key_id, alias=entry.alias, meta=info.meta, names=names).report:
+                    assert info.expires is not None
+                    found[info.key_id] = (entry.alias, info.expires)
+            named = names.get(alias) if alias is not None else None
+            if alias is not None and named not in (None, AliasNames.UNREAD, *found):
+                assert named is not None
+                status, key = unkey_status(unkey, named, now)
+                if status == "valid" and key is not None and in_window(key.expires, now, within):
+                    assert key.expires is not None
+                    found[named] = (alias, key.expires)
+    except UnkeySecretsError as exc:
+        return _Check(_EXPIRING, None, f"not checked ({type(exc).__name__}: {exc})")
+    if not found:
+        return _Check(
+            _EXPIRING, True, f"no current key of API {api_id} in this store ends within {span}"
+        )
+    ordered = sorted(found.items(), key=lambda item: item[1][1])
+    parts = [
+        f"key {key_id} ({f'alias {name}' if name else 'no alias'}) at {iso(expires)}, in "
+        f"{format_duration((expires - now) / 1000)}"
+        for key_id, (name, expires) in ordered[:_NAMED_AT_MOST]
+    ]
+    more = len(ordered) - _NAMED_AT_MOST
+    which = "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+    return _Check(
+        _EXPIRING,
+        True,
+        f"{len(ordered)} current key(s) of API {api_id} end within {span}: {which}; "
+        f"{replace_advice(api_id, 'NAME')}; see them all with unkey-secrets list --api-id "
+        f"{api_id} --expiring-within {span}",
+        warning=True,
     )

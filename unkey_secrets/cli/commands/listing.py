@@ -5,6 +5,10 @@ is looked up in the store by its metadata (``key_entry``: Vault custom_metadata,
 Manager tags), which a writer may read; no stored value is read. A store keeps no list of its
 own keys, so a key the store holds but Unkey deleted shows up only through an alias that names
 it (``--alias``).
+
+``--expiring-within DURATION`` lists only the keys that end within it and were not replaced
+(the rule: :mod:`._expiry`), each with its time left, and exits 3 when it lists any: a
+scheduled ``unkey-secrets list --api-id API --expiring-within 7d`` fails before a key does.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ import argparse
 from typing import Any
 
 from ..._errors import InvalidInputError
-from ..options import aliases_from
+from ..options import EXIT_FINDINGS, aliases_from
 from ..output import Output, Record
 from ._common import add_alias_options, iso, now_ms, open_store, open_unkey, status_of, unkey_status
+from ._expiry import AliasNames, add_expiring_option, decide, expiry_fields, in_window
 
 __all__ = ["STATUSES", "add_parser", "run"]
 
@@ -27,6 +32,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "list",
         help="list the keys a store holds for an API and their state in Unkey (never a key)",
+        description="List the keys a store holds for an API and their state in Unkey (never "
+        "a key). Exit codes: 0 listed; 3 --expiring-within found keys that end within it; 1 "
+        "failed; 2 usage.",
         allow_abbrev=False,
     )
     parser.add_argument("--api-id", required=True, help="the Unkey API (keyspace)")
@@ -53,6 +61,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="KEY",
         help="start after this key_id (the summary's next_after of a --limit run)",
     )
+    add_expiring_option(
+        parser,
+        "only valid keys whose expiry falls within DURATION from now (seconds, or 7d, 24h...), "
+        "leaving out an old key a rotation replaced (its alias names another key, or its meta "
+        "names the key it was rotated to); exit 3 when any is listed",
+    )
     return parser
 
 
@@ -67,7 +81,10 @@ def _positive(text: str) -> int:
 
 
 def run(args: argparse.Namespace, out: Output) -> int:
-    """List, one record per key, then a summary record."""
+    """List, one record per key, then a summary record.
+
+    With ``--expiring-within``, only the keys that end within it; exit 3 when there is one.
+    """
     api_id: str = args.api_id
     aliases = set(aliases_from(args.aliases, args.aliases_file))
     statuses = set(args.status or ())
@@ -76,11 +93,25 @@ def run(args: argparse.Namespace, out: Output) -> int:
     count, last, truncated = 0, None, False
     skipping = args.after is not None
     listed: set[str] = set()
+    within: int | None = args.expiring_within
+    names = AliasNames(store, api_id)
 
-    def emit(record: Record) -> bool:
+    def emit(record: Record, meta: Any = None) -> bool:
         nonlocal count, last, truncated
         if statuses and record["status"] not in statuses:
             return True
+        if within is not None:
+            if record["status"] != "valid" or not in_window(record["expires"], now, within):
+                return True
+            verdict = decide(record["key_id"], alias=record["alias"], meta=meta, names=names)
+            if not verdict.report:
+                return True
+            record.update(
+                ok=False,
+                expiring=True,
+                alias_names_it=verdict.alias_names_it,
+                **expiry_fields(record["expires"], now),
+            )
         if args.limit is not None and count >= args.limit:
             truncated = True
             return False
@@ -123,7 +154,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
                 "name": info.name,
                 "external_id": info.external_id,
             }
-            if not emit(record):
+            if not emit(record, info.meta):
                 break
         if skipping:
             raise InvalidInputError("--after", "names no key of this API's listing")
@@ -152,18 +183,19 @@ def run(args: argparse.Namespace, out: Output) -> int:
                     "name": found.name if found else None,
                     "external_id": found.external_id if found else None,
                 }
-                if not emit(record):
+                if not emit(record, found.meta if found else None):
                     break
     out.result(
         {
             "command": "list",
-            "ok": True,
+            "ok": within is None or count == 0,
             "summary": True,
             "api_id": api_id,
             "store": store.name,
             "count": count,
             "truncated": truncated,
             "next_after": last if truncated else None,
+            "expiring_within_seconds": within,
         }
     )
-    return 0
+    return EXIT_FINDINGS if within is not None and count else 0
