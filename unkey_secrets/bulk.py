@@ -54,6 +54,7 @@ any other failure is reported in its result and the other lines go on.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copy
 import csv
 import datetime as dt
@@ -88,6 +89,7 @@ from ._validate import validate_alias, validate_api_id, validate_external_id
 from .flows import ProvisionResult, RetryPolicy, finish_half_done, provision
 from .rotation.core import MARKER_META_KEY, PENDING_META_KEY
 from .stores.base import SecretStore
+from .telemetry.tracing import flow
 from .unkey import UnkeyClient
 from .unkey.backoff import Backoff
 from .unkey.models import KeyInfo
@@ -710,6 +712,14 @@ class _Runner:
     leftovers: _Leftovers
 
     def run(self, line: BulkLine) -> LineResult:
+        with flow("bulk.line", api_id=line.api_id, alias=line.alias, line=line.number) as scope:
+            result = self._line(line)
+            scope.set(key_id=result.key_id, status=result.status, attempts=result.attempts)
+            if result.error is not None:
+                scope.failed(result.error)
+            return result
+
+    def _line(self, line: BulkLine) -> LineResult:
         actions: list[str] = []  # what this run did besides the line's own key (clean-ups)
         self.wire.start_line()
         try:
@@ -1108,7 +1118,9 @@ def _drive(
                     if line is None:
                         exhausted = True
                     else:
-                        pending.add(pool.submit(runner.run, line))
+                        # Each line in the caller's context: its span is a child of the caller's.
+                        context = contextvars.copy_context()
+                        pending.add(pool.submit(context.run, runner.run, line))
                 if not pending:
                     return
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)

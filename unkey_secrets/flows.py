@@ -57,7 +57,9 @@ from .settle import (
     store_or_undo,
     undo_create,
 )
+from .settle.keys import compensated, compensation_failed
 from .stores.base import UNCHECKED, SecretStore, _Unchecked
+from .telemetry.tracing import flow, span_event
 from .unkey import UnkeyClient
 from .unkey.backoff import Backoff
 
@@ -99,7 +101,10 @@ class RetryPolicy:
             try:
                 return operation()
             except StoreUnavailableError:
-                self.sleep(backoff.delay(retry))
+                delay = backoff.delay(retry)
+                # On the flow's span: the store call that failed is a span of its own.
+                span_event("unkey_secrets.store_retry", attempt=retry + 2, delay_s=delay)
+                self.sleep(delay)
         return operation()
 
 
@@ -153,94 +158,99 @@ def provision(
     Unkey is called, a dead one is finished, and a replace killed anywhere is finished by the
     same call run again (or by rotating the alias). ``clock`` returns Unix seconds.
     """
-    retry = retry or RetryPolicy()
-    if mode not in ("safe", "fast"):
-        raise InvalidInputError("mode", "expected 'safe' or 'fast'")
-    if "enabled" in create_options and mode == "safe":
-        raise InvalidInputError("enabled", "safe mode creates the key disabled, then enables it")
-    if replace and alias is None:
-        raise InvalidInputError("replace", "replaces the key an alias names: pass alias too")
-    check_grace_period(grace_period, allow_short_grace=allow_short_grace, now_ms=_now_ms())
-    _preflight(store, api_id, alias)
-    taken = None
-    if alias is not None and replace:
-        taken = retry.run(lambda: store.alias_state(api_id=api_id, alias=alias))
-    elif alias is not None and store.alias_exists(api_id=api_id, alias=alias):
-        adopted = finish_half_done(unkey, store, api_id, alias, retry, mode)
-        if adopted is not None:
-            return adopted
-        raise RotationConflictError(
-            f"alias {alias} names a key already; rotate that key, or replace it (replace=True; "
-            "--replace on the command line): the alias then moves to the new key and the old "
-            "one is cut to the grace period",
-            key_id=None,
-        )
-    user_meta = dict(create_options.pop("meta", None) or {})
-    reserved = sorted(k for k in user_meta if str(k).startswith(_RESERVED_META_PREFIX))
-    if reserved:
-        raise InvalidInputError("meta", f"members starting {_RESERVED_META_PREFIX!r} are ours")
-    expires = create_options.get("expires")
-    if isinstance(expires, int) and not isinstance(expires, bool) and expires <= _now_ms():
-        raise InvalidInputError(
-            "expires", "is in the past (it is Unix time in milliseconds, not seconds)"
-        )
-    marker = _new_marker(store)
-    displacement = None
-    if taken is not None and alias is not None:
-        rotation = Rotation(
-            unkey, store, api_id, grace_period=grace_period, retry=retry.run, clock=clock
-        )
-        displacement = Displacement(rotation, alias, taken, marker)
-        displacement.claim()
-        marker = displacement.token
-    try:
-        issued, location = _create_and_store(
-            unkey, store, api_id, alias, taken, marker, user_meta, mode, retry, create_options
-        )
-        expected = taken if replace else None
-        current = _move_alias(store, issued, alias, retry, location, expected, unkey)
-        if mode == "safe" and taken is None and alias is not None:
-            # A new alias names the key before it is enabled: no reader used it before, and a
-            # run killed in between leaves the alias on a disabled key carrying our marker,
-            # which the same call run again finds and finishes (finish_half_done).
-            _enable(unkey, issued, location, alias, user_meta)
-    except BaseException:
-        if displacement is not None:
-            # Whatever is left (a key stored but not named) carries the record's token: the
-            # next run of this replace, or a rotation of the alias, takes the claim and ends it.
-            displacement.release()
-        raise
-    replaced_expires = None
-    if displacement is not None and taken is not None:
+    with flow("provision", api_id=api_id, alias=alias, mode=mode, replace=replace) as scope:
+        retry = retry or RetryPolicy()
+        if mode not in ("safe", "fast"):
+            raise InvalidInputError("mode", "expected 'safe' or 'fast'")
+        if "enabled" in create_options and mode == "safe":
+            raise InvalidInputError(
+                "enabled", "safe mode creates the key disabled, then enables it"
+            )
+        if replace and alias is None:
+            raise InvalidInputError("replace", "replaces the key an alias names: pass alias too")
+        check_grace_period(grace_period, allow_short_grace=allow_short_grace, now_ms=_now_ms())
+        _preflight(store, api_id, alias)
+        taken = None
+        if alias is not None and replace:
+            taken = retry.run(lambda: store.alias_state(api_id=api_id, alias=alias))
+        elif alias is not None and store.alias_exists(api_id=api_id, alias=alias):
+            adopted = finish_half_done(unkey, store, api_id, alias, retry, mode)
+            if adopted is not None:
+                scope.set(key_id=adopted.key_id, finished_half_done=True)
+                return adopted
+            raise RotationConflictError(
+                f"alias {alias} names a key already; rotate that key, or replace it (replace=True; "
+                "--replace on the command line): the alias then moves to the new key and the old "
+                "one is cut to the grace period",
+                key_id=None,
+            )
+        user_meta = dict(create_options.pop("meta", None) or {})
+        reserved = sorted(k for k in user_meta if str(k).startswith(_RESERVED_META_PREFIX))
+        if reserved:
+            raise InvalidInputError("meta", f"members starting {_RESERVED_META_PREFIX!r} are ours")
+        expires = create_options.get("expires")
+        if isinstance(expires, int) and not isinstance(expires, bool) and expires <= _now_ms():
+            raise InvalidInputError(
+                "expires", "is in the past (it is Unix time in milliseconds, not seconds)"
+            )
+        marker = _new_marker(store)
+        displacement = None
+        if taken is not None and alias is not None:
+            rotation = Rotation(
+                unkey, store, api_id, grace_period=grace_period, retry=retry.run, clock=clock
+            )
+            displacement = Displacement(rotation, alias, taken, marker)
+            displacement.claim()
+            marker = displacement.token
         try:
-            replaced_expires = displacement.finish(issued.key_id)
-        except UnkeyError as exc:
-            raise FlowError(
-                f"key {issued.key_id} is stored and the alias names it, but cutting the "
-                f"replaced key {taken.key_id} to the grace period failed "
-                f"({type(exc).__name__}); run the same call again to finish",
-                key_id=issued.key_id,
-                original_key_id=taken.key_id,
-                actions=("stored", "alias moved", f"key {taken.key_id} not cut"),
-            ) from exc
-    logger.info(
-        "provisioned key_id=%s api_id=%s location=%s version=%s mode=%s",
-        issued.key_id,
-        api_id,
-        location.location,
-        location.version,
-        mode,
-    )
-    return ProvisionResult(
-        key_id=issued.key_id,
-        api_id=api_id,
-        location=location,
-        current=current,
-        request_id=issued.request_id,
-        mode=mode,
-        replaced_key_id=taken.key_id if taken is not None else None,
-        replaced_expires=replaced_expires,
-    )
+            issued, location = _create_and_store(
+                unkey, store, api_id, alias, taken, marker, user_meta, mode, retry, create_options
+            )
+            expected = taken if replace else None
+            current = _move_alias(store, issued, alias, retry, location, expected, unkey)
+            if mode == "safe" and taken is None and alias is not None:
+                # A new alias names the key before it is enabled: no reader used it before, and a
+                # run killed in between leaves the alias on a disabled key carrying our marker,
+                # which the same call run again finds and finishes (finish_half_done).
+                _enable(unkey, issued, location, alias, user_meta)
+        except BaseException:
+            if displacement is not None:
+                # Whatever is left (a key stored but not named) carries the record's token: the
+                # next run of this replace, or a rotation of the alias, takes the claim and ends it.
+                displacement.release()
+            raise
+        replaced_expires = None
+        if displacement is not None and taken is not None:
+            try:
+                replaced_expires = displacement.finish(issued.key_id)
+            except UnkeyError as exc:
+                raise FlowError(
+                    f"key {issued.key_id} is stored and the alias names it, but cutting the "
+                    f"replaced key {taken.key_id} to the grace period failed "
+                    f"({type(exc).__name__}); run the same call again to finish",
+                    key_id=issued.key_id,
+                    original_key_id=taken.key_id,
+                    actions=("stored", "alias moved", f"key {taken.key_id} not cut"),
+                ) from exc
+        scope.set(key_id=issued.key_id, replaced_key_id=taken.key_id if taken else None)
+        logger.info(
+            "provisioned key_id=%s api_id=%s location=%s version=%s mode=%s",
+            issued.key_id,
+            api_id,
+            location.location,
+            location.version,
+            mode,
+        )
+        return ProvisionResult(
+            key_id=issued.key_id,
+            api_id=api_id,
+            location=location,
+            current=current,
+            request_id=issued.request_id,
+            mode=mode,
+            replaced_key_id=taken.key_id if taken is not None else None,
+            replaced_expires=replaced_expires,
+        )
 
 
 def _create_and_store(
@@ -416,29 +426,36 @@ def rotate(
     :class:`~unkey_secrets.RotationConflictError`, and the :class:`FlowError` family, each
     naming the key_ids and what was done.
     """
-    if key_id is None and alias is None:
-        raise InvalidInputError("key_id", "name the key to rotate: pass alias (or key_id)")
-    if key_id is not None:
-        validate_key_id(key_id)
-    validate_api_id(api_id)
-    check_grace_period(grace_period, allow_short_grace=allow_short_grace, now_ms=_now_ms())
-    if key_id is not None:
-        # An id the shape cannot tell from a key (key_ and a long random run) is confirmed
-        # by Unkey before the store is asked anything about it.
-        confirm_key_id(unkey, key_id)
-    _preflight(store, api_id, alias)
-    policy = retry or RetryPolicy()
-    rotation = Rotation(
-        unkey,
-        store,
-        api_id,
-        grace_period=grace_period,
-        retry=policy.run,
-        takeover=takeover,
-        lease=lease,
-        clock=clock,
-    )
-    return rotation.run(key_id, alias)
+    with flow("rotate", api_id=api_id, alias=alias, original_key_id=key_id) as scope:
+        if key_id is None and alias is None:
+            raise InvalidInputError("key_id", "name the key to rotate: pass alias (or key_id)")
+        if key_id is not None:
+            validate_key_id(key_id)
+        validate_api_id(api_id)
+        check_grace_period(grace_period, allow_short_grace=allow_short_grace, now_ms=_now_ms())
+        if key_id is not None:
+            # An id the shape cannot tell from a key (key_ and a long random run) is confirmed
+            # by Unkey before the store is asked anything about it.
+            confirm_key_id(unkey, key_id)
+        _preflight(store, api_id, alias)
+        policy = retry or RetryPolicy()
+        rotation = Rotation(
+            unkey,
+            store,
+            api_id,
+            grace_period=grace_period,
+            retry=policy.run,
+            takeover=takeover,
+            lease=lease,
+            clock=clock,
+        )
+        result = rotation.run(key_id, alias)
+        scope.set(
+            key_id=result.key_id,
+            original_key_id=result.original_key_id,
+            rotation_outcome=result.outcome,
+        )
+        return result
 
 
 @guarded
@@ -468,21 +485,23 @@ def capture(
     Drop your own reference to the response afterwards: the SDK's objects print the plaintext
     in their repr.
     """
-    retry = retry or RetryPolicy()
-    issued = _issued_from_response(response, api_id, key_id, key, rerolled_from)
-    # The plaintext lives on in ``issued`` (a masked Secret) only: the raw argument and the
-    # SDK's response (whose repr prints it) leave this frame, so a log record made below with
-    # the live stack attached (Sentry's attach_stacktrace) finds neither.
-    del response, key
-    # From here on the caller has handed us a key that exists in Unkey: whatever fails before
-    # it is stored (the up-front check included) settles it as a failed write does.
-    location = _store_captured(store, issued, alias, retry, unkey)
-    if alias is not None:
-        issued = dataclasses.replace(issued, alias=alias)
-    # The key is stored now: a failed alias move deletes nothing (its write may have landed,
-    # and an alias naming a deleted key would strand its readers); the error says so.
-    _move_alias(store, issued, alias, retry, location, UNCHECKED)
-    return location
+    with flow("capture", api_id=api_id, alias=alias, rerolled_from=rerolled_from) as scope:
+        retry = retry or RetryPolicy()
+        issued = _issued_from_response(response, api_id, key_id, key, rerolled_from)
+        scope.set(key_id=issued.key_id)
+        # The plaintext lives on in ``issued`` (a masked Secret) only: the raw argument and the
+        # SDK's response (whose repr prints it) leave this frame, so a log record made below with
+        # the live stack attached (Sentry's attach_stacktrace) finds neither.
+        del response, key
+        # From here on the caller has handed us a key that exists in Unkey: whatever fails before
+        # it is stored (the up-front check included) settles it as a failed write does.
+        location = _store_captured(store, issued, alias, retry, unkey)
+        if alias is not None:
+            issued = dataclasses.replace(issued, alias=alias)
+        # The key is stored now: a failed alias move deletes nothing (its write may have landed,
+        # and an alias naming a deleted key would strand its readers); the error says so.
+        _move_alias(store, issued, alias, retry, location, UNCHECKED)
+        return location
 
 
 def _store_captured(
@@ -651,7 +670,9 @@ def _move_alias(
             try:
                 unkey.update_key(issued.key_id, enabled=False)
                 actions += (f"alias {alias} names another key", f"disabled key {issued.key_id}")
-            except UnkeyError:
+                compensated(issued.key_id, actions)
+            except UnkeyError as failure:
+                compensation_failed(issued.key_id, actions, failure)
                 actions += (f"alias {alias} names another key", "disabling it failed: revoke it")
             raise FlowError(
                 f"key {issued.key_id} is stored at {location.location}, but alias {alias} was "

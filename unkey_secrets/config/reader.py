@@ -37,6 +37,8 @@ from .._errors import ConfigurationError, InvalidInputError, StoreError, UnkeySe
 from .._models import StoredKey
 from .._redact import guarded
 from .._secret import Secret
+from ..telemetry import metrics as _metrics
+from ..telemetry.tracing import flow
 from ..transport.policy import deadline
 from ._model import KeyInfo, UnkeyKey, UnkeySecretStr
 from .errors import (
@@ -335,6 +337,7 @@ class CachedKey:
                 and clock() < self._fresh_until
                 and not self._expired_locked()
             ):
+                self._lookup("hit")
                 return self._stored
             flight = self._flight
             leader = flight is None
@@ -342,13 +345,20 @@ class CachedKey:
                 flight = self._flight = _Flight(reader.read_timeout)
         if not leader:
             return self._join(flight, force=force, field=field)
+        ref = self.ref
         try:
             # The whole read (relogin and verify included) under one deadline: each request's
             # own deadline is capped by it, so this caller is bounded as its waiters are.
-            with deadline(flight.bound):
+            with (
+                flow("reader.read", api_id=ref.api_id, alias=ref.alias, store=reader.store.name),
+                deadline(flight.bound),
+            ):
                 stored = self._read(field)
         except BaseException as exc:
             flight.error = exc
+            _metrics.reader_refresh_failed(
+                reader.store.name, ref.api_id, ref.alias, type(exc).__name__
+            )
             # Decided before the flight ends, so a caller arriving next sees the back-off.
             fallback = None if force else self._fallback(exc, flight)
             with self._lock:
@@ -356,7 +366,9 @@ class CachedKey:
             flight.done.set()
             if fallback is None:
                 raise
+            self._lookup("stale")
             return fallback
+        self._lookup("miss")
         old, new = self._accept(stored)
         with self._lock:
             self._flight = None
@@ -367,6 +379,7 @@ class CachedKey:
             _log.info(
                 "key behind %s changed: %s -> %s", self.ref.describe(), old.key_id, new.key_id
             )
+            self._picked_up(stored)
             for callback in callbacks:
                 try:
                     callback(old, new)
@@ -382,6 +395,7 @@ class CachedKey:
         if flight.done.wait(max(flight.expires - time.monotonic(), 0.0)):
             if flight.error is None:
                 assert flight.result is not None
+                self._lookup("miss")
                 return flight.result
             error = flight.error
         else:
@@ -389,7 +403,27 @@ class CachedKey:
         fallback = None if force else self._fallback(error, flight)
         if fallback is None:
             raise error
+        self._lookup("stale")
         return fallback
+
+    def _lookup(self, result: str) -> None:
+        """Count a key handed out: ``hit``, ``miss`` or ``stale`` (:mod:`..telemetry.metrics`)."""
+        _metrics.reader_lookup(self._reader.store.name, self.ref.api_id, self.ref.alias, result)
+
+    def _picked_up(self, stored: StoredKey) -> None:
+        """Record how long after its issue this reader first served ``stored`` (a new key)."""
+        if not _metrics.enabled() or not stored.issued_at:
+            return
+        try:
+            issued = dt.datetime.fromisoformat(stored.issued_at.replace("Z", "+00:00"))
+        except ValueError:
+            return  # a writer's text: no figure rather than a wrong one
+        if issued.tzinfo is None:
+            issued = issued.replace(tzinfo=dt.timezone.utc)
+        seconds = self._reader.wall_clock() - issued.timestamp()
+        _metrics.reader_rotation_pickup(
+            self._reader.store.name, self.ref.api_id, self.ref.alias, seconds
+        )
 
     def _overdue(self, flight: _Flight, field: str | None) -> KeyStoreUnavailableError:
         """The error for a caller whose wait for ``flight`` reached the read's bound."""

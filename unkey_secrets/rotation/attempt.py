@@ -52,6 +52,7 @@ from .._errors import (
 )
 from .._models import AliasState, IssuedKey, StoredLocation
 from ..settle import describe_error, lost_answer_settled, safe_cause, store_or_undo
+from ..settle.keys import compensated, compensation_failed
 from ..unkey import KeyInfo
 from .core import (
     PREVIOUS_EXPIRES_META_KEY,
@@ -431,6 +432,7 @@ class Attempt:
                 + ("never" if expires is None else str(expires))
             )
         except UnkeyError as exc:
+            compensation_failed(key_id, actions, exc, original_key_id=self.record.from_key_id)
             undone = "; ".join(actions) or "nothing was undone"
             raise CompensationFailedError(
                 f"storing key {key_id} failed ({type(cause).__name__}) and undoing it failed "
@@ -441,7 +443,7 @@ class Attempt:
                 actions=tuple(actions),
             ) from exc
         self.release()
-        logger.warning("compensated key_id=%s actions=%s", key_id, actions)
+        compensated(key_id, actions, original_key_id=self.record.from_key_id)
         return tuple(actions)
 
     def store(self) -> None:
@@ -552,6 +554,9 @@ class Attempt:
                 self.side.cut(record.from_key_id, cut, original.info.meta)
         except (UnkeyError, StoreError) as exc:
             self.release(key_id=issued.key_id)
+            compensation_failed(
+                issued.key_id, ("alias not moved",), exc, original_key_id=record.from_key_id
+            )
             return CompensationFailedError(
                 f"{where}, but moving alias {alias} to it failed ({describe_error(cause)}) and "
                 f"undoing the rotation failed ({type(exc).__name__}); run the rotation again "
@@ -568,6 +573,7 @@ class Attempt:
             if kept
             else f"cut key {record.from_key_id} to the grace period: alias {alias} names another",
         )
+        compensated(issued.key_id, actions, original_key_id=record.from_key_id)
         return CompensatedError(
             f"{where}, but moving alias {alias} to it failed ({describe_error(cause)}); "
             + "; ".join(actions[1:])

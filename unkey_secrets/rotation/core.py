@@ -26,6 +26,7 @@ from .._models import IssuedKey
 from .._validate import needs_unkey_confirmation
 from ..settle import keys as _settle
 from ..settle.keys import cut_target, find_marked
+from ..telemetry.audit import purpose
 from ..unkey import KeyInfo, UnkeyClient
 
 __all__ = [
@@ -210,9 +211,10 @@ class UnkeySide:
     def restore(self, original: Original) -> None:
         """Put the original back as it was before the rotation: its expiry and its meta."""
         rest = user_meta(original.info.meta)
-        self.unkey.update_key(
-            original.info.key_id, expires=original.previous_expires, meta=rest or None
-        )
+        with purpose("key.restored"):
+            self.unkey.update_key(
+                original.info.key_id, expires=original.previous_expires, meta=rest or None
+            )
 
     def cut_target(self, previous_expires: int | None, grace_period: dt.timedelta) -> int:
         """``min(previous_expires, now + grace_period)`` in Unix ms."""
@@ -233,7 +235,8 @@ class UnkeySide:
         rest = user_meta(meta)
         if rotated_to is not None:
             rest[ROTATED_TO_META_KEY] = rotated_to
-        self.unkey.update_key(key_id, expires=expires, meta=rest or None)
+        with purpose("key.cut"):
+            self.unkey.update_key(key_id, expires=expires, meta=rest or None)
 
     def strip(self, key_id: str, meta: Mapping[str, Any] | None) -> None:
         """Give the new key its own meta back (it copied our marks with the reroll).

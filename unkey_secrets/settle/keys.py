@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from .._errors import (
@@ -13,16 +13,66 @@ from .._errors import (
     UnkeyError,
     UnkeyNotFoundError,
 )
+from ..telemetry.tracing import outcome_of, record
 
 if TYPE_CHECKING:
     from ..unkey import KeyInfo, UnkeyClient
 
-__all__ = ["MARKER_META_KEY", "cut_target", "find_marked", "lost_answer_settled", "undo_create"]
+__all__ = [
+    "MARKER_META_KEY",
+    "compensated",
+    "compensation_failed",
+    "cut_target",
+    "find_marked",
+    "lost_answer_settled",
+    "undo_create",
+]
 
 logger = logging.getLogger("unkey_secrets.flows")
 
 #: The ``meta`` member naming the create or rotation a key belongs to while it is in flight.
 MARKER_META_KEY = "unkey_secrets_op"
+
+
+def compensated(
+    key_id: str | None, actions: Sequence[str], *, original_key_id: str | None = None
+) -> None:
+    """Report a compensation that ran: Unkey's side of a failed write undone (``actions``).
+
+    The one place every write path reports it: a warning on ``unkey_secrets.flows`` and the
+    audit event ``compensation.run``. ``key_id`` is the key undone, ``original_key_id`` the
+    original put back after a reroll.
+    """
+    logger.warning("compensated key_id=%s actions=%s", key_id, actions)
+    record(
+        "compensation.run",
+        "succeeded",
+        key_id=key_id,
+        original_key_id=original_key_id,
+        actions=list(actions),
+    )
+
+
+def compensation_failed(
+    key_id: str | None,
+    actions: Sequence[str],
+    error: BaseException,
+    *,
+    original_key_id: str | None = None,
+) -> None:
+    """Report a compensation that could not finish (``actions``: what it did before ``error``).
+
+    The audit event ``compensation.run`` with outcome ``failed`` (or ``unknown`` when the
+    error is a lost answer); the caller raises :class:`~unkey_secrets.CompensationFailedError`.
+    """
+    record(
+        "compensation.run",
+        outcome_of(error),
+        error=error,
+        key_id=key_id,
+        original_key_id=original_key_id,
+        actions=list(actions),
+    )
 
 
 def cut_target(now_ms: int, previous_expires: int | None, grace_period: dt.timedelta) -> int:
@@ -69,6 +119,8 @@ def lost_answer_settled(
     else:
         actions = ("Unkey had not acted",)
     actions += extra_actions
+    if found or extra_actions:
+        compensated(found[0] if found else None, actions, original_key_id=original_key_id)
     return AmbiguousOutcomeError(
         f"{operation} got no clear answer; " + "; ".join(actions) + ". Nothing was stored; "
         "it is safe to try again",
@@ -89,6 +141,7 @@ def undo_create(unkey: UnkeyClient, key_id: str, cause: BaseException) -> tuple[
     except UnkeyNotFoundError:
         pass  # gone already: what undoing wants
     except UnkeyError as exc:
+        compensation_failed(key_id, (), exc)
         raise CompensationFailedError(
             f"storing key {key_id} failed ({type(cause).__name__}) and deleting it failed "
             f"({type(exc).__name__}: {exc}). Revoke key {key_id}",
@@ -96,5 +149,5 @@ def undo_create(unkey: UnkeyClient, key_id: str, cause: BaseException) -> tuple[
             actions=(),
         ) from exc
     actions = (f"deleted key {key_id} in Unkey",)
-    logger.warning("compensated key_id=%s actions=%s", key_id, actions)
+    compensated(key_id, actions)
     return actions

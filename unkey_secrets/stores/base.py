@@ -9,6 +9,7 @@ from .._errors import ConfigurationError, StoredValueError
 from .._models import AliasState, IssuedKey, KeyEntry, StoredKey, StoredLocation
 from .._redact import confined, guarded
 from .._validate import PathTemplate, validate_alias, validate_api_id, validate_key_id
+from ..telemetry.tracing import store_call
 
 if TYPE_CHECKING:
     from ..rotation.record import RotationRecord
@@ -51,7 +52,9 @@ class SecretStore(ABC):
     Public methods validate their input, render locations from the templates and then call the
     backend's ``_``-prefixed hook, so a backend only speaks to its own API. They also keep the
     plaintext confined (:mod:`unkey_secrets._redact`): log records made during a write have it
-    masked, and an error leaving them carries no frame locals. Every write is
+    masked, and an error leaving them carries no frame locals. Each call of a hook is a span
+    when tracing is on, and :meth:`put` and :meth:`set_current` emit the audit events
+    ``key.stored`` and ``alias.moved`` (:mod:`unkey_secrets.telemetry`). Every write is
     create-only and idempotent: writing the same key_id again is a no-op (``created=False``),
     writing over anything we did not create raises :class:`~unkey_secrets.NotOwnedError`.
 
@@ -130,14 +133,21 @@ class SecretStore(ABC):
         """
         validate_api_id(api_id)
         validate_key_id(key_id)
-        return self._key_entry(self.key_location(api_id=api_id, key_id=key_id), api_id, key_id)
+        path = self.key_location(api_id=api_id, key_id=key_id)
+        with store_call(self.name, "key_entry", api_id=api_id, key_id=key_id, location=path):
+            return self._key_entry(path, api_id, key_id)
 
     @guarded
     def put(self, key: IssuedKey) -> StoredLocation:
         """Write ``key`` at its own location, create-only; repeating it is a no-op."""
         path = self.key_location(api_id=key.api_id, key_id=key.key_id)
-        with confined(key.secret):
-            return self._put(key, path)
+        with store_call(
+            self.name, "put", "key.stored", api_id=key.api_id, key_id=key.key_id, location=path
+        ) as call:
+            with confined(key.secret):
+                stored = self._put(key, path)
+            call.set(location=stored.location, version=stored.version, created=stored.created)
+        return stored
 
     @guarded
     def set_current(
@@ -155,8 +165,19 @@ class SecretStore(ABC):
         """
         validate_alias(alias)
         path = self.alias_location(api_id=key.api_id, alias=alias)
-        with confined(key.secret):
-            return self._set_current(key, path, alias, expected)
+        with store_call(
+            self.name,
+            "set_current",
+            "alias.moved",
+            api_id=key.api_id,
+            key_id=key.key_id,
+            alias=alias,
+            location=path,
+        ) as call:
+            with confined(key.secret):
+                moved = self._set_current(key, path, alias, expected)
+            call.set(location=moved.location, version=moved.version, created=moved.created)
+        return moved
 
     @guarded
     def alias_state(self, *, api_id: str, alias: str) -> AliasState | None:
@@ -168,7 +189,13 @@ class SecretStore(ABC):
         """
         validate_api_id(api_id)
         validate_alias(alias)
-        return self._alias_state(self.alias_location(api_id=api_id, alias=alias), api_id, alias)
+        path = self.alias_location(api_id=api_id, alias=alias)
+        observed = store_call(self.name, "alias_state", api_id=api_id, alias=alias, location=path)
+        with observed as call:
+            state = self._alias_state(path, api_id, alias)
+            if state is not None:
+                call.set(key_id=state.key_id)
+        return state
 
     @guarded
     def alias_exists(self, *, api_id: str, alias: str) -> bool:
@@ -176,7 +203,8 @@ class SecretStore(ABC):
         validate_api_id(api_id)
         validate_alias(alias)
         path = self.alias_location(api_id=api_id, alias=alias)
-        return self._alias_exists(path, api_id, alias)
+        with store_call(self.name, "alias_exists", api_id=api_id, alias=alias, location=path):
+            return self._alias_exists(path, api_id, alias)
 
     @guarded
     def get(self, *, api_id: str, key_id: str) -> StoredKey:
@@ -186,7 +214,8 @@ class SecretStore(ABC):
         :class:`~unkey_secrets.StoredValueError`: a reader never gets another key than its own.
         """
         path = self.key_location(api_id=api_id, key_id=key_id)
-        stored = self._get(path)
+        with store_call(self.name, "get", api_id=api_id, key_id=key_id, location=path):
+            stored = self._get(path)
         if stored.key_id != key_id or stored.api_id != api_id:
             raise StoredValueError(
                 f"value at {path} holds key {stored.key_id} of API {stored.api_id}, not key "
@@ -204,7 +233,10 @@ class SecretStore(ABC):
         it has one, names it); otherwise :class:`~unkey_secrets.StoredValueError`.
         """
         path = self.alias_location(api_id=api_id, alias=alias)
-        stored = self._get_current(path)
+        observed = store_call(self.name, "get_current", api_id=api_id, alias=alias, location=path)
+        with observed as call:
+            stored = self._get_current(path)
+            call.set(key_id=stored.key_id, version=stored.version)
         if stored.api_id != api_id:
             problem = f"a key of API {stored.api_id}, not of API {api_id}"
         elif stored.alias not in (None, alias):
@@ -216,7 +248,9 @@ class SecretStore(ABC):
     @guarded
     def read_rotation(self, *, api_id: str, key_id: str) -> RotationRecord | None:
         """The record of the rotation of ``key_id``, or None if it was never rotated here."""
-        return self._read_rotation(self.rotation_location(api_id=api_id, key_id=key_id))
+        path = self.rotation_location(api_id=api_id, key_id=key_id)
+        with store_call(self.name, "read_rotation", api_id=api_id, key_id=key_id, location=path):
+            return self._read_rotation(path)
 
     @guarded
     def write_rotation(self, record: RotationRecord) -> None:
@@ -227,7 +261,15 @@ class SecretStore(ABC):
         wrote first.
         """
         path = self.rotation_location(api_id=record.api_id, key_id=record.from_key_id)
-        self._write_rotation(record, path)
+        with store_call(
+            self.name,
+            "write_rotation",
+            api_id=record.api_id,
+            key_id=record.from_key_id,
+            location=path,
+            revision=record.revision,
+        ):
+            self._write_rotation(record, path)
 
     @abstractmethod
     def _put(self, key: IssuedKey, path: str) -> StoredLocation:

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 
-from .._errors import ConfigurationError, InvalidInputError, UnkeyResponseError
+from .._errors import ConfigurationError, InvalidInputError, UnkeyResponseError, UnkeyServerError
 from .._models import IssuedKey
 from .._redact import confined, guarded, hold
 from .._secret import Secret
@@ -56,6 +56,8 @@ from .._validate import (
     validate_key_id,
     validate_key_plaintext,
 )
+from ..telemetry.audit import current_purpose
+from ..telemetry.tracing import unkey_call
 from ..transport.httpx import build_client, check_given_client, deadline_seconds
 from ..transport.policy import DEFAULT_MAX_ANSWER_BYTES
 from .backoff import Backoff
@@ -89,6 +91,7 @@ from .options import (
 from .wire import Answer, Operation, Wire, ambiguous, check_base_url
 
 if TYPE_CHECKING:
+    from ..telemetry.tracing import Observed
     from .settings import UnkeySettings
 
 __all__ = [
@@ -358,16 +361,20 @@ class UnkeyClient:
             body["enabled"] = check_bool(enabled, "enabled")
         if recoverable is not None:
             body["recoverable"] = check_bool(recoverable, "recoverable")
-        answer = self._wire.call(_CREATE_KEY, body)
-        return _issued(
-            _CREATE_KEY,
-            answer,
-            api_id=api_id,
-            name=name,
-            external_id=external_id,
-            prefix=prefix,
-            expires=body.get("expires"),
-        )
+        with unkey_call(
+            _CREATE_KEY.name, "key.created", unsure=(UnkeyServerError,), api_id=api_id
+        ) as call:
+            answer = self._wire.call(_CREATE_KEY, body)
+            return _issued(
+                _CREATE_KEY,
+                answer,
+                call,
+                api_id=api_id,
+                name=name,
+                external_id=external_id,
+                prefix=prefix,
+                expires=body.get("expires"),
+            )
 
     @guarded
     def reroll_key(self, key_id: str, *, expiration_ms: int, api_id: str) -> IssuedKey:
@@ -382,8 +389,15 @@ class UnkeyClient:
             "expiration": check_int(expiration_ms, "expiration_ms", 0, MAX_TIMESTAMP_MS),
         }
         validate_api_id(api_id)
-        answer = self._wire.call(_REROLL_KEY, body)
-        return _issued(_REROLL_KEY, answer, api_id=api_id, rerolled_from=key_id)
+        with unkey_call(
+            _REROLL_KEY.name,
+            "key.rotated",
+            unsure=(UnkeyServerError,),
+            api_id=api_id,
+            original_key_id=key_id,
+        ) as call:
+            answer = self._wire.call(_REROLL_KEY, body)
+            return _issued(_REROLL_KEY, answer, call, api_id=api_id, rerolled_from=key_id)
 
     @guarded
     def verify_key(
@@ -414,7 +428,8 @@ class UnkeyClient:
             body["credits"] = {"cost": check_int(credits_cost, "credits_cost", 0, 10**12)}
         if ratelimits is not None:
             body["ratelimits"] = check_verify_ratelimits(ratelimits)
-        with confined(Secret(plaintext)):
+        # The span names the operation only: the key is what is being verified.
+        with confined(Secret(plaintext)), unkey_call(_VERIFY_KEY.name):
             answer = self._wire.call(_VERIFY_KEY, body, (plaintext,))
         return read_verify_result(Reader(_VERIFY_KEY.name, answer.data))
 
@@ -424,7 +439,8 @@ class UnkeyClient:
         body: dict[str, Any] = {"keyId": validate_key_id(key_id)}
         if check_bool(decrypt, "decrypt"):
             body["decrypt"] = True
-        answer = self._wire.call(_GET_KEY, body)
+        with unkey_call(_GET_KEY.name, key_id=key_id):
+            answer = self._wire.call(_GET_KEY, body)
         return read_key_info(Reader(_GET_KEY.name, answer.data))
 
     @guarded
@@ -471,7 +487,15 @@ class UnkeyClient:
                 body[wire] = check(value)
         if len(body) == 1:
             raise InvalidInputError("changes", "nothing to update; pass at least one field")
-        return _required_request_id(_UPDATE_KEY, self._wire.call(_UPDATE_KEY, body))
+        changed = [field for field, (wire, *_) in changes.items() if wire in body]
+        # A new end (null: never) is the event's news; other values are not shown.
+        end = {"expires": body["expires"]} if "expires" in body else {}
+        with unkey_call(
+            _UPDATE_KEY.name, _update_action(body), key_id=key_id, changes=changed, **end
+        ) as call:
+            request_id = _required_request_id(_UPDATE_KEY, self._wire.call(_UPDATE_KEY, body))
+            call.set(request_id=request_id)
+        return request_id
 
     @guarded
     def delete_key(self, key_id: str, *, permanent: bool = False) -> str:
@@ -482,7 +506,10 @@ class UnkeyClient:
         body: dict[str, Any] = {"keyId": validate_key_id(key_id)}
         if check_bool(permanent, "permanent"):
             body["permanent"] = True
-        return _required_request_id(_DELETE_KEY, self._wire.call(_DELETE_KEY, body))
+        with unkey_call(_DELETE_KEY.name, "key.deleted", key_id=key_id) as call:
+            request_id = _required_request_id(_DELETE_KEY, self._wire.call(_DELETE_KEY, body))
+            call.set(request_id=request_id)
+        return request_id
 
     @guarded
     def list_keys(
@@ -513,7 +540,8 @@ class UnkeyClient:
         op = _LIST_KEYS.name
         cursors: set[str] = set()
         while True:
-            answer = self._wire.call(_LIST_KEYS, body)
+            with unkey_call(_LIST_KEYS.name, api_id=body["apiId"]):
+                answer = self._wire.call(_LIST_KEYS, body)
             if not isinstance(answer.data, list):
                 raise Reader(op, {}).error("data", "an array")
             for index, item in enumerate(answer.data):
@@ -535,13 +563,15 @@ class UnkeyClient:
     @guarded
     def create_api(self, name: str) -> str:
         """Create an API (keyspace) named ``name`` (apis.createApi); return its apiId."""
-        answer = self._wire.call(_CREATE_API, {"name": check_text(name, "name", 3, 256)})
+        with unkey_call(_CREATE_API.name):
+            answer = self._wire.call(_CREATE_API, {"name": check_text(name, "name", 3, 256)})
         return Reader(_CREATE_API.name, answer.data).required_text("apiId")
 
     @guarded
     def get_api(self, api_id: str) -> ApiInfo:
         """Describe ``api_id`` (apis.getApi): a cheap check that the root key can see it."""
-        answer = self._wire.call(_GET_API, {"apiId": validate_api_id(api_id)})
+        with unkey_call(_GET_API.name, api_id=api_id):
+            answer = self._wire.call(_GET_API, {"apiId": validate_api_id(api_id)})
         reader = Reader(_GET_API.name, answer.data)
         return ApiInfo(api_id=reader.required_text("id"), name=reader.required_text("name"))
 
@@ -552,17 +582,28 @@ def _required_request_id(op: Operation, answer: Answer) -> str:
     return answer.request_id
 
 
-def _issued(op: Operation, answer: Answer, **fields: Any) -> IssuedKey:
+def _update_action(body: Mapping[str, Any]) -> str:
+    """The audit action of an updateKey: enabling or disabling names it, else the purpose."""
+    if body.get("enabled") is True:
+        return "key.enabled"
+    if body.get("enabled") is False:
+        return "key.disabled"
+    return current_purpose() or "key.updated"
+
+
+def _issued(op: Operation, answer: Answer, call: Observed, **fields: Any) -> IssuedKey:
     """Build the IssuedKey; an answer without a readable keyId and key is ambiguous.
 
     A key that breaks the one key rule (``_validate.validate_key_plaintext``) raises
     :class:`~unkey_secrets.UnkeyResponseError` naming the new ``key_id``, which exists in
-    Unkey: the caller deletes it (:func:`~unkey_secrets.provision` does).
+    Unkey: the caller deletes it (:func:`~unkey_secrets.provision` does). ``call`` (the
+    request's observation) learns the new key's id, and that the key exists either way.
     """
     data = answer.data if isinstance(answer.data, dict) else {}
     key_id, key = data.get("keyId"), data.get("key")
     if not (isinstance(key_id, str) and _KEY_ID.fullmatch(key_id) and isinstance(key, str) and key):
         raise ambiguous(op, "answered without a readable keyId and key")
+    call.set(key_id=key_id, request_id=answer.request_id)
     secret = Secret(key)
     try:
         validate_key_plaintext(secret, key_id)
@@ -570,6 +611,7 @@ def _issued(op: Operation, answer: Answer, **fields: Any) -> IssuedKey:
         problem = exc.problem
     else:
         return IssuedKey(key_id=key_id, secret=secret, request_id=answer.request_id, **fields)
+    call.happened()
     # Raised outside the except block: the problem names a length, never the key.
     raise UnkeyResponseError(
         f"{op.name} answered key {key_id} with a plaintext that is not an Unkey key "

@@ -38,6 +38,7 @@ from .._errors import (
 from .._redact import guarded
 from .._secret import Secret
 from .._validate import _describe, is_loopback_host, untrusted_request_id, untrusted_text
+from ..telemetry.tracing import annotate, span_event
 from ..transport.httpx import ACCEPT_ENCODING, deadline_seconds, read_answer
 from ..transport.policy import DEFAULT_MAX_ANSWER_BYTES, Budget, TransportBreachError, deadline
 from ._repr import field_repr
@@ -258,6 +259,7 @@ class Wire:
                 raise _transport_error(op, reply.kind, reply.never_sent, retries + 1)
             request_id = _request_id(reply.doc)
             status = reply.status
+            annotate(**{"http.response.status_code": status})
             logger.debug(
                 "%s answered %d requestId=%s in %.1f ms", op.name, status, request_id, elapsed_ms
             )
@@ -313,6 +315,9 @@ class Wire:
         )
 
     def _pause(self, op: Operation, retries: int, delay: float, reason: str) -> None:
+        # The call's span (when tracing): how many retries, and why each (a status, a class).
+        annotate(retries=retries + 1)
+        span_event("unkey_secrets.retry", attempt=retries + 2, reason=reason, delay_s=delay)
         logger.debug(
             "%s retry %d/%d in %.3f s after %s",
             op.name,
