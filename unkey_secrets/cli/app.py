@@ -2,7 +2,8 @@
 
 ::
 
-    unkey-secrets [--json] [-v | -vv] [--store NAME] [SETTINGS FLAGS] COMMAND ...
+    unkey-secrets [--json] [-v | -vv] [--store NAME] [--audit-log FILE] [SETTINGS FLAGS]
+                  COMMAND ...
 
     provision --api-id API [--alias NAME [--replace]] [--mode safe|fast] [--name N] [--prefix P]
               [--external-id E] [--meta JSON] [--expires MS] [--permission P ...] [--role R ...]
@@ -23,8 +24,11 @@
     bulk      (when installed: unkey_secrets/cli/bulk.py)
 
 Global options go before or after the command. Durations are seconds or ``30m``, ``24h``,
-``90d``. The settings flags ``--vault-addr``, ``--vault-namespace``, ``--mount``, ``--region``,
-``--profile`` and ``--endpoint-url`` win over the environment variable each one names.
+``90d``. ``--audit-log FILE`` (or ``UNKEY_SECRETS_AUDIT_LOG``) appends one audit event per
+change the command makes to FILE, as JSON lines (schema ``unkey-secrets/audit/v1``,
+:mod:`unkey_secrets.telemetry.audit`), the file created with mode 0600. The settings flags
+``--vault-addr``, ``--vault-namespace``, ``--mount``, ``--region``, ``--profile`` and
+``--endpoint-url`` win over the environment variable each one names.
 
 Configuration flows through the library's one precedence chain
 (:func:`unkey_secrets.settings.load_settings`): a settings flag, then the environment, then the
@@ -59,9 +63,10 @@ import datetime as dt
 import getpass
 import json
 import logging
+import os
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import __version__, flows
@@ -77,10 +82,13 @@ from .._secret import Secret
 from .._validate import needs_unkey_confirmation, validate_key_id
 from ..rotation.core import DEFAULT_GRACE_PERIOD, MINIMUM_GRACE_PERIOD, confirm_key_id
 from ..stores import SecretStore, available_stores, load_store
+from ..telemetry.audit import AUDIT_LOGGER, AuditLogHandler
+from ..telemetry.tracing import flow
 from ..unkey import UnkeyClient
 from . import options as _options
 from .commands import MODULES
 from .options import (
+    AUDIT_LOG_VARIABLE,
     GLOBAL_VALUE_OPTIONS,
     add_global_options,
     closest_command,
@@ -112,6 +120,7 @@ __all__ = [
     "MAX_KEY_BYTES",
     "PartialFailure",
     "UsageError",
+    "audit_log",
     "build_parser",
     "command_names",
     "configure_logging",
@@ -573,6 +582,32 @@ def configure_logging(verbosity: int) -> None:
         logging.getLogger("unkey_secrets").setLevel(logging.INFO)
 
 
+@contextlib.contextmanager
+def audit_log(path: str | None) -> Iterator[None]:
+    """Append the audit events of the block to ``path`` (JSON lines), if one is given.
+
+    The audit logger is set to INFO and stops propagating for the block, so the events go to
+    the file and not to stderr as well; both are put back afterwards. Raises
+    :class:`~unkey_secrets.ConfigurationError` when the file cannot be opened.
+    """
+    if not path:
+        yield
+        return
+    handler = AuditLogHandler(path)
+    logger = logging.getLogger(AUDIT_LOGGER)
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+        handler.close()
+
+
 # -- commands -------------------------------------------------------------------------------
 
 
@@ -782,7 +817,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = _runner(args.command)
         token = _FLAG_OVERRIDES.set(settings_overrides(args))
         try:
-            code = run(args, out)
+            with (
+                audit_log(args.audit_log or os.environ.get(AUDIT_LOG_VARIABLE)),
+                flow(f"cli.{args.command}"),
+            ):
+                code = run(args, out)
         finally:
             _FLAG_OVERRIDES.reset(token)
     except KeyboardInterrupt as exc:

@@ -1,7 +1,7 @@
 """Conventions shared by every command: global options, durations, settings flags, exit codes.
 
-* Global options (``--json``, ``-v``, ``--store`` and the settings flags) are accepted before
-  the command and after it, as ``vault`` and ``aws`` accept theirs.
+* Global options (``--json``, ``-v``, ``--store``, ``--audit-log`` and the settings flags) are
+  accepted before the command and after it, as ``vault`` and ``aws`` accept theirs.
 * Durations are whole seconds or ``30m``, ``24h``, ``90d``, ``2w``, or a sum such as ``1h30m``.
 * The settings flags (``--vault-addr``, ``--vault-namespace``, ``--mount``, ``--region``,
   ``--profile``, ``--endpoint-url``) win over the environment variable each one names: they
@@ -22,6 +22,7 @@ from .._errors import InvalidInputError, UnkeySecretsError
 from .._validate import validate_alias
 
 __all__ = [
+    "AUDIT_LOG_VARIABLE",
     "EXIT_FAILURE",
     "EXIT_FINDINGS",
     "EXIT_INTERRUPTED",
@@ -108,7 +109,9 @@ SETTINGS_FLAGS: Mapping[str, SettingsFlag] = {
     ),
 }
 #: Global options that take a value (the value is never a command name).
-GLOBAL_VALUE_OPTIONS = frozenset({"--store", *SETTINGS_FLAGS})
+GLOBAL_VALUE_OPTIONS = frozenset({"--store", "--audit-log", *SETTINGS_FLAGS})
+#: The audit log's file when ``--audit-log`` is not given.
+AUDIT_LOG_VARIABLE = "UNKEY_SECRETS_AUDIT_LOG"
 
 
 def add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -140,6 +143,13 @@ def add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         metavar="NAME",
         default=default(None),
         help="where keys are written: vault, aws or a plugin's name",
+    )
+    group.add_argument(
+        "--audit-log",
+        metavar="FILE",
+        default=default(None),
+        help=f"append an audit event (JSON, one per line) for every change made; created 0600 "
+        f"(overrides {AUDIT_LOG_VARIABLE})",
     )
     for flag, setting in SETTINGS_FLAGS.items():
         metavar = flag.rpartition("-")[2].upper()
