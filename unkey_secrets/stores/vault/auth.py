@@ -60,7 +60,15 @@ def lease_of(answer: object, *, section: str) -> Lease | None:
     ttl = body.get("lease_duration" if section == "auth" else "ttl")
     if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 0:
         return None
+    if ttl == 0 and section == "data" and body.get("expire_time"):
+        # lookup-self rounds down: a token in its last second reads ttl 0, like one that never
+        # expires, but it has an expire_time. Renew it now rather than take it for immortal.
+        return Lease(_LAST_SECOND, body.get("renewable") is True)
     return Lease(float(ttl), body.get("renewable") is True)
+
+
+#: The lease given to a token that lookup-self says ends within the second.
+_LAST_SECOND = 0.001
 
 
 @guarded

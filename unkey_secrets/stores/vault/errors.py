@@ -110,7 +110,8 @@ def translate(exc: BaseException, *, operation: str, location: str) -> StoreErro
         shown = f"{status} {name}" if status else name
         if isinstance(exc, (hve.Forbidden, hve.Unauthorized)):
             return StoreAccessError(
-                f"Vault refused {where}: {shown} (check the token and its policy)",
+                f"Vault refused {where}: {shown} (check the token and its policy; a token may "
+                "have expired)",
                 store=STORE,
                 location=location,
             )
