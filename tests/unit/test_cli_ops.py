@@ -803,6 +803,19 @@ def test_rotate_due_goes_on_after_a_failure_and_exits_4(
     assert (summary["rotated"], summary["missing"]) == (2, 2)
 
 
+def test_rotate_due_text_names_an_alias_without_a_key_once(
+    capsys: pytest.CaptureFixture[str], world: World
+) -> None:
+    code, out, err = run(
+        capsys,
+        *("rotate-due", "--api-id", world.api, "--older-than", "30d", "--alias", "missing"),
+    )
+    assert code == options.EXIT_PARTIAL, err
+    (line,) = [row for row in out.splitlines() if "alias missing" in row]
+    assert line.startswith("missing   alias missing: ")
+    assert "::" not in line
+
+
 def test_rotate_due_all_aliases_and_age_from_store(
     capsys: pytest.CaptureFixture[str], world: World
 ) -> None:

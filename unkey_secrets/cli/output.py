@@ -372,7 +372,9 @@ def _rotate_due_lines(record: Record) -> list[str]:
     if outcome == "rotated":
         return [f"rotated   alias {record['alias']}:{key} -> key {record['new_key_id']}{age}"]
     tail = f": {record['error']}" if record["error"] else ""
-    return [f"{outcome:<9} alias {record['alias']}:{key}{age}{tail}"]
+    # No key (the alias could not be read): "alias s0: <error>", not "alias s0:: <error>".
+    facts = f":{key}{age}" if key or age else ""
+    return [f"{outcome:<9} alias {record['alias']}{facts}{tail}"]
 
 
 for _command, _render in (
