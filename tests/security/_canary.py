@@ -3,7 +3,10 @@
 A *flow* is a callable that takes a :class:`FlowContext`, does one scenario end to end and
 tells the context which plaintexts (canaries) went through it. A *channel* is a callable that
 takes the finished :class:`FlowRun` and returns the text (or bytes) one kind of observer would
-see: log records, stdout/stderr, exception text, a rendered traceback, reprs, serialised copies.
+see: log records, stdout/stderr, exception text, a rendered traceback, reprs, serialised copies,
+the audit events (a SIEM's feed, the CLI's ``--audit-log`` file) and what OpenTelemetry's
+exporters would ship (every span, attribute, event and metric point, gathered by the SDK's
+in-memory exporter and reader while the flow ran).
 The matrix is every flow against every channel. Later features (CLI, Lambda, app configuration)
 add their flows with :func:`flow` and their channels (a CLI's ``--json`` output...) with
 :func:`channel`, and the matrix grows.
@@ -27,6 +30,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from .._telemetry import collected
 
 FlowFunc = Callable[["FlowContext"], object]
 ChannelFunc = Callable[["FlowRun"], "str | bytes"]
@@ -129,6 +134,8 @@ class FlowContext:
     #: The credentials the flow used (root key, Vault token, secret_id, JWT, AWS secret key and
     #: session token), each with the fragments that count as its leak.
     credentials: dict[str, list[str]] = field(default_factory=dict)
+    #: Lines of audit log files a flow's processes wrote (the CLI's ``--audit-log``).
+    audit_lines: list[str] = field(default_factory=list)
 
     def fixture(self, name: str) -> Any:
         """Return the fixture ``name`` (session servers from the unkey_secrets plugin...)."""
@@ -172,6 +179,10 @@ class FlowRun:
     error: BaseException | None
     objects: list[object]
     credentials: dict[str, list[str]] = field(default_factory=dict)
+    #: Every audit event of the run: the records of this process, then the CLI's files' lines.
+    audit: list[dict[str, Any]] = field(default_factory=list)
+    #: Every span (JSON) the SDK's exporter got, and the metric points, as an exporter ships them.
+    otel: str = ""
 
     def leaks(self, observed: str | bytes) -> list[str]:
         """Return the canary and credential fragments found in ``observed``."""
@@ -235,11 +246,13 @@ def run_flow(
     result: object = None
     error: BaseException | None = None
     capfd.readouterr()
-    with debug_logging() as records:
+    with debug_logging() as records, collected() as told:
         try:
             result = FLOWS[name](context)
         except Exception as exc:  # noqa: BLE001 (the error is one of the things observed)
             error = exc
+        audit = told.events + [json.loads(line) for line in context.audit_lines]
+        otel = told.otel_text()
     out, err = capfd.readouterr()
     if not context.canaries and not context.credentials:
         raise AssertionError(f"flow {name!r} noted no canary nor credential: it proves nothing")
@@ -255,6 +268,8 @@ def run_flow(
         error,
         context.objects,
         context.credentials,
+        audit,
+        otel,
     )
 
 
@@ -282,6 +297,16 @@ def _logs(run: FlowRun) -> str:
         lines.append(repr(record.args))
         lines.append(repr({k: v for k, v in record.__dict__.items() if k != "exc_info"}))
     return "\n".join(lines)
+
+
+@channel("audit")
+def _audit(run: FlowRun) -> str:
+    return "\n".join(json.dumps(event) for event in run.audit)
+
+
+@channel("otel")
+def _otel(run: FlowRun) -> str:
+    return run.otel
 
 
 @channel("stdio")

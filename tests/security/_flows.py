@@ -624,10 +624,18 @@ def cli_run(
     exit_code: int | tuple[int, ...],
     stdin: bytes = b"",
 ) -> subprocess.CompletedProcess[str]:
-    """Run the console script with Unkey behind a tap that notes every key it issues."""
+    """Run the console script with Unkey behind a tap that notes every key it issues.
+
+    Its audit log (``UNKEY_SECRETS_AUDIT_LOG``) goes to a file of its own, whose lines the
+    context keeps for the audit channel.
+    """
+    audit_log = ctx.fixture("tmp_path_factory").mktemp("audit") / "audit.jsonl"
     with tapped_emulator(ctx.fixture("unkey_emulator_server"), ctx.canaries) as server:
         unkey_settings = {**unkey_env(server), "UNKEY_ROOT_KEY": root_key(ctx)}
-        done = run_cli(args, {**store_env, **unkey_settings}, stdin=stdin)
+        audited = {"UNKEY_SECRETS_AUDIT_LOG": str(audit_log)}
+        done = run_cli(args, {**store_env, **unkey_settings, **audited}, stdin=stdin)
+    if audit_log.exists():
+        ctx.audit_lines += audit_log.read_text(encoding="utf-8").splitlines()
     relay(done)
     expected = exit_code if isinstance(exit_code, tuple) else (exit_code,)
     if done.returncode not in expected:
