@@ -10,7 +10,9 @@ same way:
   carry its marker in ``meta``), and :func:`lost_answer_settled` says what was done about them;
 * :func:`undo_create` deletes a key Unkey made that could not be stored, and
   :func:`store_or_undo` stores a new key or undoes Unkey's side, asking the store first
-  whether a failed write landed.
+  whether a failed write landed;
+* :func:`~.keys.compensated` and :func:`~.keys.compensation_failed` report what undoing did
+  (a warning, and the audit event ``compensation.run``), wherever it ran.
 """
 
 from __future__ import annotations
