@@ -305,3 +305,34 @@ def test_bulk_lines_are_spans_of_the_callers_trace_and_a_failed_line_is_counted(
     )
     events = valid(seen.events)
     assert {e["flow"] for e in events} == {"provision"}  # the innermost flow names each change
+
+
+def test_a_command_of_the_command_line_is_the_root_of_its_flows_trace(
+    openbao_server: OpenBaoServer,
+    unkey_emulator_server: EmulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    seen: Collected,
+) -> None:
+    from unkey_secrets.cli import main
+
+    for name, value in {
+        "VAULT_ADDR": openbao_server.url,
+        "VAULT_TOKEN": openbao_server.root_token,
+        "UNKEY_ROOT_KEY": unkey_emulator_server.root_key,
+        "UNKEY_BASE_URL": unkey_emulator_server.url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    api_id = unkey_emulator_server.emulator.create_api("cli-traced")
+    assert main(["--store", "vault", "provision", "--api-id", api_id]) == 0
+    capsys.readouterr()
+    command = seen.span("unkey_secrets.cli.provision")
+    assert command.parent is None
+    assert [s.name for s in children(seen, command)] == ["unkey_secrets.provision"]
+    assert (
+        seen.delta(
+            metrics.FLOWS,
+            **{"unkey_secrets.flow": "cli.provision", "unkey_secrets.outcome": "succeeded"},
+        )
+        == 1
+    )
