@@ -15,6 +15,7 @@ import sys
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 from botocore.exceptions import ClientError
 
@@ -217,6 +218,60 @@ def test_a_value_over_65536_bytes_is_refused(sm: Any) -> None:
     sm.put_secret_value(SecretId=arn, SecretString="x" * 65_536)
     _refused("ValidationException", sm.put_secret_value, SecretId=arn, SecretString="é" * 32_769)
     _refused("ValidationException", sm.create_secret, Name=_name(), SecretString="x" * 65_537)
+
+
+# PutSecretValue, SecretBinary: "You must include SecretBinary or SecretString, but not both."
+# CreateSecret: "Either SecretString or SecretBinary must have a value, but not both." AWS
+# answers InvalidParameterException: "You can't specify both a binary secret value and a string
+# secret value in the same secret."
+def test_a_string_and_a_binary_value_at_once_are_refused(sm: Any) -> None:
+    name = _name()
+    _refused(
+        "InvalidParameterException",
+        sm.create_secret,
+        Name=name,
+        SecretString="s",
+        SecretBinary=b"b",
+    )
+    _refused("ResourceNotFoundException", sm.describe_secret, SecretId=name)
+    arn, v1 = _secret(sm)
+    _refused(
+        "InvalidParameterException",
+        sm.put_secret_value,
+        SecretId=arn,
+        SecretString="s2",
+        SecretBinary=b"b2",
+        ClientRequestToken=_token(),
+    )
+    assert _labels(sm, arn) == {v1: ["AWSCURRENT"]}, "nothing was stored"
+    value = sm.get_secret_value(SecretId=arn)
+    assert (value["SecretString"], "SecretBinary" in value) == ("v1", False)
+
+
+# SecretBinary: "Type: Base64-encoded binary data object". A member that is not (only a raw
+# HTTP client can send one) is refused as malformed: 400, never a server error.
+def test_a_binary_value_that_is_not_base64_is_a_400(moto_server: MotoServer, sm: Any) -> None:
+    arn, v1 = _secret(sm)
+    for operation, params in (
+        ("PutSecretValue", {"SecretId": arn, "ClientRequestToken": _token()}),
+        ("CreateSecret", {"Name": _name(), "ClientRequestToken": _token()}),
+    ):
+        answer = httpx.post(
+            moto_server.url,
+            content=json.dumps({**params, "SecretBinary": "!!not base64!!"}),
+            headers={
+                "X-Amz-Target": f"secretsmanager.{operation}",
+                "Content-Type": "application/x-amz-json-1.1",
+                "Authorization": (
+                    "AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/secretsmanager/"
+                    "aws4_request, SignedHeaders=host, Signature=0"
+                ),
+            },
+            timeout=30,
+        )
+        assert answer.status_code == 400, (operation, answer.status_code, answer.text[:200])
+        assert answer.json()["__type"] == "SerializationException", operation
+    assert _labels(sm, arn) == {v1: ["AWSCURRENT"]}, "nothing was stored"
 
 
 # InvalidRequestException: "A parameter value is not valid for the current state of the

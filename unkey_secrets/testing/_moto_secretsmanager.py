@@ -29,6 +29,9 @@ What it corrects, each as the AWS API reference documents it:
 * Every write and read of a secret scheduled for deletion is InvalidRequestException (moto
   writes); a value over 65,536 bytes and a name outside ``[A-Za-z0-9/_+=.@-]`` are
   ValidationException (moto takes them).
+* CreateSecret and PutSecretValue with both SecretString and SecretBinary are
+  InvalidParameterException (moto stores both); a SecretBinary that is not base64 is
+  SerializationException, a 400 (moto fails with a 500).
 
 Not corrected: RotateSecret (moto invokes the rotation function itself, which it can only do
 through docker), and the calls neither the store nor the rotation Lambda nor the readers make.
@@ -43,6 +46,7 @@ import time
 import uuid
 from typing import Any
 
+from moto.core.exceptions import JsonRESTError
 from moto.moto_server.werkzeug_app import create_backend_app
 from moto.secretsmanager.exceptions import (
     InvalidParameterException,
@@ -266,12 +270,31 @@ class AwsSecretsManagerResponse(SecretsManagerResponse):
         return secret
 
     def _value(self) -> tuple[str | None, str | None]:
-        """The request's SecretString and SecretBinary (base64, as sent), after the size check."""
+        """The request's SecretString and SecretBinary (base64, as sent), after AWS's checks.
+
+        Both given: InvalidParameterException ("You must include SecretBinary or SecretString,
+        but not both"). A SecretBinary that is not base64 (only a raw HTTP client can send one):
+        SerializationException, the 400 AWS's JSON protocol answers a malformed member with.
+        Either over 65,536 bytes: ValidationException.
+        """
         text = self._get_param("SecretString")
         binary = self._get_param("SecretBinary")
+        if text is not None and binary is not None:
+            raise InvalidParameterException(
+                "You can't specify both a binary secret value and a string secret value in the "
+                "same secret."
+            )
+        size = 0
+        if binary is not None:
+            try:
+                size = len(base64.b64decode(binary, validate=True))
+            except (TypeError, ValueError):  # binascii.Error is a ValueError
+                raise JsonRESTError(
+                    "SerializationException", "SecretBinary is not a base64-encoded string."
+                ) from None
         sizes = (
             ("secretString", len(text.encode("utf-8")) if isinstance(text, str) else 0),
-            ("secretBinary", len(base64.b64decode(binary)) if isinstance(binary, str) else 0),
+            ("secretBinary", size),
         )
         for member, size in sizes:
             if size > MAX_VALUE_BYTES:
