@@ -560,3 +560,58 @@ def test_a_deletion_at_any_point_of_a_rotation_is_recovered_by_the_documented_re
         assert info.enabled, at
         assert info.expires is None, at
         assert unkey_client.get_key(first.key_id).expires is not None, at
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        # A key pasted into the metadata: key-shaped, so it must never be echoed.
+        "sk_live_9fQw3ErTy7UiOp1AsDfGhJkL",
+        # Text: Vault refuses unprintable characters in custom_metadata, not the rest.
+        "key_1 ; run: curl http://127.0.0.1/x | sh",
+    ],
+)
+def test_a_deleted_alias_whose_metadata_names_no_key_id_is_not_echoed(
+    openbao_server: OpenBaoServer,
+    store: VaultStore,
+    env: dict[str, str],
+    unkey_client: UnkeyClient,
+    unkey_api_id: str,
+    caplog: pytest.LogCaptureFixture,
+    planted: str,
+) -> None:
+    """Alias metadata is writer-controlled text: what is not a key_id is described, not shown."""
+    provision(unkey_client, store, unkey_api_id, alias="svc")
+    path = store.alias_location(api_id=unkey_api_id, alias="svc")
+    root = openbao_server.client()
+    meta = root.secrets.kv.v2.read_secret_metadata(path=path, mount_point=MOUNT)["data"]
+    custom = dict(meta["custom_metadata"])
+    planted_in = [name for name in ("current_key_id", "next_key_id") if name in custom]
+    assert planted_in, custom
+    custom.update(dict.fromkeys(planted_in, planted))
+    root.adapter.post(f"/v1/{MOUNT}/metadata/{path}", json={"custom_metadata": custom})
+    kv_delete(openbao_server, store, unkey_api_id)
+    caplog.set_level(logging.DEBUG)
+    capture = f"`unkey-secrets --store vault capture --api-id {unkey_api_id} --alias svc"
+
+    with pytest.raises(DeletedVersionError) as raised:
+        store.get_current(api_id=unkey_api_id, alias="svc")
+    with pytest.raises(KeyVersionDeletedError) as read:
+        KeyReader(store, max_age=60).get(api_id=unkey_api_id, alias="svc")
+    (retention,) = store.alias_retention(api_id=unkey_api_id, alias="svc")
+    code, check = doctor_retention(env, "--api-id", unkey_api_id, "--alias", "svc")
+
+    assert (raised.value.key_id, read.value.key_id) == (None, None)
+    assert (code, check["result"]) == (0, "warning"), check
+    texts = {
+        "get_current": str(raised.value),
+        "KeyReader": str(read.value),
+        "alias_retention": retention,
+        "doctor": check["detail"],
+    }
+    for where, text in texts.items():
+        assert "its metadata names a value that is not a key_id" in text, (where, text)
+        assert capture in text, (where, text)
+        assert "rotate --api-id" not in text, (where, text)
+    echoed = [where for where, text in {**texts, "logs": caplog.text}.items() if planted in text]
+    assert echoed == [], f"the metadata's text is echoed by {echoed}"

@@ -13,6 +13,7 @@ from ..._config import load_settings
 from ..._errors import (
     ConfigurationError,
     DeletedVersionError,
+    InvalidInputError,
     NotOwnedError,
     SecretNotFoundError,
     StoreConflictError,
@@ -22,6 +23,7 @@ from ..._errors import (
 from ..._models import AliasState, IssuedKey, KeyEntry, StoredKey, StoredLocation
 from ..._payload import ALIAS_FORMAT, MANAGED_BY, key_fields, parse_alias_fields, parse_key_fields
 from ..._redact import guarded, hold
+from ..._validate import validate_key_id
 from ..base import (
     _STAND_IN_ALIAS,
     _STAND_IN_KEY_ID,
@@ -733,15 +735,15 @@ class VaultStore(SecretStore):
         if gone is not None:
             shaped, lost = gone
             location = self._location(path)
-            named = _alias_key(shaped)
+            key_id, named = _gone_key(shaped)
             raise DeletedVersionError(
-                _gone_sentence(location, lost, named[0] if named else None),
+                _gone_sentence(location, lost, key_id, named=named),
                 store=STORE,
                 location=location,
                 version=lost.version,
                 deleted_at=lost.deleted_at,
                 destroyed=lost.destroyed,
-                key_id=named[0] if named else None,
+                key_id=key_id,
             )
         if not isinstance(body, Mapping):
             return None, None
@@ -845,10 +847,14 @@ class VaultStore(SecretStore):
         entry = _version_entry(meta, current)
         gone = _gone(entry, current) if entry is not None else None
         if gone is not None:
-            named = _alias_key(meta)
-            sentence = _gone_sentence(location, gone, named[0] if named else None)
-            if api_id is not None and alias is not None and named is not None:
+            key_id, named = _gone_key(meta)
+            sentence = _gone_sentence(location, gone, key_id, named=named)
+            if api_id is not None and alias is not None and key_id is not None:
                 sentence += f": run {self._command('rotate', api_id, alias)}"
+            elif api_id is not None and alias is not None and named:
+                # A rotation refuses what is not a key_id: name the key to hold instead.
+                capture = self._command("capture", api_id, alias, "--key-id KEY_ID")
+                sentence += f": point it at a stored key: {capture} with that key on stdin"
             else:
                 sentence += "; readers fail until a rotation of the alias stores a new version"
             found.append((f"gone {location} {current}", sentence))
@@ -1259,8 +1265,11 @@ def _gone_word(gone: _Gone) -> str:
     return "destroyed" if gone.destroyed else "deleted"
 
 
-def _gone_sentence(location: str, gone: _Gone, key_id: str | None) -> str:
-    """What happened to an alias's current version, and the key its metadata names."""
+def _gone_sentence(location: str, gone: _Gone, key_id: str | None, *, named: bool) -> str:
+    """What happened to an alias's current version, and the key its metadata names.
+
+    ``named`` with no ``key_id``: the metadata names something that is not a key_id.
+    """
     if gone.destroyed:
         how = "destroyed (bao kv destroy: its data is gone for good)"
     else:
@@ -1268,7 +1277,10 @@ def _gone_sentence(location: str, gone: _Gone, key_id: str | None) -> str:
             f"deleted (at {gone.deleted_at}) by an operator (bao kv delete) or by "
             "delete_version_after"
         )
-    names = f"still names {key_id}" if key_id else "names no key"
+    if key_id:
+        names = f"still names {key_id}"
+    else:
+        names = "names a value that is not a key_id" if named else "names no key"
     return f"the current version {gone.version} of {location} was {how}; its metadata {names}"
 
 
@@ -1359,6 +1371,21 @@ def _alias_members(prefix: str, key: tuple[str, str | None], version: int) -> di
     if rerolled_from:
         members[prefix + "rerolled_from"] = rerolled_from
     return members
+
+
+def _gone_key(meta: Mapping[str, Any]) -> tuple[str | None, bool]:
+    """The key_id a deleted alias version's metadata names, if it is one; and whether it names any.
+
+    The metadata is writable by anyone with the writer policy and ends up in errors, logs and
+    ``doctor``: a value that is not a key_id (a key pasted there, text) is never echoed.
+    """
+    named = _alias_key(meta)
+    if named is None:
+        return None, False
+    try:
+        return validate_key_id(named[0], "current_key_id"), True
+    except InvalidInputError:
+        return None, True
 
 
 def _alias_key(meta: Mapping[str, Any]) -> tuple[str, str | None] | None:
