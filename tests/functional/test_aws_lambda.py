@@ -55,6 +55,7 @@ CLEAN_ROTATION = [
     # testSecret
     "aws.DescribeSecret",
     "aws.GetSecretValue",
+    "aws.GetSecretValue",  # AWSCURRENT: when its key was issued, for CurrentKeyAgeSeconds
     "unkey.keys.verifyKey",
     # finishSecret
     "aws.DescribeSecret",

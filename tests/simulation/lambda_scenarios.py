@@ -22,6 +22,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import jsonschema
+
+from tests import _emf as emf
 from unkey_secrets import (
     RotationConflictError,
     RotationResult,
@@ -97,10 +100,12 @@ class LambdaWorld(World):
         super().__init__(prefix, fault)
         self.sm = GatedSecretsManager(self)
         self.sm_store = SecretsManagerStore(self.sm, preflight=False)
+        #: Every metrics document the Lambda's steps wrote (the judge checks each).
+        self.metrics: list[str] = []
 
     def rotator(self, client: UnkeyClient) -> Rotator:
         """The Lambda's handler over this world's Secrets Manager and ``client``."""
-        return Rotator(self.sm, client, CONFIG, clock=self.clock)
+        return Rotator(self.sm, client, CONFIG, clock=self.clock, metrics=self.metrics.append)
 
     def stages(self, arn: str) -> dict[str, list[str]]:
         """VersionIdsToStages of ``arn``, read without a scheduling point."""
@@ -366,6 +371,23 @@ def judge_lambda(world: LambdaWorld, ctx: dict[str, Any], outcomes: list[Outcome
             problems.append(f"key {key_id} is named by {where} and was deleted")
     for outcome in outcomes:
         problems.extend(_reported(outcome, keys, current, grace_end))
+    problems.extend(_metrics_problems(world, arn))
+    return problems
+
+
+def _metrics_problems(world: LambdaWorld, arn: str) -> list[str]:
+    """Each step, killed or failed ones too, wrote one valid EMF document about ``arn``."""
+    problems = []
+    for number, line in enumerate(world.metrics, start=1):
+        try:
+            document = emf.validate(line, now=world.clock())
+        except (AssertionError, jsonschema.ValidationError) as exc:
+            problems.append(f"metrics document {number} is not valid EMF: {exc}")
+            continue
+        if document["SecretId"] != arn:
+            problems.append(f"metrics document {number} names {document['SecretId']}")
+    if not world.metrics:
+        problems.append("no step wrote a metrics document")
     return problems
 
 

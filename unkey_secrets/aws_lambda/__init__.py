@@ -1,9 +1,10 @@
 """The AWS Secrets Manager rotation function for a secret that holds an Unkey key.
 
 Point the secret's rotation at ``unkey_secrets.aws_lambda.handler``. Each call runs one step of
-Secrets Manager's protocol (createSecret, setSecret, testSecret, finishSecret) and logs one JSON
-line about it; the steps and their crash-consistency are described in
-:mod:`unkey_secrets.aws_lambda.rotator`.
+Secrets Manager's protocol (createSecret, setSecret, testSecret, finishSecret), logs one JSON
+line about it and writes its metrics to standard output in CloudWatch's embedded metric format
+(:mod:`unkey_secrets.aws_lambda.metrics`); the steps and their crash-consistency are described
+in :mod:`unkey_secrets.aws_lambda.rotator`.
 
 Configuration (environment variables):
 
@@ -27,6 +28,9 @@ Configuration (environment variables):
     A permission query testSecret requires the new key to pass (``"a.read AND b.write"``).
 ``UNKEY_KEY_PREFIX``, ``UNKEY_KEY_NAME``, ``UNKEY_EXTERNAL_ID``
     The first key's prefix, name and externalId (bootstrap only; rerolls copy the original's).
+``UNKEY_METRICS``
+    ``false`` to write no metrics (default ``true``: each step writes one document of
+    CloudWatch's embedded metric format to standard output).
 ``UNKEY_SECRETS_AWS_TIMEOUT``
     The seconds one Secrets Manager request may take, connect to the last byte of the answer
     (default 30).
@@ -43,6 +47,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -116,7 +121,16 @@ def build_rotator(config: RuntimeConfig, secrets_manager: Any = None) -> Rotator
     if config.root_key_secret_id is not None:
         # UNKEY_ROOT_KEY (tests only) cannot change under a running process: nothing to reload.
         reload = _RootKeyReader(secrets_manager, config, config.root_key_secret_id, root_key)
-    return Rotator(secrets_manager, unkey, config.rotation, reload_unkey=reload)
+    metrics = _write_line if config.metrics else None
+    return Rotator(secrets_manager, unkey, config.rotation, reload_unkey=reload, metrics=metrics)
+
+
+def _write_line(line: str) -> None:
+    # sys.stdout looked up at each write: Lambda's runtime (or a test) may have replaced it.
+    # One write of the whole line, flushed, so no other output lands inside the document.
+    stream = sys.stdout
+    stream.write(line + "\n")
+    stream.flush()
 
 
 class _RootKeyReader:

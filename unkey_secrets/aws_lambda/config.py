@@ -113,7 +113,8 @@ class RuntimeConfig:
     The root key is read from the Secrets Manager secret ``root_key_secret_id`` (ARN or name);
     ``UNKEY_ROOT_KEY`` is only honoured when ``allow_root_key_env`` is set. ``timeout`` is the
     seconds one Unkey request may take, ``store_timeout`` one Secrets Manager request (each
-    from connect to the last byte of the answer).
+    from connect to the last byte of the answer). ``metrics`` is whether each step writes its
+    metrics (:mod:`unkey_secrets.aws_lambda.metrics`) to standard output.
     """
 
     root_key_secret_id: str | None
@@ -122,6 +123,7 @@ class RuntimeConfig:
     timeout: float
     rotation: RotationConfig
     store_timeout: float = DEFAULT_STORE_TIMEOUT_SECONDS
+    metrics: bool = True
 
     @classmethod
     @guarded(fresh=True)  # ``environ`` holds the root key and AWS credentials too
@@ -129,11 +131,15 @@ class RuntimeConfig:
         """Read the runtime's variables (the README's "Rotation Lambda" lists them).
 
         ``UNKEY_ROOT_KEY_SECRET_ID``, ``UNKEY_ALLOW_ROOT_KEY_ENV``, ``UNKEY_BASE_URL``,
-        ``UNKEY_TIMEOUT``, ``UNKEY_SECRETS_AWS_TIMEOUT`` and the rotation's ``UNKEY_*``.
+        ``UNKEY_TIMEOUT``, ``UNKEY_SECRETS_AWS_TIMEOUT``, ``UNKEY_METRICS`` and the rotation's
+        ``UNKEY_*``.
         """
         allow = environ.get("UNKEY_ALLOW_ROOT_KEY_ENV", "").strip().lower()
         if allow not in _TRUE | _FALSE:
             raise ConfigurationError("UNKEY_ALLOW_ROOT_KEY_ENV must be true or false")
+        metrics = environ.get("UNKEY_METRICS", "true").strip().lower() or "true"
+        if metrics not in _TRUE | _FALSE:
+            raise ConfigurationError("UNKEY_METRICS must be true or false")
         timeout = _seconds(environ, "UNKEY_TIMEOUT", 10, minimum=1)
         store_timeout = _seconds(
             environ, "UNKEY_SECRETS_AWS_TIMEOUT", int(DEFAULT_STORE_TIMEOUT_SECONDS), minimum=1
@@ -145,6 +151,7 @@ class RuntimeConfig:
             timeout=float(timeout),
             rotation=RotationConfig.from_environ(environ),
             store_timeout=float(store_timeout),
+            metrics=metrics in _TRUE,
         )
 
 
