@@ -97,10 +97,11 @@ def _trace_ids(span: Any) -> tuple[str, str] | None:
 
 
 class Observation:
-    """One observed call or flow: its span (if tracing), audit event (if auditing), metrics.
+    """One observed call (or a flow's span): its span if tracing, its audit event if auditing.
 
     Used as a context manager; :meth:`set` adds what is learned along the way (the new key's
-    id, a version). On exit the outcome is decided from the exception, if any.
+    id, a version). On exit the outcome is decided from the exception, if any, and the span
+    and the event get the same fields.
     """
 
     __slots__ = (
