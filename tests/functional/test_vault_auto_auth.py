@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from pydantic import SecretStr
 
 from unkey_secrets import StoreAccessError, provision
@@ -219,8 +220,9 @@ def test_a_token_that_cannot_be_renewed_is_left_to_expire_quietly(
     time.sleep(1.5)
     with pytest.raises(StoreAccessError, match="check the token"):
         store.put(canary_key())
-    # One lookup, no renewal attempts and no second lookup: nothing could lengthen it.
-    assert seen.token_calls() == ["auth/token/lookup-self"]
+    # A lookup at the first request, then none and no renewal until the refusal, whose
+    # lookup tells an expired token from a policy denial.
+    assert seen.token_calls() == ["auth/token/lookup-self", "auth/token/lookup-self"]
 
 
 # -- after a refusal ------------------------------------------------------------------------
@@ -236,24 +238,110 @@ def test_a_revoked_token_is_replaced_and_the_refused_write_sent_once_more(
     key = canary_key()
     assert store.put(key).created
     path = store.key_location(api_id=key.api_id, key_id=key.key_id)
-    assert seen.refused() == [f"{store.mount}/data/{path}"]
+    assert seen.refused() == [f"{store.mount}/data/{path}", "auth/token/lookup-self"]
     metadata = root.secrets.kv.v2.read_secret_metadata(path=path, mount_point=store.mount)
     assert metadata["data"]["current_version"] == 1, "the refused write was never carried out"
     assert store.auto_auth is not None
     assert store.auto_auth.logins == 2
 
 
-def test_a_refusal_by_policy_costs_one_login_and_is_raised(
+def test_a_refusal_by_policy_costs_no_login_and_is_raised(
     openbao_server: OpenBaoServer, root: Any
 ) -> None:
+    # The token is alive (lookup-self answers): its policy refused the write, which no login
+    # changes. Logging in for each refusal left a live token behind each time and used up a
+    # secret_id's uses.
     credentials = role(root, "no-writes", ttl="10m", token_policies=["auto-reader"])
     store = VaultStore(settings=approle_settings(openbao_server, credentials), preflight=False)
     seen = Seen(store)
-    with pytest.raises(StoreAccessError, match="check the token and its policy"):
-        store.put(canary_key())
+    for _ in range(4):
+        with pytest.raises(StoreAccessError, match="check the token and its policy"):
+            store.put(canary_key())
     assert store.auto_auth is not None
-    assert store.auto_auth.logins == 2
-    assert len(seen.refused()) == 2
+    assert store.auto_auth.logins == 1
+    assert len(seen.refused()) == 4
+
+
+def test_logins_that_keep_failing_are_paused_not_repeated_per_request(
+    openbao_server: OpenBaoServer, root: Any
+) -> None:
+    credentials = role(root, "one-use-each", ttl="10m", secret_id_num_uses=1)
+    store = VaultStore(settings=approle_settings(openbao_server, credentials))
+    seen = Seen(store)
+    root.auth.token.revoke(store.client.adapter.token)
+    for _ in range(5):
+        with pytest.raises(StoreAccessError, match="refused the approle login"):
+            store.put(canary_key())
+    logins = [path for path in seen.token_calls() if path.endswith("/login")]
+    assert len(logins) == 1, "one login tried; the pause answers the next four at once"
+
+
+def test_a_renewable_token_whose_renewal_failed_is_renewed_later(
+    openbao_server: OpenBaoServer, root: Any
+) -> None:
+    # Vault unreachable at the renewal (here: the renewal refused once by a dropped session):
+    # the token still lives, so its renewal is tried again rather than given up for good.
+    token = openbao_server.create_token("auto-writer", ttl="4s")
+    store = VaultStore(settings=VaultSettings(addr=openbao_server.url, token=SecretStr(token)))
+    store.put(canary_key())
+    auto_auth = store.auto_auth
+    assert auto_auth is not None
+    real = store.client.auth.token.renew_self
+    failures = []
+
+    def renew_fails_once(*args: Any, **kwargs: Any) -> Any:
+        if not failures:
+            failures.append(1)
+            raise requests.exceptions.ConnectionError("Vault unreachable")
+        return real(*args, **kwargs)
+
+    store.client.auth.token.renew_self = renew_fails_once  # type: ignore[method-assign]
+    assert keep_working(store, 7.0) >= 10
+    assert failures == [1]
+    assert auto_auth.renewals >= 1
+
+
+def test_a_token_file_replaced_after_a_refusal_is_taken_up(
+    openbao_server: OpenBaoServer, root: Any, tmp_path: Path
+) -> None:
+    # A Vault Agent file sink (or vault login) writes a new token to ~/.vault-token.
+    token_file = tmp_path / ".vault-token"
+    token_file.write_text(openbao_server.create_token("auto-writer", ttl="10m"))
+    store = VaultStore(settings=VaultSettings(addr=openbao_server.url))
+    store.put(canary_key())
+    root.auth.token.revoke(store.client.adapter.token)
+    token_file.write_text(openbao_server.create_token("auto-writer", ttl="10m"))
+    assert store.put(canary_key()).created
+
+
+def test_a_forked_child_renews_its_token_itself(
+    openbao_server: OpenBaoServer, root: Any, tmp_path: Path
+) -> None:
+    import gc
+    import os
+
+    # A token (no login to fall back on), renewed by the parent until the fork; then the
+    # parent drops its store, so only a renewal thread of the child's own keeps it alive.
+    token = openbao_server.create_token("auto-writer", ttl="5s")
+    store = VaultStore(settings=VaultSettings(addr=openbao_server.url, token=SecretStr(token)))
+    store.put(canary_key())
+    report = tmp_path / "child.txt"
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            # Quiet for longer than the token lives: only a renewal thread keeps it.
+            store.put(canary_key())
+            time.sleep(8)
+            code = 0 if store.put(canary_key()).created else 1
+        except BaseException as exc:  # noqa: BLE001 (reported to the parent, by class)
+            report.write_text(f"{type(exc).__name__}: {exc}")
+        finally:
+            os._exit(code)
+    del store
+    gc.collect()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, report.read_text() if report.exists() else ""
 
 
 def test_a_login_refused_after_a_refusal_raises_the_login_error(
