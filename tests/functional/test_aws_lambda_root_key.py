@@ -299,3 +299,72 @@ def test_a_refusal_inside_a_step_error_is_read_again_too(container: Container) -
     assert len(container.root_reads) == reads + 1
     assert container.emulator.key(pending.key_id).deleted, "the pending key was deleted"
     assert container.sim.holder("AWSPENDING") is None
+
+
+def _replace_current(container: Container) -> None:
+    """Another writer (a library rotation, an operator) makes a new key AWSCURRENT."""
+    other = container.unkey.create_key(container.api_id)
+    version, holder = str(uuid.uuid4()), container.sim.holder("AWSCURRENT")
+    container.sm.put_secret_value(
+        SecretId=container.sim.arn,
+        ClientRequestToken=version,
+        SecretString=json.dumps(key_fields(other)),
+        VersionStages=["unkey-next"],
+    )
+    container.sm.update_secret_version_stage(
+        SecretId=container.sim.arn,
+        VersionStage="AWSCURRENT",
+        MoveToVersionId=version,
+        RemoveFromVersionId=holder,
+    )
+
+
+@pytest.mark.parametrize("refusals", [1, 2])
+def test_a_given_up_rotation_ends_its_original_when_ending_it_is_refused(
+    container: Container, refusals: int
+) -> None:
+    """finishSecret gives the rotation up; Unkey refuses the getKey that ends the original.
+
+    Once: the handler's own rerun (after reading the root key again) finishes the give-up.
+    Twice: the step fails naming the refusal and the key left valid, and Secrets Manager's
+    retry of finishSecret finishes it. Either way the original, which no version holds any
+    more, ends within the grace period.
+    """
+    assert container.rotate()[0] == OUTCOMES
+    token = container.sim.start()
+    for step in STEPS[:3]:
+        container.step(token, step)
+    pending = parse_key_json(
+        container.sim.value(VersionId=token), store="aws", location=container.sim.arn
+    )
+    original = pending.rerolled_from
+    assert original is not None
+    _replace_current(container)
+    # The give-up's first getKey is the one ending the original (after the pending key's delete).
+    container.emulator.faults.fail_next("keys.getKey", times=refusals, status=401)
+
+    exc = _failure(lambda: container.step(token, "finishSecret"))
+
+    assert isinstance(exc, RotationStepError), repr(exc)
+    message = str(exc)
+    if refusals == 2:
+        assert "keys.getKey answered 401" in message, message
+        assert "refused it again" in message, message
+        assert f"ending key {original} failed" in message, message
+        assert "it stays valid" in message, message
+        assert container.sim.holder("AWSPENDING") == token, "the retry must pass the gate"
+        assert container.emulator.key(original).expires is None
+        # Secrets Manager retries the step.
+        exc = _failure(lambda: container.step(token, "finishSecret"))
+        assert isinstance(exc, RotationStepError), repr(exc)
+        message = str(exc)
+    assert "gave the rotation up" in message, message
+    assert f"ended key {original}" in message, message
+    assert container.sim.holder("AWSPENDING") is None
+    assert container.emulator.key(pending.key_id).deleted, "the pending key was deleted"
+    ended = container.emulator.key(original).expires
+    grace_end = int(time.time() * 1000) + 24 * 3600 * 1000
+    assert ended is not None, f"{original}, which no version holds, was never ended"
+    assert ended <= grace_end, f"{original} ends within the grace period"
+    found = [w for w, t in _texts_in(exc) if any(k in t for k in container.root_keys)]
+    assert found == [], "no root key in the error"

@@ -62,7 +62,6 @@ from ..settle import describe_error
 from ..stores.aws.secrets import AWSCURRENT, AWSPENDING, RotationSecrets, SecretState
 from ..unkey import KeyInfo, UnkeyClient
 from .config import RotationConfig
-from .metrics import StepMetrics, key_age
 
 __all__ = [
     "API_ID_TAG",
@@ -96,8 +95,6 @@ class StepRecord:
     detail: str | None = None
     swept: list[str] = field(default_factory=list)
     original_expires: int | None = None
-    #: ``issued_at`` of the key AWSCURRENT holds as the step ends (testSecret, finishSecret).
-    current_key_issued_at: str | None = None
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
 
@@ -121,11 +118,6 @@ class Rotator:
 
     ``secrets_manager`` is a boto3 ``secretsmanager`` client; ``clock`` returns Unix seconds.
 
-    ``metrics`` takes each step's metrics as one line of CloudWatch's embedded metric format
-    (:class:`~unkey_secrets.aws_lambda.metrics.StepMetrics`), after its log line, whether the
-    step succeeded or failed; the handler's writes it to standard output. An error it raises
-    (``OSError``, ``ValueError``) is logged as a warning and never fails the step.
-
     ``reload_unkey`` is what Unkey refusing the root key (401 or 403) during a step calls, once
     per step: it reads the root key again and returns a client holding it, or None when it is
     unchanged, and the step then runs once more (with the new client, which every later step
@@ -142,14 +134,12 @@ class Rotator:
         *,
         clock: Callable[[], float] = time.time,
         reload_unkey: Callable[[], UnkeyClient | None] | None = None,
-        metrics: Callable[[str], object] | None = None,
     ) -> None:
         self.secrets = RotationSecrets(secrets_manager)
         self.unkey = unkey
         self.config = config or RotationConfig()
         self.clock = clock
         self._reload_unkey = reload_unkey
-        self._metrics = metrics
         # Guards the swap of self.unkey and the count of running steps. The Lambda runs one
         # invocation per container at a time; a Rotator shared by threads stays correct too.
         self._lock = threading.Lock()
@@ -164,9 +154,7 @@ class Rotator:
         root key is read again and the step runs once more; the line's ``warnings`` say so. A
         second refusal, or a failed read, raises :class:`~unkey_secrets.RotationStepError`.
         An error leaving it has the locals of every finished frame below it cleared.
-        With ``metrics``, the step's metrics follow its log line, a failed step's included.
         """
-        started = time.perf_counter()
         secret_id, token, step = _read_event(event)
         record = StepRecord(secret=secret_id, step=step, client_request_token=token)
         used = self._begin()
@@ -180,9 +168,11 @@ class Rotator:
                     if refused is None:
                         raise
                     if attempt == 2:
+                        # A step that wrapped the refusal says what it left (a key still valid).
+                        left = "" if exc is refused else f": {exc}"
                         raise RotationStepError(
                             f"{record.warnings[0]}, and Unkey refused it again "
-                            f"({describe_error(refused)}); put a root key holding the "
+                            f"({describe_error(refused)}){left}; put a root key holding the "
                             "permissions this function needs into the secret "
                             "UNKEY_ROOT_KEY_SECRET_ID names, as AWSCURRENT",
                             step=step,
@@ -193,8 +183,9 @@ class Rotator:
                 # it: a refused rerollKey (not idempotent) or createKey made no key, so unlike
                 # a lost answer there is nothing to settle, and a refused updateKey or deleteKey
                 # changed nothing. What the step did before (a marker on the original, say) is
-                # what a stop at that line leaves, which every step's retry resumes from: this
-                # run is as safe as Secrets Manager's own retry of the step.
+                # what a stop at that line leaves; every step keeps the state its gate needs
+                # (finishSecret's give-up takes AWSPENDING off last) so that its retry resumes
+                # from there: this run is as safe as Secrets Manager's own retry of the step.
                 note = self._reload(used, why, step, record.secret)
                 record = StepRecord(
                     secret=secret_id, step=step, client_request_token=token, warnings=[note]
@@ -203,12 +194,10 @@ class Rotator:
             record.outcome = "error"
             record.error = describe_error(exc)
             logger.error("%s", record.line())
-            self._publish(secret_id, record, started, failed=True)
             raise
         finally:
             self._end()
         logger.info("%s", record.line())
-        self._publish(secret_id, record, started, failed=False)
         return record.result()
 
     @guarded
@@ -218,34 +207,6 @@ class Rotator:
             clients, self._replaced = [self.unkey, *self._replaced], []
         for client in clients:
             client.close()
-
-    def _publish(self, secret_id: str, record: StepRecord, started: float, *, failed: bool) -> None:
-        """Hand the step's metrics to ``metrics``; never raises what writing them raises."""
-        if self._metrics is None:
-            return
-        now = self.clock()
-        age = None
-        if record.step in ("testSecret", "finishSecret"):
-            age = key_age(record.current_key_issued_at, now)
-        measured = StepMetrics(
-            secret_id=secret_id,
-            step=record.step,
-            client_request_token=record.client_request_token,
-            failed=failed,
-            outcome=record.outcome,
-            duration=time.perf_counter() - started,
-            keys_swept=len(record.swept),
-            current_key_age=age,
-            timestamp=now,
-        )
-        if not measured.publishable():
-            logger.warning("no metrics for this step: its SecretId is no CloudWatch dimension")
-            return
-        try:
-            self._metrics(measured.line())
-        except (OSError, ValueError) as exc:
-            # A closed or broken standard output must not fail a rotation that worked.
-            logger.warning("could not write the step's metrics: %s", describe_error(exc))
 
     def _run(self, secret_id: str, token: str, step: str, record: StepRecord) -> None:
         state = self.secrets.describe(secret_id)
@@ -369,7 +330,6 @@ class Rotator:
     def _test(self, state: SecretState, token: str, record: StepRecord) -> None:
         pending = self._pending(state, token, "testSecret")
         self._note(record, pending)
-        self._note_current(state, record)
         result = self.unkey.verify_key(
             pending.secret, permissions=self.config.verify_permissions, credits_cost=0
         )
@@ -396,7 +356,6 @@ class Rotator:
             # UpdateSecretVersionStage names that version, so a writer that moved it meanwhile
             # (a library rotation of the same alias) makes the move fail rather than be undone.
             current = self.secrets.read_version(state.arn, holder)
-            record.current_key_issued_at = None if current is None else current.issued_at
             if current is None or current.key_id != pending.rerolled_from:
                 self._abandon(state, token, pending, current, record)
         self.secrets.move_stage(state.arn, AWSCURRENT, to_version=token, from_version=holder)
@@ -413,20 +372,35 @@ class Rotator:
     ) -> None:
         """AWSCURRENT moved off the rerolled key during the rotation: this rotation lost.
 
-        Deletes only its own new key (first: a crash after it is settled by the next call),
-        takes AWSPENDING off its version and ends the original within the grace period (it
-        is current no more), then raises: the next rotation rotates what is current now.
+        Deletes only its own new key, ends the original within the grace period (it is current
+        no more), and only then takes AWSPENDING off its version; then raises: the next rotation
+        rotates what is current now. AWSPENDING goes last because it is what lets a rerun of
+        this step (Secrets Manager's retry, or ours after Unkey refused the root key) past the
+        gate and back here: a stop at any line before leaves it, and the rerun, finding the
+        pending key deleted and the original already cut, finishes what is left.
         """
         original = pending.rerolled_from
         assert original is not None
-        self._delete(pending.key_id, state.arn, "finishSecret")
-        self.secrets.move_stage(state.arn, AWSPENDING, to_version=None, from_version=token)
-        self._end_replaced(original, pending.api_id, token, state.arn, record)
         now = "holds no unkey-secrets key" if current is None else f"holds key {current.key_id}"
-        raise RotationStepError(
+        lost = (
             f"AWSCURRENT of {state.arn} no longer holds key {original}, which this rotation "
-            f"rerolled (it {now}: another writer replaced it); deleted the pending key "
-            f"{pending.key_id} and gave the rotation up; rotate again to rotate the current key",
+            f"rerolled (it {now}: another writer replaced it)"
+        )
+        self._delete(pending.key_id, state.arn, "finishSecret")
+        try:
+            self._end_replaced(original, pending.api_id, token, state.arn, record)
+        except UnkeyError as exc:
+            raise RotationStepError(
+                f"{lost}; deleted the pending key {pending.key_id}, but ending key {original} "
+                f"failed ({describe_error(exc)}): it stays valid; version {token} keeps "
+                "AWSPENDING, so a retry of finishSecret ends it",
+                step="finishSecret",
+                secret=state.arn,
+            ) from exc
+        self.secrets.move_stage(state.arn, AWSPENDING, to_version=None, from_version=token)
+        raise RotationStepError(
+            f"{lost}; deleted the pending key {pending.key_id}, ended key {original} within the "
+            "grace period and gave the rotation up; rotate again to rotate the current key",
             step="finishSecret",
             secret=state.arn,
         )
@@ -646,8 +620,6 @@ class Rotator:
 
     def _complete(self, arn: str, token: str, has_pending: bool, record: StepRecord) -> None:
         """Everything after AWSCURRENT moved; safe to repeat, cheap once done."""
-        # The token's version holds AWSCURRENT now: the key noted before is current no more.
-        record.current_key_issued_at = None
         if has_pending:
             self.secrets.move_stage(arn, AWSPENDING, to_version=None, from_version=token)
         try:
@@ -658,7 +630,6 @@ class Rotator:
         if stored is None:
             return
         self._note(record, stored)
-        record.current_key_issued_at = stored.issued_at
         info = self.unkey.get_key(stored.key_id)
         meta = dict(info.meta or {})
         # Sweep and cut even when the new key's marks are gone: an overlapping invocation of
@@ -827,22 +798,6 @@ class Rotator:
                 step=step,
                 secret=arn,
             ) from exc
-
-    def _note_current(self, state: SecretState, record: StepRecord) -> None:
-        """Note when the key AWSCURRENT holds was issued, for its age; a failed read is a warning.
-
-        The read serves the metric only: a step must not fail for it.
-        """
-        holder = state.holder_of(AWSCURRENT)
-        if holder is None:
-            return
-        try:
-            current = self.secrets.read_version(state.arn, holder)
-        except StoreError as exc:
-            record.warnings.append(f"could not read the current key's age: {describe_error(exc)}")
-            return
-        if current is not None:
-            record.current_key_issued_at = current.issued_at
 
     @staticmethod
     def _note(record: StepRecord, stored: StoredKey) -> None:
