@@ -62,6 +62,7 @@ from ..settle import describe_error
 from ..stores.aws.secrets import AWSCURRENT, AWSPENDING, RotationSecrets, SecretState
 from ..unkey import KeyInfo, UnkeyClient
 from .config import RotationConfig
+from .metrics import StepMetrics, key_age
 
 __all__ = [
     "API_ID_TAG",
@@ -95,6 +96,8 @@ class StepRecord:
     detail: str | None = None
     swept: list[str] = field(default_factory=list)
     original_expires: int | None = None
+    #: ``issued_at`` of the key AWSCURRENT holds as the step ends (testSecret, finishSecret).
+    current_key_issued_at: str | None = None
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
 
@@ -118,6 +121,11 @@ class Rotator:
 
     ``secrets_manager`` is a boto3 ``secretsmanager`` client; ``clock`` returns Unix seconds.
 
+    ``metrics`` takes each step's metrics as one line of CloudWatch's embedded metric format
+    (:class:`~unkey_secrets.aws_lambda.metrics.StepMetrics`), after its log line, whether the
+    step succeeded or failed; the handler's writes it to standard output. An error it raises
+    (``OSError``, ``ValueError``) is logged as a warning and never fails the step.
+
     ``reload_unkey`` is what Unkey refusing the root key (401 or 403) during a step calls, once
     per step: it reads the root key again and returns a client holding it, or None when it is
     unchanged, and the step then runs once more (with the new client, which every later step
@@ -134,12 +142,14 @@ class Rotator:
         *,
         clock: Callable[[], float] = time.time,
         reload_unkey: Callable[[], UnkeyClient | None] | None = None,
+        metrics: Callable[[str], object] | None = None,
     ) -> None:
         self.secrets = RotationSecrets(secrets_manager)
         self.unkey = unkey
         self.config = config or RotationConfig()
         self.clock = clock
         self._reload_unkey = reload_unkey
+        self._metrics = metrics
         # Guards the swap of self.unkey and the count of running steps. The Lambda runs one
         # invocation per container at a time; a Rotator shared by threads stays correct too.
         self._lock = threading.Lock()
@@ -154,7 +164,9 @@ class Rotator:
         root key is read again and the step runs once more; the line's ``warnings`` say so. A
         second refusal, or a failed read, raises :class:`~unkey_secrets.RotationStepError`.
         An error leaving it has the locals of every finished frame below it cleared.
+        With ``metrics``, the step's metrics follow its log line, a failed step's included.
         """
+        started = time.perf_counter()
         secret_id, token, step = _read_event(event)
         record = StepRecord(secret=secret_id, step=step, client_request_token=token)
         used = self._begin()
@@ -194,10 +206,12 @@ class Rotator:
             record.outcome = "error"
             record.error = describe_error(exc)
             logger.error("%s", record.line())
+            self._publish(secret_id, record, started, failed=True)
             raise
         finally:
             self._end()
         logger.info("%s", record.line())
+        self._publish(secret_id, record, started, failed=False)
         return record.result()
 
     @guarded
@@ -207,6 +221,34 @@ class Rotator:
             clients, self._replaced = [self.unkey, *self._replaced], []
         for client in clients:
             client.close()
+
+    def _publish(self, secret_id: str, record: StepRecord, started: float, *, failed: bool) -> None:
+        """Hand the step's metrics to ``metrics``; never raises what writing them raises."""
+        if self._metrics is None:
+            return
+        now = self.clock()
+        age = None
+        if record.step in ("testSecret", "finishSecret"):
+            age = key_age(record.current_key_issued_at, now)
+        measured = StepMetrics(
+            secret_id=secret_id,
+            step=record.step,
+            client_request_token=record.client_request_token,
+            failed=failed,
+            outcome=record.outcome,
+            duration=time.perf_counter() - started,
+            keys_swept=len(record.swept),
+            current_key_age=age,
+            timestamp=now,
+        )
+        if not measured.publishable():
+            logger.warning("no metrics for this step: its SecretId is no CloudWatch dimension")
+            return
+        try:
+            self._metrics(measured.line())
+        except (OSError, ValueError) as exc:
+            # A closed or broken standard output must not fail a rotation that worked.
+            logger.warning("could not write the step's metrics: %s", describe_error(exc))
 
     def _run(self, secret_id: str, token: str, step: str, record: StepRecord) -> None:
         state = self.secrets.describe(secret_id)
@@ -330,6 +372,7 @@ class Rotator:
     def _test(self, state: SecretState, token: str, record: StepRecord) -> None:
         pending = self._pending(state, token, "testSecret")
         self._note(record, pending)
+        self._note_current(state, record)
         result = self.unkey.verify_key(
             pending.secret, permissions=self.config.verify_permissions, credits_cost=0
         )
@@ -356,6 +399,7 @@ class Rotator:
             # UpdateSecretVersionStage names that version, so a writer that moved it meanwhile
             # (a library rotation of the same alias) makes the move fail rather than be undone.
             current = self.secrets.read_version(state.arn, holder)
+            record.current_key_issued_at = None if current is None else current.issued_at
             if current is None or current.key_id != pending.rerolled_from:
                 self._abandon(state, token, pending, current, record)
         self.secrets.move_stage(state.arn, AWSCURRENT, to_version=token, from_version=holder)
@@ -620,6 +664,8 @@ class Rotator:
 
     def _complete(self, arn: str, token: str, has_pending: bool, record: StepRecord) -> None:
         """Everything after AWSCURRENT moved; safe to repeat, cheap once done."""
+        # The token's version holds AWSCURRENT now: the key noted before is current no more.
+        record.current_key_issued_at = None
         if has_pending:
             self.secrets.move_stage(arn, AWSPENDING, to_version=None, from_version=token)
         try:
@@ -630,6 +676,7 @@ class Rotator:
         if stored is None:
             return
         self._note(record, stored)
+        record.current_key_issued_at = stored.issued_at
         info = self.unkey.get_key(stored.key_id)
         meta = dict(info.meta or {})
         # Sweep and cut even when the new key's marks are gone: an overlapping invocation of
@@ -798,6 +845,22 @@ class Rotator:
                 step=step,
                 secret=arn,
             ) from exc
+
+    def _note_current(self, state: SecretState, record: StepRecord) -> None:
+        """Note when the key AWSCURRENT holds was issued, for its age; a failed read is a warning.
+
+        The read serves the metric only: a step must not fail for it.
+        """
+        holder = state.holder_of(AWSCURRENT)
+        if holder is None:
+            return
+        try:
+            current = self.secrets.read_version(state.arn, holder)
+        except StoreError as exc:
+            record.warnings.append(f"could not read the current key's age: {describe_error(exc)}")
+            return
+        if current is not None:
+            record.current_key_issued_at = current.issued_at
 
     @staticmethod
     def _note(record: StepRecord, stored: StoredKey) -> None:
