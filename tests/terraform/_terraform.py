@@ -20,8 +20,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM_DIR = ROOT / "terraform"
-#: Every terraform call is killed after this many seconds, so nothing can hang CI.
-TIMEOUT = 120
+#: Every terraform call is killed after this many seconds, so nothing can hang CI. Each call
+#: starts the aws provider two or three times, some 10-15 s apiece on a 2-core machine: the
+#: complete example's apply and destroy take about 100 s alone and more beside a second worker.
+TIMEOUT = 300
 #: The AWS modules and the example: init + validate each against the mirror.
 AWS_DIRS = (
     "modules/rotation-lambda",

@@ -36,7 +36,9 @@ from ._moto_events import deliver_to_sns
 from ._moto_rotation import Invocation, RotateSecretRecorder
 from ._terraform import ROOT, Terraform, moto_provider
 
-pytestmark = pytest.mark.terraform
+# One worker runs the whole file under `--dist loadgroup`: its tests share one terraform run
+# (a module-scoped fixture), which a second worker would otherwise run again.
+pytestmark = [pytest.mark.terraform, pytest.mark.xdist_group("terraform-complete-example")]
 
 ACCOUNT = "123456789012"
 HANDLER = "unkey_secrets.aws_lambda.handler"
@@ -617,7 +619,8 @@ def test_failures_go_to_the_topic_which_admits_only_these_rules_and_alarms(
     assert targets(succeeded_rule) == {"event-log": log_arn}, (
         "successes feed dashboards, not pagers"
     )
-    rule_arns = sorted(events.describe_rule(Name=r)["Arn"] for r in (failed_rule, succeeded_rule))
+    # Only the rule that sends to the topic may publish to it.
+    failed_rule_arn = events.describe_rule(Name=failed_rule)["Arn"]
 
     policy = json.loads(sns.get_topic_attributes(TopicArn=topic)["Attributes"]["Policy"])
     by_sid = {s["Sid"]: s for s in policy["Statement"]}
@@ -630,7 +633,7 @@ def test_failures_go_to_the_topic_which_admits_only_these_rules_and_alarms(
     assert eventbridge["Principal"] == {"Service": "events.amazonaws.com"}
     assert eventbridge["Action"] == "sns:Publish"
     assert eventbridge["Resource"] == topic
-    assert sorted(eventbridge["Condition"]["ArnEquals"]["aws:SourceArn"]) == rule_arns
+    assert eventbridge["Condition"] == {"ArnEquals": {"aws:SourceArn": failed_rule_arn}}
     cloudwatch = by_sid["CloudWatchPublishesRotationAlarms"]
     assert cloudwatch["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
     assert cloudwatch["Condition"] == {
@@ -764,6 +767,18 @@ def test_the_dashboard_shows_the_rules_the_function_the_key_ages_and_the_event_l
         assert ("AWS/Lambda", metric, "FunctionName", function) in metrics
     for arn in arns.values():
         assert ("UnkeySecrets", "CurrentKeyAgeSeconds", "SecretId", arn) in metrics
+    expressions = [
+        m[0]["expression"]
+        for w in widgets
+        if w["type"] == "metric"
+        for m in w["properties"]["metrics"]
+        if isinstance(m[0], dict)
+    ]
+    assert expressions == [
+        'SEARCH(\'{UnkeySecrets,SecretId,Step,Outcome} MetricName="StepInvocations" '
+        "Outcome=\"failed\"', 'Sum', 3600)",
+        "SEARCH('{UnkeySecrets,SecretId} MetricName=\"KeysSwept\"', 'Sum', 3600)",
+    ]
     [log_widget] = [w for w in widgets if w["type"] == "log"]
     assert (
         f"SOURCE '{deployment.output('event_log_group_name')}'" in log_widget["properties"]["query"]

@@ -146,6 +146,16 @@ module "two_schedules" {
   rotation_rules      = { automatically_after_days = 30, schedule_expression = "rate(10 days)" }
   tags                = { managed-by = "someone-else" }
 }
+
+module "alerts_on_a_partial_arn" {
+  source                   = "../modules/rotation-alerts"
+  function_name            = "unkey-secrets-rotation"
+  function_timeout_seconds = 60
+  secrets = {
+    billing = { arn = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:unkey/api_123/billing" }
+  }
+  failure_event_names      = ["RotationStarted"]
+}
 """
 
 
@@ -164,6 +174,8 @@ def test_bad_inputs_are_refused_with_their_reason(terraform: Terraform, tf_tree:
         "grace_period_seconds must be a whole number of seconds, at least 300",
         "rotation_rules needs exactly one of automatically_after_days and schedule_expression",
         "tags must not set managed-by or unkey-api-id",
+        "each secrets[*].arn must be a full Secrets Manager secret ARN",
+        "failure_event_names must be a non-empty list of RotationFailed, RotationAbandoned",
     ):
         assert expected in errors
     wildcard = "root_key_secret_arn must name one secret: no wildcard (* or ?)"

@@ -16,7 +16,16 @@ locals {
   region     = data.aws_region.current.name
   account_id = data.aws_caller_identity.current.account_id
 
-  create_topic = var.sns_topic_arn == null
+  # A topic is made (with create_sns_topic) only when something would publish to it.
+  publishes = anytrue([
+    var.failure_events_enabled,
+    var.success_events_enabled && var.success_events_to_sns,
+    var.errors_alarm_enabled,
+    var.throttles_alarm_enabled,
+    var.duration_alarm_enabled,
+    var.key_age_alarm_enabled,
+  ])
+  create_topic = var.create_sns_topic && local.publishes
   topic_arn    = local.create_topic ? aws_sns_topic.this[0].arn : var.sns_topic_arn
 
   # The ARNs in a fixed order, cut into groups of secrets_per_rule: one rule per group, so no
@@ -54,9 +63,10 @@ locals {
 
   failure_rules = var.failure_events_enabled ? local.rule_groups : []
   success_rules = var.success_events_enabled ? local.rule_groups : []
+  # The rules that send to the topic: the topic's policy admits these and no others.
   rule_arns = concat(
     [for rule in aws_cloudwatch_event_rule.failed : rule.arn],
-    [for rule in aws_cloudwatch_event_rule.succeeded : rule.arn],
+    var.success_events_to_sns ? [for rule in aws_cloudwatch_event_rule.succeeded : rule.arn] : [],
   )
 
   event_log_name = "/aws/events/${var.name_prefix}-rotations"
@@ -85,6 +95,15 @@ resource "aws_sns_topic" "this" {
 }
 
 data "aws_iam_policy_document" "topic" {
+  count = local.publishes ? 1 : 0
+
+  lifecycle {
+    precondition {
+      condition     = var.create_sns_topic || var.sns_topic_arn != null
+      error_message = "create_sns_topic = false needs sns_topic_arn: the topic the failure events and alarms go to."
+    }
+  }
+
   # What the default topic policy gives the owning account, which a policy set here replaces.
   statement {
     sid    = "TheAccountManagesTheTopic"
@@ -159,7 +178,7 @@ resource "aws_sns_topic_policy" "this" {
   count = local.create_topic ? 1 : 0
 
   arn    = aws_sns_topic.this[0].arn
-  policy = data.aws_iam_policy_document.topic.json
+  policy = data.aws_iam_policy_document.topic[0].json
 }
 
 ################################################################################
@@ -451,10 +470,29 @@ locals {
         { for name, value in { annotations = { horizontal = local.key_age_annotations } } : name => value if length(local.key_age_annotations) > 0 },
       )
     }],
+    [{
+      type   = "metric"
+      x      = 0
+      y      = 12
+      width  = 24
+      height = 6
+      properties = {
+        # The function's other metrics (docs/lambda-metrics.md), for every secret it rotates
+        # in this account and region: a SEARCH takes no list of hundreds of ARNs.
+        title  = "Rotation steps (UnkeySecrets)"
+        region = local.region
+        view   = "timeSeries"
+        period = 3600
+        metrics = [
+          [{ id = "failed", label = "failed steps", expression = "SEARCH('{UnkeySecrets,SecretId,Step,Outcome} MetricName=\"StepInvocations\" Outcome=\"failed\"', 'Sum', 3600)" }],
+          [{ id = "swept", label = "keys swept", expression = "SEARCH('{UnkeySecrets,SecretId} MetricName=\"KeysSwept\"', 'Sum', 3600)" }],
+        ]
+      }
+    }],
     [for widget in [{
       type   = "log"
       x      = 0
-      y      = 12
+      y      = 18
       width  = 24
       height = 6
       properties = {

@@ -1,11 +1,11 @@
 output "sns_topic_arn" {
-  description = "The topic the failure events and the alarms go to (the one made here, or sns_topic_arn): subscribe your pager, chat or e-mail to it."
+  description = "The topic the failure events and the alarms go to (the one made here, or sns_topic_arn): subscribe your pager, chat or e-mail to it. null when nothing publishes."
   value       = local.topic_arn
 }
 
 output "topic_policy_json" {
-  description = "The topic policy letting this module's rules and alarms publish (set on the topic the module makes; add its statements to a topic given by sns_topic_arn)."
-  value       = data.aws_iam_policy_document.topic.json
+  description = "The topic policy letting this module's rules and alarms publish (set on the topic the module makes; add its statements to a topic given by sns_topic_arn). null when nothing publishes."
+  value       = local.publishes ? data.aws_iam_policy_document.topic[0].json : null
 }
 
 output "failure_rule_names" {

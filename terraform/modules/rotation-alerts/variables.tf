@@ -72,8 +72,14 @@ variable "tags" {
 # Where alerts go
 ################################################################################
 
+variable "create_sns_topic" {
+  description = "Make the topic <prefix>-rotation-alerts, with a policy letting this module's rules and alarms publish (only when something publishes: a failure rule, success_events_to_sns or an alarm). false to use sns_topic_arn."
+  type        = bool
+  default     = true
+}
+
 variable "sns_topic_arn" {
-  description = "An SNS topic to send the failure events and the alarms to; null (the default) makes <prefix>-rotation-alerts with a policy letting this module's rules and alarms publish. A topic given here keeps its own policy: add the statements of the topic_policy_json output to it."
+  description = "With create_sns_topic = false, the SNS topic to send the failure events and the alarms to. It keeps its own policy: add the statements of the topic_policy_json output to it."
   type        = string
   default     = null
 
@@ -292,7 +298,7 @@ variable "key_age_treat_missing_data" {
 ################################################################################
 
 variable "dashboard_enabled" {
-  description = "Make the CloudWatch dashboard <prefix>-rotation: rotations succeeded and failed (the rules' TriggeredRules), the function's invocations, errors, throttles and duration against its timeout, each key's age against its threshold, and the latest rotation events from the event log."
+  description = "Make the CloudWatch dashboard <prefix>-rotation: rotations succeeded and failed (the rules' TriggeredRules), the function's invocations, errors, throttles and duration against its timeout, each key's age against its threshold, its failed steps and swept keys (UnkeySecrets), and the latest rotation events from the event log."
   type        = bool
   default     = true
 }
