@@ -407,6 +407,14 @@ def test_without_an_age_the_directive_names_no_age_and_a_failure_says_failed() -
     assert names == ["StepInvocations", "StepDuration", "KeysSwept"]
 
 
+def test_a_document_shares_nothing_with_the_next() -> None:
+    first = _measured().document()
+    first["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0].append("Extra")  # type: ignore[index]
+    assert _measured().document()["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [  # type: ignore[index]
+        ["SecretId", "Step", "Outcome"]
+    ]
+
+
 def test_the_validator_refuses_what_the_specification_forbids() -> None:
     """tests/_emf.py can fail: each rule it checks, broken once."""
     good = json.loads(_measured().line())

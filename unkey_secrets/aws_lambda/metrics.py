@@ -46,9 +46,9 @@ NAMESPACE = "UnkeySecrets"
 # CloudWatch's limit on a dimension value: an ARN is far below it, but an event made by hand
 # may name anything; a document with an invalid dimension would be dropped whole.
 _MAX_DIMENSION_VALUE = 1024
-_STEP = [["SecretId", "Step", "Outcome"]]
-_STEP_ONLY = [["SecretId", "Step"]]
-_SECRET = [["SecretId"]]
+_STEP = ("SecretId", "Step", "Outcome")
+_STEP_ONLY = ("SecretId", "Step")
+_SECRET = ("SecretId",)
 
 
 @dataclass(frozen=True)
@@ -104,14 +104,18 @@ class StepMetrics:
         return document
 
     def line(self) -> str:
-        """The document as one line of JSON (no newline), as CloudWatch Logs expects it."""
+        """The document as one line of JSON (no newline), as CloudWatch Logs expects it.
+
+        Raises ValueError for a value that is not finite (JSON has no NaN).
+        """
         return json.dumps(self.document(), separators=(",", ":"), allow_nan=False)
 
 
-def _directive(dimensions: list[list[str]], *metrics: tuple[str, str]) -> dict[str, object]:
+def _directive(dimensions: tuple[str, ...], *metrics: tuple[str, str]) -> dict[str, object]:
+    # One dimension set per directive: each metric is written under exactly the set it names.
     return {
         "Namespace": NAMESPACE,
-        "Dimensions": dimensions,
+        "Dimensions": [list(dimensions)],
         "Metrics": [{"Name": name, "Unit": unit} for name, unit in metrics],
     }
 
@@ -122,7 +126,7 @@ def key_age(issued_at: str | None, now: float) -> float | None:
     None when ``issued_at`` is missing or not a timestamp (a value another writer stored);
     a time without an offset is taken as UTC.
     """
-    if not issued_at:
+    if not isinstance(issued_at, str) or not issued_at:
         return None
     # fromisoformat before 3.11 does not read a trailing Z.
     text = issued_at[:-1] + "+00:00" if issued_at.endswith(("Z", "z")) else issued_at

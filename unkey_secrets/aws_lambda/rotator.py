@@ -123,8 +123,8 @@ class Rotator:
 
     ``metrics`` takes each step's metrics as one line of CloudWatch's embedded metric format
     (:class:`~unkey_secrets.aws_lambda.metrics.StepMetrics`), after its log line, whether the
-    step succeeded or failed; the handler's writes it to standard output. An error it raises
-    (``OSError``, ``ValueError``) is logged as a warning and never fails the step.
+    step succeeded or failed (the handler's writer puts each on standard output). An error it
+    raises (``OSError``, ``ValueError``) is logged as a warning and never fails the step.
 
     ``reload_unkey`` is what Unkey refusing the root key (401 or 403) during a step calls, once
     per step: it reads the root key again and returns a client holding it, or None when it is
