@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -36,9 +35,10 @@ from unkey_secrets.testing.emulator import Emulator, EmulatorTransport
 
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 DAY = 86_400
-#: The rotators' fixed clock: the whole second this module was imported in, so a key Unkey
-#: issues during a test is never older than NOW (its age is 0).
-NOW = float(int(time.time()))
+#: The rotators' fixed clock, a fixed second in the past, so a key Unkey issues during a test
+#: is never older than NOW (its age is 0), and test ids built from it are the same in every
+#: pytest-xdist worker (a clock read at import made workers collect different ids).
+NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
 
 class FailingReads(InMemorySecretsManager):

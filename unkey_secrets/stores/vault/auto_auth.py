@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
     from .settings import VaultSettings
 
-__all__ = ["RENEW_AFTER", "RETRY_AFTER", "AutoAuth"]
+__all__ = ["MAX_BACKOFF", "RENEW_AFTER", "RETRY_AFTER", "AutoAuth"]
 
 _log = logging.getLogger("unkey_secrets.stores.vault")
 
