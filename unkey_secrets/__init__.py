@@ -37,7 +37,7 @@ from ._errors import (
     UnkeyServerError,
     UnkeyTransportError,
 )
-from ._models import AliasState, IssuedKey, KeyEntry, StoredKey, StoredLocation
+from ._models import AliasState, IssuedKey, KeyEntry, KeyRef, StoredKey, StoredLocation
 from ._reconcile import ReconcileFinding, ReconcileReport, reconcile
 from ._redact import install_guards
 from ._secret import Secret
@@ -64,6 +64,7 @@ __all__ = [
     "InvalidInputError",
     "IssuedKey",
     "KeyEntry",
+    "KeyRef",
     "NotOwnedError",
     "ProvisionResult",
     "ReconcileFinding",

@@ -16,7 +16,7 @@ from ._validate import validate_alias, validate_api_id, validate_key_id
 # What a stored member name may look like to be shown in a repr.
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
-__all__ = ["AliasState", "IssuedKey", "KeyEntry", "StoredKey", "StoredLocation"]
+__all__ = ["AliasState", "IssuedKey", "KeyEntry", "KeyRef", "StoredKey", "StoredLocation"]
 
 
 def _utcnow() -> dt.datetime:
@@ -157,3 +157,22 @@ class KeyEntry:
     key_id: str
     alias: str | None = None
     rerolled_from: str | None = None
+
+
+@dataclass(frozen=True)
+class KeyRef:
+    """One key to read: the current key behind ``alias``, or the key stored for ``key_id``.
+
+    Exactly one of ``alias`` and ``key_id`` is given (checked by
+    :meth:`~unkey_secrets.SecretStore.get_many`, which takes a sequence of them).
+    """
+
+    api_id: str
+    alias: str | None = None
+    key_id: str | None = None
+
+    def describe(self) -> str:
+        """``alias 'billing' of api_123`` or ``key key_abc of api_123`` (no I/O, no secret)."""
+        if self.alias is not None:
+            return f"alias {self.alias!r} of {self.api_id}"
+        return f"key {self.key_id} of {self.api_id}"

@@ -13,6 +13,7 @@ EXPECTED = {
     "InvalidInputError",
     "IssuedKey",
     "KeyEntry",
+    "KeyRef",
     "NotOwnedError",
     "ProvisionResult",
     "ReconcileFinding",

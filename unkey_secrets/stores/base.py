@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextvars
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, ClassVar
 
-from .._errors import ConfigurationError, StoredValueError
-from .._models import AliasState, IssuedKey, KeyEntry, StoredKey, StoredLocation
+from .._errors import ConfigurationError, InvalidInputError, StoredValueError, StoreError
+from .._models import AliasState, IssuedKey, KeyEntry, KeyRef, StoredKey, StoredLocation
 from .._redact import confined, guarded
 from .._validate import PathTemplate, validate_alias, validate_api_id, validate_key_id
 from ..telemetry.tracing import store_call
@@ -17,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_ALIAS_TEMPLATE",
     "DEFAULT_KEY_TEMPLATE",
+    "DEFAULT_READ_CONCURRENCY",
     "DEFAULT_ROTATION_TEMPLATE",
     "UNCHECKED",
     "SecretStore",
@@ -31,6 +35,8 @@ DEFAULT_ALIAS_TEMPLATE = "unkey/{api_id}/by-name/{alias}"
 #: An api_id has no ``-``, so ``rotated-from`` is never an API's folder; being the second
 #: segment, it can be granted read on its own (``unkey/rotated-from/*``) in a Vault policy.
 DEFAULT_ROTATION_TEMPLATE = "unkey/rotated-from/{api_id}/{key_id}"
+#: Reads :meth:`SecretStore.get_many` runs at once by default (within a client's default pool).
+DEFAULT_READ_CONCURRENCY = 8
 # Today's key_ids are "key_" + 9 characters, older ones up to about 26.
 _STAND_IN_KEY_ID = "key_" + "x" * 28
 # An alias of a typical length, standing in for the one a caller will name.
@@ -244,6 +250,61 @@ class SecretStore(ABC):
         else:
             return stored
         raise StoredValueError(f"alias at {path} holds {problem}", store=self.name, location=path)
+
+    @guarded
+    def get_many(
+        self, refs: Sequence[KeyRef], *, concurrency: int = DEFAULT_READ_CONCURRENCY
+    ) -> list[StoredKey | StoreError]:
+        """Read several keys at once; one failing read fails no other.
+
+        Returns, for each :class:`~unkey_secrets.KeyRef` in order, its
+        :class:`~unkey_secrets.StoredKey` or the :class:`~unkey_secrets.StoreError` its read
+        raised (a key not found, a refusal, a bad value).
+
+        Each ref is read as :meth:`get_current` (``alias``) or :meth:`get` (``key_id``) reads
+        it, with the same checks. Every ref is validated before anything is read: a bad id,
+        alias, or a ref with none or both of ``alias`` and ``key_id`` raises
+        :class:`~unkey_secrets.InvalidInputError` for the whole call. By default at most
+        ``concurrency`` reads run at once, on worker threads (a backend with a batch read,
+        such as Secrets Manager's ``BatchGetSecretValue``, overrides :meth:`_get_many`).
+        """
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise InvalidInputError("concurrency", "expected a whole number, 1 or more")
+        checked: list[KeyRef] = []
+        for ref in refs:
+            if not isinstance(ref, KeyRef):
+                raise InvalidInputError("refs", "expected KeyRef items")
+            validate_api_id(ref.api_id)
+            if (ref.alias is None) == (ref.key_id is None):
+                raise InvalidInputError("refs", "give exactly one of alias= or key_id= per KeyRef")
+            if ref.alias is not None:
+                validate_alias(ref.alias)
+            else:
+                assert ref.key_id is not None
+                validate_key_id(ref.key_id)
+            checked.append(ref)
+        if not checked:
+            return []
+        return self._get_many(checked, concurrency)
+
+    def _get_many(self, refs: list[KeyRef], concurrency: int) -> list[StoredKey | StoreError]:
+        """Read ``refs`` (validated) at most ``concurrency`` at a time; each result in order."""
+
+        def read(ref: KeyRef) -> StoredKey | StoreError:
+            try:
+                if ref.alias is not None:
+                    return self.get_current(api_id=ref.api_id, alias=ref.alias)
+                assert ref.key_id is not None
+                return self.get(api_id=ref.api_id, key_id=ref.key_id)
+            except StoreError as exc:
+                return exc
+
+        if len(refs) == 1 or concurrency == 1:
+            return [read(ref) for ref in refs]
+        # Each read runs in a copy of the caller's context: its deadline and current span.
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(refs))) as pool:
+            futures = [pool.submit(contextvars.copy_context().run, read, ref) for ref in refs]
+            return [future.result() for future in futures]
 
     @guarded
     def read_rotation(self, *, api_id: str, key_id: str) -> RotationRecord | None:
