@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry import metrics, trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -28,10 +29,15 @@ from unkey_secrets.telemetry import AUDIT_LOGGER
 
 
 class _Forward(SpanProcessor):
-    """Hands ended spans to the exporter of the block in progress, if any."""
+    """Hands started and ended spans to the processor of the block in progress, if any."""
 
     def __init__(self) -> None:
-        self.target: SimpleSpanProcessor | None = None
+        self.target: SpanProcessor | None = None
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        target = self.target
+        if target is not None:
+            target.on_start(span, parent_context=parent_context)
 
     def on_end(self, span: ReadableSpan) -> None:
         target = self.target
@@ -164,3 +170,38 @@ def collected() -> Iterator[Collected]:
         forward.target = previous
         audit.removeHandler(events)
         audit.setLevel(level)
+
+
+class _Raising(SpanProcessor):
+    """Forwards to ``target``, then raises at ``when`` ("start", "end") for the spans named."""
+
+    def __init__(self, target: SpanProcessor | None, when: str, names: frozenset[str] | None):
+        self.target, self.when, self.names = target, when, names
+
+    def _raise(self, when: str, name: str) -> None:
+        if when == self.when and (self.names is None or name in self.names):
+            raise RuntimeError(f"span processor bug at the {when} of {name}")
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        if self.target is not None:
+            self.target.on_start(span, parent_context=parent_context)
+        self._raise("start", span.name)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self.target is not None:
+            self.target.on_end(span)
+        self._raise("end", span.name)
+
+
+@contextlib.contextmanager
+def processor_raising(when: str, *names: str) -> Iterator[None]:
+    """Inside a :func:`collected` block: the span processor raises ``RuntimeError`` at the
+    ``when`` (``"start"`` or ``"end"``) of each span named (every span when none is), after
+    the block's exporter got it."""
+    forward, _ = _Global.install()
+    previous = forward.target
+    forward.target = _Raising(previous, when, frozenset(names) if names else None)
+    try:
+        yield
+    finally:
+        forward.target = previous

@@ -19,6 +19,7 @@ one it waited for) or ``stale`` (the cached key served after a failed read). A r
 is the time from a key's ``issued_at`` to the first time a reader serves it in place of the
 key it served before. Attribute names carry the ``unkey_secrets.`` prefix, but ``error.type``
 (OpenTelemetry's own). No attribute ever holds a key, a credential or an error's message.
+Whatever the meter raises is caught: the call goes on without the point.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ._otel import API
+from ._otel import API, failed
 
 __all__ = [
     "FLOWS",
@@ -84,7 +85,11 @@ class _Holder:
             return None
         with self._lock:
             if self._instruments is None:
-                self._instruments = _Instruments(meter)
+                try:
+                    self._instruments = _Instruments(meter)
+                except Exception as error:  # noqa: BLE001 (see _otel.failed: asked again)
+                    failed("making the metric instruments", error)
+                    return None
         return self._instruments
 
 
@@ -102,10 +107,13 @@ def flow_finished(flow: str, outcome: str, seconds: float, error: str | None) ->
     if instruments is None:
         return
     attributes = {"unkey_secrets.flow": flow, "unkey_secrets.outcome": outcome}
-    instruments.flow_duration.record(seconds, attributes)
-    if error is not None:
-        attributes["error.type"] = error
-    instruments.flows.add(1, attributes)
+    try:
+        instruments.flow_duration.record(seconds, attributes)
+        if error is not None:
+            attributes = {**attributes, "error.type": error}
+        instruments.flows.add(1, attributes)
+    except Exception as problem:  # noqa: BLE001 (see _otel.failed)
+        failed("recording a metric", problem)
 
 
 def _reader_attributes(store: str, api_id: str, alias: str | None) -> dict[str, str]:
@@ -122,7 +130,10 @@ def reader_lookup(store: str, api_id: str, alias: str | None, result: str) -> No
         return
     attributes = _reader_attributes(store, api_id, alias)
     attributes["unkey_secrets.reader.result"] = result
-    instruments.lookups.add(1, attributes)
+    try:
+        instruments.lookups.add(1, attributes)
+    except Exception as error:  # noqa: BLE001 (see _otel.failed)
+        failed("recording a metric", error)
 
 
 def reader_refresh_failed(store: str, api_id: str, alias: str | None, error: str) -> None:
@@ -132,7 +143,10 @@ def reader_refresh_failed(store: str, api_id: str, alias: str | None, error: str
         return
     attributes = _reader_attributes(store, api_id, alias)
     attributes["error.type"] = error
-    instruments.refresh_failures.add(1, attributes)
+    try:
+        instruments.refresh_failures.add(1, attributes)
+    except Exception as problem:  # noqa: BLE001 (see _otel.failed)
+        failed("recording a metric", problem)
 
 
 def reader_rotation_pickup(store: str, api_id: str, alias: str | None, seconds: float) -> None:
@@ -140,4 +154,8 @@ def reader_rotation_pickup(store: str, api_id: str, alias: str | None, seconds: 
     instruments = _INSTRUMENTS.get()
     if instruments is None:
         return
-    instruments.rotation_pickup.record(max(seconds, 0.0), _reader_attributes(store, api_id, alias))
+    attributes = _reader_attributes(store, api_id, alias)
+    try:
+        instruments.rotation_pickup.record(max(seconds, 0.0), attributes)
+    except Exception as error:  # noqa: BLE001 (see _otel.failed)
+        failed("recording a metric", error)

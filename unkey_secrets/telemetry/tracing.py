@@ -24,7 +24,9 @@ error's message: a foreign error's text may quote what it was sent. Exceptions a
 recorded as span events for the same reason.
 
 When neither tracing nor auditing is on, each helper returns one shared object whose methods
-do nothing: the cost is a function call and two lookups.
+do nothing: the cost is a function call and two lookups. Whatever OpenTelemetry raises
+(a span processor at a span's start or end) is caught: the call, its outcome and its audit
+event are as without tracing (see :func:`unkey_secrets.telemetry._otel.failed`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from typing import Any, Final
 
 from .._errors import StoreUnavailableError, UnkeyAmbiguousError
 from . import audit, metrics
-from ._otel import API
+from ._otel import API, failed
 
 __all__ = [
     "FlowScope",
@@ -151,15 +153,20 @@ class Observation:
     def __enter__(self) -> Observation:
         tracer = API.tracer()
         if tracer is not None:
-            trace = API.trace()
-            kind = trace.SpanKind.CLIENT if self._kind == "client" else trace.SpanKind.INTERNAL
-            self._scope = tracer.start_as_current_span(
-                self._name,
-                kind=kind,
-                record_exception=False,
-                set_status_on_exception=False,
-            )
-            self._span = self._scope.__enter__()
+            try:
+                trace = API.trace()
+                kind = trace.SpanKind.CLIENT if self._kind == "client" else trace.SpanKind.INTERNAL
+                scope = tracer.start_as_current_span(
+                    self._name,
+                    kind=kind,
+                    record_exception=False,
+                    set_status_on_exception=False,
+                )
+                self._span = scope.__enter__()
+                self._scope = scope
+            except Exception as error:  # noqa: BLE001 (the call goes on without its span)
+                self._span = self._scope = None
+                failed("starting a span", error)
         return self
 
     def __exit__(
@@ -180,10 +187,17 @@ class Observation:
         ids = None
         if span is not None:
             try:
-                self._finish_span(span, outcome, exc)
-                ids = _trace_ids(span)
+                try:
+                    self._finish_span(span, outcome, exc)
+                    ids = _trace_ids(span)
+                except Exception as error:  # noqa: BLE001 (see _otel.failed)
+                    failed("setting a span's attributes", error)
             finally:
-                self._scope.__exit__(None, None, None)
+                try:
+                    # Ends the span: the SDK calls each span processor without catching.
+                    self._scope.__exit__(None, None, None)
+                except Exception as error:  # noqa: BLE001 (see _otel.failed)
+                    failed("ending a span", error)
         if self._action is not None:
             # The operation names the span; the event's action says the same.
             fields = {k: v for k, v in self.fields.items() if k != "operation"}
@@ -225,7 +239,11 @@ def record(action: str, outcome: str, *, error: BaseException | None = None, **f
         return
     trace = API.trace()
     if trace is not None:
-        ids = _trace_ids(trace.get_current_span())
+        try:
+            ids = _trace_ids(trace.get_current_span())
+        except Exception as problem:  # noqa: BLE001 (see _otel.failed)
+            failed("reading the current span", problem)
+            ids = None
         if ids is not None:
             fields["trace_id"], fields["span_id"] = ids
     _emit(action, outcome, fields, error)
@@ -372,12 +390,15 @@ def annotate(**attributes: Any) -> None:
     trace = API.trace()
     if trace is None:
         return
-    span = trace.get_current_span()
-    if span.is_recording():
-        for name, value in attributes.items():
-            shown = _attribute(value)
-            if shown is not None:
-                span.set_attribute(name if "." in name else _PREFIX + name, shown)
+    try:
+        span = trace.get_current_span()
+        if span.is_recording():
+            for name, value in attributes.items():
+                shown = _attribute(value)
+                if shown is not None:
+                    span.set_attribute(name if "." in name else _PREFIX + name, shown)
+    except Exception as error:  # noqa: BLE001 (see _otel.failed)
+        failed("setting a span's attributes", error)
 
 
 def span_event(name: str, **attributes: Any) -> None:
@@ -385,11 +406,14 @@ def span_event(name: str, **attributes: Any) -> None:
     trace = API.trace()
     if trace is None:
         return
-    span = trace.get_current_span()
-    if span.is_recording():
-        shown = {}
-        for key, value in attributes.items():
-            attribute = _attribute(value)
-            if attribute is not None:
-                shown[key if "." in key else _PREFIX + key] = attribute
-        span.add_event(name, shown)
+    try:
+        span = trace.get_current_span()
+        if span.is_recording():
+            shown = {}
+            for key, value in attributes.items():
+                attribute = _attribute(value)
+                if attribute is not None:
+                    shown[key if "." in key else _PREFIX + key] = attribute
+            span.add_event(name, shown)
+    except Exception as error:  # noqa: BLE001 (see _otel.failed)
+        failed("adding a span event", error)
