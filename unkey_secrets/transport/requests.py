@@ -280,6 +280,7 @@ def build_session(
     url: str,
     *,
     verify: bool | str = True,
+    cert: tuple[str, str] | None = None,
     pool_maxsize: int | None = None,
     max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
 ) -> requests.Session:
@@ -287,8 +288,10 @@ def build_session(
 
     Proxies: :func:`~.policy.proxy_for` (none for plain http). CA bundle: ``verify`` when it
     names one, else ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` (as requests reads them), else
-    the default trust store. Nothing is read from the environment per request afterwards
-    (``trust_env`` is off: no proxy variable, CA variable or ``.netrc`` is consulted again).
+    the default trust store. ``cert``: a ``(certificate, key)`` pair of PEM files presented
+    on every TLS connection (a client certificate). Nothing is read from the environment per
+    request afterwards (``trust_env`` is off: no proxy variable, CA variable or ``.netrc`` is
+    consulted again).
     """
     session = requests.Session()
     session.trust_env = False
@@ -297,6 +300,8 @@ def build_session(
     if verify is True:
         verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
     session.verify = verify
+    if cert is not None:
+        session.cert = cert
     session.max_redirects = 0
     apply_policy(session, pool_maxsize=pool_maxsize, max_answer_bytes=max_answer_bytes)
     return session

@@ -2,8 +2,11 @@
 
 Auth methods: ``token`` (``VAULT_TOKEN``, else ``~/.vault-token`` as the vault CLI does),
 ``approle`` (role_id + secret_id), ``kubernetes`` (role + the service account JWT), ``jwt``
-(role + a JWT given directly or read from a file) and ``aws`` (role; a signed
-``sts:GetCallerIdentity`` request made with credentials from botocore's standard chain).
+(role + a JWT given directly or read from a file), ``aws`` (role; a signed
+``sts:GetCallerIdentity`` request made with credentials from botocore's standard chain),
+``cert`` (the TLS client certificate of ``VAULT_CLIENT_CERT``/``VAULT_CLIENT_KEY``, an optional
+role name) and ``agent`` (no token: a Vault Agent or Proxy at ``VAULT_AGENT_ADDR`` adds its
+auto-auth token to each request it forwards).
 Credentials are never logged or put in an error message: each one is held
 (:func:`unkey_secrets._redact.hold`) as soon as it is read, so every log record and every line
 ``http.client`` debug output prints has it masked, and a login refuses to start while
@@ -29,12 +32,29 @@ if TYPE_CHECKING:
     import hvac
     import requests
 
-__all__ = ["KUBERNETES_JWT_PATH", "Lease", "build_client", "lease_of", "login", "read_token"]
+__all__ = [
+    "KUBERNETES_JWT_PATH",
+    "Lease",
+    "build_client",
+    "check_client_cert",
+    "lease_of",
+    "login",
+    "read_token",
+]
 
 #: Where Kubernetes mounts a pod's service account token.
 KUBERNETES_JWT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
-_DEFAULT_MOUNTS = {"approle": "approle", "kubernetes": "kubernetes", "jwt": "jwt", "aws": "aws"}
+_DEFAULT_MOUNTS = {
+    "approle": "approle",
+    "kubernetes": "kubernetes",
+    "jwt": "jwt",
+    "aws": "aws",
+    "cert": "cert",
+}
+
+#: The methods that never log in: the token is given (token) or added by an agent (agent).
+_NO_LOGIN = frozenset({"token", "agent"})
 
 
 class Lease(NamedTuple):
@@ -88,30 +108,87 @@ def read_token(settings: VaultSettings) -> str | None:
     return saved or None
 
 
+def check_client_cert(settings: VaultSettings) -> tuple[str, str] | None:
+    """The ``(certificate, key)`` files to present on every TLS connection; None when unset.
+
+    Both files are loaded now, as a TLS connection would load them, so a missing or unreadable
+    file, a file that is no PEM certificate or key, an encrypted key (nothing would supply
+    its passphrase) or a key that does not match the certificate is a
+    :class:`~unkey_secrets.ConfigurationError` at start, naming the variable and the path, never
+    a file's contents.
+    """
+    cert, key = settings.client_cert, settings.client_key
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ConfigurationError(
+            "VAULT_CLIENT_CERT and VAULT_CLIENT_KEY go together: set both or neither"
+        )
+    for variable, path in (("VAULT_CLIENT_CERT", cert), ("VAULT_CLIENT_KEY", key)):
+        problem: str | None = None
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            problem = type(exc).__name__
+        if problem is not None:
+            # Raised outside the except block: nothing is chained.
+            raise ConfigurationError(f"{variable} names {path}, which cannot be read ({problem})")
+    import ssl
+
+    failure: str | None = None
+    try:
+        ssl.create_default_context().load_cert_chain(cert, key, password=_no_passphrase)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        failure = type(exc).__name__
+    if failure is not None:
+        raise ConfigurationError(
+            f"VAULT_CLIENT_CERT ({cert}) and VAULT_CLIENT_KEY ({key}) do not load as a PEM "
+            f"certificate and its matching, unencrypted private key ({failure})"
+        )
+    return cert, key
+
+
+def _no_passphrase() -> bytes:
+    # An encrypted key fails to load rather than prompting on the terminal for a passphrase.
+    return b""
+
+
 def build_client(
     settings: VaultSettings, *, session: requests.Session | None = None
 ) -> hvac.Client:
     """Return an hvac client for ``settings`` (not yet logged in unless the method is token).
 
-    The client is held to the transport policy (:mod:`unkey_secrets.transport.requests`): TLS
-    is always verified (``VAULT_CACERT`` or ``VAULT_CAPATH`` name a private CA, else
-    ``REQUESTS_CA_BUNDLE``), redirects are never followed (a request body is never replayed to
-    another address), each request ends within ``settings.timeout`` seconds, whole answer
-    included, and an answer is at most :data:`~unkey_secrets.transport.DEFAULT_MAX_ANSWER_BYTES`.
-    Proxies (``HTTPS_PROXY``, ``NO_PROXY``: none for plain http) and the CA bundle are read from
-    the environment now, once. A ``session`` passed in keeps its own proxies and environment
-    settings; the policy's adapter is mounted on it.
+    Requests go to :attr:`VaultSettings.address` (``VAULT_AGENT_ADDR`` when set, else
+    ``VAULT_ADDR``). The client is held to the transport policy
+    (:mod:`unkey_secrets.transport.requests`): TLS is always verified (``VAULT_CACERT`` or
+    ``VAULT_CAPATH`` name a private CA, else ``REQUESTS_CA_BUNDLE``), redirects are never
+    followed (a request body is never replayed to another address), each request ends within
+    ``settings.timeout`` seconds, whole answer included, and an answer is at most
+    :data:`~unkey_secrets.transport.DEFAULT_MAX_ANSWER_BYTES`. The client certificate of
+    ``VAULT_CLIENT_CERT``/``VAULT_CLIENT_KEY``, when set, is checked now
+    (:func:`check_client_cert`) and presented on every TLS connection. Proxies
+    (``HTTPS_PROXY``, ``NO_PROXY``: none for plain http) and the CA bundle are read from the
+    environment now, once. A ``session`` passed in keeps its own proxies and environment
+    settings; the policy's adapter is mounted on it. With the ``agent`` method the client has
+    no token: the agent adds its own.
     """
     hvac_module = require_hvac()
     from ...transport.requests import apply_policy, build_session
 
-    if not settings.addr:
-        raise ConfigurationError("VAULT_ADDR is not set: where is Vault?")
+    url = settings.address
+    if not url:
+        raise ConfigurationError(
+            "neither VAULT_ADDR nor VAULT_AGENT_ADDR is set: where is Vault (or its agent)?"
+        )
+    cert = check_client_cert(settings)
     verify: bool | str = settings.cacert or settings.capath or True
     if session is None:
-        session = build_session(settings.addr, verify=verify)
+        session = build_session(url, verify=verify, cert=cert)
     else:
         session.verify = verify
+        if cert is not None:
+            session.cert = cert
         apply_policy(session)
     # hvac prefers the session's verify over its own argument: pass what the session holds.
     verify = session.verify
@@ -119,9 +196,10 @@ def build_client(
     if settings.auth_method == "token" and token is None:
         raise ConfigurationError("no Vault token: set VAULT_TOKEN or log in with the vault CLI")
     client: hvac.Client = hvac_module.Client(
-        url=settings.addr,
+        url=url,
         # An empty string, not None: hvac would otherwise read VAULT_TOKEN and ~/.vault-token.
         token=token or "",
+        cert=cert,
         verify=verify,
         timeout=settings.timeout,
         namespace=settings.namespace,
@@ -133,10 +211,10 @@ def build_client(
 
 @guarded
 def login(client: hvac.Client, settings: VaultSettings) -> Lease | None:
-    """Log ``client`` in with the method ``settings.auth_method`` names (token: nothing to do).
+    """Log ``client`` in with the method ``settings.auth_method`` names (token, agent: no login).
 
-    Returns the new token's :class:`Lease` (None for the token method, or when Vault's answer
-    does not say).
+    Returns the new token's :class:`Lease` (None for the token and agent methods, or when
+    Vault's answer does not say).
 
     Raises :class:`~unkey_secrets.ConfigurationError` for a missing credential or role,
     :class:`~unkey_secrets.StoreAccessError` when Vault refuses the login or answers it
@@ -145,7 +223,7 @@ def login(client: hvac.Client, settings: VaultSettings) -> Lease | None:
     or breaks the transport policy. None of them is chained or quotes the answer.
     """
     method = settings.auth_method
-    if method == "token":
+    if method in _NO_LOGIN:
         return None
     mount = settings.auth_mount or _DEFAULT_MOUNTS[method]
     location = f"auth/{mount}/login"
@@ -286,9 +364,24 @@ def _aws(client: hvac.Client, settings: VaultSettings, mount: str) -> Any:
     )
 
 
+def _cert(client: hvac.Client, settings: VaultSettings, mount: str) -> Any:
+    # The TLS client certificate is the credential: its private key never leaves the TLS
+    # handshake, and the body names the role only (without one, Vault tries every role).
+    cert = check_client_cert(settings)
+    if cert is None:
+        raise ConfigurationError(
+            "Vault cert auth logs in with the TLS client certificate: set VAULT_CLIENT_CERT and "
+            "VAULT_CLIENT_KEY"
+        )
+    return client.auth.cert.login(
+        name=settings.role or "", cert_pem=cert[0], key_pem=cert[1], mount_point=mount
+    )
+
+
 _LOGINS: dict[str, Callable[[hvac.Client, VaultSettings, str], Any]] = {
     "approle": _approle,
     "kubernetes": _kubernetes,
     "jwt": _jwt,
     "aws": _aws,
+    "cert": _cert,
 }

@@ -3,12 +3,13 @@
 A store built from settings holds one :class:`AutoAuth`. Once two thirds of the token's lease
 have passed, the token is renewed (``auth/token/renew-self``); a token that cannot be renewed
 (not renewable, at its ``max_ttl``, or refused) is replaced by logging in again with the
-configured auth method (AppRole, Kubernetes, JWT, AWS IAM). This happens on a background
-daemon thread (one per store, named ``unkey-secrets-vault-token``, idle between renewals), so
-a job that goes quiet for longer than its token's TTL (a slow Unkey, a long sleep between two
-calls) still finds it alive, and before each request as well (:meth:`AutoAuth.ensure`), in
-case the thread was late. The thread ends when the store is garbage-collected or its token
-can no longer be extended. When Vault refuses a request anyway (401/403),
+configured auth method (AppRole, Kubernetes, JWT, AWS IAM, TLS certificate). This happens on a
+background daemon thread (one per store, named ``unkey-secrets-vault-token``, idle between
+renewals), so a job that goes quiet for longer than its token's TTL (a slow Unkey, a long sleep
+between two calls) still finds it alive, and before each request as well
+(:meth:`AutoAuth.ensure`), in case the thread was late. The thread ends when the store is
+garbage-collected or its token can no longer be extended. When Vault refuses a request anyway
+(401/403),
 :meth:`AutoAuth.refused` asks Vault whether the token is still alive (``lookup-self``): a live
 token was refused by its policy, which no login changes, so the refusal is raised; a dead one
 (the job sat idle past its expiry, or it was revoked) is replaced by one new login and the
@@ -23,6 +24,11 @@ renewable token is renewed ahead of its expiry until its ``max_ttl`` (a failed r
 tried again every 5 s while the token lives); a token with no expiry (a root token, ``ttl`` 0)
 costs nothing more. After a refusal, ``~/.vault-token`` is read again: a token a Vault Agent
 sink or ``vault login`` put there since is taken up and the request sent again.
+
+With the ``agent`` method the app holds no token at all: the Vault Agent or Proxy at
+``VAULT_AGENT_ADDR`` adds its auto-auth token to each request it forwards, and renews it or logs
+in again itself. Nothing is looked up, renewed or logged in here (no thread either), and a
+refusal is raised as it is: no call of ours could change the agent's token.
 
 Nothing here logs or raises a token: each new one is held (:func:`unkey_secrets._redact.hold`)
 by :func:`~unkey_secrets.stores.vault.auth.login`; renewing keeps the same token.
@@ -87,8 +93,11 @@ class AutoAuth:
         self.client = client
         self.settings = settings
         self.clock = clock
-        #: Whether a refused token can be replaced by logging in (every method but token).
-        self.can_login = settings.auth_method != "token"
+        #: Whether the token is the agent's (a Vault Agent or Proxy adds it): nothing to keep.
+        self.through_agent = settings.auth_method == "agent"
+        #: Whether a refused token can be replaced by logging in (every method but token and
+        #: agent).
+        self.can_login = settings.auth_method not in ("token", "agent")
         self.renewals = 0
         self.logins = 0
         self._lock = threading.Lock()
@@ -118,10 +127,13 @@ class AutoAuth:
         )
 
     def start(self) -> None:
-        """Log in (every method but token), or plan a lookup of the token's lease.
+        """Log in (every method but token and agent), or plan a lookup of the token's lease.
 
-        Raises what :func:`~unkey_secrets.stores.vault.auth.login` raises.
+        With the agent method, nothing: the agent keeps its own token. Raises what
+        :func:`~unkey_secrets.stores.vault.auth.login` raises.
         """
+        if self.through_agent:
+            return
         if self.can_login:
             self._logged_in(self._login())
         else:
@@ -173,7 +185,10 @@ class AutoAuth:
         login changes that) or cannot be replaced. Raises the login's error when logging in
         fails (a revoked secret_id, a role removed): that is the reason the request failed;
         within the pause after a failed login, that error is raised again without a new try.
+        With the agent method, always False at once: the token is the agent's to replace.
         """
+        if self.through_agent:
+            return False
         with self._lock:
             if self.client.adapter.token != token:
                 return True

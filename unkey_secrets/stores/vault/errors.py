@@ -18,7 +18,15 @@ from ..._errors import (
     StoreUnavailableError,
 )
 
-__all__ = ["STORE", "error_texts", "is_cas_mismatch", "is_missing", "require_hvac", "translate"]
+__all__ = [
+    "AGENT_REFUSAL_HINT",
+    "STORE",
+    "error_texts",
+    "is_cas_mismatch",
+    "is_missing",
+    "require_hvac",
+    "translate",
+]
 
 STORE = "vault"
 
@@ -76,9 +84,22 @@ def is_missing(exc: BaseException) -> bool:
     return isinstance(exc, hve.InvalidPath) and not _errors(exc)
 
 
-def translate(exc: BaseException, *, operation: str, location: str) -> StoreError:
+#: What to check when a request sent through a Vault Agent or Proxy (no token of ours) is
+#: refused.
+AGENT_REFUSAL_HINT = (
+    "the app sends no token through VAULT_AGENT_ADDR: check the Vault Agent's or Proxy's "
+    "auto-auth (its method and role, and that its token carries the policy) and that its "
+    "api_proxy sets use_auto_auth_token"
+)
+
+
+def translate(
+    exc: BaseException, *, operation: str, location: str, agent: bool = False
+) -> StoreError:
     """Return the error to raise for ``exc`` during ``operation`` on ``location``.
 
+    ``agent``: the request went through a Vault Agent or Proxy adding its auto-auth token, so a
+    refusal names the agent's auto-auth (:data:`AGENT_REFUSAL_HINT`) as the thing to check.
     The result never quotes ``exc``: raise it outside the ``except`` block (or ``from None``).
     """
     import requests
@@ -109,9 +130,13 @@ def translate(exc: BaseException, *, operation: str, location: str) -> StoreErro
         status = _STATUS.get(name)
         shown = f"{status} {name}" if status else name
         if isinstance(exc, (hve.Forbidden, hve.Unauthorized)):
+            hint = (
+                AGENT_REFUSAL_HINT
+                if agent
+                else "check the token and its policy; a token may have expired"
+            )
             return StoreAccessError(
-                f"Vault refused {where}: {shown} (check the token and its policy; a token may "
-                "have expired)",
+                f"Vault refused {where}: {shown} ({hint})",
                 store=STORE,
                 location=location,
             )

@@ -34,7 +34,14 @@ from ..base import (
     _Unchecked,
 )
 from .auto_auth import AutoAuth
-from .errors import STORE, error_texts, is_cas_mismatch, require_hvac, translate
+from .errors import (
+    AGENT_REFUSAL_HINT,
+    STORE,
+    error_texts,
+    is_cas_mismatch,
+    require_hvac,
+    translate,
+)
 from .settings import VaultSettings, check_mount, check_vault_addr
 
 if TYPE_CHECKING:
@@ -305,13 +312,23 @@ class VaultStore(SecretStore):
         try:
             return self._send(call)
         except hve.Forbidden as exc:
-            if forbidden is not None:
+            if forbidden is not None and self._through_agent:
+                failure = ConfigurationError(
+                    f"{forbidden} (through VAULT_AGENT_ADDR, the token is the Vault Agent's or "
+                    "Proxy's auto-auth token)"
+                )
+            elif forbidden is not None:
                 failure = ConfigurationError(forbidden)
             elif any("preflight capability check" in e for e in error_texts(exc)):
                 failure = ConfigurationError(
                     f"Vault: the token has no access under the mount {self.mount!r}, or there is "
                     "no such mount: check UNKEY_SECRETS_VAULT_MOUNT (mount=...) and that the "
                     "token carries the writer policy (policies/vault-writer.hcl)"
+                )
+            elif self._through_agent:
+                failure = ConfigurationError(
+                    f"Vault refused the request ({what}: 403): {AGENT_REFUSAL_HINT}, with the "
+                    "writer policy (policies/vault-writer.hcl)"
                 )
             else:
                 failure = ConfigurationError(
@@ -320,9 +337,13 @@ class VaultStore(SecretStore):
                     "(policies/vault-writer.hcl)"
                 )
         except (hve.Unauthorized, hve.InvalidRequest) as exc:
+            check = (
+                AGENT_REFUSAL_HINT
+                if self._through_agent
+                else "check VAULT_TOKEN (or the auth method's settings)"
+            )
             failure = ConfigurationError(
-                f"Vault refused the token ({what}: {type(exc).__name__}): check VAULT_TOKEN "
-                "(or the auth method's settings)"
+                f"Vault refused the token ({what}: {type(exc).__name__}): {check}"
             )
         except requests.exceptions.SSLError:
             failure = ConfigurationError(
@@ -914,7 +935,12 @@ class VaultStore(SecretStore):
             if is_cas_mismatch(exc):
                 error = _CasMismatch()
             else:
-                error = translate(exc, operation=operation, location=self._location(path))
+                error = translate(
+                    exc,
+                    operation=operation,
+                    location=self._location(path),
+                    agent=self._through_agent,
+                )
         except (ValueError, RecursionError):
             # Vault's answer could not be decoded (a value nested too deeply, an integer too
             # long): the answer holds the value, so only the location is named.
@@ -1112,6 +1138,12 @@ class VaultStore(SecretStore):
 
     def _location(self, path: str) -> str:
         return f"{self.mount}/{path}"
+
+    @property
+    def _through_agent(self) -> bool:
+        """Whether requests go through a Vault Agent or Proxy that adds its own token."""
+        auto_auth = getattr(self, "auto_auth", None)
+        return auto_auth is not None and auto_auth.through_agent
 
 
 def _hold_to_policy(client: hvac.Client, max_connections: int | None) -> None:
