@@ -18,7 +18,8 @@ Mark a field with where its key lives, and add the store's source to the setting
 The field holds an :class:`UnkeySecretStr` (a ``SecretStr`` whose ``.info`` is the key's
 :class:`KeyInfo`: key_id, version, expiry, never the plaintext). Long-running apps read
 through a :class:`KeyReader`: a :class:`CachedKey` per alias, re-read every ``max_age``
-seconds or on :meth:`CachedKey.refresh`, with ``on_change`` callbacks.
+seconds or on :meth:`CachedKey.refresh`, with ``on_change`` callbacks; asyncio apps through an
+:class:`AsyncKeyReader` (``await key.get()``), which never blocks the event loop.
 
 Nothing here imports hvac or boto3; a source imports its SDK when it builds its store.
 """
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 from ._model import KeyInfo, StoreName, UnkeyKey, UnkeySecretStr, key_info
 from ._source import UnkeyKeySource
+from .aio import MAX_READ_THREADS, AsyncCachedKey, AsyncChangeCallback, AsyncKeyReader
 from .aws import UnkeySecretsManagerSource
 from .errors import (
     KeyAccessDeniedError,
@@ -57,6 +59,10 @@ __all__ = [
     "DEFAULT_MAX_AGE",
     "DEFAULT_MAX_STALE",
     "DEFAULT_READ_TIMEOUT",
+    "MAX_READ_THREADS",
+    "AsyncCachedKey",
+    "AsyncChangeCallback",
+    "AsyncKeyReader",
     "CachedKey",
     "ChangeCallback",
     "KeyAccessDeniedError",
