@@ -23,11 +23,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import datetime as dt
+import errno
 import functools
 import json
 import logging
 import os
 import socket
+import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -189,17 +191,27 @@ def emit(
     for name, value in fields.items():
         if value is not None or name in event or name in _NULL_MEANS:
             event[name] = _clean(value)
-    # One line a person can read; the record guard scrubs it as it scrubs every record.
+    # One line a person can read; the record guard scrubs it as it scrubs every record. A
+    # location comes from a store's answer (an ARN): its control characters are replaced, so
+    # it cannot end the line and forge another record in a text log, nor drive a terminal.
     _logger.info(
         "%s %s key_id=%s api_id=%s location=%s%s",
-        action,
-        outcome,
-        event["key_id"],
-        event["api_id"],
-        event["location"],
-        f" error={event['error']}" if event["error"] else "",
+        _one_line(action),
+        _one_line(outcome),
+        _one_line(event["key_id"]),
+        _one_line(event["api_id"]),
+        _one_line(event["location"]),
+        f" error={_one_line(event['error'])}" if event["error"] else "",
         extra={"audit": event},
     )
+
+
+def _one_line(value: object) -> str:
+    """``value`` as text for the one-line message, each non-printable character a ``?``."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 @functools.lru_cache(maxsize=1)
@@ -212,6 +224,31 @@ def audit_schema() -> dict[str, Any]:
     return schema
 
 
+def _is_fifo(path: Path) -> bool:
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _open_append(path: Path) -> int:
+    """Open ``path`` to append, created 0600; a named pipe with no reader raises ENXIO.
+
+    Opened non-blocking (a pipe's open would otherwise wait for a reader), then set back to
+    blocking, so writes to a pipe whose reader is slow wait rather than fail.
+    """
+    nonblocking = getattr(os, "O_NONBLOCK", 0)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | nonblocking
+    fd = os.open(path, flags, 0o600)
+    if nonblocking:
+        try:
+            os.set_blocking(fd, True)
+        except OSError:
+            os.close(fd)
+            raise
+    return fd
+
+
 class AuditLogHandler(logging.Handler):
     """Appends every audit event it is handed to ``path``, one JSON object per line.
 
@@ -219,18 +256,22 @@ class AuditLogHandler(logging.Handler):
     mode). Each line is written with one ``write`` and flushed, so a reader tailing the file
     (a SIEM's agent) never sees half a line. Records without an ``audit`` attribute are
     ignored. Raises :class:`~unkey_secrets.ConfigurationError` naming the path and the
-    error's class when the file cannot be opened.
+    error's class when the file cannot be opened, at once for a named pipe nobody reads
+    (opening it would wait for a reader forever); a pipe with a reader gets the lines.
     """
 
     def __init__(self, path: str | os.PathLike[str], level: int = logging.INFO) -> None:
+        # Set first: logging knows the handler from here on and closes it at exit, even when
+        # the file cannot be opened.
+        self._fd: int | None = None
         super().__init__(level)
         self.path = Path(path)
         try:
-            self._fd: int | None = os.open(
-                self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
-            )
+            self._fd = _open_append(self.path)
         except OSError as exc:
             problem = type(exc).__name__
+            if exc.errno == errno.ENXIO and _is_fifo(self.path):
+                problem = "a named pipe with no reader"
         else:
             return
         raise ConfigurationError(f"cannot open the audit log {self.path} ({problem})")
