@@ -27,8 +27,9 @@ Global options go before or after the command. Durations are seconds or ``30m``,
 ``90d``. ``--audit-log FILE`` (or ``UNKEY_SECRETS_AUDIT_LOG``) appends one audit event per
 change the command makes to FILE, as JSON lines (schema ``unkey-secrets/audit/v1``,
 :mod:`unkey_secrets.telemetry.audit`), the file created with mode 0600. The settings flags
-``--vault-addr``, ``--vault-namespace``, ``--mount``, ``--region``, ``--profile`` and
-``--endpoint-url`` win over the environment variable each one names.
+``--vault-addr``, ``--vault-namespace``, ``--mount``, ``--region``, ``--profile``,
+``--endpoint-url``, ``--role-arn``, ``--role-external-id``, ``--role-session-name`` and
+``--duration-seconds`` win over the environment variable each one names.
 
 Configuration flows through the library's one precedence chain
 (:func:`unkey_secrets.settings.load_settings`): a settings flag, then the environment, then the

@@ -4,7 +4,9 @@
   accepted before the command and after it, as ``vault`` and ``aws`` accept theirs.
 * Durations are whole seconds or ``30m``, ``24h``, ``90d``, ``2w``, or a sum such as ``1h30m``.
 * The settings flags (``--vault-addr``, ``--vault-namespace``, ``--mount``, ``--region``,
-  ``--profile``, ``--endpoint-url``) win over the environment variable each one names: they
+  ``--profile``, ``--endpoint-url``, and the role to assume: ``--role-arn``,
+  ``--role-external-id``, ``--role-session-name``, ``--duration-seconds``) win over the
+  environment variable each one names: they
   are handed to the store's settings as overrides (see
   :func:`unkey_secrets.settings.load_settings`), and ``os.environ`` is never changed.
 """
@@ -106,6 +108,36 @@ SETTINGS_FLAGS: Mapping[str, SettingsFlag] = {
         "endpoint_url",
         "AWS_ENDPOINT_URL",
         "Secrets Manager endpoint (overrides AWS_ENDPOINT_URL)",
+    ),
+    # The role flags are named as `aws sts assume-role` names them, except the ExternalId:
+    # provision's --external-id is the Unkey key's externalId.
+    "--role-arn": SettingsFlag(
+        "aws",
+        "role_arn",
+        "UNKEY_SECRETS_AWS_ROLE_ARN",
+        "IAM role to assume for Secrets Manager, with the credential chain's credentials "
+        "(overrides UNKEY_SECRETS_AWS_ROLE_ARN)",
+    ),
+    "--role-external-id": SettingsFlag(
+        "aws",
+        "external_id",
+        "UNKEY_SECRETS_AWS_EXTERNAL_ID",
+        "ExternalId the role's trust policy asks for (overrides UNKEY_SECRETS_AWS_EXTERNAL_ID; "
+        "not provision's --external-id, the key's owner in Unkey)",
+    ),
+    "--role-session-name": SettingsFlag(
+        "aws",
+        "role_session_name",
+        "UNKEY_SECRETS_AWS_ROLE_SESSION_NAME",
+        "the role session's name in CloudTrail (overrides UNKEY_SECRETS_AWS_ROLE_SESSION_NAME; "
+        "default unkey-secrets)",
+    ),
+    "--duration-seconds": SettingsFlag(
+        "aws",
+        "duration_seconds",
+        "UNKEY_SECRETS_AWS_DURATION_SECONDS",
+        "the role session's length, 900-43200 seconds (overrides "
+        "UNKEY_SECRETS_AWS_DURATION_SECONDS; default 3600)",
     ),
 }
 #: Global options that take a value (the value is never a command name).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import re
 from dataclasses import dataclass
 from typing import Any, Literal, NoReturn
 
@@ -13,12 +14,14 @@ from .._errors import InvalidInputError
 from .._models import StoredKey
 from .._validate import validate_alias, validate_api_id, validate_key_id
 
-__all__ = ["KeyInfo", "StoreName", "UnkeyKey", "UnkeySecretStr", "key_info"]
+__all__ = ["KeyInfo", "StoreName", "UnkeyKey", "UnkeySecretStr", "arn_region", "key_info"]
 
 #: The stores a field can name: the entry-point names of the built-in backends.
 StoreName = Literal["vault", "aws"]
 
 _MASK = "**********"
+# arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME
+_SECRET_ARN = re.compile(r"arn:aws(?:-[a-z]+)*:secretsmanager:([a-z]{2}(?:-[a-z]+)+-\d{1,2}):")
 _NO_PICKLE = "an UnkeySecretStr cannot be pickled: the plaintext must stay in memory"
 
 
@@ -68,7 +71,9 @@ class KeyInfo:
     VersionId read (None for KV v1), ``alias`` the alias the value was stored for. ``expires``
     is Unix milliseconds (None: never), ``issued_at`` ISO 8601 as stored, ``rerolled_from``
     the key this one replaced in a rotation, and ``fetched_at`` Unix seconds (``time.time()``)
-    when this process read it.
+    when this process read it. ``region`` is the AWS region that served the key (the region
+    of the Secrets Manager ARN read: with several read regions, the one a failover reached);
+    None for any other store.
     """
 
     key_id: str
@@ -84,6 +89,7 @@ class KeyInfo:
     external_id: str | None
     prefix: str | None
     fetched_at: float
+    region: str | None = None
 
     @classmethod
     def from_stored(cls, stored: StoredKey, *, store: str, fetched_at: float) -> KeyInfo:
@@ -102,6 +108,7 @@ class KeyInfo:
             external_id=stored.external_id,
             prefix=stored.prefix,
             fetched_at=fetched_at,
+            region=arn_region(stored.location) if store == "aws" else None,
         )
 
     @property
@@ -171,6 +178,12 @@ class UnkeySecretStr(SecretStr):
 
     def __deepcopy__(self, memo: dict[int, Any]) -> UnkeySecretStr:
         return self
+
+
+def arn_region(location: str) -> str | None:
+    """The region of a Secrets Manager ARN (``arn:aws:secretsmanager:eu-west-1:...``), else None."""
+    match = _SECRET_ARN.match(location) if isinstance(location, str) else None
+    return match.group(1) if match else None
 
 
 def key_info(value: object) -> KeyInfo | None:

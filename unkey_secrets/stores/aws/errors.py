@@ -229,7 +229,7 @@ def translate(exc: BaseException, *, operation: str, location: str) -> UnkeySecr
             return StoreConflictError(message, store=STORE, location=location)
         if code in _ACCESS_CODES or status in (401, 403):
             return StoreAccessError(message, store=STORE, location=location)
-        if code in _UNAVAILABLE_CODES or (status is not None and status >= 500):
+        if code in _UNAVAILABLE_CODES or (status is not None and (status == 429 or status >= 500)):
             return StoreUnavailableError(message, store=STORE, location=location)
         return StoreError(message, store=STORE, location=location)
     if isinstance(exc, bce.ParamValidationError):

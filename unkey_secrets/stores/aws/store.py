@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -52,9 +51,10 @@ from ..base import (
     SecretStore,
     _Unchecked,
 )
+from .client import AssumeRole, AwsSession
 from .errors import ResourceExistsError, botocore_errors, call, check_client_endpoint
 from .secrets import AWSCURRENT, RotationSecrets, SecretState, parse_stored_key
-from .settings import DEFAULT_TIMEOUT_SECONDS, AwsSettings, check_endpoint_url
+from .settings import DEFAULT_TIMEOUT_SECONDS, AwsSettings, check_endpoint_url, check_region
 
 if TYPE_CHECKING:
     from ...rotation.record import RotationRecord
@@ -101,7 +101,6 @@ _SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@\-]{1,512}")
 _ARN_SUFFIX_LIKE = re.compile(r".*-[A-Za-z0-9]{6}")
 _TAG_KEY = re.compile(r"[\w .:/=+\-@]{1,128}")
 _TAG_VALUE = re.compile(r"[\w .:/=+\-@]{0,256}")
-_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 
 
 def version_id_for(key_id: str) -> str:
@@ -154,72 +153,32 @@ def _check_user_tags(tags: Mapping[str, str]) -> dict[str, str]:
     return clean
 
 
-#: botocore's default connection pool size.
-_DEFAULT_MAX_CONNECTIONS = 10
-
-
-def _default_client(
-    region: str | None,
-    endpoint_url: str | None,
-    max_connections: int | None = None,
-    profile: str | None = None,
-    timeout: float = DEFAULT_TIMEOUT_SECONDS,
-) -> Any:
-    try:
-        import boto3
-        import botocore.session
-        from botocore.config import Config
-        from botocore.exceptions import NoRegionError, ProfileNotFound
-    except ImportError:
-        raise ConfigurationError(
-            "the AWS Secrets Manager store needs boto3: pip install 'unkey-secrets[aws]'"
-        ) from None
-    failure: ConfigurationError
-    try:
-        # A profile given explicitly (a setting, the CLI's --profile) wins over AWS_PROFILE,
-        # which botocore reads itself when none is given.
-        core = (
-            botocore.session.Session(profile=profile) if profile else botocore.session.get_session()
-        )
-        # botocore reads AWS_DEFAULT_REGION only; AWS_REGION (what Lambda and the SDKs of other
-        # languages set) is honoured here, and wins, as in AwsSettings.
-        session = boto3.session.Session(
-            botocore_session=core, region_name=region or os.environ.get("AWS_REGION") or None
-        )
-        options: dict[str, Any] = {
-            "max_pool_connections": max_connections or _DEFAULT_MAX_CONNECTIONS,
-            # The deadline (apply_policy) bounds the whole request; each part stays within it.
-            "connect_timeout": timeout,
-            "read_timeout": timeout,
-        }
-        if not _retries_configured(core):
-            # One retry layer: the flows retry a failed put or alias move (RetryPolicy), so
-            # botocore sends each request once instead of retrying inside every attempt.
-            # AWS_MAX_ATTEMPTS / AWS_RETRY_MODE (or the config file's) still win.
-            options["retries"] = {"mode": "standard", "total_max_attempts": 1}
-        return session.client("secretsmanager", endpoint_url=endpoint_url, config=Config(**options))
-    except ProfileNotFound as exc:
-        profile = exc.kwargs.get("profile")
-        failure = ConfigurationError(
-            f"the AWS profile {profile!r} is not in the AWS config or credentials file: fix "
-            "the profile given (AWS_PROFILE, or the profile setting), or unset it to use the "
-            "default credential chain"
-        )
-    except NoRegionError:
-        failure = ConfigurationError(
-            "no AWS region: set AWS_REGION or AWS_DEFAULT_REGION (or pass region=...) for the "
-            "Secrets Manager store"
-        )
-    # Raised outside the except block: botocore's error is not chained.
-    raise failure
-
-
-def _retries_configured(core: Any) -> bool:
-    """Whether AWS_MAX_ATTEMPTS / AWS_RETRY_MODE or the profile's config set the retries."""
-    if os.environ.get("AWS_MAX_ATTEMPTS") or os.environ.get("AWS_RETRY_MODE"):
-        return True
-    scoped = core.get_scoped_config()
-    return any(scoped.get(name) is not None for name in ("max_attempts", "retry_mode"))
+def _role(
+    role_arn: str | None,
+    external_id: str | None,
+    role_session_name: str | None,
+    duration_seconds: int | None,
+) -> AssumeRole | None:
+    """The role to assume, or None; the other three alone are refused (no role to use them)."""
+    if role_arn is None:
+        given = [
+            name
+            for name, value in (
+                ("external_id", external_id),
+                ("role_session_name", role_session_name),
+                ("duration_seconds", duration_seconds),
+            )
+            if value is not None
+        ]
+        if given:
+            raise InvalidInputError(given[0], "applies to a role to assume: give role_arn too")
+        return None
+    return AssumeRole(
+        role_arn=role_arn,
+        external_id=external_id,
+        role_session_name=role_session_name,
+        duration_seconds=duration_seconds,
+    )
 
 
 def _operation(method: str) -> str:
@@ -248,6 +207,17 @@ class SecretsManagerStore(SecretStore):
     ``preflight=False`` skips the live part of the preflight. ``max_connections`` sizes its
     connection pool (botocore keeps 10): set it to the number
     of threads sharing the store. A client passed in keeps its own configuration.
+
+    **A role to assume.** With ``role_arn`` (and ``external_id``, ``role_session_name``,
+    ``duration_seconds`` in seconds, 900-43200; or the settings' ``UNKEY_SECRETS_AWS_ROLE_ARN``
+    and its kin), the client built here signs with that role's temporary credentials, got by
+    STS AssumeRole with the chain's (or ``profile``'s) credentials and renewed by botocore
+    before they expire (:mod:`unkey_secrets.stores.aws.client`); ``sts_endpoint_url`` (or
+    ``AWS_ENDPOINT_URL_STS``) is the STS endpoint. Nothing is asked of STS until the first
+    request. A bad value raises :class:`~unkey_secrets.InvalidInputError` naming the field,
+    never the value; a role with a client passed in, :class:`~unkey_secrets.ConfigurationError`.
+    A refused AssumeRole raises :class:`~unkey_secrets.StoreAccessError` from the request that
+    needed the credentials.
 
     **Transport.** Every request ends within its deadline, connect to the last byte of the
     answer, however slowly the answer comes: ``timeout`` seconds (default 30, or the
@@ -287,6 +257,11 @@ class SecretsManagerStore(SecretStore):
         preflight: bool = True,
         profile: str | None = None,
         timeout: float | None = None,
+        role_arn: str | None = None,
+        external_id: str | None = None,
+        role_session_name: str | None = None,
+        duration_seconds: int | None = None,
+        sts_endpoint_url: str | None = None,
     ) -> None:
         # A timeout given here bounds a client passed in too; the settings' only one built here.
         explicit_timeout = timeout
@@ -311,6 +286,17 @@ class SecretsManagerStore(SecretStore):
             description = description or settings.description
             profile = profile or settings.profile
             timeout = timeout or settings.timeout
+            role_arn = role_arn or settings.role_arn
+            external_id = external_id or settings.external_id
+            role_session_name = role_session_name or settings.role_session_name
+            duration_seconds = duration_seconds or settings.duration_seconds
+            sts_endpoint_url = sts_endpoint_url or settings.sts_endpoint_url
+        role = _role(role_arn, external_id, role_session_name, duration_seconds)
+        if role is not None and client is not None:
+            raise ConfigurationError(
+                "role_arn applies to the client the store builds: a client passed in brings its "
+                "own credentials (build it from a role session, or pass no client)"
+            )
         super().__init__(
             key_template=key_template,
             alias_template=alias_template,
@@ -342,8 +328,12 @@ class SecretsManagerStore(SecretStore):
         if isinstance(replica_regions, str):
             raise InvalidInputError("replica_regions", "expected a sequence of region names")
         for replica in replica_regions:
-            if not isinstance(replica, str) or not _REGION.fullmatch(replica):
-                raise InvalidInputError("replica_regions", f"{replica!r} is not a region name")
+            try:
+                check_region(replica)
+            except ValueError:
+                raise InvalidInputError(
+                    "replica_regions", f"{replica!r} is not a region name"
+                ) from None
         self.kms_key_id = kms_key_id
         self.tags = _check_user_tags(tags or {})
         self.replica_regions = tuple(replica_regions)
@@ -351,11 +341,18 @@ class SecretsManagerStore(SecretStore):
         botocore_errors()  # without botocore, refuse now rather than at the first failure
         built = client is None
         deadline = timeout or DEFAULT_TIMEOUT_SECONDS
-        self._client = (
-            client
-            if client is not None
-            else _default_client(region, endpoint_url, max_connections, profile, deadline)
-        )
+        if client is None:
+            session = AwsSession(
+                profile=profile,
+                role=role,
+                region=region,
+                sts_endpoint_url=sts_endpoint_url,
+                timeout=deadline,
+            )
+            client = session.client(
+                region, endpoint_url=endpoint_url, max_connections=max_connections
+            )
+        self._client = client
         self._secrets = RotationSecrets(self._client)
         # Whoever built the client, the values travel over it: refuse plain http to a remote
         # host (e.g. from AWS_ENDPOINT_URL) before any request, and hold it to the transport
