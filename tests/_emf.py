@@ -9,7 +9,8 @@ MetricDefinitions: ``Name``, optional ``Unit`` from CloudWatch's units, optional
 ``StorageResolution`` 1 or 60); objects the specification defines carry no other member. Every
 reference is a member of the root (never nested): a dimension's value is a string, a metric's a
 number or an array of at most 100 numbers. CloudWatch further takes dimension values of 1-1024
-ASCII characters, and timestamps from two weeks back to two hours ahead.
+ASCII characters, not all whitespace and no control character, and timestamps from two weeks
+back to two hours ahead.
 """
 
 from __future__ import annotations
@@ -137,6 +138,8 @@ def validate(line: str, *, now: float | None = None) -> dict[str, Any]:
                 assert isinstance(value, str), f"dimension {key!r} is not a string"
                 assert 1 <= len(value) <= 1024, f"dimension {key!r} has {len(value)} characters"
                 assert value.isascii(), f"dimension {key!r} is not ASCII"
+                assert not value.isspace(), f"dimension {key!r} is only whitespace"
+                assert value.isprintable(), f"dimension {key!r} has a control character"
         for definition in directive["Metrics"]:
             name = definition["Name"]
             assert name in root_keys, f"metric {name!r} is no member of the root"

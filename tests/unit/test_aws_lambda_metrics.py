@@ -318,7 +318,7 @@ def test_a_metrics_writer_that_fails_never_fails_the_step(
     assert warnings == [f"could not write the step's metrics: {type(failing).__name__}"] * 2
 
 
-@pytest.mark.parametrize("secret_id", ["unkey/ünïcode", "x" * 1025])
+@pytest.mark.parametrize("secret_id", ["unkey/ünïcode", "x" * 1025, "   "])
 def test_a_secret_id_cloudwatch_cannot_take_as_a_dimension_writes_no_document(
     world: World, caplog: pytest.LogCaptureFixture, secret_id: str
 ) -> None:
@@ -436,6 +436,8 @@ def test_the_validator_refuses_what_the_specification_forbids() -> None:
         lambda d: d["_aws"]["CloudWatchMetrics"][0]["Metrics"][0].update(Unit="Days"),
         lambda d: d["_aws"]["CloudWatchMetrics"][0].update(Namespace=""),
         lambda d: d.update(SecretId="ü"),
+        lambda d: d.update(SecretId="  "),  # no character but whitespace
+        lambda d: d.update(SecretId="a\u0007b"),  # a control character
         lambda d: d.update(KeysSwept=list(range(101))),
     ]
     _emf.validate(json.dumps(good), now=NOW)

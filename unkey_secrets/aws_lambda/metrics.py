@@ -74,9 +74,17 @@ class StepMetrics:
     timestamp: float
 
     def publishable(self) -> bool:
-        """Whether ``secret_id`` is a value CloudWatch accepts as a dimension (ASCII, 1-1024)."""
+        """Whether ``secret_id`` is a value CloudWatch accepts as a dimension.
+
+        1-1024 ASCII characters, at least one of them not whitespace, none a control character.
+        """
         value = self.secret_id
-        return 0 < len(value) <= _MAX_DIMENSION_VALUE and value.isascii() and value.isprintable()
+        return (
+            0 < len(value) <= _MAX_DIMENSION_VALUE
+            and value.isascii()
+            and value.isprintable()
+            and not value.isspace()
+        )
 
     def document(self) -> dict[str, object]:
         """The EMF document: ``_aws`` metadata, dimension and metric members at the top level."""
