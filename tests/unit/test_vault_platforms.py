@@ -106,25 +106,26 @@ def test_a_plain_http_agent_elsewhere_is_refused_by_name(monkeypatch: pytest.Mon
     assert VaultSettings().address == "http://127.0.0.1:8100"
 
 
-@pytest.mark.parametrize(
-    ("environment", "method"),
-    [
-        ({"VAULT_AGENT_ADDR": AGENT}, "agent"),
-        ({"VAULT_AGENT_ADDR": AGENT, "VAULT_ADDR": VAULT}, "agent"),
-        ({"VAULT_AGENT_ADDR": AGENT, "VAULT_TOKEN": ""}, "agent"),
-        ({"VAULT_AGENT_ADDR": AGENT, "VAULT_TOKEN": "hvs.app-own-token"}, "token"),
-        ({"VAULT_AGENT_ADDR": AGENT, "UNKEY_SECRETS_VAULT_AUTH_METHOD": "token"}, "token"),
-        ({"VAULT_AGENT_ADDR": AGENT, "UNKEY_SECRETS_VAULT_AUTH_METHOD": "approle"}, "approle"),
-        ({"VAULT_ADDR": VAULT}, "token"),
-        ({"VAULT_ADDR": VAULT, "UNKEY_SECRETS_VAULT_AUTH_METHOD": "agent"}, "agent"),
-    ],
-)
-def test_the_agent_method_is_chosen_when_an_agent_and_no_token_are_given(
-    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], method: str
-) -> None:
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
-    assert VaultSettings().auth_method == method
+#: Environments and the auth method each one gives.
+METHOD_CHOICES: list[tuple[dict[str, str], str]] = [
+    ({"VAULT_AGENT_ADDR": AGENT}, "agent"),
+    ({"VAULT_AGENT_ADDR": AGENT, "VAULT_ADDR": VAULT}, "agent"),
+    ({"VAULT_AGENT_ADDR": AGENT, "VAULT_TOKEN": ""}, "agent"),
+    ({"VAULT_ADDR": VAULT, "UNKEY_SECRETS_VAULT_AUTH_METHOD": "agent"}, "agent"),
+    # An explicit token or method wins; without an agent address nothing changes.
+    ({"VAULT_AGENT_ADDR": AGENT, "VAULT_TOKEN": "hvs.app-own-token"}, "token"),
+    ({"VAULT_AGENT_ADDR": AGENT, "UNKEY_SECRETS_VAULT_AUTH_METHOD": "token"}, "token"),
+    ({"VAULT_AGENT_ADDR": AGENT, "UNKEY_SECRETS_VAULT_AUTH_METHOD": "approle"}, "approle"),
+    ({"VAULT_ADDR": VAULT}, "token"),
+]
+
+
+def test_the_agent_method_is_chosen_when_an_agent_and_no_token_are_given() -> None:
+    for environment, method in METHOD_CHOICES:
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in environment.items():
+                patch.setenv(name, value)
+            assert VaultSettings().auth_method == method, environment
 
 
 def test_through_an_agent_the_app_sends_no_token(
