@@ -219,6 +219,21 @@ def test_a_missing_client_certificate_file_fails_at_start(
         KeyReader.vault()
 
 
+def test_a_server_certificate_from_an_unknown_ca_names_vault_cacert(
+    monkeypatch: pytest.MonkeyPatch, platform: Platform, unkey_api_id: str
+) -> None:
+    # TLS is always verified: without VAULT_CACERT the test's CA is not trusted.
+    use(
+        monkeypatch,
+        VAULT_ADDR=platform.server.tls_url,
+        VAULT_CLIENT_CERT=platform.app.cert,
+        VAULT_CLIENT_KEY=platform.app.key,
+        VAULT_TOKEN=platform.server.root_token,
+    )
+    with pytest.raises(StoreError, match="server's certificate is not trusted: see VAULT_CACERT"):
+        KeyReader.vault().get(api_id=unkey_api_id, alias=ALIAS)
+
+
 # -- through a real bao agent and bao proxy -------------------------------------------------
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "is_cas_mismatch",
     "is_missing",
     "require_hvac",
+    "tls_hint",
     "translate",
 ]
 
@@ -91,6 +92,40 @@ AGENT_REFUSAL_HINT = (
     "auto-auth (its method and role, and that its token carries the policy) and that its "
     "api_proxy sets use_auto_auth_token"
 )
+
+
+#: OpenSSL's reasons for a server refusing the client's certificate, or the lack of one.
+_CLIENT_CERT_REFUSED = (
+    "CERTIFICATE_REQUIRED",
+    "BAD_CERTIFICATE",
+    "UNKNOWN_CA",
+    "CERTIFICATE_UNKNOWN",
+    "UNSUPPORTED_CERTIFICATE",
+    "CERTIFICATE_EXPIRED",
+    "CERTIFICATE_REVOKED",
+    "HANDSHAKE_FAILURE",
+)
+
+
+def tls_hint(exc: BaseException) -> str:
+    """What to check after the TLS failure ``exc`` (a requests or ssl error); never its text.
+
+    A server refusing our client certificate, or asking for one we did not send, points at
+    ``VAULT_CLIENT_CERT``/``VAULT_CLIENT_KEY``; one whose own certificate we do not trust at
+    ``VAULT_CACERT``.
+    """
+    text = str(exc).upper()
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return "the server's certificate is not trusted: see VAULT_CACERT or VAULT_CAPATH"
+    if any(reason in text for reason in _CLIENT_CERT_REFUSED):
+        return (
+            "the server refused the TLS client certificate, or wants one: set "
+            "VAULT_CLIENT_CERT and VAULT_CLIENT_KEY to a certificate its listener trusts"
+        )
+    return (
+        "certificate not trusted? see VAULT_CACERT; a listener that requires a client "
+        "certificate: VAULT_CLIENT_CERT and VAULT_CLIENT_KEY"
+    )
 
 
 def translate(
@@ -168,9 +203,7 @@ def translate(
         return StoreError(f"Vault refused {where}: {shown}", store=STORE, location=location)
     if isinstance(exc, requests.exceptions.SSLError):
         return StoreError(
-            f"TLS failure during {where} (certificate not trusted? see VAULT_CACERT)",
-            store=STORE,
-            location=location,
+            f"TLS failure during {where} ({tls_hint(exc)})", store=STORE, location=location
         )
     if isinstance(exc, requests.exceptions.ReadTimeout):
         return StoreUnavailableError(

@@ -40,6 +40,7 @@ from .errors import (
     error_texts,
     is_cas_mismatch,
     require_hvac,
+    tls_hint,
     translate,
 )
 from .settings import VaultSettings, check_mount, check_vault_addr
@@ -345,9 +346,9 @@ class VaultStore(SecretStore):
             failure = ConfigurationError(
                 f"Vault refused the token ({what}: {type(exc).__name__}): {check}"
             )
-        except requests.exceptions.SSLError:
+        except requests.exceptions.SSLError as exc:
             failure = ConfigurationError(
-                f"TLS failure reaching Vault ({what}): check VAULT_ADDR and VAULT_CACERT"
+                f"TLS failure reaching Vault ({what}): check VAULT_ADDR; {tls_hint(exc)}"
             )
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
             failure = ConfigurationError(
