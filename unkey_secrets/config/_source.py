@@ -14,6 +14,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import PydanticBaseSettingsSource
 
 from .._errors import ConfigurationError
+from .._models import StoredKey
 from .._redact import guarded
 from .._secret import Secret
 from ._model import KeyInfo, UnkeyKey, UnkeySecretStr
@@ -21,7 +22,7 @@ from ._model import KeyInfo, UnkeyKey, UnkeySecretStr
 if TYPE_CHECKING:
     from pydantic_settings import BaseSettings
 
-    from .reader import KeyReader
+    from .reader import CachedKey, KeyReader
 
 __all__ = ["UnkeyKeySource"]
 
@@ -201,8 +202,13 @@ class UnkeyKeySource(PydanticBaseSettingsSource):
     (a ``SecretStr`` with ``.info``), one typed :class:`~unkey_secrets.Secret` a ``Secret``
     (the model needs ``arbitrary_types_allowed=True``), one typed :class:`KeyInfo` the key's
     metadata alone. Any other type (``str`` first of all) raises
-    :class:`~unkey_secrets.ConfigurationError` before any read. Fields naming the same alias
-    share a read (the reader's cache, while fresh).
+    :class:`~unkey_secrets.ConfigurationError` before any read. Every key the fields need is
+    read in one batch (:meth:`KeyReader.warm`'s: one
+    :meth:`~unkey_secrets.SecretStore.get_many` call for the keys not fresh in the reader's
+    cache, a plain read for a single one), each as :meth:`CachedKey.get` gives it (a key
+    cached before is served while the store fails, within ``max_stale``); fields naming the
+    same key share its read. A field's error names that field (the first one, in declaration
+    order, whose key failed).
 
     A field is named as pydantic validates it: by its ``validation_alias`` (a str, an
     ``AliasPath``, each choice of an ``AliasChoices``) or ``alias`` (an alias generator's
@@ -283,10 +289,19 @@ class UnkeyKeySource(PydanticBaseSettingsSource):
         cls = self.settings_cls
         self._plan(cls, _config_of(cls), self.current_state, (), "", frozenset({cls}), slots)
         self._check_apart(slots)
+        reader = self.reader
+        # Every key the class needs, in one batch (each as get() would give it); a key's error
+        # names the first field that needs it, the first field that raises it below.
+        firsts: dict[CachedKey, str] = {}
+        for slot in slots:
+            firsts.setdefault(reader.cached(slot.ref), slot.label)
+        outcomes = reader._read_many(list(firsts.items()), "get")
         values: dict[str, Any] = {}
         for slot in slots:
-            cached = self.reader.cached(slot.ref)
-            stored = cached.get(field=slot.label)
+            cached = reader.cached(slot.ref)
+            stored = outcomes[cached]
+            if not isinstance(stored, StoredKey):
+                raise stored
             # The metadata of this very read: asking the cache again would read once more
             # (max_age=0), and could describe another key than the plaintext after a rotation.
             info = cached._info_for(stored)

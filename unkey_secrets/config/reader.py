@@ -20,22 +20,39 @@ A key that ends without a rotation breaks its readers at its ``expires``. The re
 ahead of time: when a key it reads ends within ``expiry_warning`` seconds (7 days by default),
 it issues a :class:`KeyExpiringWarning` and logs a warning on the ``unkey_secrets.config``
 logger, once per key_id (never the key itself).
+
+With ``refresh_ahead=True``, a background thread (one per reader) reads each key again before
+its ``max_age`` runs out, at a random point of ``refresh_window`` (75% to 90% of ``max_age`` by
+default), so that after a key's first read no :meth:`CachedKey.get` waits on the store.
+:meth:`KeyReader.warm` reads many keys in one :meth:`~unkey_secrets.SecretStore.get_many`
+call (one ``BatchGetSecretValue`` in Secrets Manager, concurrent reads in Vault).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import logging
 import math
+import os
+import random
 import threading
 import time
 import warnings
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from .._errors import ConfigurationError, InvalidInputError, StoreError, UnkeySecretsError
-from .._models import StoredKey
-from .._redact import guarded
+from .._errors import (
+    ConfigurationError,
+    InvalidInputError,
+    StoreAccessError,
+    StoreError,
+    UnkeySecretsError,
+)
+from .._models import KeyRef, StoredKey
+from .._redact import _clear_frames, guarded
 from .._secret import Secret
 from ..telemetry import metrics as _metrics
 from ..telemetry.tracing import flow
@@ -63,6 +80,7 @@ __all__ = [
     "DEFAULT_MAX_AGE",
     "DEFAULT_MAX_STALE",
     "DEFAULT_READ_TIMEOUT",
+    "DEFAULT_REFRESH_WINDOW",
     "CachedKey",
     "ChangeCallback",
     "KeyExpiringWarning",
@@ -85,9 +103,17 @@ DEFAULT_READ_TIMEOUT = 30.0
 DEFAULT_EXPIRY_WARNING = 7 * 86400.0
 #: Verification codes that mean the key itself can no longer be used.
 _DEAD_CODES = frozenset({"NOT_FOUND", "DISABLED", "EXPIRED"})
+#: The default ``refresh_window``: with refresh-ahead, each key is read again at a random point
+#: between 75% and 90% of ``max_age`` after its last read (fractions of ``max_age``).
+DEFAULT_REFRESH_WINDOW = (0.75, 0.9)
 #: After a failed automatic refresh served the cached key, the next try waits this long
 #: (doubling up to ``max_age``).
 _FIRST_BACKOFF = 1.0
+#: The name of a reader's refresh-ahead thread.
+_THREAD = "unkey-secrets-key-refresh"
+#: How a batch of reads treats each key: as :meth:`KeyReader.warm`, as :meth:`CachedKey.get`
+#: (the settings sources), or as the refresh-ahead thread.
+_Mode = Literal["warm", "get", "background"]
 
 #: ``callback(old, new)``: the key behind a :class:`CachedKey` changed.
 ChangeCallback = Callable[[KeyInfo, KeyInfo], None]
@@ -139,6 +165,34 @@ def _check_bound(name: str, value: float) -> float:
     return seconds
 
 
+def _check_window(value: object) -> tuple[float, float]:
+    """``value`` as ``(low, high)``: two fractions of max_age, ``0 < low <= high <= 1``."""
+    problem = InvalidInputError(
+        "refresh_window", "expected two fractions of max_age (low, high), 0 < low <= high <= 1"
+    )
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise problem
+    low, high = value
+    for item in (low, high):
+        if not isinstance(item, (int, float)) or isinstance(item, bool):
+            raise problem
+    if not 0 < low <= high <= 1:  # NaN fails every comparison
+        raise problem
+    return float(low), float(high)
+
+
+def _must_raise(exc: BaseException) -> bool:
+    """Whether ``exc`` is an error a get() raises rather than serve the cached key instead."""
+    return not isinstance(exc, UnkeySecretsError) or isinstance(exc, KeyRevokedError)
+
+
+def _bare(exc: UnkeySecretsError) -> UnkeySecretsError:
+    """``exc`` with no traceback (nor frame locals down its chain): it is returned, not raised."""
+    _clear_frames(exc)
+    exc.__traceback__ = None
+    return exc
+
+
 def _client_timeout(store: SecretStore) -> float | None:
     """The seconds the store's botocore client waits for an answer, if it is one that says."""
     config = getattr(getattr(getattr(store, "client", None), "meta", None), "config", None)
@@ -185,6 +239,18 @@ class _Flight:
         #: Set by the first get() that handled this read's failure, so the back-off is advanced
         #: (and the warning logged) once per failed read, however many threads waited.
         self.handled = False
+        #: Set (under the key's lock) when the refresh-ahead thread wanted this read: it was
+        #: due while another caller's read was in flight. Its end then schedules the next one.
+        self.background = False
+
+
+class _Note(NamedTuple):
+    """What the first caller handling a failed read logs (see CachedKey._log_fallback)."""
+
+    too_stale: bool
+    key_id: str
+    backoff: float
+    left: float
 
 
 class CachedKey:
@@ -208,6 +274,15 @@ class CachedKey:
     A key whose own ``expires`` has passed is never returned, neither fresh from the store nor
     from the cache: :class:`~.KeyExpiredError` (a :class:`~.KeyRevokedError`).
 
+    With the reader's ``refresh_ahead``, the reader's thread reads the key again before
+    ``max_age`` runs out, and :meth:`get` never waits for that read: it returns the cached key
+    while a background read is due or running, up to ``max_stale`` seconds past ``max_age``.
+    It reads (and waits) only for the first read, when nothing servable is cached (past
+    ``max_age + max_stale``, or expired), or after a background read met an error get() must
+    raise (a revoked or expired key): the next get() then reads, as without refresh-ahead. A
+    failed background read backs off as get() does (1 s, 2 s, 4 s... at most ``max_age``) and
+    logs once; :meth:`refresh` joins a background read in flight.
+
     Errors (:mod:`unkey_secrets.config.errors`): :class:`~.KeyNotFoundError`,
     :class:`~.KeyAccessDeniedError` (naming the reader policy), :class:`~.KeyShapeError`,
     :class:`~.KeyStoreUnavailableError`, and with ``verify``, :class:`~.KeyRevokedError`
@@ -225,6 +300,9 @@ class CachedKey:
         self._stale_until = -math.inf
         self._backoff = 0.0
         self._flight: _Flight | None = None
+        #: With refresh-ahead: a background read met an error get() must raise (a revoked or
+        #: expired key), so get() reads itself until a read succeeds.
+        self._blocked = False
         self._callbacks: list[ChangeCallback] = []
         self._checked_grace: set[str] = set()
         self._warned_expiry: set[str] = set()
@@ -303,9 +381,10 @@ class CachedKey:
     def on_change(self, callback: ChangeCallback) -> Callable[[], None]:
         """Call ``callback(old, new)`` (two :class:`KeyInfo`) whenever a read finds another key.
 
-        Called in the thread that made the read, after the cache was updated, never under a
-        lock; an exception it raises is logged (its class only) and swallowed. Returns a
-        function that unsubscribes ``callback``.
+        Called in the thread that made the read (the refresh-ahead thread for a background
+        read), after the cache was updated, never under a lock; an exception it raises is
+        logged (its class only) and swallowed. Returns a function that unsubscribes
+        ``callback``.
         """
         with self._lock:
             self._callbacks.append(callback)
@@ -330,6 +409,7 @@ class CachedKey:
     def _obtain(self, *, force: bool, field: str | None) -> StoredKey:
         reader = self._reader
         clock = reader.clock
+        served: tuple[StoredKey, bool] | None = None
         with self._lock:
             if (
                 not force
@@ -339,10 +419,15 @@ class CachedKey:
             ):
                 self._lookup("hit")
                 return self._stored
-            flight = self._flight
-            leader = flight is None
-            if flight is None:
-                flight = self._flight = _Flight(reader.read_timeout)
+            if not force and reader._ahead:
+                served = self._servable_locked()
+            if served is None:
+                current = self._flight
+                leader = current is None
+                flight = _Flight(reader.read_timeout) if current is None else current
+                self._flight = flight
+        if served is not None:
+            return self._serve_ahead(*served)
         if not leader:
             return self._join(flight, force=force, field=field)
         ref = self.ref
@@ -355,26 +440,93 @@ class CachedKey:
             ):
                 stored = self._read(field)
         except BaseException as exc:
-            flight.error = exc
-            _metrics.reader_refresh_failed(
-                reader.store.name, ref.api_id, ref.alias, type(exc).__name__
-            )
-            # Decided before the flight ends, so a caller arriving next sees the back-off.
-            fallback = None if force else self._fallback(exc, flight)
-            with self._lock:
-                self._flight = None
-            flight.done.set()
+            fallback = self._settle_failure(flight, exc, force=force)
             if fallback is None:
                 raise
             self._lookup("stale")
             return fallback
         self._lookup("miss")
-        old, new = self._accept(stored)
+        self._announce(stored, *self._settle_success(flight, stored))
+        return stored
+
+    def _servable_locked(self) -> tuple[StoredKey, bool] | None:
+        """With refresh-ahead: the cached key get() serves without waiting (lock held).
+
+        With it, whether it is within ``max_age`` of its read. None when get() must read.
+        """
+        stored = self._stored
+        if stored is None or self._blocked or self._expired_locked():
+            return None
+        now = self._reader.clock()
+        if now >= self._stale_until:
+            return None
+        return stored, now < self._stale_until - self._reader.max_stale
+
+    def _serve_ahead(self, stored: StoredKey, within_max_age: bool) -> StoredKey:
+        """Hand out the cached key past its fresh time; make sure a background read is coming."""
+        self._lookup("hit" if within_max_age else "stale")
+        self._reader._kick(self.ref)
+        return stored
+
+    def _begin(self, mode: _Mode) -> StoredKey | tuple[_Flight, bool] | None:
+        """A batch's first step for this key: the cached key, a flight to lead or join, or None.
+
+        The key itself when the batch need not read it (fresh; or, for ``get``, servable with
+        refresh-ahead), else ``(flight, leader)``: a new flight this caller leads, or the one in
+        flight to join. None: the refresh-ahead thread found a read in flight, and marked it so
+        that its end schedules the next one.
+        """
+        reader = self._reader
+        served: tuple[StoredKey, bool] | None = None
+        with self._lock:
+            if (
+                mode != "background"
+                and self._stored is not None
+                and reader.clock() < self._fresh_until
+                and not self._expired_locked()
+            ):
+                if mode == "get":
+                    self._lookup("hit")
+                return self._stored
+            if mode == "get" and reader._ahead:
+                served = self._servable_locked()
+            if served is None:
+                flight = self._flight
+                if flight is None:
+                    flight = self._flight = _Flight(reader.read_timeout)
+                    flight.background = mode == "background"
+                    return flight, True
+                if mode == "background":
+                    flight.background = True
+                    return None
+                return flight, False
+        return self._serve_ahead(*served)
+
+    def _settle_success(
+        self, flight: _Flight, stored: StoredKey
+    ) -> tuple[KeyInfo | None, KeyInfo, list[ChangeCallback]]:
+        """End ``flight`` (this thread led it) with ``stored``: cache it, wake its waiters.
+
+        Returns what :meth:`_announce` needs, to be called once every flight of a batch ended.
+        """
+        old, new, due = self._accept(stored)
         with self._lock:
             self._flight = None
             flight.result = stored
             callbacks = list(self._callbacks)
         flight.done.set()
+        if due is not None:
+            self._reader._schedule(self.ref, due)
+        return old, new, callbacks
+
+    def _announce(
+        self,
+        stored: StoredKey,
+        old: KeyInfo | None,
+        new: KeyInfo,
+        callbacks: list[ChangeCallback],
+    ) -> None:
+        """After a read: log a changed key, call ``on_change``, check grace period and expiry."""
         if old is not None and old.key_id != new.key_id:
             _log.info(
                 "key behind %s changed: %s -> %s", self.ref.describe(), old.key_id, new.key_id
@@ -387,7 +539,53 @@ class CachedKey:
                     _log.warning("on_change callback failed (%s)", type(exc).__name__)
         self._check_grace(stored)
         self._check_expiring(stored)
-        return stored
+
+    def _settle_failure(
+        self, flight: _Flight, exc: BaseException, *, force: bool
+    ) -> StoredKey | None:
+        """End ``flight`` (this thread led it) with ``exc``; the key a get() serves instead.
+
+        A get() (``force`` False) and a read the refresh-ahead thread wanted
+        (``flight.background``) fall back as :meth:`_fallback` says, advancing the back-off once
+        per failed read. With refresh-ahead, the next background read is then due when the
+        back-off ends; after an error get() must raise (a revoked or expired key) none is: the
+        next get() reads itself. Returns None for ``force`` (a refresh() never falls back).
+        """
+        reader = self._reader
+        flight.error = exc
+        _metrics.reader_refresh_failed(
+            reader.store.name, self.ref.api_id, self.ref.alias, type(exc).__name__
+        )
+        note: _Note | None = None
+        fallback: StoredKey | None = None
+        due: float | None = None
+        blocked = False
+        with self._lock:
+            # Read under the lock that ends the flight: the refresh-ahead thread either marked
+            # it before (seen here), or finds no flight after and reads itself.
+            background = flight.background
+            if not force or background:
+                # Decided before the flight ends, so a caller arriving next sees the back-off.
+                fallback, note = self._fallback_locked(exc, flight)
+            self._flight = None
+            if reader._ahead and (background or not force):
+                if fallback is not None:
+                    due = self._fresh_until
+                elif background and self._stored is not None and _must_raise(exc):
+                    self._blocked = blocked = True
+        flight.done.set()
+        if note is not None:
+            self._log_fallback(exc, note)
+        if blocked:
+            _log.warning(
+                "refreshing %s in the background failed (%s); the next get() reads the store "
+                "itself",
+                self.ref.describe(),
+                type(exc).__name__,
+            )
+        if due is not None:
+            reader._schedule(self.ref, due)
+        return None if force else fallback
 
     def _join(self, flight: _Flight, *, force: bool, field: str | None) -> StoredKey:
         """Wait for ``flight`` until its bound ends; its key, a fallback, or an error."""
@@ -441,20 +639,24 @@ class CachedKey:
 
     def _read(self, field: str | None) -> StoredKey:
         """One read of the store (and of Unkey, with verify), errors translated."""
-        reader = self._reader
         self.reads += 1
         try:
-            stored = reader._read_store(self.ref)
+            stored = self._reader._read_store(self.ref)
         except StoreError as exc:
             failure = translate_read_error(exc, self.ref, field=field)
         else:
-            check_matches(stored, self.ref, store=reader.store.name, field=field)
-            self._check_expiry(stored, field)
-            if reader.verify:
-                self._verify(stored, field)
+            self._check(stored, field)
             return stored
         # Raised outside the handler: nothing the store's error chained comes along.
         raise failure
+
+    def _check(self, stored: StoredKey, field: str | None) -> None:
+        """What every read checks of the key it got: the one asked for, not expired, verified."""
+        reader = self._reader
+        check_matches(stored, self.ref, store=reader.store.name, field=field)
+        self._check_expiry(stored, field)
+        if reader.verify:
+            self._verify(stored, field)
 
     def _subject(self, field: str | None) -> str:
         return f"settings field {field!r} ({self.ref.describe()})" if field else self.ref.describe()
@@ -500,61 +702,82 @@ class CachedKey:
                 code=verdict.code,
             )
 
-    def _accept(self, stored: StoredKey) -> tuple[KeyInfo | None, KeyInfo]:
-        """Cache ``stored``; return the infos of the key it replaces (None at first) and its own."""
-        info = KeyInfo.from_stored(stored, store=self._reader.store.name, fetched_at=time.time())
+    def _accept(self, stored: StoredKey) -> tuple[KeyInfo | None, KeyInfo, float | None]:
+        """Cache ``stored``; the infos of the key it replaces (None at first) and its own.
+
+        Third, with refresh-ahead, when the next background read is due (``clock`` seconds).
+        """
+        reader = self._reader
+        info = KeyInfo.from_stored(stored, store=reader.store.name, fetched_at=time.time())
         with self._lock:
             old = self._info
             self._stored, self._info = stored, info
-            self._fresh_until = self._reader.clock() + self._reader.max_age
-            self._stale_until = self._fresh_until + self._reader.max_stale
+            now = reader.clock()
+            self._fresh_until = now + reader.max_age
+            self._stale_until = self._fresh_until + reader.max_stale
             self._backoff = 0.0
-        return old, info
+            self._blocked = False
+        refresher = reader._refresher
+        due = refresher.due_after(now, reader.max_age) if reader._ahead and refresher else None
+        return old, info, due
 
     def _fallback(self, exc: BaseException, flight: _Flight) -> StoredKey | None:
         """The cached key a get() may serve after ``flight``'s read failed, or None to raise.
 
+        See :meth:`_fallback_locked`; logs (once per failed read) after the lock is released.
+        """
+        with self._lock:
+            fallback, note = self._fallback_locked(exc, flight)
+        if note is not None:
+            self._log_fallback(exc, note)
+        return fallback
+
+    def _fallback_locked(
+        self, exc: BaseException, flight: _Flight
+    ) -> tuple[StoredKey | None, _Note | None]:
+        """The cached key a get() may serve after ``flight``'s read failed (lock held).
+
         Only for a store or value error (not a revoked or expired key), only while the cached
         key has not expired, and only until ``max_stale`` seconds past its ``max_age``. The
-        first caller to handle ``flight``'s failure advances the back-off and logs.
+        first caller to handle ``flight``'s failure advances the back-off, and gets what to
+        log (:meth:`_log_fallback`) as the second member.
         """
-        if not isinstance(exc, UnkeySecretsError) or isinstance(exc, KeyRevokedError):
-            return None
-        with self._lock:
-            stored, info = self._stored, self._info
-            if stored is None or info is None or self._expired_locked():
-                return None
-            now = self._reader.clock()
-            too_stale = now >= self._stale_until
-            first = not flight.handled
-            flight.handled = True
-            if first and not too_stale:
-                self._backoff = min(max(self._backoff * 2, _FIRST_BACKOFF), max(self.max_age, 1.0))
-                self._fresh_until = min(now + self._backoff, self._stale_until)
-            backoff, left = self._backoff, self._stale_until - now
-        if too_stale:
-            if first:
-                _log.error(
-                    "re-reading %s failed (%s); not serving the cached key %s: it is stale by "
-                    "more than max_stale (%g s past max_age)",
-                    self.ref.describe(),
-                    type(exc).__name__,
-                    info.key_id,
-                    self.max_stale,
-                )
-            return None
-        if first:
-            _log.warning(
-                "re-reading %s failed (%s: %s); serving the cached key %s, next try in %.0f s "
-                "(for at most %.0f s more)",
+        if _must_raise(exc):
+            return None, None
+        stored, info = self._stored, self._info
+        if stored is None or info is None or self._expired_locked():
+            return None, None
+        now = self._reader.clock()
+        too_stale = now >= self._stale_until
+        first = not flight.handled
+        flight.handled = True
+        if first and not too_stale:
+            self._backoff = min(max(self._backoff * 2, _FIRST_BACKOFF), max(self.max_age, 1.0))
+            self._fresh_until = min(now + self._backoff, self._stale_until)
+        note = _Note(too_stale, info.key_id, self._backoff, self._stale_until - now)
+        return (None if too_stale else stored), (note if first else None)
+
+    def _log_fallback(self, exc: BaseException, note: _Note) -> None:
+        if note.too_stale:
+            _log.error(
+                "re-reading %s failed (%s); not serving the cached key %s: it is stale by "
+                "more than max_stale (%g s past max_age)",
                 self.ref.describe(),
                 type(exc).__name__,
-                exc,
-                info.key_id,
-                backoff,
-                left,
+                note.key_id,
+                self.max_stale,
             )
-        return stored
+            return
+        _log.warning(
+            "re-reading %s failed (%s: %s); serving the cached key %s, next try in %.0f s "
+            "(for at most %.0f s more)",
+            self.ref.describe(),
+            type(exc).__name__,
+            exc,
+            note.key_id,
+            note.backoff,
+            note.left,
+        )
 
     def _check_expiring(self, stored: StoredKey) -> None:
         """Warn once per key_id if ``stored`` ends within the reader's ``expiry_warning``."""
@@ -636,10 +859,20 @@ class KeyReader:
     long, a :class:`KeyExpiringWarning` is issued and a warning logged on the
     ``unkey_secrets.config`` logger, once per key_id, checked at each read of the store (so at
     most ``max_age`` seconds late).
+    ``refresh_ahead=True`` reads each key again in the background before its ``max_age`` runs
+    out, at a random point between ``refresh_window[0]`` and ``refresh_window[1]`` times
+    ``max_age`` after its last read (fractions, ``0 < low <= high <= 1``; default 0.75 and 0.9,
+    so a fleet does not read in step), so that after its first read no :meth:`CachedKey.get`
+    waits on the store (see :class:`CachedKey`). One daemon thread per reader does it, started
+    at the first read; :meth:`close` (or leaving ``with KeyReader(...) as reader:``) stops and
+    joins it, as does the reader being garbage-collected. A forked child starts its own at its
+    first get() due for a refresh. Background reads run ``on_change`` callbacks, warnings and
+    metrics as any read does, in that thread. ``refresh_thread=False`` starts no thread: then
+    :meth:`run_refreshes` runs the reads due by ``clock`` (for tests that step ``clock``).
     ``clock`` (monotonic seconds) and ``wall_clock`` (Unix seconds, compared with a key's
     ``expires``) are for tests. Raises :class:`~unkey_secrets.InvalidInputError` for a bad
-    number of seconds and :class:`~unkey_secrets.ConfigurationError` for ``verify`` without
-    ``unkey``.
+    number of seconds or window and :class:`~unkey_secrets.ConfigurationError` for ``verify``
+    without ``unkey`` or ``refresh_ahead`` with ``max_age=0``.
     """
 
     @guarded
@@ -656,6 +889,9 @@ class KeyReader:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         expiry_warning: float = DEFAULT_EXPIRY_WARNING,
+        refresh_ahead: bool = False,
+        refresh_window: tuple[float, float] = DEFAULT_REFRESH_WINDOW,
+        refresh_thread: bool = True,
     ) -> None:
         self.store = store
         self.max_age = _check_seconds("max_age", max_age)
@@ -669,11 +905,26 @@ class KeyReader:
         self.unkey = unkey
         self.verify = verify
         self.relogin = relogin
+        window = _check_window(refresh_window)
+        if refresh_ahead and self.max_age == 0:
+            raise ConfigurationError(
+                "refresh_ahead needs max_age > 0: with max_age=0 every get() reads the store"
+            )
         self.clock = clock
         self.wall_clock = wall_clock
+        self.refresh_ahead = bool(refresh_ahead)
+        self.refresh_window = window
         self._lock = threading.Lock()
         self._keys: dict[UnkeyKey, CachedKey] = {}
         self._relogin_lock = threading.Lock()
+        #: Whether background reads are scheduled now (False again once closed).
+        self._ahead = self.refresh_ahead
+        self._refresher: _Refresher | None = None
+        if self.refresh_ahead:
+            self._refresher = _Refresher(self, window, threaded=bool(refresh_thread))
+            # The thread holds the reader weakly: a reader dropped unclosed stops it too.
+            weakref.finalize(self, self._refresher.close, False)
+        _READERS.add(self)
 
     def __repr__(self) -> str:
         # Safe on a half-built object (a constructor's error rendered with its frame locals).
@@ -684,6 +935,7 @@ class KeyReader:
             f"max_stale={_seconds_text(getattr(self, 'max_stale', None))}, "
             f"read_timeout={_seconds_text(getattr(self, 'read_timeout', None))}, "
             f"verify={getattr(self, 'verify', None)}, "
+            f"refresh_ahead={getattr(self, 'refresh_ahead', None)}, "
             f"keys={len(keys) if isinstance(keys, dict) else None})"
         )
 
@@ -764,6 +1016,247 @@ class KeyReader:
         cached = self._cached(UnkeyKey(api_id=api_id, alias=alias, key_id=key_id))
         return cached._obtain(force=False, field=None)
 
+    @guarded
+    def warm(
+        self, refs: Iterable[UnkeyKey | CachedKey]
+    ) -> dict[UnkeyKey, KeyInfo | UnkeySecretsError]:
+        """Read every key of ``refs`` that is not fresh, all in one batch, and cache them.
+
+        ``refs`` are :class:`UnkeyKey` markers (their ``store`` member is not checked) or this
+        reader's :class:`CachedKey` objects. The keys read at the start of the call less than
+        ``max_age`` seconds ago are not read again; the others are read in one
+        :meth:`~unkey_secrets.SecretStore.get_many` call (a single key: one plain read), under
+        one transport deadline of ``read_timeout`` seconds, and each is checked as
+        :meth:`CachedKey.get` checks a read (the key asked for, its expiry, ``verify``), then
+        cached, with ``on_change``, the grace period and expiry warnings and the metrics of a
+        read. A store's refusal logs in again once (``relogin``) and reads the refused keys
+        again. A key already being read by another caller is not read twice: its read is
+        awaited (at most ``read_timeout`` seconds from its start).
+
+        Returns, for each item of ``refs`` (a :class:`CachedKey` by its ``ref``), the
+        :class:`KeyInfo` of its key, or the error its read gave (as :meth:`CachedKey.refresh`
+        raises it: :class:`~.KeyNotFoundError`, :class:`~.KeyAccessDeniedError`,
+        :class:`~.KeyShapeError`, :class:`~.KeyExpiredError`, :class:`~.KeyStoreUnavailableError`,
+        an :class:`~unkey_secrets.UnkeyError` of ``verify``...). A failing key fails no other
+        and is not cached: the next :meth:`CachedKey.get` reads it (or serves the key cached
+        before, as it would after any failed read). Raises
+        :class:`~unkey_secrets.InvalidInputError` for an item that is neither (or a
+        :class:`CachedKey` of another reader), before any read.
+        """
+        pairs: list[tuple[UnkeyKey, CachedKey]] = []
+        for item in refs:
+            if isinstance(item, CachedKey):
+                if item._reader is not self:
+                    raise InvalidInputError("refs", "expected this reader's CachedKey objects")
+                pairs.append((item.ref, item))
+            elif isinstance(item, UnkeyKey):
+                pairs.append((item, self._cached(item)))
+            else:
+                raise InvalidInputError("refs", "expected UnkeyKey or CachedKey items")
+        outcomes = self._read_many([(cached, None) for _, cached in pairs], "warm")
+        result: dict[UnkeyKey, KeyInfo | UnkeySecretsError] = {}
+        for ref, cached in pairs:
+            outcome = outcomes[cached]
+            if isinstance(outcome, StoredKey):
+                result[ref] = cached._info_for(outcome)
+            elif isinstance(outcome, UnkeySecretsError):
+                result[ref] = _bare(outcome)
+            else:
+                raise outcome  # not a read's error (a bug, an interrupt): as get() raises it
+        return result
+
+    @guarded
+    def run_refreshes(self) -> int:
+        """Run now, in this thread, the background reads due by ``clock``; how many keys.
+
+        With ``refresh_ahead``; for ``refresh_thread=False`` (a test stepping ``clock``), or to
+        catch up at once. Returns 0 without refresh-ahead or once closed.
+        """
+        refresher = self._refresher
+        if refresher is None or not self._ahead:
+            return 0
+        refs = refresher.take_due()
+        if refs:
+            self._refresh(refs)
+        return len(refs)
+
+    @guarded
+    def close(self) -> None:
+        """Stop the refresh-ahead thread and wait for it to end (idempotent).
+
+        A background read in progress is awaited, for at most ``read_timeout`` seconds. The
+        reader still answers afterwards, reading in the caller as without ``refresh_ahead``.
+        The store is not closed (it may be shared). Called from the refresh thread itself (an
+        ``on_change`` callback), it stops the thread without waiting for it.
+        """
+        self._ahead = False
+        if self._refresher is not None:
+            self._refresher.close(True)
+
+    def __enter__(self) -> KeyReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- refresh-ahead and batches -------------------------------------------------------------
+
+    def _schedule(self, ref: UnkeyKey, due: float) -> None:
+        refresher = self._refresher
+        if refresher is not None and self._ahead:
+            refresher.schedule(ref, due)
+
+    def _kick(self, ref: UnkeyKey) -> None:
+        """A get() served ``ref`` past its fresh time: have a background read due, and a thread."""
+        refresher = self._refresher
+        if refresher is not None and self._ahead:
+            refresher.kick(ref)
+
+    def _refresh(self, refs: Sequence[UnkeyKey]) -> None:
+        """The refresh-ahead reads of ``refs`` (due now), in one batch."""
+        with self._lock:
+            keys = [self._keys[ref] for ref in refs if ref in self._keys]
+        if keys:
+            self._read_many([(cached, None) for cached in keys], "background")
+
+    def _read_many(
+        self, items: Sequence[tuple[CachedKey, str | None]], mode: _Mode
+    ) -> dict[CachedKey, StoredKey | BaseException]:
+        """Read the keys of ``items`` that ``mode`` needs read, in one batch; each one's outcome.
+
+        Each item is a key and the settings field it fills (for errors); its outcome is its
+        key or its error.
+
+        ``warm``: fresh keys are taken from the cache, a failure is the outcome (as refresh()).
+        ``get``: each key as :meth:`CachedKey.get` gives it (the cache, a fallback, an error).
+        ``background``: every key is read; a failure backs off. Every read goes through the
+        key's single-flight: a read already in flight is joined, not repeated (the background
+        marks it instead: its end schedules the next). Every flight led here ends here, an
+        interrupt included.
+        """
+        outcomes: dict[CachedKey, StoredKey | BaseException] = {}
+        leaders: list[tuple[CachedKey, str | None, _Flight]] = []
+        joined: list[tuple[CachedKey, str | None, _Flight]] = []
+        seen: set[int] = set()
+        for cached, field in items:
+            if id(cached) in seen:
+                continue
+            seen.add(id(cached))
+            begun = cached._begin(mode)
+            if isinstance(begun, StoredKey):
+                outcomes[cached] = begun
+            elif begun is not None:
+                flight, leader = begun
+                (leaders if leader else joined).append((cached, field, flight))
+        force = mode == "warm"
+        if leaders:
+            try:
+                answers = self._fetch(leaders)
+            except BaseException as exc:
+                for cached, _, flight in leaders:
+                    cached._settle_failure(flight, exc, force=force)
+                raise
+            announcements = []
+            for (cached, _, flight), answer in zip(leaders, answers, strict=True):
+                if isinstance(answer, StoredKey):
+                    if mode == "get":
+                        cached._lookup("miss")
+                    announce = cached._settle_success(flight, answer)
+                    announcements.append((cached, answer, announce))
+                    outcomes[cached] = answer
+                    continue
+                fallback = cached._settle_failure(flight, answer, force=force)
+                if fallback is not None and mode == "get":
+                    cached._lookup("stale")
+                    outcomes[cached] = fallback
+                else:
+                    outcomes[cached] = answer
+            # Once every flight has ended: no waiter waits on another key's callbacks.
+            for cached, answer, (old, new, callbacks) in announcements:
+                cached._announce(answer, old, new, callbacks)
+        for cached, field, flight in joined:
+            try:
+                outcomes[cached] = cached._join(flight, force=force, field=field)
+            except Exception as exc:  # noqa: BLE001 (each key's outcome, as the leaders')
+                outcomes[cached] = exc
+        return outcomes
+
+    def _fetch(
+        self, leaders: Sequence[tuple[CachedKey, str | None, _Flight]]
+    ) -> list[StoredKey | Exception]:
+        """Read (and check) the keys of ``leaders``: one plain read, or one get_many."""
+        if len(leaders) == 1:
+            # One key: the plain read (GetSecretValue, and the reader policy's permissions).
+            cached, field, flight = leaders[0]
+            ref = cached.ref
+            try:
+                with (
+                    flow("reader.read", api_id=ref.api_id, alias=ref.alias, store=self.store.name),
+                    deadline(flight.bound),
+                ):
+                    return [cached._read(field)]
+            except Exception as exc:  # noqa: BLE001 (the key's outcome)
+                return [exc]
+        outcomes: list[StoredKey | Exception] = []
+        with (
+            flow("reader.warm", store=self.store.name, keys=len(leaders)),
+            deadline(self.read_timeout),
+        ):
+            refs = [
+                KeyRef(api_id=c.ref.api_id, alias=c.ref.alias, key_id=c.ref.key_id)
+                for c, _, _ in leaders
+            ]
+            answers: list[StoredKey | StoreError]
+            try:
+                answers = self._read_store_many(refs)
+            except StoreError as exc:  # the whole call failed: every key's error
+                answers = [exc] * len(refs)
+            for (cached, field, _), answer in zip(leaders, answers, strict=True):
+                cached.reads += 1
+                if isinstance(answer, StoreError):
+                    outcomes.append(translate_read_error(answer, cached.ref, field=field))
+                    continue
+                try:
+                    cached._check(answer, field)
+                except Exception as exc:  # noqa: BLE001 (the key's outcome)
+                    outcomes.append(exc)
+                else:
+                    outcomes.append(answer)
+        return outcomes
+
+    def _read_store_many(self, refs: list[KeyRef]) -> list[StoredKey | StoreError]:
+        """One get_many; after a refusal, log in again once (if we can) and read those again."""
+        answers = self.store.get_many(refs)
+        refused = [i for i, answer in enumerate(answers) if isinstance(answer, StoreAccessError)]
+        if refused and self.relogin is not None:
+            with self._relogin_lock:
+                _log.info("%s refused a read; logging in again", self.store.name)
+                self.relogin()
+            again = self.store.get_many([refs[i] for i in refused])
+            for index, answer in zip(refused, again, strict=True):
+                answers[index] = answer
+        return answers
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: locks anew, no read in flight (their threads are gone)."""
+        self._lock = threading.Lock()
+        self._relogin_lock = threading.Lock()
+        refresher = self._refresher
+        pending = refresher.after_fork_in_child() if refresher is not None else {}
+        for ref, cached in self._keys.items():
+            cached._lock = threading.Lock()
+            cached._flight = None
+            due = pending.get(ref)
+            if due is not None and self._ahead:
+                # The child has no refresh thread: its first get() past this key's due time
+                # starts one (see CachedKey._serve_ahead), as the thread would have read then.
+                cached._fresh_until = min(cached._fresh_until, due)
+
     def _cached(self, ref: UnkeyKey) -> CachedKey:
         ref = UnkeyKey(api_id=ref.api_id, alias=ref.alias, key_id=ref.key_id)
         with self._lock:
@@ -792,3 +1285,152 @@ class KeyReader:
             return self.store.get_current(api_id=ref.api_id, alias=ref.alias)
         assert ref.key_id is not None
         return self.store.get(api_id=ref.api_id, key_id=ref.key_id)
+
+
+class _Refresher:
+    """A reader's refresh-ahead schedule: a heap of due times, and the thread that runs it.
+
+    At most one pending entry per key (``_pending``: its entry's sequence number and due time);
+    an entry superseded by a later schedule stays in the heap until popped, then is skipped.
+    Holds the reader weakly: the thread never keeps it alive.
+    """
+
+    def __init__(self, reader: KeyReader, window: tuple[float, float], *, threaded: bool) -> None:
+        self._reader = weakref.ref(reader)
+        self._clock = reader.clock
+        self._window = window
+        self._threaded = threaded
+        self._join_timeout = reader.read_timeout
+        self._random = random.Random()  # noqa: S311 (jitter, not a secret)
+        self._cond = threading.Condition(threading.Lock())
+        self._heap: list[tuple[float, int, UnkeyKey]] = []
+        self._pending: dict[UnkeyKey, tuple[int, float]] = {}
+        self._seq = 0
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def due_after(self, now: float, max_age: float) -> float:
+        """When the next background read is due after a read at ``now``: jittered per key."""
+        low, high = self._window
+        return now + max_age * self._random.uniform(low, high)
+
+    def schedule(self, ref: UnkeyKey, due: float) -> None:
+        """Make ``ref``'s next background read due at ``due`` (replacing any pending one)."""
+        with self._cond:
+            if self._closed:
+                return
+            self._push_locked(ref, due)
+            self._start_locked()
+
+    def kick(self, ref: UnkeyKey) -> None:
+        """Have a background read of ``ref`` due now unless one is pending; a live thread."""
+        now = self._clock()
+        with self._cond:
+            if self._closed:
+                return
+            if ref not in self._pending:
+                self._push_locked(ref, now)
+            self._start_locked()
+
+    def take_due(self) -> list[UnkeyKey]:
+        """Pop the keys whose background read is due by the clock."""
+        with self._cond:
+            return self._take_due_locked(self._clock())
+
+    def wake(self) -> None:
+        """Have the thread look at the clock again (a test stepped it)."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def close(self, join: bool) -> None:
+        """Stop: nothing more is scheduled; the thread ends (awaited with ``join``)."""
+        with self._cond:
+            self._closed = True
+            self._heap.clear()
+            self._pending.clear()
+            self._cond.notify_all()
+            thread = self._thread
+        if join and thread is not None and thread is not threading.current_thread():
+            thread.join(self._join_timeout)
+
+    def after_fork_in_child(self) -> dict[UnkeyKey, float]:
+        """Forget the parent's thread and lock; the pending due times, by key."""
+        self._cond = threading.Condition(threading.Lock())
+        self._thread = None
+        return {ref: due for ref, (_, due) in self._pending.items()}
+
+    def _push_locked(self, ref: UnkeyKey, due: float) -> None:
+        self._seq += 1
+        self._pending[ref] = (self._seq, due)
+        heapq.heappush(self._heap, (due, self._seq, ref))
+        self._cond.notify_all()
+
+    def _take_due_locked(self, now: float) -> list[UnkeyKey]:
+        refs: list[UnkeyKey] = []
+        while self._heap and self._heap[0][0] <= now:
+            _, seq, ref = heapq.heappop(self._heap)
+            entry = self._pending.get(ref)
+            if entry is not None and entry[0] == seq:
+                del self._pending[ref]
+                refs.append(ref)
+        return refs
+
+    def _start_locked(self) -> None:
+        if not self._threaded:
+            return
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            return
+        self._thread = threading.Thread(target=_run, args=(self,), name=_THREAD, daemon=True)
+        self._thread.start()
+
+    def wait_due(self) -> list[UnkeyKey] | None:
+        """For the thread: the keys due, once some are; None when it is to end."""
+        with self._cond:
+            while True:
+                if (
+                    self._closed
+                    or self._thread is not threading.current_thread()
+                    or self._reader() is None
+                ):
+                    return None
+                now = self._clock()
+                refs = self._take_due_locked(now)
+                if refs:
+                    return refs
+                if self._heap:
+                    self._cond.wait(min(self._heap[0][0] - now, threading.TIMEOUT_MAX))
+                else:
+                    self._cond.wait()
+
+
+def _run(refresher: _Refresher) -> None:
+    """The refresh-ahead thread: read the keys as they fall due, until the reader is gone."""
+    while True:
+        refs = refresher.wait_due()
+        if refs is None:
+            return
+        reader = refresher._reader()
+        if reader is None:
+            return
+        try:
+            reader._refresh(refs)
+        except Exception as exc:  # noqa: BLE001 (never end the thread with a traceback)
+            # Only the class: an exception may hold a request.
+            _log.warning("background refresh failed (%s)", type(exc).__name__)
+        del reader  # not held while waiting: the reader may be collected meanwhile
+
+
+#: Every live reader, for the fork handler.
+_READERS: weakref.WeakSet[KeyReader] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # The parent's threads do not exist in the child: a lock one held stays held, and a read
+    # one led never ends. Start afresh; refresh-ahead restarts lazily.
+    for reader in list(_READERS):
+        reader._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
