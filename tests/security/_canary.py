@@ -6,7 +6,9 @@ takes the finished :class:`FlowRun` and returns the text (or bytes) one kind of 
 see: log records, stdout/stderr, exception text, a rendered traceback, reprs, serialised copies,
 the audit events (a SIEM's feed, the CLI's ``--audit-log`` file) and what OpenTelemetry's
 exporters would ship (every span, attribute, event and metric point, gathered by the SDK's
-in-memory exporter and reader while the flow ran).
+in-memory exporter and reader while the flow ran), the flow's call wrapped in an application's
+own span as apps write it: ``start_as_current_span`` with its defaults, which record an
+escaping error (its message and its whole traceback text) as a span event.
 The matrix is every flow against every channel. Later features (CLI, Lambda, app configuration)
 add their flows with :func:`flow` and their channels (a CLI's ``--json`` output...) with
 :func:`channel`, and the matrix grows.
@@ -247,8 +249,13 @@ def run_flow(
     error: BaseException | None = None
     capfd.readouterr()
     with debug_logging() as records, collected() as told:
+        from opentelemetry import trace
+
         try:
-            result = FLOWS[name](context)
+            # An application's span around the call, with the SDK's defaults: an error that
+            # escapes is recorded on it (exception.message, exception.stacktrace).
+            with trace.get_tracer("canary.app").start_as_current_span("app.call"):
+                result = FLOWS[name](context)
         except Exception as exc:  # noqa: BLE001 (the error is one of the things observed)
             error = exc
         audit = told.events + [json.loads(line) for line in context.audit_lines]

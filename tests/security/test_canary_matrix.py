@@ -80,3 +80,21 @@ def test_the_audit_and_otel_channels_find_a_planted_canary(
     body = run.canaries[0].rpartition("_")[2]
     assert set(run.leaks(CHANNELS["audit"](run))) >= {run.canaries[0]}
     assert set(run.leaks(CHANNELS["otel"](run))) >= {body[: len(body) // 2], body[len(body) // 2 :]}
+
+
+def test_the_otel_channel_holds_what_an_applications_span_records_of_an_error(
+    request: pytest.FixtureRequest,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each flow runs inside an application's span with the SDK's defaults, which record an
+    escaping error's message and traceback (an event, the status description): a canary in
+    that error is found in the channel."""
+
+    def fail(ctx: FlowContext) -> None:
+        raise RuntimeError(f"planted {ctx.canary()}")
+
+    monkeypatch.setitem(FLOWS, "calibration-recorded-error", fail)
+    run = run_flow("calibration-recorded-error", request, capfd)
+    assert isinstance(run.error, RuntimeError)
+    assert run.canaries[0] in CHANNELS["otel"](run)
