@@ -254,7 +254,8 @@ def translate_read_error(exc: StoreError, ref: UnkeyKey, *, field: str | None = 
         if store == "vault":
             hint = (
                 "Vault is sealed (503: unseal it), has no active node, is throttling, or is "
-                "unreachable at VAULT_ADDR; retry when it is back"
+                "unreachable at VAULT_ADDR (or VAULT_AGENT_ADDR, the agent or proxy in between); "
+                "retry when it is back"
             )
         else:
             hint = "the store is unreachable, throttling or failing; retry later"

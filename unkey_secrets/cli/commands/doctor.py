@@ -112,7 +112,10 @@ _UNKEY_GRANTS = {
 }
 _STORE_GRANTS = {
     "vault": {
-        "store.config": "VAULT_ADDR and VAULT_TOKEN (or an auth method's settings)",
+        "store.config": (
+            "VAULT_ADDR and VAULT_TOKEN (or an auth method's settings; VAULT_AGENT_ADDR for a "
+            "local agent or proxy)"
+        ),
         "store.write": "policies/vault-writer.hcl",
         "store.metadata": "policies/vault-writer.hcl",
         "store.alias_state": "policies/vault-writer.hcl",
