@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import time
@@ -339,3 +340,27 @@ def test_doctor_without_a_store_leaves_the_expiry_unchecked(
     items, _ = split(out)
     (check,) = [i for i in items if i.get("check") == "keys.expiring"]
     assert check["result"] == "unchecked"
+
+
+def test_a_time_no_iso_year_can_write_ends_neither_list_nor_verify(
+    capsys: pytest.CaptureFixture[str], world: World
+) -> None:
+    # Unkey's answer is not ours: an expires past year 9999 (here ~ year 3.2 million) is shown
+    # as its milliseconds, with no expires_at, and every other key is still listed.
+    far = world.provision("far", in_days=None)
+    other = world.provision("other", in_days=None)
+    stored = world.emulator._store.keys[far]
+    world.emulator._store.keys[far] = dataclasses.replace(stored, expires=10**17)
+
+    code, items, _ = listing(capsys, world)
+    assert code == 0
+    by_id = {i["key_id"]: i for i in items}
+    assert set(by_id) == {far, other}
+    assert (by_id[far]["expires"], by_id[far]["expires_at"]) == (10**17, None)
+
+    argv = ["--json", "--store", "memory", "verify", "--api-id", world.api]
+    code, out, err = run(capsys, *argv, "--alias", "far", "--alias", "other")
+    assert code == 0, err
+    records, _ = split(out)
+    (record,) = [r for r in records if r["key_id"] == far]
+    assert (record["valid"], record["expires"], record["expires_at"]) == (True, 10**17, None)

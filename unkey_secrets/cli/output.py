@@ -75,13 +75,13 @@ def provision_record(result: ProvisionResult, alias: str | None) -> Record:
         "current": location_record(result.current),
         "replaced_key_id": result.replaced_key_id,
         "replaced_expires": result.replaced_expires,
-        "replaced_expires_at": _iso(result.replaced_expires),
+        "replaced_expires_at": iso_time(result.replaced_expires),
     }
 
 
 def rotation_record(result: RotationResult, alias: str | None) -> Record:
     """What ``rotate`` reports; ``original_expires`` is Unix ms, as Unkey counts it."""
-    expires_at = _iso(result.original_expires)
+    expires_at = iso_time(result.original_expires)
     return {
         "command": "rotate",
         "ok": True,
@@ -100,11 +100,19 @@ def rotation_record(result: RotationResult, alias: str | None) -> Record:
     }
 
 
-def _iso(ms: int | None) -> str | None:
-    """Unix ms as an ISO 8601 UTC time, to the second."""
+def iso_time(ms: int | None) -> str | None:
+    """Unix ms as an ISO 8601 UTC time, to the second; None for None.
+
+    Also None for a time no ISO 8601 year can write (before year 1, after 9999): the value
+    comes from an answer (Unkey's ``expires``, a stored value's), and one key's odd value must
+    not end a listing; the record keeps the raw milliseconds beside it.
+    """
     if ms is None:
         return None
-    moment = dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
+    try:
+        moment = dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
     return moment.isoformat(timespec="seconds")
 
 
@@ -136,7 +144,7 @@ def show_record(stored: StoredKey, *, store: str, alias: str | None) -> Record:
         "version": stored.version,
         "issued_at": stored.issued_at,
         "expires": stored.expires,
-        "expires_at": _iso(stored.expires),
+        "expires_at": iso_time(stored.expires),
         "rerolled_from": stored.rerolled_from,
         "name": stored.name,
         "external_id": stored.external_id,

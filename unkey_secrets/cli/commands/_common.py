@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import time
 from typing import TYPE_CHECKING
 
 from ..._reconcile import KeyStatus, key_status, lookup_status
+from ..output import iso_time
 
 if TYPE_CHECKING:
     from ...stores import SecretStore
@@ -52,10 +52,8 @@ def now_ms() -> int:
 
 
 def iso(ms: int | None) -> str | None:
-    """Unix ms as an ISO 8601 UTC time, to the second."""
-    if ms is None:
-        return None
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).isoformat(timespec="seconds")
+    """Unix ms as an ISO 8601 UTC time, to the second (None: none, or beyond year 9999)."""
+    return iso_time(ms)
 
 
 def add_alias_options(parser: argparse.ArgumentParser, what: str) -> None:
