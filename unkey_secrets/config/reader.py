@@ -337,7 +337,6 @@ class CachedKey:
 
     # -- reading -------------------------------------------------------------------------------
 
-    @guarded
     def get(self, *, field: str | None = None) -> StoredKey:
         """The current key (``.secret`` is masked in every repr), read if older than max_age.
 
@@ -348,7 +347,27 @@ class CachedKey:
         (:class:`~.KeyExpiredError`). Past ``max_stale``, raises the read's error
         (:class:`~.KeyStoreUnavailableError` for a read still running after ``read_timeout``).
         """
+        # The hit first, outside the guarded entry point: it is memory alone (no I/O, no log
+        # record, no error), and the guards would cost it many times over.
+        stored = self._hit()
+        return self._get(field) if stored is None else stored
+
+    @guarded
+    def _get(self, field: str | None) -> StoredKey:
         return self._obtain(force=False, field=field)
+
+    def _hit(self) -> StoredKey | None:
+        """The cached key while fresh and not expired (a ``hit``), else None: no I/O."""
+        with self._lock:
+            stored = self._stored
+            if (
+                stored is not None
+                and self._reader.clock() < self._fresh_until
+                and not self._expired_locked()
+            ):
+                self._lookup("hit")
+                return stored
+        return None
 
     @guarded
     def refresh(self) -> StoredKey:
@@ -360,11 +379,10 @@ class CachedKey:
         """
         return self._obtain(force=True, field=None)
 
-    @guarded
     def secret(self) -> Secret:
         """The current key's plaintext holder (:meth:`Secret.reveal` gives the text)."""
-        # _obtain, not get(): one guarded layer per call on this hot path.
-        return self._obtain(force=False, field=None).secret
+        stored = self._hit()  # as get(): the hit outside the guarded entry point
+        return (self._get(None) if stored is None else stored).secret
 
     @guarded
     def secret_str(self) -> UnkeySecretStr:
