@@ -1348,11 +1348,13 @@ class _Refresher:
                 return
             if ref not in self._pending:
                 self._push_locked(ref, now)
+            self._cond.notify_all()
             self._start_locked()
 
     def take_due(self) -> list[UnkeyKey]:
         """Pop the keys whose background read is due by the clock."""
         with self._cond:
+            self._cond.notify_all()  # see close()
             return self._take_due_locked(self._clock())
 
     def wake(self) -> None:
@@ -1361,13 +1363,22 @@ class _Refresher:
             self._cond.notify_all()
 
     def close(self, join: bool) -> None:
-        """Stop: nothing more is scheduled; the thread ends (awaited with ``join``)."""
-        with self._cond:
-            self._closed = True
-            self._heap.clear()
-            self._pending.clear()
-            self._cond.notify_all()
-            thread = self._thread
+        """Stop: nothing more is scheduled; the thread ends (awaited with ``join``).
+
+        Without ``join`` (the reader's finalizer, which the collector may run in any thread,
+        this lock's holder included) the lock is not waited for: every holder notifies the
+        thread before it lets go (or is the thread itself), and the thread looks at
+        ``_closed`` whenever it wakes.
+        """
+        self._closed = True
+        if self._cond.acquire(blocking=join):
+            try:
+                self._heap.clear()
+                self._pending.clear()
+                self._cond.notify_all()
+            finally:
+                self._cond.release()
+        thread = self._thread
         if join and thread is not None and thread is not threading.current_thread():
             thread.join(self._join_timeout)
 
