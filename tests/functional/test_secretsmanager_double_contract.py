@@ -195,7 +195,61 @@ def store_round_trip(side: Side) -> None:
     assert store.get_current(api_id=key.api_id, alias="svc").key_id == newer.key_id
 
 
+def batch_reads(side: Side) -> None:
+    first = side.secret("one")
+    second = side.secret("two")
+    match = ARN.fullmatch(first)
+    assert match is not None
+    first_name = match["name"]
+    deleted = side.secret("gone")
+    side.client.delete_secret(SecretId=deleted, RecoveryWindowInDays=7)
+    missing = f"contract/missing-{uuid.uuid4().hex}"
+    answer = side.client.batch_get_secret_value(SecretIdList=[first_name, missing, second, deleted])
+    values = {v["ARN"]: v for v in answer["SecretValues"]}
+    assert set(values) == {first, second}
+    assert values[first]["Name"] == first_name
+    assert values[first]["SecretString"] == "one"
+    assert values[second]["SecretString"] == "two"
+    assert values[first]["VersionId"] == side.current(first)
+    assert values[first]["VersionStages"] == ["AWSCURRENT"]
+    errors = {e["SecretId"]: e["ErrorCode"] for e in answer["Errors"]}
+    assert errors == {missing: "ResourceNotFoundException", deleted: "InvalidRequestException"}
+    assert not answer.get("NextToken")
+
+
+def batch_reads_the_current_version_now(side: Side) -> None:
+    arn = side.secret("old")
+    v1 = side.current(arn)
+    v2 = token()
+    side.client.put_secret_value(
+        SecretId=arn, ClientRequestToken=v2, SecretString="new", VersionStages=["AWSPENDING"]
+    )
+    side.client.update_secret_version_stage(
+        SecretId=arn, VersionStage="AWSCURRENT", MoveToVersionId=v2, RemoveFromVersionId=v1
+    )
+    (entry,) = side.client.batch_get_secret_value(SecretIdList=[arn])["SecretValues"]
+    assert (entry["VersionId"], entry["SecretString"]) == (v2, "new")
+
+
 # Where moto as shipped differs from AWS and the kit corrects it.
+
+
+def batch_answers_a_secret_without_a_value_in_errors(side: Side) -> None:
+    empty = side.secret(None)
+    full = side.secret("v")
+    answer = side.client.batch_get_secret_value(SecretIdList=[empty, full])
+    assert [v["ARN"] for v in answer["SecretValues"]] == [full]
+    assert [(e["SecretId"], e["ErrorCode"]) for e in answer["Errors"]] == [
+        (empty, "ResourceNotFoundException")
+    ]
+
+
+def batch_takes_at_most_20_ids(side: Side) -> None:
+    names = [f"contract/missing-{uuid.uuid4().hex}" for _ in range(21)]
+    assert len(side.client.batch_get_secret_value(SecretIdList=names[:20])["Errors"]) == 20
+    side.refused(
+        "ValidationException", lambda: side.client.batch_get_secret_value(SecretIdList=names)
+    )
 
 
 def filled_pending_is_not_overwritten(side: Side) -> None:
@@ -295,8 +349,12 @@ COMMON = [
     awscurrent_moves_awsprevious,
     awscurrent_needs_remove_from,
     store_round_trip,
+    batch_reads,
+    batch_reads_the_current_version_now,
 ]
 KIT_CORRECTS = [
+    batch_answers_a_secret_without_a_value_in_errors,
+    batch_takes_at_most_20_ids,
     filled_pending_is_not_overwritten,
     get_follows_awscurrent,
     awscurrent_onto_a_secret_without_one,

@@ -28,6 +28,12 @@ def matches(pattern: str, arn: str) -> bool:
     return re.fullmatch(".*".join(map(re.escape, pattern.split("*"))), arn) is not None
 
 
+#: The one action granted on Resource "*": it has no resource type (the Service
+#: Authorization Reference lists none), and reads no value by itself: each secret it returns
+#: needs GetSecretValue on that secret.
+BATCH = "secretsmanager:BatchGetSecretValue"
+
+
 def test_every_statement_allows_and_names_its_actions() -> None:
     for name in ("aws-writer.json", "aws-reader.json", "aws-rotator.json"):
         policy = load(name)
@@ -36,7 +42,19 @@ def test_every_statement_allows_and_names_its_actions() -> None:
             assert statement["Effect"] == "Allow"
             assert "*" not in statement["Action"]
             assert all(not a.endswith("*") for a in statement["Action"])
-            assert statement["Resource"] != "*"
+            if statement["Resource"] == "*":
+                assert statement["Action"] == [BATCH], statement.get("Sid")
+
+
+def test_batch_reads_on_every_resource_read_only_what_getsecretvalue_allows() -> None:
+    reader = load("aws-reader.json")["Statement"]
+    (everywhere,) = [s for s in reader if s["Resource"] == "*"]
+    assert everywhere["Action"] == [BATCH]
+    assert "Condition" not in everywhere
+    gets = [s for s in reader if "secretsmanager:GetSecretValue" in s["Action"]]
+    assert [s["Resource"] for s in gets] == ["arn:aws:secretsmanager:*:*:secret:unkey/*"]
+    # ListSecrets is needed for Filters only; the store names its secrets (SecretIdList).
+    assert not any("secretsmanager:ListSecrets" in s["Action"] for s in reader)
 
 
 def test_the_writer_can_write_but_not_read() -> None:
@@ -74,6 +92,7 @@ def test_the_reader_can_read_but_not_write() -> None:
     reader = actions(load("aws-reader.json"))
     assert reader == {
         "secretsmanager:GetSecretValue",
+        "secretsmanager:BatchGetSecretValue",
         "secretsmanager:DescribeSecret",
         "kms:Decrypt",
     }
@@ -88,7 +107,9 @@ def test_secret_resources_cover_exactly_the_default_names(policy: str) -> None:
     ]
     arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:{}-AbC123"
     for statement in load(policy)["Statement"]:
-        if not statement["Action"][0].startswith("secretsmanager:"):
+        if not statement["Action"][0].startswith("secretsmanager:") or statement["Action"] == [
+            BATCH
+        ]:
             continue
         for name in names:
             assert matches(statement["Resource"], arn.format(name))

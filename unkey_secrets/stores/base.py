@@ -222,14 +222,7 @@ class SecretStore(ABC):
         path = self.key_location(api_id=api_id, key_id=key_id)
         with store_call(self.name, "get", api_id=api_id, key_id=key_id, location=path):
             stored = self._get(path)
-        if stored.key_id != key_id or stored.api_id != api_id:
-            raise StoredValueError(
-                f"value at {path} holds key {stored.key_id} of API {stored.api_id}, not key "
-                f"{key_id} of API {api_id}",
-                store=self.name,
-                location=path,
-            )
-        return stored
+        return self._check_read(KeyRef(api_id=api_id, key_id=key_id), path, stored)
 
     @guarded
     def get_current(self, *, api_id: str, alias: str) -> StoredKey:
@@ -243,13 +236,7 @@ class SecretStore(ABC):
         with observed as call:
             stored = self._get_current(path)
             call.set(key_id=stored.key_id, version=stored.version)
-        if stored.api_id != api_id:
-            problem = f"a key of API {stored.api_id}, not of API {api_id}"
-        elif stored.alias not in (None, alias):
-            problem = f"key {stored.key_id} stored for alias {stored.alias}, not {alias}"
-        else:
-            return stored
-        raise StoredValueError(f"alias at {path} holds {problem}", store=self.name, location=path)
+        return self._check_read(KeyRef(api_id=api_id, alias=alias), path, stored)
 
     @guarded
     def get_many(
@@ -262,11 +249,14 @@ class SecretStore(ABC):
         raised (a key not found, a refusal, a bad value).
 
         Each ref is read as :meth:`get_current` (``alias``) or :meth:`get` (``key_id``) reads
-        it, with the same checks. Every ref is validated before anything is read: a bad id,
-        alias, or a ref with none or both of ``alias`` and ``key_id`` raises
-        :class:`~unkey_secrets.InvalidInputError` for the whole call. By default at most
-        ``concurrency`` reads run at once, on worker threads (a backend with a batch read,
-        such as Secrets Manager's ``BatchGetSecretValue``, overrides :meth:`_get_many`).
+        it, with the same checks (:meth:`_check_read`). Every ref is validated before anything is
+        read: a bad id, alias, or a ref with none or both of ``alias`` and ``key_id``, or a
+        location the backend could not hold (:meth:`_check_location`: a Secrets Manager name
+        ending like an ARN suffix, say) raises :class:`~unkey_secrets.InvalidInputError` for
+        the whole call; an empty ``refs`` reads nothing and returns ``[]``. By default at most
+        ``concurrency`` reads run at once (fewer if the backend's connection pool is smaller:
+        :meth:`_max_parallel_reads`), on worker threads; a backend with a batch read, such as
+        Secrets Manager's ``BatchGetSecretValue``, overrides :meth:`_get_many`.
         """
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidInputError("concurrency", "expected a whole number, 1 or more")
@@ -282,29 +272,77 @@ class SecretStore(ABC):
             else:
                 assert ref.key_id is not None
                 validate_key_id(ref.key_id)
+            self._check_location(self._ref_location(ref))
             checked.append(ref)
         if not checked:
             return []
         return self._get_many(checked, concurrency)
 
+    def _ref_location(self, ref: KeyRef) -> str:
+        """The path or secret name :meth:`get_many` reads for ``ref`` (validated, no I/O)."""
+        if ref.alias is not None:
+            return self.alias_location(api_id=ref.api_id, alias=ref.alias)
+        if ref.key_id is None:
+            raise InvalidInputError("refs", "give exactly one of alias= or key_id= per KeyRef")
+        return self.key_location(api_id=ref.api_id, key_id=ref.key_id)
+
+    def _read_one(self, ref: KeyRef) -> StoredKey | StoreError:
+        """``ref`` read alone (:meth:`get_current` or :meth:`get`): its key, or the error raised."""
+        try:
+            if ref.alias is not None:
+                return self.get_current(api_id=ref.api_id, alias=ref.alias)
+            assert ref.key_id is not None
+            return self.get(api_id=ref.api_id, key_id=ref.key_id)
+        except StoreError as exc:
+            return exc
+
     def _get_many(self, refs: list[KeyRef], concurrency: int) -> list[StoredKey | StoreError]:
-        """Read ``refs`` (validated) at most ``concurrency`` at a time; each result in order."""
+        """Read ``refs`` (validated) at most ``concurrency`` at a time; each result in order.
 
-        def read(ref: KeyRef) -> StoredKey | StoreError:
-            try:
-                if ref.alias is not None:
-                    return self.get_current(api_id=ref.api_id, alias=ref.alias)
-                assert ref.key_id is not None
-                return self.get(api_id=ref.api_id, key_id=ref.key_id)
-            except StoreError as exc:
-                return exc
-
-        if len(refs) == 1 or concurrency == 1:
-            return [read(ref) for ref in refs]
+        Each ref is read alone (:meth:`_read_one`), on worker threads when there are several.
+        """
+        workers = min(concurrency, len(refs), self._max_parallel_reads() or concurrency)
+        if workers <= 1:
+            return [self._read_one(ref) for ref in refs]
         # Each read runs in a copy of the caller's context: its deadline and current span.
-        with ThreadPoolExecutor(max_workers=min(concurrency, len(refs))) as pool:
-            futures = [pool.submit(contextvars.copy_context().run, read, ref) for ref in refs]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [
+                pool.submit(contextvars.copy_context().run, self._read_one, ref) for ref in refs
+            ]
             return [future.result() for future in futures]
+
+    def _max_parallel_reads(self) -> int | None:
+        """The most reads :meth:`_get_many` runs at once whatever it is asked (None: no cap).
+
+        A backend whose client keeps a bounded connection pool answers its size, so a
+        ``concurrency`` above it never opens connections the pool would discard.
+        """
+        return None
+
+    def _check_read(self, ref: KeyRef, path: str, stored: StoredKey) -> StoredKey:
+        """``stored``, read at ``path`` for ``ref``, if it is the key ``ref`` asks for.
+
+        By key_id: the value must name that key_id and api_id. By alias: a key of that api_id
+        stored for this alias (its ``alias`` member, when it has one, names it). Otherwise
+        :class:`~unkey_secrets.StoredValueError`: a reader never gets another key than its
+        own. :meth:`get`, :meth:`get_current` and every batch read apply it alike.
+        """
+        if ref.alias is None:
+            if stored.key_id == ref.key_id and stored.api_id == ref.api_id:
+                return stored
+            raise StoredValueError(
+                f"value at {path} holds key {stored.key_id} of API {stored.api_id}, not key "
+                f"{ref.key_id} of API {ref.api_id}",
+                store=self.name,
+                location=path,
+            )
+        if stored.api_id != ref.api_id:
+            problem = f"a key of API {stored.api_id}, not of API {ref.api_id}"
+        elif stored.alias not in (None, ref.alias):
+            problem = f"key {stored.key_id} stored for alias {stored.alias}, not {ref.alias}"
+        else:
+            return stored
+        raise StoredValueError(f"alias at {path} holds {problem}", store=self.name, location=path)
 
     @guarded
     def read_rotation(self, *, api_id: str, key_id: str) -> RotationRecord | None:

@@ -32,6 +32,10 @@ What it corrects, each as the AWS API reference documents it:
 * CreateSecret and PutSecretValue with both SecretString and SecretBinary are
   InvalidParameterException (moto stores both); a SecretBinary that is not base64 is
   SerializationException, a 400 (moto fails with a 500).
+* BatchGetSecretValue by ``SecretIdList`` reads each secret as GetSecretValue above (its
+  AWSCURRENT version now) and answers a secret without a value there in ``Errors`` (moto fails
+  the whole call with ResourceNotFoundException); more than 20 ids is ValidationException
+  (moto takes any number). ``Filters`` go to moto as they are.
 
 Not corrected: RotateSecret (moto invokes the rotation function itself, which it can only do
 through docker), and the calls neither the store nor the rotation Lambda nor the readers make.
@@ -67,6 +71,9 @@ AWSPENDING = "AWSPENDING"
 AWSPREVIOUS = "AWSPREVIOUS"
 #: SecretString and SecretBinary: "Length Constraints: Maximum length of 65536" (bytes).
 MAX_VALUE_BYTES = 65_536
+#: BatchGetSecretValue's SecretIdList: "Array Members: Minimum number of 1 item. Maximum number
+#: of 20 items."
+MAX_BATCH = 20
 _NAME = re.compile(r"[A-Za-z0-9/_+=.@\-]{1,512}")
 _MARKED_DELETED = (
     "You can't perform this operation on the secret because it was marked for deletion."
@@ -96,9 +103,15 @@ class AwsSecretsManagerResponse(SecretsManagerResponse):
 
     def get_secret_value(self) -> str:
         """GetSecretValue: the version ``VersionId`` names, else the one ``VersionStage`` labels."""
-        secret = self._live(self._get_param("SecretId"))
-        version_id = self._get_param("VersionId")
-        stage = self._get_param("VersionStage")
+        return self._read(
+            self._get_param("SecretId"),
+            self._get_param("VersionId"),
+            self._get_param("VersionStage"),
+        )
+
+    def _read(self, secret_id: Any, version_id: Any, stage: Any) -> str:
+        """GetSecretValue's answer for ``secret_id`` (JSON), or the error it raises."""
+        secret = self._live(secret_id)
         if version_id:
             version = secret.versions.get(version_id)
             if version is not None and stage and stage not in version["version_stages"]:
@@ -126,6 +139,36 @@ class AwsSecretsManagerResponse(SecretsManagerResponse):
             if field in version:
                 answer[member] = version[field]
         return json.dumps(answer)
+
+    def batch_get_secret_value(self) -> str:
+        """BatchGetSecretValue: each of ``SecretIdList`` as GetSecretValue reads it, or an error.
+
+        Every id is answered, in order, in ``SecretValues`` (GetSecretValue's answer without a
+        version selector) or in ``Errors`` (``SecretId``, ``ErrorCode``, ``Message``); one page.
+        """
+        ids = self._get_param("SecretIdList")
+        if not ids or self._get_param("Filters"):
+            return str(super().batch_get_secret_value())
+        if len(ids) > MAX_BATCH:
+            raise ValidationException(
+                "1 validation error detected: Value at 'secretIdList' failed to satisfy "
+                f"constraint: Member must have length less than or equal to {MAX_BATCH}"
+            )
+        if self._get_param("MaxResults") is not None:
+            raise InvalidParameterException(
+                "'Filters' not specified. 'Filters' must also be specified when 'MaxResults' "
+                "is provided."
+            )
+        values: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        for secret_id in ids:
+            try:
+                values.append(json.loads(self._read(secret_id, None, None)))
+            except JsonRESTError as exc:
+                errors.append(
+                    {"SecretId": secret_id, "ErrorCode": exc.error_type, "Message": exc.message}
+                )
+        return json.dumps({"SecretValues": values, "Errors": errors})
 
     def describe_secret(self) -> str:
         """DescribeSecret, with ``VersionIdsToStages`` holding labelled versions only."""

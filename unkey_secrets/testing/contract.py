@@ -27,9 +27,12 @@ from .._errors import (
     NotOwnedError,
     SecretNotFoundError,
     StoreConflictError,
+    StoredValueError,
+    StoreError,
 )
-from .._models import AliasState, IssuedKey, KeyEntry, StoredLocation
+from .._models import AliasState, IssuedKey, KeyEntry, KeyRef, StoredKey, StoredLocation
 from .._secret import Secret
+from .._validate import PathTemplate
 from ..rotation.record import Owner, RotationRecord
 from ..stores.base import SecretStore
 
@@ -100,6 +103,16 @@ class SecretStoreContract:
     def plant_foreign(self, store: SecretStore, location: str) -> None:
         """Create a secret at ``location`` the way another tool would (no ownership marker)."""
         raise NotImplementedError("a backend's test class provides plant_foreign")
+
+    def with_alias_template(self, store: SecretStore, template: str) -> SecretStore:
+        """``store`` reading and writing the same backend with another alias template.
+
+        By default a shallow copy of ``store`` with its ``alias_template`` replaced; a backend
+        whose store cannot be copied so overrides this.
+        """
+        other = copy.copy(store)
+        other.alias_template = PathTemplate(template, required=frozenset({"alias"}))
+        return other
 
     def test_put_then_get_returns_the_key(self, store: SecretStore) -> None:
         key = canary_key()
@@ -424,3 +437,103 @@ class SecretStoreContract:
         for key in (original, new):
             _assert_no_plaintext(read, key)
             assert key.secret.reveal() not in json.dumps(read.fields())
+
+    # -- batch reads (get_many) ------------------------------------------------------------
+
+    def test_get_many_answers_each_ref_in_order_as_a_single_read_would(
+        self, store: SecretStore
+    ) -> None:
+        current = canary_key()
+        other = canary_key(api_id=current.api_id)
+        api = current.api_id
+        store.put(current)
+        store.set_current(current, alias="svc")
+        store.put(other)
+        planted = store.alias_location(api_id=api, alias="planted")
+        self.plant_foreign(store, planted)
+        refs = [
+            KeyRef(api_id=api, key_id=other.key_id),
+            KeyRef(api_id=api, alias="nobody"),
+            KeyRef(api_id=api, alias="svc"),
+            KeyRef(api_id=api, key_id=random_id("key")),
+            KeyRef(api_id=api, alias="planted"),
+            KeyRef(api_id=api, alias="svc"),
+            KeyRef(api_id=random_id("api"), key_id=other.key_id),
+        ]
+        for concurrency in (8, 1):
+            results = store.get_many(refs, concurrency=concurrency)
+            assert len(results) == len(refs)
+            assert results[0] == store.get(api_id=api, key_id=other.key_id)
+            assert results[2] == store.get_current(api_id=api, alias="svc")
+            assert results[5] == results[2]
+            assert isinstance(results[2], StoredKey)
+            assert (results[2].key_id, results[2].alias) == (current.key_id, "svc")
+            assert results[2].secret == current.secret
+            for missing in (1, 3, 6):
+                assert isinstance(results[missing], SecretNotFoundError)
+                assert results[missing].location is not None
+            assert isinstance(results[4], StoredValueError)
+            with pytest.raises(StoredValueError):
+                store.get_current(api_id=api, alias="planted")
+            for result in results:
+                _assert_no_plaintext(result, current)
+                _assert_no_plaintext(result, other)
+
+    def test_get_many_refuses_a_key_of_another_api_under_an_alias(self, store: SecretStore) -> None:
+        # An alias template without {api_id}: API A's key sits where API B's alias is read.
+        shared = self.with_alias_template(store, "unkey/shared/by-name/{alias}")
+        alias = random_id("svc")
+        key = canary_key()
+        shared.put(key)
+        shared.set_current(key, alias=alias)
+        other_api = random_id("api")
+        ours, theirs = shared.get_many(
+            [KeyRef(api_id=key.api_id, alias=alias), KeyRef(api_id=other_api, alias=alias)]
+        )
+        assert isinstance(ours, StoredKey)
+        assert ours.key_id == key.key_id
+        assert isinstance(theirs, StoredValueError)
+        _assert_no_plaintext(theirs, key)
+        with pytest.raises(StoredValueError):
+            shared.get_current(api_id=other_api, alias=alias)
+
+    def test_get_many_keeps_the_order_of_many_refs(self, store: SecretStore) -> None:
+        # More refs than one Secrets Manager batch holds (20), repeats and gaps among them.
+        api = random_id("api")
+        keys = [canary_key(api_id=api) for _ in range(23)]
+        for key in keys:
+            store.put(key)
+        wanted = [*reversed(keys), keys[3], keys[3]]
+        refs = [KeyRef(api_id=api, key_id=k.key_id) for k in wanted]
+        refs.insert(5, KeyRef(api_id=api, key_id=random_id("key")))
+        results = store.get_many(refs)
+        assert isinstance(results.pop(5), SecretNotFoundError)
+        assert [r.key_id if isinstance(r, StoredKey) else r for r in results] == [
+            k.key_id for k in wanted
+        ]
+        assert [r.secret for r in results if isinstance(r, StoredKey)] == [k.secret for k in wanted]
+
+    def test_get_many_validates_every_ref_before_any_read(
+        self, store: SecretStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def no_read(refs: list[KeyRef], concurrency: int) -> list[StoredKey | StoreError]:
+            raise AssertionError("a read was made before every ref was validated")
+
+        monkeypatch.setattr(store, "_get_many", no_read)
+        api = random_id("api")
+        good = KeyRef(api_id=api, alias="svc")
+        for bad in (
+            KeyRef(api_id=api, alias=".."),
+            KeyRef(api_id=api, key_id="../etc"),
+            KeyRef(api_id="../x", alias="svc"),
+            KeyRef(api_id=api),
+            KeyRef(api_id=api, alias="svc", key_id=random_id("key")),
+        ):
+            with pytest.raises(InvalidInputError):
+                store.get_many([good, good, bad])
+        with pytest.raises(InvalidInputError):
+            store.get_many([good, "svc"])  # type: ignore[list-item]
+        for concurrency in (0, -1, True, 1.5):
+            with pytest.raises(InvalidInputError):
+                store.get_many([good], concurrency=concurrency)  # type: ignore[arg-type]
+        assert store.get_many([]) == []

@@ -16,7 +16,9 @@ semantics, where moto's differ:
 * ``DescribeSecret``'s ``VersionIdsToStages`` lists labelled versions only (moto lists
   deprecated, unlabelled ones too);
 * a value over 65,536 bytes and a name outside ``[A-Za-z0-9/_+=.@-]`` are refused with
-  ``ValidationException`` (moto accepts them).
+  ``ValidationException`` (moto accepts them);
+* ``BatchGetSecretValue`` answers a secret without an AWSCURRENT value in ``Errors`` (moto
+  fails the whole call) and refuses a ``SecretIdList`` of more than 20 (moto takes it).
 
 Requests are checked against botocore's own service model first, as a real client does
 (``ParamValidationError`` for a missing or mistyped parameter, or a token under 32 characters),
@@ -68,6 +70,7 @@ MAX_VALUE_BYTES = 65_536
 #: records and :meth:`InMemorySecretsManager.fail_next` takes; snake_case method names work too).
 OPERATIONS = frozenset(
     {
+        "BatchGetSecretValue",
         "CreateSecret",
         "DeleteSecret",
         "DescribeSecret",
@@ -85,6 +88,8 @@ OPERATIONS = frozenset(
 _NAME = re.compile(r"[A-Za-z0-9/_+=.@\-]+")
 _MAX_NAME = 512
 _MAX_TOKEN = 64
+# BatchGetSecretValue's SecretIdList: 1-20 ids.
+_MAX_BATCH = 20
 _SUFFIX_ALPHABET = string.ascii_letters + string.digits
 _SERVER_ERRORS = frozenset({"InternalServiceError", "InternalFailure", "ServiceUnavailable"})
 _MARKED_DELETED = (
@@ -354,6 +359,21 @@ class InMemorySecretsManager:
         """
         return self._call("PutSecretValue", params)
 
+    def batch_get_secret_value(self, **params: Any) -> dict[str, Any]:
+        """BatchGetSecretValue by ``SecretIdList`` (1-20 names or ARNs); one page, no NextToken.
+
+        Answers ``{SecretValues: [...], Errors: [...]}``: each secret's AWSCURRENT version in
+        GetSecretValue's shape (``ARN``, ``Name``, ``VersionId``, ``SecretString`` |
+        ``SecretBinary``, ``VersionStages``, ``CreatedDate``), in the order asked, or an entry
+        ``{SecretId, ErrorCode, Message}`` as asked: ResourceNotFoundException for no such
+        secret or no AWSCURRENT value, InvalidRequestException for a secret marked deleted.
+        More than 20 ids: ValidationException; ``MaxResults`` without ``Filters``, or both
+        ``Filters`` and ``SecretIdList`` or neither: InvalidParameterException; a
+        ``NextToken`` (the double never hands one out): InvalidNextTokenException.
+        ``Filters`` alone are not implemented (``NotImplementedError``).
+        """
+        return self._call("BatchGetSecretValue", params)
+
     def get_secret_value(self, **params: Any) -> dict[str, Any]:
         """GetSecretValue: read one version's value.
 
@@ -619,6 +639,48 @@ class InMemorySecretsManager:
         answer["VersionStages"] = list(version.stages)
         answer["CreatedDate"] = version.created
         return answer
+
+    def _batch_get_secret_value(
+        self,
+        *,
+        SecretIdList: list[str] | None = None,
+        Filters: list[dict[str, Any]] | None = None,
+        MaxResults: int | None = None,
+        NextToken: str | None = None,
+    ) -> dict[str, Any]:
+        if (SecretIdList is None) == (Filters is None):
+            raise _Refusal(
+                "InvalidParameterException",
+                "Either 'SecretIdList' or 'Filters' must be provided, but not both.",
+            )
+        if MaxResults is not None and Filters is None:
+            raise _Refusal(
+                "InvalidParameterException",
+                "'Filters' not specified. 'Filters' must also be specified when 'MaxResults' "
+                "is provided.",
+            )
+        if NextToken is not None:
+            raise _Refusal("InvalidNextTokenException", "The NextToken value is invalid.")
+        if SecretIdList is None:
+            raise NotImplementedError("BatchGetSecretValue with Filters is not in the double")
+        if len(SecretIdList) > _MAX_BATCH:
+            raise _Refusal(
+                "ValidationException",
+                "1 validation error detected: Value at 'secretIdList' failed to satisfy "
+                f"constraint: Member must have length less than or equal to {_MAX_BATCH}",
+            )
+        values: list[dict[str, Any]] = []
+        errors: list[dict[str, str]] = []
+        for secret_id in SecretIdList:
+            try:
+                answer = self._get_secret_value(SecretId=secret_id)
+            except _Refusal as refusal:
+                errors.append(
+                    {"SecretId": secret_id, "ErrorCode": refusal.code, "Message": refusal.message}
+                )
+            else:
+                values.append(answer)
+        return {"SecretValues": values, "Errors": errors}
 
     def _describe_secret(self, *, SecretId: str) -> dict[str, Any]:
         secret = self._existing(SecretId)

@@ -687,6 +687,27 @@ class VaultStore(SecretStore):
         data, version = self._read_data(path)
         return parse_key_fields(data, store=STORE, location=self._location(path), version=version)
 
+    def _max_parallel_reads(self) -> int | None:
+        """The connections the client's session keeps to Vault (``max_connections``, else 10).
+
+        KV v2 has no batch read: :meth:`get_many` reads each ref on a worker thread, never more
+        at once than the pool holds, so no connection is opened only to be discarded (urllib3's
+        "Connection pool is full" warning).
+        """
+        from requests.exceptions import InvalidSchema
+
+        from ...transport.requests import PolicyAdapter
+
+        url = getattr(self.client, "url", None)
+        session = getattr(getattr(self.client, "adapter", None), "session", None)
+        if not isinstance(url, str) or session is None:
+            return None
+        try:
+            adapter = session.get_adapter(url)
+        except InvalidSchema:  # no adapter for the URL: nothing to size by
+            return None
+        return adapter.pool_maxsize if isinstance(adapter, PolicyAdapter) else None
+
     @guarded
     def get_current(self, *, api_id: str, alias: str) -> StoredKey:
         """Read the key behind ``alias`` (one read of the alias).
