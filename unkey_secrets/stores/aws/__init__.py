@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .client import AssumeRole
+    from .failover import RegionFailoverStore
     from .store import (
         MAX_VALUE_BYTES,
         TAG_ALIAS,
@@ -33,17 +35,22 @@ __all__ = [
     "TAG_MANAGED_BY",
     "TAG_REROLLED_FROM",
     "VERSION_NAMESPACE",
+    "AssumeRole",
+    "RegionFailoverStore",
     "SecretsManagerStore",
     "validate_secret_name",
     "version_id_for",
 ]
+#: The names loaded from a module other than ``store``.
+_ELSEWHERE = {"AssumeRole": "client", "RegionFailoverStore": "failover"}
 
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from . import store
+        import importlib
 
-        return getattr(store, name)
+        module = importlib.import_module(f"{__name__}.{_ELSEWHERE.get(name, 'store')}")
+        return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
