@@ -254,3 +254,5 @@ def test_bad_stores_and_regions_are_refused(moto_server: MotoServer) -> None:
         RegionFailoverStore.for_regions(["eu-west-1", "not a region"], settings=AwsSettings())
     with pytest.raises(ConfigurationError, match="no region"):
         RegionFailoverStore.for_regions(settings=AwsSettings(region=None))
+    with pytest.raises(ConfigurationError, match="pass no client"):
+        reader_store(client=moto_server.client("secretsmanager"), regions=[PRIMARY, REPLICA])
