@@ -336,3 +336,78 @@ def test_a_command_of_the_command_line_is_the_root_of_its_flows_trace(
         )
         == 1
     )
+
+
+def test_a_command_that_exits_3_or_4_is_a_failed_flow_named_by_its_exit(
+    openbao_server: OpenBaoServer,
+    unkey_emulator_server: EmulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    seen: Collected,
+) -> None:
+    """A nonzero exit is an error of the command's span and a ``failed`` command flow.
+
+    Exit 3 (a check found problems) and 4 (some items failed) return rather than raise; the
+    span's status, ``error.type`` and the metric follow the exit code all the same.
+    """
+    from unkey_secrets.cli import main
+
+    for name, value in {
+        "VAULT_ADDR": openbao_server.url,
+        "VAULT_TOKEN": openbao_server.root_token,
+        "UNKEY_ROOT_KEY": unkey_emulator_server.root_key,
+        "UNKEY_BASE_URL": unkey_emulator_server.url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    api_id = unkey_emulator_server.emulator.create_api("cli-exits")
+    soon = int((dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)).timestamp() * 1000)
+    provision_argv = ["--store", "vault", "provision", "--api-id", api_id, "--alias", "svc"]
+    assert main([*provision_argv, "--expires", str(soon)]) == 0
+    listing = ["--store", "vault", "list", "--api-id", api_id]
+    assert main([*listing, "--expiring-within", "7d"]) == 3
+    assert main(listing) == 0
+    due = ["--store", "vault", "rotate-due", "--api-id", api_id, "--older-than", "30d"]
+    assert main([*due, "--alias", "nowhere"]) == 4
+    capsys.readouterr()
+
+    expected = {
+        "list": [("failed", "ProblemsFound", 3), ("succeeded", None, 0)],
+        "rotate-due": [("failed", "PartialFailure", 4)],
+        "provision": [("succeeded", None, 0)],
+    }
+    for command, runs in expected.items():
+        spans = [s for s in seen.spans if s.name == f"unkey_secrets.cli.{command}"]
+        got = [
+            (
+                attributes(s)["unkey_secrets.outcome"],
+                attributes(s).get("error.type"),
+                attributes(s).get("process.exit.code"),
+            )
+            for s in spans
+        ]
+        assert got == runs, command
+        for span, (outcome, _, _) in zip(spans, runs, strict=True):
+            wanted = StatusCode.ERROR if outcome == "failed" else StatusCode.UNSET
+            assert span.status.status_code == wanted, command
+    flow = "unkey_secrets.flow"
+    counted = {"unkey_secrets.outcome": "failed"}
+    assert (
+        seen.delta(
+            metrics.FLOWS, **{flow: "cli.list"}, **counted, **{"error.type": "ProblemsFound"}
+        )
+        == 1
+    )
+    assert (
+        seen.delta(metrics.FLOWS, **{flow: "cli.list", "unkey_secrets.outcome": "succeeded"}) == 1
+    )
+    assert (
+        seen.delta(
+            metrics.FLOWS, **{flow: "cli.rotate-due"}, **counted, **{"error.type": "PartialFailure"}
+        )
+        == 1
+    )
+    assert (
+        seen.delta(metrics.FLOWS, **{flow: "cli.rotate-due", "unkey_secrets.outcome": "succeeded"})
+        == 0
+    )
+    assert seen.delta(metrics.FLOW_DURATION, **{flow: "cli.rotate-due"}, **counted) == 1

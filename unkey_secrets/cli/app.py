@@ -776,6 +776,28 @@ def exit_code_for(exc: BaseException) -> int:
     return EXIT_FAILURE
 
 
+#: What ``error.type`` says of a command that returned a nonzero exit code (see _exited).
+_EXIT_ERRORS = {EXIT_FINDINGS: "ProblemsFound", EXIT_PARTIAL: "PartialFailure"}
+
+
+def _exit_code_of(exc: BaseException) -> int:
+    """The exit code ``main`` ends with when the command raised ``exc``."""
+    return EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else exit_code_for(exc)
+
+
+def _exited(scope: Any, code: int) -> None:
+    """Make the command's flow (``scope``, what :func:`flow` returned) follow its exit code.
+
+    A command that returns 3 (a check found problems) or 4 (some items failed) raised
+    nothing, yet did not end well: its span is an error and its flow ``failed``, with
+    ``error.type`` ``ProblemsFound`` or ``PartialFailure`` (the class a command that raises
+    for exit 4 names). ``process.exit.code`` is on the span whatever the code.
+    """
+    scope.set(**{"process.exit.code": code})
+    if code != EXIT_OK:
+        scope.failed(_EXIT_ERRORS.get(code, str(code)))
+
+
 def _runner(command: str) -> Callable[[argparse.Namespace, Output], int | None]:
     if command in COMMANDS:
         return COMMANDS[command]
@@ -820,9 +842,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             with (
                 audit_log(args.audit_log or os.environ.get(AUDIT_LOG_VARIABLE)),
-                flow(f"cli.{args.command}"),
+                flow(f"cli.{args.command}") as scope,
             ):
-                code = run(args, out)
+                try:
+                    code = run(args, out)
+                except BaseException as exc:
+                    scope.set(**{"process.exit.code": _exit_code_of(exc)})
+                    raise
+                _exited(scope, EXIT_OK if code is None else code)
         finally:
             _FLAG_OVERRIDES.reset(token)
     except KeyboardInterrupt as exc:
