@@ -34,6 +34,7 @@ __all__ = [
     "capture_record",
     "error_message",
     "error_record",
+    "iso_time",
     "location_record",
     "provision_record",
     "register_human",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextvars
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, ClassVar
 
 from .._errors import ConfigurationError, InvalidInputError, StoredValueError, StoreError
@@ -305,6 +304,9 @@ class SecretStore(ABC):
         if workers <= 1:
             return [self._read_one(ref) for ref in refs]
         # Each read runs in a copy of the caller's context: its deadline and current span.
+        # Imported here: the rotation Lambda imports this module and never reads in batches.
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [
                 pool.submit(contextvars.copy_context().run, self._read_one, ref) for ref in refs
