@@ -255,6 +255,43 @@ def test_rotate_due_needs_an_age(env: dict[str, str], kind: str) -> None:
     assert "required: --older-than" in done.stderr
 
 
+@pytest.mark.parametrize("command", ["rotate", "rotate-due"])
+def test_a_short_grace_period_is_refused_up_front_in_the_clis_words(
+    command: str,
+    kind: str,
+    env: dict[str, str],
+    target: SecretStore,
+    unkey_client: UnkeyClient,
+    unkey_api_id: str,
+    unkey_emulator_server: EmulatorServer,
+) -> None:
+    """Without --allow-short-grace, a grace period under 5m is a usage error: nothing is sent."""
+    first = provision(unkey_client, target, unkey_api_id, alias="svc").key_id
+    argv = ["--json", "--store", kind, command, "--api-id", unkey_api_id, "--alias", "svc"]
+    if command == "rotate-due":
+        argv += ["--older-than", "0"]
+    before = sum(unkey_emulator_server.emulator.calls.values())
+    refused = run_cli([*argv, "--grace-period", "4m"], env)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert sum(unkey_emulator_server.emulator.calls.values()) == before, "nothing was sent"
+    assert target.get_current(api_id=unkey_api_id, alias="svc").key_id == first
+    (record,) = json_lines(refused.stdout)
+    assert record["exit_code"] == 2
+    assert record["field"] == "--grace-period"
+    assert record["message"] == (
+        "invalid --grace-period: 4m is shorter than 5m, which readers' caches may outlive; "
+        "pass --allow-short-grace to revoke sooner"
+    )
+    assert "allow_short_grace" not in refused.stderr
+    assert "0:04:00" not in refused.stderr
+
+    allowed = run_cli([*argv, "--grace-period", "4m", "--allow-short-grace"], env)
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert target.get_current(api_id=unkey_api_id, alias="svc").key_id != first
+    ends = unkey_client.get_key(first).expires
+    assert ends is not None
+
+
 # -- conventions ---------------------------------------------------------------------------
 
 

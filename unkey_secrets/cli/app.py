@@ -60,7 +60,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import contextvars
-import datetime as dt
 import getpass
 import json
 import logging
@@ -81,7 +80,7 @@ from .._errors import (
 from .._redact import confined, disable_core_dumps, install_guards
 from .._secret import Secret
 from .._validate import needs_unkey_confirmation, validate_key_id
-from ..rotation.core import DEFAULT_GRACE_PERIOD, MINIMUM_GRACE_PERIOD, confirm_key_id
+from ..rotation.core import confirm_key_id
 from ..stores import SecretStore, available_stores, load_store
 from ..telemetry.audit import AUDIT_LOGGER, AuditLogHandler
 from ..telemetry.tracing import flow
@@ -92,8 +91,9 @@ from .options import (
     AUDIT_LOG_VARIABLE,
     GLOBAL_VALUE_OPTIONS,
     add_global_options,
+    add_grace_options,
     closest_command,
-    duration,
+    grace_options,
     settings_overrides,
 )
 from .output import (
@@ -135,8 +135,8 @@ __all__ = [
 
 #: The longest key ``capture`` accepts on stdin; Unkey keys are far shorter.
 MAX_KEY_BYTES = 4096
-#: The longest ``--grace-period`` accepted (10 x 365 days); Unkey's expiry cannot go past 2100.
-MAX_GRACE_SECONDS = 10 * 365 * 24 * 3600
+#: The longest ``--grace-period`` accepted (see :mod:`.options`).
+MAX_GRACE_SECONDS = _options.MAX_GRACE_SECONDS
 _LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
@@ -189,13 +189,6 @@ def _non_negative_int(text: str) -> int:
         raise argparse.ArgumentTypeError("must be a whole number") from None
     if value < 0:
         raise argparse.ArgumentTypeError("may not be negative")
-    return value
-
-
-def _grace_seconds(text: str) -> int:
-    value = duration(text)
-    if value > MAX_GRACE_SECONDS:
-        raise argparse.ArgumentTypeError(f"may be at most {MAX_GRACE_SECONDS} (10 years)")
     return value
 
 
@@ -273,20 +266,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         action="store_true",
         help="take over a rotation another run claimed, when you know that run died",
     )
-    default_grace = int(DEFAULT_GRACE_PERIOD.total_seconds())
-    rotate.add_argument(
-        "--grace-period",
-        type=_grace_seconds,
-        metavar="DURATION",
-        help=f"how long the old key stays valid: seconds or 24h, 90d... (default {default_grace}"
-        f" s, at most {MAX_GRACE_SECONDS} s)",
-    )
-    minimum = int(MINIMUM_GRACE_PERIOD.total_seconds())
-    rotate.add_argument(
-        "--allow-short-grace",
-        action="store_true",
-        help=f"allow a grace period under {minimum} s, which readers' caches may outlive",
-    )
+    add_grace_options(rotate, "the old key")
 
     capture = commands.add_parser(
         "capture",
@@ -635,13 +615,8 @@ def _provision(args: argparse.Namespace, out: Output) -> None:
 def _rotate(args: argparse.Namespace, out: Output) -> None:
     if args.key_id is not None:
         validate_key_id(args.key_id, "--key-id")
+    options: dict[str, Any] = {**grace_options(args), "takeover": args.takeover}
     store = store_from_env(args.store)
-    options: dict[str, Any] = {
-        "allow_short_grace": args.allow_short_grace,
-        "takeover": args.takeover,
-    }
-    if args.grace_period is not None:
-        options["grace_period"] = dt.timedelta(seconds=args.grace_period)
     with unkey_from_env() as unkey:
         result = flows.rotate(unkey, store, args.api_id, args.key_id, alias=args.alias, **options)
     out.result(rotation_record(result, args.alias))

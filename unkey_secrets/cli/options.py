@@ -3,6 +3,8 @@
 * Global options (``--json``, ``-v``, ``--store``, ``--audit-log`` and the settings flags) are
   accepted before the command and after it, as ``vault`` and ``aws`` accept theirs.
 * Durations are whole seconds or ``30m``, ``24h``, ``90d``, ``2w``, or a sum such as ``1h30m``.
+* A command that rotates takes ``--grace-period`` and ``--allow-short-grace``
+  (:func:`add_grace_options`), checked before anything is sent (:func:`grace_options`).
 * The settings flags (``--vault-addr``, ``--vault-namespace``, ``--mount``, ``--region``,
   ``--profile``, ``--endpoint-url``, and the role to assume: ``--role-arn``,
   ``--role-external-id``, ``--role-session-name``, ``--duration-seconds``) win over the
@@ -14,14 +16,17 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import difflib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .._errors import InvalidInputError, UnkeySecretsError
 from .._validate import validate_alias
+from ..rotation.core import DEFAULT_GRACE_PERIOD, MINIMUM_GRACE_PERIOD
 
 __all__ = [
     "AUDIT_LOG_VARIABLE",
@@ -33,14 +38,18 @@ __all__ = [
     "EXIT_USAGE",
     "GLOBAL_VALUE_OPTIONS",
     "MAX_ALIASES",
+    "MAX_GRACE_SECONDS",
     "SETTINGS_FLAGS",
     "PartialFailure",
     "SettingsFlag",
     "add_global_options",
+    "add_grace_options",
     "aliases_from",
     "closest_command",
     "duration",
     "format_duration",
+    "grace_options",
+    "grace_period",
     "settings_overrides",
 ]
 
@@ -240,6 +249,66 @@ def format_duration(seconds: float) -> str:
         if len(parts) == 2:
             break
     return "".join(parts)
+
+
+# -- grace periods --------------------------------------------------------------------------
+
+#: The longest ``--grace-period`` accepted (10 x 365 days); Unkey's expiry cannot go past 2100.
+MAX_GRACE_SECONDS = 10 * 365 * 24 * 3600
+
+
+def grace_period(text: str) -> int:
+    """``--grace-period``'s type: a :func:`duration` of at most :data:`MAX_GRACE_SECONDS`."""
+    value = duration(text)
+    if value > MAX_GRACE_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"may be at most {format_duration(MAX_GRACE_SECONDS)} (10 years)"
+        )
+    return value
+
+
+def add_grace_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--grace-period`` and ``--allow-short-grace``, for a command that rotates.
+
+    ``what`` says whose grace period it is (``the old key``, ``each old key``).
+    """
+    default = format_duration(DEFAULT_GRACE_PERIOD.total_seconds())
+    minimum = format_duration(MINIMUM_GRACE_PERIOD.total_seconds())
+    parser.add_argument(
+        "--grace-period",
+        type=grace_period,
+        metavar="DURATION",
+        help=f"how long {what} stays valid: seconds or 30m, 24h, 90d... (default {default}, "
+        f"at most {format_duration(MAX_GRACE_SECONDS)})",
+    )
+    parser.add_argument(
+        "--allow-short-grace",
+        action="store_true",
+        help=f"allow a grace period under {minimum}, which readers' caches may outlive",
+    )
+
+
+def grace_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``grace_period`` and ``allow_short_grace`` to rotate with (see :func:`add_grace_options`).
+
+    Called before anything is sent: a grace period under the minimum without
+    ``--allow-short-grace`` raises :class:`~unkey_secrets.InvalidInputError` naming the flags
+    and the durations as the command line writes them (the library's own check names its
+    keyword arguments).
+    """
+    options: dict[str, Any] = {"allow_short_grace": bool(args.allow_short_grace)}
+    seconds: int | None = args.grace_period
+    if seconds is None:
+        return options
+    minimum = MINIMUM_GRACE_PERIOD.total_seconds()
+    if seconds < minimum and not args.allow_short_grace:
+        raise InvalidInputError(
+            "--grace-period",
+            f"{format_duration(seconds)} is shorter than {format_duration(minimum)}, which "
+            "readers' caches may outlive; pass --allow-short-grace to revoke sooner",
+        )
+    options["grace_period"] = dt.timedelta(seconds=seconds)
+    return options
 
 
 # -- mistyped commands ----------------------------------------------------------------------

@@ -19,15 +19,18 @@ from typing import Any
 
 from ... import flows
 from ..._errors import InvalidInputError, UnkeyNotFoundError, UnkeySecretsError
-from ...rotation.core import MINIMUM_GRACE_PERIOD
-from ..options import EXIT_PARTIAL, aliases_from, duration, format_duration
+from ..options import (
+    EXIT_PARTIAL,
+    MAX_GRACE_SECONDS,
+    add_grace_options,
+    aliases_from,
+    duration,
+    grace_options,
+)
 from ..output import Output, error_message
 from ._common import add_alias_options, iso, now_ms, open_store, open_unkey
 
 __all__ = ["MAX_GRACE_SECONDS", "add_parser", "run"]
-
-#: The longest ``--grace-period`` accepted (10 x 365 days).
-MAX_GRACE_SECONDS = 10 * 365 * 24 * 3600
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -59,17 +62,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="unkey (default): the key's createdAt (keys.getKey); store: the stored value's "
         "issued_at (reads the alias: a reader's permission)",
     )
-    parser.add_argument(
-        "--grace-period",
-        type=_grace,
-        metavar="DURATION",
-        help="how long each old key stays valid (default 24h)",
-    )
-    parser.add_argument(
-        "--allow-short-grace",
-        action="store_true",
-        help=f"allow a grace period under {format_duration(MINIMUM_GRACE_PERIOD.total_seconds())}",
-    )
+    add_grace_options(parser, "each old key")
     parser.add_argument(
         "--takeover",
         action="store_true",
@@ -79,24 +72,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _grace(text: str) -> int:
-    value = duration(text)
-    if value > MAX_GRACE_SECONDS:
-        raise argparse.ArgumentTypeError(f"may be at most {MAX_GRACE_SECONDS} s (10 years)")
-    return value
-
-
 def run(args: argparse.Namespace, out: Output) -> int:
     """One record per alias, then a summary; exit 4 if any alias failed."""
     api_id: str = args.api_id
+    # Checked for every alias at once, before the store is opened or Unkey asked anything.
+    options: dict[str, Any] = {**grace_options(args), "takeover": args.takeover}
     store = open_store(args)
     counts = {"rotated": 0, "not-due": 0, "due": 0, "failed": 0, "missing": 0}
-    options: dict[str, Any] = {
-        "allow_short_grace": args.allow_short_grace,
-        "takeover": args.takeover,
-    }
-    if args.grace_period is not None:
-        options["grace_period"] = dt.timedelta(seconds=args.grace_period)
     with open_unkey() as unkey:
         aliases = aliases_from(args.aliases, args.aliases_file)
         if args.all_aliases:
