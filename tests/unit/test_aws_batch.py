@@ -7,6 +7,7 @@ page, a name left out), plus the transport policy against misbehaving loopback s
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import datetime as dt
 import json
@@ -39,7 +40,6 @@ from unkey_secrets import (
 )
 from unkey_secrets._models import IssuedKey
 from unkey_secrets._payload import key_fields
-from unkey_secrets.stores import base
 from unkey_secrets.stores.aws import SecretsManagerStore, version_id_for
 from unkey_secrets.stores.aws import batch as batch_module
 from unkey_secrets.testing import InMemorySecretsManager, InMemoryStore
@@ -509,7 +509,8 @@ def test_the_default_reads_never_outnumber_the_pool(monkeypatch: pytest.MonkeyPa
         def _max_parallel_reads(self) -> int | None:
             return 2
 
-    monkeypatch.setattr(base, "ThreadPoolExecutor", Pool)
+    # get_many imports the pool where it reads (the rotation Lambda never imports it).
+    monkeypatch.setattr(concurrent.futures, "ThreadPoolExecutor", Pool)
     store = SmallPoolStore()
     refs = [KeyRef(api_id=API, key_id=random_id("key")) for _ in range(6)]
     assert all(isinstance(r, SecretNotFoundError) for r in store.get_many(refs, concurrency=32))
