@@ -1035,3 +1035,33 @@ def test_show_of_an_invalid_alias_is_a_usage_error(
     code, _, err = run(capsys, "--store", "memory", "show", "--api-id", API, "--alias", "a/b")
     assert code == 2
     assert err.startswith("error: ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["list", "--api-id", API, "--expiring-within", "7x"], "list"),
+        (["verify", "--api-id", API, "--alias", "a", "--expiring-within", "7x"], "verify"),
+        (["rotate", "--api-id", API, "--alias", "a", "--grace-period", "4x"], "rotate"),
+        (["rotate-due", "--api-id", API, "--alias", "a", "--older-than", "30x"], "rotate-due"),
+        (["--json", "reconcile", "--api-id", API, "--min-age", "1y"], "reconcile"),
+        (["rotate", "--api-id", API], "rotate"),  # checked after parsing, still rotate's
+        (["list", "--bogus"], "list"),  # refused by the top parser, about list's options
+    ],
+)
+def test_a_bad_option_of_a_command_prints_that_commands_usage(
+    capsys: pytest.CaptureFixture[str], argv: list[str], command: str
+) -> None:
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert err.startswith(f"usage: unkey-secrets {command} "), err
+    assert "COMMAND ..." not in err
+
+
+def test_a_bad_command_prints_the_global_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "rotat", "--api-id", API)
+    assert code == 2
+    assert err.startswith("usage: unkey-secrets [-h]")
+    code, _, err = run(capsys)
+    assert code == 2
+    assert err.startswith("usage: unkey-secrets [-h]")

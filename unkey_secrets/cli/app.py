@@ -152,7 +152,15 @@ PartialFailure = _options.PartialFailure
 
 
 class UsageError(Exception):
-    """The command line could not be parsed; the message never quotes an argument's value."""
+    """The command line could not be parsed; the message never quotes an argument's value.
+
+    ``parser`` is the parser that refused it (a command's, for a bad option of that command),
+    if one did.
+    """
+
+    def __init__(self, message: str, parser: argparse.ArgumentParser | None = None) -> None:
+        super().__init__(message)
+        self.parser = parser
 
 
 class _Parser(argparse.ArgumentParser):
@@ -160,7 +168,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         """Hand the problem to :func:`main`, which prints it without the values."""
-        raise UsageError(message)
+        raise UsageError(message, self)
 
     def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
         # --help and --version: argparse tolerates a broken stream, but not a closed one.
@@ -434,6 +442,24 @@ def _known_words(parser: argparse.ArgumentParser) -> set[str]:
             if action.choices is not None:
                 words.update(str(choice) for choice in action.choices)
     return words
+
+
+def _usage_parser(
+    parser: argparse.ArgumentParser, error: UsageError, command: str | None
+) -> argparse.ArgumentParser:
+    """The parser whose usage to print with ``error``: the command's when one is named.
+
+    A command's parser refuses a bad value of its options itself; an argument no parser took
+    (refused by the top parser) or a check made after parsing is about the command named, too.
+    Only a command line naming no command (or a mistyped one) gets the global usage.
+    """
+    if error.parser is not None and error.parser is not parser:
+        return error.parser
+    for action in parser._actions:  # argparse keeps no public handle on its subparsers
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            found: argparse.ArgumentParser = action.choices[command]
+            return found
+    return parser
 
 
 def _global_json(argv: Sequence[str]) -> tuple[bool, str | None]:
@@ -804,7 +830,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         typo = closest_command(arguments, command_names())
         if typo is not None and "invalid choice" in message:
             message = f"{message}; did you mean {typo[1]!r}?"
-        out.usage(parser.format_usage(), message, command, EXIT_USAGE)
+        out.usage(_usage_parser(parser, exc, command).format_usage(), message, command, EXIT_USAGE)
         return EXIT_USAGE
     except SystemExit as exc:  # --help and --version print, then exit 0
         settle(sys.stdout)
