@@ -31,6 +31,7 @@ from unkey_secrets.config import (
     KeyNotFoundError,
     KeyReader,
     KeyStoreUnavailableError,
+    UnkeyKey,
     UnkeySecretStr,
 )
 from unkey_secrets.config import reader as reader_module
@@ -622,3 +623,102 @@ def test_each_key_handed_out_is_counted_once(monkeypatch: pytest.MonkeyPatch) ->
 
     run(main())
     assert sorted(lookups) == ["hit", "miss", "miss", "miss", "miss"]
+
+
+# -- refresh-ahead and warm-up ---------------------------------------------------------------
+
+
+def test_with_refresh_ahead_get_never_waits_after_the_first_read() -> None:
+    store = InMemoryStore()
+    first = _stored(store)
+    clock = Clock()
+
+    async def main() -> None:
+        async with AsyncKeyReader(
+            store, max_age=60, refresh_ahead=True, refresh_thread=False, clock=clock
+        ) as reader:
+            assert reader.sync.refresh_ahead
+            cached = reader.key(api_id=API, alias="billing")
+            assert (await cached.get()).key_id == first.key_id
+            calls = _count_sync_calls(cached)
+
+            def no_thread() -> Any:
+                raise AssertionError("a get() waited on a read with refresh-ahead")
+
+            reader._executor_for_reads = no_thread  # type: ignore[method-assign]
+            second = _stored(store)
+            clock.now += 61  # past max_age: served from memory while a background read is due
+            assert (await cached.get()).key_id == first.key_id
+            assert (await reader.get(api_id=API, alias="billing")).key_id == first.key_id
+            assert calls == []
+            assert reader.sync.run_refreshes() == 1  # the background read (here, in this thread)
+            assert (await cached.get()).key_id == second.key_id
+            assert cached.reads == 2
+
+    run(main())
+
+
+def test_aclose_stops_the_refresh_ahead_thread_of_the_reader_it_built() -> None:
+    store = InMemoryStore()
+    _stored(store)
+
+    def refreshers() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "unkey-secrets-key-refresh"]
+
+    async def main() -> None:
+        before = set(refreshers())
+        reader = AsyncKeyReader(store, max_age=60, refresh_ahead=True)
+        await reader.get(api_id=API, alias="billing")
+        started = [t for t in refreshers() if t not in before]
+        assert started, "the first read starts the refresh-ahead thread"
+        await reader.aclose()
+        assert not reader.sync._ahead
+        assert not any(t.is_alive() for t in started)
+        # A reader passed in is the caller's: closing the async one leaves it running.
+        shared = KeyReader(store, max_age=60, refresh_ahead=True)
+        try:
+            async with AsyncKeyReader(shared) as wrapper:
+                await wrapper.get(api_id=API, alias="billing")
+            assert shared._ahead
+        finally:
+            shared.close()
+
+    run(main())
+
+
+def test_warm_reads_many_keys_in_one_batch_on_a_worker_thread() -> None:
+    store = InMemoryStore()
+    keys = {alias: _stored(store, alias=alias) for alias in ("a1", "a2", "a3")}
+
+    async def main() -> None:
+        async with AsyncKeyReader(store, max_age=60) as reader:
+            loop_thread = threading.get_ident()
+            threads: list[int] = []
+            original = store.get_many
+
+            def get_many(refs: Any) -> Any:
+                threads.append(threading.get_ident())
+                return original(refs)
+
+            store.get_many = get_many  # type: ignore[method-assign]
+            a3 = reader.key(api_id=API, alias="a3")
+            outcome = await reader.warm(
+                [
+                    UnkeyKey(api_id=API, alias="a1"),
+                    reader.key(api_id=API, alias="a2"),
+                    a3.sync,
+                    UnkeyKey(api_id=API, alias="missing"),
+                ]
+            )
+            assert threads
+            assert loop_thread not in threads
+            for alias, key in keys.items():
+                info = outcome[UnkeyKey(api_id=API, alias=alias)]
+                assert isinstance(info, KeyInfo)
+                assert info.key_id == key.key_id
+            assert isinstance(outcome[UnkeyKey(api_id=API, alias="missing")], KeyNotFoundError)
+            calls = _count_sync_calls(a3)
+            assert (await a3.get()).key_id == keys["a3"].key_id  # cached by the warm-up
+            assert calls == []
+
+    run(main())

@@ -32,12 +32,12 @@ import inspect
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, UnkeySecretsError
 from .._models import StoredKey
 from .._redact import _clear_frames, guarded, install_guards
 from .._secret import Secret
@@ -164,7 +164,6 @@ class AsyncCachedKey:
 
     # -- reading -------------------------------------------------------------------------------
 
-    @_aguarded
     async def get(self, *, field: str | None = None) -> StoredKey:
         """The current key (``.secret`` masked in every repr), read if older than ``max_age``.
 
@@ -172,7 +171,10 @@ class AsyncCachedKey:
         event loop: returns within ``read_timeout`` seconds, serves the cached key while the
         store fails for at most ``max_stale`` seconds past ``max_age``, never an expired key.
         """
-        return await self._obtain(force=False, field=field)
+        # The hit first, outside the guarded entry point: memory alone (no I/O, no log record,
+        # no error), which the guards would cost many times over.
+        hit = self._hit()
+        return await self._obtain_guarded(False, field) if hit is None else hit
 
     @_aguarded
     async def refresh(self) -> StoredKey:
@@ -184,10 +186,10 @@ class AsyncCachedKey:
         """
         return await self._obtain(force=True, field=None)
 
-    @_aguarded
     async def secret(self) -> Secret:
         """The current key's plaintext holder (:meth:`Secret.reveal` gives the text)."""
-        return (await self._obtain(force=False, field=None)).secret
+        hit = self._hit()  # as get()
+        return (await self._obtain_guarded(False, None) if hit is None else hit).secret
 
     @_aguarded
     async def secret_str(self) -> UnkeySecretStr:
@@ -222,25 +224,32 @@ class AsyncCachedKey:
 
     # -- the machinery -------------------------------------------------------------------------
 
-    def _peek(self) -> StoredKey | None:
-        """The cached key when it is fresh and has not expired (a hit), else None. No I/O."""
+    def _hit(self) -> StoredKey | None:
+        """The key a get() hands out from memory, or None when it must read. No I/O.
+
+        The cached key while fresh and not expired (a ``hit``); with the reader's
+        ``refresh_ahead``, also while it may be served until a background read replaces it
+        (that read made due now if it is not yet).
+        """
+        if self._reader._closed:
+            return None
         cached = self.sync
-        with cached._lock:
-            stored = cached._stored
-            if (
-                stored is None
-                or cached._reader.clock() >= cached._fresh_until
-                or cached._expired_locked()
-            ):
-                return None
-            cached._lookup("hit")
+        stored = cached._hit()
+        if stored is not None or not cached._reader._ahead:
             return stored
+        with cached._lock:
+            served = cached._servable_locked()
+        return None if served is None else cached._serve_ahead(*served)
+
+    @_aguarded
+    async def _obtain_guarded(self, force: bool, field: str | None) -> StoredKey:
+        return await self._obtain(force=force, field=field)
 
     async def _obtain(self, *, force: bool, field: str | None) -> StoredKey:
         reader = self._reader
         reader._check_open()
         if not force:
-            hit = self._peek()
+            hit = self._hit()
             if hit is not None:
                 return hit
         loop = asyncio.get_running_loop()
@@ -331,14 +340,20 @@ class AsyncKeyReader:
 
     ``AsyncKeyReader(store, **options)`` builds a :class:`~unkey_secrets.config.KeyReader`
     with ``options`` (``max_age``, ``max_stale``, ``read_timeout``, ``verify`` and ``unkey``,
-    ``expiry_warning``...) and wraps it; ``AsyncKeyReader(key_reader)`` wraps one already built,
-    sharing its cache with sync callers. :meth:`vault` and :meth:`secrets_manager` mirror the
-    sync reader's (they log in and build an SDK client: call them before serving, or through
-    ``asyncio.to_thread``). :attr:`sync` is the wrapped reader.
+    ``expiry_warning``, ``refresh_ahead`` and ``refresh_window``...) and wraps it;
+    ``AsyncKeyReader(key_reader)`` wraps one already built, sharing its cache with sync
+    callers. :meth:`vault` and :meth:`secrets_manager` mirror the sync reader's (they log in and
+    build an SDK client: call them before serving, or through ``asyncio.to_thread``).
+    :attr:`sync` is the wrapped reader.
+
+    With ``refresh_ahead=True``, the wrapped reader's thread reads each key again before its
+    ``max_age`` runs out, so after a key's first read ``await key.get()`` never waits for the
+    store: it is answered from memory every time. :meth:`warm` reads many keys in one batch.
 
     Use it as ``async with`` (or call :meth:`aclose`): closing unsubscribes its ``on_change``
     callbacks from the wrapped reader, cancels the callback tasks still running, waits for the
-    reads in flight (at most their ``read_timeout``) and lets its worker threads end.
+    reads in flight (at most their ``read_timeout``), closes the wrapped reader when it built it
+    (stopping its refresh-ahead thread) and lets its worker threads end.
     """
 
     @guarded
@@ -355,6 +370,8 @@ class AsyncKeyReader:
             self._owns = True
         self._lock = threading.Lock()
         self._keys: dict[UnkeyKey, AsyncCachedKey] = {}
+        #: get(api_id=..., alias=..., key_id=...) arguments seen, validated, to their key.
+        self._names: dict[tuple[str, str | None, str | None], AsyncCachedKey] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._tasks: set[asyncio.Future[None]] = set()
@@ -438,13 +455,41 @@ class AsyncKeyReader:
         """The :class:`AsyncCachedKey` behind a settings field's :class:`UnkeyKey` marker."""
         return self._wrap(self.sync._cached(field_ref(settings_cls, field_name)))
 
-    @_aguarded
     async def get(
         self, *, api_id: str, alias: str | None = None, key_id: str | None = None
     ) -> StoredKey:
         """``await self.key(...).get()``: the current key, cached for ``max_age``."""
-        cached = self._wrap(self.sync._cached(UnkeyKey(api_id=api_id, alias=alias, key_id=key_id)))
+        # A key asked for before, and fresh: answered before the guarded entry point (memory
+        # alone), as AsyncCachedKey.get() does. Anything else is validated and read inside it.
+        known = self._names.get((api_id, alias, key_id))
+        hit = None if known is None else known._hit()
+        return await self._get(api_id, alias, key_id) if hit is None else hit
+
+    @_aguarded
+    async def _get(self, api_id: str, alias: str | None, key_id: str | None) -> StoredKey:
+        cached = self.key(api_id=api_id, alias=alias, key_id=key_id)
+        with self._lock:
+            self._names[(api_id, alias, key_id)] = cached
         return await cached._obtain(force=False, field=None)
+
+    @_aguarded
+    async def warm(
+        self, refs: Iterable[UnkeyKey | AsyncCachedKey | CachedKey]
+    ) -> dict[UnkeyKey, KeyInfo | UnkeySecretsError]:
+        """:meth:`KeyReader.warm <unkey_secrets.config.KeyReader.warm>` on a worker thread.
+
+        Reads every key of ``refs`` that is not fresh in one batch (one ``BatchGetSecretValue``
+        in Secrets Manager, concurrent reads in Vault) and caches them; returns each ref's
+        :class:`KeyInfo` or the error its read gave. ``refs`` are :class:`UnkeyKey` markers or
+        this reader's :class:`AsyncCachedKey` (or the wrapped reader's ``CachedKey``) objects.
+        """
+        self._check_open()
+        items = [item.sync if isinstance(item, AsyncCachedKey) else item for item in refs]
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()
+        return await loop.run_in_executor(
+            self._executor_for_reads(), context.run, self.sync.warm, items
+        )
 
     @_aguarded
     async def aclose(self) -> None:
@@ -474,6 +519,9 @@ class AsyncKeyReader:
         if pending:
             left = max(f.marker.expires for f in flights) - time.monotonic()
             await asyncio.wait(pending, timeout=max(left, 0.0))
+        if self._owns:
+            # Stops the refresh-ahead thread, waiting for a background read at most its bound.
+            await loop.run_in_executor(executor, self.sync.close)
         if executor is not None:
             executor.shutdown(wait=False)
 
