@@ -227,10 +227,18 @@ def test_for_regions_from_the_environment(
     assert isinstance(store, RegionFailoverStore)
     assert store.regions == (PRIMARY, REPLICA)
     assert store.read_timeout == 10.0
-    reader = KeyReader(store, read_timeout=store.read_timeout)
+    # The reader takes the regions' summed timeouts as its read_timeout by default.
+    reader = KeyReader(store)
     assert reader.read_timeout == 10.0
     info = reader.cached(UnkeyKey(api_id=api_id, alias="billing")).info()
     assert (info.key_id, info.region) == (key_id, REPLICA)
+    # KeyReader.secrets_manager(regions=...) builds the same, regions= winning.
+    built = KeyReader.secrets_manager(regions=[THIRD, REPLICA], max_age=60)
+    assert isinstance(built.store, RegionFailoverStore)
+    assert (built.store.regions, built.read_timeout) == ((THIRD, REPLICA), 10.0)
+    assert built.key(api_id=api_id, alias="billing").info().region == REPLICA
+    with pytest.raises(ConfigurationError, match="pass no client"):
+        KeyReader.secrets_manager(client=moto_server.client("secretsmanager"), regions=[THIRD])
     # regions= wins over the environment; one region is a plain store.
     only = RegionFailoverStore.for_regions([REPLICA], settings=AwsSettings())
     assert only.regions == (REPLICA,)
@@ -256,3 +264,18 @@ def test_bad_stores_and_regions_are_refused(moto_server: MotoServer) -> None:
         RegionFailoverStore.for_regions(settings=AwsSettings(region=None))
     with pytest.raises(ConfigurationError, match="pass no client"):
         reader_store(client=moto_server.client("secretsmanager"), regions=[PRIMARY, REPLICA])
+
+
+def test_get_many_refuses_a_name_secrets_manager_could_not_hold(
+    moto_server: MotoServer, api_id: str
+) -> None:
+    from unkey_secrets import InvalidInputError
+
+    # A name ending in a hyphen and six characters reads as an ARN's suffix: the plain store
+    # refuses it before any read, and so does the failover store, for the whole call.
+    _write(_store(moto_server, PRIMARY), api_id, "billing")
+    store = RegionFailoverStore([_store(moto_server, PRIMARY), _store(moto_server, REPLICA)])
+    refs = [KeyRef(api_id=api_id, alias="billing"), KeyRef(api_id=api_id, alias="web-server")]
+    with pytest.raises(InvalidInputError):
+        store.get_many(refs)
+    assert isinstance(store.get_many(refs[:1])[0], StoredKey)

@@ -194,9 +194,15 @@ def _bare(exc: UnkeySecretsError) -> UnkeySecretsError:
 
 
 def _client_timeout(store: SecretStore) -> float | None:
-    """The seconds the store's botocore client waits for an answer, if it is one that says."""
-    config = getattr(getattr(getattr(store, "client", None), "meta", None), "config", None)
-    timeout = getattr(config, "read_timeout", None)
+    """The seconds a read of ``store`` may take, if it says, else None.
+
+    Its own ``read_timeout`` (a :class:`~unkey_secrets.stores.aws.failover.RegionFailoverStore`
+    adds up its regions'), else its botocore client's ``read_timeout``.
+    """
+    timeout = getattr(store, "read_timeout", None)
+    if timeout is None:
+        config = getattr(getattr(getattr(store, "client", None), "meta", None), "config", None)
+        timeout = getattr(config, "read_timeout", None)
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
         return None
     return float(timeout) if math.isfinite(timeout) and timeout > 0 else None
@@ -998,19 +1004,23 @@ class KeyReader:
         settings: AwsSettings | None = None,
         *,
         client: Any = None,
+        regions: Sequence[str] | None = None,
         **options: Any,
     ) -> KeyReader:
         """A reader of Secrets Manager (``AWS_REGION``, ``AWS_ENDPOINT_URL``, the credential chain).
 
-        ``client`` is a boto3 ``secretsmanager`` client to use instead of building one;
+        ``client`` is a boto3 ``secretsmanager`` client to use instead of building one.
+        ``regions`` (or ``UNKEY_SECRETS_AWS_READ_REGIONS``) are read in order, failing over to
+        the next on throttling, an outage or a missing replica
+        (:class:`~unkey_secrets.stores.aws.failover.RegionFailoverStore`; ``KeyInfo.region``
+        says which served the key); with ``client``, :class:`~unkey_secrets.ConfigurationError`.
         ``options`` are :class:`KeyReader`'s (``read_timeout`` defaults to the client's botocore
-        ``read_timeout``, in seconds).
+        ``read_timeout``, in seconds, or with several regions, the sum of theirs, so every
+        region gets its turn within one read).
         """
-        from ..stores.aws import SecretsManagerStore
+        from ..stores.aws.failover import reader_store
 
-        if client is None and settings is None:
-            return cls(SecretsManagerStore.from_settings(), **options)
-        return cls(SecretsManagerStore(client, settings=settings), **options)
+        return cls(reader_store(settings, client=client, regions=regions), **options)
 
     @guarded
     def key(self, *, api_id: str, alias: str | None = None, key_id: str | None = None) -> CachedKey:

@@ -30,7 +30,7 @@ copies them to the replicas.
 A reader built on it::
 
     store = RegionFailoverStore.for_regions(["eu-west-1", "eu-central-1"])
-    reader = KeyReader(store, read_timeout=store.read_timeout)
+    reader = KeyReader(store)  # read_timeout: the regions' timeouts summed
 """
 
 from __future__ import annotations
@@ -207,9 +207,9 @@ class RegionFailoverStore(SecretStore):
     def read_timeout(self) -> float | None:
         """Seconds a read may take when every region is tried: the regions' timeouts summed.
 
-        Pass it as :class:`~unkey_secrets.config.KeyReader`'s ``read_timeout``, so a region
-        that never answers still leaves the next its whole timeout. None when a client does
-        not say its ``read_timeout``.
+        :class:`~unkey_secrets.config.KeyReader` takes it as its default ``read_timeout``, so
+        a region that never answers still leaves the next its whole timeout. None when a
+        client does not say its ``read_timeout``.
         """
         total = 0.0
         for store in self.stores:
@@ -241,6 +241,10 @@ class RegionFailoverStore(SecretStore):
                 _log.warning("%s served from %s, after %s", path, region, tried)
             return result
         raise attempts.error(path)
+
+    def _check_location(self, location: str) -> None:
+        """Refuse a rendered location that is not a Secrets Manager name (no I/O)."""
+        self.stores[0]._check_location(location)
 
     def _get(self, path: str) -> StoredKey:
         return self._first(path, lambda store: store._get(path))
