@@ -25,7 +25,9 @@ class UnkeySecretsManagerSource(UnkeyKeySource):
     or the environment, or over ``client`` (a boto3 ``secretsmanager`` client), with
     ``options`` (``max_age``, ``unkey``, ``verify``).
 
-    One GetSecretValue per alias (``policies/aws-reader.json``). The alias's value is a JSON
+    The keys a settings class needs are read together (:meth:`KeyReader.warm`): one
+    BatchGetSecretValue per 20 aliases, or one GetSecretValue per alias where the batch call
+    is refused (``policies/aws-reader.json`` grants both). The alias's value is a JSON
     object with a ``key`` member, so pydantic-settings' own ``AWSSecretsManagerSettingsSource``
     reads it too; this source adds the cache and refresh, the typed errors and the key's
     metadata.

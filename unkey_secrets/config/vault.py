@@ -26,7 +26,8 @@ class UnkeyVaultSource(UnkeyKeySource):
     ``options`` (``max_age``, ``unkey``, ``verify``). A settings class built again (or a
     long-running app) should share one ``reader``, so it logs in once and keeps its cache.
 
-    One read per alias, of ``<mount>/data/<alias path>``: the shipped reader policy
+    One read per alias, of ``<mount>/data/<alias path>``, the keys a settings class needs
+    read concurrently (:meth:`KeyReader.warm`): the shipped reader policy
     (``policies/vault-reader.hcl``) is all it needs.
 
     Building it raises what :meth:`KeyReader.vault` raises (a refused login, a bad setting),
