@@ -36,6 +36,7 @@ from ._models import IssuedKey, StoredKey
 from ._redact import MaskedDict
 from ._secret import Secret
 from ._validate import (
+    holds_datetime_ms,
     validate_alias,
     validate_api_id,
     validate_external_id,
@@ -158,12 +159,23 @@ def parse_key_fields(
         external_id=_optional_checked(data.get("external_id"), validate_external_id),
         issued_at=_optional_text(data.get("issued_at"), key),
         prefix=_optional_checked(data.get("prefix"), _validate_prefix),
-        expires=expires if isinstance(expires, int) and not isinstance(expires, bool) else None,
+        expires=_optional_time(expires),
         rerolled_from=_optional_key_id(rerolled_from),
         alias=_optional_checked(data.get("alias"), validate_alias),
         # Names only: an unknown member's value (an earlier key, say) is not kept anywhere.
         extra=tuple(name for name in data if name not in known),
     )
+
+
+def _optional_time(value: object) -> int | None:
+    """A stored time (Unix ms) in its own shape: an int a datetime holds, else None.
+
+    Out of that range it is dropped as a member of the wrong type is, so no datetime made of
+    it later (a reader's expiry warning, ``KeyInfo.expires_at``) raises.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and holds_datetime_ms(value):
+        return value
+    return None
 
 
 def parse_alias_fields(data: object, *, store: str, location: str) -> tuple[str, str, str]:

@@ -17,8 +17,11 @@ from ._secret import Secret
 
 __all__ = [
     "KEY_SHAPE_RULE",
+    "MAX_DATETIME_MS",
+    "MIN_DATETIME_MS",
     "PathTemplate",
     "find_unsafe_char",
+    "holds_datetime_ms",
     "is_loopback_host",
     "needs_unkey_confirmation",
     "require_tls_unless_loopback",
@@ -237,6 +240,21 @@ def untrusted_request_id(value: str) -> str:
 
 
 # -- hosts ------------------------------------------------------------------------------------
+
+
+#: The Unix milliseconds a :class:`datetime.datetime` holds: from 0001-01-01 to the end of
+#: 9999-12-31, UTC.
+MIN_DATETIME_MS = -62_135_596_800_000
+MAX_DATETIME_MS = 253_402_300_799_999
+
+
+def holds_datetime_ms(value: int) -> bool:
+    """Whether ``value`` (Unix ms) is a time a datetime (and an ISO 8601 year) can hold.
+
+    A time read from an answer (Unkey's ``expires``, ``createdAt``) or a stored value is
+    checked with it where it is parsed, so no datetime made of it later raises.
+    """
+    return MIN_DATETIME_MS <= value <= MAX_DATETIME_MS
 
 
 def is_loopback_host(host: str) -> bool:

@@ -342,25 +342,27 @@ def test_doctor_without_a_store_leaves_the_expiry_unchecked(
     assert check["result"] == "unchecked"
 
 
-def test_a_time_no_iso_year_can_write_ends_neither_list_nor_verify(
+def test_an_expires_past_year_9999_is_a_malformed_answer_not_an_unexpected_error(
     capsys: pytest.CaptureFixture[str], world: World
 ) -> None:
-    # Unkey's answer is not ours: an expires past year 9999 (here ~ year 3.2 million) is shown
-    # as its milliseconds, with no expires_at, and every other key is still listed.
+    # Unkey never answers a time past 2100; one no datetime holds (here ~ year 3.2 million) is
+    # refused where the answer is read, as any malformed member is: the command names the
+    # member, not 'unexpected ValueError'.
     far = world.provision("far", in_days=None)
-    other = world.provision("other", in_days=None)
+    world.provision("other", in_days=None)
     stored = world.emulator._store.keys[far]
     world.emulator._store.keys[far] = dataclasses.replace(stored, expires=10**17)
 
-    code, items, _ = listing(capsys, world)
-    assert code == 0
-    by_id = {i["key_id"]: i for i in items}
-    assert set(by_id) == {far, other}
-    assert (by_id[far]["expires"], by_id[far]["expires_at"]) == (10**17, None)
+    argv = ["--json", "--store", "memory", "list", "--api-id", world.api]
+    code, out, _ = run(capsys, *argv)
+    assert code == 1
+    (record,) = [json.loads(line) for line in out.splitlines()]
+    assert record["error"] == "UnkeyResponseError"
+    assert ".expires is missing or not a Unix time in milliseconds" in record["message"]
+    assert str(10**17) not in record["message"]
 
     argv = ["--json", "--store", "memory", "verify", "--api-id", world.api]
     code, out, err = run(capsys, *argv, "--alias", "far", "--alias", "other")
-    assert code == 0, err
-    records, _ = split(out)
-    (record,) = [r for r in records if r["key_id"] == far]
-    assert (record["valid"], record["expires"], record["expires_at"]) == (True, 10**17, None)
+    assert code == 1
+    assert "unexpected" not in out + err
+    assert "Unix time in milliseconds" in out

@@ -185,3 +185,26 @@ def test_load_stored_json_is_the_one_decoder() -> None:
         load_stored_json(PLAINTEXT, store="test", location="here")
     with pytest.raises(StoredValueError, match="expected a JSON string, got bytes"):
         load_stored_json(PLAINTEXT.encode(), store="test", location="here")
+
+
+@pytest.mark.parametrize("expires", [10**17, 253_402_300_800_000, -62_135_596_800_001, -(10**17)])
+def test_a_stored_expires_no_datetime_holds_is_dropped(expires: int) -> None:
+    # Kept only in its own shape, as a member of the wrong type is: a reader would otherwise
+    # fail on the first datetime made of it (its expiry warning, KeyInfo.expires_at).
+    from unkey_secrets.config import KeyInfo
+
+    data = {**key_fields(issued()), "expires": expires}
+    stored = parse_key_json(json.dumps(data), store="test", location="here")
+    assert stored.expires is None
+    assert KeyInfo.from_stored(stored, store="test", fetched_at=0.0).expires_at is None
+
+
+@pytest.mark.parametrize("expires", [253_402_300_799_999, -62_135_596_800_000, 0])
+def test_a_stored_expires_at_the_ends_of_what_a_datetime_holds_is_kept(expires: int) -> None:
+    from unkey_secrets.config import KeyInfo
+
+    data = {**key_fields(issued()), "expires": expires}
+    stored = parse_key_json(json.dumps(data), store="test", location="here")
+    assert stored.expires == expires
+    info = KeyInfo.from_stored(stored, store="test", fetched_at=0.0)
+    assert info.expires_at is not None

@@ -417,6 +417,52 @@ def test_get_key_refuses_a_malformed_key(data: object) -> None:
     assert "data" in str(raised.value)
 
 
+#: Just past what a datetime holds (years 1 to 9999, in Unix ms), each way.
+_PAST_9999 = 253_402_300_800_000
+_BEFORE_YEAR_1 = -62_135_596_800_001
+
+
+@pytest.mark.parametrize(
+    ("member", "value"),
+    [
+        ("expires", _PAST_9999),
+        ("expires", 10**17),
+        ("expires", _BEFORE_YEAR_1),
+        ("createdAt", _PAST_9999),
+        ("createdAt", -(10**17)),
+        ("updatedAt", _PAST_9999),
+        ("lastUsedAt", _PAST_9999),
+    ],
+)
+def test_a_time_no_datetime_holds_is_a_malformed_answer(member: str, value: int) -> None:
+    fake = FakeUnkey(ok({**KEY_DATA, member: value}))
+    fake_list = FakeUnkey(ok([key_item("key_ok1"), {**key_item("key_bad1"), member: value}]))
+    with make_client(fake) as client, pytest.raises(UnkeyResponseError) as raised:
+        client.get_key("key_abc123")
+    assert raised.value.operation == "keys.getKey"
+    assert f"data.{member} is missing or not a Unix time in milliseconds" in str(raised.value)
+    assert str(value) not in str(raised.value)
+    with make_client(fake_list) as client, pytest.raises(UnkeyResponseError) as listed:
+        list(client.list_keys("api_123"))
+    assert f"data[1].{member} is missing or not a Unix time" in str(listed.value)
+
+
+def test_a_verdict_whose_expires_no_datetime_holds_is_a_malformed_answer() -> None:
+    verdict = {"valid": True, "code": "VALID", "keyId": "key_abc123", "expires": _PAST_9999}
+    fake = FakeUnkey(ok(verdict))
+    with make_client(fake) as client, pytest.raises(UnkeyResponseError) as raised:
+        client.verify_key("some_key_value")
+    assert "data.expires is missing or not a Unix time" in str(raised.value)
+
+
+@pytest.mark.parametrize("value", [253_402_300_799_999, -62_135_596_800_000, 0])
+def test_a_time_at_the_ends_of_what_a_datetime_holds_is_read(value: int) -> None:
+    fake = FakeUnkey(ok({**KEY_DATA, "expires": value, "createdAt": value}))
+    with make_client(fake) as client:
+        info = client.get_key("key_abc123")
+    assert (info.expires, info.created_at) == (value, value)
+
+
 @pytest.mark.parametrize(
     "reply",
     [

@@ -11,6 +11,7 @@ from typing import Any
 
 from .._errors import UnkeyResponseError
 from .._secret import Secret
+from .._validate import holds_datetime_ms
 from ._repr import field_repr
 
 __all__ = [
@@ -118,6 +119,10 @@ class ApiInfo:
     __repr__ = field_repr
 
 
+#: What a time member must be (its path is named, never its value).
+_TIME = "a Unix time in milliseconds (years 1 to 9999)"
+
+
 class Reader:
     """Typed access to one JSON object of an answer, failing with the member's path only."""
 
@@ -165,6 +170,23 @@ class Reader:
     def required_integer(self, name: str) -> int:
         """Return the integer member ``name``, which must be present."""
         value: int = self._get(name, int, "an integer", True)
+        return value
+
+    def time(self, name: str) -> int | None:
+        """Return the Unix-milliseconds member ``name``, or None if it is absent.
+
+        A time no datetime holds (past year 9999, before year 1) is a malformed answer.
+        """
+        value = self.integer(name)
+        if value is not None and not holds_datetime_ms(value):
+            raise self.error(f"{self.path}.{name}", _TIME)
+        return value
+
+    def required_time(self, name: str) -> int:
+        """Return the Unix-milliseconds member ``name``, which must be present."""
+        value = self.time(name)
+        if value is None:
+            raise self.error(f"{self.path}.{name}", _TIME)
         return value
 
     def flag(self, name: str) -> bool | None:
@@ -238,13 +260,13 @@ def read_key_info(reader: Reader) -> KeyInfo:
     return KeyInfo(
         key_id=reader.required_text("keyId"),
         start=reader.required_text("start"),
-        created_at=reader.required_integer("createdAt"),
+        created_at=reader.required_time("createdAt"),
         enabled=reader.required_flag("enabled"),
         name=reader.text("name"),
         meta=reader.mapping("meta"),
-        expires=reader.integer("expires"),
-        updated_at=reader.integer("updatedAt"),
-        last_used_at=reader.integer("lastUsedAt"),
+        expires=reader.time("expires"),
+        updated_at=reader.time("updatedAt"),
+        last_used_at=reader.time("lastUsedAt"),
         external_id=_external_id(reader),
         permissions=reader.strings("permissions"),
         roles=reader.strings("roles"),
@@ -262,7 +284,7 @@ def read_verify_result(reader: Reader) -> VerifyResult:
         key_id=reader.text("keyId"),
         name=reader.text("name"),
         meta=reader.mapping("meta"),
-        expires=reader.integer("expires"),
+        expires=reader.time("expires"),
         enabled=reader.flag("enabled"),
         permissions=reader.strings("permissions"),
         roles=reader.strings("roles"),
