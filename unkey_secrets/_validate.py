@@ -271,9 +271,14 @@ def require_tls_unless_loopback(url: str, what: str) -> str:
     """Return ``url`` if it is https, or plain http to a loopback host; raise ValueError if not.
 
     Plain http is for local test servers only: anywhere else the request would carry the
-    plaintext key and the credentials unencrypted. ``what`` names the setting in the error.
+    plaintext key and the credentials unencrypted. A URL carrying credentials
+    (``https://user:pass@host``) is refused too, as :class:`~unkey_secrets.UnkeyClient`
+    refuses such a ``base_url``: they would ride along wherever the address is logged or
+    shown. ``what`` names the setting in the error, which never quotes the URL.
     """
     parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"{what} may not carry credentials (user:password@ before the host)")
     host = parts.hostname or ""
     if parts.scheme == "https" and host:
         return url

@@ -193,3 +193,36 @@ def test_settings_choose_mount_version_and_templates() -> None:
     assert store.key_location(api_id="api_123", key_id="key_123") == "k/key_123"
     assert store.alias_location(api_id="api_123", alias="svc") == "a/svc"
     assert "hvs.token-value" not in repr(store)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://vaultuser:s3cretpass@vault.example",
+        "https://s3cretpass@vault.example:8200",
+        "http://vaultuser:s3cretpass@127.0.0.1:8200",
+        "https://vaultuser:@vault.example",
+    ],
+)
+@pytest.mark.parametrize("variable", ["VAULT_ADDR", "VAULT_AGENT_ADDR"])
+def test_an_address_carrying_credentials_is_refused_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch, url: str, variable: str
+) -> None:
+    # As UnkeyClient refuses a base_url with credentials: they would ride in every request's
+    # URL and in whatever logs or shows the address.
+    with pytest.raises(ValueError, match=f"{variable} may not carry credentials") as direct:
+        check_vault_addr(url, variable)
+    field = "addr" if variable == "VAULT_ADDR" else "agent_addr"
+    with pytest.raises(ValidationError):
+        VaultSettings(**{field: url})
+    monkeypatch.setenv("VAULT_ADDR", "https://vault.internal")
+    monkeypatch.setenv("VAULT_TOKEN", "t")
+    monkeypatch.setenv(variable, url)
+    with pytest.raises(ConfigurationError) as raised:
+        VaultStore.from_settings()
+    text = str(raised.value)
+    assert variable in text
+    assert "credentials" in text
+    for shown in (text, str(direct.value)):
+        assert "s3cretpass" not in shown
+        assert "vaultuser" not in shown
