@@ -31,6 +31,10 @@ Configuration (environment variables):
 ``UNKEY_METRICS``
     ``false`` to write no metrics (default ``true``: each step writes one document of
     CloudWatch's embedded metric format to standard output).
+``UNKEY_AUDIT``
+    ``false`` to emit no audit events (default ``true``: each change is a record of the
+    logger ``unkey_secrets.audit``, enabled at INFO unless ``AWS_LAMBDA_LOG_LEVEL`` is set or
+    something already set that logger's level; see ``docs/audit.md``).
 ``UNKEY_SECRETS_AWS_TIMEOUT``
     The seconds one Secrets Manager request may take, connect to the last byte of the answer
     (default 30).
@@ -57,6 +61,7 @@ from .._errors import RotationStepError as RotationStepError
 from .._redact import guarded, hold
 from .._secret import Secret
 from ..stores.aws.errors import call, check_client_endpoint
+from ..telemetry.audit import AUDIT_LOGGER
 from ..unkey import UnkeyClient
 from .config import RotationConfig, RuntimeConfig
 from .rotator import Rotator
@@ -170,21 +175,55 @@ class _Runtime:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._rotator: Rotator | None = None
+        #: What this runtime did to the loggers' levels (undone by :meth:`reset`).
+        self._level_set = False
+        self._audit_level_set = False
+        self._audit_silenced = False
 
     def rotator(self) -> Rotator:
         with self._lock:
             if self._rotator is None:
-                if logger.level == logging.NOTSET and not os.environ.get("AWS_LAMBDA_LOG_LEVEL"):
+                # Lambda's application log level (its logging configuration) sets
+                # AWS_LAMBDA_LOG_LEVEL and the root logger's level: when it is unset, the root
+                # logger is at WARNING, and our INFO records (the step's line, the audit events)
+                # would reach no log group. Loggers an application configured are left alone.
+                chosen = bool(os.environ.get("AWS_LAMBDA_LOG_LEVEL"))
+                if logger.level == logging.NOTSET and not chosen:
                     logger.setLevel(logging.INFO)
-                self._rotator = build_rotator(RuntimeConfig.from_environ(os.environ))
+                    self._level_set = True
+                config = RuntimeConfig.from_environ(os.environ)
+                self._audit(config.audit, chosen)
+                self._rotator = build_rotator(config)
             return self._rotator
 
+    def _audit(self, wanted: bool, chosen: bool) -> None:
+        """Turn the audit events off (``UNKEY_AUDIT=false``), or on at INFO as its own logger."""
+        audit_logger = logging.getLogger(AUDIT_LOGGER)
+        if not wanted:
+            audit_logger.disabled = self._audit_silenced = True
+        elif audit_logger.level == logging.NOTSET and not chosen:
+            audit_logger.setLevel(logging.INFO)
+            self._audit_level_set = True
+
     def reset(self) -> None:
-        """Forget the clients (closing Unkey's), so the next call reads the environment again."""
+        """Forget the clients (closing Unkey's), so the next call reads the environment again.
+
+        The loggers' levels :meth:`rotator` set are unset, and the audit events it turned off
+        are on again: the next call decides anew.
+        """
         with self._lock:
             if self._rotator is not None:
                 self._rotator.close()
             self._rotator = None
+            if self._level_set:
+                logger.setLevel(logging.NOTSET)
+                self._level_set = False
+            audit_logger = logging.getLogger(AUDIT_LOGGER)
+            if self._audit_silenced:
+                audit_logger.disabled = self._audit_silenced = False
+            if self._audit_level_set:
+                audit_logger.setLevel(logging.NOTSET)
+                self._audit_level_set = False
 
 
 _RUNTIME = _Runtime()

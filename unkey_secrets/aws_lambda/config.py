@@ -114,7 +114,8 @@ class RuntimeConfig:
     ``UNKEY_ROOT_KEY`` is only honoured when ``allow_root_key_env`` is set. ``timeout`` is the
     seconds one Unkey request may take, ``store_timeout`` one Secrets Manager request (each
     from connect to the last byte of the answer). ``metrics`` is whether each step writes its
-    metrics (:mod:`unkey_secrets.aws_lambda.metrics`) to standard output.
+    metrics (:mod:`unkey_secrets.aws_lambda.metrics`) to standard output; ``audit`` whether
+    the handler emits audit events (``unkey_secrets.audit``).
     """
 
     root_key_secret_id: str | None
@@ -124,6 +125,7 @@ class RuntimeConfig:
     rotation: RotationConfig
     store_timeout: float = DEFAULT_STORE_TIMEOUT_SECONDS
     metrics: bool = True
+    audit: bool = True
 
     @classmethod
     @guarded(fresh=True)  # ``environ`` holds the root key and AWS credentials too
@@ -131,15 +133,14 @@ class RuntimeConfig:
         """Read the runtime's variables (the README's "Rotation Lambda" lists them).
 
         ``UNKEY_ROOT_KEY_SECRET_ID``, ``UNKEY_ALLOW_ROOT_KEY_ENV``, ``UNKEY_BASE_URL``,
-        ``UNKEY_TIMEOUT``, ``UNKEY_SECRETS_AWS_TIMEOUT``, ``UNKEY_METRICS`` and the rotation's
-        ``UNKEY_*``.
+        ``UNKEY_TIMEOUT``, ``UNKEY_SECRETS_AWS_TIMEOUT``, ``UNKEY_METRICS``, ``UNKEY_AUDIT``
+        and the rotation's ``UNKEY_*``.
         """
         allow = environ.get("UNKEY_ALLOW_ROOT_KEY_ENV", "").strip().lower()
         if allow not in _TRUE | _FALSE:
             raise ConfigurationError("UNKEY_ALLOW_ROOT_KEY_ENV must be true or false")
-        metrics = environ.get("UNKEY_METRICS", "true").strip().lower() or "true"
-        if metrics not in _TRUE | _FALSE:
-            raise ConfigurationError("UNKEY_METRICS must be true or false")
+        metrics = _flag(environ, "UNKEY_METRICS")
+        audit = _flag(environ, "UNKEY_AUDIT")
         timeout = _seconds(environ, "UNKEY_TIMEOUT", 10, minimum=1)
         store_timeout = _seconds(
             environ, "UNKEY_SECRETS_AWS_TIMEOUT", int(DEFAULT_STORE_TIMEOUT_SECONDS), minimum=1
@@ -151,8 +152,17 @@ class RuntimeConfig:
             timeout=float(timeout),
             rotation=RotationConfig.from_environ(environ),
             store_timeout=float(store_timeout),
-            metrics=metrics in _TRUE,
+            metrics=metrics,
+            audit=audit,
         )
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    """A true/false variable that is true when unset or empty."""
+    value = environ.get(name, "true").strip().lower() or "true"
+    if value not in _TRUE | _FALSE:
+        raise ConfigurationError(f"{name} must be true or false")
+    return value in _TRUE
 
 
 def _text(environ: Mapping[str, str], name: str) -> str | None:
