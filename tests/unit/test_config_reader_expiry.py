@@ -71,7 +71,10 @@ def test_warns_once_per_key_id_naming_the_key_and_when_it_ends(
     assert "2023-11-17T22:14:20Z" in text  # 1_700_000_000 + 3 days + 60 s, in RFC 3339
     assert str(int((wall.now + 3 * DAY + 60) * 1000)) in text
     assert "3d 0h" in text
-    assert "unkey-secrets provision --alias NAME --replace" in text
+    assert (
+        f"unkey-secrets provision --store {store.name} --api-id {API} --alias billing --replace"
+        in text
+    )
     logged = [r for r in caplog.records if r.name == "unkey_secrets.config"]
     assert [r.getMessage() for r in logged] == [text]
     assert logged[0].levelno == logging.WARNING

@@ -817,11 +817,24 @@ class CachedKey:
                 return
             self._warned_expiry.add(stored.key_id)
         ends = dt.datetime.fromtimestamp(stored.expires / 1000, tz=dt.timezone.utc)
+        alias = self.ref.alias if self.ref.alias is not None else stored.alias
+        command = (
+            f"unkey-secrets provision --store {self._reader.store.name} --api-id {stored.api_id}"
+        )
+        if alias is not None:
+            advice = (
+                f"replace it before then ({command} --alias {alias} --replace: a new key, with "
+                "no expiry unless --expires; a rotation keeps a key's expiry)"
+            )
+        else:
+            advice = (
+                f"provision a new key before then ({command}) and move this reader to it (a "
+                "rotation keeps a key's expiry)"
+            )
         message = (
             f"the key {stored.key_id} read for {self.ref.describe()} expires at "
             f"{ends.isoformat(timespec='seconds').replace('+00:00', 'Z')} ({stored.expires} Unix "
-            f"ms), in {_duration_text(left)}; replace it before then (unkey-secrets provision "
-            "--alias NAME --replace: a rotation keeps a key's expiry), or this reader fails with "
+            f"ms), in {_duration_text(left)}; {advice}, or this reader fails with "
             "KeyExpiredError from that moment"
         )
         _log.warning("%s", message)

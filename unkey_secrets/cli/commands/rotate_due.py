@@ -21,7 +21,6 @@ from ... import flows
 from ..._errors import InvalidInputError, UnkeyNotFoundError, UnkeySecretsError
 from ..options import (
     EXIT_PARTIAL,
-    MAX_GRACE_SECONDS,
     add_grace_options,
     aliases_from,
     duration,
@@ -30,7 +29,7 @@ from ..options import (
 from ..output import Output, error_message
 from ._common import add_alias_options, iso, now_ms, open_store, open_unkey
 
-__all__ = ["MAX_GRACE_SECONDS", "add_parser", "run"]
+__all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

@@ -1181,11 +1181,11 @@ def _hold_to_policy(client: hvac.Client, max_connections: int | None) -> None:
     url = getattr(client, "url", None)
     try:
         check_vault_addr(url if isinstance(url, str) else "")
-    except ValueError:
-        # The URL is not quoted: it may carry credentials.
+    except ValueError as exc:
+        # The check's message never quotes the URL (it may carry credentials).
         raise ConfigurationError(
-            "the hvac client's URL must be https://, or http:// to a loopback host only (a "
-            "token and the keys would cross the network in clear)"
+            f"the hvac client's URL: {exc} (a token and the keys must not cross the network in "
+            "clear, nor credentials sit in a URL)"
         ) from None
     client.adapter.allow_redirects = False
     apply_policy(client.adapter.session, pool_maxsize=max_connections)
