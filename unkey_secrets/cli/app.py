@@ -69,7 +69,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from .. import __version__, flows
+from .. import __version__
 from .._errors import (
     ConfigurationError,
     InvalidInputError,
@@ -84,7 +84,6 @@ from ..rotation.core import confirm_key_id
 from ..stores import SecretStore, available_stores, load_store
 from ..telemetry.audit import AUDIT_LOGGER, AuditLogHandler
 from ..telemetry.tracing import flow
-from ..unkey import UnkeyClient
 from . import options as _options
 from .commands import MODULES
 from .options import (
@@ -108,6 +107,8 @@ from .output import (
 
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
+
+    from ..unkey import UnkeyClient
 
 __all__ = [
     "COMMANDS",
@@ -203,7 +204,7 @@ def _non_negative_int(text: str) -> int:
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The ``unkey-secrets`` argument parser (``argv``: the arguments it will parse, if known).
 
-    ``bulk``'s module is imported only when ``argv`` names it or asks for help.
+    ``bulk``'s module is imported only when ``argv`` names it (or is not given).
     """
     parser = _Parser(
         prog="unkey-secrets",
@@ -320,14 +321,19 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     for module in dict.fromkeys(MODULES.values()):
         _command_module(module).add_parser(commands)
     if _has_bulk():
-        if argv is None or "bulk" in argv or not {"-h", "--help"}.isdisjoint(argv):
+        if argv is None or "bulk" in argv:
             _bulk_module().add_parser(commands)
         else:
-            # Not this run's command: a stand-in keeps bulk's own imports off start-up.
-            commands.add_parser("bulk", help="run bulk --help", allow_abbrev=False)
+            # Not this run's command: a stand-in (listed with bulk's own summary under --help)
+            # keeps bulk's imports, the flows and the Unkey client's, off start-up.
+            commands.add_parser("bulk", help=_BULK_HELP, allow_abbrev=False)
     for command in commands.choices.values():
         add_global_options(command, top=False)
     return parser
+
+
+#: ``bulk``'s line under ``unkey-secrets --help`` (:mod:`.bulk` gives its parser the same).
+_BULK_HELP = "provision one key per line of a CSV or JSON-lines file; safe to run again"
 
 
 def _command_module(name: str) -> Any:
@@ -495,6 +501,8 @@ _FLAG_OVERRIDES: contextvars.ContextVar[Mapping[str, Mapping[str, str]] | None] 
 
 def unkey_from_env() -> UnkeyClient:
     """The Unkey client, from ``UNKEY_ROOT_KEY``, ``UNKEY_BASE_URL``... (a seam for tests)."""
+    from ..unkey import UnkeyClient  # httpx: loaded by the commands that talk to Unkey
+
     return UnkeyClient.from_settings()
 
 
@@ -619,6 +627,8 @@ def audit_log(path: str | None) -> Iterator[None]:
 
 
 def _provision(args: argparse.Namespace, out: Output) -> None:
+    from .. import flows
+
     store = store_from_env(args.store)
     options = {
         name: getattr(args, name)
@@ -642,6 +652,8 @@ def _rotate(args: argparse.Namespace, out: Output) -> None:
     if args.key_id is not None:
         validate_key_id(args.key_id, "--key-id")
     options: dict[str, Any] = {**grace_options(args), "takeover": args.takeover}
+    from .. import flows
+
     store = store_from_env(args.store)
     with unkey_from_env() as unkey:
         result = flows.rotate(unkey, store, args.api_id, args.key_id, alias=args.alias, **options)
@@ -649,6 +661,8 @@ def _rotate(args: argparse.Namespace, out: Output) -> None:
 
 
 def _capture(args: argparse.Namespace, out: Output) -> None:
+    from .. import flows
+
     _confirm_ids({"--key-id": args.key_id, "--rerolled-from": args.rerolled_from})
     # Only on request: the key may be live already, and a wrong store setting (a bad
     # VAULT_TOKEN) must not revoke it. Checked before the key is read.

@@ -121,7 +121,7 @@ def add_parser(subparsers: Any) -> None:
     """Add the ``bulk`` command to ``subparsers`` (the result of ``add_subparsers``)."""
     bulk = subparsers.add_parser(
         "bulk",
-        help="provision one key per line of a CSV or JSON-lines file; safe to run again",
+        help=app._BULK_HELP,
         description="Provision one key per line of FILE (CSV with a header, or JSON lines) with "
         "the fields api, alias, externalId, name, prefix, meta (a JSON object), expires (Unix "
         "ms), permissions, roles. Each line needs an alias or an externalId: a re-run skips the "

@@ -18,14 +18,16 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .._errors import FlowError, InvalidInputError, StoreError, UnkeySecretsError
 from .._models import StoredKey, StoredLocation
 from .._redact import scrub
-from ..flows import ProvisionResult
-from ..rotation.protocol import RotationResult
 from .options import format_duration
+
+if TYPE_CHECKING:
+    from ..flows import ProvisionResult
+    from ..rotation.protocol import RotationResult
 
 __all__ = [
     "LOST_RESULT",

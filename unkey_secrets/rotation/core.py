@@ -19,7 +19,7 @@ import datetime as dt
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidInputError, UnkeyNotFoundError
 from .._models import IssuedKey
@@ -27,7 +27,10 @@ from .._validate import needs_unkey_confirmation
 from ..settle import keys as _settle
 from ..settle.keys import cut_target, find_marked
 from ..telemetry.audit import purpose
-from ..unkey import KeyInfo, UnkeyClient
+from ..unkey import KeyInfo
+
+if TYPE_CHECKING:
+    from ..unkey import UnkeyClient
 
 __all__ = [
     "DEFAULT_GRACE_PERIOD",

@@ -17,7 +17,6 @@ import argparse
 import datetime as dt
 from typing import Any
 
-from ... import flows
 from ..._errors import InvalidInputError, UnkeyNotFoundError, UnkeySecretsError
 from ..options import (
     EXIT_PARTIAL,
@@ -73,6 +72,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, out: Output) -> int:
     """One record per alias, then a summary; exit 4 if any alias failed."""
+    from ... import flows  # the Unkey client's HTTP stack: loaded by this command only
+
     api_id: str = args.api_id
     # Checked for every alias at once, before the store is opened or Unkey asked anything.
     options: dict[str, Any] = {**grace_options(args), "takeover": args.takeover}
