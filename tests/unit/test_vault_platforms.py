@@ -3,6 +3,7 @@ client certificates checked at start, the cert auth method's settings."""
 
 from __future__ import annotations
 
+import base64
 import datetime
 import os
 import traceback
@@ -296,6 +297,37 @@ def test_a_client_certificate_that_does_not_load_fails_at_start_without_its_cont
         r"do not load as a PEM certificate and its matching, unencrypted private key",
         never=(chosen_key.read_bytes(), chosen_cert.read_bytes()),
     )
+
+
+@pytest.mark.parametrize("form", ["pem", "escaped", "base64", "pem_cert"])
+def test_a_key_given_as_its_contents_is_never_quoted(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, form: str
+) -> None:
+    # A platform's secret mounted as an environment variable: the key itself, not its path.
+    cert, key = _pem_pair(tmp_path, "client")
+    text = key.read_text()
+    given = {
+        "pem": (str(cert), text),
+        "escaped": (str(cert), text.replace("\n", "\\n")),
+        "base64": (str(cert), base64.b64encode(key.read_bytes()).decode()),
+        "pem_cert": (cert.read_text(), text),
+    }[form]
+    variable = "VAULT_CLIENT_CERT" if form == "pem_cert" else "VAULT_CLIENT_KEY"
+    settings = VaultSettings(addr=VAULT, token="t" * 16, client_cert=given[0], client_key=given[1])
+    error = _fails_clearly(
+        settings,
+        rf"{variable} holds what looks like the PEM text itself .*not the path of a file",
+        never=(key.read_bytes(), base64.b64encode(key.read_bytes())),
+    )
+    assert given[1][40:80] not in str(error)
+    assert given[1][40:80] not in repr(settings)
+    monkeypatch.setenv("VAULT_ADDR", VAULT)
+    monkeypatch.setenv("VAULT_TOKEN", "t" * 16)
+    monkeypatch.setenv("VAULT_CLIENT_CERT", given[0])
+    monkeypatch.setenv("VAULT_CLIENT_KEY", given[1])
+    with pytest.raises(ConfigurationError) as caught:
+        VaultStore.from_settings()
+    assert given[1][40:80] not in str(caught.value)
 
 
 def test_a_good_pair_is_returned(tmp_path: Path) -> None:

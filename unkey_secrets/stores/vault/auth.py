@@ -19,6 +19,7 @@ outside ``except`` blocks, so none is chained to hvac's or requests' (which hold
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -125,11 +126,16 @@ def check_client_cert(settings: VaultSettings) -> tuple[str, str] | None:
             "VAULT_CLIENT_CERT and VAULT_CLIENT_KEY go together: set both or neither"
         )
     for variable, path in (("VAULT_CLIENT_CERT", cert), ("VAULT_CLIENT_KEY", key)):
+        if _path_shown(path) is None:
+            raise ConfigurationError(
+                f"{variable} holds what looks like the PEM text itself (or its base64), not the "
+                f"path of a file: write it to a file and set {variable} to that file's path"
+            )
         problem: str | None = None
         try:
             with open(path, "rb"):
                 pass
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             problem = type(exc).__name__
         if problem is not None:
             # Raised outside the except block: nothing is chained.
@@ -147,6 +153,28 @@ def check_client_cert(settings: VaultSettings) -> tuple[str, str] | None:
             f"certificate and its matching, unencrypted private key ({failure})"
         )
     return cert, key
+
+
+#: A path longer than this is taken for a file's contents (Linux's PATH_MAX is 4096).
+_MAX_PATH = 4096
+#: A run of base64 this long, and nothing else, is taken for a key or certificate encoded so.
+_BASE64 = re.compile(r"[A-Za-z0-9+/=]{64,}")
+
+
+def _path_shown(value: str) -> str | None:
+    """``value`` if an error may quote it as a file's path; None if it may be the key itself.
+
+    A client key given as its contents (the PEM text, or its base64 as a Kubernetes secret
+    holds it) rather than the path of a file is never quoted: it is the private key.
+    """
+    if (
+        len(value) > _MAX_PATH
+        or "-----" in value
+        or any(ord(char) < 32 or ord(char) == 127 for char in value)
+        or _BASE64.fullmatch(value.strip())
+    ):
+        return None
+    return value
 
 
 def _no_passphrase() -> bytes:

@@ -83,7 +83,10 @@ class VaultSettings(BaseSettings):
     cacert: str | None = Field(default=None, validation_alias=_vault("VAULT_CACERT"))
     capath: str | None = Field(default=None, validation_alias=_vault("VAULT_CAPATH"))
     client_cert: str | None = Field(default=None, validation_alias=_vault("VAULT_CLIENT_CERT"))
-    client_key: str | None = Field(default=None, validation_alias=_vault("VAULT_CLIENT_KEY"))
+    #: The private key's file (not shown in the repr: a key given as its contents would be).
+    client_key: str | None = Field(
+        default=None, validation_alias=_vault("VAULT_CLIENT_KEY"), repr=False
+    )
 
     mount: str = "secret"
     kv_version: int = 2
