@@ -140,7 +140,9 @@ class AsyncCachedKey:
         self._flights: dict[asyncio.AbstractEventLoop, _AsyncFlight] = {}
 
     def __repr__(self) -> str:
-        return f"Async{self.sync!r}"
+        # Safe on a half-built object (a constructor's error rendered with its frame locals).
+        sync = getattr(self, "sync", None)
+        return f"Async{sync!r}" if sync is not None else "AsyncCachedKey(?)"
 
     @property
     def max_age(self) -> float:
