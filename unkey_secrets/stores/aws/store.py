@@ -42,6 +42,7 @@ from ..._models import AliasState, IssuedKey, KeyEntry, KeyRef, StoredKey, Store
 from ..._payload import MANAGED_BY, key_fields, load_stored_json
 from ..._redact import MaskedText, guarded
 from ..._validate import validate_key_id
+from .._recent import RECENT_KEYS, RecentSet
 from ..base import (
     _STAND_IN_KEY_ID,
     DEFAULT_ALIAS_TEMPLATE,
@@ -265,9 +266,12 @@ class SecretsManagerStore(SecretStore):
     ) -> None:
         # A timeout given here bounds a client passed in too; the settings' only one built here.
         explicit_timeout = timeout
-        # What check_writable verified already, and the names this object tried to create.
-        self._checked: set[str] = set()
-        self._attempted: set[str] = set()
+        # What check_writable verified already, and the names this object tried to create
+        # (bounded: the most recent RECENT_KEYS of each; a forgotten one costs a DescribeSecret
+        # or a preflight again, and a repeat of the very same write long after its first
+        # attempt reports created=True, the value stored being the same).
+        self._checked: RecentSet[str] = RecentSet(RECENT_KEYS)
+        self._attempted: RecentSet[str] = RecentSet(RECENT_KEYS)
         #: Whether check_writable asks Secrets Manager (once per name); False skips the call.
         self.preflight = preflight
         if settings is not None:

@@ -24,6 +24,7 @@ from ..._models import AliasState, IssuedKey, KeyEntry, StoredKey, StoredLocatio
 from ..._payload import ALIAS_FORMAT, MANAGED_BY, key_fields, parse_alias_fields, parse_key_fields
 from ..._redact import guarded, hold
 from ..._validate import validate_key_id
+from .._recent import RECENT_KEYS, Recent, RecentSet
 from ..base import (
     _STAND_IN_ALIAS,
     _STAND_IN_KEY_ID,
@@ -93,12 +94,14 @@ class VaultStore(SecretStore):
     **Recognising our own landed write.** If the marking is lost (a crash, or the answer to the
     data write never came back), the path holds version 1 without our marker, exactly as if
     another tool had written it: metadata alone cannot tell the two apart, and the writer may
-    not read the data. So the store object remembers every path whose ``cas=0`` write it sent
-    and has not yet marked; a later put of the same key_id *through the same store object*
-    (the flows' retry) that finds such a path unmarked, at version 1, alive, with no other
-    members in its metadata, takes it as its own landed write and only marks it: no second
-    version, no second copy of the plaintext in the path's history. Anything else unmarked is
-    not ours (a fresh store object, in a new process, refuses it with
+    not read the data. So the store object remembers the paths whose ``cas=0`` write it sent
+    and has not yet marked (the most recent 1,024: what a store object remembers per key is
+    bounded, :data:`~unkey_secrets.stores._recent.RECENT_KEYS`); a later put of the same key_id
+    *through the same store object* (the flows' retry, which comes soon after) that finds such
+    a path unmarked, at version 1, alive, with no other members in its metadata, takes it as
+    its own landed write and only marks it: no second version, no second copy of the
+    plaintext in the path's history. Anything else unmarked is not ours (a fresh store object,
+    in a new process, or one that forgot the path, refuses it with
     :class:`~unkey_secrets.NotOwnedError` rather than guess). A path whose metadata already
     existed, marked by another tool, when our ``cas=0`` landed (the answer shows its
     ``custom_metadata``) is not marked ours either.
@@ -193,14 +196,17 @@ class VaultStore(SecretStore):
             alias_template=alias_template,
             rotation_template=rotation_template,
         )
-        # Keys this object stored: an alias may move to them without asking Vault again.
-        # Keys this object stored, with the alias recorded with each.
-        self._stored: dict[str, str | None] = {}
+        # What this object remembers is bounded (the most recent RECENT_KEYS entries of each
+        # kind): a forgotten entry costs a round trip, or a path refused rather than taken
+        # as ours, never a wrong answer.
+        # Key paths this object stored, with the alias recorded with each: an alias may move
+        # to them without asking Vault again.
+        self._stored: Recent[str, str | None] = Recent(RECENT_KEYS)
         # Paths whose cas=0 write this object sent for a key_id and has not marked yet: a
         # later put of that key_id finding them unmarked at version 1 found its own write.
-        self._unmarked: dict[str, str] = {}
+        self._unmarked: Recent[str, str] = Recent(RECENT_KEYS)
         # What check_writable verified already: the mount's KV version, and sets of paths.
-        self._checked: set[tuple[str, ...]] = set()
+        self._checked: RecentSet[tuple[str, ...]] = RecentSet(RECENT_KEYS)
         # The retention warnings logged already (each once per store object).
         self._warned: set[str] = set()
         #: Whether check_writable asks Vault (once per set of paths); False skips the calls.
@@ -467,7 +473,7 @@ class VaultStore(SecretStore):
     def _create(self, key: IssuedKey, path: str) -> StoredLocation | None:
         """The floor: ``cas=0`` data, then the marker; None if the path holds a version."""
         location = self._location(path)
-        self._unmarked[path] = key.key_id
+        self._unmarked.set(path, key.key_id)
         try:
             answer = self._write_data_answer(path, key_fields(key), cas=0)
         except _CasMismatch:
@@ -494,7 +500,7 @@ class VaultStore(SecretStore):
         """Mark ``path`` ours: from now on its metadata vouches for ``version`` holding ``key``."""
         self._write_metadata(path, {**_key_marker(key, custom), "version": str(version)})
         self._unmarked.pop(path, None)
-        self._stored[path] = key.alias
+        self._stored.set(path, key.alias)
         return StoredLocation(
             store=STORE, location=self._location(path), key_id=key.key_id, version=str(version)
         )
@@ -526,7 +532,7 @@ class VaultStore(SecretStore):
                 continue
             # Confirm: from now on the metadata vouches for this version holding this key.
             self._write_metadata(path, {**marker, "version": str(version)})
-            self._stored[path] = key.alias
+            self._stored.set(path, key.alias)
             return StoredLocation(
                 store=STORE, location=location, key_id=key.key_id, version=str(version)
             )
