@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
+import warnings
 from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
 
@@ -24,6 +26,7 @@ from unkey_secrets import (
     StoreUnavailableError,
 )
 from unkey_secrets.config import (
+    MAX_READ_THREADS,
     AsyncCachedKey,
     AsyncKeyReader,
     KeyExpiredError,
@@ -589,6 +592,83 @@ def test_aclose_waits_for_a_read_in_flight() -> None:
         assert (await waiter).key_id == key.key_id
 
     run(main())
+
+
+def test_aclose_is_not_held_behind_reads_that_hang() -> None:
+    # More keys hang than the reader has worker threads: closing still ends at once, its own
+    # step (stopping the wrapped reader) not queued behind them.
+    store = GatedStore()
+    aliases = [f"svc{n}" for n in range(MAX_READ_THREADS + 2)]
+    for alias in aliases:
+        _stored(store, alias)
+
+    async def main() -> None:
+        reader = AsyncKeyReader(store, max_age=60, read_timeout=0.2)
+        store.gate.clear()
+        try:
+            outcomes = await asyncio.gather(
+                *(reader.get(api_id=API, alias=alias) for alias in aliases),
+                return_exceptions=True,
+            )
+            assert all(isinstance(o, KeyStoreUnavailableError) for o in outcomes)
+            await asyncio.wait_for(reader.aclose(), 10)
+            assert reader.closed
+        finally:
+            store.gate.set()
+
+    run(main())
+
+
+def test_a_loop_closed_while_its_read_ran_is_not_kept() -> None:
+    # asyncio.run() returning (or a test's loop closing) with a read in flight: the flight
+    # never lands on that loop; the next read, on another loop, lets it go.
+    store = GatedStore()
+    key = _stored(store)
+    reader = AsyncKeyReader(store, max_age=0)
+    cached = reader.key(api_id=API, alias="billing")
+    store.gate.clear()
+    store.entered.clear()
+
+    async def leave_a_read_running() -> None:
+        waiter = asyncio.ensure_future(cached.get())
+        assert await asyncio.to_thread(store.entered.wait, 10)
+        assert not waiter.done()  # asyncio.run() cancels it; the read goes on
+
+    run(leave_a_read_running())
+    assert [loop.is_closed() for loop in cached._flights] == [True]
+    store.gate.set()
+
+    async def read_again() -> str:
+        return (await cached.get()).key_id
+
+    assert run(read_again()) == key.key_id
+    assert cached._flights == {}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_reads_on_worker_threads_of_its_own() -> None:
+    # A reader used before a fork (a server's preloaded app, warmed in the parent): its
+    # executor's idle threads did not come along, and a read queued for them never ran.
+    store = InMemoryStore()
+    _stored(store)
+    reader = AsyncKeyReader(store, max_age=0, read_timeout=30)
+    cached = reader.key(api_id=API, alias="billing")
+    run(cached.get())
+    moved = _stored(store)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads running
+        pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        status = 1
+        try:
+            stored = run(asyncio.wait_for(cached.get(), 10))
+            if stored.key_id == moved.key_id and cached.reads == 2:
+                status = 0
+        finally:
+            os._exit(status)
+    _, code = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(code) == 0
+    assert run(cached.get()).key_id == moved.key_id  # the parent's threads still serve it
 
 
 # -- construction and telemetry --------------------------------------------------------------

@@ -30,8 +30,10 @@ import copy
 import functools
 import inspect
 import logging
+import os
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
@@ -290,6 +292,11 @@ class AsyncCachedKey:
         self, loop: asyncio.AbstractEventLoop, field: str | None, *, fallback: bool
     ) -> _AsyncFlight:
         """Start one read on a worker thread, as this loop's flight for this key."""
+        for other in list(self._flights):
+            if other.is_closed():
+                # A loop closed while its read ran (asyncio.run() returning, a test's loop):
+                # its flight never lands, and would keep the loop alive with this key.
+                self._flights.pop(other, None)
         marker = _Flight(self.sync.read_timeout)
         context = contextvars.copy_context()  # the caller's tracing and deadline go along
         future: asyncio.Future[StoredKey] = loop.run_in_executor(
@@ -355,7 +362,8 @@ class AsyncKeyReader:
     Use it as ``async with`` (or call :meth:`aclose`): closing unsubscribes its ``on_change``
     callbacks from the wrapped reader, cancels the callback tasks still running, waits for the
     reads in flight (at most their ``read_timeout``), closes the wrapped reader when it built it
-    (stopping its refresh-ahead thread) and lets its worker threads end.
+    (stopping its refresh-ahead thread) and lets its worker threads end. A forked child (a
+    server's workers, forked after the parent read) starts worker threads of its own.
     """
 
     @guarded
@@ -380,6 +388,7 @@ class AsyncKeyReader:
         self._unsubscribers: list[Callable[[], None]] = []
         self._closed = False
         self._bind_running_loop()
+        _READERS.add(self)
 
     def __repr__(self) -> str:
         return f"Async{getattr(self, 'sync', None)!r}"
@@ -515,17 +524,22 @@ class AsyncKeyReader:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        flights = [flight for key in keys for flight in key._flights.values()]
+        flights = [flight for key in keys for flight in list(key._flights.values())]
         loop = asyncio.get_running_loop()
         pending = [f.future for f in flights if f.future.get_loop() is loop]
         if pending:
             left = max(f.marker.expires for f in flights) - time.monotonic()
             await asyncio.wait(pending, timeout=max(left, 0.0))
-        if self._owns:
-            # Stops the refresh-ahead thread, waiting for a background read at most its bound.
-            await loop.run_in_executor(executor, self.sync.close)
         if executor is not None:
             executor.shutdown(wait=False)
+        if self._owns:
+            # Stops the refresh-ahead thread, waiting for a background read at most its bound;
+            # on a thread of its own: the workers may all still be held by reads that hang.
+            closer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="unkey-secrets-close")
+            try:
+                await loop.run_in_executor(closer, self.sync.close)
+            finally:
+                closer.shutdown(wait=False)
 
     async def __aenter__(self) -> AsyncKeyReader:
         self._check_open()
@@ -565,6 +579,19 @@ class AsyncKeyReader:
                 )
             return self._executor
 
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: none of the parent's worker threads, reads or callback tasks.
+
+        The parent's executor would take each read for one of its idle threads, which did not
+        come along, and the read would never run: the child's first read starts new threads.
+        """
+        self._lock = threading.Lock()
+        self._executor = None
+        self._tasks = set()
+        self._loop = None
+        for key in list(self._keys.values()):
+            key._flights = {}
+
     def _subscribed(self, unsubscribe: Callable[[], None]) -> None:
         with self._lock:
             self._unsubscribers.append(unsubscribe)
@@ -598,3 +625,16 @@ async def _awaited(result: Awaitable[None]) -> None:
         await result
     except Exception as exc:  # noqa: BLE001 (a callback must not break reads)
         _log.warning("on_change callback failed (%s)", type(exc).__name__)
+
+
+#: Every live AsyncKeyReader, for the fork handler.
+_READERS: weakref.WeakSet[AsyncKeyReader] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for reader in list(_READERS):
+        reader._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
