@@ -22,6 +22,7 @@ from tests.unit._aws_client import make_client
 from unkey_secrets import (
     ConfigurationError,
     InvalidInputError,
+    KeyRef,
     StoreAccessError,
     StoreUnavailableError,
 )
@@ -364,6 +365,29 @@ def test_a_failed_assume_role_is_our_error_without_aws_text(
     assert raised.value.__cause__ is None
     assert raised.value.__context__ is None
     assert recorder.key_ids == [], "nothing was sent to Secrets Manager"
+
+
+def test_credentials_sts_returns_already_expired_are_our_error_not_a_runtime_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # This machine's clock ahead of STS's by more than the session: botocore finds the fresh
+    # credentials expired and raised a bare RuntimeError out of the store.
+    clock = _Clock()
+    role = AssumeRole(ROLE, duration_seconds=900)
+    past = T0 - dt.timedelta(seconds=1)
+    session = _session(role, [("ok", _credentials(n, past)) for n in range(4)], clock)
+    recorder = _Recorder()
+    store = _store(session, recorder)
+    with caplog.at_level(logging.WARNING):
+        with pytest.raises(StoreAccessError, match="clock") as raised:
+            _read(store)
+        outcomes = store.get_many([KeyRef(api_id="api_1", alias=a) for a in ("a", "b")])
+    assert ROLE in str(raised.value)
+    assert raised.value.__cause__ is None
+    assert all(isinstance(o, StoreAccessError) for o in outcomes)
+    assert recorder.key_ids == [], "nothing was sent with expired credentials"
+    assert "role-secret" not in caplog.text
+    assert "role-token" not in caplog.text
 
 
 def test_the_chains_own_web_identity_role_is_not_assumed_again(

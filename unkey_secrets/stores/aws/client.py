@@ -201,6 +201,24 @@ def _local_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def _expired_at(fetched: Any, now: dt.datetime) -> str | None:
+    """The expiry of credentials ``fetched`` by botocore's fetcher if ``now`` is past it, else None.
+
+    None too when the expiry cannot be read (botocore then judges it as it does).
+    """
+    from botocore.utils import parse_timestamp
+
+    text = fetched.get("expiry_time") if isinstance(fetched, dict) else None
+    if not isinstance(text, str):
+        return None
+    try:
+        expiry = parse_timestamp(text)
+        passed = expiry <= now
+    except (ValueError, TypeError, OverflowError):
+        return None
+    return expiry.isoformat() if passed else None
+
+
 def _configuration_error(exc: BaseException) -> ConfigurationError:
     """The ConfigurationError for botocore's error while building a session or client."""
     from botocore.exceptions import NoRegionError, ProfileNotFound
@@ -433,11 +451,24 @@ class AwsSession:
         def fetch() -> dict[str, Any]:
             problem: StoreError
             try:
-                return fetcher.fetch_credentials()
+                fetched = fetcher.fetch_credentials()
             except StoreError:
                 raise
             except Exception as exc:  # noqa: BLE001 (botocore's, translated without its text)
                 problem = _assume_role_failure(exc, role)
+            else:
+                expired = _expired_at(fetched, self._time_fetcher())
+                if expired is None:
+                    return fetched
+                # botocore would raise a bare RuntimeError for these, which no caller of a
+                # store expects (a reader would neither serve its cached key nor say why).
+                problem = StoreAccessError(
+                    f"STS AssumeRole of {role.role_arn} returned credentials that expire at "
+                    f"{expired}, which this machine's clock has already passed: check the "
+                    "clock (NTP), or the STS endpoint",
+                    store=STORE,
+                    location=role.role_arn,
+                )
             # Outside the handler: botocore's error (AWS's text) is neither cause nor context.
             raise problem
 
