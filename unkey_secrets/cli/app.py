@@ -128,6 +128,7 @@ __all__ = [
     "configure_logging",
     "exit_code_for",
     "main",
+    "pooled",
     "read_key",
     "store_from_env",
     "unkey_from_env",
@@ -499,11 +500,39 @@ _FLAG_OVERRIDES: contextvars.ContextVar[Mapping[str, Mapping[str, str]] | None] 
 )
 
 
+#: How many threads the running command uses the store and Unkey from at once (None: one),
+#: set for one run by :func:`pooled`.
+_POOL_SIZE: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "unkey_secrets_cli_pool_size", default=None
+)
+#: The packages of the stores whose settings size their connection pool (``max_connections``).
+_POOLED_STORES = ("unkey_secrets.stores.vault.", "unkey_secrets.stores.aws.")
+
+
+@contextlib.contextmanager
+def pooled(threads: int) -> Iterator[None]:
+    """Build the block's store and Unkey client for ``threads`` threads sending at once.
+
+    Both connection pools are made that large (the Unkey client's, and a built-in store's
+    ``max_connections``, over its environment variable), so no thread waits for a connection
+    and none is opened only to be thrown away (urllib3's "Connection pool is full, discarding
+    connection"). ``bulk`` runs under it with its ``--concurrency``.
+    """
+    token = _POOL_SIZE.set(threads)
+    try:
+        yield
+    finally:
+        _POOL_SIZE.reset(token)
+
+
 def unkey_from_env() -> UnkeyClient:
     """The Unkey client, from ``UNKEY_ROOT_KEY``, ``UNKEY_BASE_URL``... (a seam for tests)."""
     from ..unkey import UnkeyClient  # httpx: loaded by the commands that talk to Unkey
 
-    return UnkeyClient.from_settings()
+    threads = _POOL_SIZE.get()
+    if threads is None:
+        return UnkeyClient.from_settings()
+    return UnkeyClient.from_settings(max_connections=threads)
 
 
 def store_from_env(
@@ -529,6 +558,9 @@ def store_from_env(
     if overrides is None:
         overrides = _FLAG_OVERRIDES.get() or {}
     given = dict(overrides.get(name, {}))
+    threads = _POOL_SIZE.get()
+    if threads is not None and store_class.__module__.startswith(_POOLED_STORES):
+        given["max_connections"] = str(threads)
     try:
         # Keywords only when a flag was given: a plugin's from_settings may take none.
         store = factory(**given)

@@ -39,6 +39,7 @@ from .options import PartialFailure
 from .output import Output
 
 __all__ = [
+    "MAX_CONCURRENCY",
     "BulkFailedError",
     "BulkPartialFailure",
     "Summary",
@@ -48,6 +49,8 @@ __all__ = [
     "run",
 ]
 
+#: The most threads ``--concurrency`` runs lines on.
+MAX_CONCURRENCY = 256
 #: Failed line numbers kept for the summary (the count is always exact).
 _SHOWN_FAILURES = 20
 #: Invalid lines reported before giving up on a file.
@@ -102,8 +105,8 @@ def _concurrency(text: str) -> int:
         value = int(text, 10)
     except ValueError:
         raise argparse.ArgumentTypeError("must be a whole number") from None
-    if not 1 <= value <= 256:
-        raise argparse.ArgumentTypeError("must be 1-256")
+    if not 1 <= value <= MAX_CONCURRENCY:
+        raise argparse.ArgumentTypeError(f"must be 1-{MAX_CONCURRENCY}")
     return value
 
 
@@ -145,7 +148,7 @@ def add_parser(subparsers: Any) -> None:
         type=_concurrency,
         default=4,
         metavar="N",
-        help="lines worked on at once (default 4, at most 256)",
+        help=f"lines worked on at once (default 4, at most {MAX_CONCURRENCY})",
     )
     bulk.add_argument(
         "--mode",
@@ -299,7 +302,8 @@ def _check(path: str, fmt: str | None, out: Output) -> int:
 
 def run(args: argparse.Namespace, out: Output) -> None:
     """Run ``bulk`` with the parsed ``args``; raise for a failure exit (see the module)."""
-    with lock_file(args.file) as locked:
+    # The store and the Unkey client are built for --concurrency threads at once.
+    with lock_file(args.file) as locked, app.pooled(args.concurrency):
         _run(args, out, locked)
 
 

@@ -261,11 +261,20 @@ class PolicyTransport(httpx.BaseTransport):
     """An httpx transport over an httpcore pool on :class:`DeadlineBackend` sockets.
 
     ``ssl_context`` verifies servers; ``proxy`` is the proxy's URL (http:// or socks5://), or
-    None to connect directly. While a :func:`~.policy.deadline` is in force, the wait for a
-    pooled connection is capped at what is left of it too.
+    None to connect directly. ``max_connections`` is how many threads send at once: the pool
+    opens and keeps that many connections (at least httpx's defaults, 100 open and 20 kept), so
+    none waits for a connection or opens one only to close it. While a
+    :func:`~.policy.deadline` is in force, the wait for a pooled connection is capped at what is
+    left of it too.
     """
 
-    def __init__(self, *, ssl_context: ssl.SSLContext, proxy: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        ssl_context: ssl.SSLContext,
+        proxy: str | None = None,
+        max_connections: int | None = None,
+    ) -> None:
         route = None
         if proxy is not None:
             parsed = httpx.Proxy(url=proxy)
@@ -284,8 +293,10 @@ class PolicyTransport(httpx.BaseTransport):
         self._pool = httpcore.ConnectionPool(
             ssl_context=ssl_context,
             proxy=route,
-            max_connections=_LIMITS.max_connections,
-            max_keepalive_connections=_LIMITS.max_keepalive_connections,
+            max_connections=max(_LIMITS.max_connections or 0, max_connections or 0),
+            max_keepalive_connections=max(
+                _LIMITS.max_keepalive_connections or 0, max_connections or 0
+            ),
             keepalive_expiry=_LIMITS.keepalive_expiry,
             network_backend=DeadlineBackend(),
         )

@@ -185,7 +185,9 @@ class UnkeyClient:
     ``httpx.MockTransport``) to carry its requests, or a ready ``http_client`` (which the
     caller closes): its redirects are never followed, ``timeout`` applies per request, and the
     byte budget and the deadline are kept while reading each answer. ``sleep`` is what waits
-    between retries.
+    between retries. ``max_connections`` is the number of threads sharing the client: its own
+    HTTP client keeps that many connections open (httpx's defaults, 100 and 20 kept alive, when
+    fewer), so none waits for a connection or opens one only to close it.
 
     Raises :class:`~unkey_secrets.InvalidInputError` for a bad option (naming it, never the
     root key's value) and :class:`~unkey_secrets.ConfigurationError` for an ``http_client``
@@ -207,6 +209,7 @@ class UnkeyClient:
         http_client: httpx.Client | None = None,
         user_agent: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        max_connections: int | None = None,
     ) -> None:
         if not isinstance(root_key, (str, Secret)):
             raise InvalidInputError(
@@ -244,11 +247,16 @@ class UnkeyClient:
             raise InvalidInputError("user_agent", "expected 1-256 printable ASCII characters")
         if not callable(sleep):
             raise InvalidInputError("sleep", f"expected a callable, got {_describe(sleep)}")
+        if max_connections is not None:
+            max_connections = check_int(max_connections, "max_connections", 1, 10_000)
         if http_client is not None:
             check_given_client(http_client, base_url)
         self._owns_client = http_client is None
         self._wire = Wire(
-            http_client or build_client(base_url, timeout=timeout, transport=transport),
+            http_client
+            or build_client(
+                base_url, timeout=timeout, transport=transport, max_connections=max_connections
+            ),
             base_url=base_url,
             root_key=secret,
             user_agent=agent,
