@@ -19,15 +19,19 @@ point, so nobody has to remember it), or applied where a value is held:
   exception (its reporters need it; our errors reach it with their frames cleared) unless its
   plain rendering needed masking. Levels,
   handlers and formatters are never touched.
-  Every credential the process holds is masked the same way, for as long as it is held: the
-  ones named by the standard environment variables (``UNKEY_ROOT_KEY``, ``VAULT_TOKEN``,
-  ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``...), read again on every entry point, and the
-  ones registered with :func:`hold` where they are loaded (a ``~/.vault-token``, an AppRole
-  ``role_id`` and ``secret_id``, a JWT, the token a login returns). Credential-bearing shapes
-  are masked whatever their value: ``Authorization``, ``X-Vault-Token`` and
-  ``X-Amz-Security-Token`` headers (as header lines, in a canonical request and in header dict
-  reprs), ``Bearer`` tokens, ``secret_id``/``jwt``/``token``/``client_token`` members,
-  presigned URL credentials and botocore's ``Signature:`` line.
+  Every credential the process holds is masked the same way, for as long as it is held, from
+  where it is loaded: the ones named by the standard environment variables
+  (``UNKEY_ROOT_KEY``, ``VAULT_TOKEN``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``...),
+  read by :func:`hold_environment` whenever something may load them (a constructor or settings
+  source behind :func:`guarded`, an HTTP client built or put under the transport policy,
+  :func:`install_guards` itself), never on an ordinary call; and the ones registered with
+  :func:`hold` where they are loaded (a ``~/.vault-token``, an AppRole ``role_id`` and
+  ``secret_id``, a JWT, the token a login returns, a botocore client's credentials).
+  Credential-bearing shapes are masked whatever their value: ``Authorization``,
+  ``X-Vault-Token`` and ``X-Amz-Security-Token`` headers (as header lines, in a canonical
+  request and in header dict reprs), ``Bearer`` tokens,
+  ``secret_id``/``jwt``/``token``/``client_token`` members, presigned URL credentials and
+  botocore's ``Signature:`` line.
 * **http.client debug output.** ``http.client.HTTPConnection.debuglevel > 0`` prints whole
   requests to stdout, headers and bodies. Process-wide, every line it prints goes through the
   same scrubber as a log record (``http.client``'s own ``print`` is replaced by a scrubbing one,
@@ -80,9 +84,11 @@ __all__ = [
     "check_http_debug",
     "confined",
     "disable_core_dumps",
+    "ensure_installed",
     "fresh_error",
     "guarded",
     "hold",
+    "hold_environment",
     "install_guards",
     "scrub",
 ]
@@ -133,7 +139,6 @@ def confined(secret: Secret) -> Iterator[None]:
     :class:`~unkey_secrets.ConfigurationError`, before anything is sent, when
     ``http.client`` debug output is on, since it would print the request body.
     """
-    install_guards()
     check_http_debug()
     forms = _forms(secret.reveal())
     with _lock:
@@ -159,7 +164,7 @@ def confined(secret: Secret) -> Iterator[None]:
 #: ``testing``). Real credentials are far longer; the shapes below still mask short ones.
 MIN_HELD_LENGTH = 12
 
-#: The standard variables that name a credential, read on every :func:`install_guards`.
+#: The standard variables that name a credential, read by :func:`hold_environment`.
 CREDENTIAL_VARIABLES = (
     "UNKEY_ROOT_KEY",
     "VAULT_TOKEN",
@@ -209,7 +214,15 @@ def hold(*values: object) -> None:
         _rebuild()
 
 
-def _hold_environment() -> None:
+def hold_environment() -> None:
+    """Hold the credentials the standard variables name now (:data:`CREDENTIAL_VARIABLES`).
+
+    Called where such a credential may be loaded: :func:`install_guards`, every constructor and
+    settings source behind :func:`guarded`, and each HTTP client built or put under the
+    transport policy (:mod:`unkey_secrets.transport`). A credential set in the environment later
+    is held by the next of those, before anything of ours can read it; an ordinary call reads
+    no variable.
+    """
     global _environment_seen
     seen = tuple(os.environ.get(name) for name in CREDENTIAL_VARIABLES)
     if seen != _environment_seen:
@@ -402,16 +415,22 @@ def _factory_scrubs(factory: Callable[..., logging.LogRecord]) -> bool:
 
 
 def install_guards() -> None:
-    """Install the guards, once; cheap to call on every entry point.
+    """Install the guards, once, and hold the credentials the environment names now.
 
-    Holds the credentials the standard environment variables name (again whenever they
-    change), puts the scrubbing ``print`` into ``http.client`` (and ``urllib3.connection``)
-    and the log record guard in front of the record factory. If someone later replaced the
-    factory with one that does not chain to ours, ours is put back in front of theirs; a
-    factory that does chain is left alone.
+    Holds the credentials the standard environment variables name (:func:`hold_environment`),
+    puts the scrubbing ``print`` into ``http.client`` (and ``urllib3.connection``) and the log
+    record guard in front of the record factory. If someone later replaced the factory with
+    one that does not chain to ours, ours is put back in front of theirs; a factory that does
+    chain is left alone. The entry points call :func:`ensure_installed`, which reads no
+    variable.
     """
+    hold_environment()
+    ensure_installed()
+
+
+def ensure_installed() -> None:
+    """:func:`install_guards` without the environment: cheap enough for every call."""
     global _checked_factory
-    _hold_environment()
     _guard_http_debug_output()
     if logging.getLogRecordFactory() is _checked_factory:
         return
@@ -467,7 +486,7 @@ def check_http_debug() -> None:
     Vault logins. Its output is scrubbed anyway (see :func:`install_guards`); this refusal is
     the second line, for what a scrubber cannot know.
     """
-    install_guards()
+    ensure_installed()
     classes: list[Any] = [http.client.HTTPConnection]
     urllib3_connection = sys.modules.get("urllib3.connection")
     if urllib3_connection is not None:
@@ -516,6 +535,10 @@ def guarded(
 ) -> Callable[_P, _R] | _Guard:
     """Wrap a public entry point: guards installed first, no frame locals leave with an error.
 
+    A constructor (``__init__``) and a ``fresh`` boundary (a settings source, a loader) may
+    load a credential: they hold the environment's first (:func:`hold_environment`). Any other
+    entry point reads no variable.
+
     An exception raised through the wrapper (``KeyboardInterrupt`` and every other
     ``BaseException`` included) has the locals of the finished frames in its traceback, and in
     its cause and context chain, cleared: file names and line numbers stay, the values that
@@ -537,9 +560,12 @@ class _FreshGuard:
 
 
 def _guard(func: Callable[_P, _R], *, fresh: bool) -> Callable[_P, _R]:
+    # Decided once, here: a boundary that may load a credential reads the environment's.
+    install = install_guards if fresh or func.__name__ == "__init__" else ensure_installed
+
     @functools.wraps(func)
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        install_guards()
+        install()
         # Handed over without a name: while ``func`` runs, this frame holds no argument (a
         # plaintext, an SDK response), so an error reporter that walks the live stack when a
         # log record is made (Sentry's attach_stacktrace) finds none here.

@@ -51,6 +51,7 @@ from urllib3.exceptions import HTTPError as URLLib3Error
 from urllib3.exceptions import ProtocolError
 from urllib3.exceptions import ReadTimeoutError as URLLib3ReadTimeoutError
 
+from .._redact import hold, hold_environment
 from ._urllib3 import DeadlineConnectionMixin
 from .policy import (
     DEFAULT_MAX_ANSWER_BYTES,
@@ -247,6 +248,28 @@ def _proxies(endpoint_url: str, configured: Mapping[str, str] | None) -> dict[st
     return {"https": proxy} if proxy else {}
 
 
+def _hold_credentials(client: Any) -> None:
+    """Hold the secret key and session token ``client`` signs with, as they are now.
+
+    Read from the credentials object's attributes, never through its properties: a
+    refreshable one would refresh (a request) to answer. Credentials a refresh brings later
+    are masked by their shapes (``X-Amz-Security-Token``, ``SessionToken``...).
+    """
+    signer = getattr(client, "_request_signer", None)
+    credentials = getattr(signer, "_credentials", None)
+    try:
+        members = vars(credentials)
+    except TypeError:  # None, or a credentials object without attributes of its own
+        return
+    hold(
+        *(
+            members.get(name)
+            for name in ("secret_key", "token", "_secret_key", "_token")
+            if isinstance(members.get(name), str)
+        )
+    )
+
+
 def apply_policy(
     client: Any,
     *,
@@ -260,12 +283,15 @@ def apply_policy(
     size, client certificate, socket options, TLS verification (``verify``, ``AWS_CA_BUNDLE``
     as the client resolved them) and, for an https endpoint, its ``proxies``/``proxies_config``
     (else the standard variables, read now). A client already under a :class:`PolicySession`
-    of the same deadline and budget keeps it.
+    of the same deadline and budget keeps it. The credentials the client was built with, and
+    those the environment names, are held from now on (see :func:`_hold_credentials`).
     """
     from botocore.client import BaseClient
 
+    hold_environment()
     if not isinstance(client, BaseClient):
         return False
+    _hold_credentials(client)
     # botocore's stubs leave out most of Config's options and the endpoint.
     config: Any = client.meta.config
     seconds = deadline if deadline is not None else deadline_seconds(config)

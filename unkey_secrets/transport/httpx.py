@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from .._errors import ConfigurationError
+from .._redact import hold_environment
 from .policy import AnswerTooLargeError, Budget, current_deadline, proxy_for
 
 __all__ = [
@@ -81,8 +82,10 @@ def build_client(
     Redirects are not followed. Raises :class:`~unkey_secrets.ConfigurationError` for a proxy
     this transport cannot use (an https:// proxy, whose TLS inside TLS it does not bound; a
     SOCKS proxy without the ``socksio`` package), naming the variable that set it, and for a
-    CA bundle variable that names no readable bundle.
+    CA bundle variable that names no readable bundle. The credentials the environment names are
+    held (:func:`~unkey_secrets._redact.hold_environment`).
     """
+    hold_environment()
     if transport is None:
         proxy = proxy_for(base_url)
         if proxy is not None:

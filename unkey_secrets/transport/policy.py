@@ -11,7 +11,7 @@ import contextlib
 import contextvars
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from urllib.parse import urlsplit
 
 from .._validate import is_loopback_host
@@ -22,6 +22,7 @@ __all__ = [
     "Budget",
     "Deadline",
     "DeadlineExceededError",
+    "ProxyEnvironment",
     "TransportBreachError",
     "changes_state",
     "current_deadline",
@@ -144,27 +145,76 @@ class Budget:
             raise AnswerTooLargeError(self.limit)
 
 
+class ProxyEnvironment:
+    """The proxy variables as they stood when a client was built, and the routes they give.
+
+    :meth:`read` takes them from the environment, once (``HTTPS_PROXY``/``https_proxy``,
+    ``ALL_PROXY``, ``NO_PROXY``..., as urllib reads them); :meth:`proxy_for` answers from that
+    snapshot, never from the environment again. A variable changed afterwards is not seen by a
+    client built before: build a new client to take it.
+    """
+
+    __slots__ = ("_routes", "_variables")
+
+    #: How many targets' answers are remembered (a client talks to a handful of hosts).
+    _ROUTES = 64
+
+    def __init__(self, variables: Mapping[str, str]) -> None:
+        # urllib's names: "https", "all", "no"..., lower case, as getproxies_environment gives.
+        self._variables = dict(variables)
+        self._routes: dict[tuple[str, str], str | None] = {}
+
+    @classmethod
+    def read(cls) -> ProxyEnvironment:
+        """The proxy variables set now."""
+        return cls(urllib.request.getproxies_environment())
+
+    def __repr__(self) -> str:
+        # A proxy URL may carry a password: the variables are named, never quoted.
+        names = sorted(getattr(self, "_variables", {}))
+        return f"ProxyEnvironment({', '.join(names)})"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self._variables,))
+
+    def proxy_for(self, url: str) -> str | None:
+        """The proxy a request to ``url`` goes through (see :func:`proxy_for`), or None."""
+        parts = urlsplit(url)
+        route = (parts.scheme, parts.netloc)
+        try:
+            return self._routes[route]
+        except KeyError:
+            pass
+        proxy = self._resolve(parts.scheme, parts.hostname or "", parts.port)
+        if len(self._routes) >= self._ROUTES:
+            self._routes.clear()
+        self._routes[route] = proxy
+        return proxy
+
+    def _resolve(self, scheme: str, host: str, port: int | None) -> str | None:
+        if scheme != "https" or is_loopback_host(host):
+            return None
+        proxy = self._variables.get("https") or self._variables.get("all")
+        if not proxy:
+            return None
+        netloc = host if port is None else f"{host}:{port}"
+        bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+        # Given the snapshot, urllib reads NO_PROXY from it, not from the environment.
+        if bypass(netloc, self._variables):
+            return None
+        return proxy
+
+
 def proxy_for(url: str) -> str | None:
     """The proxy a request to ``url`` goes through, resolved from the environment now.
 
     Plain http never takes a proxy: the policy only allows it to a loopback host, and a proxy
     would carry that traffic (tokens, keys) off the machine in clear. For https, the standard
     variables decide (``HTTPS_PROXY``/``https_proxy``, then ``ALL_PROXY``; ``NO_PROXY``
-    exempts a host), as requests, httpx and botocore read them, but once, here.
+    exempts a host), as requests, httpx and botocore read them, but once, here. A client keeps
+    the answer (or a :class:`ProxyEnvironment`) for its life.
     """
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.scheme != "https" or is_loopback_host(host):
-        return None
-    proxies = urllib.request.getproxies_environment()
-    proxy = proxies.get("https") or proxies.get("all")
-    if not proxy:
-        return None
-    netloc = host if parts.port is None else f"{host}:{parts.port}"
-    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
-    if bypass(netloc, proxies):
-        return None
-    return proxy
+    return ProxyEnvironment.read().proxy_for(url)
 
 
 _READS = ("read", "get", "batchget", "list", "describe", "check")

@@ -19,7 +19,12 @@ both are requests exceptions (so every ``except requests.RequestException`` hand
 :class:`~.policy.TransportBreachError` (a lost answer: the request may have acted).
 
 :func:`build_session` makes our own sessions: proxies and the CA bundle are resolved from the
-environment once, when it is built, never per request.
+environment once, when it is built, never per request. :func:`apply_policy` does the same for a
+session that trusts the environment (hvac's own, a caller's): it is turned to ``trust_env=False``
+and its adapter answers from the variables as they stood then (:class:`FrozenEnvironment`),
+with requests' rules (a proxy named by the request or the session wins; ``NO_PROXY`` exempts a
+host; ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` stand for ``verify=True``), so no request reads
+a variable again. A variable changed later is seen by a session built (or given) later.
 """
 
 from __future__ import annotations
@@ -31,20 +36,24 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import DEFAULT_POOLSIZE, HTTPAdapter
+from requests.utils import select_proxy
 from urllib3.util import Timeout
 
+from .._redact import hold_environment
 from ._urllib3 import POOL_CLASSES
 from .policy import (
     DEFAULT_MAX_ANSWER_BYTES,
     AnswerTooLargeError,
     Budget,
     DeadlineExceededError,
+    ProxyEnvironment,
     deadline,
     proxy_for,
 )
 
 __all__ = [
     "DEFAULT_DEADLINE_SECONDS",
+    "FrozenEnvironment",
     "PolicyAdapter",
     "RedirectRefusedError",
     "RequestsAnswerTooLargeError",
@@ -119,12 +128,59 @@ def deadline_seconds(timeout: Any, default: float = DEFAULT_DEADLINE_SECONDS) ->
     return float(sum(p if isinstance(p, (int, float)) and p > 0 else default for p in parts))
 
 
+class FrozenEnvironment:
+    """What requests would read from the environment per request, read once.
+
+    ``proxies``: the proxy variables (:class:`~.policy.ProxyEnvironment`); ``ca_bundle``:
+    ``REQUESTS_CA_BUNDLE``, else ``CURL_CA_BUNDLE`` (None when neither is set).
+    """
+
+    __slots__ = ("ca_bundle", "proxies")
+
+    def __init__(self, proxies: ProxyEnvironment, ca_bundle: str | None) -> None:
+        self.proxies = proxies
+        self.ca_bundle = ca_bundle
+
+    @classmethod
+    def read(cls) -> FrozenEnvironment:
+        """The variables as they are now."""
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        return cls(ProxyEnvironment.read(), bundle or None)
+
+    def __repr__(self) -> str:
+        if not hasattr(self, "proxies"):  # half-built (rendered with frame locals)
+            return "FrozenEnvironment()"
+        return f"FrozenEnvironment({self.proxies!r}, ca_bundle={self.ca_bundle!r})"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.proxies, self.ca_bundle))
+
+    def settle(
+        self, url: str, proxies: Mapping[str, str], verify: Any
+    ) -> tuple[Mapping[str, str], Any]:
+        """The proxies and ``verify`` of an https request to ``url``, as requests settles them.
+
+        A proxy the request or the session names for ``url`` wins; else the variables' one
+        (none for a host ``NO_PROXY`` exempts). ``verify=True`` becomes the CA bundle variable.
+        """
+        if not select_proxy(url, dict(proxies)):
+            proxy = self.proxies.proxy_for(url)
+            if proxy:
+                proxies = {**proxies, "https": proxy}
+        if verify is True and self.ca_bundle:
+            verify = self.ca_bundle
+        return proxies, verify
+
+
 class PolicyAdapter(HTTPAdapter):
     """An ``HTTPAdapter`` holding each request to the transport policy (see the module).
 
     ``pool_maxsize`` is the connections kept per host; ``max_answer_bytes`` the byte budget of
     one answer (decompressed); ``default_deadline`` the deadline, in seconds, of a request sent
     without a timeout. Requests are sent once (no retries at this layer: the flows retry).
+    ``environment``, for a session that trusted the environment (see :func:`apply_policy`), is
+    what it would have read per request, read once: an https request's proxy and CA bundle
+    come from it.
     """
 
     # What pickling keeps (as HTTPAdapter's own list does).
@@ -132,6 +188,7 @@ class PolicyAdapter(HTTPAdapter):
         *HTTPAdapter.__attrs__,
         "max_answer_bytes",
         "default_deadline",
+        "environment",
     ]
 
     def __init__(
@@ -140,12 +197,14 @@ class PolicyAdapter(HTTPAdapter):
         pool_maxsize: int = DEFAULT_POOLSIZE,
         max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
         default_deadline: float = DEFAULT_DEADLINE_SECONDS,
+        environment: FrozenEnvironment | None = None,
     ) -> None:
         Budget(max_answer_bytes)  # refuses a budget that is not a positive whole number
         if not default_deadline > 0:
             raise ValueError("a deadline is a positive number of seconds")
         self.max_answer_bytes = max_answer_bytes
         self.default_deadline = float(default_deadline)
+        self.environment = environment
         super().__init__(pool_maxsize=pool_maxsize, max_retries=0)
 
     @property
@@ -185,6 +244,8 @@ class PolicyAdapter(HTTPAdapter):
         if urlsplit(request.url or "").scheme != "https":
             # Plain http is for loopback only: a proxy would carry it off the machine in clear.
             proxies = {}
+        elif self.environment is not None:
+            proxies, verify = self.environment.settle(request.url or "", proxies or {}, verify)
         with deadline(deadline_seconds(timeout, self.default_deadline)) as current:
             response: requests.Response | None = None
             failure: Exception | None = None
@@ -257,8 +318,20 @@ def apply_policy(
     A prefix already carrying a :class:`PolicyAdapter` of the same budget (and of
     ``pool_maxsize``, when given) keeps it. ``pool_maxsize`` defaults to requests' 10
     connections per host. The session's own settings (verify, cert, proxies for https) are left
-    as they are.
+    as they are. A session that trusts the environment (``trust_env``, requests' default) has
+    it read now, once (:class:`FrozenEnvironment`: proxies, ``NO_PROXY``, the CA bundle
+    variables), and ``trust_env`` turned off: requests would otherwise read the proxy variables
+    twice per request; ``~/.netrc`` is no longer consulted. The credentials the environment
+    names are held (:func:`~unkey_secrets._redact.hold_environment`).
     """
+    hold_environment()
+    environment = next(
+        (a.environment for a in session.adapters.values() if isinstance(a, PolicyAdapter)),
+        None,
+    )
+    if session.trust_env:
+        environment = FrozenEnvironment.read()
+        session.trust_env = False
     prefixes = {*session.adapters, "https://", "http://"}
     adapter: PolicyAdapter | None = None
     for prefix in prefixes:
@@ -267,11 +340,14 @@ def apply_policy(
             isinstance(current, PolicyAdapter)
             and current.max_answer_bytes == max_answer_bytes
             and (pool_maxsize is None or current.pool_maxsize == pool_maxsize)
+            and current.environment is environment
         ):
             continue
         if adapter is None:
             adapter = PolicyAdapter(
-                pool_maxsize=pool_maxsize or DEFAULT_POOLSIZE, max_answer_bytes=max_answer_bytes
+                pool_maxsize=pool_maxsize or DEFAULT_POOLSIZE,
+                max_answer_bytes=max_answer_bytes,
+                environment=environment,
             )
         session.mount(prefix, adapter)
 
@@ -291,7 +367,8 @@ def build_session(
     the default trust store. ``cert``: a ``(certificate, key)`` pair of PEM files presented
     on every TLS connection (a client certificate). Nothing is read from the environment per
     request afterwards (``trust_env`` is off: no proxy variable, CA variable or ``.netrc`` is
-    consulted again).
+    consulted again). The credentials the environment names are held
+    (:func:`~unkey_secrets._redact.hold_environment`).
     """
     session = requests.Session()
     session.trust_env = False

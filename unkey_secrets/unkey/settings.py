@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .._redact import guarded
+from .._redact import guarded, hold
 
 __all__ = ["UnkeySettings"]
 
@@ -35,6 +35,9 @@ class UnkeySettings(BaseSettings):
         """Read the settings: ``values`` (by field name) win over ``UNKEY_*``, then defaults.
 
         Raises pydantic's ``ValidationError`` for an invalid value; no frame it passed through
-        keeps the values (a root key among them) for a traceback's locals.
+        keeps the values (a root key among them) for a traceback's locals. The root key is
+        held (masked in every log record) from here on, as are the credentials the environment
+        names (the guarded constructor reads them first).
         """
         super().__init__(**values)
+        hold(self.root_key)
