@@ -798,3 +798,177 @@ def _cli_provision_approle(ctx: FlowContext) -> object:
     expect_canaries(ctx, 1)
     expect_stored(ctx, "vault", json.loads(done.stdout))
     return done
+
+
+# -- the reader side: asyncio, batches, regions, a role, client certificates -----------------
+
+
+def _provisioned(ctx: FlowContext, target: SecretStore, aliases: tuple[str, ...]) -> str:
+    """An API of the flow's own with a key provisioned under each of ``aliases``."""
+    api_id = api(ctx)
+    with unkey(ctx) as client:
+        for alias in aliases:
+            provision(client, target, api_id, alias=alias, prefix="canary")
+    expect_canaries(ctx, len(aliases))
+    return api_id
+
+
+def _async_reads(reader: Any, api_id: str, aliases: tuple[str, ...]) -> list[object]:
+    """Through an AsyncKeyReader: a batch warm-up (one alias never stored), a get, a refresh."""
+    import asyncio
+
+    from unkey_secrets.config import UnkeyKey
+
+    async def main() -> list[object]:
+        async with reader:
+            refs = [UnkeyKey(api_id=api_id, alias=alias) for alias in (*aliases, "absent")]
+            warmed = await reader.warm(refs)
+            got = await reader.get(api_id=api_id, alias=aliases[0])
+            refreshed = await reader.key(api_id=api_id, alias=aliases[-1]).refresh()
+            return [warmed, got, refreshed, await reader.key(api_id=api_id, alias="svc").info()]
+
+    return asyncio.run(main())
+
+
+@flow("reader-async-warm-aws", returns=True)
+def _reader_async_warm(ctx: FlowContext) -> object:
+    from unkey_secrets.config import AsyncKeyReader
+
+    target = store(ctx, "aws")
+    api_id = _provisioned(ctx, target, ("svc", "other"))
+    outcome = _async_reads(AsyncKeyReader(target, max_age=60), api_id, ("svc", "other"))
+    ctx.keep(*outcome)
+    return outcome
+
+
+@flow("reader-async-warm-vault", returns=True)
+def _reader_async_warm_vault(ctx: FlowContext) -> object:
+    from unkey_secrets.config import AsyncKeyReader
+
+    target = store(ctx, "vault")
+    api_id = _provisioned(ctx, target, ("svc", "other"))
+    outcome = _async_reads(AsyncKeyReader(target, max_age=60), api_id, ("svc", "other"))
+    ctx.keep(*outcome)
+    return outcome
+
+
+@flow("reader-failover-aws", returns=True)
+def _reader_failover(ctx: FlowContext) -> object:
+    # The first region is out (nothing listens): each read fails over to moto's region, and
+    # the failover's warnings name the first region's error.
+    import boto3
+    from botocore.config import Config
+
+    from unkey_secrets.config import KeyReader, UnkeyKey
+    from unkey_secrets.stores.aws import SecretsManagerStore
+    from unkey_secrets.stores.aws.failover import RegionFailoverStore
+
+    live = store(ctx, "aws")
+    api_id = _provisioned(ctx, live, ("svc", "other"))
+    out = boto3.client(
+        "secretsmanager",
+        endpoint_url=dead_url(),
+        region_name="eu-central-1",
+        aws_access_key_id="testing",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=2),
+        **aws_credentials(ctx),
+    )
+    regions = RegionFailoverStore([SecretsManagerStore(out), live])  # type: ignore[list-item]
+    with KeyReader(regions, max_age=60) as reader:
+        refs = [UnkeyKey(api_id=api_id, alias=alias) for alias in ("svc", "other", "absent")]
+        outcome = [reader.warm(refs), reader.get(api_id=api_id, alias="svc")]
+    ctx.keep(*outcome)
+    return outcome
+
+
+@flow("reader-aws-assume-role", returns=True)
+def _reader_assume_role(ctx: FlowContext) -> object:
+    # The chain's credentials (hunted) assume a role through moto's STS, with an ExternalId
+    # (hunted); the role's own credentials, which moto records, are hunted afterwards.
+    from moto.sts.models import sts_backends
+
+    from unkey_secrets.config import AsyncKeyReader
+    from unkey_secrets.stores.aws import SecretsManagerStore
+
+    moto = ctx.fixture("moto_server")
+    ctx.fixture("aws_env")
+    session_name = "canary-" + secrets.token_hex(4)
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in aws_credentials_env(ctx).items():
+            patch.setenv(name, value)
+        target = SecretsManagerStore(
+            sts_endpoint_url=moto.url,
+            role_arn="arn:aws:iam::111122223333:role/unkey-reader",
+            external_id=ctx.credential(new_canary()),
+            role_session_name=session_name,
+            duration_seconds=900,
+        )
+        api_id = _provisioned(ctx, target, ("svc", "other"))
+        outcome = _async_reads(AsyncKeyReader(target, max_age=60), api_id, ("svc", "other"))
+    for assumed in sts_backends["111122223333"]["aws"].assumed_roles:
+        if assumed.session_name == session_name:
+            ctx.credential(assumed.secret_access_key)
+            ctx.credential(assumed.session_token)
+    ctx.keep(*outcome)
+    return outcome
+
+
+@flow("reader-aws-assume-role-sts-down", raises=StoreError)
+def _reader_assume_role_sts_down(ctx: FlowContext) -> object:
+    from unkey_secrets.config import KeyReader
+    from unkey_secrets.stores.aws import SecretsManagerStore
+
+    ctx.fixture("aws_env")
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in aws_credentials_env(ctx).items():
+            patch.setenv(name, value)
+        target = SecretsManagerStore(
+            sts_endpoint_url=dead_url(),
+            role_arn="arn:aws:iam::111122223333:role/unkey-reader",
+            external_id=ctx.credential(new_canary()),
+            timeout=2,
+        )
+        ctx.canary()  # nothing is read: the credentials are what is hunted
+        with KeyReader(target, max_age=60) as reader:
+            return reader.get(api_id=api(ctx), alias="svc")
+
+
+def _client_key_pem() -> tuple[str, list[str]]:
+    """A fresh EC private key as PEM text, and the lines of its base64 body (its leak)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
+    return pem, [line for line in pem.splitlines() if len(line) >= 20 and "-----" not in line]
+
+
+@flow("reader-vault-client-key-as-contents", raises=ConfigurationError)
+def _reader_client_key_contents(ctx: FlowContext) -> object:
+    # VAULT_CLIENT_KEY set to the key itself (a platform's secret as an environment variable)
+    # rather than to a file's path: refused, the private key quoted nowhere.
+    from unkey_secrets.config import KeyReader
+
+    pem, body = _client_key_pem()
+    ctx.credential(pem, body)
+    ctx.canary()  # nothing is read: the private key is what is hunted
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VAULT_ADDR", ctx.fixture("openbao_server").url)
+        patch.setenv("VAULT_TOKEN", vault_token(ctx))
+        patch.setenv("VAULT_CLIENT_CERT", self_signed_pem_file(ctx))
+        patch.setenv("VAULT_CLIENT_KEY", pem)
+        return KeyReader.vault()
+
+
+def self_signed_pem_file(ctx: FlowContext) -> str:
+    """A certificate's PEM file in the test's own folder (its content is public)."""
+    path = ctx.fixture("tmp_path") / "client.pem"
+    path.write_text(self_signed_pem())
+    return str(path)

@@ -43,6 +43,7 @@ from ..._errors import (
     StoreError,
     StoreUnavailableError,
 )
+from ..._redact import hold
 from ..._validate import require_tls_unless_loopback
 from .errors import STORE, error_code
 from .settings import DEFAULT_TIMEOUT_SECONDS
@@ -438,6 +439,9 @@ class AwsSession:
                 method,
             )
             return self._chain
+        # The ExternalId is kept out of every log record (botocore logs each request's body at
+        # DEBUG), as it is kept out of reprs and errors.
+        hold(role.external_id)
         # An STS client is built now, without a request: its endpoint is checked up front.
         self._sts_client(None)
         fetcher = AssumeRoleCredentialFetcher(
