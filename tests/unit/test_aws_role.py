@@ -390,6 +390,28 @@ def test_credentials_sts_returns_already_expired_are_our_error_not_a_runtime_err
     assert "role-token" not in caplog.text
 
 
+@pytest.mark.parametrize(
+    ("code", "status", "error"),
+    [("Throttling", 400, StoreUnavailableError), ("AccessDenied", 403, StoreAccessError)],
+)
+def test_a_batch_whose_role_cannot_be_assumed_asks_sts_once_per_call_not_per_name(
+    code: str, status: int, error: type[Exception]
+) -> None:
+    # Each name read alone after the batch failed asked STS again: 42 AssumeRole calls for 40
+    # keys while STS throttled (a warm-up of 10,000 keys: 10,500).
+    role = AssumeRole(ROLE)
+    session = _session(role, [(code, status) for _ in range(60)], _Clock())
+    recorder = _Recorder()
+    store = _store(session, recorder)
+    refs = [KeyRef(api_id="api_1", alias=f"svc{n}") for n in range(40)]
+    outcomes = store.get_many(refs)
+    assert all(isinstance(o, error) for o in outcomes), {type(o).__name__ for o in outcomes}
+    assert len({id(o) for o in outcomes}) == len(outcomes), "each ref its own error object"
+    assert all(ROLE in str(o) and SERVER_TEXT not in str(o) for o in outcomes)
+    assert len(session.requests) <= 2, "one AssumeRole per BatchGetSecretValue call"
+    assert recorder.key_ids == []
+
+
 def test_the_chains_own_web_identity_role_is_not_assumed_again(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:

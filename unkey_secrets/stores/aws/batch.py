@@ -27,7 +27,10 @@ When the call itself fails:
   decoded: that call's names are read alone, each getting its own answer;
 * otherwise (throttling, a 5xx, a lost connection, expired credentials, a breach of the
   transport policy): each of its refs gets the error a single read would have raised, with
-  its own location.
+  its own location;
+* before it was sent, because the client's credentials could not be had (a role whose
+  AssumeRole is refused, throttled or unreachable): each of its refs gets that error, and no
+  name is read alone (which would ask STS once per name).
 
 A name the answers leave out is read alone too. Every call goes through the store's client,
 so the transport policy (a deadline per request, a byte budget per answer:
@@ -222,10 +225,16 @@ def _read_chunk(store: SecretsManagerStore, names: list[str]) -> dict[str, _Outc
                 if isinstance(reply, _Caught):
                     caught = reply
                     raise reply.translated(names[0])  # the span records the failure
-        except UnkeySecretsError:
-            if caught is None:
-                return answered  # an answer that cannot be decoded: each name is read alone
-            _whole_call_failed(store, caught, names, answered)
+        except UnkeySecretsError as exc:
+            if caught is not None:
+                _whole_call_failed(store, caught, names, answered)
+            elif isinstance(exc, StoreError) and not isinstance(exc, StoredValueError):
+                # Raised before anything was sent: the client's credentials could not be had
+                # (the role's AssumeRole refused, throttled, unreachable). A read alone would
+                # ask for them again, once per name: each name gets this error instead.
+                for name in names:
+                    answered.setdefault(name, copy.copy(exc))
+            # Otherwise an answer that cannot be decoded: each name is read alone.
             return answered
         _take(reply, names, answered)
         next_token = reply.get("NextToken") if isinstance(reply, Mapping) else None
