@@ -39,9 +39,10 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from .. import _redact
 from .._errors import ConfigurationError, UnkeySecretsError
 from .._models import StoredKey
-from .._redact import _clear_frames, guarded, install_guards
+from .._redact import _clear_frames, guarded
 from .._secret import Secret
 from ._model import KeyInfo, UnkeyKey, UnkeySecretStr
 from .reader import CachedKey, KeyReader, _Flight, field_ref
@@ -80,7 +81,7 @@ def _aguarded(
 
     @functools.wraps(func)
     async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        install_guards()
+        _redact.ensure_installed()
         held: list[Any] = [args, kwargs]
         del args, kwargs
         try:
