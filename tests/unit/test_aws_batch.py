@@ -261,6 +261,45 @@ def test_an_errors_entry_is_the_error_a_single_read_raises(
     assert_clean([batched])
 
 
+@pytest.mark.parametrize(
+    "code",
+    [
+        "Throttling\nERROR forged log line",
+        "X" * 100_000,
+        "ResourceNotFoundException because " + CANARY_MESSAGE,
+    ],
+)
+def test_an_error_code_no_aws_code_looks_like_is_not_quoted(
+    stubbed: tuple[SecretsManagerStore, Stubber], code: str
+) -> None:
+    # The code is the server's text, quoted by every error: a broken or hostile endpoint's
+    # (a line break forging a log line, a megabyte, words) counts as no code at all.
+    store, stubber = stubbed
+    names = [store.alias_location(api_id=API, alias=a) for a in ("svc", "other")]
+    stubber.add_response(
+        "batch_get_secret_value",
+        {
+            "SecretValues": [],
+            "Errors": [
+                {"SecretId": names[0], "ErrorCode": code, "Message": CANARY_MESSAGE},
+            ],
+        },
+        {"SecretIdList": names},
+    )
+    stubber.add_client_error("get_secret_value", code, CANARY_MESSAGE, http_status_code=503)
+    entry, alone = store.get_many([KeyRef(api_id=API, alias=a) for a in ("svc", "other")])
+    for error in (entry, alone):
+        assert isinstance(error, StoreError)
+        text = str(error)
+        assert "Unknown" in text
+        assert "\n" not in text
+        assert len(text) < 500
+        assert "forged" not in text
+        assert "XXXX" not in text
+        assert CANARY_MESSAGE not in text
+    assert isinstance(alone, StoreUnavailableError)  # judged by its status, as before
+
+
 def test_values_are_decoded_and_checked_as_a_single_read(
     stubbed: tuple[SecretsManagerStore, Stubber],
 ) -> None:

@@ -11,6 +11,7 @@ setting gave it its endpoint.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -112,8 +113,17 @@ def _aws_message(exc: BaseException) -> str:
     return message if isinstance(message, str) else ""
 
 
+#: An AWS error code's shape (``ResourceNotFoundException``, ``Throttling``, moto's ``403``).
+_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
 def error_code(exc: BaseException) -> str | None:
-    """Return the error code of a ``ClientError`` (or anything shaped like one), else None."""
+    """Return the error code of a ``ClientError`` (or anything shaped like one), else None.
+
+    The code is the server's text, and our errors quote it: one that is not shaped like an
+    AWS error code (too long, line breaks, any other text a broken or hostile endpoint may
+    answer) counts as none.
+    """
     response = getattr(exc, "response", None)
     if not isinstance(response, dict):
         return None
@@ -121,7 +131,7 @@ def error_code(exc: BaseException) -> str | None:
     if not isinstance(error, dict):
         return None
     code = error.get("Code")
-    return code if isinstance(code, str) and code else None
+    return code if isinstance(code, str) and _CODE.fullmatch(code) else None
 
 
 def botocore_errors() -> tuple[type[BaseException], ...]:
