@@ -36,7 +36,9 @@ A reader built on it::
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..._config import load_settings
@@ -49,6 +51,7 @@ from ..._errors import (
 )
 from ..._models import AliasState, IssuedKey, KeyEntry, KeyRef, StoredKey, StoredLocation
 from ..._redact import guarded
+from ...transport.policy import deadline
 from ..base import SecretStore, _Unchecked
 from .errors import STORE
 from .settings import AwsSettings, check_region
@@ -75,6 +78,22 @@ def _region_of(store: SecretsManagerStore) -> str:
     if not isinstance(region, str):
         raise InvalidInputError("stores", "each store's client must name its region")
     return region
+
+
+def _region_share(store: SecretsManagerStore) -> AbstractContextManager[object]:
+    """A deadline of the region's own timeout (its client's ``read_timeout``) for its reads.
+
+    :attr:`RegionFailoverStore.read_timeout` sums the regions' timeouts so that a region that
+    never answers leaves the next its whole timeout: this keeps each region to its share, in a
+    batch of many calls (waves of them, a request retried) as in a single read.
+    """
+    config = getattr(getattr(store.client, "meta", None), "config", None)
+    timeout = getattr(config, "read_timeout", None)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        return nullcontext()
+    if not math.isfinite(timeout) or timeout <= 0:
+        return nullcontext()
+    return deadline(float(timeout))
 
 
 class _Attempts:
@@ -231,7 +250,8 @@ class RegionFailoverStore(SecretStore):
         attempts = _Attempts()
         for region, store in zip(self.regions, self.stores, strict=True):
             try:
-                result = read(store)
+                with _region_share(store):
+                    result = read(store)
             except FAILOVER_ERRORS as exc:
                 attempts.failures.append((region, exc))
                 _log.warning("region %s did not serve %s: %s", region, path, exc)
@@ -273,7 +293,8 @@ class RegionFailoverStore(SecretStore):
         for region, store in zip(self.regions, self.stores, strict=True):
             if not pending:
                 break
-            answers = store._get_many([refs[i] for i in pending], concurrency)
+            with _region_share(store):
+                answers = store._get_many([refs[i] for i in pending], concurrency)
             still: list[int] = []
             for index, answer in zip(pending, answers, strict=True):
                 if isinstance(answer, FAILOVER_ERRORS):
