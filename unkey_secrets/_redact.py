@@ -102,6 +102,17 @@ _R = TypeVar("_R")
 
 _lock = threading.RLock()
 _counts: dict[str, int] = {}
+
+
+def _new_lock_in_child() -> None:
+    # A fork taken while another thread held the lock (a write, a verify) would leave the
+    # child's copy held forever: the child starts with a free one.
+    global _lock
+    _lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
 #: Longest first, so a longer form is masked before a shorter one it contains. Rebuilt under
 #: the lock and read without it: a tuple is replaced in one reference assignment.
 _needles: tuple[str, ...] = ()
