@@ -296,7 +296,23 @@ class StoreAccessError(StoreError):
 
 
 class StoreUnavailableError(StoreError):
-    """A transient failure (connection, throttling, server error); the write may be retried."""
+    """A transient failure (connection, throttling, server error); the write may be retried.
+
+    ``reason`` says which, when the store knows: ``"unreachable"`` (no connection could be
+    made: refused, no route, no name, none in time) or ``"sealed"`` (Vault's 503: sealed, or
+    no active node); None otherwise (throttling, another 5xx, an answer that never came).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        store: str,
+        location: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        self.reason = reason
+        super().__init__(message, store=store, location=location)
 
 
 class StoredValueError(StoreError):

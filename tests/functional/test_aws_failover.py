@@ -24,7 +24,7 @@ from unkey_secrets import (
     StoredKey,
     StoreUnavailableError,
 )
-from unkey_secrets.config import KeyReader, UnkeyKey
+from unkey_secrets.config import KeyNotFoundError, KeyReader, UnkeyKey
 from unkey_secrets.config._model import arn_region
 from unkey_secrets.settings import AwsSettings
 from unkey_secrets.stores.aws import SecretsManagerStore
@@ -153,6 +153,19 @@ def test_a_key_no_region_has_is_not_found(moto_server: MotoServer, api_id: str) 
     with pytest.raises(SecretNotFoundError, match=f"{PRIMARY}, {REPLICA}"):
         store.get_current(api_id=api_id, alias="nowhere")
     assert store.read_rotation(api_id=api_id, key_id="key_nowhere") is None
+
+
+def test_a_reader_names_every_region_read_and_writes_in_the_first(
+    moto_server: MotoServer, api_id: str
+) -> None:
+    store = RegionFailoverStore([_store(moto_server, PRIMARY), _store(moto_server, REPLICA)])
+    with pytest.raises(KeyNotFoundError) as raised:
+        KeyReader(store).get(api_id=api_id, alias="nowhere")
+    text = str(raised.value)
+    assert f"{PRIMARY}, {REPLICA}" in text
+    assert "UNKEY_SECRETS_AWS_READ_REGIONS" in text
+    assert f"unkey-secrets --store aws --region {PRIMARY} provision --api-id {api_id}" in text
+    assert "mount" not in text
 
 
 def test_not_found_where_the_others_were_out_is_unavailable(

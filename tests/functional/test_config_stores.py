@@ -111,6 +111,40 @@ def test_settings_load_one_key_from_vault_and_one_from_secrets_manager(
         assert field.get_secret_value() not in repr(settings)
 
 
+def test_a_marker_without_store_for_a_key_in_the_other_store_is_told_to_name_it(
+    unkey_client: UnkeyClient,
+    unkey_api_id: str,
+    aws_store: SecretsManagerStore,
+    openbao_server: OpenBaoServer,
+    moto_server: MotoServer,
+    reader_token: str,
+) -> None:
+    provision(unkey_client, aws_store, unkey_api_id, alias="reports")
+    vault = vault_reader(openbao_server, reader_token)
+    aws = KeyReader.secrets_manager(client=moto_server.client("secretsmanager"))
+    api_id = unkey_api_id
+
+    class Settings(BaseSettings):
+        reports_key: Annotated[SecretStr, UnkeyKey(api_id=api_id, alias="reports")]
+
+        @classmethod
+        def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], **sources: PydanticBaseSettingsSource
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (
+                sources["init_settings"],
+                UnkeyVaultSource(settings_cls, vault),
+                UnkeySecretsManagerSource(settings_cls, aws),
+            )
+
+    # The Vault source comes first and reads the unnamed marker, in Vault.
+    with pytest.raises(KeyNotFoundError) as raised:
+        Settings()
+    text = str(raised.value)
+    assert 'give its UnkeyKey store="aws"' in text
+    assert raised.value.field == "reports_key"
+
+
 def test_pydantic_settings_own_aws_source_reads_our_alias(
     unkey_client: UnkeyClient,
     unkey_api_id: str,
@@ -279,9 +313,14 @@ def test_aws_reader_policy_reads_and_a_writer_is_told_which_policy(
 
 
 def test_aws_missing_alias(moto_server: MotoServer) -> None:
-    reader = KeyReader.secrets_manager(client=moto_server.client("secretsmanager"))
-    with pytest.raises(KeyNotFoundError, match="--store aws provision"):
+    client = moto_server.client("secretsmanager")
+    reader = KeyReader.secrets_manager(client=client)
+    with pytest.raises(KeyNotFoundError) as raised:
         reader.get(api_id="api_nothing", alias="billing")
+    # The region read, and a command that writes there; Secrets Manager has no mount.
+    region = client.meta.region_name
+    assert f"--store aws --region {region} provision --api-id api_nothing" in str(raised.value)
+    assert "mount" not in str(raised.value)
 
 
 # -- rotation and revocation -----------------------------------------------------------------

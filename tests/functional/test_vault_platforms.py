@@ -23,7 +23,7 @@ import pytest
 
 from tests._pki import Authority, Issued
 from unkey_secrets import ConfigurationError, StoreError, UnkeyClient, provision
-from unkey_secrets.config import KeyAccessDeniedError, KeyReader
+from unkey_secrets.config import KeyAccessDeniedError, KeyReader, KeyStoreUnavailableError
 from unkey_secrets.stores.vault import VaultStore
 
 from ._bao_platforms import HOST, BaoDaemon, TlsOpenBao, free_port
@@ -344,5 +344,17 @@ def test_the_app_reads_and_provisions_through_an_agent_with_no_token(
         with pytest.raises(KeyAccessDeniedError, match="auto-auth") as caught:
             KeyReader.vault().get(api_id=unkey_api_id, alias=ALIAS)
         assert "use_auto_auth_token" in str(caught.value)
+        # The app holds no token that could have expired: the agent's token's policies it is.
+        assert "expired" not in str(caught.value)
+        assert "policies/vault-reader.hcl" in str(caught.value)
         secret = key.secret.reveal()
     assert secret not in daemon.output
+
+    # The agent is gone: its address refuses the connection, which is no sealed Vault.
+    with pytest.raises(KeyStoreUnavailableError) as refused:
+        KeyReader.vault().get(api_id=unkey_api_id, alias=ALIAS)
+    text = str(refused.value)
+    assert "VAULT_AGENT_ADDR" in text
+    assert "Vault Agent or Proxy" in text
+    assert "sealed" not in text
+    assert "503" not in text

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import types
 import typing
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
@@ -18,6 +20,7 @@ from .._models import StoredKey
 from .._redact import guarded
 from .._secret import Secret
 from ._model import KeyInfo, UnkeyKey, UnkeySecretStr
+from .errors import KeyNotFoundError, key_not_found
 
 if TYPE_CHECKING:
     from pydantic_settings import BaseSettings
@@ -185,6 +188,39 @@ def _shown(path: _Path) -> str:
     return ".".join(str(step) for step in path)
 
 
+class _Build:
+    """The unkey-secrets sources built together for one settings class: their stores' names.
+
+    pydantic-settings builds every source (``settings_customise_sources``) before it calls
+    the first, so the sources built for a class on one thread, with no call in between, are
+    one build's. A source knows of the others through it, which no source order hides.
+    """
+
+    __slots__ = ("called", "stores")
+
+    def __init__(self) -> None:
+        self.stores: list[str] = []
+        self.called = False
+
+
+class _Builds(threading.local):
+    def __init__(self) -> None:
+        self.by_class: weakref.WeakKeyDictionary[type[Any], _Build] = weakref.WeakKeyDictionary()
+
+
+_builds = _Builds()
+
+
+def _join_build(settings_cls: type[Any], store: str) -> _Build:
+    """The build a source of ``store`` for ``settings_cls``, being made now, belongs to."""
+    build = _builds.by_class.get(settings_cls)
+    if build is None or build.called:
+        build = _Build()
+        _builds.by_class[settings_cls] = build
+    build.stores.append(store)
+    return build
+
+
 @dataclass(frozen=True)
 class _Slot:
     """One marked field this source fills: where its value goes, and what it holds."""
@@ -227,7 +263,10 @@ class UnkeyKeySource(PydanticBaseSettingsSource):
     name (or one inside the other), and markers inside a list, dict or union of models.
 
     A field whose marker names another store (``store="aws"`` for a Vault source) is left
-    to that store's source. Errors: those of :meth:`CachedKey.get`.
+    to that store's source; one whose marker names none is read by the first unkey-secrets
+    source, and a key it does not find, in a class with sources of other stores too, raises a
+    :class:`~unkey_secrets.config.KeyNotFoundError` saying to give the marker ``store=``.
+    Errors: those of :meth:`CachedKey.get`.
 
     Building a source and calling it are boundaries: an error leaves as a fresh one (no cause,
     no context, no frame below it keeping its locals; see :func:`unkey_secrets._redact.guarded`),
@@ -249,6 +288,7 @@ class UnkeyKeySource(PydanticBaseSettingsSource):
                 f"{reader.store.name}"
             )
         self.reader = reader
+        self._build = _join_build(settings_cls, reader.store.name)
 
     def __repr__(self) -> str:
         # Safe on a half-built source (its constructor's error rendered with frame locals).
@@ -284,7 +324,30 @@ class UnkeyKeySource(PydanticBaseSettingsSource):
             if isinstance(values, dict):
                 values.clear()
 
+    def _named(self, error: BaseException, slot: _Slot) -> BaseException:
+        """The error to raise for ``slot``: ``error``, or one saying to name the key's store.
+
+        The latter for a key not found under a marker that names no store, in a class with
+        unkey-secrets sources of other stores too (the first source read it, in its store).
+        """
+        build: _Build | None = getattr(self, "_build", None)
+        others = sorted(set(build.stores if build else ()) - {self.reader.store.name})
+        if not isinstance(error, KeyNotFoundError) or slot.ref.store is not None or not others:
+            return error
+        return key_not_found(
+            slot.ref,
+            store_name=error.store,
+            store=self.reader.store,
+            location=error.location,
+            field=error.field,
+            others=others,
+            owner=self.settings_cls.__name__,
+        )
+
     def _values(self) -> dict[str, Any]:
+        build: _Build | None = getattr(self, "_build", None)
+        if build is not None:  # None: a subclass that built itself without our __init__
+            build.called = True
         slots: list[_Slot] = []
         cls = self.settings_cls
         self._plan(cls, _config_of(cls), self.current_state, (), "", frozenset({cls}), slots)
@@ -301,7 +364,7 @@ class UnkeyKeySource(PydanticBaseSettingsSource):
             cached = reader.cached(slot.ref)
             stored = outcomes[cached]
             if not isinstance(stored, StoredKey):
-                raise stored
+                raise self._named(stored, slot)
             # The metadata of this very read: asking the cache again would read once more
             # (max_age=0), and could describe another key than the plaintext after a rotation.
             info = cached._info_for(stored)

@@ -4,7 +4,7 @@
 
     StoreError
     ├── SecretNotFoundError
-    │   └── KeyNotFoundError          nothing under the alias / key_id (or a wrong mount/template)
+    │   └── KeyNotFoundError          nothing under the alias / key_id (or a wrong mount, region...)
     ├── DeletedVersionError
     │   └── KeyVersionDeletedError    the alias's current version was deleted; names the fix
     ├── StoreAccessError
@@ -24,6 +24,10 @@ these too.
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 from .._errors import (
     DeletedVersionError,
     SecretNotFoundError,
@@ -33,7 +37,11 @@ from .._errors import (
     StoreUnavailableError,
 )
 from .._models import StoredKey
+from ..stores.base import DEFAULT_ALIAS_TEMPLATE, DEFAULT_KEY_TEMPLATE
 from ._model import UnkeyKey
+
+if TYPE_CHECKING:
+    from ..stores.base import SecretStore
 
 __all__ = [
     "AWS_READER_POLICY",
@@ -47,6 +55,7 @@ __all__ = [
     "KeyVersionDeletedError",
     "ReaderError",
     "check_matches",
+    "key_not_found",
     "translate_read_error",
 ]
 
@@ -77,7 +86,13 @@ class ReaderError(StoreError):
 
 
 class KeyNotFoundError(ReaderError, SecretNotFoundError):
-    """Nothing is stored under the alias or key_id (or the mount or template is not the one)."""
+    """Nothing is stored under the alias or key_id (or the reader looks in the wrong place).
+
+    The message says where the store read (Vault's mount and namespace; Secrets Manager's
+    regions and the role assumed; the template) and, for an alias, the provision command that
+    writes it there; for a marker without ``store=`` in a settings class with sources of both
+    stores, that the marker should name the store its key lives in.
+    """
 
 
 class KeyVersionDeletedError(ReaderError, DeletedVersionError):
@@ -174,10 +189,17 @@ def _subject(ref: UnkeyKey, field: str | None) -> str:
     return f"settings field {field!r} ({where})" if field else where
 
 
-def _policy_hint(store_name: str, location: str | None) -> str:
+def _policy_hint(store_name: str, location: str | None, store: SecretStore | None) -> str:
     if store_name == "vault":
+        path = _vault_data_path(location)
+        if _through_agent(store):
+            # The app holds no token: the agent's auto-auth token is the one refused.
+            return (
+                f"the agent's auto-auth token needs read on {path}: give its auto-auth role "
+                f"the reader policy ({VAULT_READER_POLICY})"
+            )
         return (
-            f"the reader's Vault policy needs read on {_vault_data_path(location)} "
+            f"the reader's Vault policy needs read on {path} "
             f"(see {VAULT_READER_POLICY}); check also that the token has not expired"
         )
     if store_name == "aws":
@@ -197,35 +219,197 @@ def _vault_data_path(location: str | None) -> str:
     return f"{mount}/data/{path}"
 
 
-def translate_read_error(exc: StoreError, ref: UnkeyKey, *, field: str | None = None) -> StoreError:
+# -- what a hint says of the store read ------------------------------------------------------
+
+
+def _through_agent(store: SecretStore | None) -> bool:
+    """Whether ``store`` (a Vault store) sends its requests through a Vault Agent or Proxy."""
+    return bool(getattr(getattr(store, "auto_auth", None), "through_agent", False))
+
+
+def _vault_address_setting(store: SecretStore | None) -> str:
+    """The setting that says where the Vault store's requests go: the agent's, or Vault's."""
+    settings = getattr(getattr(store, "auto_auth", None), "settings", None)
+    return "VAULT_AGENT_ADDR" if getattr(settings, "agent_addr", None) else "VAULT_ADDR"
+
+
+def _template(store: SecretStore | None, kind: str) -> str | None:
+    template = getattr(getattr(store, f"{kind}_template", None), "template", None)
+    return template if isinstance(template, str) else None
+
+
+def _aws_regions(store: SecretStore | None) -> tuple[str, ...]:
+    """The regions a Secrets Manager store reads, in order (a failover store's, or its client's)."""
+    regions = getattr(store, "regions", None)
+    if isinstance(regions, tuple) and all(isinstance(r, str) for r in regions):
+        return regions
+    region = getattr(getattr(getattr(store, "client", None), "meta", None), "region_name", None)
+    return (region,) if isinstance(region, str) else ()
+
+
+class _Where:
+    """Where a store reads (to check) and the global options that make a writer write there."""
+
+    def __init__(self, store_name: str, store: SecretStore | None, kind: str) -> None:
+        self.checks: list[str] = []
+        self.options: list[str] = []
+        self.environment: list[str] = []
+        template = _template(store, kind)
+        default = DEFAULT_ALIAS_TEMPLATE if kind == "alias" else DEFAULT_KEY_TEMPLATE
+        prefix = {"vault": "UNKEY_SECRETS_VAULT_", "aws": "UNKEY_SECRETS_AWS_"}.get(store_name)
+        if store_name == "vault":
+            self._vault(store)
+        elif store_name == "aws":
+            self._aws(store)
+        variable = f"{prefix}{kind.upper()}_TEMPLATE" if prefix else None
+        shown = ", ".join(part for part in (template, variable) if part)
+        self.checks.append(f"the {kind} template ({shown})" if shown else f"the {kind} template")
+        if template is not None and template != default and variable is not None:
+            # The writer renders the same location only with the same template.
+            self.environment.append(f"{variable}={shlex.quote(template)}")
+
+    def _vault(self, store: SecretStore | None) -> None:
+        mount = getattr(store, "mount", None)
+        if isinstance(mount, str):
+            self.checks.append(f"the mount ({mount}, UNKEY_SECRETS_VAULT_MOUNT)")
+            self.options.append(f"--mount {shlex.quote(mount)}")
+        else:
+            self.checks.append("the mount (UNKEY_SECRETS_VAULT_MOUNT)")
+        adapter = getattr(getattr(store, "client", None), "adapter", None)
+        namespace = getattr(adapter, "namespace", None)
+        if isinstance(namespace, str) and namespace:
+            self.checks.append(f"the namespace ({namespace}, VAULT_NAMESPACE)")
+            self.options.append(f"--vault-namespace {shlex.quote(namespace)}")
+
+    def _aws(self, store: SecretStore | None) -> None:
+        regions = _aws_regions(store)
+        if len(regions) > 1:
+            self.checks.append(
+                f"the regions read ({', '.join(regions)}, UNKEY_SECRETS_AWS_READ_REGIONS; the "
+                "key is written in the first and replicated to the others)"
+            )
+        elif regions:
+            self.checks.append(f"the region read ({regions[0]}, AWS_REGION)")
+        else:
+            self.checks.append("the region read (AWS_REGION)")
+        if regions:
+            self.options.append(f"--region {shlex.quote(regions[0])}")
+        role = getattr(store, "role_arn", None)
+        if isinstance(role, str):
+            self.checks.append(
+                f"the role assumed ({role}, UNKEY_SECRETS_AWS_ROLE_ARN: its account is the one "
+                "read)"
+            )
+        else:
+            self.checks.append("the account of the AWS credentials in use")
+
+    def command(self, store_name: str, ref: UnkeyKey) -> str:
+        """``unkey-secrets --store ... provision ...``: writes ``ref``'s alias where it is read."""
+        words = [*self.environment, "unkey-secrets", "--store", store_name, *self.options]
+        words += ["provision", "--api-id", ref.api_id, "--alias", str(ref.alias)]
+        return " ".join(words)
+
+    def check(self) -> str:
+        *first, last = self.checks
+        return f"{', '.join(first)} and {last}" if first else last
+
+
+def key_not_found(
+    ref: UnkeyKey,
+    *,
+    store_name: str,
+    store: SecretStore | None = None,
+    location: str | None = None,
+    field: str | None = None,
+    others: Sequence[str] = (),
+    owner: str | None = None,
+) -> KeyNotFoundError:
+    """The :class:`KeyNotFoundError` for ``ref``, read from ``store`` (named ``store_name``).
+
+    Its hint is the store's: where it read (Vault's mount and namespace, Secrets Manager's
+    regions and the role assumed, the template) and a provision command that writes there.
+    ``others``: the other stores whose unkey-secrets sources the settings class ``owner``
+    uses; with a marker that names no store, the hint says to give it ``store=``.
+    """
+    subject = _subject(ref, field)
+    where = _Where(store_name, store, "alias" if ref.alias is not None else "key")
+    create = f"create it ({where.command(store_name, ref)})" if ref.alias is not None else None
+    choices = sorted(set(others) - {store_name})
+    if ref.store is None and choices:
+        named = " or ".join(f'store="{other}"' for other in choices)
+        todo = (
+            f"its UnkeyKey names no store, and {owner or 'the settings class'} has sources of "
+            f"{' and '.join([store_name, *choices])}: the {store_name} source read it. If the "
+            f"key lives in {' or '.join(choices)}, give its UnkeyKey {named}; if it belongs in "
+            f'{store_name}, give it store="{store_name}" and '
+            f"{create or f'check the key_id and {where.check()} the reader uses'}"
+        )
+    elif create is not None:
+        todo = f"{create}, or check {where.check()} the reader uses"
+    else:
+        todo = f"check the key_id, {where.check()} the reader uses"
+    return KeyNotFoundError(
+        f"{subject}: nothing stored at {location or 'its location'}; {todo}",
+        store=store_name,
+        location=location,
+        api_id=ref.api_id,
+        alias=ref.alias,
+        key_id=ref.key_id,
+        field=field,
+    )
+
+
+def _unavailable_hint(exc: StoreError, store: SecretStore | None) -> str:
+    if exc.store != "vault":
+        return "the store is unreachable, throttling or failing; retry later"
+    reason = getattr(exc, "reason", None)
+    if reason == "unreachable":
+        setting = _vault_address_setting(store)
+        agent = setting == "VAULT_AGENT_ADDR" or _through_agent(store)
+        what = "the Vault Agent or Proxy" if agent else "Vault"
+        return (
+            f"no connection could be made to {setting}: check that address, and that {what} "
+            "runs and listens there; retry when it is back"
+        )
+    if reason == "sealed":
+        return "Vault answered 503: it is sealed (unseal it) or has no active node; retry later"
+    return (
+        "Vault (or an agent or proxy in between) is sealed or has no active node (503), is "
+        "throttling (429) or failing (5xx); retry when it is back"
+    )
+
+
+def translate_read_error(
+    exc: StoreError,
+    ref: UnkeyKey,
+    *,
+    field: str | None = None,
+    store: SecretStore | None = None,
+) -> StoreError:
     """The reader-side error to raise for ``exc``, a store's error reading ``ref``.
 
-    Errors of other kinds (a TLS failure, an unknown KV route) are returned as they are:
-    their message already says what is wrong. The result never quotes ``exc``'s cause.
+    ``store`` is the store read (its mount, regions or role make the hints precise). Errors of
+    other kinds (a TLS failure, an unknown KV route) are returned as they are: their message
+    already says what is wrong. The result never quotes ``exc``'s cause.
     """
     if isinstance(exc, ReaderError):
         return exc
-    store, location = exc.store, exc.location
+    store_name, location = exc.store, exc.location
     subject = _subject(ref, field)
-    ids = {"api_id": ref.api_id, "alias": ref.alias, "key_id": ref.key_id, "field": field}
+    ids: dict[str, Any] = {
+        "api_id": ref.api_id,
+        "alias": ref.alias,
+        "key_id": ref.key_id,
+        "field": field,
+    }
     if isinstance(exc, SecretNotFoundError):
-        if ref.alias is not None:
-            todo = (
-                f"create it (unkey-secrets --store {store} provision --api-id {ref.api_id} "
-                f"--alias {ref.alias}), or check the mount and alias template the reader uses"
-            )
-        else:
-            todo = "check the key_id, the mount and the key template the reader uses"
-        return KeyNotFoundError(
-            f"{subject}: nothing stored at {location or 'its location'}; {todo}",
-            store=store,
-            location=location,
-            **ids,
+        return key_not_found(
+            ref, store_name=store_name, store=store, location=location, field=field
         )
     if isinstance(exc, DeletedVersionError):
         return KeyVersionDeletedError(
             f"{subject}: {exc}",
-            store=store,
+            store=store_name,
             location=location,
             api_id=ref.api_id,
             alias=ref.alias,
@@ -237,8 +421,8 @@ def translate_read_error(exc: StoreError, ref: UnkeyKey, *, field: str | None = 
         )
     if isinstance(exc, StoreAccessError):
         return KeyAccessDeniedError(
-            f"{subject}: {exc}; {_policy_hint(store, location)}",
-            store=store,
+            f"{subject}: {exc}; {_policy_hint(store_name, location, store)}",
+            store=store_name,
             location=location,
             **ids,
         )
@@ -246,22 +430,19 @@ def translate_read_error(exc: StoreError, ref: UnkeyKey, *, field: str | None = 
         return KeyShapeError(
             f"{subject}: {exc} (expected the JSON of format unkey-secrets/key/v1 with a 'key' "
             "member, as unkey-secrets writes it)",
-            store=store,
+            store=store_name,
             location=location,
             **ids,
         )
     if isinstance(exc, StoreUnavailableError):
-        if store == "vault":
-            hint = (
-                "Vault is sealed (503: unseal it), has no active node, is throttling, or is "
-                "unreachable at VAULT_ADDR (or VAULT_AGENT_ADDR, the agent or proxy in between); "
-                "retry when it is back"
-            )
-        else:
-            hint = "the store is unreachable, throttling or failing; retry later"
-        return KeyStoreUnavailableError(
-            f"{subject}: {exc}; {hint}", store=store, location=location, **ids
+        error = KeyStoreUnavailableError(
+            f"{subject}: {exc}; {_unavailable_hint(exc, store)}",
+            store=store_name,
+            location=location,
+            **ids,
         )
+        error.reason = exc.reason
+        return error
     return exc
 
 

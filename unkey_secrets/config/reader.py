@@ -667,7 +667,7 @@ class CachedKey:
         try:
             stored = self._reader._read_store(self.ref)
         except StoreError as exc:
-            failure = translate_read_error(exc, self.ref, field=field)
+            failure = translate_read_error(exc, self.ref, field=field, store=self._reader.store)
         else:
             self._check(stored, field)
             return stored
@@ -1260,7 +1260,9 @@ class KeyReader:
             for (cached, field, _), answer in zip(leaders, answers, strict=True):
                 cached.reads += 1
                 if isinstance(answer, StoreError):
-                    outcomes.append(translate_read_error(answer, cached.ref, field=field))
+                    outcomes.append(
+                        translate_read_error(answer, cached.ref, field=field, store=self.store)
+                    )
                     continue
                 try:
                     cached._check(answer, field)

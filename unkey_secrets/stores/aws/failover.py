@@ -152,6 +152,8 @@ class RegionFailoverStore(SecretStore):
         self.regions: tuple[str, ...] = tuple(regions)
         #: The store of each region, in the same order.
         self.stores: tuple[SecretsManagerStore, ...] = tuple(chosen)
+        #: The role every region's client assumes, if one does (the reader's errors name it).
+        self.role_arn: str | None = next((s.role_arn for s in chosen if s.role_arn), None)
 
     @classmethod
     @guarded
@@ -220,7 +222,10 @@ class RegionFailoverStore(SecretStore):
             )
             for region in chosen
         ]
-        return cls(stores)
+        built = cls(stores)
+        if role is not None:
+            built.role_arn = role.role_arn
+        return built
 
     @property
     def read_timeout(self) -> float | None:

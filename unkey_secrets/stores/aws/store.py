@@ -357,6 +357,9 @@ class SecretsManagerStore(SecretStore):
                 region, endpoint_url=endpoint_url, max_connections=max_connections
             )
         self._client = client
+        #: The role the client built here assumes (None: the chain's or the given client's own
+        #: credentials); the reader's errors name it, as the account read.
+        self.role_arn = role.role_arn if role is not None else None
         self._secrets = RotationSecrets(self._client)
         # Whoever built the client, the values travel over it: refuse plain http to a remote
         # host (e.g. from AWS_ENDPOINT_URL) before any request, and hold it to the transport

@@ -198,7 +198,10 @@ def translate(
             ),
         ):
             return StoreUnavailableError(
-                f"Vault could not serve {where}: {shown}", store=STORE, location=location
+                f"Vault could not serve {where}: {shown}",
+                store=STORE,
+                location=location,
+                reason="sealed" if isinstance(exc, hve.VaultDown) else None,
             )
         return StoreError(f"Vault refused {where}: {shown}", store=STORE, location=location)
     if isinstance(exc, requests.exceptions.SSLError):
@@ -213,10 +216,13 @@ def translate(
             location=location,
         )
     if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
+        # No connection was made (a ReadTimeout, an answer that never came, is handled above).
+        reached = "the Vault Agent or Proxy" if agent else "Vault"
         return StoreUnavailableError(
-            f"could not reach Vault for {where} ({type(exc).__name__})",
+            f"could not reach {reached} for {where} ({type(exc).__name__})",
             store=STORE,
             location=location,
+            reason="unreachable",
         )
     return StoreError(
         f"request to Vault failed during {where} ({type(exc).__name__})",
