@@ -102,5 +102,7 @@ def test_a_bad_role_flag_is_a_usage_error_without_its_value(
     code = cli.main([*argv, "show", "--api-id", "api_1", "--alias", "a"])
     err = capsys.readouterr().err
     assert code == 2
-    assert variable in err
+    # Named by the flag that gave the value, not by the variable it overrides.
+    assert flag in err
+    assert variable not in err
     assert "canary" not in err

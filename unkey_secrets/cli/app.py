@@ -70,6 +70,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import __version__
+from .._config import setting_names
 from .._errors import (
     ConfigurationError,
     InvalidInputError,
@@ -89,6 +90,7 @@ from .commands import MODULES
 from .options import (
     AUDIT_LOG_VARIABLE,
     GLOBAL_VALUE_OPTIONS,
+    SETTINGS_FLAGS,
     add_global_options,
     add_grace_options,
     closest_command,
@@ -558,20 +560,25 @@ def store_from_env(
     if overrides is None:
         overrides = _FLAG_OVERRIDES.get() or {}
     given = dict(overrides.get(name, {}))
+    # The store's settings flags: an error about a value one of them gave names that flag.
+    flags = {s.field: flag for flag, s in SETTINGS_FLAGS.items() if s.store == name}
+    flagged = sorted(flags[field] for field in given if field in flags)
     threads = _POOL_SIZE.get()
     if threads is not None and store_class.__module__.startswith(_POOLED_STORES):
         given["max_connections"] = str(threads)
     try:
         # Keywords only when a flag was given: a plugin's from_settings may take none.
-        store = factory(**given)
+        with setting_names(flags, given):
+            store = factory(**given)
     except UnkeySecretsError:
         raise
     except ValueError as exc:
         # e.g. botocore refusing AWS_MAX_ATTEMPTS while building its client. Named by class
         # only: its text may quote a setting's value.
+        also = f" and the flags given ({', '.join(flagged)})" if flagged else ""
         raise ConfigurationError(
             f"store {name!r} could not be configured from the environment "
-            f"({type(exc).__name__}); check its settings"
+            f"({type(exc).__name__}); check its settings{also}"
         ) from None
     if not isinstance(store, SecretStore):
         raise ConfigurationError(f"store {name!r}: from_settings() did not return a SecretStore")

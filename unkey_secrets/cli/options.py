@@ -10,7 +10,9 @@
   ``--role-external-id``, ``--role-session-name``, ``--duration-seconds``) win over the
   environment variable each one names: they
   are handed to the store's settings as overrides (see
-  :func:`unkey_secrets.settings.load_settings`), and ``os.environ`` is never changed.
+  :func:`unkey_secrets.settings.load_settings`), and ``os.environ`` is never changed. An
+  error about a value a flag gave names that flag (``invalid --role-external-id: ... give
+  --role-arn too``), not the settings field or the variable.
 """
 
 from __future__ import annotations
@@ -92,7 +94,11 @@ class SettingsFlag:
 #: flag -> what it overrides. Each wins over the environment, which it leaves unchanged.
 SETTINGS_FLAGS: Mapping[str, SettingsFlag] = {
     "--vault-addr": SettingsFlag(
-        "vault", "addr", "VAULT_ADDR", "Vault's address (overrides VAULT_ADDR)"
+        "vault",
+        "addr",
+        "VAULT_ADDR",
+        "Vault's address (overrides VAULT_ADDR; VAULT_AGENT_ADDR, when set, still wins: "
+        "requests go to that agent or proxy, and a warning says so)",
     ),
     "--vault-namespace": SettingsFlag(
         "vault", "namespace", "VAULT_NAMESPACE", "Vault namespace (overrides VAULT_NAMESPACE)"

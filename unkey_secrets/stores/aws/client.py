@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..._config import setting_given
 from ..._errors import (
     ConfigurationError,
     InvalidInputError,
@@ -226,10 +227,10 @@ def _configuration_error(exc: BaseException) -> ConfigurationError:
 
     if isinstance(exc, ProfileNotFound):
         profile = exc.kwargs.get("profile")
+        given = setting_given("profile", "AWS_PROFILE, or the profile setting")
         return ConfigurationError(
             f"the AWS profile {profile!r} is not in the AWS config or credentials file: fix "
-            "the profile given (AWS_PROFILE, or the profile setting), or unset it to use the "
-            "default credential chain"
+            f"the profile given ({given}), or unset it to use the default credential chain"
         )
     if isinstance(exc, NoRegionError):
         return ConfigurationError(

@@ -19,6 +19,9 @@ __all__ = ["DEFAULT_TIMEOUT_SECONDS", "AwsSettings", "check_endpoint_url", "chec
 DEFAULT_TIMEOUT_SECONDS = 30.0
 
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+#: What botocore accepts as a region name (anything else it refuses building a client, with
+#: an error that names no setting): checked with the settings, so the error names the setting.
+_REGION_NAME = re.compile(r"(?![0-9]+$)(?!-)[a-zA-Z0-9-]{1,63}(?<!-)")
 
 
 def check_region(name: str) -> str:
@@ -161,6 +164,15 @@ class AwsSettings(BaseSettings):
     @classmethod
     def _empty_profile_is_unset(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("region")
+    @classmethod
+    def _region_is_a_name(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not _REGION_NAME.fullmatch(value):
+            raise ValueError("expected a region name such as eu-west-1")
+        return value
 
     @field_validator("replica_regions", mode="before")
     @classmethod

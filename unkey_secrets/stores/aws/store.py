@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from ..._config import load_settings
+from ..._config import load_settings, setting_given, setting_to_give
 from ..._errors import (
     ConfigurationError,
     InvalidInputError,
@@ -172,7 +172,10 @@ def _role(
             if value is not None
         ]
         if given:
-            raise InvalidInputError(given[0], "applies to a role to assume: give role_arn too")
+            raise InvalidInputError(
+                setting_given(given[0]),
+                f"applies to a role to assume: give {setting_to_give('role_arn')} too",
+            )
         return None
     return AssumeRole(
         role_arn=role_arn,

@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 
-from ..._config import load_settings
+from ..._config import load_settings, setting_given
 from ..._errors import (
     ConfigurationError,
     DeletedVersionError,
@@ -249,10 +249,20 @@ class VaultStore(SecretStore):
         wins over its environment variable, which wins over the default. ``overrides`` with
         ``settings``, or a bad setting, raise :class:`~unkey_secrets.ConfigurationError`
         (naming the setting, never its value). Logging in talks to Vault for every method but
-        ``token``.
+        ``token``. An ``addr`` override while ``VAULT_AGENT_ADDR`` is set is not where requests
+        go: a warning names the agent's address, which is.
         """
         if settings is None:
             settings = load_settings(VaultSettings, **overrides)
+            if overrides.get("addr") and settings.agent_addr:
+                # VAULT_AGENT_ADDR wins over the address given: say so, and where requests go.
+                _log.warning(
+                    "%s is not used: VAULT_AGENT_ADDR is set and wins over it, so requests go "
+                    "to the Vault Agent or Proxy at %s (unset VAULT_AGENT_ADDR to reach %s)",
+                    setting_given("addr"),
+                    _shown_address(settings.agent_addr),
+                    _shown_address(settings.addr),
+                )
         elif overrides:
             raise ConfigurationError("pass settings or overrides, not both")
         return cls(settings=settings)
@@ -1172,6 +1182,21 @@ class VaultStore(SecretStore):
         """Whether requests go through a Vault Agent or Proxy that adds its own token."""
         auto_auth = getattr(self, "auto_auth", None)
         return auto_auth is not None and auto_auth.through_agent
+
+
+def _shown_address(url: str | None) -> str:
+    """``url`` as a log names it: scheme, host and port (no user info, path or query)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url or "")
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return "(an address that does not parse)"
+    if not host:
+        return "(no address)"
+    shown = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{shown}" + (f":{port}" if port is not None else "")
 
 
 def _hold_to_policy(client: hvac.Client, max_connections: int | None) -> None:
