@@ -64,7 +64,10 @@ class Recent(Generic[_K, _V]):
         return len(self._entries)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({len(self)} of {self.size})"
+        # Safe on a half-built object (a constructor's error rendered with its frame locals).
+        entries = getattr(self, "_entries", None)
+        held = len(entries) if entries is not None else "?"
+        return f"{type(self).__name__}({held} of {getattr(self, 'size', '?')})"
 
 
 class RecentSet(Recent[_K, None]):
