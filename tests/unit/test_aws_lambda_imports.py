@@ -13,7 +13,6 @@ EXPECTED = {
     "contextvars",
     "dataclasses",
     "hmac",
-    "secrets",
     "unkey_secrets",
 }
 FORBIDDEN = {

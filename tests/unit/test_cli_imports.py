@@ -70,3 +70,28 @@ def test_the_lazy_names_are_the_modules_own() -> None:
     assert "provision" in dir(unkey_secrets)
     with pytest.raises(AttributeError, match="no_such_name"):
         _ = unkey_secrets.no_such_name  # type: ignore[attr-defined]
+
+
+def test_a_built_in_store_is_found_without_scanning_every_distribution(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from unkey_secrets import stores
+
+    def scan() -> object:
+        raise AssertionError("scanned every installed distribution's entry points")
+
+    monkeypatch.setattr(stores, "_entry_points", scan)
+    assert stores.load_store("vault").name == "vault"
+    assert stores.load_store("aws").name == "aws"
+
+
+def test_an_unkey_client_of_a_plain_http_url_loads_no_ca_bundle() -> None:
+    from unkey_secrets import UnkeyClient
+
+    def context(client: UnkeyClient) -> object:
+        return client._wire.http._transport._pool._ssl_context  # type: ignore[attr-defined]
+
+    with UnkeyClient("unkey_root", base_url="http://127.0.0.1:8787") as local:
+        assert context(local) is None
+    with UnkeyClient("unkey_root", base_url="https://api.unkey.test") as remote:
+        assert context(remote) is not None

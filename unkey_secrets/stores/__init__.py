@@ -34,6 +34,19 @@ def _entry_points() -> list[EntryPoint]:
     return list(entry_points(group=ENTRY_POINT_GROUP))
 
 
+def _own_entry_points() -> list[EntryPoint]:
+    # This package's own registrations (vault, aws), read from its own metadata: no scan of
+    # every installed distribution's, which costs a command line more than the rest of its
+    # start-up in a large environment. None when the package runs without its metadata.
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        own = distribution("unkey-secrets")
+    except PackageNotFoundError:  # pragma: no cover - a source tree on sys.path
+        return []
+    return [ep for ep in own.entry_points if ep.group == ENTRY_POINT_GROUP]
+
+
 def available_stores() -> list[str]:
     """Return the names of the installed stores, sorted."""
     return sorted({ep.name for ep in _entry_points()})
@@ -42,10 +55,13 @@ def available_stores() -> list[str]:
 def load_store(name: str) -> type[SecretStore]:
     """Return the store class registered as ``name``.
 
-    Raises :class:`~unkey_secrets.StoreNotFoundError` listing the installed stores when there is
-    none; an error raised while importing a plugin propagates unchanged, so it can be fixed.
+    A built-in name (``vault``, ``aws``) is this package's own store, found without scanning
+    the other distributions; any other name is looked up among every installed one. Raises
+    :class:`~unkey_secrets.StoreNotFoundError` listing the installed stores when there is none;
+    an error raised while importing a plugin propagates unchanged, so it can be fixed.
     """
-    matches = [ep for ep in _entry_points() if ep.name == name]
+    matches = [ep for ep in _own_entry_points() if ep.name == name]
+    matches = matches or [ep for ep in _entry_points() if ep.name == name]
     if not matches:
         raise StoreNotFoundError(name, available_stores())
     store_class = matches[0].load()

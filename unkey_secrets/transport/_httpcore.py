@@ -260,18 +260,18 @@ class _AnswerStream(httpx.SyncByteStream):
 class PolicyTransport(httpx.BaseTransport):
     """An httpx transport over an httpcore pool on :class:`DeadlineBackend` sockets.
 
-    ``ssl_context`` verifies servers; ``proxy`` is the proxy's URL (http:// or socks5://), or
-    None to connect directly. ``max_connections`` is how many threads send at once: the pool
-    opens and keeps that many connections (at least httpx's defaults, 100 open and 20 kept), so
-    none waits for a connection or opens one only to close it. While a
-    :func:`~.policy.deadline` is in force, the wait for a pooled connection is capped at what is
-    left of it too.
+    ``ssl_context`` verifies servers (None: for a client of a plain-http URL, which never does
+    TLS); ``proxy`` is the proxy's URL (http:// or socks5://), or None to connect directly.
+    ``max_connections`` is how many threads send at once: the pool opens and keeps that many
+    connections (at least httpx's defaults, 100 open and 20 kept), so none waits for a
+    connection or opens one only to close it. While a :func:`~.policy.deadline` is in force,
+    the wait for a pooled connection is capped at what is left of it too.
     """
 
     def __init__(
         self,
         *,
-        ssl_context: ssl.SSLContext,
+        ssl_context: ssl.SSLContext | None,
         proxy: str | None = None,
         max_connections: int | None = None,
     ) -> None:

@@ -76,9 +76,9 @@ def build_client(
     Without ``transport``, requests go through a :class:`~._httpcore.PolicyTransport`: the
     proxy is :func:`~.policy.proxy_for` ``base_url`` (none for plain http), TLS is verified
     against ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set (as httpx reads them), else certifi's
-    bundle, both read now; its pool keeps ``max_connections`` connections (the threads sharing
-    the client) when that is more than httpx's defaults. With ``transport`` (a test double), it
-    carries every request.
+    bundle, both read now (plain http, which never does TLS, loads no bundle); its pool keeps
+    ``max_connections`` connections (the threads sharing the client) when that is more than
+    httpx's defaults. With ``transport`` (a test double), it carries every request.
     Redirects are not followed. Raises :class:`~unkey_secrets.ConfigurationError` for a proxy
     this transport cannot use (an https:// proxy, whose TLS inside TLS it does not bound; a
     SOCKS proxy without the ``socksio`` package), naming the variable that set it, and for a
@@ -93,9 +93,9 @@ def build_client(
             _check_proxy(proxy, _variables("https") or "the environment")
         from ._httpcore import PolicyTransport
 
-        transport = PolicyTransport(
-            ssl_context=_ssl_context(), proxy=proxy, max_connections=max_connections
-        )
+        # Plain http (a loopback emulator) never does TLS: no CA bundle to load for it.
+        tls = _ssl_context() if urlsplit(base_url).scheme == "https" else None
+        transport = PolicyTransport(ssl_context=tls, proxy=proxy, max_connections=max_connections)
     return httpx.Client(transport=transport, timeout=timeout, trust_env=False)
 
 
