@@ -95,3 +95,28 @@ def test_an_unkey_client_of_a_plain_http_url_loads_no_ca_bundle() -> None:
         assert context(local) is None
     with UnkeyClient("unkey_root", base_url="https://api.unkey.test") as remote:
         assert context(remote) is not None
+
+
+def test_a_command_builds_and_imports_its_own_parser_only() -> None:
+    code = (
+        "import contextlib, io, json, sys\n"
+        "from unkey_secrets.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    code = main(['--json', 'stores'])\n"
+        "print(json.dumps([code, sorted(m for m in sys.modules"
+        " if m.startswith('unkey_secrets.cli.commands.'))]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == [0, []]
+
+
+def test_a_usage_error_still_knows_every_commands_options(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from unkey_secrets.cli import app, main
+
+    monkeypatch.setattr(app, "disable_core_dumps", lambda: True)
+
+    # --all is list's option: named, not masked as a value, though provision runs.
+    assert main(["provision", "--api-id", "api_1", "--all"]) == 2
+    assert "(options: --all)" in capsys.readouterr().err

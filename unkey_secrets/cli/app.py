@@ -204,10 +204,16 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
-def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+def build_parser(
+    argv: Sequence[str] | None = None, *, complete: bool = False
+) -> argparse.ArgumentParser:
     """The ``unkey-secrets`` argument parser (``argv``: the arguments it will parse, if known).
 
-    ``bulk``'s module is imported only when ``argv`` names it (or is not given).
+    When ``argv`` names a command and asks for no help, only that command's parser is built
+    whole: the others are stand-ins that know their name only, and their modules are not
+    imported (start-up pays for the command that runs). ``complete`` builds every command's
+    parser whatever ``argv`` says (but ``bulk``'s: its module is imported only when ``argv``
+    names it, or is not given).
     """
     parser = _Parser(
         prog="unkey-secrets",
@@ -225,6 +231,37 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     add_global_options(parser, top=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    help_asked = argv is not None and not {"-h", "--help"}.isdisjoint(argv)
+    named = None if complete or argv is None or help_asked else _global_json(argv)[1]
+    builders: dict[str, Callable[[Any], None]] = {
+        "provision": _add_provision,
+        "rotate": _add_rotate,
+        "capture": _add_capture,
+        "show": _add_show,
+        "stores": _add_stores,
+    }
+    builders.update({name: _module_builder(module) for name, module in MODULES.items()})
+    for name, build in builders.items():
+        if named is None or name == named:
+            build(commands)
+        else:
+            # Not this run's command: a stand-in that knows its name keeps its module off.
+            commands.add_parser(name, add_help=False, allow_abbrev=False)
+    stand_ins = {name for name in builders if named is not None and name != named}
+    if _has_bulk():
+        if argv is None or "bulk" in argv:
+            _bulk_module().add_parser(commands)
+        else:
+            # Not this run's command: a stand-in (listed with bulk's own summary under --help)
+            # keeps bulk's imports, the flows and the Unkey client's, off start-up.
+            commands.add_parser("bulk", help=_BULK_HELP, allow_abbrev=False)
+    for name, command in commands.choices.items():
+        if name not in stand_ins:
+            add_global_options(command, top=False)
+    return parser
+
+
+def _add_provision(commands: Any) -> None:
     provision = commands.add_parser(
         "provision", help="create a key in Unkey and store it", allow_abbrev=False
     )
@@ -260,6 +297,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         "--role", action="append", dest="roles", metavar="R", help="a role to grant (repeatable)"
     )
 
+
+def _add_rotate(commands: Any) -> None:
     rotate = commands.add_parser(
         "rotate",
         help="reroll a key, store the new one, keep the old one valid for a grace period",
@@ -280,6 +319,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     add_grace_options(rotate, "the old key")
 
+
+def _add_capture(commands: Any) -> None:
     capture = commands.add_parser(
         "capture",
         help="store a key you already hold, read from stdin (never from the command line)",
@@ -305,6 +346,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         help="read the key from the terminal without echo instead of from stdin",
     )
 
+
+def _add_show(commands: Any) -> None:
     show = commands.add_parser(
         "show",
         help="print what the store holds for an alias or key_id (metadata only, never the key)",
@@ -320,23 +363,22 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         "confirmed with Unkey: UNKEY_ROOT_KEY)",
     )
 
+
+def _add_stores(commands: Any) -> None:
     commands.add_parser("stores", help="list the installed stores", allow_abbrev=False)
-    for module in dict.fromkeys(MODULES.values()):
-        _command_module(module).add_parser(commands)
-    if _has_bulk():
-        if argv is None or "bulk" in argv:
-            _bulk_module().add_parser(commands)
-        else:
-            # Not this run's command: a stand-in (listed with bulk's own summary under --help)
-            # keeps bulk's imports, the flows and the Unkey client's, off start-up.
-            commands.add_parser("bulk", help=_BULK_HELP, allow_abbrev=False)
-    for command in commands.choices.values():
-        add_global_options(command, top=False)
-    return parser
 
 
 #: ``bulk``'s line under ``unkey-secrets --help`` (:mod:`.bulk` gives its parser the same).
 _BULK_HELP = "provision one key per line of a CSV or JSON-lines file; safe to run again"
+
+
+def _module_builder(module: str) -> Callable[[Any], None]:
+    """What adds the command that ``module`` (under :mod:`.commands`) defines."""
+
+    def build(commands: Any) -> None:
+        _command_module(module).add_parser(commands)
+
+    return build
 
 
 def _command_module(name: str) -> Any:
@@ -879,7 +921,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         as_json, command = _global_json(arguments)
         out = Output(json=as_json, stdout=sys.stdout, stderr=sys.stderr)
-        message = usage_message(str(exc), arguments, parser)
+        # Every command's option names and choices, so none of them is masked as a value.
+        message = usage_message(str(exc), arguments, build_parser(arguments, complete=True))
         typo = closest_command(arguments, command_names())
         if typo is not None and "invalid choice" in message:
             message = f"{message}; did you mean {typo[1]!r}?"
