@@ -22,6 +22,7 @@ import pytest
 from unkey_secrets import IssuedKey, RotationStepError, UnkeyClient, UnkeySecretsError
 from unkey_secrets._payload import key_fields, parse_key_json
 from unkey_secrets.aws_lambda import RotationConfig, Rotator
+from unkey_secrets.rotation.core import MARKER_META_KEY, PREVIOUS_EXPIRES_META_KEY
 from unkey_secrets.testing.emulator import Emulator, EmulatorServer
 from unkey_secrets.testing.moto import MotoServer
 
@@ -35,6 +36,7 @@ from ._rotation_harness import (
 
 GRACE_MS = 86_400_000
 MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
 
 # The calls of one clean rotation, in order: the crash matrix kills the process at each of them.
 CLEAN_ROTATION = [
@@ -46,9 +48,10 @@ CLEAN_ROTATION = [
     "unkey.keys.updateKey",  # marker + pre-rotation expiry into meta
     "unkey.keys.rerollKey",
     "unkey.keys.updateKey",  # the original's own expiry back
-    "unkey.keys.updateKey",  # the new key's: its original's expiry and this rotation's marks
+    "unkey.keys.updateKey",  # the new key's: its original's expiry, marks, and "alone"
     "aws.PutSecretValue",
-    "unkey.apis.listKeys",  # sweep keys of lost attempts
+    # No sweep (apis.listKeys, which grows with the API): no earlier attempt had marked the
+    # original, so none made a key.
     # setSecret
     "aws.DescribeSecret",
     "aws.GetSecretValue",
@@ -64,8 +67,7 @@ CLEAN_ROTATION = [
     "aws.UpdateSecretVersionStage",  # AWSCURRENT to the token
     "aws.UpdateSecretVersionStage",  # AWSPENDING off the token
     "aws.GetSecretValue",
-    "unkey.keys.getKey",  # the new key: still marked?
-    "unkey.apis.listKeys",  # sweep
+    "unkey.keys.getKey",  # the new key: still marked? made by a createSecret alone? (no sweep)
     "unkey.keys.getKey",  # the original
     "unkey.keys.updateKey",  # the original's expiry: now + grace at most
     "unkey.keys.updateKey",  # the marker off the new key
@@ -453,11 +455,25 @@ def test_a_lost_reroll_answer_is_settled_at_once(world: World) -> None:
     assert_converged(world, token)
 
 
+def die_after_the_reroll(world: World, token: str) -> str:
+    """What a createSecret of ``token`` that died after its reroll left: the lost key's id."""
+    marks = {"team": "billing", MARKER_META_KEY: token, PREVIOUS_EXPIRES_META_KEY: None}
+    world.unkey.update_key(world.original.key_id, meta=marks)
+    # The original on the dead attempt's hold: the next attempt takes it off.
+    rerolled = world.unkey.reroll_key(
+        world.original.key_id, expiration_ms=HOUR_MS, api_id=world.api_id
+    )
+    return rerolled.key_id
+
+
 @pytest.mark.parametrize(
     "op", ["keys.getKey", "keys.updateKey", "keys.rerollKey", "apis.listKeys", "keys.verifyKey"]
 )
 def test_unkey_failing_for_a_while_converges(world: World, op: str) -> None:
     token = world.sim.start()
+    if op == "apis.listKeys":
+        # Only a rotation after a lost attempt lists the API's keys.
+        lost = die_after_the_reroll(world, token)
     world.emulator.faults.fail_next(op, times=20, status=500)
     failures = 0
     for step in STEPS:
@@ -471,6 +487,17 @@ def test_unkey_failing_for_a_while_converges(world: World, op: str) -> None:
     world.emulator.reset_faults()
     world.run(token)
     assert_converged(world, token)
+    if op == "apis.listKeys":
+        assert world.emulator.key(lost).deleted
+
+
+def test_a_rotation_after_a_dead_attempt_deletes_its_key(world: World) -> None:
+    token = world.sim.start()
+    lost = die_after_the_reroll(world, token)
+    world.run(token)
+    assert_converged(world, token)
+    assert world.emulator.key(lost).deleted
+    assert "unkey.apis.listKeys" in world.tracer.calls
 
 
 def test_a_put_that_fails_deletes_the_new_key(world: World) -> None:
@@ -521,9 +548,9 @@ def rival(
         (("unkey.keys.updateKey", "after"), ("createSecret",)),
         (("aws.PutSecretValue", "before"), ("createSecret",)),
         (("aws.PutSecretValue", "before"), STEPS),
-        (("unkey.apis.listKeys", "before"), ("createSecret",)),
+        (("aws.PutSecretValue", "after"), ("createSecret",)),
     ],
-    ids=["after-reroll", "after-marker", "before-put", "before-put-rival-finishes", "before-sweep"],
+    ids=["after-reroll", "after-marker", "before-put", "before-put-rival-finishes", "after-put"],
 )
 def test_two_invocations_with_the_same_token_overlap(
     world: World, rival: Rotator, pause: tuple[str, str], rival_steps: tuple[str, ...]

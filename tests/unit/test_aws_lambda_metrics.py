@@ -29,7 +29,7 @@ from unkey_secrets import (
 from unkey_secrets._payload import key_fields
 from unkey_secrets.aws_lambda import RotationConfig, Rotator, RuntimeConfig
 from unkey_secrets.aws_lambda.metrics import NAMESPACE, StepMetrics, key_age
-from unkey_secrets.rotation.core import MARKER_META_KEY
+from unkey_secrets.rotation.core import MARKER_META_KEY, PREVIOUS_EXPIRES_META_KEY
 from unkey_secrets.testing import InMemorySecretsManager
 from unkey_secrets.testing.emulator import Emulator, EmulatorTransport
 
@@ -193,9 +193,11 @@ def test_the_secret_id_dimension_is_the_events_own(world: World) -> None:
 
 
 def test_keys_swept_counts_the_leftovers_a_step_deleted(world: World) -> None:
-    arn, _ = world.secret(issued_days_ago=1)
+    arn, original = world.secret(issued_days_ago=1)
     token = world.sm.start_rotation(arn)
-    # Two keys a lost attempt of this rotation made and never stored.
+    # Two keys lost attempts of this rotation made and never stored, after marking the original.
+    marks = {"team": "billing", MARKER_META_KEY: token, PREVIOUS_EXPIRES_META_KEY: None}
+    world.unkey.update_key(original.key_id, meta=marks)
     for _ in range(2):
         world.unkey.create_key(world.api_id, meta={MARKER_META_KEY: token})
 

@@ -14,7 +14,15 @@ How a rotation survives a crash or a retry at any line:
   nothing is lost if the process died between the reroll and the restore.
 * Keys marked with the token that the secret does not hold are found with ``apis.listKeys`` and
   deleted, but only once the AWSPENDING version holds a value: then the winner is known, so a
-  sweep can never delete a key that an overlapping invocation is about to store.
+  sweep can never delete a key that an overlapping invocation is about to store. Only a
+  rotation whose record says an attempt may have been lost pays for that listing (it grows with
+  the API): a createSecret that finds the original already marked with its token (an earlier
+  attempt got that far), finds the value already stored (a retry), lost the race to store it,
+  or creates the first key sweeps; one that rerolled an original nobody had marked writes
+  ``unkey_secrets_alone`` (the token) into the new key's ``meta``, and finishSecret sweeps
+  unless the key it finishes carries it. A failed or killed step is run again with its token
+  (as Secrets Manager does), and that run finds the marker or the stored value, so a key an
+  attempt made before it died is always swept by a later step.
 * finishSecret moves AWSCURRENT first and only then shortens the original's expiry to
   ``min(pre-rotation expiry, now + grace period)``. Everything after the move is idempotent and
   also runs when any step is called with a token that is already AWSCURRENT, so a crash after
@@ -65,6 +73,7 @@ from .config import RotationConfig
 from .metrics import StepMetrics, key_age
 
 __all__ = [
+    "ALONE_META_KEY",
     "API_ID_TAG",
     "STEPS",
     "Rotator",
@@ -78,7 +87,10 @@ API_ID_TAG = "unkey-api-id"
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 
 _TOKEN = re.compile(r"[A-Za-z0-9_\-]{32,64}")
-_OURS = frozenset({MARKER_META_KEY, PREVIOUS_EXPIRES_META_KEY})
+#: The new key's ``meta`` member (the token) saying that the createSecret that made it found
+#: no earlier attempt of the rotation, so finishSecret need not look for a key one made.
+ALONE_META_KEY = "unkey_secrets_alone"
+_OURS = frozenset({MARKER_META_KEY, PREVIOUS_EXPIRES_META_KEY, ALONE_META_KEY})
 
 
 @dataclass
@@ -338,12 +350,13 @@ class Rotator:
         holder = state.holder_of(AWSCURRENT)
         current = None if holder is None else self.secrets.read_version(state.arn, holder)
         if current is None:
-            issued = self._bootstrap(state, token, record)
+            # No original to tell an earlier attempt by: look for the keys one made.
+            issued, alone = self._bootstrap(state, token, record), False
         else:
-            issued = self._reroll(state, current, token, record)
+            issued, alone = self._reroll(state, current, token, record)
         record.key_id = issued.key_id
         record.request_id = issued.request_id
-        self._store(state.arn, token, issued, record)
+        self._store(state.arn, token, issued, record, sweep=not alone)
         if record.outcome == "lost-race":
             # The invocation that won may have finished the rotation before this one rerolled
             # or restored the original's expiry (writes Unkey cannot make conditional): look
@@ -477,7 +490,12 @@ class Rotator:
 
     def _reroll(
         self, state: SecretState, current: StoredKey, token: str, record: StepRecord
-    ) -> IssuedKey:
+    ) -> tuple[IssuedKey, bool]:
+        """Mark the original and reroll it; the new key, and whether this attempt was alone.
+
+        Alone: no earlier attempt of this rotation had marked the original, so none can have
+        made a key (each marks before it rerolls, and a failed or killed one is run again).
+        """
         original_id, api_id = current.key_id, current.api_id
         record.original_key_id, record.api_id = original_id, api_id
         allowed = self._allowed_api(state)
@@ -518,17 +536,21 @@ class Rotator:
             record.warnings.append(
                 f"could not restore {original_id}'s expiry: {describe_error(exc)}"
             )
+        new_meta = original.info.meta
+        if not original.resumed:
+            new_meta = {**(new_meta or {}), ALONE_META_KEY: token}
         try:
             # rerollKey copied the original's expiry and meta as they were at that moment: a
             # hold and marks a library rotation put on it in between included. Nobody rotates
             # the new key before it is stored, so setting them now undoes no one's change.
-            self.unkey.update_key(issued.key_id, expires=previous, meta=original.info.meta)
+            # Without this write the key carries no ALONE_META_KEY: finishSecret then sweeps.
+            self.unkey.update_key(issued.key_id, expires=previous, meta=new_meta)
         except UnkeyError as exc:
             record.warnings.append(
                 f"could not set {issued.key_id}'s expiry and marks: {describe_error(exc)}"
             )
         record.outcome = "rerolled"
-        return issued
+        return issued, not original.resumed
 
     def _settle_stale(
         self,
@@ -566,8 +588,14 @@ class Rotator:
             record.warnings.append(f"deleted keys of the abandoned rotation {stale}")
         return False
 
-    def _store(self, arn: str, token: str, issued: IssuedKey, record: StepRecord) -> None:
-        """Put ``issued`` as AWSPENDING; settle a failed or lost put before giving up."""
+    def _store(
+        self, arn: str, token: str, issued: IssuedKey, record: StepRecord, *, sweep: bool
+    ) -> None:
+        """Put ``issued`` as AWSPENDING; settle a failed or lost put before giving up.
+
+        Then, if ``sweep`` (an earlier attempt may have made keys) or the put lost the race to
+        an overlapping invocation, delete the keys of attempts that lost.
+        """
         # Confined: a log record made while the key is in flight (botocore's, a reader's) has it
         # masked, and the value is a MaskedText, so a frame holding it renders without it.
         with confined(issued.secret):
@@ -577,6 +605,8 @@ class Rotator:
                 # InvalidInputError: botocore refused the parameters; nothing was sent, and the
                 # new key is deleted like after any other failed put.
                 self._settle_put(arn, token, issued, exc, record)
+        if not sweep and record.outcome != "lost-race":
+            return
         # record.key_id is now the stored key: ours, or an overlapping invocation's (and
         # record.original_key_id the key that one rerolled).
         keep = {
@@ -682,9 +712,12 @@ class Rotator:
         # Sweep and cut even when the new key's marks are gone: an overlapping invocation of
         # this token may have made a key, or put the original's expiry back, after they went.
         # Both only ever delete what no version holds and shorten, never lengthen, an expiry.
+        # The sweep lists the API's keys: skipped when the createSecret that made the key was
+        # alone (its mark, stripped below, so a repeat of this step sweeps).
         original = stored.rerolled_from
         keep = {stored.key_id} | ({original} if original else set())
-        record.swept = self._sweep(arn, stored.api_id, token, keep, info.external_id)
+        if meta.get(ALONE_META_KEY) != token:
+            record.swept = self._sweep(arn, stored.api_id, token, keep, info.external_id)
         if original is not None:
             self._expire_original(original, stored.api_id, token, arn, record)
         if meta.get(MARKER_META_KEY) != token:
