@@ -4,12 +4,18 @@
                                [--scenario NAME ...]
     python -m tests.simulation --scenario NAME --schedule 0,0,1,... [--fault kill@1:8]
     python -m tests.simulation --list
+    python -m tests.simulation --mutations
 
 The first form prints one bar per scenario and kind of schedule (interleavings, faults,
 random) with its count of schedules and of violations, and exits 1 if any was found; with
 ``--scenario`` it explores only those. The second replays one schedule (as a failure prints
 it) and shows every call and what the judge found. A fault is ``KIND@ACTOR:CALL``: the
-``CALL``-th call (1-based) that actor ``ACTOR`` (0-based) makes.
+``CALL``-th call (1-based) that actor ``ACTOR`` (0-based) makes, or ``KIND@ACTOR:LABEL#N``:
+the ``N``-th call of that actor labelled ``LABEL`` (``store:put``, ``unkey:keys.rerollKey``),
+whichever order its calls made at once come in. A step of a schedule is an actor, or
+``ACTOR/STRAND`` for one of the calls an actor makes at once. The fourth takes each call of a
+rotation away in turn (:mod:`tests.simulation.mutations`) and prints the first violation the
+simulator finds without it; it exits 1 if one goes unnoticed.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from collections.abc import Callable, Iterator
 from .explore import Run, explore, random_runs, run_one
 from .lambda_scenarios import LAMBDA_SCENARIOS, explore_lambda, run_lambda_one
 from .scenarios import SCENARIOS
-from .scheduler import Fault
+from .scheduler import Fault, actor_of, parse_pick
 
 _WIDTH = 40
 
@@ -42,14 +48,17 @@ _KINDS = (
 def _fault(text: str | None) -> Fault | None:
     if not text:
         return None
-    kind, _, where = text.partition("@")
-    actor, _, at = where.partition(":")
-    if kind not in _KINDS or not actor.isdigit() or not at.isdigit() or int(at) < 1:
+    try:
+        fault = Fault.parse(text)
+    except ValueError:
+        fault = None
+    if fault is None or fault.kind not in _KINDS:
         raise SystemExit(
-            f"--fault {text!r}: expected KIND@ACTOR:CALL, KIND one of {', '.join(_KINDS)}, "
-            "ACTOR from 0, CALL from 1 (e.g. kill@1:8)"
+            f"--fault {text!r}: expected KIND@ACTOR:CALL or KIND@ACTOR:LABEL#N, KIND one of "
+            f"{', '.join(_KINDS)}, ACTOR from 0, CALL and N from 1 (e.g. kill@1:8, "
+            "kill@0:store:put#1)"
         )
-    return Fault(int(actor), int(at), kind)
+    return fault
 
 
 def _names() -> list[str]:
@@ -119,9 +128,11 @@ def _replay(name: str, schedule: str, fault: Fault | None) -> bool:
     logging.basicConfig(level=logging.INFO, format="    log %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # each call is shown as a step below
     try:
-        prefix = [int(x) for x in schedule.split(",") if x]
+        prefix = [parse_pick(x) for x in schedule.split(",") if x]
     except ValueError:
-        raise SystemExit(f"--schedule {schedule!r}: expected actor numbers, e.g. 0,0,1") from None
+        raise SystemExit(
+            f"--schedule {schedule!r}: expected actor numbers or actor/strand, e.g. 0,0/2,1"
+        ) from None
     if name in LAMBDA_SCENARIOS:
         run = run_lambda_one(LAMBDA_SCENARIOS[name], prefix, fault)
     else:
@@ -133,11 +144,22 @@ def _replay(name: str, schedule: str, fault: Fault | None) -> bool:
         print(f"not a schedule of this scenario: {run.problems[0].removeprefix('hung: ')}")
         return False
     seen = [0] * len(run.labels)
-    for step, picked in enumerate(run.trace):
-        label = run.labels[picked][seen[picked]] if seen[picked] < len(run.labels[picked]) else "?"
+    for step, pick in enumerate(run.trace):
+        picked = actor_of(pick)
+        labels = run.labels[picked]
+        label = labels[seen[picked]] if seen[picked] < len(labels) else "?"
         seen[picked] += 1
-        hit = fault is not None and fault.actor == picked and fault.at == seen[picked]
-        print(f"  step {step:>3}: actor {picked} {label}" + (f"   <- {fault.kind}" if hit else ""))
+        hit = fault is not None and fault.actor == picked
+        if hit and fault is not None:
+            if fault.label is None:
+                hit = fault.at == seen[picked]
+            else:
+                hit = label == fault.label and labels[: seen[picked]].count(label) == fault.at
+        strand = "" if isinstance(pick, int) else f" (strand {pick[1]})"
+        print(
+            f"  step {step:>3}: actor {picked}{strand} {label}"
+            + (f"   <- {fault.kind}" if hit and fault is not None else "")
+        )
     print("  (then the documented recovery: re-runs, and the judge)")
     print("problems:", run.problems or "none")
     return not run.problems
@@ -156,14 +178,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scenario", action="append", default=[], help="only this scenario (repeatable)"
     )
-    parser.add_argument("--schedule", help="replay this schedule (actor per step: 0,0,1,...)")
-    parser.add_argument("--fault", help="with --schedule: KIND@ACTOR:CALL, e.g. kill@1:8")
+    parser.add_argument(
+        "--schedule", help="replay this schedule (actor, or actor/strand, per step: 0,0/2,1,...)"
+    )
+    parser.add_argument(
+        "--fault", help="with --schedule: KIND@ACTOR:CALL or KIND@ACTOR:LABEL#N, e.g. kill@1:8"
+    )
     parser.add_argument("--list", action="store_true", help="list the scenarios")
+    parser.add_argument(
+        "--mutations",
+        action="store_true",
+        help="take each call of a rotation away in turn: the simulator must catch each",
+    )
     args = parser.parse_args(argv)
     logging.disable(logging.CRITICAL)
     if args.list:
         print("\n".join(_names()))
         return 0
+    if args.mutations:
+        from .mutations import main as mutations
+
+        return 0 if mutations() else 1
     unknown = [n for n in args.scenario if n not in _names()]
     if unknown:
         parser.error(f"no scenario {unknown[0]!r}; --list shows them")

@@ -14,12 +14,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from unkey_secrets import RotationConflictError
+from unkey_secrets._concurrent import RUNNER
 from unkey_secrets.rotation.protocol import DEFAULT_LEASE
 from unkey_secrets.rotation.record import PROCESSES
 
 from .judge import Outcome, judge
 from .scenarios import Scenario, rerun
-from .scheduler import Fault, Hung, Scheduler
+from .scheduler import Fault, Hung, Pick, Scheduler, actor_of, form
 from .world import STORE_READ_FAULTS, STORE_WRITE_FAULTS, STORE_WRITES, UNKEY_FAULTS, World
 
 
@@ -28,25 +29,31 @@ class Run:
     """One schedule's run: its choices, its fault, and what the judge found."""
 
     scenario: str
-    prefix: list[int]
+    prefix: list[Pick]
     fault: Fault | None
-    trace: list[int] = field(default_factory=list)
+    trace: list[Pick] = field(default_factory=list)
     labels: list[tuple[str, ...]] = field(default_factory=list)
-    waiting: list[tuple[int, ...]] = field(default_factory=list)
-    preempted: list[bool] = field(default_factory=list)
+    #: At each step, every pick that was possible and what it would have cost.
+    options: list[tuple[tuple[Pick, int], ...]] = field(default_factory=list)
+    preempted: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     fault_fired: bool = False
 
     def replay(self) -> str:
         """How to run this schedule again (paste into ``python -m tests.simulation``)."""
         fault = f" --fault {self.fault}" if self.fault else ""
-        return f"--scenario '{self.scenario}' --schedule {','.join(map(str, self.trace))}{fault}"
+        return f"--scenario '{self.scenario}' --schedule {','.join(map(form, self.trace))}{fault}"
+
+    def actors(self) -> list[int]:
+        """The actor each step let through."""
+        return [actor_of(p) for p in self.trace]
 
 
-def run_one(scenario: Scenario, prefix: list[int], fault: Fault | None) -> Run:
+def run_one(scenario: Scenario, prefix: list[Pick], fault: Fault | None) -> Run:
     """Run ``scenario`` under one schedule, recover, and judge the end state."""
     world = World(prefix, fault)
     token = PROCESSES.set(PROCESSES.get())
+    runner = RUNNER.set(RUNNER.get())
     run = Run(scenario.name, prefix, fault)
     try:
         world.as_process()
@@ -64,6 +71,7 @@ def run_one(scenario: Scenario, prefix: list[int], fault: Fault | None) -> Run:
     finally:
         world.close()
         PROCESSES.reset(token)
+        RUNNER.reset(runner)
 
 
 def schedule(world: World, run: Run) -> list[Outcome]:
@@ -75,8 +83,8 @@ def schedule(world: World, run: Run) -> list[Outcome]:
     sched: Scheduler = world.scheduler
     run.trace = [d.picked for d in sched.trace]
     run.labels = [tuple(a.labels) for a in sched.actors]
-    run.waiting = [d.waiting for d in sched.trace]
-    run.preempted = [d.preemption for d in sched.trace]
+    run.options = [d.options for d in sched.trace]
+    run.preempted = [d.cost for d in sched.trace]
     run.fault_fired = sched.fault_fired
     return [Outcome(a.name, a.result, a.error, a.killed) for a in sched.actors]
 
@@ -111,6 +119,10 @@ def _recover(world: World, scenario: Scenario, ctx: dict, outcomes: list[Outcome
         pending = left
         # Another host's claim is honoured until its lease ends: the documented wait.
         world.clock.sleep(DEFAULT_LEASE.total_seconds() + 1)
+    for actor, _outcome in pending:
+        # The documented recovery must finish the job: running the call again ends it.
+        error = next(o.error for o in reversed(later) if o.actor == actor.name)
+        later.append(Outcome(actor.name, error=NeverFinished(actor.name, error), recovery=True))
     if scenario.after is not None:
         world.as_process()
         scenario.after(world, world.client())
@@ -121,9 +133,25 @@ def _recover(world: World, scenario: Scenario, ctx: dict, outcomes: list[Outcome
     return list(last.values())
 
 
-def faults_for(labels: tuple[str, ...]) -> Iterator[tuple[int, str]]:
-    """Every (point, fault) an actor's points allow: a kill anywhere, the rest by kind."""
-    for at, label in enumerate(labels, start=1):
+class NeverFinished(Exception):
+    """A call run again as the README says still failed after every round of re-runs."""
+
+    def __init__(self, actor: str, last: BaseException | None) -> None:
+        super().__init__(
+            f"{actor}: still failing after the documented re-runs "
+            f"({type(last).__name__ if last is not None else 'no answer'})"
+        )
+
+
+def faults_for(labels: tuple[str, ...]) -> Iterator[tuple[int, str, str | None]]:
+    """Every (point, fault, label) an actor's points allow: a kill anywhere, the rest by kind.
+
+    A point is named by its label and which occurrence of it it is, so a fault hits the same
+    call whichever order the actor's strands reach their points in.
+    """
+    seen: dict[str, int] = {}
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
         kind, _, operation = label.partition(":")
         if kind == "unkey":
             kinds: tuple[str, ...] = UNKEY_FAULTS
@@ -132,14 +160,14 @@ def faults_for(labels: tuple[str, ...]) -> Iterator[tuple[int, str]]:
         else:
             kinds = STORE_READ_FAULTS
         for fault in kinds:
-            yield at, fault
-    yield len(labels) + 1, "kill"  # after its last call, before it reports
+            yield seen[label], fault, label
+    yield len(labels) + 1, "kill", None  # after its last call, before it reports
 
 
 #: Runs one schedule: (prefix, fault) -> the judged run.
-Runner = Callable[[list[int], Fault | None], Run]
-#: Every (point, fault kind) an actor's recorded call labels allow.
-FaultsFor = Callable[[tuple[str, ...]], Iterator[tuple[int, str]]]
+Runner = Callable[[list[Pick], Fault | None], Run]
+#: Every (point, fault kind, label) an actor's recorded call labels allow.
+FaultsFor = Callable[[tuple[str, ...]], Iterator[tuple[int, str, str | None]]]
 
 
 def explore(scenario: Scenario, bound: int, *, faults: bool, fault_bound: int) -> Iterator[Run]:
@@ -163,8 +191,8 @@ def search(
         return
     seen: set[Fault] = set()
     for index, labels in enumerate(base.labels):
-        for at, kind in fault_kinds(labels):
-            fault = Fault(index, at, kind)
+        for at, kind, label in fault_kinds(labels):
+            fault = Fault(index, at, kind, label)
             if fault in seen:
                 continue
             seen.add(fault)
@@ -179,11 +207,9 @@ def _interleavings(runner: Runner, first: Run, fault: Fault | None, bound: int) 
         yield run
         used = sum(run.preempted[: len(run.prefix)])
         for step in range(len(run.prefix), len(run.trace)):
-            previous = run.trace[step - 1] if step else None
-            for other in run.waiting[step]:
+            for other, cost in run.options[step]:
                 if other == run.trace[step]:
                     continue
-                cost = previous is not None and previous in run.waiting[step] and other != previous
                 if used + cost > bound:
                     continue
                 stack.append(runner([*run.trace[:step], other], fault))
@@ -195,7 +221,9 @@ def random_runs(scenario: Scenario, count: int, seed: int) -> Iterator[Run]:
     rng = random.Random(seed)
     base = run_one(scenario, [], None)
     options = [
-        Fault(i, at, k) for i, labels in enumerate(base.labels) for at, k in faults_for(labels)
+        Fault(i, at, k, label)
+        for i, labels in enumerate(base.labels)
+        for at, k, label in faults_for(labels)
     ]
     for _ in range(count):
         prefix = [rng.randrange(len(scenario.actors)) for _ in range(60)]
@@ -203,6 +231,6 @@ def random_runs(scenario: Scenario, count: int, seed: int) -> Iterator[Run]:
         yield run_one(scenario, _fit(prefix), fault)
 
 
-def _fit(prefix: list[int]) -> list[int]:
+def _fit(prefix: list[int]) -> list[Pick]:
     # A random choice list is read leniently: see Scheduler's "random" mode.
     return [-1 - p for p in prefix]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from unkey_secrets import ProvisionResult, RotationResult, UnkeySecretsError
+from unkey_secrets.rotation.core import LIBRARY_TOKEN_PREFIX, MARKER_META_KEY
 from unkey_secrets.rotation.record import parse_rotation_fields
 from unkey_secrets.testing.emulator.model import sha256
 
@@ -86,6 +87,11 @@ def judge(world: World, expect: Expect, outcomes: list[Outcome]) -> list[str]:
                 f"key {key.key_id} ({where}, named by no alias) stays valid "
                 + ("for good" if key.expires is None else f"until {key.expires}")
             )
+    for key in keys.values():
+        marker = (key.meta or {}).get(MARKER_META_KEY)
+        if not key.deleted and isinstance(marker, str) and marker.startswith(LIBRARY_TOKEN_PREFIX):
+            # Every rotation finished (re-runs included): none left its marks on a key.
+            problems.append(f"key {key.key_id} still carries the marks of rotation {marker}")
     for key_id in sorted(stored | set(named.values())):
         key = keys.get(key_id)
         if key is not None and key.deleted and key_id in named.values():
@@ -107,6 +113,8 @@ def reporter(outcome: Outcome) -> tuple[str, str | None]:
     """Who reported ``outcome``, and the problem if an error outside our tree escaped."""
     who = outcome.actor + (" (re-run)" if outcome.recovery else "")
     error = outcome.error
+    if type(error).__name__ == "NeverFinished":
+        return who, str(error)
     if error is not None and not isinstance(error, UnkeySecretsError):
         return who, f"{who}: {type(error).__name__} escaped, outside the documented tree"
     return who, None

@@ -32,6 +32,7 @@ from unkey_secrets import (
     provision,
     rotate,
 )
+from unkey_secrets._concurrent import RUNNER
 from unkey_secrets._payload import key_fields
 from unkey_secrets.aws_lambda import RotationConfig, Rotator
 from unkey_secrets.rotation.protocol import DEFAULT_LEASE
@@ -43,7 +44,7 @@ from unkey_secrets.testing.emulator.model import sha256
 from .explore import Run, schedule, search
 from .judge import Outcome, reporter, stays_valid
 from .scenarios import rerun
-from .scheduler import Fault
+from .scheduler import Fault, Pick
 from .world import GRACE, UNKEY_FAULTS, World
 
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
@@ -96,7 +97,7 @@ class GatedSecretsManager(InMemorySecretsManager):
 class LambdaWorld(World):
     """A world whose store is Secrets Manager: the gated double, and the library's store on it."""
 
-    def __init__(self, prefix: list[int], fault: Fault | None) -> None:
+    def __init__(self, prefix: list[Pick], fault: Fault | None) -> None:
         super().__init__(prefix, fault)
         self.sm = GatedSecretsManager(self)
         self.sm_store = SecretsManagerStore(self.sm, preflight=False)
@@ -230,10 +231,11 @@ class Played:
 
 
 @contextlib.contextmanager
-def play(scenario: LambdaScenario, prefix: list[int], fault: Fault | None) -> Iterator[Played]:
+def play(scenario: LambdaScenario, prefix: list[Pick], fault: Fault | None) -> Iterator[Played]:
     """Set ``scenario`` up and run its actors under one schedule; the world is open inside."""
     world = LambdaWorld(prefix, fault)
     token = PROCESSES.set(PROCESSES.get())
+    runner = RUNNER.set(RUNNER.get())
     run = Run(scenario.name, prefix, fault)
     try:
         world.as_process()
@@ -247,9 +249,10 @@ def play(scenario: LambdaScenario, prefix: list[int], fault: Fault | None) -> It
     finally:
         world.close()
         PROCESSES.reset(token)
+        RUNNER.reset(runner)
 
 
-def run_lambda_one(scenario: LambdaScenario, prefix: list[int], fault: Fault | None) -> Run:
+def run_lambda_one(scenario: LambdaScenario, prefix: list[Pick], fault: Fault | None) -> Run:
     """Run ``scenario`` under one schedule, recover as Secrets Manager does, and judge it."""
     with play(scenario, prefix, fault) as played:
         run = played.run
@@ -430,9 +433,11 @@ def _reported(
 # -- exploration ----------------------------------------------------------------------------------
 
 
-def lambda_faults_for(labels: tuple[str, ...]) -> Iterator[tuple[int, str]]:
-    """Every (point, fault) an actor's points allow: a kill anywhere, the rest by kind."""
-    for at, label in enumerate(labels, start=1):
+def lambda_faults_for(labels: tuple[str, ...]) -> Iterator[tuple[int, str, str | None]]:
+    """Every (point, fault, label) an actor's points allow: a kill anywhere, the rest by kind."""
+    seen: dict[str, int] = {}
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
         kind, _, operation = label.partition(":")
         if kind == "unkey":
             kinds: tuple[str, ...] = UNKEY_FAULTS
@@ -441,8 +446,8 @@ def lambda_faults_for(labels: tuple[str, ...]) -> Iterator[tuple[int, str]]:
         else:
             kinds = SM_READ_FAULTS
         for fault in kinds:
-            yield at, fault
-    yield len(labels) + 1, "kill"
+            yield seen[label], fault, label
+    yield len(labels) + 1, "kill", None
 
 
 def explore_lambda(

@@ -9,6 +9,7 @@ judged (:mod:`tests.simulation.judge`).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,7 @@ from unkey_secrets._reconcile import DEFAULT_MIN_AGE
 from unkey_secrets.bulk import BulkLine, provision_many
 
 from .judge import Expect
-from .world import GRACE, World
+from .world import EPOCH, GRACE, World
 
 Call = Callable[[World, dict[str, Any], UnkeyClient], Any]
 
@@ -185,6 +186,19 @@ def reconcile_later(world: World, client: UnkeyClient) -> None:
     reconcile(client, world.store, world.api_id, apply=True, now_ms=world.clock.ms())
 
 
+#: The original's own expiry in the expiring scenario: a week after the simulated epoch.
+EXPIRES = int(EPOCH * 1000) + int(dt.timedelta(days=7).total_seconds() * 1000)
+#: A rotation of a key that expires on its own: that expiry must survive it.
+EXPIRING = "rotate-alias (expiring key)"
+
+
+def _expiring(world: World, client: UnkeyClient) -> dict[str, Any]:
+    first = provision(
+        client, world.store, world.api_id, alias="svc", retry=world.retry, expires=EXPIRES
+    )
+    return {"K": first.key_id}
+
+
 def _new_alias(world: World, ctx: dict[str, Any]) -> Expect:
     return Expect(alias="new", allowed_live={ctx["K"]})
 
@@ -194,6 +208,12 @@ SCENARIOS: dict[str, Scenario] = {
     for s in (
         Scenario("rotate-alias", (Actor("A", rotate_alias),)),
         Scenario("rotate-key", (Actor("A", rotate_key),)),
+        Scenario(
+            EXPIRING,
+            (Actor("A", rotate_alias),),
+            expect=lambda world, ctx: Expect(expires=EXPIRES),
+            setup=_expiring,
+        ),
         Scenario("rotate-alias x2", (Actor("A", rotate_alias), Actor("B", rotate_alias))),
         Scenario(
             "rotate-alias x2 hosts",

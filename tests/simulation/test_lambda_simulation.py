@@ -45,7 +45,7 @@ def _order(played: Played) -> list[tuple[int, str]]:
     """The points in the order they were let through: (actor, label)."""
     seen = [0] * len(played.run.labels)
     order = []
-    for picked in played.run.trace:
+    for picked in played.run.actors():
         order.append((picked, played.run.labels[picked][seen[picked]]))
         seen[picked] += 1
     return order

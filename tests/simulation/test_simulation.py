@@ -54,10 +54,63 @@ def test_every_schedule_within_the_bound_keeps_every_promise(name: str) -> None:
     assert not _report(runs), _report(runs)
 
 
+# -- calls issued together ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("unkey:keys.getKey", "store:write_rotation"),  # the original read, the claim
+        ("unkey:keys.updateKey", "store:write_rotation"),  # the cut, the record marked done
+    ],
+)
+def test_calls_issued_together_run_in_both_orders_with_a_kill_between_and_a_fault_in_either(
+    first: str, second: str
+) -> None:
+    runs = list(explore(SCENARIOS["rotate-alias"], 0, faults=True, fault_bound=0))
+    # The n-th occurrence of each label: the cut is the second updateKey, done the second write.
+    n = 1 if first == "unkey:keys.getKey" else 2
+
+    def order(run: Run) -> tuple[str, str] | None:
+        labels = list(run.labels[0])
+        seen: dict[str, int] = {}
+        where = {}
+        for index, label in enumerate(labels):
+            seen[label] = seen.get(label, 0) + 1
+            if label in (first, second) and seen[label] == n:
+                where[label] = index
+        if len(where) < 2:
+            return None
+        return (first, second) if where[first] < where[second] else (second, first)
+
+    orders = {order(r) for r in runs if r.fault is None}
+    assert orders == {(first, second), (second, first)}
+    killed_between = {
+        order(r)
+        for r in runs
+        if r.fault is not None
+        and r.fault.kind == "kill"
+        and r.fault.label in (first, second)
+        and r.labels[0][-1] == r.fault.label
+        and order(r) is not None
+    }
+    assert killed_between == {(first, second), (second, first)}, "a kill after either one"
+    faulted = {
+        (r.fault.label, order(r))
+        for r in runs
+        if r.fault is not None and r.fault.kind != "kill" and r.fault_fired
+    }
+    for label in (first, second):
+        assert (label, (first, second)) in faulted
+        assert (label, (second, first)) in faulted
+    assert not _report(runs), _report(runs)
+
+
 # -- the inputs, each one schedule ------------------------------------------------------
-# Points of a rotation by alias: 1 check_writable, 2 alias_state, 3 getKey, 4 write_rotation
-# (claim), 5 updateKey (mark), 6 rerollKey, 7 put, 8 set_current, 9 updateKey (cut),
-# 10 write_rotation (done), 11 updateKey (strip).
+# Points of a rotation by alias, in the default order (calls issued together are strands of
+# the actor; the default runs them in the order written): 1 check_writable, 2 alias_state,
+# 3 getKey, 4 write_rotation (claim), 5 updateKey (mark), 6 rerollKey, 7 put, 8 set_current,
+# 9 updateKey (cut), 10 write_rotation (done), 11 updateKey (strip).
 
 
 def _assert_kept(run: Run) -> None:

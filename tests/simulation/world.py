@@ -25,11 +25,12 @@ from typing import Any
 import httpx
 
 from unkey_secrets import RetryPolicy, StoreUnavailableError, UnkeyClient
+from unkey_secrets._concurrent import RUNNER
 from unkey_secrets.rotation.record import PROCESSES, Owner
 from unkey_secrets.testing import InMemoryStore
 from unkey_secrets.testing.emulator import Emulator, EmulatorTransport
 
-from .scheduler import Fault, Scheduler
+from .scheduler import Fault, Pick, Scheduler
 
 #: Where the simulated clock starts (Unix seconds): fixed, so every run is the same.
 EPOCH = 1_800_000_000.0
@@ -38,7 +39,7 @@ GRACE = dt.timedelta(hours=1)
 UNKEY_FAULTS = ("kill", "unkey_503", "unkey_dropped", "unkey_429")
 STORE_READ_FAULTS = ("kill", "store_down", "store_outage")
 STORE_WRITE_FAULTS = (*STORE_READ_FAULTS, "store_lost")
-STORE_WRITES = frozenset({"put", "set_current", "write_rotation"})
+STORE_WRITES = frozenset({"put", "prepare_move", "set_current", "write_rotation"})
 
 
 class Clock:
@@ -155,6 +156,9 @@ class GatedStore(InMemoryStore):
     def _set_current(self, *args: Any) -> Any:
         return self._gate("_set_current", lambda: super(GatedStore, self)._set_current(*args))
 
+    def _prepare_move(self, *args: Any) -> None:
+        self._gate("_prepare_move", lambda: super(GatedStore, self)._prepare_move(*args))
+
     def _alias_state(self, *args: Any) -> Any:
         return self._gate("_alias_state", lambda: super(GatedStore, self)._alias_state(*args))
 
@@ -180,7 +184,7 @@ class GatedStore(InMemoryStore):
 class World:
     """One schedule's world: clock, emulator, store, processes, and the scheduler."""
 
-    def __init__(self, prefix: list[int], fault: Fault | None) -> None:
+    def __init__(self, prefix: list[Pick], fault: Fault | None) -> None:
         self.clock = Clock()
         self.emulator = Emulator(clock=self.clock)
         self.processes = SimProcesses()
@@ -210,6 +214,8 @@ class World:
 
         def setup() -> None:
             PROCESSES.set(self.processes.view(me))
+            # Calls a flow issues together run as strands of this actor.
+            RUNNER.set(self.scheduler.run_group)
 
         def run() -> Any:
             try:
@@ -224,6 +230,8 @@ class World:
         """Make the calling thread a new process on ``host`` (set-up and recovery)."""
         me = self.processes.spawn(host)
         PROCESSES.set(self.processes.view(me))
+        # Outside the actors (set-up, recovery), calls issued together run one by one, in order.
+        RUNNER.set(self.scheduler.run_group)
         return me
 
     def close(self) -> None:

@@ -30,12 +30,14 @@ and raises the error the caller sees.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn
 
+from .._concurrent import first_failure, together
 from .._errors import (
     AmbiguousOutcomeError,
     CompensatedError,
@@ -456,8 +458,23 @@ class Attempt:
         """
         rot, issued = self.rotation, self.issued
         assert issued is not None
-        self.location = store_or_undo(
+        # What each alias's move can do before the key is stored is done at the same time
+        # (SecretStore.prepare_move: nothing a reader sees). The put is settled as before; a
+        # prepare that failed leaves its move to do it all.
+        moves = [(a, s) for a in self.record.aliases if (s := self.states.get(a)) is not None]
+        put, *prepared = together(
             lambda: rot.retry(lambda: rot.store.put(issued)),
+            *(_preparer(rot.store, issued, alias, state) for alias, state in moves),
+        )
+        interrupted = first_failure(prepared)
+        if interrupted is not None and not isinstance(interrupted, Exception):
+            if put.error is not None:
+                # Interrupted while the put failed: undone as an interrupted put is.
+                with contextlib.suppress(CompensationFailedError):
+                    self._undo_reroll(issued.key_id, interrupted)
+            raise interrupted
+        self.location = store_or_undo(
+            put.get,
             lambda cause: self._undo_reroll(issued.key_id, cause),
             key_id=issued.key_id,
             stored=lambda: self._stored_location(issued.key_id),
@@ -609,7 +626,9 @@ class Attempt:
         """Cut the original (and stored leftovers) to ``min(own expiry, now + grace period)``.
 
         Each keeps the new key's id in its meta. On failure the record is left ``stored``
-        (best effort) and :class:`~unkey_secrets.FlowError` says to run again.
+        (best effort) and :class:`~unkey_secrets.FlowError` says to run again. With no
+        leftovers (every run but a resumed one), the record is marked ``done`` at the same
+        time (:meth:`cut_and_mark_done`).
         """
         original, new_key = self.original, self.new_key
         assert original is not None
@@ -617,51 +636,108 @@ class Attempt:
         new_id = new_key.key_id
         self.record = record = dataclasses.replace(self.record, key_id=new_id)
         final = self.side.cut_target(original.previous_expires, self.rotation.grace_period)
+        if not self.leftovers:
+            self.cut_and_mark_done(final)
+            return
         try:
             for old_id in (*self.leftovers, record.from_key_id):
                 self.side.cut(old_id, final, original.info.meta, rotated_to=new_id)
         except UnkeyError as exc:
-            self.rotation._write_quietly(
-                record.next(state="stored", owner=None, previous_expires=original.previous_expires)
-            )
-            raise FlowError(
-                f"key {new_id} is stored and current, but setting the old keys' expiry failed "
-                f"({type(exc).__name__}); key {record.from_key_id} stays valid on its rotation "
-                "hold. Run the rotation again to finish it",
-                key_id=new_id,
-                original_key_id=record.from_key_id,
-                actions=("stored", "expiry of the old keys not set"),
-            ) from exc
+            raise self._cut_failed(record, exc) from exc
         self.final = final
         self.outcome = "resumed" if self.resumed else "rotated"
 
-    def mark_done(self) -> None:
-        """Write the record ``done`` (retried); failing that, FlowError says to run again."""
-        original, record, final = self.original, self.record, self.final
+    def cut_and_mark_done(self, final: int) -> None:
+        """Cut the original and write the record ``done``, at once; settle either failure.
+
+        Neither needs the other's answer. Settled as the sequential code (cut, then done)
+        settles: a failed cut leaves the record ``stored`` (written over a ``done`` that
+        landed) and raises what :meth:`cut` raises; a failed record write, what
+        :meth:`mark_done` raises. The new key keeps its marks until :meth:`strip`, after both:
+        a run killed between the two leaves a ``done`` record whose new key is still marked,
+        which the next run finishes (:meth:`clear_marks` cuts the original again).
+        """
+        original, record = self.original, self.record
         assert original is not None
         assert record.key_id is not None
-        done = record.next(
+        new_id = record.key_id
+        done = self._done(final)
+        cut, marked = together(
+            lambda: self.side.cut(record.from_key_id, final, original.info.meta, rotated_to=new_id),
+            lambda: self.rotation._write(done),
+        )
+        interrupted = first_failure([cut, marked])
+        if interrupted is not None and not isinstance(interrupted, Exception):
+            raise interrupted
+        if cut.error is not None:
+            if not isinstance(cut.error, UnkeyError):
+                raise cut.error
+            raise self._cut_failed(done if marked.ok else record, cut.error) from cut.error
+        self.final = final
+        self.outcome = "resumed" if self.resumed else "rotated"
+        if marked.error is not None:
+            raise self._done_failed(marked.error) from safe_cause(marked.error)
+        self.record = done
+
+    def _cut_failed(self, record: RotationRecord, exc: UnkeyError) -> FlowError:
+        """The old keys' cut failed: the record is left ``stored`` (best effort); the error."""
+        original = self.original
+        assert original is not None
+        assert record.key_id is not None
+        self.rotation._write_quietly(
+            record.next(
+                state="stored",
+                owner=None,
+                previous_expires=original.previous_expires,
+                original_expires=None,
+                finished=None,
+            )
+        )
+        return FlowError(
+            f"key {record.key_id} is stored and current, but setting the old keys' expiry failed "
+            f"({type(exc).__name__}); key {record.from_key_id} stays valid on its rotation "
+            "hold. Run the rotation again to finish it",
+            key_id=record.key_id,
+            original_key_id=record.from_key_id,
+            actions=("stored", "expiry of the old keys not set"),
+        )
+
+    def _done(self, final: int | None) -> RotationRecord:
+        """The record's ``done`` revision, the old keys ending at ``final``."""
+        original, record = self.original, self.record
+        assert original is not None
+        return record.next(
             state="done",
             owner=None,
             previous_expires=original.previous_expires,
             original_expires=final,
             finished=self.rotation.now_ms(),
         )
+
+    def mark_done(self) -> None:
+        """Write the record ``done`` (retried); failing that, FlowError says to run again."""
+        assert self.record.key_id is not None
+        done = self._done(self.final)
         try:
             self.rotation._write(done)
         except Exception as exc:  # noqa: BLE001 (named safely below; never chained if foreign)
-            # The rotation is finished for readers, but the record still says claimed: its
-            # marks stay on the new key, so the next run (by alias or key_id) finds and ends it.
-            raise FlowError(
-                f"key {record.key_id} is stored and current and key {record.from_key_id} ends "
-                f"at {final}, but marking the rotation record done failed "
-                f"({describe_error(exc)}); run the rotation again to finish it (it changes "
-                "nothing else)",
-                key_id=record.key_id,
-                original_key_id=record.from_key_id,
-                actions=("stored", "aliases moved", "old keys cut", "record not marked done"),
-            ) from safe_cause(exc)
+            raise self._done_failed(exc) from safe_cause(exc)
         self.record = done
+
+    def _done_failed(self, exc: BaseException) -> FlowError:
+        """Marking the record done failed: the error that says to run again."""
+        record, final = self.record, self.final
+        # The rotation is finished for readers, but the record still says claimed: its
+        # marks stay on the new key, so the next run (by alias or key_id) finds and ends it.
+        return FlowError(
+            f"key {record.key_id} is stored and current and key {record.from_key_id} ends "
+            f"at {final}, but marking the rotation record done failed "
+            f"({describe_error(exc)}); run the rotation again to finish it (it changes "
+            "nothing else)",
+            key_id=record.key_id,
+            original_key_id=record.from_key_id,
+            actions=("stored", "aliases moved", "old keys cut", "record not marked done"),
+        )
 
     def strip(self) -> None:
         """Clear the new key's marks (one updateKey); failing that, say it is not finished.
@@ -688,11 +764,21 @@ class Attempt:
         self.stripped = True
 
     def clear_marks(self) -> None:
-        """A record found done whose new key still carries its marks: strip them now."""
-        key_id = self.record.key_id
+        """A record found done whose new key still carries its marks: finish the tidy-up.
+
+        The run that marked it done made the original's cut at the same time and may have
+        died before the cut landed: the original is cut again, to the same end (the record's
+        ``original_expires``), then the new key's marks go.
+        """
+        record = self.record
+        key_id = record.key_id
         if key_id is not None:
             info = self.rotation.unkey.get_key(key_id)
-            if marker_of(info) == self.record.rotation:
+            if marker_of(info) == record.rotation:
+                if record.original_expires is not None:
+                    self.side.cut(
+                        record.from_key_id, record.original_expires, info.meta, rotated_to=key_id
+                    )
                 self.side.strip(key_id, info.meta)
         self.stripped = True
 
@@ -710,3 +796,9 @@ def _mover(
     store: SecretStore, issued: IssuedKey, alias: str, expected: AliasState
 ) -> Callable[[], StoredLocation]:
     return lambda: store.set_current(issued, alias=alias, expected=expected)
+
+
+def _preparer(
+    store: SecretStore, issued: IssuedKey, alias: str, expected: AliasState
+) -> Callable[[], None]:
+    return lambda: store.prepare_move(issued, alias=alias, expected=expected)

@@ -56,6 +56,8 @@ class Displacement:
         self.record: RotationRecord | None = None
         #: Whether a dead run's claim was taken over (its keys are swept at the end).
         self.took_over = False
+        #: The done record of the rotation that made the displaced key, if one did.
+        self.maker: RotationRecord | None = None
         self.owner = Owner.me(rotation.now_ms())
 
     # -- 1 and 2 -----------------------------------------------------------------------------
@@ -147,7 +149,10 @@ class Displacement:
         if maker is None:
             return
         earlier = rot.retry(lambda: rot.store.read_rotation(api_id=rot.api_id, key_id=maker))
-        if earlier is None or earlier.state == "done":
+        if earlier is None:
+            return
+        if earlier.state == "done":
+            self.maker = earlier  # its cut is checked once the displaced key is read
             return
         # A live one refuses the replace (RotationConflictError): it still has to cut its
         # original, and it could die before it does, with no alias left to lead a re-run to it.
@@ -171,6 +176,18 @@ class Displacement:
         assert record is not None
         old = self.taken.key_id
         info = rot.unkey.get_key(old)
+        maker = self.maker
+        if (
+            maker is not None
+            and maker.original_expires is not None
+            and marker_of(info) == maker.rotation
+        ):
+            # The rotation that made the displaced key marked its record done while its cut
+            # of that key's original was in flight, and has not stripped the displaced key's
+            # marks: that run may have died before the cut landed. Cut it again, to the same end.
+            UnkeySide(rot.unkey, rot.api_id, maker.rotation, clock=rot.clock).cut(
+                maker.from_key_id, maker.original_expires, info.meta, rotated_to=old
+            )
         previous = self._previous_expires(info, record)
         side = UnkeySide(rot.unkey, rot.api_id, self.token, clock=rot.clock)
         final = side.cut_target(previous, rot.grace_period)

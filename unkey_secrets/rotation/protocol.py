@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .._concurrent import first_failure, together
 from .._errors import (
     InvalidInputError,
     RotationConflictError,
@@ -56,7 +57,7 @@ from .record import LIVE_ATTEMPTS, Owner, RotationRecord
 
 if TYPE_CHECKING:
     from ..stores.base import SecretStore
-    from ..unkey import UnkeyClient
+    from ..unkey import KeyInfo, UnkeyClient
 
 __all__ = [
     "DEFAULT_LEASE",
@@ -180,7 +181,33 @@ class Rotation:
                 if state is not None and state.key_id == key_id:
                     states[entry.alias] = state
         refuse_lambda_managed(states.values())
-        info = self.unkey.get_key(key_id)
+        record = RotationRecord(
+            # rot_<store>_<hex>: like provision's marker, it names the store kind.
+            rotation=f"{LIBRARY_TOKEN_PREFIX}{self.store.name}_{secrets.token_hex(12)}",
+            api_id=self.api_id,
+            from_key_id=key_id,
+            state="claimed",
+            aliases=tuple(sorted(states)),
+            owner=self.owner,
+            grace_period_ms=_ms(self.grace_period),
+        )
+        # The original is read and the record claimed at once: neither needs the other's
+        # answer. They are settled in the order the sequential code made them: the read
+        # decides first, and a claim it makes needless is released.
+        original: str = key_id
+        got, claimed = together(lambda: self.unkey.get_key(original), lambda: self._claim(record))
+        interrupted = first_failure([got, claimed])
+        if interrupted is not None and not isinstance(interrupted, Exception):
+            raise interrupted
+        ours: RotationRecord | None = None
+        if claimed.ok:
+            claim: RotationRecord = claimed.get()
+            ours = claim if claim.owner == self.owner else None
+        if got.error is not None:
+            if ours is not None:
+                self._write_quietly(ours.next(state="released", owner=None))
+            raise got.error
+        info: KeyInfo = got.get()
         marker = marker_of(info)
         if predecessor is not None and marker is not None:
             # The key may still carry the marks of the rotation that made it, which strips
@@ -192,28 +219,32 @@ class Rotation:
                 and earlier.rotation == marker
                 and earlier.key_id in (None, key_id)
             ):
+                if ours is not None:
+                    self._write_quietly(ours.next(state="released", owner=None))
                 return self._drive(Attempt(self, earlier, outcome="resumed"))
         if rotated_to(info) is not None:
+            if ours is not None:
+                # No record was there: this store never rotated the key (see _rotated_out).
+                self._write_quietly(ours.next(state="released", owner=None))
+                raise InvalidInputError(
+                    "key_id", f"{key_id} was rotated out already and this store has no record"
+                )
+            if claimed.ok:
+                return self._drive(Attempt(self, claimed.get()))
             return self._rotated_out(key_id, alias or "", None)
-        record = RotationRecord(
-            # rot_<store>_<hex>: like provision's marker, it names the store kind.
-            rotation=f"{LIBRARY_TOKEN_PREFIX}{self.store.name}_{secrets.token_hex(12)}",
-            api_id=self.api_id,
-            from_key_id=key_id,
-            state="claimed",
-            aliases=tuple(sorted(states)),
-            owner=self.owner,
-            grace_period_ms=_ms(self.grace_period),
-        )
+        return self._drive(Attempt(self, claimed.get(), info=info, states=states))
+
+    def _claim(self, record: RotationRecord) -> RotationRecord:
+        """Write ``record`` (the claim, retried); the record in force if one was there."""
         try:
             self.retry(lambda: self.store.write_rotation(record))
         except StoreConflictError:
-            existing = self.store.read_rotation(api_id=self.api_id, key_id=key_id)
+            existing = self.store.read_rotation(api_id=self.api_id, key_id=record.from_key_id)
             if existing is None:
                 raise
             # Ours (its answer lost and retried: carried on as this attempt), or another's.
-            record = existing
-        return self._drive(Attempt(self, record, info=info, states=states))
+            return existing
+        return record
 
     def _rotated_out(self, key_id: str, alias: str, state: AliasState | None) -> RotationResult:
         """``key_id`` is not what ``alias`` names (or its meta says it was rotated out)."""

@@ -185,6 +185,33 @@ class SecretStore(ABC):
         return moved
 
     @guarded
+    def prepare_move(self, key: IssuedKey, *, alias: str, expected: AliasState) -> None:
+        """Do, before ``key`` is stored, what a move of ``alias`` to it can do before it is.
+
+        Nothing a reader sees changes, and nothing is named that a later move would trust
+        before it is made: Vault writes the alias's metadata saying which key its next version
+        will hold, Secrets Manager adds the alias's next version under a label of its own. A
+        :meth:`set_current` of the same key from the same ``expected`` state, through this
+        store object, then makes only the move itself. A store with nothing to prepare does
+        nothing here (the default). The flows call it at the same time as :meth:`put` of the
+        key; a failure here is no failure of the move, which then does it all.
+        """
+        validate_alias(alias)
+        path = self.alias_location(api_id=key.api_id, alias=alias)
+        with (
+            store_call(
+                self.name,
+                "prepare_move",
+                api_id=key.api_id,
+                key_id=key.key_id,
+                alias=alias,
+                location=path,
+            ),
+            confined(key.secret),
+        ):
+            self._prepare_move(key, path, alias, expected)
+
+    @guarded
     def alias_state(self, *, api_id: str, alias: str) -> AliasState | None:
         """Which key ``alias`` names now (None if the alias does not exist).
 
@@ -396,6 +423,11 @@ class SecretStore(ABC):
 
     def _alias_exists(self, path: str, api_id: str, alias: str) -> bool:
         return self._alias_state(path, api_id, alias) is not None
+
+    def _prepare_move(  # noqa: B027 (a hook: by default a move has nothing to prepare)
+        self, key: IssuedKey, path: str, alias: str, expected: AliasState
+    ) -> None:
+        """Prepare a move of the alias at ``path`` to ``key`` (see :meth:`prepare_move`)."""
 
     def _alias_state(self, path: str, api_id: str, alias: str) -> AliasState | None:
         raise ConfigurationError(f"the {self.name} store keeps no alias state; it cannot rotate")

@@ -335,6 +335,63 @@ class SecretStoreContract:
             store.set_current(first, alias="svc", expected=stale)
         assert store.get_current(api_id=first.api_id, alias="svc").key_id == theirs.key_id
 
+    def test_a_prepared_move_changes_nothing_until_the_move(self, store: SecretStore) -> None:
+        first = canary_key()
+        ours = canary_key(api_id=first.api_id, rerolled_from=first.key_id)
+        store.put(first)
+        store.set_current(first, alias="svc")
+        state = store.alias_state(api_id=first.api_id, alias="svc")
+        assert state is not None
+        # Prepared while the new key is being stored (the flows run them at once).
+        store.prepare_move(ours, alias="svc", expected=state)
+        store.put(ours)
+        assert store.get_current(api_id=first.api_id, alias="svc").key_id == first.key_id
+        assert store.alias_state(api_id=first.api_id, alias="svc") == state
+        moved = store.set_current(ours, alias="svc", expected=state)
+        assert moved.key_id == ours.key_id
+        assert store.get_current(api_id=first.api_id, alias="svc").key_id == ours.key_id
+        now = store.alias_state(api_id=first.api_id, alias="svc")
+        assert now is not None
+        assert (now.key_id, now.rerolled_from) == (ours.key_id, first.key_id)
+
+    def test_a_prepared_move_refuses_when_the_alias_moved_after_it(
+        self, store: SecretStore
+    ) -> None:
+        first = canary_key()
+        theirs = canary_key(api_id=first.api_id)
+        ours = canary_key(api_id=first.api_id)
+        for key in (first, theirs, ours):
+            store.put(key)
+        store.set_current(first, alias="svc")
+        state = store.alias_state(api_id=first.api_id, alias="svc")
+        assert state is not None
+        store.prepare_move(ours, alias="svc", expected=state)
+        store.set_current(theirs, alias="svc")  # someone else moves it meanwhile
+        with pytest.raises(StoreConflictError):
+            store.set_current(ours, alias="svc", expected=state)
+        # Their move stands, and the alias's state still names their key.
+        assert store.get_current(api_id=first.api_id, alias="svc").key_id == theirs.key_id
+        now = store.alias_state(api_id=first.api_id, alias="svc")
+        assert now is not None
+        assert now.key_id == theirs.key_id
+
+    def test_a_move_prepared_from_a_stale_state_changes_nothing(self, store: SecretStore) -> None:
+        first = canary_key()
+        theirs = canary_key(api_id=first.api_id)
+        ours = canary_key(api_id=first.api_id)
+        for key in (first, theirs, ours):
+            store.put(key)
+        store.set_current(first, alias="svc")
+        stale = store.alias_state(api_id=first.api_id, alias="svc")
+        assert stale is not None
+        store.set_current(theirs, alias="svc")
+        store.prepare_move(ours, alias="svc", expected=stale)
+        with pytest.raises(StoreConflictError):
+            store.set_current(ours, alias="svc", expected=stale)
+        now = store.alias_state(api_id=first.api_id, alias="svc")
+        assert now is not None
+        assert now.key_id == theirs.key_id
+
     def test_get_current_returns_the_full_key(self, store: SecretStore) -> None:
         first = canary_key()
         key = canary_key(api_id=first.api_id, rerolled_from=first.key_id, alias="svc")

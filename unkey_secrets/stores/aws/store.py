@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from ..._concurrent import first_failure, together
 from ..._config import load_settings, setting_given, setting_to_give
 from ..._errors import (
     ConfigurationError,
@@ -42,7 +43,7 @@ from ..._models import AliasState, IssuedKey, KeyEntry, KeyRef, StoredKey, Store
 from ..._payload import MANAGED_BY, key_fields, load_stored_json
 from ..._redact import MaskedText, guarded
 from ..._validate import validate_key_id
-from .._recent import RECENT_KEYS, RecentSet
+from .._recent import RECENT_KEYS, Recent, RecentSet
 from ..base import (
     _STAND_IN_KEY_ID,
     DEFAULT_ALIAS_TEMPLATE,
@@ -208,6 +209,9 @@ class SecretsManagerStore(SecretStore):
     repeat: a repeated CreateSecret with the same token and value succeeds silently, so the
     describe tells a no-op from a creation). The client built here sends each request once
     (``total_max_attempts=1``): the flows' RetryPolicy is the one retry layer, as for Vault.
+    An alias's state is read with DescribeSecret and GetSecretValue at once; a conditional move
+    adds the new version under a label of its own (:meth:`prepare_move` does that while the
+    key is being stored), then moves AWSCURRENT from the version read.
     ``preflight=False`` skips the live part of the preflight. ``max_connections`` sizes its
     connection pool (botocore keeps 10): set it to the number
     of threads sharing the store. A client passed in keeps its own configuration.
@@ -275,6 +279,12 @@ class SecretsManagerStore(SecretStore):
         # attempt reports created=True, the value stored being the same).
         self._checked: RecentSet[str] = RecentSet(RECENT_KEYS)
         self._attempted: RecentSet[str] = RecentSet(RECENT_KEYS)
+        # The revision this object last wrote of each rotation record: the next revision of
+        # one needs no DescribeSecret first. And the aliases whose next version prepare_move
+        # added (alias name -> its VersionId, the one it moves from): the move then only moves
+        # AWSCURRENT (taken by that move). Both bounded, as above.
+        self._written: Recent[str, int] = Recent(RECENT_KEYS)
+        self._prepared: Recent[str, tuple[str, str]] = Recent(RECENT_KEYS)
         #: Whether check_writable asks Secrets Manager (once per name); False skips the call.
         self.preflight = preflight
         if settings is not None:
@@ -538,25 +548,43 @@ class SecretsManagerStore(SecretStore):
         self._call("update_secret_version_stage", secret, **params)
         return self._location(existing.arn, key, token, created=True, alias=alias)
 
+    def _prepare_move(self, key: IssuedKey, path: str, alias: str, expected: AliasState) -> None:
+        secret = validate_secret_name(path)
+        key = dataclasses.replace(key, alias=alias)
+        token = version_id_for(key.key_id)
+        if expected.revision == token:
+            return
+        self._stage(secret, token, self._encode(key))
+        self._prepared.set(secret, (token, expected.revision))
+
+    def _stage(self, secret: str, token: str, value: str) -> None:
+        """Add ``value`` as the alias's version ``token``, under a label of its own.
+
+        Readers read AWSCURRENT: nothing they see changes. A version of this key already there
+        (an earlier move, or this one prepared) is kept as it is.
+        """
+        with contextlib.suppress(ResourceExistsError):
+            self._call(
+                "put_secret_value",
+                secret,
+                SecretId=secret,
+                ClientRequestToken=token,
+                SecretString=value,
+                VersionStages=[_MOVING],
+            )
+
     def _move_from(
         self, secret: str, key: IssuedKey, token: str, value: str, expected: AliasState
     ) -> StoredLocation:
         """Move AWSCURRENT from ``expected.revision`` to ``key``'s version, or fail if it moved.
 
-        The version is added under a label of its own first; moving AWSCURRENT names the
-        version that must hold it, so a concurrent move makes this one fail.
+        The version is added under a label of its own first (unless :meth:`prepare_move` did
+        it already); moving AWSCURRENT names the version that must hold it, so a concurrent
+        move makes this one fail.
         """
         if expected.revision != token:
-            # A version of this key already there (an earlier move) is moved onto as it is.
-            with contextlib.suppress(ResourceExistsError):
-                self._call(
-                    "put_secret_value",
-                    secret,
-                    SecretId=secret,
-                    ClientRequestToken=token,
-                    SecretString=value,
-                    VersionStages=[_MOVING],
-                )
+            if self._prepared.pop(secret) != (token, expected.revision):
+                self._stage(secret, token, value)
             try:
                 answer = self._call(
                     "update_secret_version_stage",
@@ -608,17 +636,27 @@ class SecretsManagerStore(SecretStore):
 
     def _alias_state(self, path: str, api_id: str, alias: str) -> AliasState | None:
         secret = validate_secret_name(path)
-        existing = self._alias_secret(path)
+        # The tags and labels (DescribeSecret) and the current value (GetSecretValue of
+        # AWSCURRENT, which names its VersionId) are read at once. The describe decides first,
+        # as if it had been made first: a secret that is not ours, or no alias, is never
+        # answered from the value read beside it.
+        described, read = together(lambda: self._alias_secret(path), lambda: self._read(secret))
+        failure = first_failure([described, read])
+        if failure is not None and not isinstance(failure, Exception):
+            raise failure
+        existing: SecretState | None = described.get()
         current = existing.holder_of(AWSCURRENT) if existing is not None else None
         if existing is None or current is None:
             return None
-        stored = self._read(secret, VersionId=current)
+        stored: StoredKey = read.get()
         return AliasState(
             alias=alias,
             api_id=api_id,
             key_id=stored.key_id,
             rerolled_from=stored.rerolled_from,
-            revision=current,
+            # The version the value came from: a move names it (if the alias moved between
+            # the two reads, the value's own version is the one this state describes).
+            revision=stored.version or current,
             rotation_enabled=existing.rotation_enabled,
         )
 
@@ -651,7 +689,14 @@ class SecretsManagerStore(SecretStore):
                 if self._create(name, token, value, tags) is None:
                     raise ResourceExistsError(f"{name} exists", store=self.name, location=name)
             else:
-                self._check_revision(name, record.revision)
+                # A revision follows the one this object wrote last: no DescribeSecret first.
+                # Each revision has a VersionId of its own, so a writer that moved the record
+                # on since holds this revision's VersionId with another value, and
+                # PutSecretValue refuses it (ResourceExistsException); the same value again is
+                # our own write, retried after its answer was lost (a no-op). Any other
+                # revision is checked against the record's AWSCURRENT first.
+                if self._written.get(name) != record.revision - 1:
+                    self._check_revision(name, record.revision)
                 self._call(
                     "put_secret_value",
                     name,
@@ -665,6 +710,7 @@ class SecretsManagerStore(SecretStore):
                 store=self.name,
                 location=name,
             ) from None
+        self._written.set(name, record.revision)
 
     def _check_revision(self, name: str, revision: int) -> None:
         """Raise StoreConflictError unless ``name``'s AWSCURRENT is revision ``revision - 1``.

@@ -112,6 +112,10 @@ class VaultStore(SecretStore):
     :class:`~unkey_secrets.StoreConflictError`. The alias metadata records which key_id and
     which data version it describes (``current_key_id``, ``version``); it is trusted for the
     no-op check only while that version is still the current one, and readable.
+    :meth:`prepare_move` makes the metadata part of a move (the alias read again at the
+    expected version, then its metadata naming the next version's holder) while the key is
+    being stored, so the move itself then writes only the data. A move whose ``cas`` fails puts
+    the metadata back only if its own claim is still the last one written there.
 
     **A deleted alias version.** ``bao kv delete``, ``bao kv destroy`` or
     ``delete_version_after`` (on the path or the mount) may delete an alias's current version;
@@ -209,6 +213,9 @@ class VaultStore(SecretStore):
         self._checked: RecentSet[tuple[str, ...]] = RecentSet(RECENT_KEYS)
         # The retention warnings logged already (each once per store object).
         self._warned: set[str] = set()
+        # The alias moves prepare_move prepared (path -> key_id, version moved from, the
+        # metadata it read): the move itself then writes only the data. Taken by that move.
+        self._prepared: Recent[str, tuple[str, int, dict[str, Any]]] = Recent(RECENT_KEYS)
         #: Whether check_writable asks Vault (once per set of paths); False skips the calls.
         self.preflight = preflight
         try:
@@ -557,13 +564,21 @@ class VaultStore(SecretStore):
     ) -> StoredLocation:
         self._require_v2("set_current")
         location = self._location(path)
+        meta: dict[str, Any] | None
+        now: tuple[str, str | None] | None
+        prepared: dict[str, Any] | None = None
         if isinstance(expected, AliasState):
+            cas = int(expected.revision)
+            prepared = self._take_prepared(path, key.key_id, cas)
+        if prepared is not None:
+            # prepare_move checked the alias (read again at that version) and wrote the
+            # metadata naming our key for the next version: only the data is left.
+            meta, now = prepared, _alias_key(prepared)
+        elif isinstance(expected, AliasState):
             # Check the alias is still at that version before the metadata is touched: the
             # metadata is written before the data, and a stale move would otherwise leave it
             # naming our key as the holder of the version someone else wrote.
-            meta: dict[str, Any] | None = self._read_metadata(path)
-            cas = int(expected.revision)
-            now: tuple[str, str | None] | None = _alias_key(meta) if meta is not None else None
+            meta, now = self._alias_meta_now(path)
             if meta is not None and now is not None and now[0] == key.key_id and _alive(meta):
                 # Our own earlier write (its answer was lost): the move is done. (A deleted
                 # version naming our key is written again: readers cannot read it.)
@@ -616,12 +631,9 @@ class VaultStore(SecretStore):
         # Say first which key the next version will hold, keeping what the current one holds:
         # a crash between the two writes leaves the metadata telling both apart.
         # An operator's own members (an owner, a team) are kept, as on a key's path.
-        custom = {name: value for name, value in _custom(meta or {}).items() if not _ours(name)}
-        custom.update({_MANAGED_BY: MANAGED_BY, _KIND: "alias", "api_id": key.api_id})
-        if now is not None and cas > 0:
-            custom.update(_alias_members("current_", now, cas))
-        custom.update(_alias_members("next_", (key.key_id, key.rerolled_from), cas + 1))
-        self._write_metadata(path, custom)
+        custom = _alias_claim(meta, now, cas, key)
+        if prepared is None:
+            self._write_metadata(path, custom)
         value = key_fields(dataclasses.replace(key, alias=alias))
         try:
             version = self._write_data(path, value, cas=cas)
@@ -629,10 +641,13 @@ class VaultStore(SecretStore):
             # Someone else wrote the next version: put back the metadata as it was before our
             # claim, so it never names our key for their version (if their own claim was
             # overwritten meanwhile, the alias reads as unconfirmed, never as the wrong key).
-            before = _custom(meta or {})
-            self._write_metadata(
-                path, before or {k: v for k, v in custom.items() if k[:5] != "next_"}
-            )
+            # If their claim was written after ours, it is theirs to keep: nothing is put back.
+            latest = self._read_metadata(path)
+            if latest is None or _custom(latest) == custom:
+                before = _custom(meta or {})
+                self._write_metadata(
+                    path, before or {k: v for k, v in custom.items() if k[:5] != "next_"}
+                )
             raise StoreConflictError(
                 f"alias {location} was moved by someone else meanwhile; read it and retry",
                 store=STORE,
@@ -641,6 +656,44 @@ class VaultStore(SecretStore):
         return StoredLocation(
             store=STORE, location=location, key_id=key.key_id, version=str(version), alias=alias
         )
+
+    def _prepare_move(self, key: IssuedKey, path: str, alias: str, expected: AliasState) -> None:
+        """Check the alias and write its metadata naming ``key`` as its next version's holder.
+
+        What :meth:`_set_current` does before the data write, done while the key is being
+        stored: the alias's metadata read again (still at ``expected``'s version, ours, not
+        naming this key already), then the metadata saying which key the next version
+        (``cas + 1``) will hold. No version that exists is vouched for differently, so nothing
+        a reader or a writer trusts changes. The move of the same key from the same state then
+        writes only the data. Anything else (the alias moved, not ours) is left to that move.
+        """
+        self._require_v2("set_current")
+        cas = int(expected.revision)
+        meta, now = self._alias_meta_now(path)
+        if (
+            meta is None
+            or _current_version(meta) != cas
+            or (now is not None and now[0] == key.key_id)
+        ):
+            return
+        self._check_owned(meta, path, kind="alias")
+        self._notice_alias(meta, path)
+        self._write_metadata(path, _alias_claim(meta, now, cas, key))
+        self._prepared.set(path, (key.key_id, cas, meta))
+
+    def _take_prepared(self, path: str, key_id: str, cas: int) -> dict[str, Any] | None:
+        """The metadata :meth:`_prepare_move` read for this very move, if it prepared it (once)."""
+        prepared = self._prepared.pop(path)
+        if prepared is None or prepared[:2] != (key_id, cas):
+            return None
+        return prepared[2]
+
+    def _alias_meta_now(
+        self, path: str
+    ) -> tuple[dict[str, Any] | None, tuple[str, str | None] | None]:
+        """The alias's metadata read now, and the key its current version holds per it."""
+        meta = self._read_metadata(path)
+        return meta, (_alias_key(meta) if meta is not None else None)
 
     def describe_location(self, *, api_id: str, key_id: str) -> StoredLocation:
         """A :class:`StoredLocation` for a key stored earlier (``mount/path``), without I/O."""
@@ -1448,6 +1501,23 @@ def _ours(name: str) -> bool:
     return name in (_MANAGED_BY, _KIND, "api_id", "version") or name.startswith(
         ("current_", "next_")
     )
+
+
+def _alias_claim(
+    meta: Mapping[str, Any] | None, now: tuple[str, str | None] | None, cas: int, key: IssuedKey
+) -> dict[str, str]:
+    """The alias metadata a move from version ``cas`` to ``key`` writes before its data.
+
+    It says which key the next version will hold, keeping what the current one holds (a crash
+    between the two writes leaves the metadata telling both apart), and an operator's own
+    members (an owner, a team), as on a key's path.
+    """
+    custom = {name: value for name, value in _custom(meta or {}).items() if not _ours(name)}
+    custom.update({_MANAGED_BY: MANAGED_BY, _KIND: "alias", "api_id": key.api_id})
+    if now is not None and cas > 0:
+        custom.update(_alias_members("current_", now, cas))
+    custom.update(_alias_members("next_", (key.key_id, key.rerolled_from), cas + 1))
+    return custom
 
 
 def _alias_members(prefix: str, key: tuple[str, str | None], version: int) -> dict[str, str]:
