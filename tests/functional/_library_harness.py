@@ -46,7 +46,12 @@ class Tracer:
     dead: bool = False
     #: (index or label, phase) -> action run at that point (may block, inject faults...).
     on_call: dict[tuple[int | str, str], Callable[[], None]] = field(default_factory=dict)
+    #: (label, phase, n) -> action run at the n-th call so labelled (1 is the first). Calls
+    #: made at once come in any order, so their indexes differ from run to run; this does not.
+    on_nth: dict[tuple[str, str, int], Callable[[], None]] = field(default_factory=dict)
     _local: threading.local = field(default_factory=threading.local)
+    _seen: dict[tuple[str, str], int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def before(self, label: str) -> None:
         if self.dead:
@@ -73,6 +78,11 @@ class Tracer:
             action = self.on_call.pop(key, None)
             if action is not None:
                 action()
+        with self._lock:
+            seen = self._seen[label, phase] = self._seen.get((label, phase), 0) + 1
+            nth = self.on_nth.pop((label, phase, seen), None)
+        if nth is not None:
+            nth()
 
     def unkey_calls(self) -> list[str]:
         return [c for c in self.calls if c.startswith("unkey.")]

@@ -612,12 +612,13 @@ def test_round_trips_of_a_clean_rotation_by_alias(rig: Rig) -> None:
     assert sorted(calls) == sorted(expected), f"{len(calls)} store calls:\n{listing}"
 
 
-def move_index(rig: Rig) -> int:
-    """The index of the move's first call (prepare_move): Vault re-reads the alias, Secrets
-    Manager adds its version."""
-    calls = clean_calls(rig)
-    move = "vault.GET metadata alias" if rig.kind == "vault" else "aws.PutSecretValue alias"
-    return calls.index(move, 1)
+def move_call(rig: Rig) -> tuple[str, str, int]:
+    """The move's first call (prepare_move), as a key of ``Tracer.on_nth``: Vault re-reads the
+    alias (its second read), Secrets Manager adds its version. By label and occurrence, not by
+    index: prepare_move runs together with the put, so the two come in either order."""
+    if rig.kind == "vault":
+        return ("vault.GET metadata alias", "before", 2)
+    return ("aws.PutSecretValue alias", "before", 1)
 
 
 def test_replacing_an_alias_while_its_key_rotates_is_refused(rig: Rig) -> None:
@@ -632,7 +633,7 @@ def test_replacing_an_alias_while_its_key_rotates_is_refused(rig: Rig) -> None:
         except RotationConflictError as exc:
             refused.append(exc)
 
-    tracer.on_call[(move_index(rig), "before")] = replace
+    tracer.on_nth[move_call(rig)] = replace
     before = len(rig.emulator.keys(api_id))
     result = rig.run(tracer, by_alias(api_id))
     (error,) = refused
@@ -654,7 +655,7 @@ def test_a_rotation_whose_alias_is_taken_meanwhile_leaves_no_key_without_end(rig
         capture(rig.store, api_id=api_id, key_id=issued.key_id, key=issued.secret, alias="svc")
         captured.append(issued.key_id)
 
-    tracer.on_call[(move_index(rig), "before")] = capture_onto_alias
+    tracer.on_nth[move_call(rig)] = capture_onto_alias
     with pytest.raises(CompensatedError) as raised:
         rig.run(tracer, by_alias(api_id))
     (k3,) = captured
