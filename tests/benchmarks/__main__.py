@@ -12,26 +12,27 @@ import io
 import pkgutil
 import sys
 from pathlib import Path
+from typing import TextIO
 
 
 class _Tee(io.TextIOBase):
     """Passes writes through to ``target`` and keeps each finished line naming a goal."""
 
-    def __init__(self, target: io.TextIOBase | object, module: str, keep: list[str]) -> None:
+    def __init__(self, target: TextIO, module: str, keep: list[str]) -> None:
         self._target = target
         self._module = module
         self._keep = keep
         self._partial = ""
 
     def write(self, text: str) -> int:
-        self._target.write(text)  # type: ignore[attr-defined]
+        self._target.write(text)
         lines = (self._partial + text).split("\n")
         self._partial = lines.pop()
         self._keep.extend(f"{self._module}: {line.strip()}" for line in lines if "goal" in line)
         return len(text)
 
     def flush(self) -> None:
-        self._target.flush()  # type: ignore[attr-defined]
+        self._target.flush()
 
 
 def main() -> int:
