@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 # `make demo`: only what the demo runs (the stores' SDKs, OpenBao, moto), no linters or stubs.
 DEMO_STAMP := $(VENV)/.demo-stamp
 
-.PHONY: venv demo test lint typecheck unit bench simulate clean
+.PHONY: venv demo test lint typecheck unit bench simulate clean docs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The documentation site, into site/ (offline; tests/docs builds it with --strict in `make test`).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 # Every core: the suite's servers start per worker, on free ports.
 test: lint typecheck
 	$(BIN)/pytest -n auto
@@ -50,7 +54,7 @@ simulate: $(STAMP)
 	$(BIN)/python -m tests.simulation
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist site *.egg-info
 
 # The rotation Lambda's deployment package (unkey_secrets + httpx and its deps; boto3 comes
 # from the Lambda runtime), reproducible: sorted entries, fixed times, hash-based .pyc.

@@ -1,0 +1,63 @@
+"""The documentation site builds with ``mkdocs build --strict``, offline.
+
+Strict turns every warning into a failure: a link to a page, an anchor or a repository file
+that does not exist (``validation`` in ``mkdocs.yml``, and ``scripts/docs_hooks.py`` for files
+outside ``docs/``), an API reference that names nothing, a docs page left out of ``nav``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.docs._blocks import ROOT
+
+pytest.importorskip("mkdocs", reason="the docs extra (mkdocs, mkdocs-material, mkdocstrings)")
+
+
+def test_site_builds_strict(tmp_path: Path) -> None:
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    warnings = [line for line in done.stderr.splitlines() if line.startswith(("WARNING", "ERROR"))]
+    assert done.returncode == 0, "\n".join(warnings) or done.stderr[-5000:]
+    assert (tmp_path / "index.html").is_file()
+    assert (tmp_path / "reference" / "api" / "library" / "index.html").is_file()
+
+
+def test_every_page_is_in_the_nav() -> None:
+    """Each Markdown file under docs/ is named in mkdocs.yml's nav (strict says so too)."""
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    # mkdocs.yml may use !!python/name tags (Material's emoji); none is needed to read the nav.
+    _Loader.add_multi_constructor("tag:yaml.org,2002:python/", lambda *_: None)
+    config = yaml.load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506
+
+    def pages(node: object) -> list[str]:
+        if isinstance(node, str):
+            return [node]
+        if isinstance(node, list):
+            return [p for item in node for p in pages(item)]
+        if isinstance(node, dict):
+            return [p for value in node.values() for p in pages(value)]
+        return []
+
+    in_nav = set(pages(config["nav"]))
+    docs = ROOT / "docs"
+    on_disk = {p.relative_to(docs).as_posix() for p in docs.rglob("*.md")}
+    assert sorted(on_disk - in_nav) == [], "pages missing from mkdocs.yml's nav"
+    assert sorted(in_nav - on_disk) == [], "nav entries with no page"
