@@ -13,6 +13,12 @@ found. These hooks keep the links and the site self-contained, with nothing fetc
   ``mkdocs build --strict`` (``make test``) turns into a failure.
 
 Links inside fenced code blocks are left alone.
+
+A page may also include a Markdown file of the repository, whole, with
+``<!-- include: terraform/modules/rotated-key/README.md -->`` on a line of its own (a path from
+the repository's top): its headings are moved one level down and its relative links made
+relative to the page, so a module's own README is shown, not copied. A missing file is a
+warning too.
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ _INLINE = re.compile(r"(\]\()(<?)([^)\s>]+)(>?)((?:\s+\"[^\"]*\")?\))")
 _DEFINITION = re.compile(r"(?m)^(\s{0,3}\[[^\]]+\]:\s*)(\S+)")
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
 _IGNORED_PARTS = {".git", "__pycache__", ".terraform", ".venv", "node_modules"}
+
+_INCLUDE = re.compile(r"(?m)^<!-- include: (?P<path>[^ ]+) -->[ \t]*$")
+_HEADING = re.compile(r"^(#{1,5}) ")
 
 # The targets found by on_files, by the page that links to them (src_uri -> {target: new}).
 _rewrites: dict[str, dict[str, str]] = {}
@@ -76,6 +85,46 @@ def _targets(markdown: str) -> list[str]:
             found += [m.group(3) for m in _INLINE.finditer(text)]
             found += [m.group(2) for m in _DEFINITION.finditer(text)]
     return found
+
+
+def _is_relative(target: str) -> bool:
+    path = target.split("#", 1)[0]
+    return bool(path) and not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", path) and path[0] != "/"
+
+
+def _included(root: Path, page_dir: Path, relative: str, where: str) -> str:
+    """The file ``relative`` (from ``root``) as part of a page in ``page_dir``."""
+    source = (root / relative).resolve()
+    if not source.is_file() or root not in source.parents:
+        log.warning("%s: the included file %s is not in the repository", where, relative)
+        return ""
+
+    def relink(match: re.Match[str]) -> str:
+        target = match.group(3)
+        if not _is_relative(target):
+            return match.group(0)
+        path, _, anchor = target.partition("#")
+        moved = posixpath.relpath(
+            posixpath.normpath((source.parent / path).as_posix()), page_dir.as_posix()
+        )
+        new = f"{moved}#{anchor}" if anchor else moved
+        return f"{match.group(1)}{match.group(2)}{new}{match.group(4)}{match.group(5)}"
+
+    runs = _outside_fences(source.read_text(encoding="utf-8"))
+    text = "".join(
+        code
+        if is_code
+        else "".join(
+            _HEADING.sub(r"#\1 ", line) for line in _INLINE.sub(relink, code).splitlines(True)
+        )
+        for is_code, code in runs
+    )
+    return text if text.endswith("\n") else text + "\n"
+
+
+def _expand(markdown: str, root: Path, page_dir: Path, where: str) -> str:
+    """``markdown`` with each ``<!-- include: path -->`` line replaced by that file."""
+    return _INCLUDE.sub(lambda m: _included(root, page_dir, m.group("path"), where), markdown)
 
 
 def _tracked(root: Path, directory: Path) -> list[Path]:
@@ -133,11 +182,13 @@ def on_files(files: Files, config: Any) -> Files:
         if page.abs_src_path is None:
             continue
         here = Path(page.abs_src_path).parent
-        markdown = Path(page.abs_src_path).read_text(encoding="utf-8")
+        markdown = _expand(
+            Path(page.abs_src_path).read_text(encoding="utf-8"), root, here, page.src_uri
+        )
         for target in _targets(markdown):
-            path = target.split("#", 1)[0]
-            if not path or re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", path) or path.startswith("/"):
+            if not _is_relative(target):
                 continue
+            path = target.split("#", 1)[0]
             resolved = Path(posixpath.normpath((here / path).as_posix()))
             if resolved == docs or docs in resolved.parents:
                 continue  # MkDocs checks these itself
@@ -168,7 +219,10 @@ def on_files(files: Files, config: Any) -> Files:
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
-    """Point each link that leaves ``docs/`` at its copy (found by :func:`on_files`)."""
+    """Include the files asked for, and point each link that leaves ``docs/`` at its copy."""
+    if page.file.abs_src_path is not None:
+        here = Path(page.file.abs_src_path).parent
+        markdown = _expand(markdown, _repo_root(config), here, page.file.src_uri)
     rewrites = _rewrites.get(page.file.src_uri)
     if not rewrites:
         return markdown

@@ -102,6 +102,28 @@ def _parse_marker(body: str | None, language: str, where: str) -> tuple[str, boo
     return mode, continues, reason
 
 
+_SNIPPET = re.compile(r'^\s*--8<--\s+"(?P<file>[^"]+)"\s*$')
+
+
+def _included(body: list[str], path: Path) -> list[str]:
+    """``body`` with each snippet line (``--8<-- "file"``) replaced by that file's lines.
+
+    The site includes the file there (pymdownx.snippets, paths from the repository's top), so
+    the block is checked as a reader sees it.
+    """
+    lines: list[str] = []
+    for line in body:
+        match = _SNIPPET.match(line)
+        if match is None:
+            lines.append(line)
+            continue
+        included = ROOT / match.group("file")
+        if not included.is_file():
+            raise MarkerError(f"{path.relative_to(ROOT)}: {match.group('file')} does not exist")
+        lines += included.read_text(encoding="utf-8").splitlines()
+    return lines
+
+
 @cache
 def blocks_of(path: Path) -> tuple[Block, ...]:
     """The fenced blocks of ``path`` (indented fences, in lists, included)."""
@@ -126,6 +148,7 @@ def blocks_of(path: Path) -> tuple[Block, ...]:
             body.append(line[len(indent) :] if line.startswith(indent) else line.lstrip())
             index += 1
         index += 1
+        body = _included(body, path)
         words = info.strip().strip("{}").split()
         language = words[0].lstrip(".").lower() if words else ""
         where = f"{path.relative_to(ROOT)}:{start + 1}"
