@@ -8,7 +8,8 @@ an alias another run created meanwhile is refused by ``provision`` itself
 (``RotationConflictError``, before Unkey is called) and reported the same way. It prints
 key_ids and locations, never a key. Exit status 0 when every tenant has its key, 1 otherwise.
 
-How to run it, against the local stack (README, "Testing with it") or a real one::
+How to run it, against the local stack (docs/guides/testing.md, "The whole stack by hand") or a
+real one::
 
     export UNKEY_ROOT_KEY=... UNKEY_BASE_URL=http://127.0.0.1:8787
     export VAULT_ADDR=http://127.0.0.1:8200 VAULT_TOKEN=root

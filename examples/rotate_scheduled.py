@@ -12,7 +12,8 @@ an earlier run left unfinished (outcome ``resumed``), and an alias whose key is 
 does what is left. The age is read from Unkey (``keys.getKey``), the key behind the alias from
 the alias's metadata (``store.alias_state``): no key is read. It prints key_ids, never a key.
 
-How to run it (the variables as in README, "Command line"; the token needs the writer policy)::
+How to run it (the variables as in docs/guides/deployment-scripts.md; the token needs the writer
+policy)::
 
     export UNKEY_ROOT_KEY=... UNKEY_BASE_URL=... VAULT_ADDR=... VAULT_TOKEN=...
     python examples/rotate_scheduled.py --api-id api_123 --alias billing --alias tenant-acme

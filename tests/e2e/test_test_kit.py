@@ -1,4 +1,4 @@
-"""The pytest plugin's fixtures, as a newcomer meets them (the README's "Testing with it")."""
+"""The pytest plugin's fixtures, as a newcomer meets them (docs/guides/testing.md)."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ from unkey_secrets.testing.pytest_plugin import LocalUnkey
 from ._rotation_harness import STEPS, SecretsManagerSim
 from .test_aws_lambda import CLEAN_ROTATION, _failure, _texts_in, new_secret
 
-#: What this function's root key needs (README, "Rotation Lambda").
+#: What this function's root key needs (docs/guides/scheduled-rotation.md).
 PERMISSIONS = (
     "api.*.create_key",
     "api.*.read_key",

@@ -79,7 +79,7 @@ class RotationConfig:
     @classmethod
     @guarded(fresh=True)  # ``environ`` holds the root key and AWS credentials too
     def from_environ(cls, environ: Mapping[str, str]) -> RotationConfig:
-        """Read the rotation's ``UNKEY_*`` variables (see the README's "Rotation Lambda")."""
+        """Read the rotation's ``UNKEY_*`` variables (listed in docs/reference/environment.md)."""
         names = {
             "grace_period": "UNKEY_GRACE_PERIOD_SECONDS",
             "hold": "UNKEY_ROTATION_HOLD_SECONDS",
@@ -130,7 +130,7 @@ class RuntimeConfig:
     @classmethod
     @guarded(fresh=True)  # ``environ`` holds the root key and AWS credentials too
     def from_environ(cls, environ: Mapping[str, str]) -> RuntimeConfig:
-        """Read the runtime's variables (the README's "Rotation Lambda" lists them).
+        """Read the runtime's variables (docs/reference/environment.md lists them).
 
         ``UNKEY_ROOT_KEY_SECRET_ID``, ``UNKEY_ALLOW_ROOT_KEY_ENV``, ``UNKEY_BASE_URL``,
         ``UNKEY_TIMEOUT``, ``UNKEY_SECRETS_AWS_TIMEOUT``, ``UNKEY_METRICS``, ``UNKEY_AUDIT``

@@ -13,7 +13,7 @@ locals {
   secret_arns  = [for name in sort(distinct(var.secret_names)) : "arn:${local.partition}:secretsmanager:${local.region}:${local.account_id}:secret:${name}-??????"]
   handler      = "unkey_secrets.aws_lambda.handler"
 
-  # The documented UNKEY_* variables (README "Rotation Lambda"); unset ones are left out, so the
+  # The documented UNKEY_* variables (docs/reference/environment.md); unset ones are left out, so the
   # handler's own defaults apply. The root key is named by its secret's ARN, never passed.
   unkey_environment = {
     for name, value in {
