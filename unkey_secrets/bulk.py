@@ -247,12 +247,13 @@ class LineResult:
 # -- input ----------------------------------------------------------------------------------
 
 
-def parse_line(number: int, record: Mapping[str, Any]) -> BulkLine:
+def parse_line(number: int, record: Mapping[str, Any], *, api_id: str | None = None) -> BulkLine:
     """Build a :class:`BulkLine` from one record (a CSV row or a JSON object); validate it all.
 
     Empty CSV cells count as absent. In CSV, ``meta`` is a JSON object and ``permissions`` and
-    ``roles`` are space-separated; ``expires`` is Unix milliseconds. Errors name the line and
-    the field, never the value.
+    ``roles`` are space-separated; ``expires`` is Unix milliseconds. ``api_id`` is the API of a
+    record that names none (its ``api`` field wins; the ``bulk`` command's ``--api-id``).
+    Errors name the line and the field, never the value.
     """
     if _size(record) > MAX_LINE_BYTES:
         raise BulkInputError(number, "line", f"is over {MAX_LINE_BYTES} bytes (Unkey's limit)")
@@ -272,6 +273,8 @@ def parse_line(number: int, record: Mapping[str, Any]) -> BulkLine:
         if name in values:
             raise BulkInputError(number, name, "given twice")
         values[name] = value
+    if api_id is not None:
+        values.setdefault("api_id", api_id)
     try:
         return _build_line(number, values)
     except BulkInputError:
@@ -282,7 +285,9 @@ def parse_line(number: int, record: Mapping[str, Any]) -> BulkLine:
 
 def _build_line(number: int, values: dict[str, Any]) -> BulkLine:
     if "api_id" not in values:
-        raise BulkInputError(number, "api", "is required")
+        raise BulkInputError(
+            number, "api", "is required: name the API on the line, or give a default (--api-id)"
+        )
     api_id = validate_api_id(values["api_id"], "api")
     alias = values.get("alias")
     external_id = values.get("external_id")
@@ -354,50 +359,63 @@ def _detect_format(path: Path, first: str) -> Format:
     return "jsonl" if first.lstrip().startswith("{") else "csv"
 
 
-def read_lines(path: str | Path, *, format: Format | None = None) -> Iterator[BulkLine]:
+def read_lines(
+    path: str | Path, *, format: Format | None = None, api_id: str | None = None
+) -> Iterator[BulkLine]:
     """Stream the lines of a CSV (with a header) or JSON-lines file, one at a time.
 
     The format comes from ``format``, else the extension (``.csv``; ``.jsonl``, ``.ndjson``,
-    ``.json``), else the first character (``{``: JSON lines). Blank lines are skipped; a line
-    that is not valid raises :class:`BulkInputError` naming its number.
+    ``.json``), else the first character (``{``: JSON lines). ``api_id`` is the API of a line
+    that names none (a line's ``api`` wins). Blank lines are skipped; a line that is not valid
+    raises :class:`BulkInputError` naming its number.
     """
-    for parsed in _records(Path(path), format):
+    default = _default_api(api_id)
+    for parsed in _records(Path(path), format, default):
         if isinstance(parsed, BulkInputError):
             raise parsed
         yield parsed
 
 
-def _records(path: Path, format: Format | None) -> Iterator[BulkLine | BulkInputError]:
+def _default_api(api_id: str | None) -> str | None:
+    """The default API, checked once before the file is opened (an error names ``api_id``)."""
+    return None if api_id is None else validate_api_id(api_id)
+
+
+def _records(
+    path: Path, format: Format | None, api_id: str | None
+) -> Iterator[BulkLine | BulkInputError]:
     with path.open(encoding="utf-8-sig", newline="") as handle:
         first = handle.readline()
         handle.seek(0)
         kind = format or _detect_format(path, first)
         if kind == "csv":
-            yield from _csv_lines(handle)
+            yield from _csv_lines(handle, api_id)
         elif kind == "jsonl":
-            yield from _json_lines(handle)
+            yield from _json_lines(handle, api_id)
         else:
             raise InvalidInputError("format", "expected 'csv' or 'jsonl'")
 
 
-def _parsed(number: int, record: Mapping[str, Any]) -> BulkLine | BulkInputError:
+def _parsed(
+    number: int, record: Mapping[str, Any], api_id: str | None
+) -> BulkLine | BulkInputError:
     try:
-        return parse_line(number, record)
+        return parse_line(number, record, api_id=api_id)
     except BulkInputError as exc:
         return exc
 
 
-def _csv_lines(handle: TextIO) -> Iterator[BulkLine | BulkInputError]:
+def _csv_lines(handle: TextIO, api_id: str | None) -> Iterator[BulkLine | BulkInputError]:
     reader = csv.DictReader(handle)
     if not reader.fieldnames:
         return
     for row in reader:
         if not any((value or "").strip() for value in row.values() if isinstance(value, str)):
             continue
-        yield _parsed(reader.line_num, row)
+        yield _parsed(reader.line_num, row, api_id)
 
 
-def _json_lines(handle: TextIO) -> Iterator[BulkLine | BulkInputError]:
+def _json_lines(handle: TextIO, api_id: str | None) -> Iterator[BulkLine | BulkInputError]:
     number = 0
     while True:
         text = handle.readline(MAX_LINE_BYTES + 2)  # never more than that in memory
@@ -423,7 +441,7 @@ def _json_lines(handle: TextIO) -> Iterator[BulkLine | BulkInputError]:
         if not isinstance(record, dict):
             yield BulkInputError(number, "line", "must be a JSON object")
             continue
-        yield _parsed(number, record)
+        yield _parsed(number, record, api_id)
 
 
 def check_file(
@@ -431,15 +449,18 @@ def check_file(
     *,
     format: Format | None = None,
     max_errors: int = 20,
+    api_id: str | None = None,
 ) -> tuple[int, list[BulkInputError]]:
     """Validate every line of a file, streaming; return the number of lines and the errors.
 
-    Keeps the first ``max_errors`` errors (and counts every valid line). A file that cannot be
-    read at all raises :class:`~unkey_secrets.InvalidInputError`.
+    Keeps the first ``max_errors`` errors (and counts every valid line). ``api_id`` is the API
+    of a line that names none, as :func:`read_lines` takes it. A file that cannot be read at
+    all raises :class:`~unkey_secrets.InvalidInputError`.
     """
     count, errors = 0, list[BulkInputError]()
+    default = _default_api(api_id)
     try:
-        for parsed in _records(Path(path), format):
+        for parsed in _records(Path(path), format, default):
             if isinstance(parsed, BulkInputError):
                 if len(errors) < max_errors:
                     errors.append(parsed)

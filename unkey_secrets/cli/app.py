@@ -5,8 +5,9 @@
     unkey-secrets [--json] [-v | -vv] [--store NAME] [--audit-log FILE] [SETTINGS FLAGS]
                   COMMAND ...
 
-    provision --api-id API [--alias NAME [--replace]] [--mode safe|fast] [--name N] [--prefix P]
-              [--external-id E] [--meta JSON] [--expires MS] [--permission P ...] [--role R ...]
+    provision --api-id API [--alias NAME [--replace [--grace-period DURATION]]] [--mode safe|fast]
+              [--name N] [--prefix P] [--external-id E] [--meta JSON] [--expires MS]
+              [--permission P ...] [--role R ...]
     rotate    --api-id API (--alias NAME | --key-id KEY) [--grace-period DURATION]
               [--allow-short-grace] [--takeover]
     capture   --api-id API --key-id KEY [--alias NAME] [--rerolled-from KEY | --delete-if-unstored]
@@ -17,19 +18,23 @@
               [--limit N] [--after KEY] [--expiring-within DURATION]
     verify    --api-id API (--alias NAME ... | --aliases-file FILE | --key-id KEY ...)
               [--expiring-within DURATION]
-    reconcile --api-id API [--alias NAME ...] [--apply] [--min-age DURATION]
+    reconcile --api-id API [--alias NAME ...] [--apply | --dry-run] [--min-age DURATION]
     doctor    --api-id API [--alias NAME] [--write-probe] [--expiring-within DURATION]
     rotate-due --api-id API --older-than DURATION (--alias NAME ... | --aliases-file FILE |
               --all-aliases) [--age-from unkey|store] [--grace-period DURATION] [--dry-run]
-    bulk      (when installed: unkey_secrets/cli/bulk.py)
+    bulk      FILE [--api-id API] [--format csv|jsonl] [--concurrency N] [--mode safe|fast]
+              [--dry-run] (when installed: unkey_secrets/cli/bulk.py)
 
-Global options go before or after the command. Durations are seconds or ``30m``, ``24h``,
-``90d``. ``--audit-log FILE`` (or ``UNKEY_SECRETS_AUDIT_LOG``) appends one audit event per
-change the command makes to FILE, as JSON lines (schema ``unkey-secrets/audit/v1``,
-:mod:`unkey_secrets.telemetry.audit`), the file created with mode 0600. The settings flags
-``--vault-addr``, ``--vault-namespace``, ``--mount``, ``--region``, ``--profile``,
-``--endpoint-url``, ``--role-arn``, ``--role-external-id``, ``--role-session-name`` and
-``--duration-seconds`` win over the environment variable each one names.
+Global options go before or after the command. Every command names its API with ``--api-id``
+(``bulk``: the API of the lines without an ``api`` field), and every identifier it is given is
+checked before a store or Unkey client is opened (exit ``2``, naming the flag). Durations are
+seconds or ``30m``, ``24h``, ``90d``, at most ten years. ``--audit-log FILE`` (or
+``UNKEY_SECRETS_AUDIT_LOG``) appends one audit event per change the command makes to FILE, as
+JSON lines (schema ``unkey-secrets/audit/v1``, :mod:`unkey_secrets.telemetry.audit`), the file
+created with mode 0600. The settings flags ``--vault-addr``, ``--vault-namespace``, ``--mount``,
+``--region``, ``--profile``, ``--endpoint-url``, ``--role-arn``, ``--role-external-id``,
+``--role-session-name`` and ``--duration-seconds`` win over the environment variable each one
+names.
 
 Configuration flows through the library's one precedence chain
 (:func:`unkey_secrets.settings.load_settings`): a settings flag, then the environment, then the
@@ -91,9 +96,12 @@ from .options import (
     AUDIT_LOG_VARIABLE,
     GLOBAL_VALUE_OPTIONS,
     SETTINGS_FLAGS,
+    add_api_id,
     add_global_options,
     add_grace_options,
+    check_inputs,
     closest_command,
+    exit_codes,
     grace_options,
     settings_overrides,
 )
@@ -263,7 +271,10 @@ def build_parser(
 
 def _add_provision(commands: Any) -> None:
     provision = commands.add_parser(
-        "provision", help="create a key in Unkey and store it", allow_abbrev=False
+        "provision",
+        help="create a key in Unkey and store it",
+        epilog=exit_codes(),
+        allow_abbrev=False,
     )
     _api_and_alias(provision)
     provision.add_argument(
@@ -296,12 +307,14 @@ def _add_provision(commands: Any) -> None:
     provision.add_argument(
         "--role", action="append", dest="roles", metavar="R", help="a role to grant (repeatable)"
     )
+    add_grace_options(provision, "the key --replace replaces")
 
 
 def _add_rotate(commands: Any) -> None:
     rotate = commands.add_parser(
         "rotate",
         help="reroll a key, store the new one, keep the old one valid for a grace period",
+        epilog=exit_codes(),
         allow_abbrev=False,
     )
     _api_and_alias(
@@ -310,6 +323,7 @@ def _add_rotate(commands: Any) -> None:
     )
     rotate.add_argument(
         "--key-id",
+        metavar="KEY",
         help="the key to rotate, if not the one --alias names (every alias naming it moves)",
     )
     rotate.add_argument(
@@ -324,10 +338,11 @@ def _add_capture(commands: Any) -> None:
     capture = commands.add_parser(
         "capture",
         help="store a key you already hold, read from stdin (never from the command line)",
+        epilog=exit_codes(),
         allow_abbrev=False,
     )
     _api_and_alias(capture)
-    capture.add_argument("--key-id", required=True, help="the key's keyId")
+    capture.add_argument("--key-id", required=True, metavar="KEY", help="the key's keyId")
     origin = capture.add_mutually_exclusive_group()
     origin.add_argument(
         "--rerolled-from",
@@ -351,9 +366,10 @@ def _add_show(commands: Any) -> None:
     show = commands.add_parser(
         "show",
         help="print what the store holds for an alias or key_id (metadata only, never the key)",
+        epilog=exit_codes(),
         allow_abbrev=False,
     )
-    show.add_argument("--api-id", required=True, help="the Unkey API (keyspace)")
+    add_api_id(show)
     which = show.add_mutually_exclusive_group(required=True)
     which.add_argument("--alias", metavar="NAME", help="the alias whose current key to show")
     which.add_argument(
@@ -365,7 +381,9 @@ def _add_show(commands: Any) -> None:
 
 
 def _add_stores(commands: Any) -> None:
-    commands.add_parser("stores", help="list the installed stores", allow_abbrev=False)
+    commands.add_parser(
+        "stores", help="list the installed stores", epilog=exit_codes(), allow_abbrev=False
+    )
 
 
 #: ``bulk``'s line under ``unkey-secrets --help`` (:mod:`.bulk` gives its parser the same).
@@ -410,7 +428,7 @@ def command_names() -> list[str]:
 
 
 def _api_and_alias(command: argparse.ArgumentParser, alias_help: str | None = None) -> None:
-    command.add_argument("--api-id", required=True, help="the Unkey API (keyspace)")
+    add_api_id(command)
     command.add_argument(
         "--alias",
         metavar="NAME",
@@ -708,14 +726,16 @@ def audit_log(path: str | None) -> Iterator[None]:
 
 
 def _provision(args: argparse.Namespace, out: Output) -> None:
+    # The replaced key's grace period, checked before anything is sent (as rotate's).
+    options: dict[str, Any] = grace_options(args) if args.replace else {}
     from .. import flows
 
     store = store_from_env(args.store)
-    options = {
-        name: getattr(args, name)
+    options.update(
+        (name, getattr(args, name))
         for name in ("name", "prefix", "external_id", "meta", "expires", "permissions", "roles")
         if getattr(args, name) is not None
-    }
+    )
     with unkey_from_env() as unkey:
         result = flows.provision(
             unkey,
@@ -934,6 +954,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Output(json=args.json, stdout=sys.stdout, stderr=sys.stderr)
     configure_logging(args.verbose)
     try:
+        # Bad input is refused before the command opens anything (exit 2, the flag named).
+        check_inputs(args)
         run = _runner(args.command)
         token = _FLAG_OVERRIDES.set(settings_overrides(args))
         try:

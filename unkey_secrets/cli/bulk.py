@@ -35,7 +35,7 @@ from .._errors import InvalidInputError, UnkeySecretsError
 from .._redact import scrub
 from ..bulk import AWS_WRITE_QUOTA, LineResult, check_file, provision_many, read_lines
 from . import app
-from .options import PartialFailure
+from .options import PartialFailure, add_api_id
 from .output import Output
 
 __all__ = [
@@ -127,7 +127,8 @@ def add_parser(subparsers: Any) -> None:
         help=app._BULK_HELP,
         description="Provision one key per line of FILE (CSV with a header, or JSON lines) with "
         "the fields api, alias, externalId, name, prefix, meta (a JSON object), expires (Unix "
-        "ms), permissions, roles. Each line needs an alias or an externalId: a re-run skips the "
+        "ms), permissions, roles; a line without api is for --api-id's API. Each line needs an "
+        "alias or an externalId: a re-run skips the "
         "lines already done and never makes a second key for a line, and finishes a key an "
         "earlier run of FILE left half done at once (where FILE cannot be locked, once it is 10 "
         "minutes old: a younger one may be another run's, the line fails, run again later). "
@@ -140,6 +141,11 @@ def add_parser(subparsers: Any) -> None:
         allow_abbrev=False,
     )
     bulk.add_argument("file", metavar="FILE", help="the CSV or JSON-lines file")
+    add_api_id(
+        bulk,
+        "the Unkey API (keyspace) of the lines without an api field (a line's own api wins)",
+        required=False,
+    )
     bulk.add_argument(
         "--format", choices=("csv", "jsonl"), help="the file's format (default: from its name)"
     )
@@ -163,6 +169,11 @@ def add_parser(subparsers: Any) -> None:
         metavar="R",
         help=f"Secrets Manager only: writes a second per AWS quota group, shared by every "
         f"worker (default {AWS_WRITE_QUOTA:g}, AWS's quota; lower it when other jobs write too)",
+    )
+    bulk.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the whole file and count its lines, send nothing",
     )
     bulk.add_argument(
         "--no-progress", action="store_true", help="no progress bar, even on a terminal"
@@ -285,9 +296,14 @@ def _say(stream: TextIO | None, line: str) -> None:
         pass
 
 
-def _check(path: str, fmt: str | None, out: Output) -> int:
+def _check(path: str, fmt: str | None, out: Output, api_id: str | None = None) -> int:
     """Validate the whole file before anything is sent; return its number of lines."""
-    count, errors = check_file(path, format=fmt, max_errors=_SHOWN_INVALID)  # type: ignore[arg-type]
+    count, errors = check_file(
+        path,
+        format=fmt,  # type: ignore[arg-type]
+        max_errors=_SHOWN_INVALID,
+        api_id=api_id,
+    )
     if errors:
         for error in errors:
             _say(out.stderr, f"invalid {error.field}: {error.problem}")
@@ -300,6 +316,16 @@ def _check(path: str, fmt: str | None, out: Output) -> int:
     return count
 
 
+def _dry_run(out: Output, total: int, *, as_json: bool) -> None:
+    """``--dry-run``: the file was checked whole; say so, and send nothing."""
+    if as_json:
+        out.result(
+            {"command": "bulk", "ok": True, "summary": True, "dry_run": True, "lines": total}
+        )
+    else:
+        _say(out.stdout, f"bulk: {total} lines checked, all valid; nothing was sent (--dry-run)")
+
+
 def run(args: argparse.Namespace, out: Output) -> None:
     """Run ``bulk`` with the parsed ``args``; raise for a failure exit (see the module)."""
     # The store and the Unkey client are built for --concurrency threads at once.
@@ -308,7 +334,11 @@ def run(args: argparse.Namespace, out: Output) -> None:
 
 
 def _run(args: argparse.Namespace, out: Output, locked: bool) -> None:
-    total = _check(args.file, args.format, out)
+    api_id: str | None = getattr(args, "api_id", None)
+    total = _check(args.file, args.format, out, api_id)
+    if getattr(args, "dry_run", False):
+        _dry_run(out, total, as_json=args.json)
+        return
     store = app.store_from_env(args.store)
     summary = Summary(total=total)
     stderr = out.stderr
@@ -319,7 +349,7 @@ def _run(args: argparse.Namespace, out: Output, locked: bool) -> None:
             results = provision_many(
                 unkey,
                 store,
-                read_lines(args.file, format=args.format),
+                read_lines(args.file, format=args.format, api_id=api_id),
                 concurrency=args.concurrency,
                 mode=args.mode,
                 store_writes_per_second=args.store_writes_per_second,

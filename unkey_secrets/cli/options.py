@@ -2,7 +2,11 @@
 
 * Global options (``--json``, ``-v``, ``--store``, ``--audit-log`` and the settings flags) are
   accepted before the command and after it, as ``vault`` and ``aws`` accept theirs.
-* Durations are whole seconds or ``30m``, ``24h``, ``90d``, ``2w``, or a sum such as ``1h30m``.
+* Durations are whole seconds or ``30m``, ``24h``, ``90d``, ``2w``, or a sum such as ``1h30m``,
+  at most 10 years, for every option that takes one.
+* The identifiers a command takes (``--api-id``, ``--alias``, ``--key-id``, ``--external-id``...)
+  are checked by :func:`check_inputs` before the command opens a store or an Unkey client, the
+  error naming the flag, never the value.
 * A command that rotates takes ``--grace-period`` and ``--allow-short-grace``
   (:func:`add_grace_options`), checked before anything is sent (:func:`grace_options`).
 * The settings flags (``--vault-addr``, ``--vault-namespace``, ``--mount``, ``--region``,
@@ -21,13 +25,13 @@ import argparse
 import datetime as dt
 import difflib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .._errors import InvalidInputError, UnkeySecretsError
-from .._validate import validate_alias
+from .._validate import validate_alias, validate_api_id, validate_external_id, validate_key_id
 from ..rotation.core import DEFAULT_GRACE_PERIOD, MINIMUM_GRACE_PERIOD
 
 __all__ = [
@@ -40,15 +44,19 @@ __all__ = [
     "EXIT_USAGE",
     "GLOBAL_VALUE_OPTIONS",
     "MAX_ALIASES",
+    "MAX_DURATION_SECONDS",
     "MAX_GRACE_SECONDS",
     "SETTINGS_FLAGS",
     "PartialFailure",
     "SettingsFlag",
+    "add_api_id",
     "add_global_options",
     "add_grace_options",
     "aliases_from",
+    "check_inputs",
     "closest_command",
     "duration",
+    "exit_codes",
     "format_duration",
     "grace_options",
     "grace_period",
@@ -203,6 +211,22 @@ def add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         group.add_argument(flag, metavar=metavar, default=default(None), help=setting.help)
 
 
+def add_api_id(
+    parser: argparse.ArgumentParser,
+    help: str = "the Unkey API (keyspace)",
+    *,
+    required: bool = True,
+) -> None:
+    """``--api-id API``: the one spelling every command takes the API by."""
+    parser.add_argument("--api-id", required=required, metavar="API", help=help)
+
+
+def exit_codes(*own: str) -> str:
+    """A command's epilog: the exit codes every command has, with its ``own`` (3 or 4)."""
+    codes = ("0 done", "1 the command failed", "2 usage, input or configuration", *own)
+    return f"Exit codes: {'; '.join(codes)}; 130 interrupted."
+
+
 def settings_overrides(args: argparse.Namespace) -> dict[str, dict[str, str]]:
     """The settings overrides the flags given in ``args`` make, by store name then field.
 
@@ -225,21 +249,32 @@ def settings_overrides(args: argparse.Namespace) -> dict[str, dict[str, str]]:
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"(?:\d{1,12}[smhdw])+")
+#: The longest duration any option takes (10 x 365 days): no key, grace period or window
+#: outlasts it (Unkey's expiry cannot go past 2100), and every one fits a timedelta.
+MAX_DURATION_SECONDS = 10 * 365 * 24 * 3600
 
 
 def duration(text: str) -> int:
     """Seconds from ``"3600"``, ``"30m"``, ``"24h"``, ``"90d"``, ``"2w"`` or ``"1h30m"``.
 
-    The error names the accepted forms, never the value.
+    At most :data:`MAX_DURATION_SECONDS`, for every option that takes a duration. The error
+    names the accepted forms, never the value.
     """
     text = text.strip()
     if re.fullmatch(r"\d+", text):
-        return int(text, 10)
-    if not _DURATION.fullmatch(text):
+        # Counted by its digits first: int() of thousands of digits is refused, or slow.
+        seconds = int(text, 10) if len(text) <= 20 else MAX_DURATION_SECONDS + 1
+    elif _DURATION.fullmatch(text):
+        seconds = sum(int(n) * _UNITS[unit] for n, unit in re.findall(r"(\d+)([smhdw])", text))
+    else:
         raise argparse.ArgumentTypeError(
             "must be whole seconds or a duration such as 30m, 24h, 90d or 1h30m"
         )
-    return sum(int(n) * _UNITS[unit] for n, unit in re.findall(r"(\d+)([smhdw])", text))
+    if seconds > MAX_DURATION_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"may be at most {format_duration(MAX_DURATION_SECONDS)} (10 years)"
+        )
+    return seconds
 
 
 def format_duration(seconds: float) -> str:
@@ -259,18 +294,13 @@ def format_duration(seconds: float) -> str:
 
 # -- grace periods --------------------------------------------------------------------------
 
-#: The longest ``--grace-period`` accepted (10 x 365 days); Unkey's expiry cannot go past 2100.
-MAX_GRACE_SECONDS = 10 * 365 * 24 * 3600
+#: The longest ``--grace-period`` accepted: the longest duration (10 x 365 days).
+MAX_GRACE_SECONDS = MAX_DURATION_SECONDS
 
 
 def grace_period(text: str) -> int:
-    """``--grace-period``'s type: a :func:`duration` of at most :data:`MAX_GRACE_SECONDS`."""
-    value = duration(text)
-    if value > MAX_GRACE_SECONDS:
-        raise argparse.ArgumentTypeError(
-            f"may be at most {format_duration(MAX_GRACE_SECONDS)} (10 years)"
-        )
-    return value
+    """``--grace-period``'s type: a :func:`duration` (at most :data:`MAX_GRACE_SECONDS`)."""
+    return duration(text)
 
 
 def add_grace_options(parser: argparse.ArgumentParser, what: str) -> None:
@@ -315,6 +345,75 @@ def grace_options(args: argparse.Namespace) -> dict[str, Any]:
         )
     options["grace_period"] = dt.timedelta(seconds=seconds)
     return options
+
+
+# -- input checks ---------------------------------------------------------------------------
+
+#: The identifiers a command may take: its parsed name (``dest``), the flag, the check.
+_IDENTIFIERS: tuple[tuple[str, str, Callable[[object, str], str]], ...] = (
+    ("api_id", "--api-id", validate_api_id),
+    ("alias", "--alias", validate_alias),
+    ("aliases", "--alias", validate_alias),
+    ("key_id", "--key-id", validate_key_id),
+    ("key_ids", "--key-id", validate_key_id),
+    ("rerolled_from", "--rerolled-from", validate_key_id),
+    ("after", "--after", validate_key_id),
+    ("external_id", "--external-id", validate_external_id),
+)
+
+
+def check_inputs(args: argparse.Namespace) -> None:
+    """Check what the command line gave, before the command opens a store or Unkey client.
+
+    Every identifier (:data:`_IDENTIFIERS`) and, for ``provision``, the key's options are held
+    to the rules Unkey and the stores hold them to, and the flags that only go together are
+    checked. Raises :class:`~unkey_secrets.InvalidInputError` naming the flag (exit 2); the
+    value is described by its length, never echoed. ``--aliases-file`` is read by the command
+    itself, before it opens anything too.
+    """
+    for dest, flag, check in _IDENTIFIERS:
+        value = getattr(args, dest, None)
+        for item in value if isinstance(value, list) else [value]:
+            if item is not None:
+                check(item, flag)
+    if getattr(args, "command", None) == "provision":
+        _check_provision(args)
+
+
+def _check_provision(args: argparse.Namespace) -> None:
+    from ..unkey.options import (
+        check_meta,
+        check_permissions,
+        check_prefix,
+        check_roles,
+        check_text,
+        check_timestamp,
+    )
+
+    checks: dict[str, Callable[[Any], object]] = {
+        "name": lambda value: check_text(value, "name", 1, 255),
+        "prefix": check_prefix,
+        "meta": check_meta,
+        "expires": lambda value: check_timestamp(value, "expires"),
+        "permissions": check_permissions,
+        "roles": check_roles,
+    }
+    flags = {"permissions": "--permission", "roles": "--role"}
+    for dest, check in checks.items():
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        try:
+            check(value)
+        except InvalidInputError as exc:
+            raise InvalidInputError(flags.get(dest, f"--{dest}"), exc.problem) from None
+    if args.replace and args.alias is None:
+        raise InvalidInputError("--replace", "moves an alias to the new key: give --alias too")
+    if not args.replace and (args.grace_period is not None or args.allow_short_grace):
+        raise InvalidInputError(
+            "--grace-period" if args.grace_period is not None else "--allow-short-grace",
+            "is for the key --replace replaces; without --replace no key is replaced",
+        )
 
 
 # -- mistyped commands ----------------------------------------------------------------------

@@ -48,7 +48,7 @@ from ..._errors import (
 )
 from ..._redact import confined
 from ...rotation.core import MARKER_META_KEY
-from ..options import EXIT_FINDINGS, format_duration
+from ..options import EXIT_FINDINGS, add_api_id, exit_codes, format_duration
 from ..output import Output
 from ._common import iso, now_ms, open_store, open_unkey, unkey_status
 from ._expiry import (
@@ -138,9 +138,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "doctor",
         help="check connectivity, auth and the permissions each command needs",
+        epilog=exit_codes("3 a check failed (an unchecked one or a warning fails nothing)"),
         allow_abbrev=False,
     )
-    parser.add_argument("--api-id", required=True, help="the Unkey API (keyspace) to check")
+    add_api_id(parser, "the Unkey API (keyspace) to check")
     parser.add_argument(
         "--alias", metavar="NAME", help="also check the writes of this alias's paths"
     )

@@ -17,7 +17,7 @@ import argparse
 from typing import Any
 
 from ..._errors import InvalidInputError
-from ..options import EXIT_FINDINGS, aliases_from
+from ..options import EXIT_FINDINGS, add_api_id, aliases_from, exit_codes
 from ..output import Output, Record
 from ._common import add_alias_options, iso, now_ms, open_store, open_unkey, status_of, unkey_status
 from ._expiry import AliasNames, add_expiring_option, decide, expiry_fields, in_window
@@ -33,11 +33,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "list",
         help="list the keys a store holds for an API and their state in Unkey (never a key)",
         description="List the keys a store holds for an API and their state in Unkey (never "
-        "a key). Exit codes: 0 listed; 3 --expiring-within found keys that end within it; 1 "
-        "failed; 2 usage.",
+        "a key).",
+        epilog=exit_codes("3 --expiring-within listed keys that end within it"),
         allow_abbrev=False,
     )
-    parser.add_argument("--api-id", required=True, help="the Unkey API (keyspace)")
+    add_api_id(parser)
     parser.add_argument(
         "--all",
         action="store_true",

@@ -40,7 +40,14 @@ from typing import Any
 
 from ... import _reconcile as _library
 from ..._reconcile import ReconcileFinding, ReconcileReport
-from ..options import EXIT_FINDINGS, aliases_from, duration, format_duration
+from ..options import (
+    EXIT_FINDINGS,
+    add_api_id,
+    aliases_from,
+    duration,
+    exit_codes,
+    format_duration,
+)
 from ..output import Output, Record
 from ._common import add_alias_options, now_ms, open_store, open_unkey
 
@@ -71,11 +78,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "reconcile",
         help="find orphaned keys in Unkey, stale store entries and aliases naming dead keys",
+        epilog=exit_codes("3 findings are left (reported, or not fixed by --apply)"),
         allow_abbrev=False,
     )
-    parser.add_argument("--api-id", required=True, help="the Unkey API (keyspace)")
+    add_api_id(parser)
     add_alias_options(parser, "to check besides those the stored keys name")
-    parser.add_argument(
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="report the findings, change nothing (the default without --apply)",
+    )
+    mode.add_argument(
         "--apply",
         action="store_true",
         help="delete orphaned keys in Unkey and disable unnamed ones (stale store entries "

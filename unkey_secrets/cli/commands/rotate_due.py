@@ -20,9 +20,11 @@ from typing import Any
 from ..._errors import InvalidInputError, UnkeyNotFoundError, UnkeySecretsError
 from ..options import (
     EXIT_PARTIAL,
+    add_api_id,
     add_grace_options,
     aliases_from,
     duration,
+    exit_codes,
     grace_options,
 )
 from ..output import Output, error_message
@@ -37,9 +39,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "rotate-due",
         help="rotate every alias whose current key is older than --older-than "
         "(scheduled rotation, e.g. from a Kubernetes CronJob)",
+        epilog=exit_codes("4 some aliases failed or are missing, the others were done"),
         allow_abbrev=False,
     )
-    parser.add_argument("--api-id", required=True, help="the Unkey API (keyspace)")
+    add_api_id(parser)
     parser.add_argument(
         "--older-than",
         type=duration,
@@ -77,16 +80,16 @@ def run(args: argparse.Namespace, out: Output) -> int:
     api_id: str = args.api_id
     # Checked for every alias at once, before the store is opened or Unkey asked anything.
     options: dict[str, Any] = {**grace_options(args), "takeover": args.takeover}
+    aliases = aliases_from(args.aliases, args.aliases_file)
+    if not aliases and not args.all_aliases:
+        raise InvalidInputError(
+            "--alias", "name the aliases to consider (--alias, --aliases-file or --all-aliases)"
+        )
     store = open_store(args)
     counts = {"rotated": 0, "not-due": 0, "due": 0, "failed": 0, "missing": 0}
     with open_unkey() as unkey:
-        aliases = aliases_from(args.aliases, args.aliases_file)
         if args.all_aliases:
             aliases = list(dict.fromkeys([*aliases, *_stored_aliases(unkey, store, api_id)]))
-        elif not aliases:
-            raise InvalidInputError(
-                "--alias", "name the aliases to consider (--alias, --aliases-file or --all-aliases)"
-            )
         for alias in aliases:
             record: dict[str, Any] = {
                 "command": "rotate-due",

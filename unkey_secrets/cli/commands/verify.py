@@ -26,7 +26,7 @@ from ..._errors import (
 from ..._redact import confined
 from ..._validate import validate_key_id
 from ...rotation.core import confirm_key_id
-from ..options import EXIT_FINDINGS, aliases_from
+from ..options import EXIT_FINDINGS, add_api_id, aliases_from, exit_codes
 from ..output import Output
 from ._common import add_alias_options, now_ms, open_store, open_unkey
 from ._expiry import (
@@ -47,12 +47,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "verify",
         help="check that stored keys still verify in Unkey, as their key_id (never prints one)",
         description="Check that stored keys still verify in Unkey, as their key_id (never "
-        "prints one). Exit codes: 0 every key verifies (and, with --expiring-within, none ends "
-        "within it); 3 a key does not verify, or ends within --expiring-within; 1 failed; 2 "
-        "usage.",
+        "prints one).",
+        epilog=exit_codes("3 a key does not verify, or ends within --expiring-within"),
         allow_abbrev=False,
     )
-    parser.add_argument("--api-id", required=True, help="the Unkey API (keyspace)")
+    add_api_id(parser)
     add_alias_options(parser, "whose current key to verify")
     parser.add_argument(
         "--key-id",
