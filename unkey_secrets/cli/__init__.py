@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK
 """The ``unkey-secrets`` command line (see :mod:`unkey_secrets.cli.app`)."""
 
 from __future__ import annotations

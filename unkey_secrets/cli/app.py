@@ -28,11 +28,13 @@
 Global options go before or after the command. Every command names its API with ``--api-id``
 (``bulk``: the API of the lines without an ``api`` field), and every identifier it is given is
 checked before a store or Unkey client is opened (exit ``2``, naming the flag). Durations are
-seconds or ``30m``, ``24h``, ``90d``, at most ten years. ``--audit-log FILE`` (or
-``UNKEY_SECRETS_AUDIT_LOG``) appends one audit event per change the command makes to FILE, as
-JSON lines (schema ``unkey-secrets/audit/v1``, :mod:`unkey_secrets.telemetry.audit`), the file
-created with mode 0600. The settings flags ``--vault-addr``, ``--vault-namespace``, ``--mount``,
-``--region``, ``--profile``, ``--endpoint-url``, ``--role-arn``, ``--role-external-id``,
+seconds or ``30m``, ``24h``, ``90d``, at most ten years. With ``_ARGCOMPLETE`` set (by a shell's
+completion function, docs/cli-completion.md) the command answers the completion request through
+argcomplete and runs nothing. ``--audit-log FILE`` (or ``UNKEY_SECRETS_AUDIT_LOG``) appends one
+audit event per change the command makes to FILE, as JSON lines (schema
+``unkey-secrets/audit/v1``, :mod:`unkey_secrets.telemetry.audit`), the file created with mode
+0600. The settings flags ``--vault-addr``, ``--vault-namespace``, ``--mount``, ``--region``,
+``--profile``, ``--endpoint-url``, ``--role-arn``, ``--role-external-id``,
 ``--role-session-name`` and ``--duration-seconds`` win over the environment variable each one
 names.
 
@@ -122,6 +124,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMMANDS",
+    "COMPLETION_VARIABLE",
     "EXIT_FAILURE",
     "EXIT_FINDINGS",
     "EXIT_INTERRUPTED",
@@ -928,10 +931,54 @@ def _runner(command: str) -> Callable[[argparse.Namespace, Output], int | None]:
     raise UsageError(f"unknown command {command}")  # pragma: no cover - argparse refuses it
 
 
+#: Set by the shell's completion function (argcomplete's) when it asks for completions.
+COMPLETION_VARIABLE = "_ARGCOMPLETE"
+
+
+def _complete() -> int:
+    """Answer the shell's completion request through argcomplete, which exits the process.
+
+    Only run when :data:`COMPLETION_VARIABLE` is set, so a normal start-up neither imports
+    argcomplete nor builds every command's parser. The parser is the whole one
+    (``build_parser(complete=True)``, ``bulk``'s options too once the line names it), and
+    ``--store`` completes to the installed stores' names. Options are offered once a ``-`` is
+    typed. Without argcomplete installed (the ``completion`` extra), exit 2 and complete nothing.
+    """
+    try:
+        import argcomplete
+    except ImportError:
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            sys.stderr.write(
+                "error: shell completion needs argcomplete: "
+                "pip install 'unkey-secrets[completion]'\n"
+            )
+        return EXIT_USAGE
+    line = os.environ.get("COMP_LINE", "")
+    try:
+        point = int(os.environ.get("COMP_POINT", len(line)))
+        words = list(argcomplete.split_line(line, point)[3])
+    except (ValueError, argcomplete.ArgcompleteException):
+        words = line.split()
+    parser = build_parser(words[1:], complete=True)
+    stores = argcomplete.ChoicesCompleter(available_stores())
+    pending = [parser]
+    while pending:
+        current = pending.pop()
+        for action in current._actions:
+            if "--store" in action.option_strings:
+                setattr(action, "completer", stores)  # noqa: B010 (argcomplete's attribute)
+            if isinstance(action, argparse._SubParsersAction):
+                pending.extend(action.choices.values())
+    argcomplete.autocomplete(parser, always_complete_options=False)
+    return EXIT_FAILURE  # pragma: no cover - autocomplete exits once it has answered
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``unkey-secrets`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     disable_core_dumps()
     install_guards()
+    if COMPLETION_VARIABLE in os.environ:
+        return _complete()
     arguments = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(arguments)
     try:
