@@ -61,3 +61,16 @@ def test_every_page_is_in_the_nav() -> None:
     on_disk = {p.relative_to(docs).as_posix() for p in docs.rglob("*.md")}
     assert sorted(on_disk - in_nav) == [], "pages missing from mkdocs.yml's nav"
     assert sorted(in_nav - on_disk) == [], "nav entries with no page"
+
+
+def test_readme_links_resolve() -> None:
+    """README.md is not part of the site; its relative links must still name real paths."""
+    from scripts.docs_hooks import _is_relative, _targets
+
+    readme = ROOT / "README.md"
+    broken = [
+        target
+        for target in _targets(readme.read_text(encoding="utf-8"))
+        if _is_relative(target) and not (ROOT / target.split("#", 1)[0]).exists()
+    ]
+    assert not broken, f"README.md links to paths that do not exist: {broken}"
