@@ -1,7 +1,7 @@
 """The durable record of one rotation, kept in the store beside the keys it concerns.
 
 A rotation of key ``K`` owns one record, at the store's rotation location for ``K`` (default
-``unkey/{api_id}/rotated-from/{key_id}``). It holds no plaintext, only ids, states and times
+``unkey/rotated-from/{api_id}/{key_id}``). It holds no plaintext, only ids, states and times
 (format ``unkey-secrets/rotation/v1``)::
 
     {"format": "unkey-secrets/rotation/v1", "revision": 2, "rotation": "rot_...",

@@ -5,7 +5,7 @@ Layout (default templates)::
     unkey/{api_id}/{key_id}         one secret per key, never changed after it is created
     unkey/{api_id}/by-name/{alias}  an alias; its AWSCURRENT version holds the current key's
                                     full value, AWSPREVIOUS the key before it
-    unkey/{api_id}/rotated-from/{key_id}
+    unkey/rotated-from/{api_id}/{key_id}
                                     the record of the rotation of key_id (no plaintext); each
                                     revision n is the version uuid5(name#n)
 
