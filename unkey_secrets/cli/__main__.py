@@ -1,7 +1,5 @@
 """``python -m unkey_secrets.cli``: the ``unkey-secrets`` command."""
 
-import sys
+from .app import run
 
-from .app import main
-
-sys.exit(main())
+run()

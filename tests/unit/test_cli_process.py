@@ -1,0 +1,89 @@
+"""The ``unkey-secrets`` process entry (:func:`unkey_secrets.cli.app.run`): exit code, collector."""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from unkey_secrets.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _collector_restored() -> Iterator[None]:
+    """run() freezes what it built for the process's exit; put this test process back."""
+    enabled = gc.isenabled()
+    yield
+    gc.unfreeze()
+    if enabled:
+        gc.enable()
+
+
+def test_run_exits_with_mains_code_the_collector_off_until_the_command_has_a_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[object] = []
+
+    def command(argv: Sequence[str] | None = None) -> int:
+        seen.extend([argv, gc.isenabled()])
+        app._started()  # what store_from_env and unkey_from_env call once they have built
+        seen.extend([gc.isenabled(), gc.get_freeze_count() > 0])
+        return 3
+
+    monkeypatch.setattr(app, "main", command)
+    gc.unfreeze()
+    with pytest.raises(SystemExit) as exited:
+        app.run()
+    assert exited.value.code == 3
+    # main() reads the process's own command line; start-up ran without the collector, and
+    # what it built was frozen once the command had its client.
+    assert seen == [None, False, True, True]
+    assert gc.isenabled()
+
+
+def test_run_freezes_what_the_command_built_before_the_exit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A command that never builds a client (--help, stores) runs without the collector; the
+    # interpreter's last collection, at exit, walks none of what it built.
+    built: list[object] = []
+
+    def command(argv: Sequence[str] | None = None) -> int:
+        built.append([{"a": 1}])
+        return 0
+
+    monkeypatch.setattr(app, "main", command)
+    gc.unfreeze()
+    with pytest.raises(SystemExit) as exited:
+        app.run()
+    assert exited.value.code == 0
+    assert gc.get_freeze_count() > 0
+    assert gc.isenabled()
+
+
+def test_the_seams_leave_the_collector_alone_outside_run() -> None:
+    # main() called in a process of its own (tests, a wrapper script) changes no collector.
+    gc.unfreeze()
+    app._started()
+    assert gc.get_freeze_count() == 0
+    assert gc.isenabled()
+
+
+def test_the_console_script_and_python_m_run_the_process_entry() -> None:
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'unkey-secrets = "unkey_secrets.cli:run"' in pyproject
+    done = subprocess.run(
+        [sys.executable, "-m", "unkey_secrets.cli", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip()
