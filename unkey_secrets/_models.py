@@ -60,13 +60,13 @@ class IssuedKey:
 class StoredKey:
     """A key read back from a store: what a reader gets. ``secret`` is masked in every repr.
 
-    The fields are the stored value's members (:mod:`unkey_secrets._payload`): ``expires`` is
-    Unix ms (None: never), ``issued_at`` ISO 8601, ``rerolled_from`` the key this one replaced,
-    ``alias`` the reader-facing name it was stored for. ``extra`` names the members this
-    version does not know, sorted, each name that does not look like one (lower-case letters,
-    digits and ``_``, up to 32) shown as ``"?"``; their values are not kept, since a writer's
-    unknown member may hold anything (an earlier key, say), so ``dataclasses.asdict``,
-    ``vars``, ``repr`` and copies show none.
+    The fields are the stored value's members (:func:`unkey_secrets.stores.key_fields`):
+    ``expires`` is Unix ms (None: never), ``issued_at`` ISO 8601, ``rerolled_from`` the key
+    this one replaced, ``alias`` the reader-facing name it was stored for. ``extra`` names the
+    members this version does not know, sorted, each name that does not look like one
+    (lower-case letters, digits and ``_``, up to 32) shown as ``"?"``; their values are not
+    kept, since a writer's unknown member may hold anything (an earlier key, say), so
+    ``dataclasses.asdict``, ``vars``, ``repr`` and copies show none.
     """
 
     key_id: str

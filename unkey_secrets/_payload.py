@@ -21,6 +21,10 @@ and replaced by a full value at the alias's next move.
 
 A rotation record (format ``unkey-secrets/rotation/v1``, no plaintext) is described in
 :mod:`unkey_secrets.rotation.record`.
+
+A store plugin writes and reads the key's value through the public names
+:mod:`unkey_secrets.stores` exports (``KEY_FORMAT``, ``key_fields``, ``parse_key_fields``,
+``parse_key_json``); the rest of this module is private.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ __all__ = [
     "parse_key_json",
 ]
 
+#: The format string of a stored key (and of an alias, which holds the same value).
 KEY_FORMAT = "unkey-secrets/key/v1"
 ALIAS_FORMAT = "unkey-secrets/alias/v1"
 #: The value of the ownership marker (Vault custom_metadata / Secrets Manager tag "managed-by").
@@ -65,10 +70,23 @@ _PREFIX = re.compile(r"[A-Za-z0-9_]{1,16}")
 
 
 def key_fields(issued: IssuedKey) -> dict[str, Any]:
-    """Build the stored members for ``issued``; the one place a store gets the plaintext.
+    """The value a store writes for ``issued``: the members of format ``unkey-secrets/key/v1``.
 
-    The result is a :class:`~unkey_secrets._redact.MaskedDict`: ``json.dumps`` sees every
-    member, its repr (as a traceback's locals show it) none of the values.
+    Public as :func:`unkey_secrets.stores.key_fields`. The one place a store gets the
+    plaintext: reveal it only into the request body, as ``json.dumps(key_fields(key))`` (or
+    the mapping itself, where the service takes JSON objects). The result is a dict of every
+    member::
+
+        {"format": "unkey-secrets/key/v1", "key_id": issued.key_id, "api_id": issued.api_id,
+         "key": <the plaintext>, "issued_at": <RFC 3339>, "name": str | None,
+         "external_id": str | None, "prefix": str | None, "expires": <Unix ms> | None,
+         "rerolled_from": <key_id> | None, "alias": str | None}
+
+    An alias holds the same members, with ``alias`` set: pass
+    ``dataclasses.replace(issued, alias=alias)``. The dict is a
+    :class:`~unkey_secrets._redact.MaskedDict`: ``json.dumps`` sees every member, its repr (as
+    a traceback's locals show it) none of the values. Nothing is checked here (an
+    :class:`~unkey_secrets.IssuedKey` was validated when it was made), so nothing is raised.
     """
     return MaskedDict(
         {
@@ -111,7 +129,23 @@ def _ids(data: Mapping[str, Any], store: str, location: str, what: str) -> tuple
 def parse_key_fields(
     data: object, *, store: str, location: str, version: str | None = None
 ) -> StoredKey:
-    """Turn a stored mapping back into a :class:`StoredKey`, never echoing the value on error."""
+    """Read a stored key back from its decoded JSON object: a :class:`StoredKey`.
+
+    Public as :func:`unkey_secrets.stores.parse_key_fields`, for a service that answers with
+    the decoded object (a JSON-typed field, a dict from its SDK); a JSON string goes to
+    :func:`parse_key_json` instead. ``data`` is what :func:`key_fields` wrote (or an earlier
+    writer of the same format; members this release does not know are ignored, their names
+    kept in ``StoredKey.extra``). ``store`` is the store's name and ``location`` the location
+    read, as errors and the result name them; ``version`` is the service's version of the
+    value, kept as ``StoredKey.version``.
+
+    Raises :class:`~unkey_secrets.StoredValueError` (its ``store`` and ``location`` set) when
+    ``data`` is not a JSON object, its ``format`` is not ``unkey-secrets/key/v1``, ``key`` is
+    missing or empty, ``key_id`` or ``api_id`` is not an Unkey id, or ``key`` cannot be an
+    Unkey key (its shape, or it holds the key_id). The message never holds the value or any
+    part of the key. The optional members are untrusted text: one in the wrong shape (a name
+    holding the key, a control character, an expiry out of range) is read as None, not raised.
+    """
     if not isinstance(data, Mapping):
         raise _not_ours(
             store, location, "key", f"expected a JSON object, got {type(data).__name__}"
@@ -224,7 +258,18 @@ def load_stored_json(text: object, *, store: str, location: str) -> object:
 def parse_key_json(
     text: str, *, store: str, location: str, version: str | None = None
 ) -> StoredKey:
-    """Parse a JSON string value; a decode error never carries the document."""
+    """Read a stored key back from the JSON text :func:`key_fields` was written as.
+
+    Public as :func:`unkey_secrets.stores.parse_key_json`: what a store's ``_get`` and
+    ``_get_current`` hooks return for a value kept as a JSON string. Decodes ``text`` and
+    reads it as :func:`parse_key_fields` does (``store``, ``location`` and ``version`` the
+    same). Use it rather than ``json.loads``: a decode error's ``.doc`` is the whole text,
+    plaintext included, and this keeps only the line and column.
+
+    Raises :class:`~unkey_secrets.StoredValueError` (its ``store`` and ``location`` set) when
+    ``text`` is not a string, is not JSON (or nests too deeply, or holds a number too long to
+    read), or holds a value :func:`parse_key_fields` refuses. The message never holds the text.
+    """
     data = load_stored_json(text, store=store, location=location)
     return parse_key_fields(data, store=store, location=location, version=version)
 

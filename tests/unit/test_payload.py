@@ -208,3 +208,29 @@ def test_a_stored_expires_at_the_ends_of_what_a_datetime_holds_is_kept(expires: 
     assert stored.expires == expires
     info = KeyInfo.from_stored(stored, store="test", fetched_at=0.0)
     assert info.expires_at is not None
+
+
+def test_a_plugin_writes_and_reads_the_stored_value_through_public_names() -> None:
+    """``unkey_secrets.stores`` exports the encoder and decoders a store plugin needs."""
+    import unkey_secrets.stores as stores
+
+    for name in ("KEY_FORMAT", "key_fields", "parse_key_fields", "parse_key_json"):
+        assert name in stores.__all__, name
+        # Each has a docstring the API reference shows (the format string aside).
+        assert name == "KEY_FORMAT" or getattr(stores, name).__doc__, name
+    assert stores.KEY_FORMAT == KEY_FORMAT
+    text = json.dumps(stores.key_fields(issued()))
+    stored = stores.parse_key_json(text, store="kv", location="unkey/api_xyz789/key_abc123")
+    assert (stored.key_id, stored.api_id, stored.secret) == (
+        "key_abc123",
+        "api_xyz789",
+        Secret(PLAINTEXT),
+    )
+    assert stores.parse_key_fields(json.loads(text), store="kv", location="x").prefix == "live"
+    # What it cannot read is a StoredValueError naming the store and location, never the key.
+    for bad in (text[:-1], json.dumps({**json.loads(text), "format": "other"})):
+        with pytest.raises(StoredValueError) as raised:
+            stores.parse_key_json(bad, store="kv", location="here")
+        assert (raised.value.store, raised.value.location) == ("kv", "here")
+        assert PLAINTEXT not in str(raised.value)
+        assert PLAINTEXT not in repr(raised.value.__dict__)

@@ -1,7 +1,8 @@
 """Secrets Manager's four rotation steps for a secret holding an Unkey key, crash-consistent.
 
-The secret's value is the stored JSON shape (:mod:`unkey_secrets._payload`); every version's
-VersionId is the rotation's ClientRequestToken, so the version history is the key history.
+The secret's value is the stored JSON shape (:func:`unkey_secrets.stores.key_fields`); every
+version's VersionId is the rotation's ClientRequestToken, so the version history is the key
+history.
 
 How a rotation survives a crash or a retry at any line:
 

@@ -2,6 +2,11 @@
 
 The built-in backends (``vault``, ``aws``) register through the same group as third-party ones,
 and this package never imports a backend's SDK: each backend imports its own lazily.
+
+What a store (a plugin's too) builds on: :class:`SecretStore`, and the stored value every
+store holds for a key and an alias (format :data:`KEY_FORMAT`), written with
+:func:`key_fields` and read back with :func:`parse_key_json` (a JSON string) or
+:func:`parse_key_fields` (a decoded object).
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._errors import StoreNotFoundError
+from .._payload import KEY_FORMAT, key_fields, parse_key_fields, parse_key_json
 from .base import DEFAULT_ALIAS_TEMPLATE, DEFAULT_KEY_TEMPLATE, SecretStore
 
 if TYPE_CHECKING:
@@ -18,9 +24,13 @@ __all__ = [
     "DEFAULT_ALIAS_TEMPLATE",
     "DEFAULT_KEY_TEMPLATE",
     "ENTRY_POINT_GROUP",
+    "KEY_FORMAT",
     "SecretStore",
     "available_stores",
+    "key_fields",
     "load_store",
+    "parse_key_fields",
+    "parse_key_json",
 ]
 
 ENTRY_POINT_GROUP = "unkey_secrets.stores"

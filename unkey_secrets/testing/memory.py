@@ -1,7 +1,7 @@
 """An in-memory :class:`~unkey_secrets.stores.SecretStore` for tests, with failure injection.
 
 :class:`InMemoryStore` keeps every value in a dict, as the JSON string a real store would hold
-(:func:`~unkey_secrets._payload.key_fields`), and follows the same rules as the Vault and
+(:func:`~unkey_secrets.stores.key_fields`), and follows the same rules as the Vault and
 Secrets Manager stores: create-only, idempotent puts; ownership; aliases holding a full copy of
 their key's value; conditional alias moves; revisioned rotation records. It passes
 :class:`~unkey_secrets.testing.contract.SecretStoreContract`.
