@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -87,3 +89,59 @@ def test_the_console_script_and_python_m_run_the_process_entry() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip()
+
+
+def test_run_turns_pydantic_plugins_off_unless_the_variable_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A plugin would see the settings' input (credentials included); looking for one reads
+    # every installed distribution's entry points.
+    seen: list[str | None] = []
+
+    def command(argv: Sequence[str] | None = None) -> int:
+        seen.append(os.environ.get("PYDANTIC_DISABLE_PLUGINS"))
+        return 0
+
+    monkeypatch.setattr(app, "main", command)
+    monkeypatch.delenv("PYDANTIC_DISABLE_PLUGINS", raising=False)
+    with pytest.raises(SystemExit):
+        app.run()
+    monkeypatch.setenv("PYDANTIC_DISABLE_PLUGINS", "logfire")
+    with pytest.raises(SystemExit):
+        app.run()
+    assert seen == ["__all__", "logfire"]
+
+
+def test_the_provision_path_scans_no_distribution_for_pydantic_plugins() -> None:
+    # The settings classes are built in a process run() started: pydantic asks for no
+    # entry points (its scan reads every installed distribution's metadata).
+    probe = """
+import importlib.metadata as metadata, json, os, sys
+from unkey_secrets.cli import app
+groups = []
+real = metadata.entry_points
+def entry_points(**selection):
+    groups.append(selection.get("group"))
+    return real(**selection)
+metadata.entry_points = entry_points
+def command(argv=None):
+    from unkey_secrets.settings import UnkeySettings, load_settings
+    from unkey_secrets.stores.vault.settings import VaultSettings
+    load_settings(VaultSettings)
+    load_settings(UnkeySettings)
+    print(json.dumps(groups))
+    return 0
+app.main = command
+app.run()
+"""
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "pydantic" not in json.loads(done.stdout)
