@@ -635,34 +635,45 @@ class _Leftovers:
     run (on the first alias-only line whose alias is free) and kept; a line's candidates are
     those with its name and meta, whose store entry (read once, cached) names its alias. Keys
     this run makes are not listed: a line never adopts a key of its own run.
+
+    Each listed key is looked at once, not once per line: its meta is stripped of ours when
+    the API is listed, a key disabled by someone (no provision marker of this store) is set
+    aside then, and once its store entry is read (by the first line of its name and meta) it
+    is found by the alias the entry names. A line's cost does not grow with the API's keys.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._listed: dict[str, list[KeyInfo]] = {}
+        self._listed: dict[str, _Listing] = {}
         self._entries: dict[str, KeyEntry | None] = {}
 
     def find(
         self, unkey: UnkeyClient, store: SecretStore, line: BulkLine
     ) -> list[tuple[KeyInfo, KeyEntry]]:
-        """The listed keys that are stored here for ``line``'s alias and made like it."""
+        """The listed keys that are stored here for ``line``'s alias and made like it.
+
+        In the API's listing order; a key's store entry is read by the first line that needs
+        it, as before, however many lines follow.
+        """
         with self._lock:  # one listing per API and run: the other workers wait for it
-            listed = self._listed.get(line.api_id)
-            if listed is None:
-                listed = [
+            listing = self._listed.get(line.api_id)
+            if listing is None:
+                listing = _Listing(
                     info
                     for info in unkey.list_keys(line.api_id, revalidate_keys_cache=True)
                     if info.external_id is None
-                ]
-                self._listed[line.api_id] = listed
-        found = []
-        for info in listed:
-            if info.name != line.name or _user_meta(info.meta) != dict(line.meta or {}):
-                continue
-            if not info.enabled and not _is_provision_marker(
-                (info.meta or {}).get(MARKER_META_KEY), store.name
-            ):
-                continue  # disabled by someone, not a provision that never enabled it
+                    # A disabled key without this store's provision marker was disabled by
+                    # someone: never a line's to finish.
+                    and (
+                        info.enabled
+                        or _is_provision_marker((info.meta or {}).get(MARKER_META_KEY), store.name)
+                    )
+                )
+                self._listed[line.api_id] = listing
+            meta = dict(line.meta or {})
+            due = listing.unread_like(line.name, meta)
+        found: dict[int, tuple[KeyInfo, KeyEntry]] = {}
+        for position, info in due:
             with self._lock:
                 known = info.key_id in self._entries
                 entry = self._entries.get(info.key_id)
@@ -670,9 +681,56 @@ class _Leftovers:
                 entry = store.key_entry(api_id=line.api_id, key_id=info.key_id)
                 with self._lock:
                     self._entries[info.key_id] = entry
+            with self._lock:
+                listing.read(position, entry)
             if entry is not None and entry.alias == line.alias:
-                found.append((info, entry))
-        return found
+                found[position] = (info, entry)
+        with self._lock:
+            # Those read already, by this line or an earlier one (or another worker).
+            for position, info, entry in listing.stored_like(line.alias, line.name, meta):
+                found.setdefault(position, (info, entry))
+        return [found[position] for position in sorted(found)]
+
+
+class _Listing:
+    """One API's listed keys: those whose store entry is not read yet, and those stored.
+
+    A key is known by its position in the listing. Not thread-safe: :class:`_Leftovers` holds
+    its lock around every call.
+    """
+
+    def __init__(self, keys: Iterable[KeyInfo]) -> None:
+        #: Not read yet: position -> (key, its meta without ours), in listing order.
+        self._unread: dict[int, tuple[KeyInfo, dict[str, Any]]] = {
+            position: (info, _user_meta(info.meta)) for position, info in enumerate(keys)
+        }
+        #: Read and stored: the alias the entry names -> (position, key, meta, entry).
+        self._stored: dict[str | None, list[tuple[int, KeyInfo, dict[str, Any], KeyEntry]]] = {}
+
+    def unread_like(self, name: str | None, meta: dict[str, Any]) -> list[tuple[int, KeyInfo]]:
+        """The keys not read yet made with ``name`` and ``meta``, in listing order."""
+        return [
+            (position, info)
+            for position, (info, user_meta) in self._unread.items()
+            if info.name == name and user_meta == meta
+        ]
+
+    def read(self, position: int, entry: KeyEntry | None) -> None:
+        """The key at ``position`` was read: ``entry`` is its store entry (None: not stored)."""
+        taken = self._unread.pop(position, None)
+        if taken is not None and entry is not None:
+            info, user_meta = taken
+            self._stored.setdefault(entry.alias, []).append((position, info, user_meta, entry))
+
+    def stored_like(
+        self, alias: str | None, name: str | None, meta: dict[str, Any]
+    ) -> list[tuple[int, KeyInfo, KeyEntry]]:
+        """The keys read and stored for ``alias`` made with ``name`` and ``meta``."""
+        return [
+            (position, info, entry)
+            for position, info, user_meta, entry in self._stored.get(alias, ())
+            if info.name == name and user_meta == meta
+        ]
 
 
 def _user_meta(meta: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -520,6 +520,56 @@ def test_a_disabled_unstored_key_left_by_a_killed_run_is_deleted_once_old(
     assert run(unkey, store, lines, wall_clock=later)[0].actions == ()
 
 
+def test_each_listed_key_is_looked_at_once_however_many_lines(
+    emulator: Emulator, api_id: str, unkey: UnkeyClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Client CPU per line in bulk: a fast run over alias-only lines into an API holding many
+    # keys without an externalId used to strip every listed key's meta again for every line.
+    store = InMemoryStore()
+    left_over = [BulkLine(number=1, api_id=api_id, alias="svc7", meta={"team": "x"})]
+    store.fail_next("set_current", StoreUnavailableError("down", store="memory"), times=4)
+    half_done = run(unkey, store, left_over, mode="fast")[0]
+    assert half_done.status == "failed"
+    assert half_done.key_id is not None
+    others = [unkey.create_key(api_id).key_id for _ in range(40)]
+    unkey.create_key(api_id, meta={"team": "x"})  # same meta, stored for no alias
+    disabled = unkey.create_key(api_id, enabled=False).key_id  # disabled by someone
+    import unkey_secrets.bulk as bulk
+
+    stripped: list[object] = []
+    real_user_meta = bulk._user_meta
+
+    def counted(meta: object) -> dict[str, object]:
+        stripped.append(meta)
+        return real_user_meta(meta)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bulk, "_user_meta", counted)
+    reads: Counter[str] = Counter()
+    real_key_entry = store.key_entry
+
+    def key_entry(**options: str) -> object:
+        reads[options["key_id"]] += 1
+        return real_key_entry(**options)
+
+    monkeypatch.setattr(store, "key_entry", key_entry)
+    lines = [
+        BulkLine(number=i, api_id=api_id, alias=f"svc{i}", meta={"team": "x"} if i == 7 else None)
+        for i in range(1, 31)
+    ]
+    results = run(unkey, store, lines, mode="fast", concurrency=1, wall_clock=later)
+    by_alias = {r.alias: r for r in results}
+    assert by_alias["svc7"].status == "completed"
+    assert by_alias["svc7"].key_id == half_done.key_id
+    assert Counter(r.status for r in results) == {"created": 29, "completed": 1}
+    assert store.get_current(api_id=api_id, alias="svc7").key_id == half_done.key_id
+    # Every listed key is read from the store at most once, the disabled one never.
+    assert max(reads.values()) == 1
+    assert disabled not in reads
+    assert set(others) <= set(reads)
+    # Each listed key's meta is stripped once (44 listed), not once per line (30 x 44).
+    assert len(stripped) <= 44 + len(lines)
+
+
 def test_a_disabled_stored_key_with_a_rotation_token_is_not_enabled(
     emulator: Emulator, api_id: str, unkey: UnkeyClient
 ) -> None:
