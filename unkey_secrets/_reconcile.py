@@ -378,7 +378,7 @@ def _unnamed(
         key_id=info.key_id,
         alias=alias,
         status=key_status(info, now),
-        location=store.key_location(api_id=api_id, key_id=info.key_id),
+        location=store.describe_location(api_id=api_id, key_id=info.key_id).location,
         marker=marker,
         age_seconds=int(max(0, now - info.created_at) / 1000),
         action=f"reported: stored for alias {alias}, which does not name it; --apply disables "
@@ -421,7 +421,7 @@ def _unnamed(
 def _stale(
     store: SecretStore, api_id: str, key_id: str, status: KeyStatus, apply: bool
 ) -> ReconcileFinding:
-    location = store.key_location(api_id=api_id, key_id=key_id)
+    location = store.describe_location(api_id=api_id, key_id=key_id).location
     action = "reported"
     if apply:
         action = (

@@ -994,7 +994,9 @@ class _Runner:
                 state = self.store.alias_state(api_id=line.api_id, alias=line.alias)
                 if state is None or state.key_id != found.key_id:
                     raise
-                location = self.store.alias_location(api_id=line.api_id, alias=line.alias)
+                location = self.store.describe_location(
+                    api_id=line.api_id, key_id=found.key_id, alias=line.alias
+                ).location
             else:
                 location = moved.location
             actions.append(f"pointed alias {line.alias} at key {found.key_id}")

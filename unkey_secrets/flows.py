@@ -367,9 +367,7 @@ def finish_half_done(
     location = store.describe_location(api_id=api_id, key_id=info.key_id)
     unkey.update_key(info.key_id, enabled=True, meta=user_meta_of(info.meta) or None)
     logger.info("finished key_id=%s api_id=%s: enabled for alias %s", info.key_id, api_id, alias)
-    current = dataclasses.replace(
-        location, location=store.alias_location(api_id=api_id, alias=alias), alias=alias
-    )
+    current = store.describe_location(api_id=api_id, key_id=info.key_id, alias=alias)
     return ProvisionResult(
         key_id=info.key_id,
         api_id=api_id,

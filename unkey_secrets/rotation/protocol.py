@@ -33,7 +33,6 @@ strip), and :meth:`Rotation._drive` runs the steps until none is left, then repo
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import secrets
@@ -307,11 +306,7 @@ class Rotation:
         assert record.key_id is not None
         location = self.store.describe_location(api_id=self.api_id, key_id=record.key_id)
         aliases = tuple(
-            dataclasses.replace(
-                location,
-                location=self.store.alias_location(api_id=self.api_id, alias=a),
-                alias=a,
-            )
+            self.store.describe_location(api_id=self.api_id, key_id=record.key_id, alias=a)
             for a in record.aliases
         )
         return RotationResult(

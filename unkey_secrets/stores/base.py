@@ -96,14 +96,27 @@ class SecretStore(ABC):
         """Return where the record of a rotation of ``key_id`` is kept (validated, no I/O)."""
         return self.rotation_template.render({"api_id": api_id, "key_id": key_id})
 
-    def describe_location(self, *, api_id: str, key_id: str) -> StoredLocation:
-        """A :class:`StoredLocation` for a key stored earlier, without I/O (version unknown)."""
+    def describe_location(
+        self, *, api_id: str, key_id: str, alias: str | None = None
+    ) -> StoredLocation:
+        """A :class:`StoredLocation` for a key stored earlier, without I/O (version unknown).
+
+        With ``alias``, the location of that alias (naming ``key_id``) instead of the key's.
+        ``location`` reads as the store's own results and errors name it (Vault's
+        ``mount/path``, :meth:`_describe_path`): use it, not :meth:`key_location` or
+        :meth:`alias_location` (the paths the hooks are given), wherever a location is shown.
+        """
+        if alias is None:
+            path = self.key_location(api_id=api_id, key_id=key_id)
+        else:
+            path = self.alias_location(api_id=api_id, alias=alias)
         return StoredLocation(
             store=self.name,
-            location=self.key_location(api_id=api_id, key_id=key_id),
+            location=self._describe_path(path),
             key_id=key_id,
             version="",
             created=False,
+            alias=alias,
         )
 
     def check_writable(self, *, api_id: str, alias: str | None = None) -> None:
@@ -440,6 +453,14 @@ class SecretStore(ABC):
 
     def _check_writable(self) -> None:  # noqa: B027 (a hook: by default a store can write)
         """Raise :class:`~unkey_secrets.ConfigurationError` if this store cannot write at all."""
+
+    def _describe_path(self, path: str) -> str:
+        """How this store's results and errors name the rendered ``path``: ``path`` itself.
+
+        A backend whose :class:`StoredLocation` names a location otherwise (Vault adds its KV
+        mount) says so here, so :meth:`describe_location` names it the same way.
+        """
+        return path
 
     def _check_location(self, location: str) -> None:  # noqa: B027 (a hook: no rule by default)
         """Raise :class:`~unkey_secrets.InvalidInputError` if ``location`` breaks a backend rule.

@@ -142,7 +142,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
                 "stored": entry is not None,
                 "alias": entry.alias if entry is not None else None,
                 "rerolled_from": entry.rerolled_from if entry is not None else None,
-                "location": store.key_location(api_id=api_id, key_id=info.key_id)
+                "location": store.describe_location(api_id=api_id, key_id=info.key_id).location
                 if entry is not None
                 else None,
                 "status": status_of(info, now),
@@ -173,7 +173,9 @@ def run(args: argparse.Namespace, out: Output) -> int:
                     "stored": True,
                     "alias": alias,
                     "rerolled_from": state.rerolled_from,
-                    "location": store.key_location(api_id=api_id, key_id=state.key_id),
+                    "location": store.describe_location(
+                        api_id=api_id, key_id=state.key_id
+                    ).location,
                     "status": status,
                     "enabled": found.enabled if found else None,
                     "created": iso(found.created_at) if found else None,

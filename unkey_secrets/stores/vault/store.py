@@ -695,13 +695,6 @@ class VaultStore(SecretStore):
         meta = self._read_metadata(path)
         return meta, (_alias_key(meta) if meta is not None else None)
 
-    def describe_location(self, *, api_id: str, key_id: str) -> StoredLocation:
-        """A :class:`StoredLocation` for a key stored earlier (``mount/path``), without I/O."""
-        return dataclasses.replace(
-            super().describe_location(api_id=api_id, key_id=key_id),
-            location=self._location(self.key_location(api_id=api_id, key_id=key_id)),
-        )
-
     def _alias_state(self, path: str, api_id: str, alias: str) -> AliasState | None:
         meta = self._read_metadata(path) if self.kv_version == 2 else None
         if meta is None:
@@ -1229,6 +1222,10 @@ class VaultStore(SecretStore):
 
     def _location(self, path: str) -> str:
         return f"{self.mount}/{path}"
+
+    def _describe_path(self, path: str) -> str:
+        """``mount/path``, as every result and error of this store names a location."""
+        return self._location(path)
 
     @property
     def _through_agent(self) -> bool:
