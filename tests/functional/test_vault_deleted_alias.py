@@ -269,9 +269,42 @@ def test_verify_reports_the_deleted_alias_and_goes_on_to_the_next(
     deleted, verified, summary = json_lines(done.stdout)
     assert deleted["alias"] == "svc"
     assert deleted["ok"] is False
+    # No key was read: the record says what happened to the alias's version instead.
+    assert (deleted["key_id"], deleted["version_gone"]) == (None, "deleted")
     assert_names_the_fix(deleted["problem"], unkey_api_id, version, location)
     assert (verified["alias"], verified["ok"], verified["key_id"]) == ("good", True, good.key_id)
+    assert verified["version_gone"] is None
     assert summary["problems"] == 1
+
+
+@pytest.mark.parametrize("gone", ["deleted", "destroyed"])
+def test_verify_in_text_says_the_alias_version_was_deleted_or_destroyed(
+    gone: str,
+    openbao_server: OpenBaoServer,
+    store: VaultStore,
+    env: dict[str, str],
+    unkey_client: UnkeyClient,
+    unkey_api_id: str,
+) -> None:
+    first = provision(unkey_client, store, unkey_api_id, alias="svc")
+    remove = kv_delete if gone == "deleted" else kv_destroy
+    version = remove(openbao_server, store, unkey_api_id)
+    location = f"{MOUNT}/{store.alias_location(api_id=unkey_api_id, alias='svc')}"
+    argv = ["--store", "vault", "verify", "--api-id", unkey_api_id, "--alias", "svc"]
+
+    done = run_cli(argv, env)
+    assert done.returncode == 3, done.stderr
+    line, summary = done.stdout.splitlines()
+    assert line.startswith(
+        f"PROBLEM  alias svc: its current version was {gone}: "
+        f"the current version {version} of {location} was {gone}"
+    ), line
+    assert "?" not in line
+    assert f"its metadata still names {first.key_id}" in line
+    assert summary == f"1 checked, 1 problem(s) (API {unkey_api_id}, vault)"
+
+    (record, _) = json_lines(run_cli(["--json", *argv], env).stdout)
+    assert (record["key_id"], record["version_gone"]) == (None, gone)
 
 
 def test_rotate_by_alias_proceeds_from_the_metadata_over_a_deleted_version(

@@ -16,7 +16,13 @@ from typing import Any
 
 import pytest
 
-from unkey_secrets import ConfigurationError, StoreConflictError, UnkeyClient, provision
+from unkey_secrets import (
+    ConfigurationError,
+    DeletedVersionError,
+    StoreConflictError,
+    UnkeyClient,
+    provision,
+)
 from unkey_secrets.cli import app as cli
 from unkey_secrets.cli import options
 from unkey_secrets.cli.output import Output
@@ -490,6 +496,32 @@ def test_verify_all_good_exits_0_in_human_form(
         f"ok       alias svc: key {key} verifies (VALID)",
         f"1 checked, 0 problem(s) (API {world.api}, memory)",
     ]
+
+
+@pytest.mark.parametrize("destroyed", [False, True])
+def test_verify_of_an_alias_whose_version_is_gone_says_so_instead_of_a_key(
+    capsys: pytest.CaptureFixture[str], world: World, destroyed: bool
+) -> None:
+    key = world.provision("svc")
+    gone = "destroyed" if destroyed else "deleted"
+    error = DeletedVersionError(
+        f"the current version 2 of unkey/{world.api}/by-name/svc was {gone}; its metadata "
+        f"still names {key}",
+        store="memory",
+        location=f"unkey/{world.api}/by-name/svc",
+        version=2,
+        destroyed=destroyed,
+        key_id=key,
+    )
+    argv = ("verify", "--api-id", world.api, "--alias", "svc")
+    world.store.fail_next("get_current", error)
+    code, out, _ = run(capsys, *argv)
+    assert code == options.EXIT_FINDINGS
+    assert out.splitlines()[0] == f"PROBLEM  alias svc: its current version was {gone}: {error}"
+    world.store.fail_next("get_current", error)
+    code, out, _ = run(capsys, "--json", *argv)
+    (item,), _summary = split(out)
+    assert (item["key_id"], item["version_gone"], item["problem"]) == (None, gone, str(error))
 
 
 def test_verify_needs_a_target(capsys: pytest.CaptureFixture[str], world: World) -> None:

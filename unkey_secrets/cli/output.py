@@ -330,6 +330,12 @@ def _verify_lines(record: Record) -> list[str]:
     key = record["key_id"] or "?"
     if record["ok"]:
         return [f"ok       {what}: key {key} verifies ({record['code']})"]
+    if record["key_id"] is None and record.get("version_gone"):
+        # No key was read: the alias's current version is gone (the problem says which).
+        return [
+            f"PROBLEM  {what}: its current version was {record['version_gone']}: "
+            f"{record['problem']}"
+        ]
     return [f"PROBLEM  {what}: key {key} {record['problem']}"]
 
 

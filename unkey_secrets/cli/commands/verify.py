@@ -10,6 +10,11 @@ Each record gives the key's expiry as Unkey answered it (``expires`` in Unix ms,
 that ends within it is a problem too (``expiring: true``), unless it was replaced (the rule:
 :mod:`._expiry`; the key an alias names is always current): exit 3, and the problem says how
 to replace it before it ends.
+
+An alias whose current version was deleted or destroyed (Vault: ``bao kv delete``,
+``delete_version_after``, ``bao kv destroy``) has no key to read: its record has no
+``key_id`` and says ``version_gone`` (``"deleted"`` or ``"destroyed"``; None for every other
+record), and the problem names the version and the command that stores a new one.
 """
 
 from __future__ import annotations
@@ -96,6 +101,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
                 "valid": False,
                 "code": None,
                 "problem": None,
+                "version_gone": None,
                 **expiry_fields(None, 0),
                 "expiring": None,
             }
@@ -107,8 +113,10 @@ def run(args: argparse.Namespace, out: Output) -> int:
             except SecretNotFoundError:
                 record["problem"] = "not stored"
             except DeletedVersionError as exc:
-                # That alias's problem (its message names the fix), not the run's end.
+                # That alias's problem (its message names the fix), not the run's end. No key
+                # was read: what happened to the alias's current version is said instead.
                 record["problem"] = str(exc)
+                record["version_gone"] = "destroyed" if exc.destroyed else "deleted"
             except StoredValueError as exc:
                 record["problem"] = f"stored value unusable: {exc}"
             else:
