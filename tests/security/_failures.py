@@ -364,3 +364,151 @@ def _interrupt_in_aws_write(ctx: FlowContext) -> object:
     target.client.meta.events.register_first("before-send.secrets-manager", interrupt)
     with unkey(ctx) as client:
         return provision(client, target, api_id, alias="svc", prefix="canary")
+
+
+# -- a store call failing inside a group made at once (unkey_secrets._concurrent.together) ----
+#
+# A rotation by alias makes independent calls at once, one on the calling thread and each
+# other on a thread of its own: the original's getKey beside the record's claim, the new key's
+# put beside the alias's prepared move, the cut beside the record's ``done``, and (Secrets
+# Manager) the alias's DescribeSecret beside its GetSecretValue. Each flow below fails the one
+# call of a group that runs on a worker thread, or the one beside it, so the error a reporter
+# renders was raised on another thread than the one that raises it again.
+
+
+def _vault_hook(target: Any, fails: Callable[[Any], bool], action: Callable[[Any], None]) -> None:
+    """On each Vault answer whose request ``fails`` matches, ``action(response)`` (once)."""
+    done = threading.Event()
+
+    def hook(response: Any, *args: Any, **kwargs: Any) -> None:
+        if not done.is_set() and fails(response.request):
+            done.set()
+            action(response)
+
+    target.client.adapter.session.hooks["response"].append(hook)
+
+
+def _vault_500(response: Any) -> None:
+    response.status_code = 500
+    response._content = b'{"errors":["injected failure"]}'
+
+
+def _data_write(part: str) -> Callable[[Any], bool]:
+    def matches(request: Any) -> bool:
+        url = str(request.url)
+        return request.method in ("POST", "PUT") and "/data/" in url and part in url
+
+    return matches
+
+
+def _rotate_by_alias(
+    ctx: FlowContext, target: Any, api_id: str, arrange: Callable[[], None]
+) -> object:
+    with unkey(ctx) as client:
+        first = provision(client, target, api_id, alias="svc", prefix="canary")
+        arrange()
+        return rotate(client, target, api_id, first.key_id, alias="svc", retry=NO_RETRY)
+
+
+@failure("vault-500-claim-rotate-vault", raises=UnkeySecretsError)
+def _vault_500_claim(ctx: FlowContext) -> object:
+    # The claim (the record's first write) runs on a worker thread beside the getKey.
+    target, api_id = store(ctx, "vault"), api(ctx)
+    return _rotate_by_alias(
+        ctx,
+        target,
+        api_id,
+        lambda: _vault_hook(target, _data_write("/rotated-from/"), _vault_500),
+    )
+
+
+@failure("vault-500-put-rotate-vault", raises=UnkeySecretsError)
+def _vault_500_put(ctx: FlowContext) -> object:
+    # The new key's put (its body holds the plaintext) fails beside the alias's prepared move.
+    target, api_id = store(ctx, "vault"), api(ctx)
+
+    def new_key(request: Any) -> bool:
+        url = str(request.url)
+        return (
+            _data_write(f"/unkey/{api_id}/")(request)
+            and "/by-name/" not in url
+            and "/rotated-from/" not in url
+        )
+
+    return _rotate_by_alias(ctx, target, api_id, lambda: _vault_hook(target, new_key, _vault_500))
+
+
+@failure("vault-500-done-rotate-vault", raises=UnkeySecretsError)
+def _vault_500_done(ctx: FlowContext) -> object:
+    # The record's writes: the claim, "rerolled", "stored", then "done" beside the cut.
+    target, api_id = store(ctx, "vault"), api(ctx)
+
+    def record_done(request: Any) -> bool:
+        if not _data_write("/rotated-from/")(request):
+            return False
+        return b'"done"' in (request.body or b"")
+
+    return _rotate_by_alias(
+        ctx, target, api_id, lambda: _vault_hook(target, record_done, _vault_500)
+    )
+
+
+@failure("interrupt-in-claim-rotate-vault", raises=KeyboardInterrupt)
+def _interrupt_in_claim(ctx: FlowContext) -> object:
+    # A KeyboardInterrupt raised on the worker thread that writes the claim.
+    target, api_id = store(ctx, "vault"), api(ctx)
+
+    def interrupt(response: Any) -> None:
+        raise KeyboardInterrupt
+
+    return _rotate_by_alias(
+        ctx,
+        target,
+        api_id,
+        lambda: _vault_hook(target, _data_write("/rotated-from/"), interrupt),
+    )
+
+
+def _aws_hook(target: Any, operation: str, fails: Callable[[dict[str, Any]], bool]) -> None:
+    """Answer the first ``operation`` whose params ``fails`` matches with a 500 error."""
+    from botocore.exceptions import ClientError
+
+    done = threading.Event()
+
+    def hook(params: dict[str, Any], **_: Any) -> None:
+        if not done.is_set() and fails(params):
+            done.set()
+            raise ClientError(
+                {"Error": {"Code": "InternalServiceError", "Message": "injected failure"}},
+                operation,
+            )
+
+    target.client.meta.events.register_first(
+        f"provide-client-params.secrets-manager.{operation}", hook
+    )
+
+
+@failure("aws-500-alias-read-rotate-aws", raises=UnkeySecretsError)
+def _aws_500_alias_read(ctx: FlowContext) -> object:
+    # The alias's GetSecretValue (a worker thread) fails beside its DescribeSecret.
+    target, api_id = store(ctx, "aws"), api(ctx)
+    return _rotate_by_alias(
+        ctx,
+        target,
+        api_id,
+        lambda: _aws_hook(
+            target, "GetSecretValue", lambda params: "/by-name/" in str(params.get("SecretId"))
+        ),
+    )
+
+
+@failure("aws-500-put-rotate-aws", raises=UnkeySecretsError)
+def _aws_500_put(ctx: FlowContext) -> object:
+    # The new key's CreateSecret (its SecretString the plaintext) fails beside the prepare.
+    target, api_id = store(ctx, "aws"), api(ctx)
+
+    def new_key(params: dict[str, Any]) -> bool:
+        name = str(params.get("Name"))
+        return name.startswith(f"unkey/{api_id}/") and "/by-name/" not in name
+
+    return _rotate_by_alias(ctx, target, api_id, lambda: _aws_hook(target, "CreateSecret", new_key))
