@@ -36,6 +36,21 @@ def test_the_cronjob_is_scheduled_and_never_overlaps() -> None:
     assert pod["serviceAccountName"] == documents()["ServiceAccount"]["metadata"]["name"]
 
 
+def test_it_runs_the_console_script_whatever_the_image_entrypoint() -> None:
+    """`command` names the CLI: with `args` alone the image's ENTRYPOINT would run them."""
+    assert container()["command"] == ["unkey-secrets"]
+    pyproject = (MANIFEST.parents[2] / "pyproject.toml").read_text()
+    assert '\nunkey-secrets = "unkey_secrets.cli:run"\n' in pyproject
+
+
+def test_its_instructions_keep_the_root_key_off_command_lines() -> None:
+    """The root key goes into the Kubernetes Secret from stdin, never as an argument."""
+    header = MANIFEST.read_text()
+    assert "--from-literal" not in header
+    assert "read -rs ROOT_KEY" in header
+    assert "--from-file=root-key=/dev/stdin" in header
+
+
 def test_its_command_line_is_one_the_cli_accepts() -> None:
     args = cli.build_parser().parse_args(container()["args"])
     assert args.command == "rotate-due"
