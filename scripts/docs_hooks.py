@@ -7,8 +7,9 @@ found. These hooks keep the links and the site self-contained, with nothing fetc
 
 * a link to a file of the repository outside ``docs/`` is served as that file, copied into
   the site under ``_repo/`` (a Markdown file as ``<name>.md.txt``, plain text);
-* a link to a directory is served as a page listing the directory's files (those Git tracks),
-  each copied likewise;
+* a link to a directory is served as a page listing the directory's files (those Git tracks,
+  dotfiles included), each copied likewise; a copy or listing the build did not write is a
+  warning;
 * a link to a path that does not exist, or that leaves the repository, is a warning, which
   ``mkdocs build --strict`` (``make test``) turns into a failure.
 
@@ -31,7 +32,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from mkdocs.structure.files import File, Files
+from mkdocs.structure.files import File, Files, InclusionLevel
 
 log = logging.getLogger("mkdocs.plugins.unkey_secrets")
 
@@ -48,6 +49,8 @@ _HEADING = re.compile(r"^(#{1,5}) ")
 
 # The targets found by on_files, by the page that links to them (src_uri -> {target: new}).
 _rewrites: dict[str, dict[str, str]] = {}
+# Every copy and listing on_files added (site-relative); on_post_build checks each was written.
+_added: set[str] = set()
 
 
 def _repo_root(config: Any) -> Path:
@@ -171,12 +174,14 @@ def on_files(files: Files, config: Any) -> Files:
     """Find the links that leave ``docs/`` and add the copies they will point at."""
     root, docs = _repo_root(config), _docs_dir(config)
     _rewrites.clear()
-    added: set[str] = set()
+    _added.clear()
 
     def add(uri: str, **source: Any) -> None:
-        if uri not in added:
-            added.add(uri)
-            files.append(File.generated(config, uri, **source))
+        if uri not in _added:
+            _added.add(uri)
+            # Included whatever exclude_docs says (a tracked dotfile, such as a module's
+            # .gitignore, is served like any file its directory listing names).
+            files.append(File.generated(config, uri, inclusion=InclusionLevel.INCLUDED, **source))
 
     for page in [f for f in files if f.is_documentation_page()]:
         if page.abs_src_path is None:
@@ -242,3 +247,15 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str
         text if is_code else _DEFINITION.sub(definition, _INLINE.sub(inline, text))
         for is_code, text in runs
     )
+
+
+def on_post_build(config: Any) -> None:
+    """Warn of each copy or listing a page or listing links that the build did not write.
+
+    MkDocs leaves out some files it is given (``exclude_docs``: dotfiles, ``templates/``); a
+    link to one would be broken in the site, so ``--strict`` fails on it.
+    """
+    site = Path(config["site_dir"])
+    for uri in sorted(_added):
+        if not (site / uri).is_file():
+            log.warning("the site links %s, which the build did not write", uri)
