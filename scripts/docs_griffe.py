@@ -19,8 +19,9 @@ __all__ = ["RestToMarkdown", "to_markdown"]
 
 #: ``:role:`target``` and ``:role:`shown <target>```, ``~`` keeping the last name only.
 _ROLE = re.compile(r":(?:py:)?[a-z]+:`(~?)([^`<]*?)(?:\s*<([^>`]+)>)?`")
-#: A reST literal (two backticks each side).
-_LITERAL = re.compile(r"(?<!`)``(?!`)(.+?)(?<!`)``(?!`)")
+#: A reST literal (two backticks each side), which may run over a line break of its paragraph
+#: (not over a blank line).
+_LITERAL = re.compile(r"(?<!`)``(?!`)((?:[^\n]|\n(?![ \t]*\n))+?)(?<!`)``(?!`)")
 #: A line ending in ``::`` (reST's "an indented literal block follows").
 _LITERAL_BLOCK = re.compile(r"(?m)^(.*?)(\s*)::$")
 

@@ -216,9 +216,10 @@ class InMemorySecretsManager:
     whose repr is masked; ``ResponseMetadata`` included). Errors are ``ClientError`` instances, also
     catchable as ``client.exceptions.<Code>``.
 
-    ``region`` and ``account_id`` go into ARNs (``arn:aws:secretsmanager:<region>:<account>:
-    secret:<name>-<6 random letters or digits>``); ``clock`` returns Unix seconds (dates);
-    ``seed`` makes the ARN suffixes and generated tokens repeatable.
+    ``region`` and ``account_id`` go into ARNs
+    (``arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 random letters or digits>``);
+    ``clock`` returns Unix seconds (dates); ``seed`` makes the ARN suffixes and generated tokens
+    repeatable.
 
     Test helpers: :meth:`start_rotation` (what RotateSecret does before it invokes the Lambda),
     :meth:`set_rotation_enabled`, :meth:`fail_next` (raise before or after an operation acts),
