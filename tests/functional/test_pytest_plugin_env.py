@@ -49,3 +49,15 @@ def test_env_values_mask_every_credential_variable(name: str) -> None:
     assert "canaryCANARY" not in _renderings(values)
     assert _shows(values, "PLAIN")
     assert values == {name: "s.canaryCANARYcanary0123", "PLAIN": "shown-value"}
+
+
+def test_aws_env_is_enough_for_a_plain_boto3_client(aws_env: dict[str, str]) -> None:
+    # boto3's own region variable is AWS_DEFAULT_REGION (botocore reads AWS_REGION only on
+    # Lambda and newer releases): a client made with no argument must find moto's region.
+    import boto3
+
+    client = boto3.client("secretsmanager")
+    assert client.meta.region_name == aws_env["AWS_DEFAULT_REGION"] == aws_env["AWS_REGION"]
+    client.create_secret(Name="plain-boto3", SecretString="x")
+    assert client.describe_secret(SecretId="plain-boto3")["Name"] == "plain-boto3"
+    client.delete_secret(SecretId="plain-boto3", ForceDeleteWithoutRecovery=True)

@@ -24,8 +24,9 @@ fixture                      yields
                              (``unkey_api_id``) for the test; yields the dict it set
 ``vault_env``                sets ``VAULT_ADDR`` and ``VAULT_TOKEN`` (OpenBao's root token),
                              removes every other ``VAULT_*``; yields the dict it set
-``aws_env``                  sets ``AWS_ENDPOINT_URL``, ``AWS_REGION``, dummy credentials, no
-                             profile or config file; yields the dict it set
+``aws_env``                  sets ``AWS_ENDPOINT_URL``, ``AWS_REGION`` and
+                             ``AWS_DEFAULT_REGION`` (boto3's), dummy credentials, no profile or
+                             config file; yields the dict it set
 ===========================  ====================================================================
 
 The ``*_env`` fixtures use ``monkeypatch``: the environment is put back after each test. The
@@ -251,7 +252,12 @@ def vault_env(monkeypatch: pytest.MonkeyPatch, openbao_server: OpenBaoServer) ->
 
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch, moto_server: MotoServer) -> dict[str, str]:
-    """The standard AWS variables for moto: endpoint, region, dummy keys, no profile or files."""
+    """The standard AWS variables for moto: endpoint, region, dummy keys, no profile or files.
+
+    The region is in both ``AWS_REGION`` and ``AWS_DEFAULT_REGION``: a plain
+    ``boto3.client("secretsmanager")`` reads only the latter (botocore reads ``AWS_REGION`` on
+    Lambda alone), so the code under test finds moto with no argument.
+    """
     from .moto import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY
 
     for name in (
