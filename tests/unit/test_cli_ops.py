@@ -19,6 +19,7 @@ import pytest
 from unkey_secrets import (
     ConfigurationError,
     DeletedVersionError,
+    InvalidInputError,
     StoreConflictError,
     UnkeyClient,
     provision,
@@ -551,6 +552,26 @@ def test_verify_reads_aliases_from_a_file(
     assert code == 2
 
 
+@pytest.mark.parametrize(
+    "separator", ["\x85", "\u2028", "\u2029", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f"]
+)
+def test_an_aliases_file_line_with_a_control_or_unicode_separator_is_refused(
+    tmp_path: Path, separator: str
+) -> None:
+    # One line as grep, wc and an editor see it: neither split into two aliases by
+    # str.splitlines nor cut to a valid one by str.strip (each is a control character or a
+    # Unicode line break, which no alias holds).
+    names = tmp_path / "aliases.txt"
+    names.write_text(f"svc{separator}web\n", encoding="utf-8")
+    with pytest.raises(InvalidInputError, match="--aliases-file line"):
+        options.aliases_from(None, str(names))
+    names.write_text(f"svc{separator}\n", encoding="utf-8")
+    with pytest.raises(InvalidInputError, match="--aliases-file line"):
+        options.aliases_from(None, str(names))
+    names.write_text("svc\r\n web \t# the site\r\n", encoding="utf-8")
+    assert options.aliases_from(None, str(names)) == ["svc", "web"]
+
+
 # -- reconcile -------------------------------------------------------------------------------
 
 
@@ -778,11 +799,20 @@ def test_doctor_reports_a_refused_store(capsys: pytest.CaptureFixture[str], worl
     from unkey_secrets import StoreAccessError
 
     world.store.fail_next("get", StoreAccessError("403 on read", store="memory"))
-    code, seen = doctor(capsys, "--api-id", world.api)
+    code, seen = doctor(capsys, "--api-id", world.api, "--for", "show")
     assert code == 3
     assert seen["checks"]["store.read"]["result"] == "failed"
     assert seen["commands"]["show"]["missing"] == ["store.read"]
     assert seen["commands"]["provision"]["missing"] == []
+    # Checked for the writer's commands (the default), a refused read fails nothing.
+    world.store.fail_next("get", StoreAccessError("403 on read", store="memory"))
+    code, seen = doctor(capsys, "--api-id", world.api)
+    assert code == 0
+    read = seen["checks"]["store.read"]
+    assert (read["result"], read["ok"]) == ("not granted", True)
+    assert read["detail"].startswith("not needed here (show and verify need it; ")
+    assert (seen["commands"]["show"]["ready"], seen["commands"]["show"]["ok"]) == ("no", True)
+    assert seen["summary"]["not_granted"] == 1
 
 
 # -- rotate-due ------------------------------------------------------------------------------

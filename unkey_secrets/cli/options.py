@@ -475,8 +475,11 @@ def _read_alias_file(path: str) -> list[str]:
             "--aliases-file", f"cannot be read ({type(exc).__name__})"
         ) from None
     names = []
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].strip()
+    # Lines end at "\n" alone, and only blanks, tabs and a "\r" are trimmed: str.splitlines
+    # and str.strip would also break at, or drop, a control character or a Unicode line
+    # separator ("svc\x85web" read as two aliases, "svc\x1f" as "svc") that validation refuses.
+    for line in text.split("\n"):
+        line = line.split("#", 1)[0].strip(" \t\r")
         if line:
             names.append(line)
     if len(names) > MAX_ALIASES:
