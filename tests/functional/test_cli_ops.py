@@ -169,6 +169,59 @@ def test_doctor_all_granted(kind: str, env: dict[str, str], unkey_api_id: str) -
     assert "provision          ready: yes" in probed.stdout.splitlines()
 
 
+def test_doctor_with_exactly_the_writer_policy_is_ready_for_the_writers_commands(
+    openbao_server: OpenBaoServer,
+    unkey_emulator_server: EmulatorServer,
+    unkey_api_id: str,
+) -> None:
+    # The job's own credentials, as the docs say to run it: a token of exactly the writer
+    # policy, which has no read on keys by design. store.read is not the writer's: it fails
+    # nothing.
+    openbao_server.write_policy("unkey-writer", (POLICIES / "vault-writer.hcl").read_text())
+    env = {
+        **vault_env(openbao_server),
+        "VAULT_TOKEN": openbao_server.create_token("unkey-writer"),
+        **unkey_env(unkey_emulator_server),
+    }
+    argv = ["--store", "vault", "doctor", "--api-id", unkey_api_id, "--write-probe"]
+    done = run_cli(argv, env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    (read,) = [line for line in lines if " store.read: " in line]
+    assert read.startswith("not granted store.read: not needed here (show and verify need it; ")
+    assert "403" in read
+    assert read.endswith("(granted by policies/vault-reader.hcl)")
+    for command in ("provision", "rotate", "rotate-due", "bulk", "capture", "reconcile"):
+        assert f"{command:<18} ready: yes" in lines
+    assert any(line.startswith("show               ready: no (not checked for)") for line in lines)
+    # Unchecked: store.retention (the writer may not read the mount's config).
+    assert lines[-1] == (
+        "0 check(s) failed, 1 unchecked, 1 not granted (needed by no command checked)"
+    )
+
+    done = run_cli(["--json", *argv], env)
+    assert done.returncode == 0, done.stdout
+    items, summary = split(done.stdout)
+    checks = {i["check"]: i for i in items if "check" in i}
+    assert (checks["store.read"]["result"], checks["store.read"]["ok"]) == ("not granted", True)
+    assert checks["store.read"]["granted_by"] == "policies/vault-reader.hcl"
+    assert (summary["failed"], summary["not_granted"]) == (0, 1)
+    assert "show" not in summary["for_commands"]
+    assert "rotate-due" in summary["for_commands"]
+
+    # Asked for the reader's command, the same token fails: store.read is needed now.
+    done = run_cli(["--json", *argv, "--for", "show", "--for", "provision"], env)
+    assert done.returncode == 3, done.stdout
+    items, summary = split(done.stdout)
+    checks = {i["check"]: i for i in items if "check" in i}
+    commands = {i["for_command"]: i for i in items if "for_command" in i}
+    assert checks["store.read"]["result"] == "failed"
+    assert (commands["show"]["checked"], commands["show"]["ok"]) == (True, False)
+    assert (commands["rotate"]["checked"], commands["rotate"]["ready"]) == (False, "yes")
+    assert summary["for_commands"] == ["provision", "show"]
+    assert (summary["failed"], summary["not_granted"]) == (1, 0)
+
+
 def test_doctor_names_what_a_writer_token_and_a_narrow_root_key_lack(
     openbao_server: OpenBaoServer,
     unkey_emulator_server: EmulatorServer,
@@ -183,7 +236,8 @@ def test_doctor_names_what_a_writer_token_and_a_narrow_root_key_lack(
         "UNKEY_ROOT_KEY": narrow,
         "UNKEY_BASE_URL": unkey_emulator_server.url,
     }
-    done = run_cli(["--json", "--store", "vault", "doctor", "--api-id", unkey_api_id], env)
+    argv = ["--json", "--store", "vault", "doctor", "--api-id", unkey_api_id]
+    done = run_cli([*argv, "--for", "verify", "--for", "list"], env)
     assert done.returncode == 3, done.stderr
     items, summary = split(done.stdout)
     checks = {i["check"]: i for i in items if "check" in i}
@@ -198,6 +252,13 @@ def test_doctor_names_what_a_writer_token_and_a_narrow_root_key_lack(
     assert commands["list"]["ready"] == "yes"
     assert commands["reconcile"]["ready"] == "yes"
     assert summary["failed"] == 2
+    # For the writer's commands (the default), neither is needed: both are named, neither fails.
+    done = run_cli(argv, env)
+    assert done.returncode == 0, done.stdout
+    items, summary = split(done.stdout)
+    checks = {i["check"]: i for i in items if "check" in i}
+    assert checks["store.read"]["result"] == checks["unkey.verify_key"]["result"] == "not granted"
+    assert (summary["failed"], summary["not_granted"]) == (0, 2)
 
 
 def test_doctor_with_an_unreachable_store_and_no_root_key(

@@ -521,7 +521,9 @@ def test_doctor_with_a_writer_token_leaves_the_mount_unchecked_and_fails_nothing
     assert check["result"] == "unchecked", check
     assert f"may not read {MOUNT}/config" in check["detail"]
     assert check["ok"] is True, "unchecked fails nothing"
-    assert code == 3, "the writer may not read a key back (store.read): that check fails"
+    # The writer may not read a key back (store.read): not granted, which only show and verify
+    # need, so it fails nothing for the writer's commands.
+    assert code == 0
 
 
 # -- the deletion at every point of a rotation ----------------------------------------------------

@@ -362,16 +362,21 @@ def _reconcile_lines(record: Record) -> list[str]:
 
 def _doctor_lines(record: Record) -> list[str]:
     if record.get("summary"):
-        return [f"{record['failed']} check(s) failed, {record['unchecked']} unchecked"]
+        line = f"{record['failed']} check(s) failed, {record['unchecked']} unchecked"
+        if record["not_granted"]:
+            line += f", {record['not_granted']} not granted (needed by no command checked)"
+        return [line]
     if "for_command" in record:
         line = f"{record['for_command']:<18} ready: {record['ready']}"
+        if not record["checked"]:
+            line += " (not checked for)"
         if record["missing"]:
             line += f"; missing {', '.join(record['missing'])}"
             if record["granted_by"]:
                 line += f" (granted by {'; '.join(record['granted_by'])})"
         return [line]
     line = f"{record['result']:<9} {record['check']}: {record['detail']}"
-    if record["granted_by"] and record["result"] == "failed":
+    if record["granted_by"] and record["result"] in ("failed", "not granted"):
         line += f" (granted by {record['granted_by']})"
     return [line]
 

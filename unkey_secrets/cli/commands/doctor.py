@@ -24,7 +24,14 @@ Each permission is probed with one cheap call that changes nothing:
 
 A record per check (``ok`` true, false, or null for unchecked) names, when it fails, the
 shipped policy or root-key permission that grants it; then a record per command says whether
-it can run here. Exit 0 when nothing failed (unchecked and warnings are not failed), 3
+it can run here.
+
+The run is checked for the commands ``--for`` names (repeatable), by default the writer's: every
+command that does not read a key back (all but ``show`` and ``verify``, which need the reader's
+``store.read``). A refused permission that only commands outside them need is reported as
+``not granted``, naming who needs it, and fails nothing: a writer token lacks ``store.read`` by
+design (``policies/vault-writer.hcl``). Exit 0 when no check those commands need failed (nor a
+check no command lists: the settings, ``unkey.read_api``), unchecked and warnings included; 3
 otherwise.
 """
 
@@ -101,6 +108,10 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "bulk": (*_UNKEY_WRITE, "unkey.read_key", "store.write", "store.metadata"),
 }
 
+#: The commands checked when ``--for`` names none: the writer's, every command that does not read
+#: a key back (``show`` and ``verify`` need the reader's ``store.read``).
+WRITER_COMMANDS: tuple[str, ...] = tuple(c for c, n in NEEDS.items() if "store.read" not in n)
+
 _UNKEY_GRANTS = {
     "unkey.config": "UNKEY_ROOT_KEY (and UNKEY_BASE_URL) in the environment",
     "unkey.read_api": "root key permission api.*.read_api (or api.<api_id>.read_api)",
@@ -156,6 +167,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "keys.expiring warns of current keys that end within DURATION from now (seconds, or "
         "7d, 24h...; default 7d)",
     )
+    parser.add_argument(
+        "--for",
+        dest="for_commands",
+        action="append",
+        choices=list(NEEDS),
+        metavar="COMMAND",
+        help="a command these credentials are meant to run (repeatable; default: the writer's, "
+        "every command but show and verify): a check only other commands need is reported as "
+        "not granted and fails nothing; a reader's credentials: --for show --for verify",
+    )
     parser.set_defaults(expiring_within=DEFAULT_EXPIRING_WITHIN)
     return parser
 
@@ -168,10 +189,13 @@ class _Check:
     grants: str | None = None
     #: A finding that fails nothing (ok stays True): reported as ``result: warning``.
     warning: bool = False
+    #: Failed because the credentials lack the permission (a 403, not an unreachable server
+    #: or a setting): ``not granted`` when no command checked needs it.
+    refused: bool = False
 
 
 def run(args: argparse.Namespace, out: Output) -> int:
-    """A record per check, one per command, then a summary; exit 3 if any check failed."""
+    """A record per check, one per command, then a summary; exit 3 if a needed check failed."""
     checks: dict[str, _Check] = {}
     for check in _unkey_checks(args):
         checks[check.name] = check
@@ -181,18 +205,35 @@ def run(args: argparse.Namespace, out: Output) -> int:
         _EXPIRING,
         _Check(_EXPIRING, None, "not checked: no store to look the keys up in (see store.config)"),
     )
-    failed = 0
+    scope = _scope(args.for_commands)
+    failed = not_granted = 0
     for check in checks.values():
-        failed += check.ok is False
+        needed_by = [c for c, needs in NEEDS.items() if check.name in needs]
+        counted = (
+            check.ok is not False
+            or not check.refused
+            or not needed_by
+            or any(c in scope for c in needed_by)
+        )
+        failed += check.ok is False and counted
+        not_granted += not counted
+        if counted:
+            result = (
+                "warning"
+                if check.warning
+                else {True: "ok", False: "failed", None: "unchecked"}[check.ok]
+            )
+            detail = check.detail
+        else:
+            result = "not granted"
+            detail = f"{_who_needs(needed_by, scope)}: {check.detail}"
         out.result(
             {
                 "command": "doctor",
-                "ok": check.ok is not False,
+                "ok": check.ok is not False or not counted,
                 "check": check.name,
-                "result": "warning"
-                if check.warning
-                else {True: "ok", False: "failed", None: "unchecked"}[check.ok],
-                "detail": check.detail,
+                "result": result,
+                "detail": detail,
                 "granted_by": check.grants if check.ok is not True else None,
             }
         )
@@ -203,8 +244,9 @@ def run(args: argparse.Namespace, out: Output) -> int:
         out.result(
             {
                 "command": "doctor",
-                "ok": not missing,
+                "ok": not missing or command not in scope,
                 "for_command": command,
+                "checked": command in scope,
                 "ready": "no" if missing else ("unknown" if unknown else "yes"),
                 "missing": missing,
                 "unchecked": unknown,
@@ -218,12 +260,29 @@ def run(args: argparse.Namespace, out: Output) -> int:
             "summary": True,
             "api_id": args.api_id,
             "store": args.store,
+            "for_commands": list(scope),
             "failed": failed,
+            "not_granted": not_granted,
             "unchecked": sum(c.ok is None for c in checks.values()),
             "warnings": sum(c.warning for c in checks.values()),
         }
     )
     return EXIT_FINDINGS if failed else 0
+
+
+def _scope(named: list[str] | None) -> tuple[str, ...]:
+    """The commands the run is checked for: those ``--for`` named, in NEEDS' order."""
+    if not named:
+        return WRITER_COMMANDS
+    return tuple(c for c in NEEDS if c in named)
+
+
+def _who_needs(needed_by: list[str], scope: tuple[str, ...]) -> str:
+    """``not granted``'s note: who needs the check, and that the commands checked do not."""
+    others = [c for c in NEEDS if c not in needed_by and c in scope]
+    them = " and ".join(needed_by) if len(needed_by) <= 2 else ", ".join(needed_by)
+    checked = "the writer's commands" if scope == WRITER_COMMANDS else ", ".join(others)
+    return f"not needed here ({them} need it; {checked} do not: --for {needed_by[0]} checks it)"
 
 
 # -- Unkey ----------------------------------------------------------------------------------
@@ -283,7 +342,7 @@ def _unkey_probe(name: str, call: Callable[[], object]) -> _Check:
     except UnkeyAuthError as exc:
         if exc.status == 401:
             return _Check(name, False, "root key refused (401): check UNKEY_ROOT_KEY", grants)
-        return _Check(name, False, f"missing permission (403): {exc.detail}", grants)
+        return _Check(name, False, f"missing permission (403): {exc.detail}", grants, refused=True)
     except UnkeyNotFoundError:
         return _Check(name, False, "no such API for this root key's workspace (404)", grants)
     except UnkeyError as exc:
@@ -327,16 +386,16 @@ def _write_probe(unkey: Any, api_id: str, store_name: str | None) -> list[_Check
             del issued
 
     found = _unkey_probe("unkey.create_key", make)
-    create.ok, create.detail = found.ok, found.detail
+    create.ok, create.detail, create.refused = found.ok, found.detail, found.refused
     if key_id is None:
         if found.ok is False and "404" in found.detail:
             create.detail = "missing permission or no such API (createKey answers 404 for both)"
         return [create, update, delete]
     created = key_id
     found = _unkey_probe("unkey.update_key", lambda: unkey.update_key(created, enabled=False))
-    update.ok, update.detail = found.ok, found.detail
+    update.ok, update.detail, update.refused = found.ok, found.detail, found.refused
     found = _unkey_probe("unkey.delete_key", lambda: unkey.delete_key(created))
-    delete.ok, delete.detail = found.ok, found.detail
+    delete.ok, delete.detail, delete.refused = found.ok, found.detail, found.refused
     if delete.ok is not True:
         delete.detail += (
             f"; the disabled probe key {created} is left in Unkey (reconcile "
@@ -389,7 +448,7 @@ def _store_checks(args: argparse.Namespace) -> list[_Check]:
         except SecretNotFoundError:
             checks.append(_Check(name, True, "granted (nothing there, as expected)"))
         except StoreAccessError as exc:
-            checks.append(_Check(name, False, f"refused: {exc}", grant(name)))
+            checks.append(_Check(name, False, f"refused: {exc}", grant(name), refused=True))
         except ConfigurationError as exc:
             checks.append(_Check(name, False, str(exc), grant(name)))
         except StoreError as exc:
