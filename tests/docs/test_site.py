@@ -7,7 +7,9 @@ outside ``docs/``), an API reference that names nothing, a docs page left out of
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +36,59 @@ def test_site_builds_strict(tmp_path: Path) -> None:
     assert done.returncode == 0, "\n".join(warnings) or done.stderr[-5000:]
     assert (tmp_path / "index.html").is_file()
     assert (tmp_path / "reference" / "api" / "library" / "index.html").is_file()
+
+
+#: The public modules: each class and function their ``__all__`` exports has an API page entry.
+PUBLIC_MODULES = (
+    "unkey_secrets",
+    "unkey_secrets.bulk",
+    "unkey_secrets.config",
+    "unkey_secrets.stores",
+    "unkey_secrets.stores.vault",
+    "unkey_secrets.stores.aws",
+    "unkey_secrets.aws_lambda",
+    "unkey_secrets.testing",
+)
+
+
+def _documented() -> set[int]:
+    """The objects the API pages' ``::: path`` lines show (a module's members too, unless
+    ``members: false``)."""
+    import importlib
+
+    shown: set[int] = set()
+    for page in (ROOT / "docs" / "reference" / "api").glob("*.md"):
+        text = page.read_text(encoding="utf-8")
+        for match in re.finditer(r"(?m)^::: ([\w.]+)\n((?:    .*\n)*)", text):
+            path, options = match.group(1), match.group(2)
+            parts = path.split(".")
+            for cut in range(len(parts), 0, -1):
+                try:
+                    obj: object = importlib.import_module(".".join(parts[:cut]))
+                except ImportError:
+                    continue
+                break
+            for name in parts[cut:]:
+                obj = getattr(obj, name)
+            shown.add(id(obj))
+            if inspect.ismodule(obj) and "members: false" not in options:
+                shown.update(id(v) for k, v in vars(obj).items() if not k.startswith("_"))
+    return shown
+
+
+@pytest.mark.parametrize("module", PUBLIC_MODULES)
+def test_public_modules_are_in_the_api_reference(module: str) -> None:
+    import importlib
+
+    mod = importlib.import_module(module)
+    shown = _documented()
+    missing = [
+        name
+        for name in mod.__all__
+        if (inspect.isclass(getattr(mod, name)) or inspect.isfunction(getattr(mod, name)))
+        and id(getattr(mod, name)) not in shown
+    ]
+    assert missing == [], f"{module} exports what no docs/reference/api page shows"
 
 
 def test_every_page_is_in_the_nav() -> None:
