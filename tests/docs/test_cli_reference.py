@@ -10,9 +10,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -22,6 +24,7 @@ import pytest
 
 from scripts import docs_cli
 from tests.docs._blocks import ROOT, blocks_of
+from unkey_secrets import UnkeyClient
 from unkey_secrets.cli import app
 
 PAGE = ROOT / "docs" / "reference" / "cli.md"
@@ -77,13 +80,24 @@ def documented_shapes() -> dict[tuple[str, str], set[str]]:
     return shapes
 
 
-def _run(*argv: str) -> Iterator[dict[str, Any]]:
+def _run(*argv: str, stdin: bytes = b"") -> Iterator[dict[str, Any]]:
     out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
+    keyboard = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
+    with redirect_stdout(out), redirect_stderr(err), _stdin(keyboard):
         app.main(["--json", "--store", "vault", *argv])
     for line in out.getvalue().splitlines():
         if line.strip():
             yield json.loads(line)
+
+
+@contextlib.contextmanager
+def _stdin(stream: io.TextIOWrapper) -> Iterator[None]:
+    """``sys.stdin`` is ``stream`` (capture reads the key from it), then what it was."""
+    saved, sys.stdin = sys.stdin, stream
+    try:
+        yield
+    finally:
+        sys.stdin = saved
 
 
 @pytest.mark.functional
@@ -93,6 +107,11 @@ def test_json_examples_have_the_real_members(
     api = unkey_env["UNKEY_API_ID"]
     aliases = tmp_path / "aliases"
     aliases.write_text("billing\n", encoding="utf-8")
+    lines = tmp_path / "tenants.csv"
+    lines.write_text("alias,external_id\ntenant-a,tenant_a\ntenant-b,tenant_b\n", "utf-8")
+    with UnkeyClient.from_settings() as unkey:
+        held = unkey.create_key(api, name="held elsewhere")
+    typed = held.secret.reveal().encode()
     real: dict[tuple[str, str], set[str]] = {}
     runs = [
         ("provision", "--api-id", api, "--alias", "billing", "--external-id", "tenant_42"),
@@ -105,16 +124,21 @@ def test_json_examples_have_the_real_members(
         ("rotate-due", "--api-id", api, "--older-than", "1d", "--all-aliases", "--dry-run"),
         ("doctor", "--api-id", api),
         ("show", "--api-id", api, "--alias", "nobody"),
+        ("bulk", "--api-id", api, str(lines)),
     ]
     for argv in runs:
         for record in _run(*argv):
             real.setdefault(_kind(record), set()).update(record)
+    capture = ("capture", "--api-id", api, "--key-id", held.key_id, "--alias", "held")
+    for record in _run(*capture, stdin=typed):
+        real.setdefault(_kind(record), set()).update(record)
+    del typed
     documented = documented_shapes()
     assert documented, "cli.md shows no JSON example"
     problems = []
     for kind, members in sorted(documented.items()):
         if kind not in real:
-            continue  # a kind this run does not produce (bulk's lines, say)
+            continue  # a kind this run does not produce
         if kind[1] == "error":
             # An error's members depend on its class (a flow's, a store's): those shown must
             # be printed.

@@ -43,8 +43,18 @@ def test_a_rerun_of_the_file_finishes_what_a_killed_run_left_at_once(
     emulator.faults.clear()
     out = io.StringIO()
     assert main(["--json", "--store", "m", "bulk", str(path)], out, io.StringIO()) == 0
-    record = json.loads(out.getvalue().splitlines()[0])
+    record, summary = map(json.loads, out.getvalue().splitlines())
     assert (record["status"], record["key_id"]) == ("completed", first.key_id)
+    # One word per concept: a line taken through (done or failed) is processed; completed is
+    # the status of a line whose earlier run's key this run finished, in JSON and in text.
+    assert "finished" not in summary
+    assert (summary["processed"], summary["completed"], summary["exists"]) == (1, 1, 0)
+    out = io.StringIO()
+    assert main(["--store", "m", "bulk", str(path)], out, io.StringIO()) == 0
+    assert out.getvalue() == (
+        "bulk: 1 of 1 lines processed: 0 created, 1 exists already, 0 completed (an earlier "
+        "run's key), 0 failed\n"
+    )
     assert store.get_current(api_id=api_id, alias="billing").key_id == first.key_id
     assert [k.key_id for k in emulator.keys(api_id) if k.enabled and not k.deleted] == [
         first.key_id

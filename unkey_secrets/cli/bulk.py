@@ -211,24 +211,24 @@ class Summary:
     started: float = field(default_factory=time.monotonic)
 
     def add(self, result: LineResult) -> None:
-        """Count one finished line."""
+        """Count one processed line."""
         self.counts[result.status] += 1
         if not result.done and len(self.failed_lines) < _SHOWN_FAILURES:
             self.failed_lines.append(result.line)
 
     @property
-    def finished(self) -> int:
-        """Lines finished so far, done or failed."""
+    def processed(self) -> int:
+        """Lines processed so far, done (created, exists, completed) or failed."""
         return sum(self.counts.values())
 
     def record(self) -> dict[str, Any]:
         """The summary object ``--json`` prints last."""
         return {
             "command": "bulk",
-            "ok": self.counts["failed"] == 0 and self.finished == self.total,
+            "ok": self.counts["failed"] == 0 and self.processed == self.total,
             "summary": True,
             "lines": self.total,
-            "finished": self.finished,
+            "processed": self.processed,
             **self.counts,
             "failed_lines": list(self.failed_lines),
             "seconds": round(time.monotonic() - self.started, 3),
@@ -238,8 +238,8 @@ class Summary:
         """The summary line printed last."""
         c = self.counts
         text = (
-            f"bulk: {self.finished} of {self.total} lines: {c['created']} created, "
-            f"{c['exists']} already done, {c['completed']} finished from an earlier run, "
+            f"bulk: {self.processed} of {self.total} lines processed: {c['created']} created, "
+            f"{c['exists']} exists already, {c['completed']} completed (an earlier run's key), "
             f"{c['failed']} failed"
         )
         return text + (f" (lines {_lines(self)})" if self.failed_lines else "")
@@ -268,10 +268,10 @@ class _Progress:
         self._drawn = now
         s = self.summary
         total = max(s.total, 1)
-        filled = int(30 * s.finished / total)
-        rate = s.finished / max(now - s.started, 1e-9)
+        filled = int(30 * s.processed / total)
+        rate = s.processed / max(now - s.started, 1e-9)
         bar = "#" * filled + "." * (30 - filled)
-        self._put(f"\r[{bar}] {s.finished}/{s.total} {rate:6.1f}/s failed {s.counts['failed']} ")
+        self._put(f"\r[{bar}] {s.processed}/{s.total} {rate:6.1f}/s failed {s.counts['failed']} ")
 
     def clear(self) -> None:
         if self.enabled:
@@ -375,7 +375,7 @@ def _run(args: argparse.Namespace, out: Output, locked: bool) -> None:
     failed = summary.counts["failed"]
     if not failed:
         return
-    if failed < summary.finished:
+    if failed < summary.processed:
         raise BulkPartialFailure(
             f"{failed} of {total} lines failed (lines {_lines(summary)}); the others are "
             "done: run the same command again to retry the failed lines"
