@@ -25,7 +25,7 @@ import pytest
 from scripts import docs_cli
 from tests.docs._blocks import ROOT, blocks_of
 from unkey_secrets import UnkeyClient
-from unkey_secrets.cli import app
+from unkey_secrets.cli import app, output
 
 PAGE = ROOT / "docs" / "reference" / "cli.md"
 
@@ -52,6 +52,11 @@ def test_exit_codes_are_the_clis() -> None:
     documented = {int(code) for code in re.findall(r"(?m)^\| `(\d+)` \|", section)}
     codes = {getattr(app, name) for name in dir(app) if name.startswith("EXIT_")}
     assert documented == codes
+
+
+def test_the_lost_result_warning_is_shown() -> None:
+    """What stderr says when stdout could not take a result (``| head -1``) is on the page."""
+    assert output.LOST_RESULT in PAGE.read_text(encoding="utf-8")
 
 
 # -- JSON output ----------------------------------------------------------------------------
