@@ -8,7 +8,8 @@ emulator (``unkey_emulator``, ``unkey_api_id``), OpenBao (``openbao_server``) an
 runs on a free loopback port once per session, and each environment fixture is undone after
 its test.
 
-How to run it: copy it into your project's tests and ``pip install 'unkey-secrets[test]'``; the
+How to run it: copy it into your project's tests and ``pip install './unkey-secrets[test]'``
+from a checkout, or the git URL (docs/install.md: nothing is on the package index yet); the
 fixtures are there with no conftest (a pytest plugin). In this repository::
 
     .venv/bin/pytest examples/test_my_service.py
