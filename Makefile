@@ -7,6 +7,8 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.installed-stamp
 # `make demo`: only what the demo runs (the stores' SDKs, OpenBao, moto), no linters or stubs.
 DEMO_STAMP := $(VENV)/.demo-stamp
+# `make docs`: only what the site's build needs (the `docs` extra: MkDocs, Material, mkdocstrings).
+DOCS_STAMP := $(VENV)/.docs-stamp
 
 .PHONY: venv demo test lint typecheck unit bench simulate clean docs
 
@@ -23,6 +25,13 @@ $(DEMO_STAMP): pyproject.toml
 	else $(PIP) install --quiet -e '.[demo]'; fi
 	touch $(DEMO_STAMP)
 
+# A venv already set up for `make test` holds everything the docs need (the dev extra has docs).
+$(DOCS_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then :; \
+	else $(PIP) install --quiet -e '.[docs]'; fi
+	touch $(DOCS_STAMP)
+
 venv: $(STAMP)
 
 demo: $(DEMO_STAMP)
@@ -36,7 +45,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # The documentation site, into site/ (offline; tests/docs builds it with --strict in `make test`).
-docs: $(STAMP)
+docs: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # Every core: the suite's servers start per worker, on free ports.
