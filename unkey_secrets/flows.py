@@ -479,7 +479,10 @@ def capture(
     "Cannot be stored" covers the up-front check too (ids, templates, the store's live
     preflight), which is retried under ``retry`` like the write: the key is already in Unkey,
     so a failed check is settled as a failed write is. A failed alias move, after the key was
-    stored, deletes nothing and says the alias is not confirmed.
+    stored, deletes nothing and says the alias is not confirmed. ``alias`` is moved whatever it
+    names now (``provision`` refuses an alias that names a key): the key it named stays valid
+    and stored, and ending it is the caller's (the CLI reference's ``capture`` says how to find
+    it).
     Drop your own reference to the response afterwards: the SDK's objects print the plaintext
     in their repr.
     """

@@ -401,3 +401,39 @@ def test_a_mistyped_command_is_named(env: dict[str, str]) -> None:
     assert cut.returncode == 2
     assert "'rotate-due', 'bulk'" in cut.stderr or "'rotate-due')" in cut.stderr
     assert "<value>e" not in cut.stderr
+
+
+def test_capture_onto_an_alias_that_names_a_key_moves_it_and_leaves_that_key_valid(
+    kind: str,
+    env: dict[str, str],
+    target: SecretStore,
+    unkey_client: UnkeyClient,
+    unkey_api_id: str,
+) -> None:
+    # What cli.md's capture section says: unlike provision, capture --alias moves an alias that
+    # names a key; the key it named stays valid and stored, list --alias shows it, reconcile
+    # does not report it (a safe-mode key carries no marker), and ending it is Unkey's.
+    displaced = provision(unkey_client, target, unkey_api_id, alias="svc").key_id
+    held = unkey_client.create_key(unkey_api_id, name="held elsewhere")
+    argv = ["--store", kind, "capture", "--api-id", unkey_api_id, "--key-id", held.key_id]
+    done = run_cli([*argv, "--alias", "svc"], env, stdin=held.secret.reveal().encode())
+    assert done.returncode == 0, done.stderr
+    state = target.alias_state(api_id=unkey_api_id, alias="svc")
+    assert state is not None
+    assert state.key_id == held.key_id
+    assert unkey_client.get_key(displaced).enabled
+    assert target.key_entry(api_id=unkey_api_id, key_id=displaced) is not None
+    listed = run_cli(
+        ["--json", "list", "--api-id", unkey_api_id, "--store", kind, "--alias", "svc"], env
+    )
+    items, _ = split(listed.stdout)
+    assert {(i["key_id"], i["status"]) for i in items} == {
+        (displaced, "valid"),
+        (held.key_id, "valid"),
+    }
+    found = run_cli(
+        ["--json", "reconcile", "--api-id", unkey_api_id, "--store", kind, "--min-age", "0"], env
+    )
+    assert found.returncode == 0, found.stdout
+    items, _ = split(found.stdout)
+    assert items == []
