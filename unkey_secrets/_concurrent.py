@@ -71,6 +71,13 @@ def _run_into(call: Callable[[], Any], outcome: Outcome[Any]) -> None:
         outcome.error = exc
 
 
+def _run_then_set(call: Callable[[], Any], outcome: Outcome[Any], ended: threading.Event) -> None:
+    try:
+        _run_into(call, outcome)
+    finally:
+        ended.set()
+
+
 def threads(calls: Sequence[Callable[[], Any]]) -> list[Outcome[Any]]:
     """The default runner: the first call on this thread, each other one on a thread of its own.
 
@@ -79,14 +86,15 @@ def threads(calls: Sequence[Callable[[], Any]]) -> list[Outcome[Any]]:
     the calls run (``KeyboardInterrupt``) is raised once they have all ended.
     """
     outcomes: list[Outcome[Any]] = [Outcome() for _ in calls]
-    started: list[threading.Thread] = []
+    started: list[tuple[threading.Thread, threading.Event]] = []
     left: list[int] = []
     try:
         for index in range(1, len(calls)):
             context = contextvars.copy_context()
+            ended = threading.Event()
             thread = threading.Thread(
                 target=context.run,
-                args=(_run_into, calls[index], outcomes[index]),
+                args=(_run_then_set, calls[index], outcomes[index], ended),
                 name=f"unkey-secrets-call-{index}",
                 daemon=True,
             )
@@ -95,7 +103,7 @@ def threads(calls: Sequence[Callable[[], Any]]) -> list[Outcome[Any]]:
             except RuntimeError:
                 left.append(index)
                 continue
-            started.append(thread)
+            started.append((thread, ended))
         if calls:
             _run_into(calls[0], outcomes[0])
         for index in left:
@@ -105,16 +113,26 @@ def threads(calls: Sequence[Callable[[], Any]]) -> list[Outcome[Any]]:
     return outcomes
 
 
-def _join(started: list[threading.Thread]) -> None:
-    """Wait for every thread in ``started``; an interruption meanwhile is raised afterwards."""
+def _join(started: list[tuple[threading.Thread, threading.Event]]) -> None:
+    """Wait for every call in ``started``; an interruption meanwhile is raised afterwards.
+
+    Each call's own event is waited for, not its thread: on CPython 3.11 a ``Thread.join``
+    interrupted by a signal (Ctrl-C) marks the thread it waited for as stopped while it still
+    runs (bpo-45274), so joining it again returns at once. The thread is joined once its call
+    has ended.
+    """
     interrupted: BaseException | None = None
-    for thread in started:
+    for thread, ended in started:
         while True:
             try:
-                thread.join()
+                ended.wait()
                 break
             except BaseException as exc:  # noqa: BLE001 (raised once every call has ended)
                 interrupted = interrupted or exc
+        try:
+            thread.join()
+        except BaseException as exc:  # noqa: BLE001 (its call has ended; raised afterwards)
+            interrupted = interrupted or exc
     if interrupted is not None:
         raise interrupted
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextvars
+import signal
+import sys
 import threading
 import time
 from typing import Any
@@ -92,24 +94,60 @@ def test_an_interruption_while_waiting_is_raised_after_the_others_end(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     finished = threading.Event()
-    joins = []
-    real_join = threading.Thread.join
+    waits = []
+    real_wait = threading.Event.wait
 
-    def join(self: threading.Thread, timeout: float | None = None) -> None:
-        joins.append(self.name)
-        if len(joins) == 1:
+    def wait(self: threading.Event, timeout: float | None = None) -> bool:
+        if sys._getframe(1).f_code.co_name != "_join":
+            return real_wait(self, timeout)  # Thread.start's own wait
+        waits.append(self)
+        if len(waits) == 1:
             raise KeyboardInterrupt  # Ctrl-C while waiting for the group
-        real_join(self, timeout)
+        return real_wait(self, timeout)
 
     def slow() -> None:
         time.sleep(0.1)
         finished.set()
 
-    monkeypatch.setattr(threading.Thread, "join", join)
+    monkeypatch.setattr(threading.Event, "wait", wait)
     with pytest.raises(KeyboardInterrupt):
         threads([lambda: None, slow])
     assert finished.is_set()
-    assert len(joins) == 2, "the join was made again after the interruption"
+    assert len(waits) == 2, "the wait was made again after the interruption"
+
+
+@pytest.mark.skipif(
+    threading.current_thread() is not threading.main_thread(),
+    reason="signals reach the main thread",
+)
+def test_a_real_ctrl_c_while_waiting_is_raised_after_the_others_end() -> None:
+    # A SIGINT delivered while this thread is blocked in Thread.join: on CPython 3.11 the
+    # interrupted join marks the thread it waited for as stopped (bpo-45274's fix releases the
+    # lock the running thread holds), so joining it again returns at once.
+    release, finished = threading.Event(), threading.Event()
+
+    def slow() -> None:
+        release.wait(10)
+        time.sleep(0.05)
+        finished.set()
+
+    def ctrl_c_meanwhile() -> None:
+        time.sleep(0.3)  # the caller is waiting for slow by now
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+        time.sleep(0.3)
+        release.set()
+
+    def own_call() -> None:
+        threading.Thread(target=ctrl_c_meanwhile, daemon=True).start()
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            threads([own_call, slow])
+        assert finished.is_set(), "raised before the other call of the group ended"
+    finally:
+        release.set()
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_a_thread_that_cannot_start_has_its_call_run_here(monkeypatch: pytest.MonkeyPatch) -> None:
