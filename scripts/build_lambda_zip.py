@@ -8,6 +8,10 @@ boto3 is left out: the Lambda runtime provides it. Every ``.py`` is shipped with
 unchecked-hash ``.pyc`` for this interpreter (Lambda's ``/var/task`` is read-only, so without
 them every cold start compiles from source). Entries are sorted and stamped 1980-01-01 with fixed
 permissions, so the same environment always gives the same bytes.
+
+Beside the package it writes ``<package>.runtime``: the Lambda runtime of this interpreter
+(``python3.11``). The rotation-lambda Terraform module deploys with that runtime, and refuses at
+plan a ``runtime`` that names another.
 """
 
 from __future__ import annotations
@@ -85,8 +89,13 @@ def _compiled(name: str, source: Path, workdir: Path) -> tuple[str, bytes]:
     return cached.as_posix(), target.read_bytes()
 
 
+def runtime_file(output: Path) -> Path:
+    """Where the Lambda runtime the package at ``output`` was built for is recorded."""
+    return output.with_name(output.name + ".runtime")
+
+
 def build(output: Path) -> str:
-    """Write the package to ``output`` and return its sha256."""
+    """Write the package to ``output`` and return its sha256; record its runtime beside it."""
     entries: dict[str, bytes] = {}
     sources = _project_files()
     for dist in _closure(RUNTIME_REQUIREMENTS):
@@ -108,6 +117,8 @@ def build(output: Path) -> str:
     output.parent.mkdir(parents=True, exist_ok=True)
     data = buffer.getvalue()
     output.write_bytes(data)
+    runtime = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    runtime_file(output).write_text(runtime + "\n")
     return hashlib.sha256(data).hexdigest()
 
 

@@ -24,11 +24,13 @@ from typing import Any
 
 import pytest
 
+from tests.functional._cli_harness import aws_env
 from tests.functional._rotation_harness import STEPS
 from tests.security._canary import needles
 from unkey_secrets import UnkeyClient
 from unkey_secrets._payload import parse_key_json
 from unkey_secrets.aws_lambda import RuntimeConfig, build_rotator
+from unkey_secrets.config import KeyReader
 from unkey_secrets.testing.emulator import EmulatorServer
 from unkey_secrets.testing.moto import MotoServer
 
@@ -67,6 +69,11 @@ class Deployment:
 
     def output(self, name: str) -> Any:
         return self.outputs[name]["value"]
+
+    @property
+    def alias_template(self) -> str:
+        """The readers' default alias template, under this run's prefix instead of unkey/."""
+        return f"{self.prefix}/{{api_id}}/by-name/{{alias}}"
 
     def client(self, service: str) -> Any:
         return self.moto.client(service)
@@ -108,8 +115,8 @@ def deployment(
     variables = {
         "region": moto_server.region,
         "name_prefix": prefix,
+        "alias_template": f"{prefix}/{{api_id}}/by-name/{{alias}}",
         "package_path": str(package),
-        "runtime": f"python{sys.version_info.major}.{sys.version_info.minor}",
         "unkey_base_url": unkey_emulator_server.url,
         "keys": {
             "billing": {"api_id": api_ids["billing"], "automatically_after_days": 30},
@@ -231,6 +238,7 @@ def test_apply_makes_the_function_with_the_documented_environment(deployment: De
     config = lam.get_function_configuration(FunctionName=deployment.output("function_arn"))
     assert config["FunctionName"] == f"{deployment.prefix}-secrets-rotation"
     assert config["Handler"] == HANDLER
+    # No runtime given: the one make lambda-zip recorded beside the package.
     assert config["Runtime"] == f"python{sys.version_info.major}.{sys.version_info.minor}"
     environment = config["Environment"]["Variables"]
     assert environment == {
@@ -273,7 +281,7 @@ def test_each_key_is_a_tagged_encrypted_secret_with_no_value_and_rotation_on(
     for name, arn in arns.items():
         described = sm.describe_secret(SecretId=arn)
         api_id = deployment.api_ids[name]
-        assert described["Name"] == f"{deployment.prefix}/{api_id}/{name}"
+        assert described["Name"] == deployment.alias_template.format(api_id=api_id, alias=name)
         tags = {t["Key"]: t["Value"] for t in described["Tags"]}
         assert tags["managed-by"] == "unkey-secrets"
         assert tags["unkey-api-id"] == api_id
@@ -296,12 +304,12 @@ def test_the_role_grants_exactly_the_listed_actions_on_exactly_the_listed_resour
     role = deployment.output("role_name")
     function_arn = deployment.output("function_arn")
     region = deployment.moto.region
+    names = [
+        deployment.alias_template.format(api_id=deployment.api_ids[name], alias=name)
+        for name in ("billing", "search")
+    ]
     secrets = tuple(
-        sorted(
-            f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{deployment.prefix}/"
-            f"{deployment.api_ids[name]}/{name}-??????"
-            for name in ("billing", "search")
-        )
+        sorted(f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{n}-??????" for n in names)
     )
     for arn in deployment.output("secret_arns").values():
         assert any(arn[:-6] + "??????" == pattern for pattern in secrets), arn
@@ -392,6 +400,30 @@ def test_the_handler_bootstraps_then_rotates_each_secret_terraform_made(rotated:
         expires = deployment.unkey.emulator.key(original.key_id).expires
         assert expires is not None
         assert expires <= time.time() * 1000 + GRACE_MS, "the grace period Terraform set"
+
+
+def test_a_reader_finds_each_rotated_key_by_its_alias(
+    rotated: Rotated, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each secret is named by the readers' alias template: KeyReader(api_id, alias) reads the
+    key the function rotated, given the same template (UNKEY_SECRETS_AWS_ALIAS_TEMPLATE; the
+    default one but for this run's prefix)."""
+    deployment = rotated.deployment
+    sm = deployment.client("secretsmanager")
+    # The reader an app builds from its environment: moto's endpoint, and the template.
+    for name, value in aws_env(deployment.moto).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("UNKEY_SECRETS_AWS_ALIAS_TEMPLATE", deployment.alias_template)
+    reader = KeyReader.secrets_manager()
+    for name, arn in deployment.output("secret_arns").items():
+        api_id = deployment.api_ids[name]
+        assert deployment.output("secret_names")[name] == deployment.alias_template.format(
+            api_id=api_id, alias=name
+        )
+        current = parse_key_json(
+            sm.get_secret_value(SecretId=arn)["SecretString"], store="aws", location=arn
+        )
+        assert reader.key(api_id=api_id, alias=name).info().key_id == current.key_id
 
 
 def test_a_plan_after_the_rotations_shows_no_change(rotated: Rotated) -> None:

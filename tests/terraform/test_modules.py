@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from unkey_secrets.stores import DEFAULT_ALIAS_TEMPLATE
+
 from ._terraform import AWS_DIRS, ROOT, TERRAFORM_DIR, Terraform
 
 pytestmark = pytest.mark.terraform
@@ -30,6 +32,29 @@ def blocks(folder: Path, kind: str) -> dict[str, str]:
             if block_kind == kind:
                 found[name] = body
     return found
+
+
+# A secret name of the shape unkey/<api_id>/<name>: not the alias a reader reads
+# (unkey/<api_id>/by-name/<alias>) nor a key's own secret (unkey/<api_id>/key_...).
+_NOT_AN_ALIAS = re.compile(r"unkey/api_\w+/(?!by-name/|key_)[\w.-]+")
+
+
+def test_rotated_secrets_are_named_by_the_readers_alias_template() -> None:
+    """A secret the rotation function manages is read by KeyReader(api_id, alias) with default
+    settings: the example's names default to the stores' alias template, and no usage or guide
+    names a rotated secret another way."""
+    body = blocks(TERRAFORM_DIR / "examples" / "complete", "variable")["alias_template"]
+    default = re.search(r'^\s*default\s*=\s*"([^"]*)"', body, re.M)
+    assert default is not None
+    assert default.group(1) == DEFAULT_ALIAS_TEMPLATE
+    pages = [*TERRAFORM_DIR.rglob("*.md"), *TERRAFORM_DIR.rglob("*.tf")]
+    pages += [ROOT / "docs" / "guides" / "scheduled-rotation.md", ROOT / "docs" / "alerts.md"]
+    found = [
+        f"{page.relative_to(ROOT)}: {match}"
+        for page in pages
+        for match in _NOT_AN_ALIAS.findall(page.read_text())
+    ]
+    assert found == []
 
 
 def test_fmt_check_recursive(terraform: Terraform) -> None:

@@ -19,6 +19,9 @@ def _build(target: Path) -> bytes:
 def test_the_package_is_reproducible_and_self_sufficient(tmp_path: Path) -> None:
     first = _build(tmp_path / "a.zip")
     assert _build(tmp_path / "b.zip") == first
+    # The runtime it was built for, beside it: what rotation-lambda deploys it with.
+    runtime = f"python{sys.version_info.major}.{sys.version_info.minor}\n"
+    assert (tmp_path / "a.zip.runtime").read_text() == runtime
     with zipfile.ZipFile(tmp_path / "a.zip") as archive:
         names = archive.namelist()
         assert names == sorted(names)

@@ -7,9 +7,12 @@ provider "aws" {
 }
 
 locals {
-  # Key name => its secret's name. The function's policy names the secrets by name, so one
-  # plan creates both without a cycle.
-  secret_names = { for name, key in var.keys : name => "${var.name_prefix}/${key.api_id}/${name}" }
+  # Key name (its alias) => its secret's name: the alias template readers read, so
+  # KeyReader(api_id, alias) finds the key the function rotates. The function's policy names
+  # the secrets by name, so one plan creates both without a cycle.
+  secret_names = {
+    for name, key in var.keys : name => replace(replace(var.alias_template, "{api_id}", key.api_id), "{alias}", name)
+  }
 }
 
 # A customer managed key for the secrets; the function may use it through Secrets Manager only.

@@ -5,13 +5,24 @@ variable "region" {
 }
 
 variable "name_prefix" {
-  description = "Prefix of every name: secrets are <prefix>/<api_id>/<key>, the root key <prefix>-root-key, the function <prefix>-secrets-rotation."
+  description = "Prefix of the names that are not a key's: the root key's secret <prefix>-root-key, the function <prefix>-secrets-rotation, the alerts <prefix>-..."
   type        = string
   default     = "unkey"
 
   validation {
     condition     = can(regex("^[A-Za-z0-9_-]{1,40}$", var.name_prefix))
     error_message = "name_prefix must be 1-40 letters, digits, hyphens or underscores."
+  }
+}
+
+variable "alias_template" {
+  description = "Name of each key's secret: {api_id} and {alias} (the key's name in keys) filled in. The default is the readers' default alias template, so KeyReader and the settings sources read the key by its alias with no setting; with another, give readers the same as UNKEY_SECRETS_AWS_ALIAS_TEMPLATE."
+  type        = string
+  default     = "unkey/{api_id}/by-name/{alias}"
+
+  validation {
+    condition     = strcontains(var.alias_template, "{api_id}") && strcontains(var.alias_template, "{alias}")
+    error_message = "alias_template must hold {api_id} and {alias}, as the readers' UNKEY_SECRETS_AWS_ALIAS_TEMPLATE does."
   }
 }
 
@@ -22,11 +33,12 @@ variable "package_path" {
 }
 
 variable "runtime" {
-  description = "Lambda runtime of the Python that ran `make lambda-zip` (it prints it: python 3.11 -> python3.11). No default: plan and apply do not check that it matches the package (see the module's runtime input)."
+  description = "Lambda runtime of the Python that ran `make lambda-zip` (python 3.11 -> python3.11); null (the default) takes the one it recorded beside the package. A runtime that differs from that record fails at plan (see the module's runtime input)."
   type        = string
+  default     = null
 
   validation {
-    condition     = can(regex("^python3\\.[0-9]+$", var.runtime))
+    condition     = var.runtime == null || can(regex("^python3\\.[0-9]+$", coalesce(var.runtime, "-")))
     error_message = "runtime must be the Lambda runtime of the Python that ran `make lambda-zip`, such as python3.12."
   }
 }

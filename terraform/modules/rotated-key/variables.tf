@@ -1,5 +1,5 @@
 variable "name" {
-  description = "Name of the secret, e.g. unkey/api_123/billing. Readers load the current key from it (AWSCURRENT)."
+  description = "Name of the secret: the alias readers read, unkey/<api_id>/by-name/<alias> under their default alias template (e.g. unkey/api_123/by-name/billing; another naming needs UNKEY_SECRETS_AWS_ALIAS_TEMPLATE on the readers). Readers load the current key from it (AWSCURRENT)."
   type        = string
 
   validation {

@@ -13,6 +13,12 @@ locals {
   secret_arns  = [for name in sort(distinct(var.secret_names)) : "arn:${local.partition}:secretsmanager:${local.region}:${local.account_id}:secret:${name}-??????"]
   handler      = "unkey_secrets.aws_lambda.handler"
 
+  # The runtime `make lambda-zip` built the package for, which it records beside it
+  # (<package>.runtime): the default runtime, and what a runtime given must match.
+  runtime_file     = "${var.package_path}.runtime"
+  recorded_runtime = fileexists(local.runtime_file) ? trimspace(file(local.runtime_file)) : null
+  runtime          = var.runtime != null ? var.runtime : local.recorded_runtime
+
   # The documented UNKEY_* variables (docs/reference/environment.md); unset ones are left out, so the
   # handler's own defaults apply. The root key is named by its secret's ARN, never passed.
   unkey_environment = {
@@ -157,7 +163,7 @@ resource "aws_lambda_function" "this" {
   description                    = var.description
   role                           = aws_iam_role.this.arn
   handler                        = local.handler
-  runtime                        = var.runtime
+  runtime                        = local.runtime
   architectures                  = var.architectures
   filename                       = var.package_path
   source_code_hash               = filebase64sha256(var.package_path)
@@ -182,6 +188,20 @@ resource "aws_lambda_function" "this" {
 
   # The role may do its work, and the log group has its retention, before the first call.
   depends_on = [aws_iam_role_policy.this, aws_cloudwatch_log_group.this]
+
+  lifecycle {
+    precondition {
+      condition     = local.runtime != null
+      error_message = "runtime: none given, and no ${local.runtime_file} beside the package (make lambda-zip writes it): pass the Lambda runtime of the Python that built the package, such as python3.12."
+    }
+
+    # The package's .pyc files serve that Python only, and its dependencies were chosen by that
+    # Python's environment markers.
+    precondition {
+      condition     = local.recorded_runtime == null || local.runtime == local.recorded_runtime
+      error_message = "runtime ${coalesce(local.runtime, "-")} is not the one the package was built for (${coalesce(local.recorded_runtime, "-")}, in ${local.runtime_file}): run make lambda-zip with the Python of the runtime you deploy, or drop runtime to deploy the one it was built for."
+    }
+  }
 }
 
 # Without this, Secrets Manager cannot invoke the function and the first rotation fails.

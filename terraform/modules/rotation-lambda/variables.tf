@@ -30,11 +30,12 @@ variable "package_path" {
 }
 
 variable "runtime" {
-  description = "Lambda runtime: the Python that built the package (`make lambda-zip` prints it), e.g. python3.12. It must match, and nothing checks it: the package's .pyc files serve that Python only (another runtime compiles every module on each cold start) and its dependencies were chosen by that Python's environment markers."
+  description = "Lambda runtime: the Python that built the package, e.g. python3.12. Null (the default) takes the one `make lambda-zip` recorded beside the package (<package_path>.runtime); a runtime given must match that record, or plan fails: the package's .pyc files serve that Python only (another runtime compiles every module on each cold start) and its dependencies were chosen by that Python's environment markers."
   type        = string
+  default     = null
 
   validation {
-    condition     = can(regex("^python3\\.[0-9]+$", var.runtime))
+    condition     = var.runtime == null || can(regex("^python3\\.[0-9]+$", coalesce(var.runtime, "-")))
     error_message = "runtime must be a Python runtime such as python3.12."
   }
 }
