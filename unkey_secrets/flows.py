@@ -16,7 +16,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ._errors import (
     AmbiguousOutcomeError,
@@ -40,6 +40,7 @@ from ._secret import Secret
 from ._validate import validate_api_id, validate_key_id, validate_key_plaintext
 from .rotation.core import (
     DEFAULT_GRACE_PERIOD,
+    DEFAULT_LEASE,
     MARKER_META_KEY,
     PENDING_META_KEY,
     check_grace_period,
@@ -47,8 +48,6 @@ from .rotation.core import (
     marker_of,
 )
 from .rotation.core import user_meta as user_meta_of
-from .rotation.displace import Displacement
-from .rotation.protocol import DEFAULT_LEASE, Rotation, RotationResult, alias_names
 from .settle import (
     describe_error,
     find_marked,
@@ -62,6 +61,11 @@ from .stores.base import UNCHECKED, SecretStore, _Unchecked
 from .telemetry.tracing import flow, span_event
 from .unkey import UnkeyClient
 from .unkey.backoff import Backoff
+
+if TYPE_CHECKING:
+    # The rotation's own modules load with its first use (a replace, a rotation, a move whose
+    # answer was lost): a provision that needs none of them does not pay for them.
+    from .rotation.protocol import RotationResult
 
 __all__ = [
     "ProvisionResult",
@@ -196,6 +200,9 @@ def provision(
         marker = _new_marker(store)
         displacement = None
         if taken is not None and alias is not None:
+            from .rotation.displace import Displacement
+            from .rotation.protocol import Rotation
+
             rotation = Rotation(
                 unkey, store, api_id, grace_period=grace_period, retry=retry.run, clock=clock
             )
@@ -437,6 +444,8 @@ def rotate(
             confirm_key_id(unkey, key_id)
         _preflight(store, api_id, alias)
         policy = retry or RetryPolicy()
+        from .rotation.protocol import Rotation
+
         rotation = Rotation(
             unkey,
             store,
@@ -664,6 +673,8 @@ def _move_alias(
     except Exception as exc:  # noqa: BLE001 (whatever failed, Unkey's side is settled)
         actions: tuple[str, ...] = (f"stored at {location.location}",)
         lost = isinstance(exc, StoreConflictError) and not isinstance(expected, _Unchecked)
+        from .rotation.protocol import alias_names
+
         if lost and alias_names(store, alias, issued):
             # The conflict was with our own write (its answer lost, then retried): it landed.
             return store.describe_location(api_id=issued.api_id, key_id=issued.key_id)

@@ -68,6 +68,10 @@ DEFAULT_GRACE_PERIOD = dt.timedelta(hours=24)
 MINIMUM_GRACE_PERIOD = dt.timedelta(minutes=5)
 #: The original's expiry while a rotation is in flight (capped by its own expiry).
 ROTATION_HOLD = dt.timedelta(days=30)
+#: How long a claim by a run on another host is honoured before a new run may take it over
+#: (:mod:`.protocol`; here so that :func:`unkey_secrets.flows.rotate`'s default does not load
+#: the rotation's modules with the flows).
+DEFAULT_LEASE = dt.timedelta(minutes=15)
 #: How the library's rotation tokens start (``rot_`` and 24 hex digits); the Lambda's are
 #: Secrets Manager's ClientRequestTokens.
 LIBRARY_TOKEN_PREFIX = "rot_"  # noqa: S105 (a prefix of ids, not a credential)

@@ -51,7 +51,7 @@ from .._errors import (
 from .._models import AliasState, IssuedKey, StoredLocation
 from ..settle import describe_error
 from .attempt import Attempt, rotated_to
-from .core import LIBRARY_TOKEN_PREFIX, ROTATION_HOLD, Clock, marker_of
+from .core import DEFAULT_LEASE, LIBRARY_TOKEN_PREFIX, ROTATION_HOLD, Clock, marker_of
 from .record import LIVE_ATTEMPTS, Owner, RotationRecord
 
 if TYPE_CHECKING:
@@ -67,9 +67,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("unkey_secrets.flows")
-
-#: How long a claim by a run on another host is honoured before a new run may take it over.
-DEFAULT_LEASE = dt.timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
