@@ -16,7 +16,7 @@ import datetime as dt
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,7 @@ from unkey_secrets import (
     provision,
     rotate,
 )
+from unkey_secrets._concurrent import RUNNER, Outcome, _run_into, threads
 from unkey_secrets.flows import ProvisionResult
 from unkey_secrets.rotation.core import ROTATED_TO_META_KEY
 from unkey_secrets.rotation.protocol import RotationResult
@@ -265,8 +266,34 @@ def clean_calls(rig: Rig) -> list[str]:
     return tracer.calls
 
 
+def caller_first(calls: Sequence[Callable[[], Any]]) -> list[Outcome[Any]]:
+    """A runner making a group's calls one after another, in the order given (the caller's first).
+
+    On threads, each other call of a group starts before the caller's own (40 runs of 40 here:
+    the thread started runs until it blocks on its request), so the matrix run that way never
+    kills between a caller's call that landed and the others. This runner gives that order.
+    """
+    outcomes: list[Outcome[Any]] = []
+    for call in calls:
+        outcome: Outcome[Any] = Outcome()
+        _run_into(call, outcome)
+        outcomes.append(outcome)
+    return outcomes
+
+
+@pytest.mark.parametrize("order", ["threads", "caller first"])
 @pytest.mark.parametrize("form", ["alias", "key_id+alias", "alias, second rotation"])
 def test_a_rotation_killed_at_any_call_is_finished_by_the_same_call(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, gone_pid: int, form: str, order: str
+) -> None:
+    token = RUNNER.set(caller_first if order == "caller first" else threads)
+    try:
+        _killed_at_any_call(rig, monkeypatch, gone_pid, form)
+    finally:
+        RUNNER.reset(token)
+
+
+def _killed_at_any_call(
     rig: Rig, monkeypatch: pytest.MonkeyPatch, gone_pid: int, form: str
 ) -> None:
     calls = clean_calls(rig)
