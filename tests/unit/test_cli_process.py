@@ -145,3 +145,31 @@ app.run()
     )
     assert done.returncode == 0, done.stderr
     assert "pydantic" not in json.loads(done.stdout)
+
+
+def test_the_console_script_loads_the_command_line_with_the_collector_off() -> None:
+    # The entry is found without loading the command line's modules; run() turns the
+    # collector off first, and they load under it. The package's other names still work.
+    probe = """
+import gc, json, sys
+collecting = {}
+def on_import(event, args):
+    if event == "import" and args[0] == "unkey_secrets.cli.app":
+        collecting["app"] = gc.isenabled()
+sys.addaudithook(on_import)
+from unkey_secrets.cli import run
+loaded = "unkey_secrets.cli.app" in sys.modules
+sys.argv[1:] = ["--version"]
+try:
+    run()
+except SystemExit as exc:
+    code = exc.code
+from unkey_secrets.cli import EXIT_USAGE, build_parser, main
+print(json.dumps({"loaded": loaded, "collecting": collecting, "code": code, "usage": EXIT_USAGE}))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result == {"loaded": False, "collecting": {"app": False}, "code": 0, "usage": 2}

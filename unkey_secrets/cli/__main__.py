@@ -1,5 +1,5 @@
 """``python -m unkey_secrets.cli``: the ``unkey-secrets`` command."""
 
-from .app import run
+from . import run
 
 run()
