@@ -2,9 +2,12 @@
 
 :func:`together` runs a group of calls at the same time (the first on the calling thread, each
 other one on a thread of its own) and returns once every one of them has ended, whatever
-happened: no call of a group outlives it, on any exit path. An exception in the calling thread
-(``KeyboardInterrupt`` included, even a second one while it waits) is raised only after every
-other call of the group has ended, each within its own transport deadline.
+happened: no call of a group outlives it, on any exit path but one. An exception in the
+calling thread (``KeyboardInterrupt`` included) is raised only after every other call of the
+group has ended, each within its own transport deadline (with retries, that can be minutes
+against a stalled server). A second interruption while it waits is raised at once: the calls
+still in flight are left to end on their daemon threads, as a kill at that point would leave
+them, and a re-run of the rotation finishes what they did (a second Ctrl-C stops the CLI now).
 
 Each call runs in a copy of the caller's context (:func:`contextvars.copy_context`), so it
 keeps what the caller's context holds: the transport deadline in force
@@ -109,26 +112,40 @@ def threads(calls: Sequence[Callable[[], Any]]) -> list[Outcome[Any]]:
         for index in left:
             _run_into(calls[index], outcomes[index])
     finally:
-        _join(started)
+        own = outcomes[0].error if outcomes else None
+        _join(
+            started, interrupted=own if own is not None and not isinstance(own, Exception) else None
+        )
     return outcomes
 
 
-def _join(started: list[tuple[threading.Thread, threading.Event]]) -> None:
+def _join(
+    started: list[tuple[threading.Thread, threading.Event]],
+    interrupted: BaseException | None = None,
+) -> None:
     """Wait for every call in ``started``; an interruption meanwhile is raised afterwards.
+
+    ``interrupted`` is an interruption the caller's own call met already. A further one while
+    waiting (a second Ctrl-C) is raised at once, leaving the calls still in flight to their
+    daemon threads: whoever presses twice wants the process to stop, and stopping there is no
+    worse than a kill, which every write path survives.
 
     Each call's own event is waited for, not its thread: on CPython 3.11 a ``Thread.join``
     interrupted by a signal (Ctrl-C) marks the thread it waited for as stopped while it still
     runs (bpo-45274), so joining it again returns at once. The thread is joined once its call
     has ended.
     """
-    interrupted: BaseException | None = None
+    first = interrupted
+    interrupted = None
     for thread, ended in started:
         while True:
             try:
                 ended.wait()
                 break
-            except BaseException as exc:  # noqa: BLE001 (raised once every call has ended)
-                interrupted = interrupted or exc
+            except BaseException as exc:
+                if first is not None or interrupted is not None:
+                    raise  # a second interruption: stop waiting
+                interrupted = exc
         try:
             thread.join()
         except BaseException as exc:  # noqa: BLE001 (its call has ended; raised afterwards)

@@ -116,6 +116,56 @@ def test_an_interruption_while_waiting_is_raised_after_the_others_end(
     assert len(waits) == 2, "the wait was made again after the interruption"
 
 
+def test_a_second_interruption_while_waiting_stops_the_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    release = threading.Event()
+    finished = threading.Event()
+    real_wait = threading.Event.wait
+    interrupts = []
+
+    def wait(self: threading.Event, timeout: float | None = None) -> bool:
+        if sys._getframe(1).f_code.co_name != "_join":
+            return real_wait(self, timeout)
+        interrupts.append(KeyboardInterrupt(len(interrupts) + 1))
+        raise interrupts[-1]  # Ctrl-C, and Ctrl-C again
+
+    def stalled() -> None:
+        real_wait(release, 10)
+        finished.set()
+
+    monkeypatch.setattr(threading.Event, "wait", wait)
+    try:
+        with pytest.raises(KeyboardInterrupt) as raised:
+            threads([lambda: None, stalled])
+        assert raised.value is interrupts[1], "the second interruption is the one raised"
+        assert not finished.is_set(), "the wait stopped while the stalled call was in flight"
+    finally:
+        release.set()
+
+
+def test_an_interruption_of_the_callers_own_call_makes_the_next_one_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    release = threading.Event()
+    real_wait = threading.Event.wait
+
+    def wait(self: threading.Event, timeout: float | None = None) -> bool:
+        if sys._getframe(1).f_code.co_name != "_join":
+            return real_wait(self, timeout)
+        raise KeyboardInterrupt("while waiting")
+
+    def own_call() -> None:
+        raise KeyboardInterrupt("in the caller's own request")
+
+    monkeypatch.setattr(threading.Event, "wait", wait)
+    try:
+        with pytest.raises(KeyboardInterrupt, match="while waiting"):
+            threads([own_call, lambda: real_wait(release, 10)])
+    finally:
+        release.set()
+
+
 @pytest.mark.skipif(
     threading.current_thread() is not threading.main_thread(),
     reason="signals reach the main thread",
