@@ -32,8 +32,9 @@ project root::
 
     # 4. the upstream, then the service (KEY_MAX_AGE: seconds a read stays fresh, default 60)
     .venv/bin/uvicorn examples.fastapi_app:upstream --port 8001 &
+    # (--log-config: log.json of docs/guides/app-configuration.md, for the on_change line)
     UPSTREAM_URL=http://127.0.0.1:8001 KEY_MAX_AGE=5 \
-        .venv/bin/uvicorn examples.fastapi_app:app --port 8000
+        .venv/bin/uvicorn examples.fastapi_app:app --port 8000 --log-config log.json
     curl http://127.0.0.1:8000/report      # {"upstream": "ok", "key_id": "key_..."}
 
     # 5. rotate: within KEY_MAX_AGE seconds /report names the new key_id, with no failed call
