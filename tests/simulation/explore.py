@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from unkey_secrets import RotationConflictError
 from unkey_secrets._concurrent import RUNNER
-from unkey_secrets.rotation.protocol import DEFAULT_LEASE
+from unkey_secrets.rotation.core import DEFAULT_LEASE
 from unkey_secrets.rotation.record import PROCESSES
 
 from .judge import Outcome, judge

@@ -35,7 +35,7 @@ from unkey_secrets import (
 from unkey_secrets._concurrent import RUNNER
 from unkey_secrets._payload import key_fields
 from unkey_secrets.aws_lambda import RotationConfig, Rotator
-from unkey_secrets.rotation.protocol import DEFAULT_LEASE
+from unkey_secrets.rotation.core import DEFAULT_LEASE
 from unkey_secrets.rotation.record import PROCESSES
 from unkey_secrets.stores.aws import SecretsManagerStore
 from unkey_secrets.testing import InMemorySecretsManager

@@ -59,7 +59,6 @@ if TYPE_CHECKING:
     from ..unkey import KeyInfo, UnkeyClient
 
 __all__ = [
-    "DEFAULT_LEASE",
     "Rotation",
     "RotationResult",
     "alias_names",

@@ -67,7 +67,7 @@ from ._expiry import (
     replace_advice,
 )
 
-__all__ = ["NEEDS", "add_parser", "run"]
+__all__ = ["NEEDS", "WRITER_COMMANDS", "add_parser", "run"]
 
 #: A key_id and an alias that no store holds, for probes that must find nothing.
 _PROBE_KEY_ID = "key_unkeysecretsdoctorprobe"
