@@ -214,7 +214,7 @@ def provision(
                 unkey, store, api_id, alias, taken, marker, user_meta, mode, retry, create_options
             )
             expected = taken if replace else None
-            current = _move_alias(store, issued, alias, retry, location, expected, unkey)
+            current = _move_alias(store, issued, alias, retry, location, expected, unkey, user_meta)
             if mode == "safe" and taken is None and alias is not None:
                 # A new alias names the key before it is enabled: no reader used it before, and a
                 # run killed in between leaves the alias on a disabled key carrying our marker,
@@ -659,12 +659,14 @@ def _move_alias(
     location: StoredLocation,
     expected: AliasState | _Unchecked | None,
     unkey: UnkeyClient | None = None,
+    user_meta: Mapping[str, Any] | None = None,
 ) -> StoredLocation | None:
     """Point ``alias`` at the stored key.
 
     A failure that may have landed deletes nothing. A conditional move that lost to another
     writer (the alias names another key for sure) disables the new key when ``unkey`` is given:
-    no alias will ever name it, so it must not stay valid.
+    no alias will ever name it, so it must not stay valid. The same update gives it
+    ``user_meta`` back: this attempt is over, and its marks must not outlive it.
     """
     if alias is None:
         return None
@@ -680,7 +682,7 @@ def _move_alias(
             return store.describe_location(api_id=issued.api_id, key_id=issued.key_id)
         if lost and unkey is not None:
             try:
-                unkey.update_key(issued.key_id, enabled=False)
+                unkey.update_key(issued.key_id, enabled=False, meta=dict(user_meta or {}) or None)
                 actions += (f"alias {alias} names another key", f"disabled key {issued.key_id}")
                 compensated(issued.key_id, actions)
             except UnkeyError as failure:

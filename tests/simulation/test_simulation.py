@@ -150,6 +150,26 @@ def test_a_rotation_that_read_the_key_before_a_replace_cut_it_does_not_undo_the_
     _assert_kept(run)
 
 
+def test_a_needless_claim_that_cannot_be_released_is_not_reported_as_success() -> None:
+    # The replace runs to its end but for its strip; the rotation reads the replace's key
+    # (still marked) while claiming it, then finishes the replace instead. Releasing its own
+    # claim meets a store outage: it must not end "resumed" with its claim left for good.
+    prefix = [*[1] * 10, *[0] * 11, 1]
+    fault = Fault(0, 2, "store_outage", label="store:write_rotation")
+    run = run_one(SCENARIOS["rotate-alias x provision-replace"], prefix, fault)
+    _assert_kept(run)
+
+
+def test_a_replace_that_lost_its_alias_leaves_no_marks_on_the_key_it_disabled() -> None:
+    # The replace reads the alias (K) and waits; the rotation moves it to N and dies before
+    # its record's done; the replace's move then loses (the alias names N): the key it made is
+    # disabled, and its marks must go with that attempt.
+    prefix = [1, 1, *[0] * 11, *[1] * 10]
+    fault = Fault(0, 2, "kill", label="store:write_rotation")
+    run = run_one(SCENARIOS["rotate-alias x provision-replace"], prefix, fault)
+    _assert_kept(run)
+
+
 @pytest.mark.parametrize("kind", ["store_down", "store_outage", "store_lost"])
 def test_the_last_record_write_is_retried_or_finished_by_the_rerun(kind: str) -> None:
     run = run_one(SCENARIOS["rotate-alias x2 hosts"], [], Fault(0, 10, kind))

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._concurrent import first_failure, together
 from .._errors import (
+    FlowError,
     InvalidInputError,
     RotationConflictError,
     StoreConflictError,
@@ -214,9 +215,21 @@ class Rotation:
                 and earlier.rotation == marker
                 and earlier.key_id in (None, key_id)
             ):
-                if ours is not None:
-                    self._write_quietly(ours.next(state="released", owner=None))
-                return self._drive(Attempt(self, earlier, outcome="resumed"))
+                unreleased = self._release_needless(ours)
+                result = self._drive(Attempt(self, earlier, outcome="resumed"))
+                if unreleased is not None and self._release_needless(ours) is not None:
+                    # Nothing else would end this run's claim: the earlier rotation is
+                    # finished and reported as such, so no re-run would come to release it.
+                    raise FlowError(
+                        f"the unfinished rotation of key {earlier.from_key_id} was finished "
+                        f"(key {result.key_id} is current), but this run's claim on the record "
+                        f"of key {key_id} could not be released ({describe_error(unreleased)}); "
+                        "run the rotation again to clear it",
+                        key_id=result.key_id,
+                        original_key_id=earlier.from_key_id,
+                        actions=("earlier rotation finished", "claim not released"),
+                    ) from None
+                return result
         if rotated_to(info) is not None:
             if ours is not None:
                 # No record was there: this store never rotated the key (see _rotated_out).
@@ -228,6 +241,19 @@ class Rotation:
                 return self._drive(Attempt(self, claimed.get()))
             return self._rotated_out(key_id, alias or "", None)
         return self._drive(Attempt(self, claimed.get(), info=info, states=states))
+
+    def _release_needless(self, claim: RotationRecord | None) -> Exception | None:
+        """Release ``claim``, made at once with the original's read that made it needless.
+
+        Returns the error if the release failed (written with retries), else None.
+        """
+        if claim is None:
+            return None
+        try:
+            self._write(claim.next(state="released", owner=None))
+        except Exception as exc:  # noqa: BLE001 (the caller decides; named safely)
+            return exc
+        return None
 
     def _claim(self, record: RotationRecord) -> RotationRecord:
         """Write ``record`` (the claim, retried); the record in force if one was there."""
